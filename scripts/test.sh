@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command (`npm test`): static checks, the Python side's fast checks, then every
+# TypeScript test file against real Redis, onnxruntime and sharp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== typecheck"
+npx tsc -p tsconfig.json --noEmit
+
+echo "== import cycles"
+npx madge --circular --extensions ts src
+
+if [ -d training/tests ]; then
+  echo "== python checks"
+  /usr/bin/python3 -m unittest discover -s training/tests -t . -v
+fi
+
+echo "== tests"
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+# One file at a time: the model tests use both cores and the queue tests share one Redis.
+node --import tsx --test --test-concurrency=1 "${files[@]}"

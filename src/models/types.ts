@@ -1,0 +1,133 @@
+// The inference core's public surface: what the worker (and the CLIs, benchmarks) call.
+// Tensors in, tensors out: nothing here knows about Redis, HTTP or storage.
+
+/** `cpu`, `cuda` (device 0) or `cuda:N`. */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
+
+export interface EngineOptions {
+  /** Folder holding one folder per model pack. */
+  modelsDir: string;
+  /** Pack used when a request names none. Default: the first pack in name order. */
+  defaultPack?: string;
+  /** Default `cpu`. */
+  device?: DeviceName;
+  /** With `cuda`, fall back to the CPU when the CUDA provider cannot load. Default false: start-up fails. */
+  allowCpuFallback?: boolean;
+  /** CUDA EP memory limit in bytes (`gpu_mem_limit`). Default: unlimited. */
+  cudaMemLimitBytes?: number;
+  /** Intra-op threads for the CPU EP. Default: onnxruntime's choice (all cores). */
+  cpuThreads?: number;
+  /** Create every session at start-up (fail fast) instead of on first use. Default true. */
+  eager?: boolean;
+  /** Candidates sampled per forward pass. Default 64. */
+  sampleBatch?: number;
+  /** Images per CLIP forward pass. Default 64. */
+  clipBatch?: number;
+}
+
+export type GenerationStage = 'sampling' | 'decoding' | 'reranking';
+
+export interface GenerationProgress {
+  stage: GenerationStage;
+  completed: number;
+  total: number;
+}
+
+export interface GenerateOptions {
+  prompt: string;
+  /** Pack name; default the engine's default pack. */
+  model?: string;
+  /** Image candidates sampled. Default 512. */
+  candidates?: number;
+  /** Best candidates kept after CLIP reranking. Default 32; at most `candidates`. */
+  n?: number;
+  /** Default: the pack's sampling_defaults. */
+  topK?: number;
+  temperature?: number;
+  topP?: number;
+  /** Unsigned 32-bit job seed; each candidate's seed is derived from it. */
+  seed: number;
+  /** Candidates per chunk; default the engine's `sampleBatch`. Does not change the result. */
+  batch?: number;
+  /** Cancellation: checked between chunks. Rejects with an AbortError-named error. */
+  signal?: AbortSignal;
+  onProgress?: (progress: GenerationProgress) => void;
+}
+
+export interface GeneratedImage {
+  /** 1 = best CLIP score. */
+  rank: number;
+  /** Index of the candidate among all sampled (0-based). */
+  candidate: number;
+  /** The candidate's own seed: sampling it alone with this seed gives the same tokens. */
+  seed: number;
+  /** CLIP cosine similarity to the prompt × logit_scale. */
+  score: number;
+  width: number;
+  height: number;
+  /** RGB, row-major, width × height × 3 bytes. */
+  pixels: Uint8Array;
+}
+
+export interface GenerateResult {
+  model: string;
+  seed: number;
+  /** Prompt tokens before truncation, and whether they were cut to the pack's text length. */
+  promptTokens: number;
+  truncated: boolean;
+  images: GeneratedImage[];
+  timings: { sampleMs: number; decodeMs: number; rerankMs: number };
+}
+
+export interface ClassifyRequest {
+  /** Encoded image bytes (PNG, JPEG, WebP…). */
+  images: Uint8Array[];
+  labels: string[];
+  /** Zero-shot templates with `{}` for the label; default the pack's templates. */
+  templates?: string[];
+  /** Return only the best k labels; default all (they sum to 1). */
+  topK?: number;
+  model?: string;
+}
+
+/** Per request, so that one bad image fails only its own request in a micro-batch. */
+export type ClassifyOutcome =
+  | { ok: true; results: LabelScore[][] }
+  | { ok: false; error: { code: 'invalid_image'; message: string; index: number } };
+
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+export interface PackSummary {
+  name: string;
+  version: string;
+  description?: string;
+  textLength: number;
+  imageSize: [number, number];
+  imageGrid: [number, number];
+  codebookSize: number;
+  embedDim: number;
+  samplingDefaults: { topK: number; temperature: number; topP?: number };
+  /** The provider each session really runs on, once created. */
+  providers: Record<string, string>;
+}
+
+/**
+ * The engine. Images go in as encoded bytes (PNG, JPEG, WebP…); a bad image rejects with
+ * an `InvalidImageError` (exported by the models module) that names which image.
+ */
+export interface Engine {
+  packs(): PackSummary[];
+  generate(options: GenerateOptions): Promise<GenerateResult>;
+  /**
+   * Classifies several requests in one pass (CLIP runs once over all their images).
+   * Each outcome holds one ranked label list per image, sorted by score descending.
+   */
+  classify(requests: ClassifyRequest[]): Promise<ClassifyOutcome[]>;
+  /** L2-normalised CLIP embeddings. */
+  embedImages(images: Uint8Array[], model?: string): Promise<Float32Array[]>;
+  embedTexts(texts: string[], model?: string): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}
