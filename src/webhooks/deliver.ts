@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { WebhookDeliveryError, isRetryableStatus } from './errors.js';
+import { signWebhook } from './sign.js';
+
+// package.json sits two folders up from both src/webhooks/ and dist/webhooks/.
+const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+export const WEBHOOK_USER_AGENT = `dalle-serve-webhooks/${packageJson.version}`;
+
+/** Receivers answer with a status; anything past this much body is not worth reading. */
+const RESPONSE_BODY_LIMIT_BYTES = 64 * 1024;
+
+export interface WebhookDelivery {
+  /** An http(s) URL; redirects are not followed. */
+  url: string;
+  /** The Standard Webhooks message id: the same for every attempt, so receivers can dedupe. */
+  id: string;
+  /** The JSON text to POST. */
+  body: string;
+  /** `whsec_<base64>` */
+  secret: string;
+  /** Limit for the whole exchange, connect to last byte read. */
+  timeoutMs: number;
+  /** Aborts the delivery, e.g. on shutdown. */
+  signal?: AbortSignal;
+}
+
+export interface WebhookDeliveryResult {
+  status: number;
+  durationMs: number;
+}
+
+function parseTarget(url: string): URL {
+  let target: URL | undefined;
+  try {
+    target = new URL(url);
+  } catch {
+    target = undefined;
+  }
+  if (!target || !['http:', 'https:'].includes(target.protocol)) {
+    throw new WebhookDeliveryError('webhook URL must be an absolute http(s) URL', { retryable: false });
+  }
+  return target;
+}
+
+/** POSTs the body and resolves with the status once the response is read (or cut off). */
+function post(target: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
+  const transport = target.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = transport.request(target, { method: 'POST', headers, signal }, (response) => {
+      const status = response.statusCode ?? 0;
+      let received = 0;
+      response.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > RESPONSE_BODY_LIMIT_BYTES) response.destroy();
+      });
+      // The status is the answer; a body cut off, or still trickling at the timeout, changes nothing.
+      response.on('error', () => resolve(status));
+      response.on('close', () => resolve(status));
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+function describeFailure(error: unknown): string {
+  const { code, message } = error as NodeJS.ErrnoException;
+  return code ?? message;
+}
+
+/**
+ * POSTs one signed webhook. Resolves on a 2xx answer; otherwise throws a
+ * WebhookDeliveryError (and nothing else) that says whether a retry can help.
+ */
+export async function deliverWebhook(delivery: WebhookDelivery): Promise<WebhookDeliveryResult> {
+  const { url, id, body, secret, timeoutMs, signal } = delivery;
+  const target = parseTarget(url);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new WebhookDeliveryError(`webhook timeoutMs must be a positive number, got ${timeoutMs}`, { retryable: false });
+  }
+  let headers: Record<string, string>;
+  try {
+    headers = signWebhook(secret, id, Math.floor(Date.now() / 1000), body);
+  } catch (error) {
+    throw new WebhookDeliveryError((error as Error).message, { retryable: false, cause: error });
+  }
+  headers['content-type'] = 'application/json';
+  headers['content-length'] = String(Buffer.byteLength(body));
+  headers['user-agent'] = WEBHOOK_USER_AGENT;
+
+  // Messages name the origin only: a receiver URL may carry credentials in its path or query.
+  const where = target.origin;
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const started = performance.now();
+  let status: number;
+  try {
+    status = await post(target, headers, body, signal ? AbortSignal.any([timeout, signal]) : timeout);
+  } catch (error) {
+    const reason = timeout.aborted
+      ? `timed out after ${timeoutMs} ms`
+      : signal?.aborted
+        ? 'was aborted'
+        : `failed: ${describeFailure(error)}`;
+    throw new WebhookDeliveryError(`webhook delivery to ${where} ${reason}`, { retryable: true, cause: error });
+  }
+  const durationMs = Math.round(performance.now() - started);
+  if (status >= 200 && status < 300) return { status, durationMs };
+  if (status >= 300 && status < 400) {
+    throw new WebhookDeliveryError(`webhook receiver ${where} answered ${status}; redirects are not followed`, {
+      retryable: false,
+      status,
+    });
+  }
+  throw new WebhookDeliveryError(`webhook receiver ${where} answered ${status}`, {
+    retryable: isRetryableStatus(status),
+    status,
+  });
+}
