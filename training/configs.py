@@ -1,0 +1,24 @@
+"""Model sizes of the two shipped packs; the geometry is fixed by packs/CONTRACT.md."""
+from training.models import CLIPConfig, GPTConfig, VQConfig
+
+DEMO = {
+    "gpt": GPTConfig(text_vocab_size=512, text_length=24, codebook_size=256, grid=8,
+                     width=128, layers=4, heads=4),
+    "vq": VQConfig(image_size=64, grid=8, codebook_size=256, code_dim=64, hidden=64),
+    "clip": CLIPConfig(image_size=64, patch=8, vision_width=64, vision_layers=2,
+                       text_vocab_size=512, context_length=32, text_width=64, text_layers=2,
+                       heads=4, embed_dim=64),
+}
+
+# DALL·E 1's geometry at a tiny width, so the serving code runs at real sizes; the CLIP
+# side mimics ViT-B/32's input (224 px, patch 32, context 77).
+MICRO = {
+    "gpt": GPTConfig(text_vocab_size=16384, text_length=256, codebook_size=8192, grid=32,
+                     width=16, layers=1, heads=2),
+    "vq": VQConfig(image_size=256, grid=32, codebook_size=8192, code_dim=16, hidden=16),
+    "clip": CLIPConfig(image_size=224, patch=32, vision_width=32, vision_layers=1,
+                       text_vocab_size=512, context_length=77, text_width=32, text_layers=1,
+                       heads=2, embed_dim=32),
+}
+
+SAMPLING_DEFAULTS = {"top_k": 64, "temperature": 1.0, "top_p": 1.0}

@@ -1,0 +1,77 @@
+"""Write a pack's manifest.json (packs/manifest.schema.json) next to its exported graphs."""
+import hashlib
+import json
+import os
+import shutil
+
+from training.export import GRAPH_FILES
+
+TOKENIZER_FILE = "tokenizer.json"
+TEMPLATES = ["a {}.", "a photo of a {}.", "a picture of a {}."]
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+PIXEL_MEAN = [0.5, 0.5, 0.5]
+PIXEL_STD = [0.5, 0.5, 0.5]
+
+
+def file_entry(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "bytes": os.path.getsize(path)}
+
+
+def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_defaults, with_loop):
+    graphs = {"prefill": GRAPH_FILES["prefill"], "step": GRAPH_FILES["step"]}
+    if with_loop:
+        graphs["sample_loop"] = GRAPH_FILES["sample_loop"]
+    return {
+        "schema_version": 1,
+        "name": name,
+        "version": version,
+        "description": description,
+        "geometry": {
+            "text_length": gpt.text_length,
+            "text_vocab_size": gpt.text_vocab_size,
+            "image_grid": [gpt.grid, gpt.grid],
+            "codebook_size": gpt.codebook_size,
+            "image_size": [vq.image_size, vq.image_size],
+            "image_token_offset": gpt.text_vocab_size,
+        },
+        "generator": {
+            "tokenizer": TOKENIZER_FILE,
+            "text_pad_id": PAD_ID,
+            "layers": gpt.layers,
+            "heads": gpt.heads,
+            "head_dim": gpt.head_dim,
+            "graphs": graphs,
+            "sampling_defaults": sampling_defaults,
+        },
+        "decoder": {"graph": GRAPH_FILES["decoder"]},
+        "clip": {
+            "tokenizer": TOKENIZER_FILE,
+            "context_length": clip.context_length,
+            "bos_id": BOS_ID,
+            "eos_id": EOS_ID,
+            "pad_id": PAD_ID,
+            "embed_dim": clip.embed_dim,
+            "logit_scale": round(float(logit_scale), 4),
+            "graphs": {"image": GRAPH_FILES["clip_image"], "text": GRAPH_FILES["clip_text"]},
+            "preprocess": {"size": clip.image_size, "resize": "squash", "interpolation": "bicubic",
+                           "mean": PIXEL_MEAN, "std": PIXEL_STD},
+            "templates": TEMPLATES,
+        },
+    }
+
+
+def write(pack_dir, tokenizer_path, **fields):
+    """Copy the tokenizer in, then write manifest.json with every named file's checksum."""
+    shutil.copyfile(tokenizer_path, os.path.join(pack_dir, TOKENIZER_FILE))
+    doc = manifest(**fields)
+    names = {TOKENIZER_FILE, doc["decoder"]["graph"], *doc["generator"]["graphs"].values(),
+             *doc["clip"]["graphs"].values()}
+    doc["files"] = {n: file_entry(os.path.join(pack_dir, n)) for n in sorted(names)}
+    with open(os.path.join(pack_dir, "manifest.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    return doc

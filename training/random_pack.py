@@ -1,0 +1,33 @@
+"""Export a pack with random weights (the micro pack, or a placeholder at the demo geometry).
+
+Usage: python3 -m training.random_pack {micro|demo} OUT_DIR TOKENIZER_JSON
+"""
+import sys
+
+import torch
+
+from training import configs, export, pack
+from training.models import CLIP, VQVAE, Generator
+
+PACKS = {
+    "micro": ("micro-dalle1", configs.MICRO,
+              "Random weights at DALL·E 1's geometry (text 256 of 16384, 32x32 grid of 8192 codes, "
+              "256x256 px) with a tiny width, for tests at real sizes. Its images are noise."),
+    "demo": ("demo-shapes", configs.DEMO,
+             "Placeholder with random weights at the demo geometry."),
+}
+
+
+def main(kind, out_dir, tokenizer_path, seed=0):
+    name, cfg, description = PACKS[kind]
+    torch.manual_seed(seed)
+    generator, vqvae, clip = Generator(cfg["gpt"]), VQVAE(cfg["vq"]), CLIP(cfg["clip"])
+    export.export_all(generator, vqvae, clip, out_dir)
+    pack.write(out_dir, tokenizer_path, name=name, version="0.1.0-random", description=description,
+               gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
+               sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main(*sys.argv[1:4])

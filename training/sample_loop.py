@@ -1,0 +1,151 @@
+"""Build the contract's `sample_loop` graph: prefill, then an ONNX Loop around the step graph.
+
+Each iteration applies the contract's sampling rule to the step's logits with that token's
+uniform, so the KV cache stays inside the execution provider for the whole image.
+Weights shared by prefill and step are stored once (matched by content).
+"""
+import hashlib
+
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+SAMPLING_INPUTS = ["top_k", "temperature", "top_p"]
+
+
+def _rename_graph(graph, prefix, input_map, weight_names):
+    """Copy a graph's nodes with every value name prefixed, inputs mapped, weights shared."""
+    def name(value):
+        if value == "":
+            return value
+        if value in input_map:
+            return input_map[value]
+        if value in weight_names:
+            return weight_names[value]
+        return prefix + value
+
+    nodes = []
+    for node in graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = prefix + (node.name or node.op_type)
+        copy.input[:] = [name(v) for v in node.input]
+        copy.output[:] = [name(v) for v in node.output]
+        nodes.append(copy)
+    outputs = {o.name: name(o.name) for o in graph.output}
+    return nodes, outputs
+
+
+def _shared_weights(graphs, prefixes):
+    """Map each graph's initializer names to one name per distinct tensor content."""
+    by_content, initializers, maps = {}, [], []
+    for graph, prefix in zip(graphs, prefixes):
+        names = {}
+        for init in graph.initializer:
+            key = (init.data_type, tuple(init.dims), hashlib.sha256(init.raw_data or
+                   numpy_helper.to_array(init).tobytes()).hexdigest())
+            if key not in by_content:
+                shared = onnx.TensorProto()
+                shared.CopyFrom(init)
+                shared.name = "w/" + prefix + init.name
+                by_content[key] = shared.name
+                initializers.append(shared)
+            names[init.name] = by_content[key]
+        maps.append(names)
+    return initializers, maps
+
+
+def _const(name, value, dtype=TensorProto.INT64, dims=None):
+    dims = [] if dims is None else dims
+    values = value if isinstance(value, list) else [value]
+    return helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "_value", dtype, dims, values))
+
+
+def sampling_nodes(prefix, logits, uniform, token):
+    """The contract's sampling rule: logits [B, K], uniform [B] -> token [B, 1] (codebook index)."""
+    p = prefix
+    return [
+        helper.make_node("Div", [logits, "temperature"], [p + "scaled"]),
+        helper.make_node("TopK", [p + "scaled", "top_k"], [p + "values", p + "indices"], axis=-1, largest=1, sorted=1),
+        helper.make_node("Softmax", [p + "values"], [p + "probs"], axis=-1),
+        _const(p + "axis1", 1),
+        helper.make_node("CumSum", [p + "probs", p + "axis1"], [p + "before"], exclusive=1),
+        helper.make_node("Less", [p + "before", "top_p"], [p + "in_nucleus"]),
+        _const(p + "one", 1.0, TensorProto.FLOAT, [1]),
+        helper.make_node("GreaterOrEqual", ["top_p", p + "one"], [p + "no_nucleus"]),
+        helper.make_node("Or", [p + "in_nucleus", p + "no_nucleus"], [p + "keep"]),
+        _const(p + "zero", 0.0, TensorProto.FLOAT),
+        helper.make_node("Where", [p + "keep", p + "probs", p + "zero"], [p + "kept"]),
+        helper.make_node("CumSum", [p + "kept", p + "axis1"], [p + "cumulative"]),
+        _const(p + "last", -1),
+        helper.make_node("Gather", [p + "cumulative", p + "last"], [p + "total"], axis=1),
+        helper.make_node("Mul", [uniform, p + "total"], [p + "threshold_flat"]),
+        _const(p + "axes1", [1], dims=[1]),
+        helper.make_node("Unsqueeze", [p + "threshold_flat", p + "axes1"], [p + "threshold"]),
+        # cumulative is non-decreasing, so the first j with c_j > threshold is the count
+        # of positions with c_j <= threshold; Min keeps the last position against rounding.
+        helper.make_node("LessOrEqual", [p + "cumulative", p + "threshold"], [p + "below"]),
+        helper.make_node("Cast", [p + "below"], [p + "below_int"], to=TensorProto.INT64),
+        helper.make_node("ReduceSum", [p + "below_int", p + "axes1"], [p + "count"], keepdims=1),
+        _const(p + "one_int", 1, dims=[1]),
+        helper.make_node("Sub", ["top_k", p + "one_int"], [p + "last_position"]),
+        helper.make_node("Min", [p + "count", p + "last_position"], [p + "position"]),
+        helper.make_node("GatherElements", [p + "indices", p + "position"], [token], axis=1),
+    ]
+
+
+def _loop_body(step_graph, weight_names):
+    step_nodes, step_out = _rename_graph(
+        step_graph, "step/", {"image_token": "token_in", "past_kv": "kv_in"}, weight_names)
+    nodes = step_nodes + [
+        _const("uniform_offset", 1),
+        helper.make_node("Add", ["iteration", "uniform_offset"], ["uniform_index"]),
+        helper.make_node("Gather", ["uniforms", "uniform_index"], ["uniform"], axis=1),
+        *sampling_nodes("sample/", step_out["logits"], "uniform", "token_out"),
+        helper.make_node("Identity", ["condition_in"], ["condition_out"]),
+        helper.make_node("Identity", [step_out["present_kv"]], ["kv_out"]),
+        helper.make_node("Identity", ["token_out"], ["token_scan"]),
+    ]
+    kv_type = helper.make_tensor_value_info
+    inputs = [kv_type("iteration", TensorProto.INT64, []),
+              kv_type("condition_in", TensorProto.BOOL, []),
+              kv_type("kv_in", TensorProto.FLOAT, None),
+              kv_type("token_in", TensorProto.INT64, None)]
+    outputs = [kv_type("condition_out", TensorProto.BOOL, []),
+               kv_type("kv_out", TensorProto.FLOAT, None),
+               kv_type("token_out", TensorProto.INT64, None),
+               kv_type("token_scan", TensorProto.INT64, None)]
+    return helper.make_graph(nodes, "sample_step", inputs, outputs)
+
+
+def build(prefill_path, step_path, image_tokens, out_path):
+    prefill, step = onnx.load(prefill_path).graph, onnx.load(step_path).graph
+    initializers, (prefill_names, step_names) = _shared_weights([prefill, step], ["prefill/", "step/"])
+    prefill_nodes, prefill_out = _rename_graph(prefill, "prefill/", {"text_tokens": "text_tokens"}, prefill_names)
+    body = _loop_body(step, step_names)
+    nodes = prefill_nodes + [
+        _const("first", 0),
+        helper.make_node("Gather", ["uniforms", "first"], ["uniform_0"], axis=1),
+        *sampling_nodes("sample0/", prefill_out["logits"], "uniform_0", "token_0"),
+        _const("steps", image_tokens - 1),
+        _const("keep_going", True, TensorProto.BOOL),
+        helper.make_node("Loop", ["steps", "keep_going", prefill_out["present_kv"], "token_0"],
+                         ["kv_final", "token_final", "tokens_scanned"], body=body),
+        _const("scan_axes", [2], dims=[1]),
+        helper.make_node("Squeeze", ["tokens_scanned", "scan_axes"], ["tokens_by_step"]),
+        helper.make_node("Transpose", ["tokens_by_step"], ["tokens_rest"], perm=[1, 0]),
+        helper.make_node("Concat", ["token_0", "tokens_rest"], ["image_tokens"], axis=1),
+    ]
+    vi = helper.make_tensor_value_info
+    text_length = prefill.input[0].type.tensor_type.shape.dim[1].dim_value
+    inputs = [vi("text_tokens", TensorProto.INT64, ["B", text_length]),
+              vi("uniforms", TensorProto.FLOAT, ["B", image_tokens]),
+              vi("top_k", TensorProto.INT64, [1]),
+              vi("temperature", TensorProto.FLOAT, [1]),
+              vi("top_p", TensorProto.FLOAT, [1])]
+    outputs = [vi("image_tokens", TensorProto.INT64, ["B", image_tokens])]
+    graph = helper.make_graph(nodes, "sample_loop", inputs, outputs, initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              producer_name="dalle-serve-training")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, out_path)
