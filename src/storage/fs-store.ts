@@ -53,8 +53,16 @@ async function unlinkIfPresent(path: string): Promise<boolean> {
   }
 }
 
-async function countObjects(folder: string): Promise<number> {
-  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+/** Removes a folder and everything in it; returns how many objects it held. */
+async function removeFolder(folder: string): Promise<number> {
+  let entries;
+  try {
+    entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  } catch (error) {
+    if (['ENOENT', 'ENOTDIR'].includes(errorCode(error) ?? '')) return 0;
+    throw error;
+  }
+  await rm(folder, { recursive: true, force: true });
   return entries.filter((entry) => entry.isFile() && !entry.name.startsWith('.')).length;
 }
 
@@ -113,6 +121,8 @@ export function createFsStore(options: FsStorageOptions): ObjectStore {
 
   async function deletePrefix(prefix: string): Promise<number> {
     assertValidPrefix(prefix);
+    // "a/b/" is exactly the folder a/b, which goes whole, folder included.
+    if (prefix.endsWith('/')) return removeFolder(pathOf(prefix.slice(0, -1)));
     const cut = prefix.lastIndexOf('/');
     const folder = cut === -1 ? root : pathOf(prefix.slice(0, cut));
     const namePrefix = prefix.slice(cut + 1);
@@ -128,8 +138,7 @@ export function createFsStore(options: FsStorageOptions): ObjectStore {
       if (entry.name.startsWith('.') || !entry.name.startsWith(namePrefix)) continue;
       const path = join(folder, entry.name);
       if (entry.isDirectory()) {
-        deleted += await countObjects(path);
-        await rm(path, { recursive: true, force: true });
+        deleted += await removeFolder(path);
       } else if (await unlinkIfPresent(path)) {
         await unlinkIfPresent(sidecarPath(path));
         deleted += 1;
