@@ -1,0 +1,32 @@
+// The Python encoder (training/bpe.py) wrote these ids; the JS library the service uses must
+// give the same ones, or prompts would reach the models as different tokens than in training.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Tokenizer } from '@huggingface/tokenizers';
+
+interface ParityFixture {
+  tokenizer: string;
+  cases: { text: string; ids: number[] }[];
+}
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fixture = JSON.parse(readFileSync(`${root}test/fixtures/tokenizer-parity.json`, 'utf8')) as ParityFixture;
+const tokenizer = new Tokenizer(JSON.parse(readFileSync(`${root}${fixture.tokenizer}`, 'utf8')) as object, {});
+
+test('the fixture covers captions and hostile text', () => {
+  assert.ok(fixture.cases.length >= 40);
+  assert.ok(fixture.cases.some(({ text }) => /[^\x00-\x7f]/.test(text)), 'some non-ascii text');
+  assert.ok(fixture.cases.some(({ text }) => text.length > 1000), 'a very long text');
+});
+
+test('the JS tokenizer gives the Python ids for every case', () => {
+  for (const { text, ids } of fixture.cases) {
+    assert.deepEqual(tokenizer.encode(text, { add_special_tokens: false }).ids, ids, JSON.stringify(text));
+  }
+});
+
+test('special tokens keep the ids 0, 1, 2', () => {
+  assert.deepEqual(['<|pad|>', '<|bos|>', '<|eos|>'].map((t) => tokenizer.token_to_id(t)), [0, 1, 2]);
+});
