@@ -1,5 +1,6 @@
 // The inference core's public surface: what the worker (and the CLIs, benchmarks) call.
 // Tensors in, tensors out: nothing here knows about Redis, HTTP or storage.
+import type { Log } from './log.js';
 
 /** `cpu`, `cuda` (device 0) or `cuda:N`. */
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -23,6 +24,16 @@ export interface EngineOptions {
   sampleBatch?: number;
   /** Images per CLIP forward pass. Default 64. */
   clipBatch?: number;
+  /**
+   * Sampling path: `graph` runs the pack's sample_loop graph (the KV cache stays on the
+   * device), `host` the prefill/step loop driven from JavaScript. Default `auto`: `graph` on
+   * CUDA when the pack has one, `host` otherwise. Both give the same tokens.
+   */
+  samplerMode?: 'auto' | 'host' | 'graph';
+  /** Largest decoded image accepted, in pixels (sharp's limitInputPixels). Default 268402689. */
+  maxImagePixels?: number;
+  /** A pino logger (or anything with the same methods). Default: a pino logger at info level. */
+  logger?: Log;
 }
 
 export type GenerationStage = 'sampling' | 'decoding' | 'reranking';
@@ -76,6 +87,8 @@ export interface GenerateResult {
   promptTokens: number;
   truncated: boolean;
   images: GeneratedImage[];
+  /** Which sampling path ran. */
+  sampler: 'host' | 'graph';
   timings: { sampleMs: number; decodeMs: number; rerankMs: number };
 }
 
@@ -90,10 +103,14 @@ export interface ClassifyRequest {
   model?: string;
 }
 
-/** Per request, so that one bad image fails only its own request in a micro-batch. */
+/**
+ * Per request, so that one bad image fails only its own request in a micro-batch.
+ * `index` is the bad image's position in the request; -1 for `invalid_request` (an empty
+ * label list, a template without `{}`), which concerns the request as a whole.
+ */
 export type ClassifyOutcome =
   | { ok: true; results: LabelScore[][] }
-  | { ok: false; error: { code: 'invalid_image'; message: string; index: number } };
+  | { ok: false; error: { code: 'invalid_image' | 'invalid_request'; message: string; index: number } };
 
 export interface LabelScore {
   label: string;

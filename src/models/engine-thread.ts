@@ -1,0 +1,113 @@
+// The inference thread: loads the packs, runs every onnxruntime call (which blocks the thread
+// that makes it) and answers the engine by message, so the caller's event loop stays free.
+import { parentPort, workerData } from 'node:worker_threads';
+import { AbortError, ModelError, serializeError } from './errors.js';
+import type { CallMethod, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
+import type { GenerateInput } from './generate-options.js';
+import type { Log, LogLevel } from './log.js';
+import { listPacks, Pack } from './packs.js';
+import { Pipeline, type JobHooks } from './pipeline.js';
+import { DEFAULT_MAX_IMAGE_PIXELS } from './preprocess.js';
+import { logProviderSettings, parseDevice, type ProviderSettings } from './providers.js';
+import type { ClassifyRequest } from './types.js';
+
+const port = parentPort!;
+const send = (message: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+
+const logAt = (level: LogLevel) => (obj: object, msg?: string) => send({ type: 'log', level, obj, msg });
+const log: Log = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
+
+const packs = new Map<string, Pack>();
+
+async function start(options: ThreadOptions): Promise<Pipeline> {
+  const device = parseDevice(options.device);
+  const settings: ProviderSettings = {
+    device,
+    allowCpuFallback: options.allowCpuFallback ?? false,
+    cudaMemLimitBytes: options.cudaMemLimitBytes,
+    cpuThreads: options.cpuThreads,
+  };
+  logProviderSettings(settings, log);
+  const found = await listPacks(options.modelsDir);
+  if (found.length === 0) throw new ModelError('pack_file_missing', `no model packs under ${options.modelsDir}`);
+  for (const info of found) packs.set(info.manifest.name, new Pack(info, settings, log));
+  const defaultPack = options.defaultPack ?? found[0].manifest.name;
+  if (!packs.has(defaultPack)) {
+    throw new ModelError('unknown_model', `default pack "${defaultPack}" not found: available are ${[...packs.keys()].join(', ')}`);
+  }
+  if (options.eager ?? true) {
+    for (const pack of packs.values()) await pack.createAll();
+  } else if (device.kind === 'cuda') {
+    // Lazy sessions, but a CUDA provider that cannot load must still fail at start-up.
+    await packs.get(defaultPack)!.session('decoder');
+  }
+  log.info({ packs: [...packs.keys()], defaultPack }, 'model packs loaded');
+  return new Pipeline(packs, defaultPack, {
+    sampleBatch: options.sampleBatch ?? 64,
+    clipBatch: options.clipBatch ?? 64,
+    samplerMode: options.samplerMode ?? 'auto',
+    maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
+    onCuda: device.kind === 'cuda' && Object.values(packs.get(defaultPack)!.providers).every((p) => p.startsWith('cuda')),
+  }, log);
+}
+
+const summaries = () => [...packs.values()].map((p) => p.summary());
+
+function hooksFor(id: number, cancel: SharedArrayBuffer | undefined): JobHooks {
+  const flag = cancel ? new Int32Array(cancel) : undefined;
+  return {
+    checkpoint: () => {
+      if (flag && Atomics.load(flag, 0) !== 0) throw new AbortError('generation canceled');
+    },
+    progress: (progress) => send({ type: 'progress', id, progress }),
+  };
+}
+
+function call(pipeline: Pipeline, method: CallMethod, args: unknown[], hooks: JobHooks): Promise<unknown> {
+  switch (method) {
+    case 'generate': return pipeline.generate(args[0] as GenerateInput, hooks);
+    case 'classify': return pipeline.classify(args[0] as ClassifyRequest[]);
+    case 'embedImages': return pipeline.embedImages(args[0] as Uint8Array[], args[1] as string | undefined);
+    case 'embedTexts': return pipeline.embedTexts(args[0] as string[], args[1] as string | undefined);
+  }
+}
+
+// Result buffers move to the caller instead of being copied.
+function transferablesOf(result: unknown): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  const visit = (value: unknown): void => {
+    if (ArrayBuffer.isView(value) && value.buffer instanceof ArrayBuffer) buffers.add(value.buffer);
+    else if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === 'object') Object.values(value).forEach(visit);
+  };
+  visit(result);
+  return [...buffers];
+}
+
+async function main(): Promise<void> {
+  let pipeline: Pipeline;
+  try {
+    pipeline = await start(workerData as ThreadOptions);
+  } catch (error) {
+    send({ type: 'init-error', error: serializeError(error) });
+    return;
+  }
+  send({ type: 'ready', packs: summaries() });
+  port.on('message', async (message: ToThread) => {
+    if (message.type === 'close') {
+      for (const pack of packs.values()) await pack.release();
+      send({ type: 'closed' });
+      port.close();
+      return;
+    }
+    const { id, method, args, cancel } = message;
+    try {
+      const result = await call(pipeline, method, args, hooksFor(id, cancel));
+      send({ type: 'result', id, result, packs: summaries() }, transferablesOf(result));
+    } catch (error) {
+      send({ type: 'error', id, error: serializeError(error), packs: summaries() });
+    }
+  });
+}
+
+void main();

@@ -1,0 +1,149 @@
+// The engine the worker process holds: a proxy to one inference thread. onnxruntime-node's
+// run() blocks the thread that calls it, so all inference happens off the caller's event loop
+// (BullMQ renews job locks on timers there).
+import { Worker } from 'node:worker_threads';
+import { pino } from 'pino';
+import { AbortError, deserializeError, ModelError } from './errors.js';
+import type { CallMethod, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
+import type { Log } from './log.js';
+import type { ClassifyOutcome, ClassifyRequest, Engine, EngineOptions, GenerateOptions, GenerateResult, GenerationProgress, PackSummary } from './types.js';
+
+interface PendingCall {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  onProgress?: (progress: GenerationProgress) => void;
+}
+
+// Compiled, the thread is plain .js. Under tsx the sources are .ts, and Node 20 does not apply
+// `--import tsx` to a worker's entry module, so a bootstrap registers tsx, then imports it.
+function spawnThread(options: ThreadOptions): Worker {
+  if (!import.meta.url.endsWith('.ts')) {
+    return new Worker(new URL('./engine-thread.js', import.meta.url), { workerData: options });
+  }
+  const entry = new URL('./engine-thread.ts', import.meta.url).href;
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: options });
+}
+
+class ThreadEngine implements Engine {
+  private readonly pending = new Map<number, PendingCall>();
+  private nextId = 1;
+  private summaries: PackSummary[] = [];
+  private closed = false;
+  private exited: Promise<void>;
+
+  constructor(private readonly thread: Worker, private readonly log: Log) {
+    this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
+  }
+
+  /** Resolves once the thread has loaded the packs; rejects with its start-up error. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.thread.on('message', (message: FromThread) => {
+        if (message.type === 'ready') {
+          this.summaries = message.packs;
+          resolve();
+        } else if (message.type === 'init-error') {
+          reject(deserializeError(message.error));
+          void this.thread.terminate();
+        } else {
+          this.handle(message);
+        }
+      });
+      this.thread.on('error', (error) => {
+        reject(error);
+        this.failAll(error);
+      });
+      this.thread.on('exit', (code) => {
+        this.closed = true;
+        reject(new ModelError('engine_closed', `inference thread exited with code ${code} during start-up`));
+        this.failAll(new ModelError('engine_closed', `inference thread exited with code ${code}`));
+      });
+    });
+  }
+
+  private handle(message: FromThread): void {
+    switch (message.type) {
+      case 'log':
+        this.log[message.level](message.obj, message.msg);
+        return;
+      case 'progress':
+        this.pending.get(message.id)?.onProgress?.(message.progress);
+        return;
+      case 'result':
+      case 'error': {
+        this.summaries = message.packs;
+        const call = this.pending.get(message.id);
+        this.pending.delete(message.id);
+        if (message.type === 'result') call?.resolve(message.result);
+        else call?.reject(deserializeError(message.error));
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private failAll(error: Error): void {
+    for (const call of this.pending.values()) call.reject(error);
+    this.pending.clear();
+  }
+
+  private call<T>(method: CallMethod, args: unknown[], extra: { cancel?: SharedArrayBuffer; onProgress?: PendingCall['onProgress'] } = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new ModelError('engine_closed', 'the engine is closed'));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress: extra.onProgress });
+      const message: ToThread = { type: 'call', id, method, args, ...(extra.cancel ? { cancel: extra.cancel } : {}) };
+      this.thread.postMessage(message);
+    });
+  }
+
+  packs(): PackSummary[] {
+    return this.summaries;
+  }
+
+  async generate(options: GenerateOptions): Promise<GenerateResult> {
+    const { signal, onProgress, ...input } = options;
+    if (signal?.aborted) throw new AbortError('generation canceled');
+    // The thread polls this flag between chunks and every few sampling steps.
+    const cancel = new SharedArrayBuffer(4);
+    const raise = () => Atomics.store(new Int32Array(cancel), 0, 1);
+    signal?.addEventListener('abort', raise, { once: true });
+    try {
+      return await this.call<GenerateResult>('generate', [input], { cancel, onProgress });
+    } finally {
+      signal?.removeEventListener('abort', raise);
+    }
+  }
+
+  classify(requests: ClassifyRequest[]): Promise<ClassifyOutcome[]> {
+    return this.call('classify', [requests]);
+  }
+
+  embedImages(images: Uint8Array[], model?: string): Promise<Float32Array[]> {
+    return this.call('embedImages', [images, model]);
+  }
+
+  embedTexts(texts: string[], model?: string): Promise<Float32Array[]> {
+    return this.call('embedTexts', [texts, model]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return this.exited;
+    this.closed = true;
+    this.thread.postMessage({ type: 'close' } satisfies ToThread);
+    await this.exited;
+    this.failAll(new ModelError('engine_closed', 'the engine is closed'));
+  }
+}
+
+/** Starts the inference thread and loads the packs; rejects with the start-up error. */
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  const { logger, ...threadOptions } = options;
+  const log: Log = logger ?? pino({ name: 'models' });
+  const engine = new ThreadEngine(spawnThread(threadOptions), log);
+  await engine.start();
+  return engine;
+}

@@ -1,0 +1,48 @@
+// GenerateOptions checked once against the pack, with defaults filled in. A bad value throws
+// an `invalid_request` ModelError naming the field.
+import { ModelError } from './errors.js';
+import type { Manifest } from './manifest.js';
+import { isUint32 } from './rng.js';
+import type { SamplingParams } from './sampling.js';
+import type { GenerateOptions } from './types.js';
+
+export const DEFAULT_CANDIDATES = 512;
+export const DEFAULT_KEEP = 32;
+
+export interface ResolvedGenerate {
+  prompt: string;
+  seed: number;
+  candidates: number;
+  n: number;
+  batch: number;
+  params: SamplingParams;
+}
+
+function invalid(field: string, why: string): never {
+  throw new ModelError('invalid_request', `${field} ${why}`);
+}
+
+function positiveInt(field: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1) invalid(field, `must be a positive integer, got ${v}`);
+  return v;
+}
+
+export type GenerateInput = Omit<GenerateOptions, 'signal' | 'onProgress'>;
+
+export function resolveGenerate(options: GenerateInput, m: Manifest, defaultBatch: number): ResolvedGenerate {
+  if (typeof options.prompt !== 'string' || options.prompt.trim() === '') invalid('prompt', 'must be a non-empty string');
+  if (!isUint32(options.seed)) invalid('seed', `must be an unsigned 32-bit integer, got ${options.seed}`);
+  const candidates = positiveInt('candidates', options.candidates, DEFAULT_CANDIDATES);
+  const n = positiveInt('n', options.n, Math.min(DEFAULT_KEEP, candidates));
+  if (n > candidates) invalid('n', `must be at most candidates (${candidates}), got ${n}`);
+  const batch = positiveInt('batch', options.batch, defaultBatch);
+  const d = m.generator.sampling_defaults;
+  const topK = positiveInt('topK', options.topK, d.top_k);
+  if (topK > m.geometry.codebook_size) invalid('topK', `must be at most the codebook size ${m.geometry.codebook_size}, got ${topK}`);
+  const temperature = options.temperature ?? d.temperature;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) invalid('temperature', `must be a positive number, got ${temperature}`);
+  const topP = options.topP ?? d.top_p ?? 1;
+  if (!(topP > 0 && topP <= 1)) invalid('topP', `must be in (0, 1], got ${topP}`);
+  return { prompt: options.prompt, seed: options.seed, candidates, n, batch, params: { topK, temperature, topP } };
+}

@@ -1,0 +1,152 @@
+// Reads a pack's manifest.json, validates it against packs/manifest.schema.json (draft 2020-12)
+// and checks every listed file's size and sha256 before any session is created.
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { ModelError } from './errors.js';
+
+export interface Manifest {
+  schema_version: 1;
+  name: string;
+  version: string;
+  description?: string;
+  geometry: {
+    text_length: number;
+    text_vocab_size: number;
+    image_grid: [number, number];
+    codebook_size: number;
+    image_size: [number, number];
+    image_token_offset: number;
+  };
+  generator: {
+    tokenizer: string;
+    text_pad_id: number;
+    layers: number;
+    heads: number;
+    head_dim: number;
+    graphs: { prefill: string; step: string; sample_loop?: string };
+    sampling_defaults: { top_k: number; temperature: number; top_p?: number };
+  };
+  decoder: { graph: string };
+  clip: {
+    tokenizer: string;
+    context_length: number;
+    bos_id: number;
+    eos_id: number;
+    pad_id: number;
+    embed_dim: number;
+    logit_scale: number;
+    graphs: { image: string; text: string };
+    preprocess: {
+      size: number;
+      resize: 'shortest_edge' | 'squash';
+      interpolation: 'bicubic' | 'bilinear';
+      mean: [number, number, number];
+      std: [number, number, number];
+    };
+    templates: string[];
+  };
+  files: Record<string, { sha256: string; bytes: number }>;
+}
+
+// The schema lives beside the packs (the contract); this path holds from src/models and dist/models.
+const schemaPath = fileURLToPath(new URL('../../packs/manifest.schema.json', import.meta.url));
+const validateSchema = new Ajv2020({ allErrors: true, strict: false }).compile<Manifest>(
+  JSON.parse(readFileSync(schemaPath, 'utf8')),
+);
+
+function fieldOf(error: ErrorObject): string {
+  const path = error.instancePath.slice(1).replaceAll('/', '.');
+  const child = (error.params as { missingProperty?: string; additionalProperty?: string });
+  const extra = child.missingProperty ?? child.additionalProperty;
+  const field = [path, extra].filter(Boolean).join('.');
+  return field || '(root)';
+}
+
+function describe(error: ErrorObject): string {
+  const field = fieldOf(error);
+  if (error.keyword === 'required') return `${field} is required`;
+  if (error.keyword === 'additionalProperties') return `${field} is not allowed`;
+  return `${field} ${error.message ?? 'is invalid'}`;
+}
+
+/** Validates a parsed manifest: the schema, then rules the schema cannot express. */
+export function validateManifest(data: unknown, source = 'manifest.json'): Manifest {
+  if (!validateSchema(data)) {
+    const problems = (validateSchema.errors ?? []).map(describe);
+    throw new ModelError('pack_invalid_manifest', `${source}: ${problems.join('; ')}`);
+  }
+  const m = data;
+  const fail = (field: string, why: string): never => {
+    throw new ModelError('pack_invalid_manifest', `${source}: ${field} ${why}`);
+  };
+  if (m.geometry.image_token_offset !== m.geometry.text_vocab_size) {
+    fail('geometry.image_token_offset', 'must equal geometry.text_vocab_size');
+  }
+  if (m.generator.text_pad_id >= m.geometry.text_vocab_size) {
+    fail('generator.text_pad_id', 'must be below geometry.text_vocab_size');
+  }
+  const k = m.generator.sampling_defaults.top_k;
+  if (k > m.geometry.codebook_size) fail('generator.sampling_defaults.top_k', 'must not exceed codebook_size');
+  for (const [field, file] of namedFiles(m)) {
+    if (!(file in m.files)) fail(field, `names "${file}", which is missing from files`);
+  }
+  return m;
+}
+
+/** Every file the manifest refers to, with the field that names it. */
+export function namedFiles(m: Manifest): [string, string][] {
+  const entries: [string, string | undefined][] = [
+    ['generator.tokenizer', m.generator.tokenizer],
+    ['generator.graphs.prefill', m.generator.graphs.prefill],
+    ['generator.graphs.step', m.generator.graphs.step],
+    ['generator.graphs.sample_loop', m.generator.graphs.sample_loop],
+    ['decoder.graph', m.decoder.graph],
+    ['clip.tokenizer', m.clip.tokenizer],
+    ['clip.graphs.image', m.clip.graphs.image],
+    ['clip.graphs.text', m.clip.graphs.text],
+  ];
+  return entries.filter((e): e is [string, string] => e[1] !== undefined);
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Size and sha256 of every file in `files`; the first mismatch names its file. */
+export async function verifyFiles(dir: string, m: Manifest): Promise<void> {
+  for (const [name, expected] of Object.entries(m.files)) {
+    const path = join(dir, name);
+    const size = await stat(path).then((s) => s.size, () => undefined);
+    if (size === undefined) throw new ModelError('pack_file_missing', `${m.name}: file ${name} is missing from ${dir}`);
+    if (size !== expected.bytes) {
+      throw new ModelError('pack_checksum_mismatch', `${m.name}: file ${name} has ${size} bytes, the manifest says ${expected.bytes}`);
+    }
+    const actual = await sha256Of(path);
+    if (actual !== expected.sha256) {
+      throw new ModelError('pack_checksum_mismatch', `${m.name}: file ${name} has sha256 ${actual}, the manifest says ${expected.sha256}`);
+    }
+  }
+}
+
+/** Reads, validates and checksums the pack in `dir`. */
+export async function readManifest(dir: string): Promise<Manifest> {
+  const path = join(dir, 'manifest.json');
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new ModelError('pack_file_missing', `${dir}: manifest.json is missing`);
+  });
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new ModelError('pack_invalid_manifest', `${path}: not JSON (${(error as Error).message})`);
+  }
+  const manifest = validateManifest(data, path);
+  await verifyFiles(dir, manifest);
+  return manifest;
+}

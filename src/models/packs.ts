@@ -1,0 +1,130 @@
+// Model packs on disk: discovery, validation, and lazily created sessions and tokenizers.
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+import { ModelError } from './errors.js';
+import type { Log } from './log.js';
+import { readManifest, type Manifest } from './manifest.js';
+import { createSession, type ProviderSettings } from './providers.js';
+import { TextTokenizer } from './tokenizers.js';
+import type { PackSummary } from './types.js';
+
+export interface PackInfo {
+  dir: string;
+  manifest: Manifest;
+}
+
+/** Reads and verifies one pack folder (schema, then every file's size and sha256). */
+export async function loadPack(dir: string): Promise<PackInfo> {
+  return { dir, manifest: await readManifest(dir) };
+}
+
+/** Every folder under `modelsDir` holding a manifest.json, verified, in name order. */
+export async function listPacks(modelsDir: string): Promise<PackInfo[]> {
+  const entries = await readdir(modelsDir, { withFileTypes: true }).catch((error: Error) => {
+    throw new ModelError('pack_file_missing', `models directory ${modelsDir}: ${error.message}`);
+  });
+  const dirs = entries.filter((e) => e.isDirectory()).map((e) => join(modelsDir, e.name)).sort();
+  const packs: PackInfo[] = [];
+  for (const dir of dirs) {
+    const hasManifest = await stat(join(dir, 'manifest.json')).then(() => true, () => false);
+    if (hasManifest) packs.push(await loadPack(dir));
+  }
+  const seen = new Set<string>();
+  for (const p of packs) {
+    if (seen.has(p.manifest.name)) throw new ModelError('pack_invalid_manifest', `two packs are named ${p.manifest.name}`);
+    seen.add(p.manifest.name);
+  }
+  return packs.sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
+}
+
+export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'clip_image' | 'clip_text';
+
+function graphFile(m: Manifest, graph: GraphName): string | undefined {
+  switch (graph) {
+    case 'prefill': return m.generator.graphs.prefill;
+    case 'step': return m.generator.graphs.step;
+    case 'sample_loop': return m.generator.graphs.sample_loop;
+    case 'decoder': return m.decoder.graph;
+    case 'clip_image': return m.clip.graphs.image;
+    case 'clip_text': return m.clip.graphs.text;
+  }
+}
+
+/** A pack with its sessions, created once on first use (or all at start-up with `createAll`). */
+export class Pack {
+  private readonly sessions = new Map<GraphName, Promise<ort.InferenceSession>>();
+  private readonly tokenizers = new Map<string, Promise<TextTokenizer>>();
+  readonly providers: Record<string, string> = {};
+
+  constructor(readonly info: PackInfo, private readonly settings: ProviderSettings, private readonly log: Log) {}
+
+  get manifest(): Manifest {
+    return this.info.manifest;
+  }
+
+  get name(): string {
+    return this.info.manifest.name;
+  }
+
+  hasGraph(graph: GraphName): boolean {
+    return graphFile(this.manifest, graph) !== undefined;
+  }
+
+  session(graph: GraphName): Promise<ort.InferenceSession> {
+    let pending = this.sessions.get(graph);
+    if (!pending) {
+      const file = graphFile(this.manifest, graph);
+      if (!file) throw new Error(`pack ${this.name} has no ${graph} graph`);
+      const label = `${this.name}/${graph}`;
+      pending = createSession(join(this.info.dir, file), this.settings, this.log, label).then((created) => {
+        this.providers[graph] = created.provider;
+        return created.session;
+      });
+      // A failed creation is not cached: the next call retries and reports again.
+      pending.catch(() => this.sessions.delete(graph));
+      this.sessions.set(graph, pending);
+    }
+    return pending;
+  }
+
+  tokenizer(which: 'generator' | 'clip'): Promise<TextTokenizer> {
+    const file = which === 'generator' ? this.manifest.generator.tokenizer : this.manifest.clip.tokenizer;
+    let pending = this.tokenizers.get(file);
+    if (!pending) {
+      pending = TextTokenizer.load(join(this.info.dir, file));
+      this.tokenizers.set(file, pending);
+    }
+    return pending;
+  }
+
+  async createAll(): Promise<void> {
+    const graphs: GraphName[] = ['prefill', 'step', 'sample_loop', 'decoder', 'clip_image', 'clip_text'];
+    for (const graph of graphs.filter((g) => this.hasGraph(g))) await this.session(graph);
+    await this.tokenizer('generator');
+    await this.tokenizer('clip');
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const pending of all) await (await pending.catch(() => undefined))?.release();
+  }
+
+  summary(): PackSummary {
+    const m = this.manifest;
+    const d = m.generator.sampling_defaults;
+    return {
+      name: m.name,
+      version: m.version,
+      ...(m.description !== undefined ? { description: m.description } : {}),
+      textLength: m.geometry.text_length,
+      imageSize: m.geometry.image_size,
+      imageGrid: m.geometry.image_grid,
+      codebookSize: m.geometry.codebook_size,
+      embedDim: m.clip.embed_dim,
+      samplingDefaults: { topK: d.top_k, temperature: d.temperature, ...(d.top_p !== undefined ? { topP: d.top_p } : {}) },
+      providers: { ...this.providers },
+    };
+  }
+}

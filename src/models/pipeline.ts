@@ -1,0 +1,212 @@
+// One call per job kind — generate, classify, embed — over the loaded packs. Runs wherever
+// it is constructed; the engine runs it in a worker thread.
+import { Clip } from './clip.js';
+import { decodeTokens } from './decoder.js';
+import { InvalidImageError, ModelError } from './errors.js';
+import { resolveGenerate, type GenerateInput, type ResolvedGenerate } from './generate-options.js';
+import type { Log } from './log.js';
+import type { Pack } from './packs.js';
+import { preprocessRaw } from './preprocess.js';
+import { BestN } from './rerank.js';
+import { candidateSeed } from './rng.js';
+import { sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from './sampler.js';
+import { generatorText } from './tokenizers.js';
+import type { ClassifyOutcome, ClassifyRequest, GeneratedImage, GenerateResult, GenerationProgress, LabelScore } from './types.js';
+
+export interface PipelineSettings {
+  sampleBatch: number;
+  clipBatch: number;
+  samplerMode: 'auto' | 'host' | 'graph';
+  maxImagePixels: number;
+  onCuda: boolean;
+}
+
+export interface JobHooks {
+  /** Throws an AbortError once the job is canceled. */
+  checkpoint: () => void;
+  progress: (progress: GenerationProgress) => void;
+}
+
+const elapsed = (start: number) => performance.now() - start;
+
+export class Pipeline {
+  private readonly clips = new Map<string, Clip>();
+
+  constructor(private readonly packs: Map<string, Pack>, private readonly defaultPack: string, private readonly settings: PipelineSettings, private readonly log: Log) {}
+
+  pack(name: string | undefined): Pack {
+    const pack = this.packs.get(name ?? this.defaultPack);
+    if (!pack) throw new ModelError('unknown_model', `unknown model "${name}": available are ${[...this.packs.keys()].join(', ')}`);
+    return pack;
+  }
+
+  clip(pack: Pack): Clip {
+    let clip = this.clips.get(pack.name);
+    if (!clip) {
+      clip = new Clip(pack, this.settings.clipBatch, this.settings.maxImagePixels);
+      this.clips.set(pack.name, clip);
+    }
+    return clip;
+  }
+
+  /** `graph` when the pack has a sample_loop graph and the mode (or CUDA, under auto) asks for it. */
+  samplerFor(pack: Pack): 'host' | 'graph' {
+    const mode = this.settings.samplerMode;
+    if (mode === 'host') return 'host';
+    if (!pack.hasGraph('sample_loop')) {
+      if (mode === 'graph') throw new ModelError('invalid_request', `pack ${pack.name} has no sample_loop graph`);
+      return 'host';
+    }
+    return mode === 'graph' || this.settings.onCuda ? 'graph' : 'host';
+  }
+
+  /** All candidates' codebook indices, [candidates × N], chunk by chunk. */
+  async sample(pack: Pack, job: ResolvedGenerate, textIds: BigInt64Array, sampler: 'host' | 'graph', hooks: JobHooks): Promise<Int32Array> {
+    const g = pack.manifest.geometry;
+    const N = g.image_grid[0] * g.image_grid[1];
+    const sessions: GeneratorSessions = sampler === 'graph'
+      ? { prefill: await pack.session('prefill'), step: await pack.session('step'), sampleLoop: await pack.session('sample_loop') }
+      : { prefill: await pack.session('prefill'), step: await pack.session('step') };
+    const tokens = new Int32Array(job.candidates * N);
+    const run = sampler === 'graph' ? sampleChunkLoop : sampleChunkHost;
+    for (let start = 0; start < job.candidates; start += job.batch) {
+      hooks.checkpoint();
+      const end = Math.min(job.candidates, start + job.batch);
+      const seeds = Array.from({ length: end - start }, (_, i) => candidateSeed(job.seed, start + i));
+      const chunk = await run(sessions, { textIds, seeds, imageTokens: N, codebookSize: g.codebook_size, params: job.params, checkpoint: hooks.checkpoint });
+      tokens.set(chunk, start * N);
+      hooks.progress({ stage: 'sampling', completed: end, total: job.candidates });
+    }
+    return tokens;
+  }
+
+  async generate(options: GenerateInput, hooks: JobHooks): Promise<GenerateResult> {
+    const pack = this.pack(options.model);
+    const m = pack.manifest;
+    const job = resolveGenerate(options, m, this.settings.sampleBatch);
+    const sampler = this.samplerFor(pack);
+    const text = generatorText(await pack.tokenizer('generator'), job.prompt, m.geometry.text_length, m.generator.text_pad_id);
+    const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
+
+    let start = performance.now();
+    const tokens = await this.sample(pack, job, text.ids, sampler, hooks);
+    const sampleMs = elapsed(start);
+
+    const clip = this.clip(pack);
+    const decoder = await pack.session('decoder');
+    const [prompt] = await clip.embedTexts([job.prompt]);
+    const best = new BestN<GeneratedImage>(job.n);
+    let decodeMs = 0;
+    let rerankMs = 0;
+    const chunk = this.settings.clipBatch;
+    for (let first = 0; first < job.candidates; first += chunk) {
+      hooks.checkpoint();
+      const count = Math.min(chunk, job.candidates - first);
+      start = performance.now();
+      const decoded = await decodeTokens(decoder, tokens.subarray(first * N), count, N);
+      decodeMs += elapsed(start);
+      hooks.progress({ stage: 'decoding', completed: first + count, total: job.candidates });
+
+      start = performance.now();
+      const { width, height } = decoded;
+      const bytes = width * height * 3;
+      const pixels = clip.pixelBuffer(count);
+      const stride = pixels.length / count;
+      for (let i = 0; i < count; i++) {
+        await preprocessRaw({ width, height, pixels: decoded.pixels.subarray(i * bytes, (i + 1) * bytes) }, m.clip.preprocess, pixels, i * stride);
+      }
+      const embeddings = await clip.embedPixels(pixels, count);
+      embeddings.forEach((embedding, i) => {
+        const candidate = first + i;
+        const score = clip.score(embedding, prompt);
+        if (!best.wouldKeep({ candidate, score })) return;
+        const own = decoded.pixels.slice(i * bytes, (i + 1) * bytes);
+        best.offer({ rank: 0, candidate, seed: candidateSeed(job.seed, candidate), score, width, height, pixels: own });
+      });
+      rerankMs += elapsed(start);
+      hooks.progress({ stage: 'reranking', completed: first + count, total: job.candidates });
+    }
+    const images = best.result().map((image, i) => ({ ...image, rank: i + 1 }));
+    this.log.info({ model: pack.name, candidates: job.candidates, kept: images.length, sampler, sampleMs, decodeMs, rerankMs }, 'generated');
+    return {
+      model: pack.name,
+      seed: job.seed,
+      promptTokens: text.tokenCount,
+      truncated: text.truncated,
+      images,
+      sampler,
+      timings: { sampleMs, decodeMs, rerankMs },
+    };
+  }
+
+  async classify(requests: ClassifyRequest[]): Promise<ClassifyOutcome[]> {
+    const outcomes: ClassifyOutcome[] = new Array(requests.length);
+    const byModel = new Map<string, number[]>();
+    requests.forEach((r, i) => {
+      const name = this.pack(r.model).name;
+      byModel.set(name, [...(byModel.get(name) ?? []), i]);
+    });
+    for (const [name, indices] of byModel) await this.classifyWith(this.pack(name), requests, indices, outcomes);
+    return outcomes;
+  }
+
+  private requestProblem(r: ClassifyRequest, templates: string[]): string | undefined {
+    if (r.images.length === 0) return 'images must not be empty';
+    if (r.labels.length === 0) return 'labels must not be empty';
+    if (r.labels.some((l) => typeof l !== 'string' || l.trim() === '')) return 'labels must be non-empty strings';
+    if (templates.length === 0 || templates.some((t) => !t.includes('{}'))) return 'templates must be non-empty and each contain {}';
+    if (r.topK !== undefined && !(Number.isInteger(r.topK) && r.topK >= 1)) return 'topK must be a positive integer';
+    return undefined;
+  }
+
+  // One CLIP image pass over every valid image of the requests that use this pack.
+  private async classifyWith(pack: Pack, requests: ClassifyRequest[], indices: number[], outcomes: ClassifyOutcome[]): Promise<void> {
+    const clip = this.clip(pack);
+    const accepted: { index: number; pixels: Float32Array; templates: string[] }[] = [];
+    for (const index of indices) {
+      const r = requests[index];
+      const templates = r.templates ?? pack.manifest.clip.templates;
+      const problem = this.requestProblem(r, templates);
+      if (problem) {
+        outcomes[index] = { ok: false, error: { code: 'invalid_request', message: problem, index: -1 } };
+        continue;
+      }
+      try {
+        accepted.push({ index, pixels: await clip.preprocess(r.images), templates });
+      } catch (error) {
+        if (!(error instanceof InvalidImageError)) throw error;
+        outcomes[index] = { ok: false, error: { code: 'invalid_image', message: error.message, index: error.index } };
+      }
+    }
+    const total = accepted.reduce((n, a) => n + requests[a.index].images.length, 0);
+    const all = clip.pixelBuffer(total);
+    let offset = 0;
+    for (const a of accepted) {
+      all.set(a.pixels, offset);
+      offset += a.pixels.length;
+    }
+    const embeddings = await clip.embedPixels(all, total);
+    let next = 0;
+    for (const a of accepted) {
+      const r = requests[a.index];
+      const labels = await clip.labelEmbeddings(r.labels, a.templates);
+      const results = r.images.map(() => {
+        const probabilities = clip.labelProbabilities(embeddings[next++], labels);
+        const ranked: LabelScore[] = r.labels.map((label, i) => ({ label, score: probabilities[i] }));
+        ranked.sort((x, y) => y.score - x.score);
+        return r.topK ? ranked.slice(0, r.topK) : ranked;
+      });
+      outcomes[a.index] = { ok: true, results };
+    }
+  }
+
+  async embedImages(images: Uint8Array[], model?: string): Promise<Float32Array[]> {
+    const clip = this.clip(this.pack(model));
+    return clip.embedPixels(await clip.preprocess(images), images.length);
+  }
+
+  async embedTexts(texts: string[], model?: string): Promise<Float32Array[]> {
+    if (texts.length === 0) return [];
+    return this.clip(this.pack(model)).embedTexts(texts);
+  }
+}

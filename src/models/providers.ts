@@ -1,0 +1,103 @@
+// Device names → onnxruntime execution providers and session options, in one place.
+import * as ort from 'onnxruntime-node';
+import type { DeviceName } from './types.js';
+import { ModelError } from './errors.js';
+import type { Log } from './log.js';
+
+export type Device = { kind: 'cpu' } | { kind: 'cuda'; deviceId: number };
+
+export const VALID_DEVICE_NAMES = 'cpu, cuda, cuda:N (N = 0, 1, 2, …)';
+
+export function parseDevice(name: string | undefined): Device {
+  const value = (name ?? 'cpu').trim();
+  if (value === 'cpu') return { kind: 'cpu' };
+  if (value === 'cuda') return { kind: 'cuda', deviceId: 0 };
+  const match = /^cuda:(\d{1,3})$/.exec(value);
+  if (match) return { kind: 'cuda', deviceId: Number(match[1]) };
+  throw new ModelError('invalid_device', `unknown device "${value}": valid names are ${VALID_DEVICE_NAMES}`);
+}
+
+export function deviceName(device: Device): DeviceName {
+  return device.kind === 'cpu' ? 'cpu' : `cuda:${device.deviceId}`;
+}
+
+export interface ProviderSettings {
+  device: Device;
+  allowCpuFallback: boolean;
+  /** CUDA arena limit in bytes; undefined = unlimited. */
+  cudaMemLimitBytes?: number;
+  cpuThreads?: number;
+}
+
+/**
+ * The CUDA EP options we want. onnxruntime-node 1.29/1.30 reads only `deviceId` from the
+ * provider object (js/node/src/session_options_helper.cc); the rest are passed so that a
+ * binding that reads them applies them, and start-up logs that they may be ignored.
+ */
+function cudaProvider(settings: ProviderSettings, deviceId: number): ort.InferenceSession.ExecutionProviderConfig {
+  return {
+    name: 'cuda',
+    deviceId,
+    ...(settings.cudaMemLimitBytes !== undefined ? { gpuMemLimit: settings.cudaMemLimitBytes } : {}),
+    arenaExtendStrategy: 'kSameAsRequested',
+    cudnnConvAlgoSearch: 'HEURISTIC',
+  } as ort.InferenceSession.ExecutionProviderConfig;
+}
+
+function sessionOptions(settings: ProviderSettings, providers: ort.InferenceSession.ExecutionProviderConfig[]): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: providers,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // One inference thread drives the runs; inter-op parallelism only adds contention.
+    interOpNumThreads: 1,
+    ...(settings.cpuThreads ? { intraOpNumThreads: settings.cpuThreads } : {}),
+    logSeverityLevel: 3,
+  };
+}
+
+export interface CreatedSession {
+  session: ort.InferenceSession;
+  /** The provider the session was created with: `cuda:N` or `cpu` (and why, after a fallback). */
+  provider: string;
+}
+
+/**
+ * Creates a session on the configured device. A CUDA provider that cannot load fails here
+ * with onnxruntime's reason, unless CPU fallback is allowed.
+ */
+export async function createSession(path: string, settings: ProviderSettings, log: Log, label: string): Promise<CreatedSession> {
+  const { device } = settings;
+  if (device.kind === 'cpu') {
+    const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
+    log.info({ session: label, provider: 'cpu' }, 'session created');
+    return { session, provider: 'cpu' };
+  }
+  try {
+    // CPU stays listed so that nodes the CUDA EP lacks still run (onnxruntime places them).
+    const providers = [cudaProvider(settings, device.deviceId), 'cpu'];
+    const session = await ort.InferenceSession.create(path, sessionOptions(settings, providers));
+    const provider = `cuda:${device.deviceId}`;
+    log.info({ session: label, provider }, 'session created');
+    return { session, provider };
+  } catch (error) {
+    const reason = (error as Error).message;
+    if (!settings.allowCpuFallback) {
+      throw new ModelError('device_unavailable', `device cuda:${device.deviceId} requested but the CUDA provider failed for ${label}: ${reason}`);
+    }
+    log.warn({ session: label, reason }, 'CUDA provider failed; falling back to the CPU');
+    const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
+    return { session, provider: 'cpu (cuda fallback)' };
+  }
+}
+
+export function logProviderSettings(settings: ProviderSettings, log: Log): void {
+  if (settings.device.kind === 'cuda') {
+    log.info(
+      { device: deviceName(settings.device), cudaMemLimitBytes: settings.cudaMemLimitBytes ?? null },
+      'CUDA options: onnxruntime-node applies deviceId; gpu_mem_limit, arena strategy and cuDNN search are passed but this binding may ignore them',
+    );
+  } else {
+    log.info({ device: 'cpu', cpuThreads: settings.cpuThreads ?? 'default' }, 'CPU execution provider');
+  }
+}
