@@ -101,15 +101,22 @@ def _fixture_scenes(rng: np.random.Generator, split: str) -> list[world.Scene]:
     return scenes
 
 
-def write_scene_fixtures() -> None:
+def scene_fixtures() -> list[tuple[str, str, world.Scene]]:
+    """(file name, split, scene) of every scene fixture."""
     rng = np.random.default_rng(SEED)
+    return [
+        (f"{split}-{i:02d}.png", split, scene)
+        for split in world.SPLITS
+        for i, scene in enumerate(_fixture_scenes(rng, split))
+    ]
+
+
+def write_scene_fixtures() -> None:
     SCENES_DIR.mkdir(parents=True, exist_ok=True)
     labels = []
-    for split in world.SPLITS:
-        for i, scene in enumerate(_fixture_scenes(rng, split)):
-            name = f"{split}-{i:02d}.png"
-            Image.fromarray(world.render(scene)).save(SCENES_DIR / name, optimize=True)
-            labels.append({"file": name, "label": world.label(scene.objects[0]), "split": split})
+    for name, split, scene in scene_fixtures():
+        Image.fromarray(world.render(scene)).save(SCENES_DIR / name, optimize=True)
+        labels.append({"file": name, "label": world.label(scene.objects[0]), "split": split})
     (SCENES_DIR / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
 
 

@@ -48,7 +48,8 @@ def _unmix(image: np.ndarray) -> np.ndarray:
     ink = _PALETTE - bg  # [K, 3]
     offset = pixels - bg  # [P, 3]
     labels = np.full(len(pixels), -1, dtype=np.int64)
-    # A pixel holding alpha of a colour is at least alpha * |ink| from the background.
+    # A pixel holding alpha of a colour is at least alpha * |ink| from the background; only
+    # those near enough to matter are unmixed (0.8: room for rounding).
     reach = FOREGROUND_ALPHA * np.sqrt((ink * ink).sum(axis=1)).min()
     candidates = np.nonzero((offset * offset).sum(axis=1) >= reach * reach * 0.8)[0]
     if len(candidates):
