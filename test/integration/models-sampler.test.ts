@@ -1,0 +1,135 @@
+// The sampler on the committed packs with real onnxruntime: reproducible per seed, independent
+// of the chunk size, greedy at top_k = 1, and the same tokens from the sample_loop graph as from
+// the host loop given the same uniforms.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { loadPack, type Log } from '../../src/models/index.js';
+import { Pack } from '../../src/models/packs.js';
+import { candidateSeed } from '../../src/models/rng.js';
+import { sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from '../../src/models/sampler.js';
+import type { SamplingParams } from '../../src/models/sampling.js';
+import { generatorText } from '../../src/models/tokenizers.js';
+
+const packsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
+const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
+const PROMPT = 'a red circle above a blue square';
+
+interface Loaded {
+  pack: Pack;
+  sessions: GeneratorSessions;
+  textIds: BigInt64Array;
+  N: number;
+  V: number;
+}
+
+async function open(name: string): Promise<Loaded> {
+  const pack = new Pack(await loadPack(packsDir + name), { device: { kind: 'cpu' }, allowCpuFallback: false }, quiet);
+  const m = pack.manifest;
+  const sessions = { prefill: await pack.session('prefill'), step: await pack.session('step'), sampleLoop: await pack.session('sample_loop') };
+  const text = generatorText(await pack.tokenizer('generator'), PROMPT, m.geometry.text_length, m.generator.text_pad_id);
+  return { pack, sessions, textIds: text.ids, N: m.geometry.image_grid[0] * m.geometry.image_grid[1], V: m.geometry.codebook_size };
+}
+
+type Path = 'host' | 'graph';
+
+/** Tokens of candidates 0 … count-1 of job `seed`, sampled in chunks of `batch`. */
+async function sampleAll(l: Loaded, seed: number, count: number, batch: number, params: SamplingParams, path: Path = 'host'): Promise<Int32Array> {
+  const out = new Int32Array(count * l.N);
+  const run = path === 'host' ? sampleChunkHost : sampleChunkLoop;
+  for (let start = 0; start < count; start += batch) {
+    const seeds = Array.from({ length: Math.min(batch, count - start) }, (_, i) => candidateSeed(seed, start + i));
+    out.set(await run(l.sessions, { textIds: l.textIds, seeds, imageTokens: l.N, codebookSize: l.V, params, checkpoint() {} }), start * l.N);
+  }
+  return out;
+}
+
+function differing(a: Int32Array, b: Int32Array): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+// Greedy decoding straight from the raw graphs, without the sampler's code.
+async function greedy(l: Loaded): Promise<number[]> {
+  const first = await l.sessions.prefill.run({ text_tokens: new ort.Tensor('int64', l.textIds, [1, l.textIds.length]) });
+  const tokens = [argmax(first.logits.data as Float32Array)];
+  let kv = first.present_kv;
+  while (tokens.length < l.N) {
+    const out = await l.sessions.step.run({ image_token: new ort.Tensor('int64', BigInt64Array.of(BigInt(tokens.at(-1)!)), [1, 1]), past_kv: kv });
+    tokens.push(argmax(out.logits.data as Float32Array));
+    kv = out.present_kv;
+  }
+  return tokens;
+}
+
+describe('demo-shapes sampler', () => {
+  let l: Loaded;
+  let defaults: SamplingParams;
+  before(async () => {
+    l = await open('demo-shapes');
+    const d = l.pack.manifest.generator.sampling_defaults;
+    defaults = { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 };
+  });
+  after(() => l.pack.release());
+
+  test('the same seed gives identical tokens; another seed gives others', async () => {
+    const a = await sampleAll(l, 1234, 3, 3, defaults);
+    const b = await sampleAll(l, 1234, 3, 3, defaults);
+    assert.deepEqual(a, b);
+    const c = await sampleAll(l, 1235, 3, 3, defaults);
+    assert.ok(differing(a, c) > a.length / 2);
+  });
+
+  test('chunk sizes 1, 3 and 8 give the same tokens', async (t) => {
+    const reference = await sampleAll(l, 99, 8, 8, defaults);
+    for (const batch of [1, 3]) {
+      const tokens = await sampleAll(l, 99, 8, batch, defaults);
+      const diff = differing(reference, tokens);
+      t.diagnostic(`batch ${batch}: ${diff} of ${tokens.length} tokens differ from batch 8`);
+      assert.equal(diff, 0);
+    }
+  });
+
+  test('top_k = 1 is greedy decoding, whatever the seed', async () => {
+    const expected = await greedy(l);
+    const tokens = await sampleAll(l, 5, 2, 2, { topK: 1, temperature: 1, topP: 1 });
+    assert.deepEqual(Array.from(tokens.subarray(0, l.N)), expected);
+    assert.deepEqual(Array.from(tokens.subarray(l.N)), expected);
+  });
+
+  test('the sample_loop graph gives the host loop tokens from the same uniforms', async (t) => {
+    for (const params of [defaults, { topK: 16, temperature: 0.8, topP: 0.9 }]) {
+      const host = await sampleAll(l, 2024, 6, 3, params, 'host');
+      const graph = await sampleAll(l, 2024, 6, 3, params, 'graph');
+      const diff = differing(host, graph);
+      t.diagnostic(`${JSON.stringify(params)}: ${diff} of ${host.length} tokens differ between the host loop and sample_loop`);
+      assert.equal(diff, 0);
+    }
+  });
+});
+
+describe('micro-dalle1 sampler at DALL·E 1 geometry', () => {
+  let l: Loaded;
+  before(async () => (l = await open('micro-dalle1')));
+  after(() => l.pack.release());
+
+  test('1024 tokens per candidate, the same from sample_loop as from the host loop', async (t) => {
+    assert.equal(l.N, 1024);
+    const d = l.pack.manifest.generator.sampling_defaults;
+    const params = { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 };
+    const host = await sampleAll(l, 7, 2, 2, params, 'host');
+    const graph = await sampleAll(l, 7, 2, 2, params, 'graph');
+    assert.ok(host.every((token) => token >= 0 && token < l.V));
+    const diff = differing(host, graph);
+    t.diagnostic(`${diff} of ${host.length} tokens differ between the host loop and sample_loop`);
+    assert.equal(diff, 0);
+  });
+});
