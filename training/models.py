@@ -82,10 +82,10 @@ class ResBlock(nn.Module):
 class VQVAE(nn.Module):
     """Conv encoder to a grid of codes, EMA codebook, conv decoder back to pixels in [0, 1]."""
 
-    def __init__(self, config: VQConfig, ema_decay=0.99):
+    def __init__(self, config: VQConfig, ema_decay=0.99, restart_every=20):
         super().__init__()
         self.config = config
-        self.ema_decay = ema_decay
+        self.ema_decay, self.restart_every, self.updates = ema_decay, restart_every, 0
         h, steps = config.hidden, config.downsamples
         down = [nn.Conv2d(3, h, 4, stride=2, padding=1)]
         for _ in range(steps - 1):
@@ -100,6 +100,7 @@ class VQVAE(nn.Module):
         self.register_buffer("codebook", codebook)
         self.register_buffer("ema_count", torch.ones(config.codebook_size))
         self.register_buffer("ema_sum", codebook.clone())
+        self.register_buffer("usage", torch.zeros(config.codebook_size), persistent=False)
 
     def encode_latents(self, images):
         """images: float [B, 3, S, S] in [0, 1] -> latents [B, grid*grid, code_dim]."""
@@ -147,17 +148,22 @@ class VQVAE(nn.Module):
         n = self.ema_count.sum()
         count = (self.ema_count + 1e-5) / (n + self.config.codebook_size * 1e-5) * n
         self.codebook.copy_(self.ema_sum / count.unsqueeze(1))
-        self._restart_dead_codes(flat)
+        self.usage += onehot.sum(0)
+        self.updates += 1
+        if self.updates % self.restart_every == 0:
+            self._restart_dead_codes(flat)
 
     def _restart_dead_codes(self, flat):
-        # Unused codes would waste the codebook; move them onto random current latents.
-        dead = (self.ema_count < 1e-3).nonzero().flatten()
+        # Codes unused for a while would waste the codebook (and early on the whole
+        # codebook can collapse onto a few codes); move them onto random current latents.
+        dead = (self.usage == 0).nonzero().flatten()
+        self.usage.zero_()
         if len(dead) == 0:
             return
         picks = flat[torch.randint(0, flat.shape[0], (len(dead),), device=flat.device)]
         self.codebook[dead] = picks
-        self.ema_sum[dead] = picks
-        self.ema_count[dead] = 1.0
+        self.ema_count[dead] = self.ema_count.mean()
+        self.ema_sum[dead] = picks * self.ema_count[dead].unsqueeze(1)
 
 
 # ---------------------------------------------------------------- transformer parts

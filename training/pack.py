@@ -13,6 +13,14 @@ PIXEL_MEAN = [0.5, 0.5, 0.5]
 PIXEL_STD = [0.5, 0.5, 0.5]
 
 
+def pad_text(ids, length, bos_eos=False):
+    """Generator text (no specials, right-padded) or CLIP text (BOS ids EOS, then pad)."""
+    if bos_eos:
+        ids = [BOS_ID] + ids[: length - 2] + [EOS_ID]
+    ids = ids[:length]
+    return ids + [PAD_ID] * (length - len(ids))
+
+
 def file_entry(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -18,10 +18,15 @@ PACKS = {
 }
 
 
+def build_models(cfg, seed=0):
+    """Freshly initialised models; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    return Generator(cfg["gpt"]), VQVAE(cfg["vq"]), CLIP(cfg["clip"])
+
+
 def main(kind, out_dir, tokenizer_path, seed=0):
     name, cfg, description = PACKS[kind]
-    torch.manual_seed(seed)
-    generator, vqvae, clip = Generator(cfg["gpt"]), VQVAE(cfg["vq"]), CLIP(cfg["clip"])
+    generator, vqvae, clip = build_models(cfg, seed)
     export.export_all(generator, vqvae, clip, out_dir)
     pack.write(out_dir, tokenizer_path, name=name, version="0.1.0-random", description=description,
                gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),

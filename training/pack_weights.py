@@ -1,0 +1,58 @@
+"""Rebuild a pack's PyTorch models from the weights inside its ONNX graphs.
+
+The graphs are exported unfolded, so each initializer carries its parameter's name. The
+exporter stores identical tensors once; a parameter missing by name therefore equals one
+kept under another name, which in practice only happens for untouched initial values
+(ones, zeros), so models start from the same seeded init as random_pack before loading.
+"""
+import json
+import math
+import os
+
+import onnx
+import torch
+from onnx import numpy_helper
+
+from training import configs
+from training.random_pack import build_models
+
+CONFIGS_BY_PACK = {"demo-shapes": configs.DEMO, "micro-dalle1": configs.MICRO}
+
+
+def read_initializers(path, prefix=""):
+    weights = {}
+    for init in onnx.load(path).graph.initializer:
+        if init.name.startswith(prefix):
+            weights[init.name[len(prefix):]] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    return weights
+
+
+def _load(module, weights):
+    own = module.state_dict()
+    for name, value in weights.items():
+        if name in own and own[name].shape == value.shape:
+            own[name] = value
+    module.load_state_dict(own)
+    return sorted(set(own) - set(weights))
+
+
+def load_pack(pack_dir):
+    """-> (manifest, generator, vqvae, clip, names not found in the graphs)."""
+    with open(os.path.join(pack_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    generator, vqvae, clip = build_models(CONFIGS_BY_PACK[manifest["name"]])
+    path = lambda name: os.path.join(pack_dir, name)
+    graphs = manifest["generator"]["graphs"]
+    gen_weights = read_initializers(path(graphs["step"]), "generator.")
+    gen_weights.update(read_initializers(path(graphs["prefill"]), "generator."))
+    missing = ["generator." + n for n in _load(generator, gen_weights)]
+    decoder_weights = read_initializers(path(manifest["decoder"]["graph"]), "vqvae.")
+    missing += ["vqvae." + n for n in _load(vqvae, decoder_weights) if not n.startswith("encoder.")
+                and not n.startswith("ema_")]
+    missing += ["clip.visual." + n for n in _load(clip.visual, read_initializers(path(manifest["clip"]["graphs"]["image"])))]
+    missing += ["clip.text." + n for n in _load(clip.text, read_initializers(path(manifest["clip"]["graphs"]["text"])))]
+    with torch.no_grad():
+        clip.log_scale.fill_(math.log(manifest["clip"]["logit_scale"]))
+    for model in (generator, vqvae, clip):
+        model.eval()
+    return manifest, generator, vqvae, clip, missing
