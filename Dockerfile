@@ -1,0 +1,23 @@
+# The API image: compiled JavaScript on Node 20, no compiler, no dev dependencies, not root.
+# Build: docker build -t dalle-serve-api .   Run: see docker-compose.yml.
+
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+# .npmrc skips onnxruntime-node's CUDA download: the API runs no GPU work.
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist ./dist
+COPY package.json ./
+# The API reads pack manifests (GET /models, request validation); the schema lives in packs/.
+COPY packs ./packs
+USER node
+EXPOSE 3000
+CMD ["node", "dist/api/main.js"]

@@ -1,0 +1,201 @@
+// Static checks of the deployment files (no Docker engine runs in the tests): the compose
+// services and their wiring, the images' bases and entry points, and .env.example against
+// the variables src/config.ts actually reads.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { loadConfig } from '../../src/config.js';
+
+const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  command?: string[] | string;
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  volumes?: string[];
+  deploy?: { resources?: { reservations?: { devices?: Array<{ driver: string; count: number; capabilities: string[] }> } } };
+}
+
+const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service> };
+const { services } = compose;
+
+/** Every variable loadConfig reads, found by handing it an environment that records reads. */
+function configVariables(): Set<string> {
+  const names = new Set<string>();
+  for (const storage of ['fs', 's3']) {
+    const env = new Proxy({} as Record<string, string | undefined>, {
+      get(_target, name) {
+        if (typeof name !== 'string') return undefined;
+        names.add(name);
+        return name === 'STORAGE' ? storage : undefined;
+      },
+    });
+    try {
+      loadConfig(env);
+    } catch {
+      // s3 without S3_BUCKET is invalid; every variable was read all the same.
+    }
+  }
+  return names;
+}
+
+function parseEnvExample(): Map<string, string> {
+  const lines = read('.env.example').split('\n');
+  const values = new Map<string, string>();
+  lines.forEach((line, index) => {
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (!match) return;
+    assert.match(lines[index - 1] ?? '', /^# \S/, `${match[1]} in .env.example needs a one-line comment above it`);
+    assert.ok(!values.has(match[1]), `${match[1]} is listed twice in .env.example`);
+    values.set(match[1], match[2]);
+  });
+  return values;
+}
+
+function environment(name: string): Record<string, string> {
+  const env = services[name]?.environment;
+  assert.ok(env, `service ${name} has an environment`);
+  return env;
+}
+
+describe('docker-compose.yml', () => {
+  test('has redis, minio, the bucket job, the api and the gpu worker', () => {
+    for (const name of ['redis', 'minio', 'create-bucket', 'api', 'worker']) assert.ok(services[name], name);
+    assert.equal(services.api.build?.dockerfile, 'Dockerfile');
+    assert.equal(services.worker.build?.dockerfile, 'Dockerfile.gpu');
+  });
+
+  test('redis persists with an append-only file on a volume, and reports health', () => {
+    const command = [services.redis.command ?? []].flat().join(' ');
+    assert.match(command, /--appendonly yes/);
+    assert.match(command, /--maxmemory-policy noeviction/, 'BullMQ loses jobs to eviction');
+    assert.ok(services.redis.volumes?.some((volume) => volume.endsWith(':/data')));
+    assert.ok(services.redis.healthcheck?.test.includes('ping'));
+  });
+
+  test('the worker reserves one NVIDIA GPU and runs on cuda', () => {
+    const devices = services.worker.deploy?.resources?.reservations?.devices ?? [];
+    assert.deepEqual(devices, [{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }]);
+    assert.equal(environment('worker').DEVICE, 'cuda');
+  });
+
+  test('api and worker share one REDIS_URL that points at the redis service', () => {
+    const url = environment('api').REDIS_URL;
+    assert.equal(environment('worker').REDIS_URL, url);
+    const parsed = new URL(url);
+    assert.equal(parsed.protocol, 'redis:');
+    assert.equal(parsed.hostname, 'redis');
+    assert.equal(parsed.port, '6379');
+  });
+
+  test('storage is the minio bucket that the one-shot job creates, for api and worker alike', () => {
+    for (const name of ['api', 'worker']) {
+      const env = environment(name);
+      assert.equal(env.STORAGE, 's3', name);
+      assert.equal(new URL(env.S3_ENDPOINT).host, 'minio:9000', name);
+      assert.equal(env.S3_FORCE_PATH_STYLE, 'true', 'MinIO serves path-style URLs');
+      assert.equal(env.S3_ACCESS_KEY_ID, environment('minio').MINIO_ROOT_USER);
+      assert.equal(env.S3_SECRET_ACCESS_KEY, environment('minio').MINIO_ROOT_PASSWORD);
+      assert.equal(env.MODELS_DIR, '/app/packs');
+      const bucketJob = [services['create-bucket'].command ?? []].flat().join(' ');
+      assert.ok(bucketJob.includes(`mc mb --ignore-existing local/${env.S3_BUCKET}`), bucketJob);
+    }
+  });
+
+  test('api and worker start after healthy redis and a created bucket; checks exist where awaited', () => {
+    for (const name of ['api', 'worker']) {
+      assert.deepEqual(services[name].depends_on, {
+        redis: { condition: 'service_healthy' },
+        'create-bucket': { condition: 'service_completed_successfully' },
+      });
+    }
+    assert.deepEqual(services['create-bucket'].depends_on, { minio: { condition: 'service_healthy' } });
+    for (const [name, service] of Object.entries(services)) {
+      for (const [target, { condition }] of Object.entries(service.depends_on ?? {})) {
+        assert.ok(services[target], `${name} depends on unknown service ${target}`);
+        if (condition === 'service_healthy') assert.ok(services[target].healthcheck, `${target} needs a healthcheck`);
+      }
+    }
+    assert.ok(services.api.healthcheck?.test.join(' ').includes('/healthz'));
+    assert.ok(services.worker.healthcheck, 'the worker reports health');
+  });
+
+  test('every variable given to the api and worker, or interpolated, is one config reads', () => {
+    const known = configVariables();
+    for (const name of ['api', 'worker']) {
+      for (const variable of Object.keys(environment(name))) {
+        assert.ok(known.has(variable), `${name} sets ${variable}, which src/config.ts does not read`);
+      }
+    }
+    const interpolated = [...read('docker-compose.yml').matchAll(/(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
+    assert.ok(interpolated.length > 0);
+    for (const variable of interpolated) assert.ok(known.has(variable), `\${${variable}} is not a config variable`);
+  });
+});
+
+describe('.env.example', () => {
+  test('lists exactly the variables config reads, each with a comment', () => {
+    const listed = new Set(parseEnvExample().keys());
+    const known = configVariables();
+    for (const name of known) assert.ok(listed.has(name), `${name} is read by src/config.ts but missing from .env.example`);
+    for (const name of listed) assert.ok(known.has(name), `${name} is in .env.example but src/config.ts does not read it`);
+  });
+
+  test('its values are the defaults: loading them gives the configuration of an empty environment', () => {
+    const fromExample = structuredClone(loadConfig(Object.fromEntries(parseEnvExample())));
+    const fromNothing = structuredClone(loadConfig({}));
+    // The folder store's signing secret is random per process when unset.
+    for (const config of [fromExample, fromNothing]) {
+      if (config.storage.kind === 'fs') config.storage.signingSecret = '<random>';
+    }
+    assert.deepEqual(fromExample, fromNothing);
+  });
+});
+
+describe('Dockerfiles', () => {
+  const stages = (text: string): string[] => [...text.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
+
+  test('the API image builds with tsc and runs the compiled API as a non-root user', () => {
+    const text = read('Dockerfile');
+    assert.deepEqual(stages(text), ['node:20-slim', 'node:20-slim']);
+    assert.match(text, /RUN npm run build/);
+    assert.match(text, /^USER node$/m);
+    assert.match(text, /^CMD \["node", "dist\/api\/main\.js"\]$/m);
+  });
+
+  test('the GPU image runs on a CUDA 12 + cuDNN 9 runtime base as a non-root user', () => {
+    const text = read('Dockerfile.gpu');
+    const runtime = stages(text).at(-1) ?? '';
+    const match = /^nvidia\/cuda:12\.(\d+)\.\d+-cudnn(\d*)-runtime-ubuntu\d+\.\d+$/.exec(runtime);
+    assert.ok(match, `runtime base ${runtime} is not a CUDA 12 cuDNN runtime image`);
+    const [, minor, cudnn] = match;
+    // Tags without a cuDNN number carry cuDNN 9 from CUDA 12.4 on; older ones carry cuDNN 8.
+    assert.ok(cudnn === '9' || (cudnn === '' && Number(minor) >= 4), `${runtime} does not carry cuDNN 9`);
+    assert.match(text, /^USER (?!root)\S+$/m);
+    assert.match(text, /^CMD \["node", "dist\/worker\/main\.js"\]$/m);
+  });
+
+  test('the GPU image installs the CUDA provider despite the project npm config skipping it', () => {
+    const text = read('Dockerfile.gpu');
+    const match = /ONNXRUNTIME_NODE_INSTALL=(\S+) npm ci/.exec(text);
+    assert.ok(match, 'Dockerfile.gpu sets ONNXRUNTIME_NODE_INSTALL for npm ci');
+    assert.match(read('.npmrc'), /^onnxruntime-node-install=skip$/m);
+    // Ask the installed package's own install logic what it makes of the two settings together.
+    const decision = execFileSync(
+      process.execPath,
+      ['-e', "process.stdout.write(String(require('onnxruntime-node/script/install-utils.js').parseInstallFlag()))"],
+      { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: match[1], npm_config_onnxruntime_node_install: 'skip' } },
+    ).toString();
+    assert.notEqual(decision, 'false', 'the install script would still skip the CUDA provider');
+  });
+
+  test('.dockerignore keeps local state and secrets out of the build context', () => {
+    const ignored = new Set(read('.dockerignore').split('\n').map((line) => line.trim()));
+    for (const entry of ['node_modules', 'dist', '.git', '.env', 'data']) assert.ok(ignored.has(entry), entry);
+  });
+});
