@@ -47,7 +47,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     clipBatch: options.clipBatch ?? 64,
     samplerMode: options.samplerMode ?? 'auto',
     maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
-    onCuda: device.kind === 'cuda' && Object.values(packs.get(defaultPack)!.providers).every((p) => p.startsWith('cuda')),
+    onCuda: () => device.kind === 'cuda' && settings.fallbackReason === undefined,
   }, log);
 }
 

@@ -18,7 +18,8 @@ export interface PipelineSettings {
   clipBatch: number;
   samplerMode: 'auto' | 'host' | 'graph';
   maxImagePixels: number;
-  onCuda: boolean;
+  /** Whether sessions run on CUDA (false after a fallback to the CPU). */
+  onCuda: () => boolean;
 }
 
 export interface JobHooks {
@@ -57,7 +58,7 @@ export class Pipeline {
       if (mode === 'graph') throw new ModelError('invalid_request', `pack ${pack.name} has no sample_loop graph`);
       return 'host';
     }
-    return mode === 'graph' || this.settings.onCuda ? 'graph' : 'host';
+    return mode === 'graph' || this.settings.onCuda() ? 'graph' : 'host';
   }
 
   /** All candidates' codebook indices, [candidates × N], chunk by chunk. */

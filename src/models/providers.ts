@@ -27,6 +27,8 @@ export interface ProviderSettings {
   /** CUDA arena limit in bytes; undefined = unlimited. */
   cudaMemLimitBytes?: number;
   cpuThreads?: number;
+  /** Set after the first CUDA failure under fallback, so later sessions go straight to the CPU. */
+  fallbackReason?: string;
 }
 
 /**
@@ -68,6 +70,10 @@ export interface CreatedSession {
  */
 export async function createSession(path: string, settings: ProviderSettings, log: Log, label: string): Promise<CreatedSession> {
   const { device } = settings;
+  if (settings.fallbackReason !== undefined) {
+    const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
+    return { session, provider: 'cpu (cuda fallback)' };
+  }
   if (device.kind === 'cpu') {
     const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
     log.info({ session: label, provider: 'cpu' }, 'session created');
@@ -85,7 +91,8 @@ export async function createSession(path: string, settings: ProviderSettings, lo
     if (!settings.allowCpuFallback) {
       throw new ModelError('device_unavailable', `device cuda:${device.deviceId} requested but the CUDA provider failed for ${label}: ${reason}`);
     }
-    log.warn({ session: label, reason }, 'CUDA provider failed; falling back to the CPU');
+    log.warn({ session: label, reason }, 'CUDA provider failed; falling back to the CPU for every session');
+    settings.fallbackReason = reason;
     const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
     return { session, provider: 'cpu (cuda fallback)' };
   }

@@ -1,0 +1,196 @@
+// The engine end to end on the committed packs, through its inference thread: generation,
+// reproducibility, truncation, the micro pack at DALL·E 1 geometry, a free event loop,
+// cancellation and bad input.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { createEngine, InvalidImageError, ModelError, type Engine, type GenerationProgress, type Log } from '../../src/models/index.js';
+import { candidateSeed } from '../../src/models/rng.js';
+
+const modelsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
+const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
+const PROMPT = 'a red circle above a blue square';
+
+async function png(r: number, g: number, b: number): Promise<Uint8Array> {
+  return sharp({ create: { width: 64, height: 64, channels: 3, background: { r, g, b } } }).png().toBuffer();
+}
+
+describe('engine on the committed packs', () => {
+  let engine: Engine;
+  before(async () => (engine = await createEngine({ modelsDir, logger: quiet, sampleBatch: 4, clipBatch: 8 })));
+  after(() => engine.close());
+
+  test('lists both packs with the provider of every session', () => {
+    const packs = engine.packs();
+    assert.deepEqual(packs.map((p) => p.name), ['demo-shapes', 'micro-dalle1']);
+    const demo = packs[0];
+    assert.equal(demo.textLength, 24);
+    assert.deepEqual(demo.imageSize, [64, 64]);
+    assert.deepEqual(Object.keys(demo.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'prefill', 'sample_loop', 'step']);
+    assert.ok(Object.values(demo.providers).every((p) => p === 'cpu'));
+  });
+
+  test('generates ranked images with scores and seeds, identical for the same request and any chunk size', async () => {
+    const progress: GenerationProgress[] = [];
+    const request = { prompt: PROMPT, seed: 11, candidates: 6, n: 3, model: 'demo-shapes' };
+    const first = await engine.generate({ ...request, batch: 6, onProgress: (p) => progress.push(p) });
+    assert.equal(first.model, 'demo-shapes');
+    assert.equal(first.sampler, 'host');
+    assert.equal(first.truncated, false);
+    assert.deepEqual(first.images.map((i) => i.rank), [1, 2, 3]);
+    for (const image of first.images) {
+      assert.equal(image.seed, candidateSeed(11, image.candidate));
+      assert.equal(image.width, 64);
+      assert.equal(image.pixels.length, 64 * 64 * 3);
+    }
+    const scores = first.images.map((i) => i.score);
+    assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
+    assert.deepEqual(progress.at(-1), { stage: 'reranking', completed: 6, total: 6 });
+    assert.ok(progress.some((p) => p.stage === 'sampling' && p.completed === 6));
+    assert.ok(first.timings.sampleMs > 0 && first.timings.decodeMs > 0 && first.timings.rerankMs > 0);
+
+    const again = await engine.generate({ ...request, batch: 6 });
+    const chunked = await engine.generate({ ...request, batch: 1 });
+    for (const other of [again, chunked]) {
+      assert.deepEqual(other.images.map((i) => [i.candidate, i.score]), first.images.map((i) => [i.candidate, i.score]));
+      other.images.forEach((image, i) => assert.deepEqual(image.pixels, first.images[i].pixels));
+    }
+  });
+
+  test('a prompt longer than the text length is truncated and says so', async () => {
+    const long = Array.from({ length: 12 }, () => 'a small red circle').join(' to the left of ');
+    const result = await engine.generate({ prompt: long, seed: 1, candidates: 1, n: 1, model: 'demo-shapes' });
+    assert.equal(result.truncated, true);
+    assert.ok(result.promptTokens > 24, `${result.promptTokens} tokens`);
+  });
+
+  test('the micro pack runs end to end at DALL·E 1 geometry: 1024 tokens, 256×256 pixels', async () => {
+    const result = await engine.generate({ prompt: PROMPT, seed: 3, candidates: 2, n: 2, model: 'micro-dalle1' });
+    assert.equal(result.images.length, 2);
+    for (const image of result.images) {
+      assert.equal(image.width, 256);
+      assert.equal(image.height, 256);
+      assert.equal(image.pixels.length, 256 * 256 * 3);
+    }
+  });
+
+  test('the event loop keeps ticking while a generation runs', async (t) => {
+    let longest = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 5);
+    const started = performance.now();
+    await engine.generate({ prompt: PROMPT, seed: 2, candidates: 24, n: 4, batch: 4, model: 'demo-shapes' });
+    const took = performance.now() - started;
+    clearInterval(timer);
+    t.diagnostic(`generation ${took.toFixed(0)} ms; longest timer gap ${longest.toFixed(1)} ms`);
+    assert.ok(took > 1000, 'the generation is long enough to block a shared loop noticeably');
+    assert.ok(longest < 200, `longest gap ${longest.toFixed(1)} ms`);
+  });
+
+  test('abort rejects with an AbortError at the next chunk, and the engine carries on', async () => {
+    const controller = new AbortController();
+    const stages: GenerationProgress[] = [];
+    const canceled = engine.generate({
+      prompt: PROMPT, seed: 5, candidates: 40, n: 1, batch: 2, model: 'demo-shapes', signal: controller.signal,
+      onProgress: (p) => {
+        stages.push(p);
+        controller.abort();
+      },
+    });
+    await assert.rejects(canceled, { name: 'AbortError' });
+    assert.ok(stages.every((p) => p.stage === 'sampling') && stages.at(-1)!.completed < 40, JSON.stringify(stages.at(-1)));
+    await assert.rejects(engine.generate({ prompt: PROMPT, seed: 5, signal: AbortSignal.abort() }), { name: 'AbortError' });
+    const after = await engine.generate({ prompt: PROMPT, seed: 5, candidates: 1, n: 1, model: 'demo-shapes' });
+    assert.equal(after.images.length, 1);
+  });
+
+  test('bad generation options are refused naming the field', async () => {
+    const cases: [object, RegExp, string][] = [
+      [{ candidates: 2, n: 3 }, /^n must be at most candidates/, 'invalid_request'],
+      [{ topK: 0 }, /^topK must be a positive integer/, 'invalid_request'],
+      [{ topK: 257 }, /^topK must be at most the codebook size 256/, 'invalid_request'],
+      [{ temperature: 0 }, /^temperature must be a positive number/, 'invalid_request'],
+      [{ seed: -1 }, /^seed must be an unsigned 32-bit integer/, 'invalid_request'],
+      [{ prompt: ' ' }, /^prompt must be a non-empty string/, 'invalid_request'],
+      [{ model: 'nope' }, /unknown model "nope": available are demo-shapes, micro-dalle1/, 'unknown_model'],
+    ];
+    for (const [change, message, code] of cases) {
+      await assert.rejects(engine.generate({ prompt: PROMPT, seed: 1, candidates: 2, n: 1, model: 'demo-shapes', ...change }), (e: unknown) => {
+        assert.ok(e instanceof ModelError, String(e));
+        assert.equal(e.code, code);
+        assert.match(e.message, message);
+        return true;
+      });
+    }
+  });
+
+  test('classify fails only the request with a bad image or no labels', async () => {
+    const red = await png(220, 30, 30);
+    const outcomes = await engine.classify([
+      { images: [red, Buffer.from('not an image')], labels: ['red circle', 'blue square'] },
+      { images: [red], labels: [] },
+      { images: [red, await png(30, 70, 220)], labels: ['red circle', 'blue square', 'green cross'], topK: 2 },
+    ]);
+    assert.deepEqual(outcomes[0], { ok: false, error: { code: 'invalid_image', message: outcomes[0].ok ? '' : outcomes[0].error.message, index: 1 } });
+    assert.deepEqual(outcomes[1], { ok: false, error: { code: 'invalid_request', message: 'labels must not be empty', index: -1 } });
+    assert.ok(outcomes[2].ok);
+    if (!outcomes[2].ok) return;
+    assert.equal(outcomes[2].results.length, 2);
+    for (const ranked of outcomes[2].results) {
+      assert.equal(ranked.length, 2);
+      assert.ok(ranked[0].score >= ranked[1].score);
+    }
+    const all = await engine.classify([{ images: [red], labels: ['red circle', 'blue square', 'green cross'] }]);
+    assert.ok(all[0].ok);
+    if (all[0].ok) assert.ok(Math.abs(all[0].results[0].reduce((s, l) => s + l.score, 0) - 1) < 1e-6);
+  });
+
+  test('embeddings are L2-normalised; a bad image rejects with its index', async () => {
+    const [image] = await engine.embedImages([await png(30, 160, 50)]);
+    const [text] = await engine.embedTexts(['a green square']);
+    for (const e of [image, text]) {
+      assert.equal(e.length, 64);
+      assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-5);
+    }
+    await assert.rejects(engine.embedImages([await png(1, 2, 3), new Uint8Array([0x89, 0x50, 0x4e, 0x47])]), (e: unknown) => {
+      assert.ok(e instanceof InvalidImageError);
+      assert.equal(e.index, 1);
+      return true;
+    });
+  });
+});
+
+describe('engine start-up', () => {
+  test('an unknown device name fails and lists the valid ones', async () => {
+    await assert.rejects(createEngine({ modelsDir, logger: quiet, device: 'gpu' as never }), (e: unknown) => {
+      assert.ok(e instanceof ModelError && e.code === 'invalid_device' && /valid names are cpu, cuda/.test(e.message), String(e));
+      return true;
+    });
+  });
+
+  test('CUDA that cannot load fails start-up with the reason, or falls back when allowed', async () => {
+    await assert.rejects(createEngine({ modelsDir, logger: quiet, device: 'cuda', eager: false }), (e: unknown) => {
+      assert.ok(e instanceof ModelError && e.code === 'device_unavailable', String(e));
+      assert.match(e.message, /cuda:0 requested but the CUDA provider failed/);
+      return true;
+    });
+    const engine = await createEngine({ modelsDir, logger: quiet, device: 'cuda', eager: false, allowCpuFallback: true, maxImagePixels: 1000 });
+    try {
+      const [embedding] = await engine.embedTexts(['a red circle'], 'demo-shapes');
+      assert.equal(embedding.length, 64);
+      assert.equal(engine.packs()[0].providers.clip_text, 'cpu (cuda fallback)');
+      await assert.rejects(engine.embedImages([await png(9, 9, 9)]), (e: unknown) => e instanceof InvalidImageError && /pixel limit/i.test(e.message));
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test('a models folder without packs fails start-up', async () => {
+    await assert.rejects(createEngine({ modelsDir: fileURLToPath(new URL('../../src/', import.meta.url)), logger: quiet }), { code: 'pack_file_missing' });
+  });
+});
