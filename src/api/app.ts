@@ -1,0 +1,49 @@
+// Builds the Fastify app; never listens (main.ts and the tests do).
+import { randomUUID } from 'node:crypto';
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { MAX_IMAGES_PER_REQUEST, Problem } from '../contracts/schemas.js';
+import { errorsPlugin } from './plugins/errors.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { swaggerPlugin } from './plugins/swagger.js';
+import { installValidators } from './plugins/validation.js';
+import { clipRoutes } from './routes/clip.js';
+import { fileRoutes } from './routes/files.js';
+import { generationRoutes } from './routes/generations.js';
+import { systemRoutes } from './routes/system.js';
+import type { Services } from './services.js';
+
+export interface AppOptions {
+  services: Services;
+  logger: FastifyBaseLogger;
+}
+
+export async function buildApp({ services, logger }: AppOptions): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.bodyLimitBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Ids are UUIDs; longer path segments are refused early with 404.
+    routerOptions: { maxParamLength: 200 },
+    return503OnClosing: true,
+  });
+  installValidators(app);
+  app.addSchema(Problem);
+  await app.register(errorsPlugin);
+  await app.register(swaggerPlugin);
+  await app.register(metricsPlugin, { queues: services.queues });
+  await app.register(multipart, {
+    limits: { fileSize: config.imageMaxBytes, files: MAX_IMAGES_PER_REQUEST, fields: 2100, fieldSize: 64 * 1024, parts: 2200 },
+    throwFileSizeLimit: true,
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+  });
+  await app.register(generationRoutes, services);
+  await app.register(clipRoutes, services);
+  await app.register(systemRoutes, services);
+  await app.register(fileRoutes, services);
+  return app;
+}

@@ -1,0 +1,79 @@
+// Turns classify and embed requests (JSON or multipart) into job payloads.
+import { Ajv } from 'ajv';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import type { ClassifyJobData, EmbedJobData } from '../contracts/jobs.js';
+import { ClassifyBody, type EmbedBody } from '../contracts/schemas.js';
+import { ServiceError, fieldError } from '../errors.js';
+import { resolveImage } from './images.js';
+import { validationFailed } from './plugins/validation.js';
+
+export async function classifyJobFromJson(body: ClassifyBody, config: Config): Promise<ClassifyJobData> {
+  if ((body.image === undefined) === (body.images === undefined)) throw fieldError('image', 'or images is required, and not both');
+  if (body.top_k !== undefined && body.top_k > body.labels.length) throw fieldError('top_k', `must be at most the number of labels (${body.labels.length})`);
+  const images = body.image
+    ? [await resolveImage(body.image, 'image', config)]
+    : await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config)));
+  return {
+    images,
+    labels: body.labels,
+    ...(body.templates && { templates: body.templates }),
+    ...(body.top_k !== undefined && { top_k: body.top_k }),
+    ...(body.model !== undefined && { model: body.model }),
+  };
+}
+
+export async function embedJobFromJson(body: EmbedBody, config: Config): Promise<EmbedJobData> {
+  if ((body.images === undefined) === (body.texts === undefined)) throw fieldError('images', 'or texts is required, and not both');
+  const model = body.model === undefined ? {} : { model: body.model };
+  if (body.texts) return { texts: body.texts, ...model };
+  return { images: await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config))), ...model };
+}
+
+// The multipart form is checked against the JSON body's schema once its parts are read.
+const validateClassifyBody = new Ajv({ strict: false, coerceTypes: false }).compile(ClassifyBody);
+const LIST_FIELDS = new Set(['labels', 'templates']);
+const SCALAR_FIELDS = new Set(['top_k', 'model']);
+
+function listValues(value: string): string[] {
+  if (value.trimStart().startsWith('[')) {
+    try {
+      const parsed: unknown = JSON.parse(value);
+      if (Array.isArray(parsed)) return parsed.map(String);
+    } catch {
+      // not JSON: a label that happens to start with "["
+    }
+  }
+  return [value];
+}
+
+export async function classifyJobFromMultipart(request: FastifyRequest, config: Config): Promise<ClassifyJobData> {
+  const images: { base64: string }[] = [];
+  const lists: Record<string, string[]> = {};
+  const scalars: Record<string, string> = {};
+  for await (const part of request.parts()) {
+    if (part.type === 'file') {
+      if (part.fieldname !== 'image' && part.fieldname !== 'images') throw fieldError(part.fieldname, 'is not a known file field (use image)');
+      const bytes = await part.toBuffer();
+      if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `image ${images.length} is empty`);
+      images.push({ base64: bytes.toString('base64') });
+    } else if (LIST_FIELDS.has(part.fieldname)) {
+      lists[part.fieldname] = [...(lists[part.fieldname] ?? []), ...listValues(String(part.value))];
+    } else if (SCALAR_FIELDS.has(part.fieldname)) {
+      scalars[part.fieldname] = String(part.value);
+    } else {
+      throw fieldError(part.fieldname, 'is not a known field');
+    }
+  }
+  if (images.length === 0) throw fieldError('image', 'is required: upload at least one file');
+  if (scalars.top_k !== undefined && !/^[0-9]{1,6}$/.test(scalars.top_k)) throw fieldError('top_k', 'must be an integer');
+  const body = {
+    images,
+    labels: lists.labels ?? [],
+    ...(lists.templates && { templates: lists.templates }),
+    ...(scalars.top_k !== undefined && { top_k: Number(scalars.top_k) }),
+    ...(scalars.model !== undefined && { model: scalars.model }),
+  };
+  if (!validateClassifyBody(body)) throw validationFailed(validateClassifyBody.errors ?? [], 'body');
+  return classifyJobFromJson(body as ClassifyBody, config);
+}

@@ -1,0 +1,44 @@
+// Prometheus metrics of the API process: HTTP latency per route and the depth of every
+// queue per state, read from Redis at scrape time. Worker figures are on each worker's port.
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { QUEUE_NAMES } from '../../contracts/queues.js';
+import type { Queues } from '../../queue/queues.js';
+
+const STATES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'] as const;
+
+export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: Queues }) => {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'dalle_api_' });
+  const httpDuration = new Histogram({
+    name: 'dalle_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'dalle_queue_jobs',
+    help: 'Jobs per queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await Promise.all(QUEUE_NAMES.map((name) => options.queues.get(name).getJobCounts(...STATES).catch(() => null)));
+      QUEUE_NAMES.forEach((queue, i) => {
+        for (const [state, count] of Object.entries(counts[i] ?? {})) this.set({ queue, state }, count);
+      });
+    },
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics of the API process', produces: ['text/plain'] } }, async (_request, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+});

@@ -1,0 +1,26 @@
+// The OpenAPI 3.1 document, built from the route schemas themselves, and its docs page.
+import { readFileSync } from 'node:fs';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string; description: string };
+
+export const swaggerPlugin = fp(async (app: FastifyInstance) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'dalle-serve', version: pkg.version, description: pkg.description },
+      tags: [
+        { name: 'generations', description: 'Text-to-image generation jobs' },
+        { name: 'clip', description: 'Zero-shot classification and embeddings' },
+        { name: 'system', description: 'Models, health, metrics' },
+      ],
+    },
+    // Shared schemas keep their $id as their component name.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+});

@@ -1,0 +1,48 @@
+// CLIP routes: each request becomes one job and waits for its result.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { ClassifyBody, ClassifyMultipartBody, ClassifyResponse, EmbedBody, EmbedResponse } from '../../contracts/schemas.js';
+import { classifyJobFromJson, classifyJobFromMultipart, embedJobFromJson } from '../clip-requests.js';
+import type { Services } from '../services.js';
+import { problemResponses } from './responses.js';
+
+const tags = ['clip'];
+const clipErrors = ['validation_failed', 'malformed_body', 'invalid_image', 'image_fetch_failed', 'unknown_model', 'payload_too_large', 'unsupported_media_type', 'job_failed', 'queue_full', 'timeout'] as const;
+
+export async function clipRoutes(instance: FastifyInstance, { clip, config }: Services): Promise<void> {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.post('/clip/classify', {
+    schema: {
+      tags,
+      summary: 'Zero-shot image classification',
+      description: 'Scores are probabilities over all the labels, sorted; without `top_k` every label is returned and they sum to 1. Send JSON, or a multipart form with one `image` part per file and one `labels` field per label.',
+      body: {
+        content: {
+          'application/json': { schema: ClassifyBody },
+          'multipart/form-data': { schema: ClassifyMultipartBody },
+        },
+      },
+      response: { 200: ClassifyResponse, ...problemResponses(...clipErrors) },
+    },
+    handler: async (request) => {
+      const data = request.isMultipart()
+        ? await classifyJobFromMultipart(request, config)
+        : await classifyJobFromJson(request.body as ClassifyBody, config);
+      return clip.classify(data);
+    },
+  });
+
+  app.post('/clip/embed', {
+    schema: {
+      tags,
+      summary: 'L2-normalised CLIP embeddings of images or texts',
+      body: EmbedBody,
+      response: { 200: EmbedResponse, ...problemResponses(...clipErrors) },
+    },
+    handler: async (request) => {
+      const result = await clip.embed(await embedJobFromJson(request.body, config));
+      return { model: result.model, dim: result.embeddings[0]?.length ?? 0, embeddings: result.embeddings };
+    },
+  });
+}

@@ -1,0 +1,35 @@
+// Serves the local-folder store's objects to holders of a signed, unexpired URL.
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@fastify/type-provider-typebox';
+import { ServiceError } from '../../errors.js';
+import { verifyFileSignature } from '../../storage/index.js';
+import type { Services } from '../services.js';
+import { problemResponses } from './responses.js';
+
+export async function fileRoutes(app: FastifyInstance, { store, config }: Services): Promise<void> {
+  const storage = config.storage;
+  if (storage.kind !== 'fs') return;
+  app.get<{ Params: { '*': string }; Querystring: Record<string, unknown> }>('/files/*', {
+    schema: {
+      tags: ['generations'],
+      summary: 'Image bytes behind a signed URL',
+      description: 'The URLs in generation responses point here; they stop working at `expires_at`.',
+      response: { 200: Type.String({ description: 'The image', contentMediaType: 'image/*' }), ...problemResponses('not_found') },
+    },
+    handler: async (request, reply) => {
+      const key = request.params['*'];
+      const { expires, signature } = request.query;
+      const notFound = new ServiceError('not_found', 'no such file, or its URL has expired');
+      if (typeof expires !== 'string' || typeof signature !== 'string') throw notFound;
+      if (!verifyFileSignature(storage.signingSecret, key, expires, signature)) throw notFound;
+      const object = await store.get(key);
+      if (!object) throw notFound;
+      const maxAge = Math.max(0, Number(expires) - Math.floor(Date.now() / 1000));
+      return reply
+        .header('Content-Type', object.contentType)
+        .header('Cache-Control', `private, max-age=${maxAge}, immutable`)
+        .header('X-Content-Type-Options', 'nosniff')
+        .send(Buffer.from(object.body.buffer, object.body.byteOffset, object.body.byteLength));
+    },
+  });
+}

@@ -1,0 +1,84 @@
+// Generation routes: a table of method, URL, schema and the service call behind each.
+import { type TypeBoxTypeProvider, Type } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import {
+  CreateGenerationBody,
+  Generation,
+  GenerationAccepted,
+  GenerationIdParams,
+  GenerationList,
+  IdempotencyHeaders,
+  ListGenerationsQuery,
+} from '../../contracts/schemas.js';
+import type { Services } from '../services.js';
+import { problemResponses } from './responses.js';
+
+const tags = ['generations'];
+
+export async function generationRoutes(instance: FastifyInstance, { generations }: Services): Promise<void> {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.post('/generations', {
+    schema: {
+      tags,
+      summary: 'Start a generation',
+      description: 'Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation.',
+      body: CreateGenerationBody,
+      headers: IdempotencyHeaders,
+      response: {
+        202: { ...GenerationAccepted, description: 'Queued; `Location` names the generation' },
+        ...problemResponses('validation_failed', 'malformed_body', 'unknown_model', 'webhooks_disabled', 'idempotency_key_reused', 'payload_too_large', 'unsupported_media_type', 'queue_full'),
+      },
+    },
+    handler: async (request, reply) => {
+      const { accepted, replayed } = await generations.create(request.body, request.headers['idempotency-key']);
+      reply.header('Location', accepted.urls.get);
+      if (replayed) reply.header('Idempotent-Replayed', 'true');
+      return reply.code(202).send(accepted);
+    },
+  });
+
+  app.get('/generations', {
+    schema: {
+      tags,
+      summary: 'List generations, newest first',
+      querystring: ListGenerationsQuery,
+      response: { 200: GenerationList, ...problemResponses('validation_failed') },
+    },
+    handler: async (request) => generations.list(request.query),
+  });
+
+  app.get('/generations/:id', {
+    schema: {
+      tags,
+      summary: 'Get a generation',
+      params: GenerationIdParams,
+      response: { 200: Generation, ...problemResponses('not_found') },
+    },
+    handler: async (request) => generations.get(request.params.id),
+  });
+
+  app.delete('/generations/:id', {
+    schema: {
+      tags,
+      summary: 'Delete a finished generation and its images',
+      params: GenerationIdParams,
+      response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses('not_found', 'generation_not_finished') },
+    },
+    handler: async (request, reply) => {
+      await generations.remove(request.params.id);
+      return reply.code(204).send(null);
+    },
+  });
+
+  app.post('/generations/:id/cancel', {
+    schema: {
+      tags,
+      summary: 'Cancel a generation',
+      description: 'A queued generation is canceled at once; a running one stops at its next chunk, whichever worker runs it.',
+      params: GenerationIdParams,
+      response: { 202: Generation, ...problemResponses('not_found', 'generation_finished') },
+    },
+    handler: async (request, reply) => reply.code(202).send(await generations.cancel(request.params.id)),
+  });
+}

@@ -1,0 +1,28 @@
+// What the routes call: the queues, the generation and CLIP job producers, the object store.
+import type { Config } from '../config.js';
+import { ClipJobs } from '../queue/clip.js';
+import { Generations } from '../queue/generations.js';
+import { Queues } from '../queue/queues.js';
+import { type ObjectStore, createObjectStore } from '../storage/index.js';
+
+export interface Services {
+  config: Config;
+  queues: Queues;
+  store: ObjectStore;
+  generations: Generations;
+  clip: ClipJobs;
+  close(): Promise<void>;
+}
+
+export function createServices(config: Config): Services {
+  const queues = new Queues(config);
+  const store = createObjectStore(config.storage);
+  return {
+    config,
+    queues,
+    store,
+    generations: new Generations(config, queues, store),
+    clip: new ClipJobs(config, queues),
+    close: () => queues.close(),
+  };
+}

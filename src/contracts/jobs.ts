@@ -1,0 +1,157 @@
+// Job payloads and results: one discriminated union, keyed by the BullMQ job name, that the
+// API (producer) and the worker (consumer) both import, so the two cannot drift apart.
+import type { QueueName } from './queues.js';
+import type { GenerationProgress } from './status.js';
+
+export const OUTPUT_FORMATS = ['png', 'webp', 'jpeg'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export const WEBHOOK_EVENTS = ['start', 'progress', 'completed'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** A generation request after defaults: what the job runs and what GET echoes as `input`. */
+export interface GenerationInput {
+  prompt: string;
+  candidates: number;
+  n: number;
+  top_k?: number;
+  temperature?: number;
+  top_p?: number;
+  seed: number;
+  model?: string;
+  output_format: OutputFormat;
+  webhook?: string;
+  webhook_events_filter: WebhookEvent[];
+}
+
+export interface GenerateJobData {
+  input: GenerationInput;
+  created_at: string;
+}
+
+export interface StoredImage {
+  rank: number;
+  key: string;
+  score: number;
+  seed: number;
+  width: number;
+  height: number;
+  format: OutputFormat;
+}
+
+export interface GenerationMetrics {
+  queue_ms: number;
+  sample_ms: number;
+  decode_ms: number;
+  rerank_ms: number;
+  store_ms: number;
+  total_ms: number;
+}
+
+export interface GenerateJobResult {
+  model: string;
+  prompt_tokens: number;
+  truncated: boolean;
+  images: StoredImage[];
+  metrics: GenerationMetrics;
+}
+
+/** Images travel base64-encoded: the API fetches URLs and reads uploads, the worker decodes. */
+export interface ClassifyJobData {
+  images: string[];
+  labels: string[];
+  templates?: string[];
+  top_k?: number;
+  model?: string;
+}
+
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+export interface ClassifyJobResult {
+  model: string;
+  results: { labels: LabelScore[] }[];
+}
+
+export interface EmbedJobData {
+  images?: string[];
+  texts?: string[];
+  model?: string;
+}
+
+export interface EmbedJobResult {
+  model: string;
+  embeddings: number[][];
+}
+
+export interface WebhookJobData {
+  generation_id: string;
+  event: WebhookEvent;
+  url: string;
+}
+
+/** Every job, discriminated by its BullMQ name. */
+export type JobPayload =
+  | { queue: 'generate'; name: 'generate'; data: GenerateJobData; result: GenerateJobResult; progress: GenerationProgress }
+  | { queue: 'classify'; name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult; progress: never }
+  | { queue: 'classify'; name: 'embed'; data: EmbedJobData; result: EmbedJobResult; progress: never }
+  | { queue: 'webhooks'; name: 'webhook'; data: WebhookJobData; result: void; progress: never };
+
+export type JobName = JobPayload['name'];
+export type JobOf<N extends JobName> = Extract<JobPayload, { name: N }>;
+export type JobsOfQueue<Q extends QueueName> = Extract<JobPayload, { queue: Q }>;
+export type QueueData<Q extends QueueName> = JobsOfQueue<Q>['data'];
+export type QueueResult<Q extends QueueName> = JobsOfQueue<Q>['result'];
+export type QueueJobName<Q extends QueueName> = JobsOfQueue<Q>['name'];
+
+/** Which queue carries each job name; a worker fails at start on a name with no handler. */
+export const JOB_QUEUE: { [N in JobName]: JobOf<N>['queue'] } = {
+  generate: 'generate',
+  classify: 'classify',
+  embed: 'classify',
+  webhook: 'webhooks',
+};
+
+/**
+ * Failure reasons are stored by BullMQ as one string; ours are `code: message` so that the
+ * API can report `{ code, message }`.
+ */
+export const FAILURE_CODES = [
+  'canceled',
+  'invalid_input',
+  'invalid_image',
+  'unknown_model',
+  'generation_failed',
+  'storage_failed',
+  'worker_lost',
+  'internal_error',
+] as const;
+export type FailureCode = (typeof FAILURE_CODES)[number];
+
+export function formatFailure(code: FailureCode, message: string): string {
+  return `${code}: ${message}`;
+}
+
+export function parseFailure(reason: string | undefined): { code: FailureCode; message: string } {
+  const match = /^([a-z_]+): ([\s\S]*)$/.exec(reason ?? '');
+  if (match && (FAILURE_CODES as readonly string[]).includes(match[1])) {
+    return { code: match[1] as FailureCode, message: match[2] };
+  }
+  // BullMQ's own reasons, e.g. a job that stalled more often than allowed.
+  if (/stalled/i.test(reason ?? '')) return { code: 'worker_lost', message: reason ?? '' };
+  return { code: 'internal_error', message: reason || 'the job failed' };
+}
+
+const EXTENSIONS: Record<OutputFormat, string> = { png: 'png', webp: 'webp', jpeg: 'jpg' };
+export const CONTENT_TYPES: Record<OutputFormat, string> = { png: 'image/png', webp: 'image/webp', jpeg: 'image/jpeg' };
+
+/** Where a generation's images live in the object store: all under one prefix per generation. */
+export function generationPrefix(id: string): string {
+  return `generations/${id}/`;
+}
+
+export function imageKey(id: string, rank: number, format: OutputFormat): string {
+  return `${generationPrefix(id)}${rank}.${EXTENSIONS[format]}`;
+}

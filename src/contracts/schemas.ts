@@ -1,0 +1,217 @@
+// Request and response schemas: at once the validation, the TypeScript types and the
+// OpenAPI document. Bodies are strict: unknown properties are refused, nothing is coerced.
+import { type Static, type TSchema, Type } from '@fastify/type-provider-typebox';
+import { ERROR_CODES } from '../errors.js';
+import { OUTPUT_FORMATS, WEBHOOK_EVENTS } from './jobs.js';
+import { GENERATION_STAGES, GENERATION_STATUSES } from './status.js';
+
+/** A string enum as JSON Schema `enum` (clear validation messages, plain OpenAPI). */
+function StringEnum<T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+function Nullable<T extends TSchema>(schema: T) {
+  return Type.Union([schema, Type.Null()]);
+}
+
+const strict = { additionalProperties: false } as const;
+export const MAX_CANDIDATES = 4096;
+export const MAX_LABELS = 1000;
+export const MAX_IMAGES_PER_REQUEST = 64;
+
+const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._-]+$', description: 'Model pack; default the server default.' });
+const HttpUrl = Type.String({ maxLength: 2048, pattern: '^https?://[^\\s]+$' });
+
+export const CreateGenerationBody = Type.Object(
+  {
+    prompt: Type.String({ minLength: 1, maxLength: 1000 }),
+    candidates: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, default: 512, description: 'Image candidates sampled.' })),
+    n: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: 'Best candidates kept after CLIP reranking; at most `candidates`. Default min(32, candidates).' })),
+    top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Top-k sampling; default the model's." })),
+    temperature: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10 })),
+    top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Unsigned 32-bit seed; random when absent, always returned.' })),
+    model: Type.Optional(ModelName),
+    output_format: Type.Optional(StringEnum(OUTPUT_FORMATS, { default: 'png' })),
+    webhook: Type.Optional({ ...HttpUrl, description: 'URL that receives signed Standard Webhooks events.' }),
+    webhook_events_filter: Type.Optional(Type.Array(StringEnum(WEBHOOK_EVENTS), { minItems: 1, uniqueItems: true, description: 'Default all events.' })),
+  },
+  strict,
+);
+export type CreateGenerationBody = Static<typeof CreateGenerationBody>;
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
+});
+
+export const GenerationIdParams = Type.Object({ id: Type.String({ description: 'Generation id' }) });
+
+const Progress = Type.Object({ stage: StringEnum(GENERATION_STAGES), completed: Type.Integer(), total: Type.Integer() });
+
+export const GenerationImage = Type.Object({
+  rank: Type.Integer({ description: '1 = best CLIP score' }),
+  url: Type.String({ description: 'Absolute URL serving the image bytes until expires_at' }),
+  expires_at: Type.String({ format: 'date-time' }),
+  score: Type.Number(),
+  seed: Type.Integer(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  format: StringEnum(OUTPUT_FORMATS),
+});
+
+const Metrics = Type.Object({
+  queue_ms: Type.Number(),
+  sample_ms: Type.Number(),
+  decode_ms: Type.Number(),
+  rerank_ms: Type.Number(),
+  store_ms: Type.Number(),
+  total_ms: Type.Number(),
+});
+
+const GenerationInputView = Type.Object({
+  prompt: Type.String(),
+  candidates: Type.Integer(),
+  n: Type.Integer(),
+  top_k: Type.Optional(Type.Integer()),
+  temperature: Type.Optional(Type.Number()),
+  top_p: Type.Optional(Type.Number()),
+  seed: Type.Integer(),
+  model: Type.Optional(Type.String()),
+  output_format: StringEnum(OUTPUT_FORMATS),
+  webhook: Type.Optional(Type.String()),
+  webhook_events_filter: Type.Array(StringEnum(WEBHOOK_EVENTS)),
+});
+
+const GenerationUrls = Type.Object({ get: Type.String(), cancel: Type.String() });
+
+export const Generation = Type.Object({
+  id: Type.String(),
+  status: StringEnum(GENERATION_STATUSES),
+  input: GenerationInputView,
+  model: Nullable(Type.String()),
+  progress: Nullable(Progress),
+  created_at: Type.String({ format: 'date-time' }),
+  started_at: Nullable(Type.String({ format: 'date-time' })),
+  completed_at: Nullable(Type.String({ format: 'date-time' })),
+  error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+  images: Type.Array(GenerationImage),
+  metrics: Nullable(Metrics),
+  urls: GenerationUrls,
+});
+export type Generation = Static<typeof Generation>;
+
+export const GenerationAccepted = Type.Object({
+  id: Type.String(),
+  status: StringEnum(GENERATION_STATUSES),
+  created_at: Type.String({ format: 'date-time' }),
+  seed: Type.Integer(),
+  urls: GenerationUrls,
+});
+export type GenerationAccepted = Static<typeof GenerationAccepted>;
+
+export const ListGenerationsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    status: Type.Optional(StringEnum(GENERATION_STATUSES)),
+  },
+  strict,
+);
+export type ListGenerationsQuery = Static<typeof ListGenerationsQuery>;
+
+export const GenerationList = Type.Object({
+  data: Type.Array(Generation),
+  next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last.' })),
+});
+
+export const ImageInput = Type.Object(
+  {
+    url: Type.Optional({ ...HttpUrl, description: 'An http(s) URL the server fetches.' }),
+    base64: Type.Optional(Type.String({ minLength: 1, description: 'Encoded image bytes (PNG, JPEG, WebP…) in base64.' })),
+  },
+  { ...strict, minProperties: 1, maxProperties: 1, description: 'Exactly one of url or base64.' },
+);
+export type ImageInput = Static<typeof ImageInput>;
+
+const Label = Type.String({ minLength: 1, maxLength: 200 });
+const Template = Type.String({ minLength: 1, maxLength: 300, pattern: '\\{\\}', description: 'Prompt template; `{}` stands for the label.' });
+
+export const ClassifyBody = Type.Object(
+  {
+    image: Type.Optional(ImageInput),
+    images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
+    labels: Type.Array(Label, { minItems: 1, maxItems: MAX_LABELS }),
+    templates: Type.Optional(Type.Array(Template, { minItems: 1, maxItems: 32 })),
+    top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LABELS, description: 'Return only the best k labels; default all (they sum to 1).' })),
+    model: Type.Optional(ModelName),
+  },
+  { ...strict, description: 'Exactly one of image or images.' },
+);
+export type ClassifyBody = Static<typeof ClassifyBody>;
+
+/** Documents the multipart form; its parts are validated by the handler as they stream in. */
+export const ClassifyMultipartBody = Type.Object({
+  image: Type.Array(Type.String({ contentMediaType: 'application/octet-stream' }), { description: 'One part per image file.' }),
+  labels: Type.Array(Label, { description: 'One field per label, or one field holding a JSON array.' }),
+  templates: Type.Optional(Type.Array(Template)),
+  top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  model: Type.Optional(ModelName),
+});
+
+export const ClassifyResponse = Type.Object({
+  model: Type.String(),
+  results: Type.Array(Type.Object({ labels: Type.Array(Type.Object({ label: Type.String(), score: Type.Number() })) })),
+});
+
+export const EmbedBody = Type.Object(
+  {
+    images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
+    texts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1000 }), { minItems: 1, maxItems: 256 })),
+    model: Type.Optional(ModelName),
+  },
+  { ...strict, description: 'Exactly one of images or texts.' },
+);
+export type EmbedBody = Static<typeof EmbedBody>;
+
+export const EmbedResponse = Type.Object({
+  model: Type.String(),
+  dim: Type.Integer(),
+  embeddings: Type.Array(Type.Array(Type.Number()), { description: 'L2-normalised, one per input, in order.' }),
+});
+
+export const ModelInfo = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  description: Nullable(Type.String()),
+  default: Type.Boolean(),
+  text_length: Type.Integer(),
+  image_size: Type.Array(Type.Integer()),
+  image_grid: Type.Array(Type.Integer()),
+  codebook_size: Type.Integer(),
+  embed_dim: Type.Integer(),
+  sampling_defaults: Type.Object({ top_k: Type.Integer(), temperature: Type.Number(), top_p: Type.Optional(Type.Number()) }),
+});
+export type ModelInfo = Static<typeof ModelInfo>;
+export const ModelList = Type.Object({ data: Type.Array(ModelInfo) });
+
+export const Health = Type.Object({ status: Type.String() });
+export const Readiness = Type.Object({
+  status: StringEnum(['ready', 'unavailable'] as const),
+  checks: Type.Object({
+    redis: Type.Boolean(),
+    workers: Type.Record(Type.String(), Type.Integer(), { description: 'Live workers per queue' }),
+  }),
+});
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: StringEnum(ERROR_CODES),
+    instance: Type.Optional(Type.String()),
+    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem', title: 'Problem details (RFC 9457)' },
+);

@@ -1,0 +1,49 @@
+// The producer side of CLIP jobs: a request enqueues one job and waits for its result.
+import type { Config } from '../config.js';
+import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
+import { parseFailure } from '../contracts/jobs.js';
+import { ServiceError } from '../errors.js';
+import { assertQueueHasRoom } from './depth.js';
+import type { Queues } from './queues.js';
+
+type ClipJob = { name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult } | { name: 'embed'; data: EmbedJobData; result: EmbedJobResult };
+
+export class ClipJobs {
+  constructor(
+    private readonly config: Config,
+    private readonly queues: Queues,
+  ) {}
+
+  classify(data: ClassifyJobData): Promise<ClassifyJobResult> {
+    return this.run<Extract<ClipJob, { name: 'classify' }>>('classify', data);
+  }
+
+  embed(data: EmbedJobData): Promise<EmbedJobResult> {
+    return this.run<Extract<ClipJob, { name: 'embed' }>>('embed', data);
+  }
+
+  private async run<J extends ClipJob>(name: J['name'], data: J['data']): Promise<J['result']> {
+    const queue = this.queues.get('classify');
+    await assertQueueHasRoom(queue, this.config.classifyMaxQueued, this.config.queueFullRetryAfterSeconds);
+    // Subscribe before adding, so that a fast worker's completion is not missed.
+    const events = await this.queues.classifyEvents();
+    const job = await queue.add(name, data);
+    try {
+      return (await job.waitUntilFinished(events, this.config.classifyTimeoutMs)) as J['result'];
+    } catch (error) {
+      throw this.toServiceError(error, job.id as string);
+    }
+  }
+
+  private toServiceError(error: unknown, jobId: string): ServiceError {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/timed out/i.test(message)) {
+      return new ServiceError('timeout', `the ${this.config.classifyTimeoutMs} ms wait for job ${jobId} ran out`);
+    }
+    const failure = parseFailure(message);
+    if (failure.code === 'invalid_image') return new ServiceError('invalid_image', failure.message);
+    if (failure.code === 'unknown_model') return new ServiceError('unknown_model', failure.message);
+    if (failure.code === 'invalid_input') return new ServiceError('validation_failed', failure.message);
+    return new ServiceError('job_failed', `job ${jobId} failed: ${failure.message}`);
+  }
+}

@@ -1,0 +1,204 @@
+// The producer side of generations: enqueue (with idempotency and backpressure), read,
+// list, cancel across processes, delete.
+import { createHash, randomInt } from 'node:crypto';
+import type { Config } from '../config.js';
+import { type GenerationInput, WEBHOOK_EVENTS, generationPrefix } from '../contracts/jobs.js';
+import type { CreateGenerationBody, Generation, GenerationAccepted, ListGenerationsQuery } from '../contracts/schemas.js';
+import { isTerminal } from '../contracts/status.js';
+import { ServiceError, fieldError } from '../errors.js';
+import type { ObjectStore } from '../storage/index.js';
+import { assertQueueHasRoom } from './depth.js';
+import { type GenerateJob, buildGenerationView, generationUrls } from './generation-view.js';
+import { isGenerationId, newGenerationId } from './ids.js';
+import { type ServiceKeys, serviceKeys } from './keys.js';
+import { readModels } from './models.js';
+import type { Queues } from './queues.js';
+
+const DEFAULT_CANDIDATES = 512;
+const DEFAULT_N = 32;
+const LIST_SCAN_LIMIT = 1000;
+
+export function normalizeGenerationInput(body: CreateGenerationBody): GenerationInput {
+  const candidates = body.candidates ?? DEFAULT_CANDIDATES;
+  const n = body.n ?? Math.min(DEFAULT_N, candidates);
+  if (n > candidates) throw fieldError('n', `must be at most candidates (${candidates})`);
+  return {
+    prompt: body.prompt,
+    candidates,
+    n,
+    ...(body.top_k !== undefined && { top_k: body.top_k }),
+    ...(body.temperature !== undefined && { temperature: body.temperature }),
+    ...(body.top_p !== undefined && { top_p: body.top_p }),
+    seed: body.seed ?? randomInt(0, 2 ** 32),
+    ...(body.model !== undefined && { model: body.model }),
+    output_format: body.output_format ?? 'png',
+    ...(body.webhook !== undefined && { webhook: body.webhook }),
+    webhook_events_filter: body.webhook_events_filter ?? [...WEBHOOK_EVENTS],
+  };
+}
+
+/** Same JSON for the same request, whatever the key order: the idempotency fingerprint. */
+function fingerprint(value: unknown): string {
+  const canonical = JSON.stringify(value, (_key, inner) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => a.localeCompare(b)))
+      : inner,
+  );
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+interface IdempotencyRecord {
+  fingerprint: string;
+  accepted: GenerationAccepted;
+}
+
+export class Generations {
+  private readonly keys: ServiceKeys;
+
+  constructor(
+    private readonly config: Config,
+    private readonly queues: Queues,
+    private readonly store: ObjectStore,
+  ) {
+    this.keys = serviceKeys(config.queuePrefix);
+  }
+
+  private get redis() {
+    return this.queues.redis;
+  }
+
+  async create(body: CreateGenerationBody, idempotencyKey?: string): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
+    const input = normalizeGenerationInput(body);
+    if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook);
+    await this.assertKnownModel(input.model);
+    const recordKey = idempotencyKey === undefined ? undefined : this.keys.idempotency(createHash('sha256').update(idempotencyKey).digest('hex'));
+    const bodyFingerprint = fingerprint(body);
+    if (recordKey) {
+      const replay = await this.replay(recordKey, bodyFingerprint);
+      if (replay) return { accepted: replay, replayed: true };
+    }
+    await assertQueueHasRoom(this.queues.get('generate'), this.config.generateMaxQueued, this.config.queueFullRetryAfterSeconds);
+
+    const id = newGenerationId();
+    const createdAt = new Date().toISOString();
+    const accepted: GenerationAccepted = { id, status: 'queued', created_at: createdAt, seed: input.seed, urls: generationUrls(this.config.publicBaseUrl, id) };
+    if (recordKey) {
+      const record: IdempotencyRecord = { fingerprint: bodyFingerprint, accepted };
+      const claimed = await this.redis.set(recordKey, JSON.stringify(record), 'EX', this.config.idempotencyTtlSeconds, 'NX');
+      if (claimed === null) {
+        // Another request with this key won the race between our read and our write.
+        const replay = await this.replay(recordKey, bodyFingerprint);
+        if (replay) return { accepted: replay, replayed: true };
+      }
+    }
+    try {
+      await this.queues.get('generate').add('generate', { input, created_at: createdAt }, { jobId: id });
+      await this.redis.zadd(this.keys.generationIndex, 0, id);
+    } catch (error) {
+      if (recordKey) await this.redis.del(recordKey).catch(() => {});
+      throw error;
+    }
+    return { accepted, replayed: false };
+  }
+
+  private async replay(recordKey: string, bodyFingerprint: string): Promise<GenerationAccepted | null> {
+    const text = await this.redis.get(recordKey);
+    if (text === null) return null;
+    const record = JSON.parse(text) as IdempotencyRecord;
+    if (record.fingerprint !== bodyFingerprint) {
+      throw new ServiceError('idempotency_key_reused', 'this Idempotency-Key was first used with a different request body');
+    }
+    return record.accepted;
+  }
+
+  private assertWebhookUsable(url: string): void {
+    if (!this.config.webhookSecret) throw new ServiceError('webhooks_disabled', 'set WEBHOOK_SECRET on the server to use webhooks');
+    try {
+      new URL(url);
+    } catch {
+      throw fieldError('webhook', 'must be an absolute http(s) URL');
+    }
+  }
+
+  /** Refuses names no live worker serves; with no worker reporting yet, the worker decides. */
+  private async assertKnownModel(model: string | undefined): Promise<void> {
+    if (model === undefined) return;
+    const models = await readModels(this.redis, this.keys);
+    if (models.length > 0 && !models.some((info) => info.name === model)) {
+      throw new ServiceError('unknown_model', `model ${JSON.stringify(model)} is not served; see GET /models`, {
+        errors: [{ field: 'model', message: `must be one of ${models.map((info) => info.name).join(', ')}` }],
+      });
+    }
+  }
+
+  private async job(id: string): Promise<GenerateJob> {
+    const job = isGenerationId(id) ? ((await this.queues.get('generate').getJob(id)) as GenerateJob | undefined) : undefined;
+    if (!job) throw new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
+    return job;
+  }
+
+  private async view(job: GenerateJob): Promise<Generation> {
+    const [state, cancelAt] = await Promise.all([job.getState(), this.redis.get(this.keys.cancel(job.id as string))]);
+    return buildGenerationView(this.config, this.store, job, state, cancelAt === null ? null : Number(cancelAt));
+  }
+
+  async get(id: string): Promise<Generation> {
+    return this.view(await this.job(id));
+  }
+
+  async list(query: ListGenerationsQuery): Promise<{ data: Generation[]; next_cursor: string | null }> {
+    const limit = query.limit ?? 20;
+    if (query.cursor !== undefined && !isGenerationId(query.cursor)) throw fieldError('cursor', 'is not a cursor returned by this API');
+    const queue = this.queues.get('generate');
+    const data: Generation[] = [];
+    let from = query.cursor === undefined ? '+' : `(${query.cursor}`;
+    let lastSeen: string | null = null;
+    let scanned = 0;
+    let exhausted = false;
+    while (data.length < limit && scanned < LIST_SCAN_LIMIT) {
+      const ids = await this.redis.zrange(this.keys.generationIndex, from, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit);
+      if (ids.length === 0) {
+        exhausted = true;
+        break;
+      }
+      for (const id of ids) {
+        from = `(${id}`;
+        lastSeen = id;
+        scanned += 1;
+        const job = (await queue.getJob(id)) as GenerateJob | undefined;
+        if (!job) {
+          // Removed by retention or DELETE: drop it from the index too.
+          await this.redis.zrem(this.keys.generationIndex, id);
+          continue;
+        }
+        const view = await this.view(job);
+        if (query.status === undefined || view.status === query.status) data.push(view);
+        if (data.length === limit) break;
+      }
+    }
+    return { data, next_cursor: exhausted ? null : lastSeen };
+  }
+
+  /** Marks the generation canceled for every process: a key the worker checks, and a message. */
+  async cancel(id: string): Promise<Generation> {
+    const job = await this.job(id);
+    const before = await this.view(job);
+    if (isTerminal(before.status)) throw new ServiceError('generation_finished', `generation ${id} already ${before.status}`);
+    await this.redis.set(this.keys.cancel(id), String(Date.now()), 'EX', this.config.retentionSeconds, 'NX');
+    await this.redis.publish(this.keys.cancelChannel, id);
+    return this.view(job);
+  }
+
+  async remove(id: string): Promise<void> {
+    const job = await this.job(id);
+    const view = await this.view(job);
+    if (!isTerminal(view.status)) throw new ServiceError('generation_not_finished', `generation ${id} is ${view.status}; cancel it first`);
+    try {
+      await job.remove();
+    } catch {
+      throw new ServiceError('generation_not_finished', `generation ${id} is being picked up by a worker; retry`);
+    }
+    await this.store.deletePrefix(generationPrefix(id));
+    await this.redis.multi().zrem(this.keys.generationIndex, id).del(this.keys.cancel(id)).exec();
+  }
+}

@@ -1,0 +1,91 @@
+// The BullMQ queues with their job defaults: attempts, backoff, retention. Created on first
+// use so that building the API (e.g. to write the OpenAPI document) needs no Redis.
+import { Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js';
+import { QUEUE_NAMES, type QueueName } from '../contracts/queues.js';
+import { createRedis } from './redis.js';
+
+export type TypedQueue<Q extends QueueName> = Queue<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>;
+
+/** Job options per queue; the worker's retry and retention behaviour follows from these. */
+export function jobDefaults(config: Config, name: QueueName) {
+  switch (name) {
+    case 'generate':
+      return {
+        attempts: config.generateAttempts,
+        backoff: { type: 'exponential', delay: config.generateBackoffMs },
+        removeOnComplete: { age: config.retentionSeconds },
+        removeOnFail: { age: config.retentionSeconds },
+      };
+    case 'classify':
+      // A classify request waits for its job; the result is read from the event stream.
+      return { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 300 }, removeOnFail: { age: 300 } };
+    case 'webhooks':
+      return {
+        attempts: config.webhookAttempts,
+        backoff: { type: 'exponential', delay: config.webhookBackoffMs },
+        removeOnComplete: { age: 3600, count: 10_000 },
+        removeOnFail: { age: config.retentionSeconds },
+      };
+  }
+}
+
+export class Queues {
+  private readonly queues = new Map<QueueName, Queue>();
+  private events: Promise<QueueEvents> | undefined;
+  private commandConnection: Redis | undefined;
+
+  constructor(private readonly config: Config) {}
+
+  /** The shared connection for our own keys and BullMQ's producer commands. */
+  get redis(): Redis {
+    this.commandConnection ??= createRedis(this.config.redisUrl, 'commands');
+    return this.commandConnection;
+  }
+
+  get<Q extends QueueName>(name: Q): TypedQueue<Q> {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, {
+        connection: this.redis,
+        prefix: this.config.queuePrefix,
+        defaultJobOptions: jobDefaults(this.config, name),
+      });
+      queue.on('error', () => {}); // connection errors surface as failed commands
+      this.queues.set(name, queue);
+    }
+    return queue as unknown as TypedQueue<Q>;
+  }
+
+  /** Completion events of the classify queue, which synchronous requests wait on. */
+  classifyEvents(): Promise<QueueEvents> {
+    this.events ??= (async () => {
+      const events = new QueueEvents('classify', {
+        connection: { url: this.config.redisUrl, maxRetriesPerRequest: null },
+        prefix: this.config.queuePrefix,
+      });
+      events.on('error', () => {});
+      await events.waitUntilReady();
+      return events;
+    })();
+    return this.events;
+  }
+
+  /** Live workers per queue, as BullMQ counts them from Redis client names. */
+  async workerCounts(): Promise<Record<QueueName, number>> {
+    const counts = await Promise.all(QUEUE_NAMES.map((name) => this.get(name).getWorkersCount()));
+    return Object.fromEntries(QUEUE_NAMES.map((name, i) => [name, counts[i]])) as Record<QueueName, number>;
+  }
+
+  async close(): Promise<void> {
+    const events = this.events;
+    this.events = undefined;
+    await Promise.allSettled([...this.queues.values()].map((queue) => queue.close()));
+    if (events) await (await events).close();
+    this.queues.clear();
+    this.commandConnection?.disconnect();
+    this.commandConnection = undefined;
+  }
+}

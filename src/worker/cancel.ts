@@ -1,0 +1,63 @@
+// Cross-process cancel. The API sets a key and publishes the id; whichever worker runs the
+// generation aborts it (the engine stops at its next chunk). A poll of the keys covers
+// messages missed while the subscriber was reconnecting.
+import type { Redis } from 'ioredis';
+import type { ServiceKeys } from '../queue/keys.js';
+import { createRedis } from '../queue/redis.js';
+
+/** The abort reason of a canceled generation (distinct from a shutdown). */
+export const CANCELED = 'canceled';
+export const SHUTDOWN = 'shutdown';
+
+export class CancelWatcher {
+  private readonly running = new Map<string, AbortController>();
+  private subscriber: Redis | undefined;
+  private poll: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly redis: Redis,
+    private readonly keys: ServiceKeys,
+    private readonly pollIntervalMs = 1000,
+  ) {}
+
+  async start(): Promise<void> {
+    this.subscriber = createRedis(this.redisUrl, 'blocking', { connectionName: 'dalle-serve:cancel' });
+    this.subscriber.on('message', (_channel: string, id: string) => this.abort(id, CANCELED));
+    this.subscriber.on('error', () => {});
+    await this.subscriber.subscribe(this.keys.cancelChannel);
+    this.poll = setInterval(() => void this.pollRunning(), this.pollIntervalMs).unref();
+  }
+
+  async isRequested(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.cancel(id))) === 1;
+  }
+
+  /** An AbortSignal for one running generation; release it when the job ends. */
+  track(id: string): { signal: AbortSignal; release(): void } {
+    const controller = new AbortController();
+    this.running.set(id, controller);
+    return { signal: controller.signal, release: () => this.running.delete(id) };
+  }
+
+  /** Aborts every running generation, e.g. when shutdown cannot wait any longer. */
+  abortAll(reason: string): void {
+    for (const id of this.running.keys()) this.abort(id, reason);
+  }
+
+  private abort(id: string, reason: string): void {
+    const controller = this.running.get(id);
+    if (controller && !controller.signal.aborted) controller.abort(reason);
+  }
+
+  private async pollRunning(): Promise<void> {
+    for (const id of this.running.keys()) {
+      if (await this.isRequested(id).catch(() => false)) this.abort(id, CANCELED);
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.poll);
+    this.subscriber?.disconnect();
+  }
+}

@@ -1,0 +1,47 @@
+// The classify queue's handlers: classify goes through the micro-batcher, embed runs alone.
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
+import { formatFailure } from '../contracts/jobs.js';
+import { InvalidImageError, ModelError } from '../models/index.js';
+import type { Engine } from '../models/types.js';
+import type { ClassifyBatcher } from './batcher.js';
+
+function decodeImages(images: string[]): Uint8Array[] {
+  return images.map((image) => Buffer.from(image, 'base64'));
+}
+
+/** Errors about the request itself are final (a 400 for the client); others may be retried. */
+function clipFailure(error: unknown): Error {
+  if (error instanceof InvalidImageError) return new UnrecoverableError(formatFailure('invalid_image', error.message));
+  if (error instanceof ModelError && error.code === 'unknown_model') return new UnrecoverableError(formatFailure('unknown_model', error.message));
+  if (error instanceof ModelError && error.code === 'invalid_request') return new UnrecoverableError(formatFailure('invalid_input', error.message));
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+export function createClassifyHandler(batcher: ClassifyBatcher, defaultModel: string) {
+  return async (job: Job<ClassifyJobData, ClassifyJobResult, 'classify'>): Promise<ClassifyJobResult> => {
+    const { images, labels, templates, top_k: topK, model } = job.data;
+    let outcome;
+    try {
+      outcome = await batcher.submit({ images: decodeImages(images), labels, templates, topK, model });
+    } catch (error) {
+      throw clipFailure(error);
+    }
+    if (!outcome.ok) {
+      throw new UnrecoverableError(formatFailure('invalid_image', outcome.error.message));
+    }
+    return { model: model ?? defaultModel, results: outcome.results.map((labelScores) => ({ labels: labelScores })) };
+  };
+}
+
+export function createEmbedHandler(engine: Engine, defaultModel: string) {
+  return async (job: Job<EmbedJobData, EmbedJobResult, 'embed'>): Promise<EmbedJobResult> => {
+    const { images, texts, model } = job.data;
+    try {
+      const vectors = images ? await engine.embedImages(decodeImages(images), model) : await engine.embedTexts(texts ?? [], model);
+      return { model: model ?? defaultModel, embeddings: vectors.map((vector) => Array.from(vector)) };
+    } catch (error) {
+      throw clipFailure(error);
+    }
+  };
+}

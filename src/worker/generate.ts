@@ -1,0 +1,156 @@
+// The generate handler: runs the engine with the job's input, reports progress on the job
+// (and as throttled webhooks), stores the kept images, and maps failures to retry or not.
+import { UnrecoverableError, WaitingError } from 'bullmq';
+import type { Config } from '../config.js';
+import { CONTENT_TYPES, type GenerateJobResult, type StoredImage, formatFailure, imageKey } from '../contracts/jobs.js';
+import type { GenerationProgress } from '../contracts/status.js';
+import type { Logger } from '../logger.js';
+import { ModelError } from '../models/index.js';
+import type { Engine, GeneratedImage } from '../models/types.js';
+import type { GenerateJob } from '../queue/generation-view.js';
+import type { ObjectStore } from '../storage/index.js';
+import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
+import { encodeImage } from './encode.js';
+import type { WorkerMetrics } from './metrics.js';
+import type { WebhookNotifier } from './webhooks.js';
+
+const PROGRESS_WRITE_INTERVAL_MS = 250;
+const STORE_CONCURRENCY = 4;
+
+export interface GenerateDeps {
+  config: Config;
+  engine: Engine;
+  store: ObjectStore;
+  cancels: CancelWatcher;
+  webhooks: WebhookNotifier;
+  metrics: WorkerMetrics;
+  logger: Logger;
+}
+
+/** Writes progress to the job at most every 250 ms and as `progress` webhooks at the configured pace. */
+function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
+  let lastWrite = 0;
+  let lastWebhook = Date.now();
+  let lastStage = '';
+  let webhookSequence = 0;
+  return (progress: GenerationProgress) => {
+    const now = Date.now();
+    const stageChanged = progress.stage !== lastStage;
+    if (stageChanged || now - lastWrite >= PROGRESS_WRITE_INTERVAL_MS || progress.completed === progress.total) {
+      lastWrite = now;
+      lastStage = progress.stage;
+      job.updateProgress(progress).catch((error) => log.warn({ err: error }, 'progress update failed'));
+      if (stageChanged) log.info({ progress }, 'generation stage');
+    }
+    if (now - lastWebhook >= deps.config.webhookProgressIntervalMs) {
+      lastWebhook = now;
+      webhookSequence += 1;
+      deps.webhooks.notify(job.id as string, job.data.input, 'progress', webhookSequence).catch(() => {});
+    }
+  };
+}
+
+async function storeImages(id: string, images: GeneratedImage[], deps: GenerateDeps, job: GenerateJob): Promise<StoredImage[]> {
+  const format = job.data.input.output_format;
+  const stored: StoredImage[] = new Array(images.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < images.length) {
+      const i = next++;
+      const image = images[i];
+      const bytes = await encodeImage(image.pixels, image.width, image.height, format);
+      const key = imageKey(id, image.rank, format);
+      try {
+        await deps.store.put(key, bytes, CONTENT_TYPES[format]);
+      } catch (error) {
+        throw new Error(formatFailure('storage_failed', (error as Error).message));
+      }
+      stored[i] = { rank: image.rank, key, score: image.score, seed: image.seed, width: image.width, height: image.height, format };
+      done += 1;
+      await job.updateProgress({ stage: 'storing', completed: done, total: images.length }).catch(() => {});
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(STORE_CONCURRENCY, images.length) }, worker));
+  return stored;
+}
+
+function canceled(message: string): UnrecoverableError {
+  return new UnrecoverableError(formatFailure('canceled', message));
+}
+
+/** Bad input is final; anything else may be transient and is retried with backoff. */
+function failureOf(error: unknown): Error {
+  if (error instanceof UnrecoverableError) return error;
+  if (error instanceof ModelError) {
+    if (error.code === 'unknown_model') return new UnrecoverableError(formatFailure('unknown_model', error.message));
+    if (error.code === 'invalid_request') return new UnrecoverableError(formatFailure('invalid_input', error.message));
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new Error(/^[a-z_]+: /.test(message) ? message : formatFailure('generation_failed', message));
+}
+
+export function createGenerateHandler(deps: GenerateDeps) {
+  return async (job: GenerateJob, token?: string): Promise<GenerateJobResult> => {
+    const id = job.id as string;
+    const log = deps.logger.child({ jobId: id, queue: 'generate', attempt: job.attemptsMade + 1 });
+    if (await deps.cancels.isRequested(id)) throw canceled('canceled before it started');
+    const input = job.data.input;
+    const started = Date.now();
+    deps.metrics.queueWait.observe({ queue: 'generate' }, (started - job.timestamp) / 1000);
+    await deps.webhooks.notify(id, input, 'start');
+    const tracked = deps.cancels.track(id);
+    try {
+      log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
+      const result = await deps.engine.generate({
+        prompt: input.prompt,
+        model: input.model,
+        candidates: input.candidates,
+        n: input.n,
+        topK: input.top_k,
+        temperature: input.temperature,
+        topP: input.top_p,
+        seed: input.seed,
+        signal: tracked.signal,
+        onProgress: progressReporter(job, deps, log),
+      });
+      if (tracked.signal.aborted || (await deps.cancels.isRequested(id))) throw canceled('canceled by request');
+      const storeStarted = performance.now();
+      const images = await storeImages(id, result.images, deps, job);
+      const storeMs = performance.now() - storeStarted;
+      const { sampleMs, decodeMs, rerankMs } = result.timings;
+      for (const [stage, ms] of Object.entries({ sampling: sampleMs, decoding: decodeMs, reranking: rerankMs, storing: storeMs })) {
+        deps.metrics.stageDuration.observe({ stage }, ms / 1000);
+      }
+      const round = (ms: number) => Math.round(ms * 10) / 10;
+      log.info({ images: images.length, totalMs: Date.now() - started }, 'generation succeeded');
+      return {
+        model: result.model,
+        prompt_tokens: result.promptTokens,
+        truncated: result.truncated,
+        images,
+        metrics: {
+          queue_ms: Math.max(0, started - job.timestamp),
+          sample_ms: round(sampleMs),
+          decode_ms: round(decodeMs),
+          rerank_ms: round(rerankMs),
+          store_ms: round(storeMs),
+          total_ms: Date.now() - job.timestamp,
+        },
+      };
+    } catch (error) {
+      if (tracked.signal.aborted && tracked.signal.reason === SHUTDOWN && token) {
+        // Shutting down mid-job: hand the job back to the queue for another worker.
+        log.warn('returning the job to the queue on shutdown');
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      if (tracked.signal.aborted && tracked.signal.reason === CANCELED) throw canceled('canceled by request');
+      const failure = failureOf(error);
+      log.warn({ err: failure }, 'generation attempt failed');
+      throw failure;
+    } finally {
+      tracked.release();
+    }
+  };
+}

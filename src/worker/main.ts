@@ -1,0 +1,13 @@
+// One worker process per GPU: `npm run worker`. SIGTERM finishes or returns running jobs.
+import { loadConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { exitOnConfigError, onShutdownSignal } from '../process.js';
+import { startWorker } from './worker.js';
+
+const config = exitOnConfigError(() => loadConfig(process.env));
+const logger = createLogger(config.logLevel, 'worker');
+const worker = await startWorker(config, logger).catch((error) => {
+  logger.fatal({ err: error }, 'worker failed to start');
+  process.exit(1);
+});
+onShutdownSignal(logger, () => worker.stop());

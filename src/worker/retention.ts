@@ -1,0 +1,34 @@
+// Expires finished generations and their images after the retention period. Ids sort by
+// creation time, so the expired ones are a range at the start of the index.
+import { generationPrefix } from '../contracts/jobs.js';
+import type { Logger } from '../logger.js';
+import { idPrefixAt } from '../queue/ids.js';
+import type { ServiceKeys } from '../queue/keys.js';
+import type { Queues } from '../queue/queues.js';
+import type { ObjectStore } from '../storage/index.js';
+
+const SWEEP_BATCH = 100;
+
+export async function sweepExpired(queues: Queues, store: ObjectStore, keys: ServiceKeys, retentionSeconds: number, log: Logger): Promise<number> {
+  const cutoff = idPrefixAt(Date.now() - retentionSeconds * 1000);
+  const ids = await queues.redis.zrange(keys.generationIndex, '-', `(${cutoff}`, 'BYLEX', 'LIMIT', 0, SWEEP_BATCH);
+  let removed = 0;
+  for (const id of ids) {
+    const job = await queues.get('generate').getJob(id);
+    const state = job ? await job.getState() : 'unknown';
+    // A generation still waiting or running after the retention period is left alone.
+    if (job && state !== 'completed' && state !== 'failed') continue;
+    await store.deletePrefix(generationPrefix(id));
+    await job?.remove().catch(() => {});
+    await queues.redis.multi().zrem(keys.generationIndex, id).del(keys.cancel(id)).exec();
+    removed += 1;
+  }
+  if (removed > 0) log.info({ removed }, 'expired generations removed');
+  return removed;
+}
+
+export function startRetentionSweeper(run: () => Promise<unknown>, intervalMs: number, log: Logger): () => void {
+  const timer = setInterval(() => run().catch((error) => log.warn({ err: error }, 'retention sweep failed')), intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,58 @@
+// Webhooks: generation events become jobs on the `webhooks` queue; their processor renders
+// the generation as GET /generations/:id does, adds `event`, signs and POSTs it. BullMQ
+// retries with exponential backoff; a receiver that says "never" (4xx) is not retried.
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { Config } from '../config.js';
+import type { GenerationInput, WebhookEvent, WebhookJobData } from '../contracts/jobs.js';
+import { isTerminal } from '../contracts/status.js';
+import { type GenerateJob, buildGenerationView } from '../queue/generation-view.js';
+import type { ServiceKeys } from '../queue/keys.js';
+import type { Queues } from '../queue/queues.js';
+import type { ObjectStore } from '../storage/index.js';
+import { WebhookDeliveryError, deliverWebhook } from '../webhooks/index.js';
+import type { WorkerMetrics } from './metrics.js';
+
+export class WebhookNotifier {
+  constructor(private readonly queues: Queues) {}
+
+  /**
+   * Queues one event when the generation asked for it. Job ids are deterministic, so a
+   * retried generation attempt does not send `start` or `completed` twice.
+   */
+  async notify(generationId: string, input: GenerationInput, event: WebhookEvent, sequence?: number): Promise<void> {
+    if (!input.webhook || !input.webhook_events_filter.includes(event)) return;
+    const jobId = sequence === undefined ? `${generationId}-${event}` : `${generationId}-${event}-${sequence}`;
+    await this.queues.get('webhooks').add('webhook', { generation_id: generationId, event, url: input.webhook }, { jobId });
+  }
+}
+
+interface WebhookProcessorDeps {
+  config: Config;
+  queues: Queues;
+  store: ObjectStore;
+  keys: ServiceKeys;
+  metrics: WorkerMetrics;
+}
+
+export function createWebhookProcessor({ config, queues, store, keys, metrics }: WebhookProcessorDeps) {
+  return async (job: Job<WebhookJobData, void, 'webhook'>): Promise<void> => {
+    const secret = config.webhookSecret;
+    if (!secret) throw new UnrecoverableError('WEBHOOK_SECRET is not configured');
+    const { generation_id: id, event, url } = job.data;
+    const generation = (await queues.get('generate').getJob(id)) as GenerateJob | undefined;
+    if (!generation) throw new UnrecoverableError(`generation ${id} no longer exists`);
+    const [state, cancelAt] = await Promise.all([generation.getState(), queues.redis.get(keys.cancel(id))]);
+    const view = await buildGenerationView(config, store, generation, state, cancelAt === null ? null : Number(cancelAt));
+    // `completed` is queued as the job finishes; BullMQ may not show it finished yet.
+    if (event === 'completed' && !isTerminal(view.status)) throw new Error(`generation ${id} is not finished yet`);
+    try {
+      await deliverWebhook({ url, id: job.id as string, body: JSON.stringify({ ...view, event }), secret, timeoutMs: config.webhookTimeoutMs });
+      metrics.webhookDeliveries.inc({ outcome: 'delivered' });
+    } catch (error) {
+      const retryable = !(error instanceof WebhookDeliveryError) || error.retryable;
+      metrics.webhookDeliveries.inc({ outcome: retryable ? 'retry' : 'rejected' });
+      if (!retryable) throw new UnrecoverableError((error as Error).message);
+      throw error;
+    }
+  };
+}

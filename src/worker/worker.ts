@@ -1,0 +1,159 @@
+// A worker process's parts: the engine, one BullMQ Worker per served queue with a handler
+// per job name, cross-process cancel, webhooks, metrics port, model registry, retention.
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Config } from '../config.js';
+import { JOB_QUEUE, type JobName, type QueueData, type QueueJobName, type QueueResult } from '../contracts/jobs.js';
+import type { QueueName } from '../contracts/queues.js';
+import type { ModelInfo } from '../contracts/schemas.js';
+import type { Logger } from '../logger.js';
+import { createEngine } from '../models/index.js';
+import type { Engine, PackSummary } from '../models/types.js';
+import type { GenerateJob } from '../queue/generation-view.js';
+import { serviceKeys } from '../queue/keys.js';
+import { publishModels } from '../queue/models.js';
+import { Queues } from '../queue/queues.js';
+import { createRedis } from '../queue/redis.js';
+import { createObjectStore } from '../storage/index.js';
+import { ClassifyBatcher } from './batcher.js';
+import { CancelWatcher, SHUTDOWN } from './cancel.js';
+import { createClassifyHandler, createEmbedHandler } from './clip.js';
+import { createGenerateHandler } from './generate.js';
+import { createWorkerMetrics, serveMetrics } from './metrics.js';
+import { startRetentionSweeper, sweepExpired } from './retention.js';
+import { WebhookNotifier, createWebhookProcessor } from './webhooks.js';
+
+const MODELS_TTL_SECONDS = 45;
+const MODELS_REFRESH_MS = 15_000;
+
+type Handler = (job: Job, token?: string) => Promise<unknown>;
+
+export interface WorkerRuntime {
+  metricsPort: number;
+  metrics: ReturnType<typeof createWorkerMetrics>;
+  stop(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  /** An engine owned by the caller (tests share one); by default the worker creates its own. */
+  engine?: Engine;
+}
+
+function modelInfo(pack: PackSummary, defaultName: string): ModelInfo {
+  return {
+    name: pack.name,
+    version: pack.version,
+    description: pack.description ?? null,
+    default: pack.name === defaultName,
+    text_length: pack.textLength,
+    image_size: pack.imageSize,
+    image_grid: pack.imageGrid,
+    codebook_size: pack.codebookSize,
+    embed_dim: pack.embedDim,
+    sampling_defaults: { top_k: pack.samplingDefaults.topK, temperature: pack.samplingDefaults.temperature, ...(pack.samplingDefaults.topP !== undefined && { top_p: pack.samplingDefaults.topP }) },
+  };
+}
+
+export async function startWorker(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerRuntime> {
+  const engine =
+    options.engine ??
+    (await createEngine({ modelsDir: config.modelsDir, defaultPack: config.defaultModel, device: config.device, cpuThreads: config.cpuThreads, sampleBatch: config.sampleBatch, logger: logger.child({ component: 'models' }) }));
+  const packs = engine.packs();
+  const defaultModel = config.defaultModel ?? [...packs].sort((a, b) => a.name.localeCompare(b.name))[0]?.name ?? '';
+  const keys = serviceKeys(config.queuePrefix);
+  const queues = new Queues(config);
+  const store = createObjectStore(config.storage);
+  const metrics = createWorkerMetrics();
+  const cancels = new CancelWatcher(config.redisUrl, queues.redis, keys);
+  await cancels.start();
+  const webhooks = new WebhookNotifier(queues);
+  const batcher = new ClassifyBatcher(engine, { maxBatch: config.classifyBatchMax, maxWaitMs: config.classifyBatchWaitMs, onBatch: (size) => metrics.batchSize.observe(size) });
+
+  const handlers: { [N in JobName]: Handler } = {
+    generate: createGenerateHandler({ config, engine, store, cancels, webhooks, metrics, logger }) as Handler,
+    classify: createClassifyHandler(batcher, defaultModel) as Handler,
+    embed: createEmbedHandler(engine, defaultModel) as Handler,
+    webhook: createWebhookProcessor({ config, queues, store, keys, metrics }) as Handler,
+  };
+  const concurrency: Record<QueueName, number> = {
+    generate: config.generateConcurrency,
+    // Twice the batch size, so that the next batch fills while one runs.
+    classify: config.classifyBatchMax * 2,
+    webhooks: config.webhookConcurrency,
+  };
+
+  const workers = config.workerQueues.map((queueName) => {
+    const names = (Object.keys(JOB_QUEUE) as JobName[]).filter((name) => JOB_QUEUE[name] === queueName);
+    const worker = new Worker<QueueData<typeof queueName>, QueueResult<typeof queueName>, QueueJobName<typeof queueName>>(
+      queueName,
+      async (job, token) => {
+        const handler = (names as string[]).includes(job.name) ? handlers[job.name as JobName] : undefined;
+        if (!handler) throw new UnrecoverableError(`internal_error: no handler for job ${job.name} on ${queueName}`);
+        const end = metrics.jobDuration.startTimer({ queue: queueName });
+        metrics.activeJobs.inc({ queue: queueName });
+        try {
+          const result = await handler(job as Job, token);
+          end({ outcome: 'completed' });
+          return result as never;
+        } catch (error) {
+          end({ outcome: (error as Error).name === 'WaitingError' ? 'returned' : 'failed' });
+          throw error;
+        } finally {
+          metrics.activeJobs.dec({ queue: queueName });
+        }
+      },
+      {
+        connection: createRedis(config.redisUrl, 'blocking'),
+        prefix: config.queuePrefix,
+        concurrency: concurrency[queueName],
+        lockDuration: config.lockDurationMs,
+        stalledInterval: config.stalledIntervalMs,
+        maxStalledCount: config.maxStalledCount,
+      },
+    );
+    worker.on('error', (error) => logger.warn({ err: error, queue: queueName }, 'worker error'));
+    return worker;
+  });
+
+  const generateWorker = workers.find((worker) => worker.name === 'generate');
+  const onFinished = (job: GenerateJob | undefined) => {
+    if (job) webhooks.notify(job.id as string, job.data.input, 'completed').catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
+  };
+  generateWorker?.on('completed', (job) => onFinished(job as unknown as GenerateJob));
+  // Only a final failure completes the generation; a failed attempt with retries left does not.
+  generateWorker?.on('failed', (job) => {
+    void job?.getState().then((state) => state === 'failed' && onFinished(job as unknown as GenerateJob));
+  });
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+
+  const modelList = packs.map((pack) => modelInfo(pack, defaultModel));
+  const publish = () => publishModels(queues.redis, keys, modelList, MODELS_TTL_SECONDS).catch((error) => logger.warn({ err: error }, 'model registry update failed'));
+  await publish();
+  const modelsTimer = setInterval(publish, MODELS_REFRESH_MS).unref();
+  const stopSweeper = startRetentionSweeper(
+    () => sweepExpired(queues, store, keys, config.retentionSeconds, logger),
+    Math.min(60_000, config.retentionSeconds * 100),
+    logger,
+  );
+  const { server, port: metricsPort } = await serveMetrics(metrics.registry, config.workerMetricsPort, config.workerMetricsHost);
+  logger.info({ queues: config.workerQueues, packs: packs.map((pack) => pack.name), metricsPort }, 'worker ready');
+
+  return {
+    metricsPort,
+    metrics,
+    async stop() {
+      clearInterval(modelsTimer);
+      stopSweeper();
+      const closing = Promise.all(workers.map((worker) => worker.close()));
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
+      if ((await Promise.race([closing, timeout])) === 'timeout') {
+        logger.warn('shutdown timeout: returning running jobs to the queue');
+        cancels.abortAll(SHUTDOWN);
+        await closing;
+      }
+      await cancels.stop();
+      await queues.close();
+      await new Promise((resolve) => server.close(resolve));
+      if (!options.engine) await engine.close();
+    },
+  };
+}
