@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { BlockedAddressError, assertPublicLiteral, publicOnlyLookup } from './address-guard.js';
 import { WebhookDeliveryError, isRetryableStatus } from './errors.js';
 import { signWebhook } from './sign.js';
 
@@ -26,6 +27,12 @@ export interface WebhookDelivery {
   timeoutMs: number;
   /** Aborts the delivery, e.g. on shutdown. */
   signal?: AbortSignal;
+  /**
+   * Refuse receivers on private, loopback and link-local addresses, checked when connecting.
+   * Default false; turn it on wherever clients choose webhook URLs and the worker can reach
+   * internal services.
+   */
+  blockPrivateAddresses?: boolean;
 }
 
 export interface WebhookDeliveryResult {
@@ -33,7 +40,7 @@ export interface WebhookDeliveryResult {
   durationMs: number;
 }
 
-function parseTarget(url: string): URL {
+function parseTarget(url: string, blockPrivateAddresses: boolean): URL {
   let target: URL | undefined;
   try {
     target = new URL(url);
@@ -41,16 +48,34 @@ function parseTarget(url: string): URL {
     target = undefined;
   }
   if (!target || !['http:', 'https:'].includes(target.protocol)) {
-    throw new WebhookDeliveryError('webhook URL must be an absolute http(s) URL', { retryable: false });
+    throw new Error('webhook URL must be an absolute http(s) URL');
   }
+  if (blockPrivateAddresses) assertPublicLiteral(target.hostname);
   return target;
 }
 
+/** Everything checkable before connecting; a problem here is the job's, and permanent. */
+function prepare(delivery: WebhookDelivery): { target: URL; headers: Record<string, string> } {
+  const { url, id, body, secret, timeoutMs, blockPrivateAddresses = false } = delivery;
+  const target = parseTarget(url, blockPrivateAddresses);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new Error(`webhook timeoutMs must be a positive number, got ${timeoutMs}`);
+  }
+  const headers = {
+    ...signWebhook(secret, id, Math.floor(Date.now() / 1000), body),
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    'user-agent': WEBHOOK_USER_AGENT,
+  };
+  return { target, headers };
+}
+
 /** POSTs the body and resolves with the status once the response is read (or cut off). */
-function post(target: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
+function post(target: URL, headers: Record<string, string>, body: string, signal: AbortSignal, publicOnly: boolean): Promise<number> {
   const transport = target.protocol === 'https:' ? https : http;
+  const options: http.RequestOptions = { method: 'POST', headers, signal, ...(publicOnly ? { lookup: publicOnlyLookup } : {}) };
   return new Promise((resolve, reject) => {
-    const request = transport.request(target, { method: 'POST', headers, signal }, (response) => {
+    const request = transport.request(target, options, (response) => {
       const status = response.statusCode ?? 0;
       let received = 0;
       response.on('data', (chunk: Buffer) => {
@@ -76,20 +101,14 @@ function describeFailure(error: unknown): string {
  * WebhookDeliveryError (and nothing else) that says whether a retry can help.
  */
 export async function deliverWebhook(delivery: WebhookDelivery): Promise<WebhookDeliveryResult> {
-  const { url, id, body, secret, timeoutMs, signal } = delivery;
-  const target = parseTarget(url);
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    throw new WebhookDeliveryError(`webhook timeoutMs must be a positive number, got ${timeoutMs}`, { retryable: false });
-  }
-  let headers: Record<string, string>;
+  let prepared;
   try {
-    headers = signWebhook(secret, id, Math.floor(Date.now() / 1000), body);
+    prepared = prepare(delivery);
   } catch (error) {
     throw new WebhookDeliveryError((error as Error).message, { retryable: false, cause: error });
   }
-  headers['content-type'] = 'application/json';
-  headers['content-length'] = String(Buffer.byteLength(body));
-  headers['user-agent'] = WEBHOOK_USER_AGENT;
+  const { target, headers } = prepared;
+  const { body, timeoutMs, signal, blockPrivateAddresses = false } = delivery;
 
   // Messages name the origin only: a receiver URL may carry credentials in its path or query.
   const where = target.origin;
@@ -97,8 +116,11 @@ export async function deliverWebhook(delivery: WebhookDelivery): Promise<Webhook
   const started = performance.now();
   let status: number;
   try {
-    status = await post(target, headers, body, signal ? AbortSignal.any([timeout, signal]) : timeout);
+    status = await post(target, headers, body, signal ? AbortSignal.any([timeout, signal]) : timeout, blockPrivateAddresses);
   } catch (error) {
+    if (error instanceof BlockedAddressError) {
+      throw new WebhookDeliveryError(error.message, { retryable: false, cause: error });
+    }
     const reason = timeout.aborted
       ? `timed out after ${timeoutMs} ms`
       : signal?.aborted

@@ -169,4 +169,23 @@ describe('deliverWebhook', () => {
     }
     assert.equal(received.length, 0);
   });
+
+  test('with blockPrivateAddresses, loopback and private receivers are refused before any request', async () => {
+    const port = new URL(base).port;
+    const urls = [
+      `${base}/hook`,
+      `http://localhost:${port}/hook`,
+      `http://[::1]:${port}/hook`,
+      `http://[::ffff:127.0.0.1]:${port}/hook`,
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.0.0.8/hook',
+    ];
+    for (const url of urls) {
+      const error = await failure(deliver({ url, blockPrivateAddresses: true }));
+      assert.equal(error.retryable, false, url);
+      assert.match(error.message, /not a public address/, url);
+    }
+    assert.equal(received.length, 0);
+    assert.equal((await deliver({ blockPrivateAddresses: false })).status, 204, 'off by default and when false');
+  });
 });
