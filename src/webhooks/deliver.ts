@@ -130,13 +130,18 @@ export async function deliverWebhook(delivery: WebhookDelivery): Promise<Webhook
   }
   const durationMs = Math.round(performance.now() - started);
   if (status >= 200 && status < 300) return { status, durationMs };
+  throw rejection(where, status);
+}
+
+/** The error for a receiver that answered, but not with a 2xx. */
+function rejection(where: string, status: number): WebhookDeliveryError {
   if (status >= 300 && status < 400) {
-    throw new WebhookDeliveryError(`webhook receiver ${where} answered ${status}; redirects are not followed`, {
+    return new WebhookDeliveryError(`webhook receiver ${where} answered ${status}; redirects are not followed`, {
       retryable: false,
       status,
     });
   }
-  throw new WebhookDeliveryError(`webhook receiver ${where} answered ${status}`, {
+  return new WebhookDeliveryError(`webhook receiver ${where} answered ${status}`, {
     retryable: isRetryableStatus(status),
     status,
   });
