@@ -1,0 +1,122 @@
+// npm run bench:models [-- --device cpu|cuda|cuda:N --pack demo-shapes --threads N]
+// Sampler tokens per second (host loop and sample_loop graph), one 512-candidate generation
+// end to end, and CLIP image-encoder images per second by batch size. When
+// training/bench_reference.py exists, it runs in the same process run and ratios are printed.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { pino } from 'pino';
+import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../src/models/index.js';
+import { Pack } from '../src/models/packs.js';
+import { candidateSeed } from '../src/models/rng.js';
+import { sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
+import { generatorText } from '../src/models/tokenizers.js';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
+const SAMPLER_BATCH = 64;
+const CLIP_BATCHES = [1, 16, 64];
+
+const { values } = parseArgs({
+  options: {
+    device: { type: 'string', default: 'cpu' },
+    pack: { type: 'string', default: 'demo-shapes' },
+    threads: { type: 'string' },
+    candidates: { type: 'string', default: '512' },
+  },
+});
+const device = parseDevice(values.device);
+const cpuThreads = values.threads ? Number(values.threads) : undefined;
+const settings = { device, allowCpuFallback: false, cpuThreads };
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = performance.now();
+  const result = await fn();
+  return [result, performance.now() - start];
+}
+
+async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promise<number> {
+  const m = pack.manifest;
+  const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
+  const d = m.generator.sampling_defaults;
+  const sessions = { prefill: await pack.session('prefill'), step: await pack.session('step'), ...(path === 'graph' ? { sampleLoop: await pack.session('sample_loop') } : {}) };
+  const text = generatorText(await pack.tokenizer('generator'), 'a red circle above a blue square', m.geometry.text_length, m.generator.text_pad_id);
+  const run = path === 'host' ? sampleChunkHost : sampleChunkLoop;
+  const chunk = (seed: number) => run(sessions, {
+    textIds: text.ids, seeds: Array.from({ length: SAMPLER_BATCH }, (_, i) => candidateSeed(seed, i)), imageTokens: N,
+    codebookSize: m.geometry.codebook_size, params: { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 }, checkpoint() {},
+  });
+  await chunk(0); // warm-up: first-run allocations
+  const [, ms] = await timed(async () => { await chunk(1); await chunk(2); });
+  return (2 * SAMPLER_BATCH * N) / (ms / 1000);
+}
+
+async function clipImagesPerSecond(pack: Pack): Promise<Record<string, number>> {
+  const session = await pack.session('clip_image');
+  const size = pack.manifest.clip.preprocess.size;
+  const rates: Record<string, number> = {};
+  for (const batch of CLIP_BATCHES) {
+    const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i)), [batch, 3, size, size]);
+    await session.run({ pixel_values: input });
+    const runs = Math.max(3, Math.ceil(256 / batch));
+    const [, ms] = await timed(async () => { for (let i = 0; i < runs; i++) await session.run({ pixel_values: input }); });
+    rates[batch] = (runs * batch) / (ms / 1000);
+  }
+  return rates;
+}
+
+interface Reference {
+  sampler_tokens_per_s: number;
+  clip_images_per_s: Record<string, number>;
+  [key: string]: unknown;
+}
+
+async function pythonReference(): Promise<Reference | undefined> {
+  const script = `${root}training/bench_reference.py`;
+  if (!existsSync(script)) return undefined;
+  const { stdout } = await promisify(execFile)('/usr/bin/python3', [script], { cwd: root, maxBuffer: 1 << 20 });
+  const json = stdout.trim().split('\n').reverse().find((line) => line.trim().startsWith('{'));
+  if (!json) throw new Error(`training/bench_reference.py printed no JSON:\n${stdout}`);
+  return JSON.parse(json) as Reference;
+}
+
+const fmt = (x: number) => x.toFixed(x >= 100 ? 0 : 1);
+
+async function main(): Promise<void> {
+  const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, quiet);
+  await pack.createAll();
+  console.log(`pack ${pack.name} ${pack.manifest.version}; onnxruntime-node ${ort.env.versions.common}; providers ${JSON.stringify(pack.providers)}; cpu threads ${cpuThreads ?? 'default'}`);
+
+  const host = await samplerTokensPerSecond(pack, 'host');
+  const graph = pack.hasGraph('sample_loop') ? await samplerTokensPerSecond(pack, 'graph') : undefined;
+  console.log(`sampler, batch ${SAMPLER_BATCH}: host loop ${fmt(host)} tokens/s${graph ? `, sample_loop graph ${fmt(graph)} tokens/s` : ''}`);
+  const clip = await clipImagesPerSecond(pack);
+  console.log(`CLIP image encoder: ${CLIP_BATCHES.map((b) => `batch ${b} ${fmt(clip[b])} images/s`).join(', ')}`);
+  await pack.release();
+
+  const candidates = Number(values.candidates);
+  const engine = await createEngine({ modelsDir: `${root}packs`, defaultPack: pack.name, device: values.device as DeviceName, cpuThreads, logger: pino({ level: 'warn' }) });
+  const [result, ms] = await timed(() => engine.generate({ prompt: 'a red circle above a blue square', seed: 1, candidates, n: Math.min(32, candidates) }));
+  await engine.close();
+  const t = result.timings;
+  console.log(`generation of ${candidates} candidates (keep ${result.images.length}, ${result.sampler} sampler): ${(ms / 1000).toFixed(2)} s — sampling ${(t.sampleMs / 1000).toFixed(2)} s, decoding ${(t.decodeMs / 1000).toFixed(2)} s, reranking ${(t.rerankMs / 1000).toFixed(2)} s`);
+
+  const reference = await pythonReference();
+  if (!reference) {
+    console.log('PyTorch reference: training/bench_reference.py not found, no ratios');
+    return;
+  }
+  console.log(`PyTorch reference: ${JSON.stringify(reference)}`);
+  console.log(`ratio sampler (onnxruntime host loop / PyTorch): ${(host / reference.sampler_tokens_per_s).toFixed(2)}x${graph ? `; sample_loop graph / PyTorch: ${(graph / reference.sampler_tokens_per_s).toFixed(2)}x` : ''}`);
+  for (const b of CLIP_BATCHES) {
+    const theirs = reference.clip_images_per_s[b];
+    if (theirs) console.log(`ratio CLIP images/s batch ${b} (onnxruntime / PyTorch): ${(clip[b] / theirs).toFixed(2)}x`);
+  }
+}
+
+main().catch((error: Error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
