@@ -3,7 +3,7 @@
 // the variables src/config.ts actually reads.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
@@ -121,8 +121,20 @@ describe('docker-compose.yml', () => {
         if (condition === 'service_healthy') assert.ok(services[target].healthcheck, `${target} needs a healthcheck`);
       }
     }
-    assert.ok(services.api.healthcheck?.test.join(' ').includes('/healthz'));
-    assert.ok(services.worker.healthcheck, 'the worker reports health');
+  });
+
+  test('health checks probe the ports the processes are configured to listen on', () => {
+    const probe = (name: string): URL => {
+      const match = /http:\/\/127\.0\.0\.1:\d+\/\w+/.exec(services[name].healthcheck?.test.join(' ') ?? '');
+      assert.ok(match, `${name} has an HTTP health check`);
+      return new URL(match[0]);
+    };
+    assert.equal(probe('api').pathname, '/healthz');
+    assert.equal(probe('api').port, environment('api').PORT);
+    // The worker serves no API, only its metrics endpoint.
+    assert.equal(probe('worker').pathname, '/metrics');
+    assert.equal(probe('worker').port, environment('worker').WORKER_METRICS_PORT);
+    assert.equal(environment('worker').WORKER_METRICS_HOST, '0.0.0.0', 'reachable from Prometheus on the network');
   });
 
   test('every variable given to the api and worker, or interpolated, is one config reads', () => {
@@ -192,6 +204,19 @@ describe('Dockerfiles', () => {
       { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: match[1], npm_config_onnxruntime_node_install: 'skip' } },
     ).toString();
     assert.notEqual(decision, 'false', 'the install script would still skip the CUDA provider');
+  });
+
+  test('the images run entry points that `npm run build` compiles', () => {
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    assert.equal(scripts.build, 'tsc -p tsconfig.build.json');
+    const { compilerOptions } = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: Record<string, string> };
+    assert.equal(compilerOptions.rootDir, 'src');
+    assert.equal(compilerOptions.outDir, 'dist');
+    for (const dockerfile of ['Dockerfile', 'Dockerfile.gpu']) {
+      const entry = /^CMD \["node", "dist\/(\S+)\.js"\]$/m.exec(read(dockerfile))?.[1];
+      assert.ok(entry, `${dockerfile} runs a compiled file`);
+      assert.ok(existsSync(new URL(`../../src/${entry}.ts`, import.meta.url)), `${dockerfile}: src/${entry}.ts is missing`);
+    }
   });
 
   test('.dockerignore keeps local state and secrets out of the build context', () => {
