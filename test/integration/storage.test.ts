@@ -27,12 +27,14 @@ const [main, directory, bucket] = process.argv.slice(1);
 const S3rver = require(main);
 const server = new S3rver({ port: 0, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket }] });
 server.run().then(({ port }) => console.log(port));
-process.on('SIGTERM', () => server.close().then(() => process.exit(0)));
+// Exits when the test process goes away, even if it dies before stopping this one.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
 `;
 
 async function startS3rver(directory: string, bucket: string): Promise<{ endpoint: string; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', S3RVER_SCRIPT, S3RVER_MAIN, directory, bucket], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit');
   const [firstLine] = (await once(child.stdout, 'data')) as [Buffer];
@@ -41,7 +43,7 @@ async function startS3rver(directory: string, bucket: string): Promise<{ endpoin
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stop: async () => {
-      child.kill('SIGTERM');
+      child.stdin.end();
       await exited;
     },
   };
