@@ -47,7 +47,6 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     clipBatch: options.clipBatch ?? 64,
     samplerMode: options.samplerMode ?? 'auto',
     maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
-    onCuda: () => device.kind === 'cuda' && settings.fallbackReason === undefined,
   }, log);
 }
 

@@ -26,8 +26,9 @@ export interface EngineOptions {
   clipBatch?: number;
   /**
    * Sampling path: `graph` runs the pack's sample_loop graph (the KV cache stays on the
-   * device), `host` the prefill/step loop driven from JavaScript. Default `auto`: `graph` on
-   * CUDA when the pack has one, `host` otherwise. Both give the same tokens.
+   * device), `host` the prefill/step loop driven from JavaScript (cancellation checked every
+   * few steps rather than per chunk). Default `auto`: `graph` when the pack has one (faster
+   * on CUDA and, measured, on the CPU too), `host` otherwise. Both give the same tokens.
    */
   samplerMode?: 'auto' | 'host' | 'graph';
   /** Largest decoded image accepted, in pixels (sharp's limitInputPixels). Default 268402689. */
