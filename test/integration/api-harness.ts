@@ -1,0 +1,149 @@
+// Starts the real thing for API tests: the Fastify app listening on loopback, real Redis
+// under a random queue prefix, a real worker (in-process, on a shared engine) when asked,
+// a temporary image folder; and removes all of it afterwards.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { buildApp } from '../../src/api/app.js';
+import { type Services, createServices } from '../../src/api/services.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { createEngine } from '../../src/models/index.js';
+import type { Engine } from '../../src/models/types.js';
+import { type WorkerRuntime, startWorker } from '../../src/worker/worker.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const WEBHOOK_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const silent = pino({ level: 'silent' });
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
+  });
+}
+
+let sharedEngine: Promise<Engine> | undefined;
+/** One engine per test file: loading the packs is the slow part. Closed by closeSharedEngine. */
+export function engine(): Promise<Engine> {
+  sharedEngine ??= createEngine({ modelsDir: 'packs', defaultPack: 'demo-shapes', cpuThreads: 1, logger: silent });
+  return sharedEngine;
+}
+
+export async function closeSharedEngine(): Promise<void> {
+  if (sharedEngine) await (await sharedEngine).close();
+  sharedEngine = undefined;
+}
+
+export interface Harness {
+  config: Config;
+  env: Record<string, string>;
+  app: FastifyInstance;
+  services: Services;
+  baseUrl: string;
+  worker: WorkerRuntime | undefined;
+  startWorker(overrides?: Record<string, string>): Promise<WorkerRuntime>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  /** Run an in-process worker on the shared engine. Default true. */
+  worker?: boolean;
+}
+
+export async function startHarness({ env = {}, worker = true }: HarnessOptions = {}): Promise<Harness> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'dalle-api-'));
+  const fullEnv: Record<string, string> = {
+    REDIS_URL,
+    QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
+    STORAGE_DIR: dir,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    FILE_URL_SECRET: 'test-file-url-secret-0123456789',
+    MODELS_DIR: 'packs',
+    DEFAULT_MODEL: 'demo-shapes',
+    WORKER_METRICS_PORT: '0',
+    WORKER_METRICS_HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    WEBHOOK_SECRET,
+    WEBHOOK_BACKOFF_MS: '100',
+    GENERATE_BACKOFF_MS: '100',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    ...env,
+  };
+  const config = loadConfig(fullEnv);
+  const services = createServices(config);
+  const app = await buildApp({ services, logger: silent });
+  await app.listen({ port, host: '127.0.0.1' });
+  const workers: WorkerRuntime[] = [];
+  const harness: Harness = {
+    config,
+    env: fullEnv,
+    app,
+    services,
+    baseUrl: `http://127.0.0.1:${port}`,
+    worker: undefined,
+    async startWorker(overrides = {}) {
+      const workerConfig = loadConfig({ ...fullEnv, ...overrides });
+      const runtime = await startWorker(workerConfig, silent, { engine: await engine() });
+      workers.push(runtime);
+      return runtime;
+    },
+    async close() {
+      for (const runtime of workers) await runtime.stop();
+      await app.close();
+      await services.close();
+      await removeQueues(config);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  if (worker) harness.worker = await harness.startWorker();
+  return harness;
+}
+
+/** Deletes every key under the test's prefix. */
+export async function removeQueues(config: Config): Promise<void> {
+  const redis = new Redis(config.redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.queuePrefix}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function json(response: Response): Promise<any> {
+  return response.json();
+}
+
+export function post(baseUrl: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+}
+
+/** Polls GET /generations/:id until `done` holds for it, or fails after `timeoutMs`. */
+export async function waitFor(baseUrl: string, id: string, done: (generation: any) => boolean, timeoutMs = 60_000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  let last: any;
+  while (Date.now() < deadline) {
+    last = await json(await fetch(`${baseUrl}/generations/${id}`));
+    if (done(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`generation ${id} did not reach the expected state; last: ${JSON.stringify(last).slice(0, 500)}`);
+}
+
+export const terminal = (generation: { status: string }) => ['succeeded', 'failed', 'canceled'].includes(generation.status);
