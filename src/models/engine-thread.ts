@@ -26,6 +26,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     allowCpuFallback: options.allowCpuFallback ?? false,
     cudaMemLimitBytes: options.cudaMemLimitBytes,
     cpuThreads: options.cpuThreads,
+    probePlacement: options.probePlacement ?? device.kind === 'cuda',
   };
   logProviderSettings(settings, log);
   const found = await listPacks(options.modelsDir);

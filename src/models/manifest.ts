@@ -112,6 +112,19 @@ export function namedFiles(m: Manifest): [string, string][] {
   return entries.filter((e): e is [string, string] => e[1] !== undefined);
 }
 
+export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'clip_image' | 'clip_text';
+
+export function graphFile(m: Manifest, graph: GraphName): string | undefined {
+  switch (graph) {
+    case 'prefill': return m.generator.graphs.prefill;
+    case 'step': return m.generator.graphs.step;
+    case 'sample_loop': return m.generator.graphs.sample_loop;
+    case 'decoder': return m.decoder.graph;
+    case 'clip_image': return m.clip.graphs.image;
+    case 'clip_text': return m.clip.graphs.text;
+  }
+}
+
 async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);

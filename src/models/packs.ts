@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { ModelError } from './errors.js';
 import type { Log } from './log.js';
-import { readManifest, type Manifest } from './manifest.js';
+import { graphFile, readManifest, type GraphName, type Manifest } from './manifest.js';
+import { probeFeeds } from './placement.js';
 import { createSession, type ProviderSettings } from './providers.js';
 import { TextTokenizer } from './tokenizers.js';
 import type { PackSummary } from './types.js';
+
+export type { GraphName } from './manifest.js';
 
 export interface PackInfo {
   dir: string;
@@ -38,19 +41,6 @@ export async function listPacks(modelsDir: string): Promise<PackInfo[]> {
   return packs.sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
 }
 
-export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'clip_image' | 'clip_text';
-
-function graphFile(m: Manifest, graph: GraphName): string | undefined {
-  switch (graph) {
-    case 'prefill': return m.generator.graphs.prefill;
-    case 'step': return m.generator.graphs.step;
-    case 'sample_loop': return m.generator.graphs.sample_loop;
-    case 'decoder': return m.decoder.graph;
-    case 'clip_image': return m.clip.graphs.image;
-    case 'clip_text': return m.clip.graphs.text;
-  }
-}
-
 /** A pack with its sessions, created once on first use (or all at start-up with `createAll`). */
 export class Pack {
   private readonly sessions = new Map<GraphName, Promise<ort.InferenceSession>>();
@@ -77,7 +67,8 @@ export class Pack {
       const file = graphFile(this.manifest, graph);
       if (!file) throw new Error(`pack ${this.name} has no ${graph} graph`);
       const label = `${this.name}/${graph}`;
-      pending = createSession(join(this.info.dir, file), this.settings, this.log, label).then((created) => {
+      const probe = this.settings.probePlacement ? probeFeeds(this.manifest, graph) : undefined;
+      pending = createSession(join(this.info.dir, file), this.settings, this.log, label, probe).then((created) => {
         this.providers[graph] = created.provider;
         return created.session;
       });

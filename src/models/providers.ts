@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type { DeviceName } from './types.js';
 import { ModelError } from './errors.js';
 import type { Log } from './log.js';
+import { describePlacement, profiled } from './placement.js';
 
 export type Device = { kind: 'cpu' } | { kind: 'cuda'; deviceId: number };
 
@@ -27,6 +28,8 @@ export interface ProviderSettings {
   /** CUDA arena limit in bytes; undefined = unlimited. */
   cudaMemLimitBytes?: number;
   cpuThreads?: number;
+  /** Profile one run of each new session to log where its kernels ran. */
+  probePlacement?: boolean;
   /** Set after the first CUDA failure under fallback, so later sessions go straight to the CPU. */
   fallbackReason?: string;
 }
@@ -60,32 +63,41 @@ function sessionOptions(settings: ProviderSettings, providers: ort.InferenceSess
 
 export interface CreatedSession {
   session: ort.InferenceSession;
-  /** The provider the session was created with: `cuda:N` or `cpu` (and why, after a fallback). */
+  /** `cuda:N`, `cpu`, or `cpu-fallback` after CUDA failed under allowCpuFallback; with a probe, kernel counts follow. */
   provider: string;
+}
+
+type Feeds = Record<string, ort.Tensor>;
+
+// Creates the session; with probe inputs, runs them once under the profiler and names the
+// providers that really ran its kernels.
+async function open(path: string, options: ort.InferenceSession.SessionOptions, provider: string, probe: Feeds | undefined, log: Log, label: string): Promise<CreatedSession> {
+  if (!probe) {
+    const session = await ort.InferenceSession.create(path, options);
+    log.info({ session: label, provider }, 'session created');
+    return { session, provider };
+  }
+  const profile = await profiled(options);
+  const session = await ort.InferenceSession.create(path, profile.options);
+  const kernels = await profile.placement(session, probe);
+  log.info({ session: label, provider, kernels }, 'session created');
+  return { session, provider: describePlacement(provider, kernels) };
 }
 
 /**
  * Creates a session on the configured device. A CUDA provider that cannot load fails here
- * with onnxruntime's reason, unless CPU fallback is allowed.
+ * with onnxruntime's reason, unless CPU fallback is allowed. `probe`: inputs for one profiled
+ * run that records where the kernels ran.
  */
-export async function createSession(path: string, settings: ProviderSettings, log: Log, label: string): Promise<CreatedSession> {
+export async function createSession(path: string, settings: ProviderSettings, log: Log, label: string, probe?: Feeds): Promise<CreatedSession> {
   const { device } = settings;
-  if (settings.fallbackReason !== undefined) {
-    const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
-    return { session, provider: 'cpu (cuda fallback)' };
-  }
-  if (device.kind === 'cpu') {
-    const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
-    log.info({ session: label, provider: 'cpu' }, 'session created');
-    return { session, provider: 'cpu' };
-  }
+  const cpuOnly = sessionOptions(settings, ['cpu']);
+  if (settings.fallbackReason !== undefined) return open(path, cpuOnly, 'cpu-fallback', probe, log, label);
+  if (device.kind === 'cpu') return open(path, cpuOnly, 'cpu', probe, log, label);
   try {
     // CPU stays listed so that nodes the CUDA EP lacks still run (onnxruntime places them).
-    const providers = [cudaProvider(settings, device.deviceId), 'cpu'];
-    const session = await ort.InferenceSession.create(path, sessionOptions(settings, providers));
-    const provider = `cuda:${device.deviceId}`;
-    log.info({ session: label, provider }, 'session created');
-    return { session, provider };
+    const options = sessionOptions(settings, [cudaProvider(settings, device.deviceId), 'cpu']);
+    return await open(path, options, `cuda:${device.deviceId}`, probe, log, label);
   } catch (error) {
     const reason = (error as Error).message;
     if (!settings.allowCpuFallback) {
@@ -93,8 +105,7 @@ export async function createSession(path: string, settings: ProviderSettings, lo
     }
     log.warn({ session: label, reason }, 'CUDA provider failed; falling back to the CPU for every session');
     settings.fallbackReason = reason;
-    const session = await ort.InferenceSession.create(path, sessionOptions(settings, ['cpu']));
-    return { session, provider: 'cpu (cuda fallback)' };
+    return open(path, cpuOnly, 'cpu-fallback', probe, log, label);
   }
 }
 

@@ -31,6 +31,11 @@ export interface EngineOptions {
    * on CUDA and, measured, on the CPU too), `host` otherwise. Both give the same tokens.
    */
   samplerMode?: 'auto' | 'host' | 'graph';
+  /**
+   * Run each new session once under onnxruntime's profiler and report where its kernels ran
+   * (PackSummary.providers, e.g. `cuda:0 (CUDA 41, CPU 3 kernels)`). Default: true on CUDA.
+   */
+  probePlacement?: boolean;
   /** Largest decoded image accepted, in pixels (sharp's limitInputPixels). Default 268402689. */
   maxImagePixels?: number;
   /** A pino logger (or anything with the same methods). Default: a pino logger at info level. */

@@ -221,8 +221,20 @@ describe('engine start-up', () => {
     try {
       const [embedding] = await engine.embedTexts(['a red circle'], 'demo-shapes');
       assert.equal(embedding.length, 64);
-      assert.equal(engine.packs()[0].providers.clip_text, 'cpu (cuda fallback)');
+      assert.match(engine.packs()[0].providers.clip_text, /^cpu-fallback \(CPU \d+ kernels\)$/);
       await assert.rejects(engine.embedImages([await png(9, 9, 9)]), (e: unknown) => e instanceof InvalidImageError && /pixel limit/i.test(e.message));
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test('a placement probe reports where each session\'s kernels ran', async () => {
+    const engine = await createEngine({ modelsDir, logger: quiet, eager: false, probePlacement: true });
+    try {
+      await engine.embedTexts(['a red circle'], 'demo-shapes');
+      await engine.generate({ prompt: PROMPT, seed: 1, candidates: 1, n: 1, model: 'demo-shapes' });
+      const { providers } = engine.packs()[0];
+      for (const graph of ['clip_text', 'sample_loop', 'decoder', 'clip_image']) assert.match(providers[graph], /^cpu \(CPU \d+ kernels\)$/, graph);
     } finally {
       await engine.close();
     }
