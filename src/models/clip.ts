@@ -50,14 +50,17 @@ export class Clip {
     return new Float32Array(count * 3 * size * size);
   }
 
-  /** Encoded images → normalised pixels; a bad image throws InvalidImageError with its index. */
-  async preprocess(images: Uint8Array[], indexBase = 0): Promise<Float32Array> {
+  /**
+   * Encoded images → normalised pixels, decoded in parallel (sharp works on libuv's pool).
+   * A bad image throws InvalidImageError naming the first bad index.
+   */
+  async preprocess(images: Uint8Array[]): Promise<Float32Array> {
     const p = this.config.preprocess;
     const out = this.pixelBuffer(images.length);
     const stride = 3 * p.size * p.size;
-    for (let i = 0; i < images.length; i++) {
-      await preprocessEncoded(images[i], p, indexBase + i, this.maxImagePixels, out, i * stride);
-    }
+    const settled = await Promise.allSettled(images.map((bytes, i) => preprocessEncoded(bytes, p, i, this.maxImagePixels, out, i * stride)));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
     return out;
   }
 

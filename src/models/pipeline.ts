@@ -114,9 +114,8 @@ export class Pipeline {
       const bytes = width * height * 3;
       const pixels = clip.pixelBuffer(count);
       const stride = pixels.length / count;
-      for (let i = 0; i < count; i++) {
-        await preprocessRaw({ width, height, pixels: decoded.pixels.subarray(i * bytes, (i + 1) * bytes) }, m.clip.preprocess, pixels, i * stride);
-      }
+      await Promise.all(Array.from({ length: count }, (_, i) =>
+        preprocessRaw({ width, height, pixels: decoded.pixels.subarray(i * bytes, (i + 1) * bytes) }, m.clip.preprocess, pixels, i * stride)));
       const embeddings = await clip.embedPixels(pixels, count);
       embeddings.forEach((embedding, i) => {
         const candidate = first + i;
