@@ -4,6 +4,7 @@
 // training/bench_reference.py exists, it runs in the same process run and ratios are printed.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -73,10 +74,13 @@ interface Reference {
   [key: string]: unknown;
 }
 
-async function pythonReference(): Promise<Reference | undefined> {
-  const script = `${root}training/bench_reference.py`;
-  if (!existsSync(script)) return undefined;
-  const { stdout } = await promisify(execFile)('/usr/bin/python3', [script], { cwd: root, maxBuffer: 1 << 20 });
+// Same pack, same chunk of candidates, the same thread count as onnxruntime's CPU EP here.
+async function pythonReference(packName: string): Promise<Reference | undefined> {
+  if (!existsSync(`${root}training/bench_reference.py`)) return undefined;
+  const threads = String(cpuThreads ?? availableParallelism());
+  const args = ['-m', 'training.bench_reference', '--pack', `packs/${packName}`, '--candidates', String(2 * SAMPLER_BATCH), '--batch', String(SAMPLER_BATCH), '--threads', threads];
+  const { stdout, stderr } = await promisify(execFile)('/usr/bin/python3', args, { cwd: root, maxBuffer: 1 << 20 });
+  if (stderr.trim()) console.log(`PyTorch reference: ${stderr.trim()}`);
   const json = stdout.trim().split('\n').reverse().find((line) => line.trim().startsWith('{'));
   if (!json) throw new Error(`training/bench_reference.py printed no JSON:\n${stdout}`);
   return JSON.parse(json) as Reference;
@@ -103,7 +107,7 @@ async function main(): Promise<void> {
   const t = result.timings;
   console.log(`generation of ${candidates} candidates (keep ${result.images.length}, ${result.sampler} sampler): ${(ms / 1000).toFixed(2)} s — sampling ${(t.sampleMs / 1000).toFixed(2)} s, decoding ${(t.decodeMs / 1000).toFixed(2)} s, reranking ${(t.rerankMs / 1000).toFixed(2)} s`);
 
-  const reference = await pythonReference();
+  const reference = await pythonReference(pack.name);
   if (!reference) {
     console.log('PyTorch reference: training/bench_reference.py not found, no ratios');
     return;
