@@ -53,11 +53,16 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
 
 const summaries = () => [...packs.values()].map((p) => p.summary());
 
+// Set by close: running generations stop at their next checkpoint before sessions are released.
+let closing = false;
+const inFlight = new Set<Promise<unknown>>();
+
 function hooksFor(id: number, cancel: SharedArrayBuffer | undefined): JobHooks {
   const flag = cancel ? new Int32Array(cancel) : undefined;
   return {
     checkpoint: () => {
       if (flag && Atomics.load(flag, 0) !== 0) throw new AbortError('generation canceled');
+      if (closing) throw new AbortError('the engine is closing');
     },
     progress: (progress) => send({ type: 'progress', id, progress }),
   };
@@ -95,17 +100,23 @@ async function main(): Promise<void> {
   send({ type: 'ready', packs: summaries() });
   port.on('message', async (message: ToThread) => {
     if (message.type === 'close') {
+      closing = true;
+      await Promise.allSettled(inFlight);
       for (const pack of packs.values()) await pack.release();
       send({ type: 'closed' });
       port.close();
       return;
     }
     const { id, method, args, cancel } = message;
+    const running = call(pipeline, method, args, hooksFor(id, cancel));
+    inFlight.add(running);
     try {
-      const result = await call(pipeline, method, args, hooksFor(id, cancel));
+      const result = await running;
       send({ type: 'result', id, result, packs: summaries() }, transferablesOf(result));
     } catch (error) {
       send({ type: 'error', id, error: serializeError(error), packs: summaries() });
+    } finally {
+      inFlight.delete(running);
     }
   });
 }

@@ -240,6 +240,16 @@ describe('engine start-up', () => {
     }
   });
 
+  test('close stops a running generation with an AbortError, then refuses new calls', async () => {
+    const engine = await createEngine({ modelsDir, logger: quiet, eager: false });
+    const running = engine.generate({ prompt: PROMPT, seed: 1, candidates: 64, n: 1, batch: 2, model: 'demo-shapes' });
+    const outcome = running.then(() => 'finished', (e: Error) => e.name);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await engine.close();
+    assert.equal(await outcome, 'AbortError');
+    await assert.rejects(engine.embedTexts(['a red circle']), { code: 'engine_closed' });
+  });
+
   test('a models folder without packs fails start-up', async () => {
     await assert.rejects(createEngine({ modelsDir: fileURLToPath(new URL('../../src/', import.meta.url)), logger: quiet }), { code: 'pack_file_missing' });
   });
