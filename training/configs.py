@@ -4,7 +4,7 @@ from training.models import CLIPConfig, GPTConfig, VQConfig
 DEMO = {
     "gpt": GPTConfig(text_vocab_size=512, text_length=24, codebook_size=256, grid=8,
                      width=128, layers=4, heads=4),
-    "vq": VQConfig(image_size=64, grid=8, codebook_size=256, code_dim=64, hidden=64),
+    "vq": VQConfig(image_size=64, grid=8, codebook_size=256, code_dim=32, hidden=128),
     "clip": CLIPConfig(image_size=64, patch=8, vision_width=64, vision_layers=2,
                        text_vocab_size=512, context_length=32, text_width=64, text_layers=2,
                        heads=4, embed_dim=64),

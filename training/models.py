@@ -19,13 +19,6 @@ class VQConfig:
     code_dim: int = 64
     hidden: int = 64
 
-    @property
-    def downsamples(self):
-        factor, count = self.image_size // self.grid, 0
-        while factor > 1:
-            factor, count = factor // 2, count + 1
-        return count
-
 
 @dataclass
 class GPTConfig:
@@ -80,23 +73,24 @@ class ResBlock(nn.Module):
 
 
 class VQVAE(nn.Module):
-    """Conv encoder to a grid of codes, EMA codebook, conv decoder back to pixels in [0, 1]."""
+    """Patch VQ-VAE: each grid cell's pixels are embedded, mixed with 3x3 convolutions at
+    grid resolution, and quantised on the unit sphere (cosine distance keeps the whole
+    codebook in use); the decoder mirrors it and maps each code back to a patch of pixels.
+    Working at grid resolution keeps training cheap on a CPU.
+    """
 
     def __init__(self, config: VQConfig, ema_decay=0.99, restart_every=20):
         super().__init__()
         self.config = config
         self.ema_decay, self.restart_every, self.updates = ema_decay, restart_every, 0
-        h, steps = config.hidden, config.downsamples
-        down = [nn.Conv2d(3, h, 4, stride=2, padding=1)]
-        for _ in range(steps - 1):
-            down += [nn.ReLU(), nn.Conv2d(h, h, 4, stride=2, padding=1)]
-        self.encoder = nn.Sequential(*down, ResBlock(h), nn.ReLU(), nn.Conv2d(h, config.code_dim, 1))
-        up = [nn.Conv2d(config.code_dim, h, 3, padding=1), ResBlock(h)]
-        for _ in range(steps - 1):
-            up += [nn.ReLU(), nn.ConvTranspose2d(h, h, 4, stride=2, padding=1)]
-        up += [nn.ReLU(), nn.ConvTranspose2d(h, 3, 4, stride=2, padding=1)]
-        self.decoder = nn.Sequential(*up)
-        codebook = torch.randn(config.codebook_size, config.code_dim)
+        h, patch = config.hidden, config.image_size // config.grid
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, h, patch, stride=patch), ResBlock(h), ResBlock(h),
+            nn.ReLU(), nn.Conv2d(h, config.code_dim, 1))
+        self.decoder = nn.Sequential(
+            nn.Conv2d(config.code_dim, h, 3, padding=1), ResBlock(h), ResBlock(h),
+            nn.ReLU(), nn.ConvTranspose2d(h, 3, patch, stride=patch))
+        codebook = F.normalize(torch.randn(config.codebook_size, config.code_dim), dim=-1)
         self.register_buffer("codebook", codebook)
         self.register_buffer("ema_count", torch.ones(config.codebook_size))
         self.register_buffer("ema_sum", codebook.clone())
@@ -105,7 +99,7 @@ class VQVAE(nn.Module):
     def encode_latents(self, images):
         """images: float [B, 3, S, S] in [0, 1] -> latents [B, grid*grid, code_dim]."""
         z = self.encoder(images * 2 - 1)
-        return z.flatten(2).transpose(1, 2)
+        return F.normalize(z.flatten(2).transpose(1, 2), dim=-1)
 
     def quantize(self, latents):
         distances = (latents.pow(2).sum(-1, keepdim=True)
@@ -147,7 +141,7 @@ class VQVAE(nn.Module):
         self.ema_sum.mul_(d).add_(onehot.t() @ flat, alpha=1 - d)
         n = self.ema_count.sum()
         count = (self.ema_count + 1e-5) / (n + self.config.codebook_size * 1e-5) * n
-        self.codebook.copy_(self.ema_sum / count.unsqueeze(1))
+        self.codebook.copy_(F.normalize(self.ema_sum / count.unsqueeze(1), dim=-1))
         self.usage += onehot.sum(0)
         self.updates += 1
         if self.updates % self.restart_every == 0:

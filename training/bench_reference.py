@@ -1,0 +1,80 @@
+"""PyTorch reference numbers for the TypeScript benchmark, on the same weights as a pack.
+
+Usage: python3 -m training.bench_reference --pack packs/demo-shapes --candidates 512 --batch 64
+Prints one JSON object: KV-cache sampling throughput (one prefill and N-1 steps per chunk of
+`batch` candidates, the contract's sampling rule) and CLIP image throughput by batch size,
+with the BLAS library torch runs on.
+"""
+import argparse
+import json
+import re
+import sys
+import time
+
+import torch
+
+from training.pack_weights import load_pack
+from training.sampling import sample_images
+
+CLIP_BATCHES = (1, 16, 64)
+
+
+def blas_in_use():
+    """What torch was built against, and the BLAS shared library actually mapped."""
+    built = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    with open("/proc/self/maps") as f:
+        libraries = sorted({line.split()[-1] for line in f if re.search(r"blas|mkl", line.split()[-1])})
+    return {"torch_build": built.group(1) if built else "unknown", "libraries": libraries}
+
+
+def sampler_tokens_per_s(generator, manifest, candidates, batch):
+    t, n = manifest["geometry"]["text_length"], generator.config.image_tokens
+    defaults = manifest["generator"]["sampling_defaults"]
+    uniforms = torch.rand(candidates, n, generator=torch.Generator().manual_seed(0))
+    began = time.perf_counter()
+    for start in range(0, candidates, batch):
+        rows = uniforms[start:start + batch]
+        text = torch.zeros(len(rows), t, dtype=torch.long)
+        sample_images(generator, text, rows, defaults["top_k"], defaults["temperature"], defaults.get("top_p", 1.0))
+    return candidates * n / (time.perf_counter() - began)
+
+
+@torch.no_grad()
+def clip_images_per_s(clip, size, batch, seconds=2.0):
+    pixels = torch.randn(batch, 3, size, size)
+    clip.visual(pixels)  # warm-up
+    images, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        clip.visual(pixels)
+        images += batch
+    return images / (time.perf_counter() - began)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pack", default="packs/demo-shapes")
+    parser.add_argument("--candidates", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    manifest, generator, _, clip, _ = load_pack(args.pack)
+    blas = blas_in_use()
+    print(f"torch {torch.__version__}, BLAS: {blas['torch_build']} -> {', '.join(blas['libraries']) or 'none mapped'}",
+          file=sys.stderr)
+    size = manifest["clip"]["preprocess"]["size"]
+    result = {
+        "pack": manifest["name"],
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "blas": blas,
+        "candidates": args.candidates,
+        "batch": args.batch,
+        "sampler_tokens_per_s": round(sampler_tokens_per_s(generator, manifest, args.candidates, args.batch), 1),
+        "clip_images_per_s": {str(b): round(clip_images_per_s(clip, size, b), 1) for b in CLIP_BATCHES},
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

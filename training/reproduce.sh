@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Reproduce the demo pack from nothing: data, VQ-VAE, CLIP, generator, export, evaluation,
+# reference fixtures and the onnxruntime checks; the micro pack is rebuilt from its seed.
+#   bash training/reproduce.sh [--device cuda] [--run DIR]
+# Needs Debian's python3-torch, python3-onnx, python3-numpy, python3-pil and Node with the
+# repository's node_modules (onnxruntime-node, sharp, ajv) for the checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEVICE=cpu
+RUN=training/runs/demo
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) DEVICE="$2"; shift 2 ;;
+    --run) RUN="$2"; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+PYTHON="${PYTHON:-/usr/bin/python3}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+TOKENIZER=training/tokenizer/shapes-bpe.json
+mkdir -p "$RUN"
+
+if [ ! -f "$TOKENIZER" ]; then
+  "$PYTHON" -m training.bpe --out "$TOKENIZER"
+fi
+"$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack packs/demo-shapes
+"$PYTHON" -m training.random_pack micro packs/micro-dalle1 "$TOKENIZER"
+for pack in demo-shapes micro-dalle1; do
+  "$PYTHON" -m training.reference "packs/$pack" test/fixtures/reference
+  node training/check_onnx.mjs "packs/$pack"
+  node training/check_reference.mjs "packs/$pack" test/fixtures/reference
+done
+"$PYTHON" -m training.evaluate packs/demo-shapes --out "$RUN/evaluation.json"

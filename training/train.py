@@ -1,0 +1,170 @@
+"""Train the demo pack's three models on the shapes world's train split.
+
+Usage: python3 -m training.train --run training/runs/demo [--device cuda] [--pack packs/demo-shapes]
+Stages (each resumable from training/runs/<run>/): data, vqvae, codes, clip, generator,
+then export of the pack.
+"""
+import argparse
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training import configs, export, pack, shapes_world
+from training.bpe import Tokenizer
+from training.models import CLIP, VQVAE, Generator
+from training.pack import PIXEL_MEAN, PIXEL_STD, pad_text
+from training.trainer import Log, train
+
+TOKENIZER = os.path.join(os.path.dirname(__file__), "tokenizer", "shapes-bpe.json")
+DATA_SEED = 1
+
+# Steps sized so that the whole recipe fits in an hour on two shared CPU cores.
+PROFILES = {
+    "cpu": {"scenes": 24000, "vq_steps": 600, "vq_batch": 32, "clip_steps": 500, "clip_batch": 128,
+            "gpt_steps": 1500, "gpt_batch": 32},
+    "cuda": {"scenes": 100000, "vq_steps": 6000, "vq_batch": 128, "clip_steps": 4000, "clip_batch": 512,
+             "gpt_steps": 20000, "gpt_batch": 256},
+}
+
+
+def to_pixels(images_uint8, device):
+    return torch.from_numpy(images_uint8).to(device).permute(0, 3, 1, 2).float() / 255.0
+
+
+def clip_pixels(images_uint8, device):
+    x = to_pixels(images_uint8, device)
+    mean = torch.tensor(PIXEL_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_data(run_dir, scenes, log):
+    path = os.path.join(run_dir, "data.npz")
+    if not os.path.exists(path):
+        images, captions, _ = shapes_world.make_dataset(scenes, DATA_SEED, "train")
+        tokenizer = Tokenizer.load(TOKENIZER)
+        ids = [tokenizer.encode(c) for c in captions]
+        gen_text = np.array([pad_text(t, configs.DEMO["gpt"].text_length) for t in ids], dtype=np.int64)
+        clip_text = np.array([pad_text(t, configs.DEMO["clip"].context_length, True) for t in ids], dtype=np.int64)
+        np.savez(path, images=images, gen_text=gen_text, clip_text=clip_text)
+        log(stage="data", scenes=scenes, longest_caption=max(map(len, ids)))
+    data = np.load(path)
+    return data["images"], data["gen_text"], data["clip_text"]
+
+
+def sampler(n, batch, seed):
+    rng = np.random.default_rng(seed)
+    return lambda: rng.integers(0, n, batch)
+
+
+def train_vqvae(images, profile, device, run_dir, log):
+    torch.manual_seed(0)
+    model = VQVAE(configs.DEMO["vq"]).to(device)
+    with torch.no_grad():  # start the codebook on real latents so no code starts dead
+        latents = model.encode_latents(to_pixels(images[:512], device)).reshape(-1, model.config.code_dim)
+        picks = latents[torch.randperm(len(latents))[: model.config.codebook_size]]
+        model.codebook.copy_(picks)
+        model.ema_sum.copy_(picks)
+    draw = sampler(len(images), profile["vq_batch"], 10)
+
+    def batch(step):
+        x = to_pixels(images[draw()], device)
+        recon, tokens, commitment = model(x)
+        mse = F.mse_loss(recon, x)
+        used = tokens.unique().numel()
+        return mse + 0.25 * commitment, {"mse": mse.item(), "codes_in_batch": used}
+
+    return train("vqvae", model, batch, profile["vq_steps"], 2e-3, run_dir, log, warmup=50)
+
+
+def encode_codes(vqvae, images, device, run_dir, log):
+    path = os.path.join(run_dir, "codes.npy")
+    if not os.path.exists(path):
+        chunks = [vqvae.encode(to_pixels(images[i:i + 512], device)).cpu().numpy()
+                  for i in range(0, len(images), 512)]
+        codes = np.concatenate(chunks)
+        np.save(path, codes)
+        log(stage="codes", distinct=int(len(np.unique(codes))))
+    return np.load(path)
+
+
+def train_clip(images, clip_text, profile, device, run_dir, log):
+    torch.manual_seed(1)
+    model = CLIP(configs.DEMO["clip"]).to(device)
+    draw = sampler(len(images), profile["clip_batch"], 11)
+
+    def batch(step):
+        idx = draw()
+        pixels = clip_pixels(images[idx], device)
+        ids = torch.from_numpy(clip_text[idx]).to(device)
+        return model(pixels, ids), {"logit_scale": model.logit_scale().item()}
+
+    return train("clip", model, batch, profile["clip_steps"], 1e-3, run_dir, log, warmup=50, weight_decay=0.1)
+
+
+def train_generator(codes, gen_text, profile, device, run_dir, log):
+    torch.manual_seed(2)
+    model = Generator(configs.DEMO["gpt"]).to(device)
+    draw = sampler(len(codes), profile["gpt_batch"], 12)
+    k = model.config.codebook_size
+
+    def batch(step):
+        idx = draw()
+        text = torch.from_numpy(gen_text[idx]).to(device)
+        image = torch.from_numpy(codes[idx]).to(device)
+        logits = model(text, image)
+        return F.cross_entropy(logits.reshape(-1, k), image.reshape(-1)), {}
+
+    return train("generator", model, batch, profile["gpt_steps"], 2e-3, run_dir, log, warmup=100, weight_decay=0.1)
+
+
+STAGES = ("data", "vqvae", "clip", "generator", "pack")
+
+
+def run(run_dir, device, stages, pack_dir):
+    """Runs the named stages; a later stage loads what earlier ones saved in run_dir.
+    vqvae and clip are independent, so two processes may run them side by side."""
+    os.makedirs(run_dir, exist_ok=True)
+    profile, log = PROFILES["cuda" if device.startswith("cuda") else "cpu"], Log(run_dir)
+    images, gen_text, clip_text = load_data(run_dir, profile["scenes"], log)
+    if {"vqvae", "generator", "pack"} & set(stages):
+        vqvae = train_vqvae(images, profile, device, run_dir, log)
+    if {"generator", "pack"} & set(stages):
+        codes = encode_codes(vqvae, images, device, run_dir, log)
+        generator = train_generator(codes, gen_text, profile, device, run_dir, log)
+    if {"clip", "pack"} & set(stages):
+        clip = train_clip(images, clip_text, profile, device, run_dir, log)
+    if "pack" in stages:
+        write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, device)
+        log(stage="pack", status="done", pack=pack_dir)
+
+
+def write_pack(models, pack_dir, device):
+    generator, vqvae, clip = models
+    cfg = configs.DEMO
+    os.makedirs(pack_dir, exist_ok=True)
+    export.export_all(generator, vqvae, clip, pack_dir)
+    machine = "a GPU" if device.startswith("cuda") else "a 2-core CPU"
+    pack.write(pack_dir, TOKENIZER, name="demo-shapes", version="1.0.0",
+               description="DALL·E-style generator, VQ-VAE and CLIP trained on the synthetic shapes world "
+                           f"(training/README.md), on {machine}.",
+               gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
+               sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", default="training/runs/demo")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--pack", default="packs/demo-shapes")
+    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated, from " + ", ".join(STAGES))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run(args.run, args.device, args.stages.split(","), args.pack)
+
+
+if __name__ == "__main__":
+    main()
