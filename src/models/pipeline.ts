@@ -1,12 +1,12 @@
 // One call per job kind — generate, classify, embed — over the loaded packs. Runs wherever
 // it is constructed; the engine runs it in a worker thread.
 import { Clip } from './clip.js';
-import { decodeTokens } from './decoder.js';
+import { decodeTokens, type DecodedChunk } from './decoder.js';
 import { InvalidImageError, ModelError } from './errors.js';
 import { resolveGenerate, type GenerateInput, type ResolvedGenerate } from './generate-options.js';
 import type { Log } from './log.js';
 import type { Pack } from './packs.js';
-import { preprocessRaw } from './preprocess.js';
+import { preprocessRaw, type Preprocess } from './preprocess.js';
 import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
 import { sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from './sampler.js';
@@ -35,8 +35,12 @@ export class Pipeline {
 
   pack(name: string | undefined): Pack {
     const pack = this.packs.get(name ?? this.defaultPack);
-    if (!pack) throw new ModelError('unknown_model', `unknown model "${name}": available are ${[...this.packs.keys()].join(', ')}`);
+    if (!pack) throw new ModelError('unknown_model', this.unknownModel(name));
     return pack;
+  }
+
+  private unknownModel(name: string | undefined): string {
+    return `unknown model "${name}": available are ${[...this.packs.keys()].join(', ')}`;
   }
 
   clip(pack: Pack): Clip {
@@ -88,46 +92,10 @@ export class Pipeline {
     const job = resolveGenerate(options, m, this.settings.sampleBatch);
     const sampler = this.samplerFor(pack);
     const text = generatorText(await pack.tokenizer('generator'), job.prompt, m.geometry.text_length, m.generator.text_pad_id);
-    const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
-
-    let start = performance.now();
+    const start = performance.now();
     const tokens = await this.sample(pack, job, text.ids, sampler, hooks);
     const sampleMs = elapsed(start);
-
-    const clip = this.clip(pack);
-    const decoder = await pack.session('decoder');
-    const [prompt] = await clip.embedTexts([job.prompt]);
-    const best = new BestN<GeneratedImage>(job.n);
-    let decodeMs = 0;
-    let rerankMs = 0;
-    const chunk = this.settings.clipBatch;
-    for (let first = 0; first < job.candidates; first += chunk) {
-      hooks.checkpoint();
-      const count = Math.min(chunk, job.candidates - first);
-      start = performance.now();
-      const decoded = await decodeTokens(decoder, tokens.subarray(first * N), count, N);
-      decodeMs += elapsed(start);
-      hooks.progress({ stage: 'decoding', completed: first + count, total: job.candidates });
-
-      start = performance.now();
-      const { width, height } = decoded;
-      const bytes = width * height * 3;
-      const pixels = clip.pixelBuffer(count);
-      const stride = pixels.length / count;
-      await Promise.all(Array.from({ length: count }, (_, i) =>
-        preprocessRaw({ width, height, pixels: decoded.pixels.subarray(i * bytes, (i + 1) * bytes) }, m.clip.preprocess, pixels, i * stride)));
-      const embeddings = await clip.embedPixels(pixels, count);
-      embeddings.forEach((embedding, i) => {
-        const candidate = first + i;
-        const score = clip.score(embedding, prompt);
-        if (!best.wouldKeep({ candidate, score })) return;
-        const own = decoded.pixels.slice(i * bytes, (i + 1) * bytes);
-        best.offer({ rank: 0, candidate, seed: candidateSeed(job.seed, candidate), score, width, height, pixels: own });
-      });
-      rerankMs += elapsed(start);
-      hooks.progress({ stage: 'reranking', completed: first + count, total: job.candidates });
-    }
-    const images = best.result().map((image, i) => ({ ...image, rank: i + 1 }));
+    const { images, decodeMs, rerankMs } = await this.decodeAndRerank(pack, job, tokens, hooks);
     this.log.info({ model: pack.name, candidates: job.candidates, kept: images.length, sampler, sampleMs, decodeMs, rerankMs }, 'generated');
     return {
       model: pack.name,
@@ -140,14 +108,63 @@ export class Pipeline {
     };
   }
 
+  // Decodes and scores `clipBatch` candidates at a time, keeping only the pixels of the best n.
+  private async decodeAndRerank(pack: Pack, job: ResolvedGenerate, tokens: Int32Array, hooks: JobHooks) {
+    const m = pack.manifest;
+    const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
+    const clip = this.clip(pack);
+    const decoder = await pack.session('decoder');
+    const [prompt] = await clip.embedTexts([job.prompt]);
+    const best = new BestN<GeneratedImage>(job.n);
+    let decodeMs = 0;
+    let rerankMs = 0;
+    for (let first = 0; first < job.candidates; first += this.settings.clipBatch) {
+      hooks.checkpoint();
+      const count = Math.min(this.settings.clipBatch, job.candidates - first);
+      let start = performance.now();
+      const decoded = await decodeTokens(decoder, tokens.subarray(first * N), count, N);
+      decodeMs += elapsed(start);
+      hooks.progress({ stage: 'decoding', completed: first + count, total: job.candidates });
+
+      start = performance.now();
+      const embeddings = await this.embedDecoded(clip, decoded, count, m.clip.preprocess);
+      const bytes = decoded.width * decoded.height * 3;
+      embeddings.forEach((embedding, i) => {
+        const candidate = first + i;
+        const score = clip.score(embedding, prompt);
+        if (!best.wouldKeep({ candidate, score })) return;
+        const pixels = decoded.pixels.slice(i * bytes, (i + 1) * bytes);
+        best.offer({ rank: 0, candidate, seed: candidateSeed(job.seed, candidate), score, width: decoded.width, height: decoded.height, pixels });
+      });
+      rerankMs += elapsed(start);
+      hooks.progress({ stage: 'reranking', completed: first + count, total: job.candidates });
+    }
+    const images = best.result().map((image, i) => ({ ...image, rank: i + 1 }));
+    return { images, decodeMs, rerankMs };
+  }
+
+  private async embedDecoded(clip: Clip, decoded: DecodedChunk, count: number, p: Preprocess): Promise<Float32Array[]> {
+    const { width, height } = decoded;
+    const bytes = width * height * 3;
+    const pixels = clip.pixelBuffer(count);
+    const stride = pixels.length / count;
+    await Promise.all(Array.from({ length: count }, (_, i) =>
+      preprocessRaw({ width, height, pixels: decoded.pixels.subarray(i * bytes, (i + 1) * bytes) }, p, pixels, i * stride)));
+    return clip.embedPixels(pixels, count);
+  }
+
   async classify(requests: ClassifyRequest[]): Promise<ClassifyOutcome[]> {
     const outcomes: ClassifyOutcome[] = new Array(requests.length);
-    const byModel = new Map<string, number[]>();
+    const byModel = new Map<Pack, number[]>();
     requests.forEach((r, i) => {
-      const name = this.pack(r.model).name;
-      byModel.set(name, [...(byModel.get(name) ?? []), i]);
+      const pack = this.packs.get(r.model ?? this.defaultPack);
+      if (!pack) {
+        outcomes[i] = { ok: false, error: { code: 'unknown_model', message: this.unknownModel(r.model), index: -1 } };
+        return;
+      }
+      byModel.set(pack, [...(byModel.get(pack) ?? []), i]);
     });
-    for (const [name, indices] of byModel) await this.classifyWith(this.pack(name), requests, indices, outcomes);
+    for (const [pack, indices] of byModel) await this.classifyWith(pack, requests, indices, outcomes);
     return outcomes;
   }
 

@@ -132,13 +132,15 @@ describe('engine on the committed packs', () => {
     }
   });
 
-  test('classify fails only the request with a bad image or no labels', async () => {
+  test('classify fails only the request with a bad image, no labels or an unknown model', async () => {
     const red = await png(220, 30, 30);
     const outcomes = await engine.classify([
       { images: [red, Buffer.from('not an image')], labels: ['red circle', 'blue square'] },
       { images: [red], labels: [] },
       { images: [red, await png(30, 70, 220)], labels: ['red circle', 'blue square', 'green cross'], topK: 2 },
+      { images: [red], labels: ['red circle'], model: 'nope' },
     ]);
+    assert.deepEqual(outcomes[3], { ok: false, error: { code: 'unknown_model', message: 'unknown model "nope": available are demo-shapes, micro-dalle1', index: -1 } });
     assert.deepEqual(outcomes[0], { ok: false, error: { code: 'invalid_image', message: outcomes[0].ok ? '' : outcomes[0].error.message, index: 1 } });
     assert.deepEqual(outcomes[1], { ok: false, error: { code: 'invalid_request', message: 'labels must not be empty', index: -1 } });
     assert.ok(outcomes[2].ok);
