@@ -3,8 +3,14 @@ import type { SerializedError } from './errors.js';
 import type { LogLevel } from './log.js';
 import type { EngineOptions, GenerationProgress, PackSummary } from './types.js';
 
-/** EngineOptions as they cross the thread boundary: everything but the logger. */
-export type ThreadOptions = Omit<EngineOptions, 'logger'>;
+/**
+ * What a thread serves: `generate` runs generations (and the CLIP reranking inside them),
+ * `clip` classification and embeddings, so that neither waits behind the other.
+ */
+export type ThreadRole = 'generate' | 'clip';
+
+/** EngineOptions as they cross the thread boundary (everything but the logger), and the role. */
+export type ThreadOptions = Omit<EngineOptions, 'logger'> & { role: ThreadRole };
 
 export type CallMethod = 'generate' | 'classify' | 'embedImages' | 'embedTexts';
 

@@ -5,7 +5,7 @@ import { AbortError, ModelError, serializeError } from './errors.js';
 import type { CallMethod, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
 import type { GenerateInput } from './generate-options.js';
 import type { Log, LogLevel } from './log.js';
-import { listPacks, Pack } from './packs.js';
+import { ALL_GRAPHS, CLIP_GRAPHS, listPacks, Pack } from './packs.js';
 import { Pipeline, type JobHooks } from './pipeline.js';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './preprocess.js';
 import { logProviderSettings, parseDevice, type ProviderSettings } from './providers.js';
@@ -36,13 +36,14 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
   if (!packs.has(defaultPack)) {
     throw new ModelError('unknown_model', `default pack "${defaultPack}" not found: available are ${[...packs.keys()].join(', ')}`);
   }
+  const graphs = options.role === 'clip' ? CLIP_GRAPHS : ALL_GRAPHS;
   if (options.eager ?? true) {
-    for (const pack of packs.values()) await pack.createAll();
+    for (const pack of packs.values()) await pack.createAll(graphs);
   } else if (device.kind === 'cuda') {
     // Lazy sessions, but a CUDA provider that cannot load must still fail at start-up.
-    await packs.get(defaultPack)!.session('decoder');
+    await packs.get(defaultPack)!.session('clip_text');
   }
-  log.info({ packs: [...packs.keys()], defaultPack }, 'model packs loaded');
+  log.info({ role: options.role, packs: [...packs.keys()], defaultPack }, 'model packs loaded');
   return new Pipeline(packs, defaultPack, {
     sampleBatch: options.sampleBatch ?? 64,
     clipBatch: options.clipBatch ?? 64,

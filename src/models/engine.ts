@@ -1,10 +1,11 @@
-// The engine the worker process holds: a proxy to one inference thread. onnxruntime-node's
+// The engine the worker process holds: a proxy to two inference threads. onnxruntime-node's
 // run() blocks the thread that calls it, so all inference happens off the caller's event loop
-// (BullMQ renews job locks on timers there).
+// (BullMQ renews job locks on timers there). Generations run on one thread; classification and
+// embeddings on another, so a classify request never waits behind a whole sampling chunk.
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { AbortError, deserializeError, ModelError } from './errors.js';
-import type { CallMethod, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
+import type { CallMethod, FromThread, ThreadOptions, ThreadRole, ToThread } from './engine-protocol.js';
 import type { Log } from './log.js';
 import type { ClassifyOutcome, ClassifyRequest, Engine, EngineOptions, GenerateOptions, GenerateResult, GenerationProgress, PackSummary } from './types.js';
 
@@ -26,12 +27,13 @@ function spawnThread(options: ThreadOptions): Worker {
   return new Worker(bootstrap, { eval: true, workerData: options });
 }
 
-class ThreadEngine implements Engine {
+/** One inference thread: calls by message, results and progress back. */
+class InferenceThread {
   private readonly pending = new Map<number, PendingCall>();
   private nextId = 1;
-  private summaries: PackSummary[] = [];
   private closed = false;
-  private exited: Promise<void>;
+  private readonly exited: Promise<void>;
+  summaries: PackSummary[] = [];
 
   constructor(private readonly thread: Worker, private readonly log: Log) {
     this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
@@ -90,7 +92,7 @@ class ThreadEngine implements Engine {
     this.pending.clear();
   }
 
-  private call<T>(method: CallMethod, args: unknown[], extra: { cancel?: SharedArrayBuffer; onProgress?: PendingCall['onProgress'] } = {}): Promise<T> {
+  call<T>(method: CallMethod, args: unknown[], extra: { cancel?: SharedArrayBuffer; onProgress?: PendingCall['onProgress'] } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new ModelError('engine_closed', 'the engine is closed'));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -100,50 +102,71 @@ class ThreadEngine implements Engine {
     });
   }
 
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.thread.postMessage({ type: 'close' } satisfies ToThread);
+    }
+    await this.exited;
+    this.failAll(new ModelError('engine_closed', 'the engine is closed'));
+  }
+}
+
+class ThreadedEngine implements Engine {
+  constructor(private readonly generation: InferenceThread, private readonly clip: InferenceThread) {}
+
+  /** The generation thread's view, with the providers of the sessions that serve CLIP calls. */
   packs(): PackSummary[] {
-    return this.summaries;
+    const clipViews = new Map(this.clip.summaries.map((p) => [p.name, p.providers]));
+    return this.generation.summaries.map((p) => ({ ...p, providers: { ...p.providers, ...clipViews.get(p.name) } }));
   }
 
   async generate(options: GenerateOptions): Promise<GenerateResult> {
     const { signal, onProgress, ...input } = options;
     if (signal?.aborted) throw new AbortError('generation canceled');
-    // The thread polls this flag between chunks and every few sampling steps.
+    // The thread polls this flag between chunks (and every few steps of the host loop).
     const cancel = new SharedArrayBuffer(4);
     const raise = () => Atomics.store(new Int32Array(cancel), 0, 1);
     signal?.addEventListener('abort', raise, { once: true });
     try {
-      return await this.call<GenerateResult>('generate', [input], { cancel, onProgress });
+      return await this.generation.call<GenerateResult>('generate', [input], { cancel, onProgress });
     } finally {
       signal?.removeEventListener('abort', raise);
     }
   }
 
   classify(requests: ClassifyRequest[]): Promise<ClassifyOutcome[]> {
-    return this.call('classify', [requests]);
+    return this.clip.call('classify', [requests]);
   }
 
   embedImages(images: Uint8Array[], model?: string): Promise<Float32Array[]> {
-    return this.call('embedImages', [images, model]);
+    return this.clip.call('embedImages', [images, model]);
   }
 
   embedTexts(texts: string[], model?: string): Promise<Float32Array[]> {
-    return this.call('embedTexts', [texts, model]);
+    return this.clip.call('embedTexts', [texts, model]);
   }
 
   async close(): Promise<void> {
-    if (this.closed) return this.exited;
-    this.closed = true;
-    this.thread.postMessage({ type: 'close' } satisfies ToThread);
-    await this.exited;
-    this.failAll(new ModelError('engine_closed', 'the engine is closed'));
+    await Promise.all([this.generation.close(), this.clip.close()]);
   }
 }
 
-/** Starts the inference thread and loads the packs; rejects with the start-up error. */
+/** Starts the inference threads and loads the packs; rejects with the start-up error. */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   const { logger, ...threadOptions } = options;
   const log: Log = logger ?? pino({ name: 'models' });
-  const engine = new ThreadEngine(spawnThread(threadOptions), log);
-  await engine.start();
-  return engine;
+  const open = async (role: ThreadRole) => {
+    const thread = new InferenceThread(spawnThread({ ...threadOptions, role }), log);
+    await thread.start();
+    return thread;
+  };
+  // One after the other: the first fails fast on a bad device or pack, with one message.
+  const generation = await open('generate');
+  try {
+    return new ThreadedEngine(generation, await open('clip'));
+  } catch (error) {
+    await generation.close();
+    throw error;
+  }
 }

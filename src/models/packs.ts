@@ -41,6 +41,9 @@ export async function listPacks(modelsDir: string): Promise<PackInfo[]> {
   return packs.sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
 }
 
+export const ALL_GRAPHS: readonly GraphName[] = ['prefill', 'step', 'sample_loop', 'decoder', 'clip_image', 'clip_text'];
+export const CLIP_GRAPHS: readonly GraphName[] = ['clip_image', 'clip_text'];
+
 /** A pack with its sessions, created once on first use (or all at start-up with `createAll`). */
 export class Pack {
   private readonly sessions = new Map<GraphName, Promise<ort.InferenceSession>>();
@@ -89,11 +92,11 @@ export class Pack {
     return pending;
   }
 
-  async createAll(): Promise<void> {
-    const graphs: GraphName[] = ['prefill', 'step', 'sample_loop', 'decoder', 'clip_image', 'clip_text'];
+  /** Creates the sessions and tokenizers of `graphs` now (default: every graph). */
+  async createAll(graphs: readonly GraphName[] = ALL_GRAPHS): Promise<void> {
     for (const graph of graphs.filter((g) => this.hasGraph(g))) await this.session(graph);
-    await this.tokenizer('generator');
-    await this.tokenizer('clip');
+    if (graphs.includes('prefill')) await this.tokenizer('generator');
+    if (graphs.includes('clip_text')) await this.tokenizer('clip');
   }
 
   async release(): Promise<void> {

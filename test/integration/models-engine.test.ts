@@ -95,6 +95,22 @@ describe('engine on the committed packs', () => {
     assert.ok(longest < 200, `longest gap ${longest.toFixed(1)} ms`);
   });
 
+  test('classification answers while a generation runs', async (t) => {
+    const started = performance.now();
+    let generationDone = 0;
+    const generation = engine
+      .generate({ prompt: PROMPT, seed: 4, candidates: 16, n: 1, batch: 16, model: 'micro-dalle1' })
+      .then(() => (generationDone = performance.now()));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const asked = performance.now();
+    const [outcome] = await engine.classify([{ images: [await png(220, 30, 30)], labels: ['red circle', 'blue square'], model: 'demo-shapes' }]);
+    const answered = performance.now();
+    await generation;
+    t.diagnostic(`classify took ${(answered - asked).toFixed(0)} ms; the generation ${(generationDone - started).toFixed(0)} ms`);
+    assert.ok(outcome.ok);
+    assert.ok(answered < generationDone, 'classify answered before the generation ended');
+  });
+
   test('abort rejects with an AbortError at the next chunk, and the engine carries on', async () => {
     const controller = new AbortController();
     const stages: GenerationProgress[] = [];
