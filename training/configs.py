@@ -21,4 +21,4 @@ MICRO = {
                        heads=2, embed_dim=32),
 }
 
-SAMPLING_DEFAULTS = {"top_k": 64, "temperature": 1.0, "top_p": 1.0}
+SAMPLING_DEFAULTS = {"top_k": 32, "temperature": 1.0, "top_p": 1.0}

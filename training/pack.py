@@ -7,7 +7,7 @@ import shutil
 from training.export import GRAPH_FILES
 
 TOKENIZER_FILE = "tokenizer.json"
-TEMPLATES = ["a {}.", "a photo of a {}.", "a picture of a {}."]
+TEMPLATES = ["a {}", "there is a {}", "an image of a {}", "a {} on a plain background"]
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 PIXEL_MEAN = [0.5, 0.5, 0.5]
 PIXEL_STD = [0.5, 0.5, 0.5]

@@ -23,7 +23,18 @@ mkdir -p "$RUN"
 if [ ! -f "$TOKENIZER" ]; then
   "$PYTHON" -m training.bpe --out "$TOKENIZER"
 fi
-"$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack packs/demo-shapes
+# OpenBLAS's own threads fight torch's pool on a small CPU; one each is faster.
+export OPENBLAS_NUM_THREADS=1
+train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack packs/demo-shapes "$@"; }
+train --stages data
+# The image tokenizer and CLIP do not depend on each other: one core each.
+train --stages vqvae --threads 1 > "$RUN/vqvae.out" 2>&1 &
+vqvae=$!
+train --stages clip --threads 1 > "$RUN/clip.out" 2>&1 &
+clip=$!
+wait "$vqvae" || { cat "$RUN/vqvae.out"; exit 1; }
+wait "$clip" || { cat "$RUN/clip.out"; exit 1; }
+train --stages generator,pack --threads "${THREADS:-2}"
 "$PYTHON" -m training.random_pack micro packs/micro-dalle1 "$TOKENIZER"
 for pack in demo-shapes micro-dalle1; do
   "$PYTHON" -m training.reference "packs/$pack" test/fixtures/reference
