@@ -54,7 +54,7 @@ function sessionOptions(settings: ProviderSettings, providers: ort.InferenceSess
     executionProviders: providers,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
-    // One inference thread drives the runs; inter-op parallelism only adds contention.
+    // Each inference thread makes one run at a time; inter-op parallelism only adds contention.
     interOpNumThreads: 1,
     ...(settings.cpuThreads ? { intraOpNumThreads: settings.cpuThreads } : {}),
     logSeverityLevel: 3,
