@@ -137,23 +137,21 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const { server, port: metricsPort } = await serveMetrics(metrics.registry, config.workerMetricsPort, config.workerMetricsHost);
   logger.info({ queues: config.workerQueues, packs: packs.map((pack) => pack.name), metricsPort }, 'worker ready');
 
-  return {
-    metricsPort,
-    metrics,
-    async stop() {
-      clearInterval(modelsTimer);
-      stopSweeper();
-      const closing = Promise.all(workers.map((worker) => worker.close()));
-      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
-      if ((await Promise.race([closing, timeout])) === 'timeout') {
-        logger.warn('shutdown timeout: returning running jobs to the queue');
-        cancels.abortAll(SHUTDOWN);
-        await closing;
-      }
-      await cancels.stop();
-      await queues.close();
-      await new Promise((resolve) => server.close(resolve));
-      if (!options.engine) await engine.close();
-    },
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    clearInterval(modelsTimer);
+    stopSweeper();
+    const closing = Promise.all(workers.map((worker) => worker.close()));
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
+    if ((await Promise.race([closing, timeout])) === 'timeout') {
+      logger.warn('shutdown timeout: returning running jobs to the queue');
+      cancels.abortAll(SHUTDOWN);
+      await closing;
+    }
+    await cancels.stop();
+    await queues.close();
+    await new Promise((resolve) => server.close(resolve));
+    if (!options.engine) await engine.close();
   };
+  return { metricsPort, metrics, stop: () => (stopping ??= stop()) };
 }

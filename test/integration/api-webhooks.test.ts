@@ -1,0 +1,91 @@
+// Webhooks from a generation arrive at a loopback receiver, signed so that the
+// standardwebhooks library verifies them; a receiver failing for a while gets retries.
+import assert from 'node:assert/strict';
+import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { Webhook } from 'standardwebhooks';
+import { type Harness, WEBHOOK_SECRET, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+
+interface Delivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+describe('webhooks', () => {
+  let h: Harness;
+  let receiver: Server;
+  let receiverUrl: string;
+  const deliveries: Delivery[] = [];
+  let failuresLeft = 0;
+
+  before(async () => {
+    h = await startHarness({ env: { WEBHOOK_PROGRESS_INTERVAL_MS: '0' } });
+    receiver = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        if (failuresLeft > 0) {
+          failuresLeft -= 1;
+          response.writeHead(503).end();
+          return;
+        }
+        deliveries.push({ headers: request.headers, body });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+  });
+  after(async () => {
+    receiver.close();
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  async function eventsFor(id: string, until: (events: any[]) => boolean): Promise<any[]> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const events = deliveries.map((d) => JSON.parse(d.body)).filter((body) => body.id === id);
+      if (until(events)) return events;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`webhooks for ${id} did not arrive`);
+  }
+
+  test('start, progress and completed arrive signed; completed carries the finished generation', async () => {
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a webhook circle', candidates: 4, n: 2, webhook: receiverUrl }));
+    const done = await waitFor(h.baseUrl, accepted.id, terminal);
+    const events = await eventsFor(accepted.id, (list) => list.some((e) => e.event === 'completed'));
+    const names = events.map((e) => e.event);
+    assert.ok(names.includes('start'), names.join());
+    assert.ok(names.includes('progress'), names.join());
+    assert.equal(names.filter((name) => name === 'completed').length, 1);
+
+    const verifier = new Webhook(WEBHOOK_SECRET);
+    for (const delivery of deliveries) {
+      const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(delivery.headers[name])]));
+      assert.doesNotThrow(() => verifier.verify(delivery.body, headers));
+      assert.throws(() => verifier.verify(delivery.body.replace('}', ' }'), headers), 'a changed body fails verification');
+    }
+    const completed = events.find((e) => e.event === 'completed');
+    assert.equal(completed.status, 'succeeded');
+    assert.equal(completed.images.length, 2);
+    assert.deepEqual(completed.images.map((i: any) => i.rank), done.images.map((i: any) => i.rank));
+    assert.equal((await fetch(completed.images[0].url)).status, 200);
+    const ids = deliveries.map((d) => d.headers['webhook-id']);
+    assert.equal(new Set(ids).size, ids.length, 'each event has its own webhook-id');
+  });
+
+  test('webhook_events_filter limits the events; a failing receiver gets retries', async () => {
+    failuresLeft = 2;
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'only the end', candidates: 2, n: 1, webhook: receiverUrl, webhook_events_filter: ['completed'] }),
+    );
+    const events = await eventsFor(accepted.id, (list) => list.length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const all = await eventsFor(accepted.id, () => true);
+    assert.deepEqual(all.map((e) => e.event), ['completed']);
+    assert.equal(events[0].status, 'succeeded');
+    assert.equal(failuresLeft, 0, 'the two failed attempts happened before the delivery');
+  });
+});
