@@ -140,7 +140,7 @@ export const ClassifyBody = Type.Object(
   {
     image: Type.Optional(ImageInput),
     images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
-    labels: Type.Array(Label, { minItems: 1, maxItems: MAX_LABELS }),
+    labels: Type.Array(Label, { minItems: 1, maxItems: MAX_LABELS, uniqueItems: true }),
     templates: Type.Optional(Type.Array(Template, { minItems: 1, maxItems: 32 })),
     top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LABELS, description: 'Return only the best k labels; default all (they sum to 1).' })),
     model: Type.Optional(ModelName),

@@ -1,6 +1,6 @@
 // Serves the local-folder store's objects to holders of a signed, unexpired URL.
 import type { FastifyInstance } from 'fastify';
-import { Type } from '@fastify/type-provider-typebox';
+import { type TypeBoxTypeProvider, Type } from '@fastify/type-provider-typebox';
 import { ServiceError } from '../../errors.js';
 import { verifyFileSignature } from '../../storage/index.js';
 import type { Services } from '../services.js';
@@ -9,18 +9,24 @@ import { problemResponses } from './responses.js';
 export async function fileRoutes(app: FastifyInstance, { store, config }: Services): Promise<void> {
   const storage = config.storage;
   if (storage.kind !== 'fs') return;
-  app.get<{ Params: { '*': string }; Querystring: Record<string, unknown> }>('/files/*', {
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/files/*', {
     schema: {
       tags: ['generations'],
       summary: 'Image bytes behind a signed URL',
       description: 'The URLs in generation responses point here; they stop working at `expires_at`.',
-      response: { 200: Type.String({ description: 'The image', contentMediaType: 'image/*' }), ...problemResponses('not_found') },
+      params: Type.Object({ '*': Type.String({ description: 'Object key' }) }),
+      // The signature is checked by hand so that every bad URL is the same 404.
+      querystring: Type.Object({ expires: Type.Optional(Type.String()), signature: Type.Optional(Type.String()) }),
+      response: {
+        200: { description: 'The image bytes', content: { 'image/*': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } } },
+        ...problemResponses('not_found'),
+      },
     },
     handler: async (request, reply) => {
       const key = request.params['*'];
       const { expires, signature } = request.query;
       const notFound = new ServiceError('not_found', 'no such file, or its URL has expired');
-      if (typeof expires !== 'string' || typeof signature !== 'string') throw notFound;
+      if (expires === undefined || signature === undefined) throw notFound;
       if (!verifyFileSignature(storage.signingSecret, key, expires, signature)) throw notFound;
       const object = await store.get(key);
       if (!object) throw notFound;

@@ -1,0 +1,22 @@
+// The OpenAPI document as the routes describe it, built without touching Redis (queues
+// connect on first use) from the embedded default configuration.
+import { pino } from 'pino';
+import { loadConfig } from '../config.js';
+import { buildApp } from './app.js';
+import { createServices } from './services.js';
+
+export async function generateOpenApi(): Promise<Record<string, unknown>> {
+  const services = createServices(loadConfig({}));
+  const app = await buildApp({ services, logger: pino({ level: 'silent' }) });
+  try {
+    await app.ready();
+    return app.swagger() as unknown as Record<string, unknown>;
+  } finally {
+    await app.close();
+    await services.close();
+  }
+}
+
+export function serializeOpenApi(document: Record<string, unknown>): string {
+  return `${JSON.stringify(document, null, 2)}\n`;
+}

@@ -1,0 +1,107 @@
+// loadConfig: defaults, parsing, and one clear message per bad variable.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  test('an empty environment gives the embedded defaults', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.publicBaseUrl, 'http://localhost:3000');
+    assert.equal(config.redisUrl, 'redis://127.0.0.1:6379');
+    assert.equal(config.redisUrlIsDefault, true);
+    assert.equal(config.modelsDir, './packs');
+    assert.equal(config.device, 'cpu');
+    assert.equal(config.storage.kind, 'fs');
+    assert.equal(config.webhookSecret, undefined);
+    assert.deepEqual(config.workerQueues, ['generate', 'classify', 'webhooks']);
+    assert.equal(config.classifyBatchMax, 32);
+    assert.equal(config.idempotencyTtlSeconds, 86_400);
+  });
+
+  test('values are parsed and the result is frozen all the way down', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      PUBLIC_BASE_URL: 'https://images.example.com/',
+      REDIS_URL: 'redis://redis:6379/2',
+      DEVICE: 'cuda:1',
+      STORAGE: 's3',
+      S3_BUCKET: 'images',
+      S3_ENDPOINT: 'http://minio:9000',
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_ACCESS_KEY_ID: 'key',
+      S3_SECRET_ACCESS_KEY: 'secret',
+      WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      WORKER_QUEUES: 'classify, webhooks',
+      CLASSIFY_BATCH_WAIT_MS: '25',
+    });
+    assert.equal(config.port, 8080);
+    assert.equal(config.publicBaseUrl, 'https://images.example.com', 'no trailing slash');
+    assert.equal(config.redisUrlIsDefault, false);
+    assert.equal(config.device, 'cuda:1');
+    assert.deepEqual(config.storage, {
+      kind: 's3',
+      endpoint: 'http://minio:9000',
+      region: 'us-east-1',
+      bucket: 'images',
+      forcePathStyle: true,
+      accessKeyId: 'key',
+      secretAccessKey: 'secret',
+      publicBaseUrl: undefined,
+      presignExpiresSeconds: 3600,
+    });
+    assert.deepEqual(config.workerQueues, ['classify', 'webhooks']);
+    assert.equal(config.classifyBatchWaitMs, 25);
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.storage) && Object.isFrozen(config.workerQueues));
+    assert.throws(() => {
+      (config as { port: number }).port = 1;
+    }, TypeError);
+  });
+
+  test('every bad variable is named, all in one error', () => {
+    const problems = problemsOf({
+      PORT: 'eighty',
+      REDIS_URL: 'http://redis',
+      DEVICE: 'tpu',
+      STORAGE: 'ftp',
+      WEBHOOK_SECRET: 'not-a-secret',
+      WORKER_QUEUES: 'generate,render',
+      CLASSIFY_BATCH_MAX: '0',
+      S3_FORCE_PATH_STYLE: 'maybe',
+    });
+    for (const name of ['PORT', 'REDIS_URL', 'DEVICE', 'STORAGE', 'WEBHOOK_SECRET', 'WORKER_QUEUES', 'CLASSIFY_BATCH_MAX']) {
+      assert.ok(problems.some((problem) => problem.startsWith(name)), `${name} is named in ${JSON.stringify(problems)}`);
+    }
+  });
+
+  test('S3 storage needs a bucket and both keys or neither', () => {
+    const problems = problemsOf({ STORAGE: 's3', S3_ACCESS_KEY_ID: 'only-one' });
+    assert.ok(problems.some((problem) => problem.includes('S3_BUCKET')));
+    assert.ok(problems.some((problem) => problem.includes('S3_SECRET_ACCESS_KEY')));
+  });
+
+  test('numbers are integers within range, nothing else', () => {
+    for (const value of ['1.5', '-1', '1e3', '70000', ' ']) {
+      if (value.trim() === '') {
+        assert.equal(loadConfig({ PORT: value }).port, 3000, 'blank means default');
+      } else {
+        assert.ok(problemsOf({ PORT: value })[0].startsWith('PORT='), value);
+      }
+    }
+  });
+
+  test('a short file URL secret is refused', () => {
+    assert.ok(problemsOf({ FILE_URL_SECRET: 'short' })[0].startsWith('FILE_URL_SECRET'));
+  });
+});
