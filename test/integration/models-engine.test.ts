@@ -247,12 +247,12 @@ describe('engine start-up', () => {
   });
 
   test('a placement probe reports where each session\'s kernels ran', async () => {
-    const engine = await createEngine({ modelsDir, logger: quiet, eager: false, probePlacement: true });
+    const engine = await createEngine({ modelsDir, logger: quiet, probePlacement: true });
     try {
-      await engine.embedTexts(['a red circle'], 'demo-shapes');
-      await engine.generate({ prompt: PROMPT, seed: 1, candidates: 1, n: 1, model: 'demo-shapes' });
-      const { providers } = engine.packs()[0];
-      for (const graph of ['clip_text', 'sample_loop', 'decoder', 'clip_image']) assert.match(providers[graph], /^cpu \(CPU \d+ kernels\)$/, graph);
+      for (const pack of engine.packs()) {
+        assert.deepEqual(Object.keys(pack.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'prefill', 'sample_loop', 'step']);
+        for (const [graph, provider] of Object.entries(pack.providers)) assert.match(provider, /^cpu \(CPU \d+ kernels\)$/, `${pack.name} ${graph}`);
+      }
     } finally {
       await engine.close();
     }
