@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { MAX_IMAGES_PER_REQUEST, Problem } from '../contracts/schemas.js';
-import { errorsPlugin } from './plugins/errors.js';
+import { ServiceError } from '../errors.js';
+import { errorsPlugin, sendProblem } from './plugins/errors.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { installValidators } from './plugins/validation.js';
@@ -25,10 +26,14 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    // Ids are UUIDs; longer path segments are refused early with 404.
-    routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
+    // A path the router cannot take apart (bad escapes, an over-long id) names nothing: 404.
+    frameworkErrors: (error, request, reply) => {
+      sendProblem(reply, request, new ServiceError('not_found', `no such resource (${error.code})`));
+    },
   });
+  // JSON bodies only (and multipart where a route says so): text is a 415, not a string body.
+  app.removeContentTypeParser('text/plain');
   installValidators(app);
   app.addSchema(Problem);
   await app.register(errorsPlugin);

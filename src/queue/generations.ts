@@ -11,7 +11,7 @@ import { assertQueueHasRoom } from './depth.js';
 import { type GenerateJob, buildGenerationView, generationUrls } from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
-import { readModels } from './models.js';
+import { assertModelServed } from './models.js';
 import type { Queues } from './queues.js';
 
 const DEFAULT_CANDIDATES = 512;
@@ -69,8 +69,9 @@ export class Generations {
 
   async create(body: CreateGenerationBody, idempotencyKey?: string): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     const input = normalizeGenerationInput(body);
+    await this.queues.connected();
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook);
-    await this.assertKnownModel(input.model);
+    await assertModelServed(this.redis, this.keys, input.model);
     const recordKey = idempotencyKey === undefined ? undefined : this.keys.idempotency(createHash('sha256').update(idempotencyKey).digest('hex'));
     const bodyFingerprint = fingerprint(body);
     if (recordKey) {
@@ -120,18 +121,8 @@ export class Generations {
     }
   }
 
-  /** Refuses names no live worker serves; with no worker reporting yet, the worker decides. */
-  private async assertKnownModel(model: string | undefined): Promise<void> {
-    if (model === undefined) return;
-    const models = await readModels(this.redis, this.keys);
-    if (models.length > 0 && !models.some((info) => info.name === model)) {
-      throw new ServiceError('unknown_model', `model ${JSON.stringify(model)} is not served; see GET /models`, {
-        errors: [{ field: 'model', message: `must be one of ${models.map((info) => info.name).join(', ')}` }],
-      });
-    }
-  }
-
   private async job(id: string): Promise<GenerateJob> {
+    await this.queues.connected();
     const job = isGenerationId(id) ? ((await this.queues.get('generate').getJob(id)) as GenerateJob | undefined) : undefined;
     if (!job) throw new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
     return job;
@@ -149,6 +140,7 @@ export class Generations {
   async list(query: ListGenerationsQuery): Promise<{ data: Generation[]; next_cursor: string | null }> {
     const limit = query.limit ?? 20;
     if (query.cursor !== undefined && !isGenerationId(query.cursor)) throw fieldError('cursor', 'is not a cursor returned by this API');
+    await this.queues.connected();
     const queue = this.queues.get('generate');
     const data: Generation[] = [];
     let from = query.cursor === undefined ? '+' : `(${query.cursor}`;

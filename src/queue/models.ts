@@ -2,6 +2,7 @@
 // model names without loading any model itself.
 import type { Redis } from 'ioredis';
 import type { ModelInfo } from '../contracts/schemas.js';
+import { ServiceError } from '../errors.js';
 import type { ServiceKeys } from './keys.js';
 
 export async function publishModels(redis: Redis, keys: ServiceKeys, models: ModelInfo[], ttlSeconds: number): Promise<void> {
@@ -12,4 +13,15 @@ export async function publishModels(redis: Redis, keys: ServiceKeys, models: Mod
 export async function readModels(redis: Redis, keys: ServiceKeys): Promise<ModelInfo[]> {
   const text = await redis.get(keys.models);
   return text ? (JSON.parse(text) as ModelInfo[]) : [];
+}
+
+/** Refuses names no live worker serves; with no worker reporting yet, the worker decides. */
+export async function assertModelServed(redis: Redis, keys: ServiceKeys, model: string | undefined): Promise<void> {
+  if (model === undefined) return;
+  const models = await readModels(redis, keys);
+  if (models.length > 0 && !models.some((info) => info.name === model)) {
+    throw new ServiceError('unknown_model', `model ${JSON.stringify(model)} is not served; see GET /models`, {
+      errors: [{ field: 'model', message: `must be one of ${models.map((info) => info.name).join(', ')}` }],
+    });
+  }
 }

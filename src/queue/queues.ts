@@ -5,7 +5,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js';
 import { QUEUE_NAMES, type QueueName } from '../contracts/queues.js';
+import { ServiceError } from '../errors.js';
 import { createRedis } from './redis.js';
+
+const CONNECT_TIMEOUT_MS = 2000;
 
 export type TypedQueue<Q extends QueueName> = Queue<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>;
 
@@ -41,8 +44,31 @@ export class Queues {
 
   /** The shared connection for our own keys and BullMQ's producer commands. */
   get redis(): Redis {
-    this.commandConnection ??= createRedis(this.config.redisUrl, 'commands');
+    if (!this.commandConnection) {
+      this.commandConnection = createRedis(this.config.redisUrl, 'commands');
+      this.commandConnection.on('error', () => {}); // reported by the commands that fail
+    }
     return this.commandConnection;
+  }
+
+  /**
+   * Waits (briefly) for the command connection. BullMQ would wait for Redis forever; a
+   * request must fail fast with 503 instead.
+   */
+  async connected(timeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
+    const redis = this.redis;
+    if (redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        redis.off('ready', onReady);
+        reject(new ServiceError('service_unavailable', 'the job queue is unreachable', { retryAfterSeconds: 5 }));
+      }, timeoutMs);
+      redis.once('ready', onReady);
+    });
   }
 
   get<Q extends QueueName>(name: Q): TypedQueue<Q> {

@@ -28,7 +28,10 @@ export function createClassifyHandler(batcher: ClassifyBatcher, defaultModel: st
       throw clipFailure(error);
     }
     if (!outcome.ok) {
-      throw new UnrecoverableError(formatFailure('invalid_image', outcome.error.message));
+      // The engine reports any per-request fault here, not only undecodable images.
+      const code = outcome.error.code as string;
+      const failure = code === 'unknown_model' ? 'unknown_model' : code === 'invalid_request' ? 'invalid_input' : 'invalid_image';
+      throw new UnrecoverableError(formatFailure(failure, outcome.error.message));
     }
     return { model: model ?? defaultModel, results: outcome.results.map((labelScores) => ({ labels: labelScores })) };
   };

@@ -19,7 +19,10 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
 
   app.get('/models', {
     schema: { tags, summary: 'Model packs the workers serve', response: { 200: ModelList, ...problemResponses() } },
-    handler: async () => ({ data: await readModels(queues.redis, serviceKeys(config.queuePrefix)) }),
+    handler: async () => {
+      await queues.connected();
+      return { data: await readModels(queues.redis, serviceKeys(config.queuePrefix)) };
+    },
   });
 
   app.get('/healthz', {
@@ -37,6 +40,7 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
       let redis = false;
       let workers: Record<string, number> = {};
       try {
+        await queues.connected(READY_TIMEOUT_MS);
         redis = (await withTimeout(queues.redis.ping(), READY_TIMEOUT_MS)) === 'PONG';
         workers = await withTimeout(queues.workerCounts(), READY_TIMEOUT_MS);
       } catch {
