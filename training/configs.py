@@ -7,7 +7,7 @@ DEMO = {
     "vq": VQConfig(image_size=64, grid=8, codebook_size=256, code_dim=32, hidden=128),
     "clip": CLIPConfig(image_size=64, patch=8, vision_width=64, vision_layers=2,
                        text_vocab_size=512, context_length=32, text_width=64, text_layers=2,
-                       heads=4, embed_dim=64),
+                       heads=4, embed_dim=64, stem_channels=32),
 }
 
 # DALL·E 1's geometry at a tiny width, so the serving code runs at real sizes; the CLIP

@@ -22,8 +22,8 @@ DATA_SEED = 1
 
 # Steps sized so that the whole recipe fits in an hour on two shared CPU cores.
 PROFILES = {
-    "cpu": {"scenes": 24000, "vq_steps": 1500, "vq_batch": 32, "clip_steps": 1500, "clip_batch": 128,
-            "gpt_steps": 1600, "gpt_batch": 32},
+    "cpu": {"scenes": 24000, "vq_steps": 1500, "vq_batch": 32, "clip_steps": 2600, "clip_batch": 128,
+            "gpt_steps": 2000, "gpt_batch": 32},
     "cuda": {"scenes": 100000, "vq_steps": 6000, "vq_batch": 128, "clip_steps": 4000, "clip_batch": 512,
              "gpt_steps": 20000, "gpt_batch": 256},
     # A few steps of everything, to check the pipeline end to end.
