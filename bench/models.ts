@@ -30,7 +30,8 @@ const { values } = parseArgs({
 });
 const device = parseDevice(values.device);
 const cpuThreads = values.threads ? Number(values.threads) : undefined;
-const settings = { device, allowCpuFallback: false, cpuThreads };
+// On CUDA, one profiled run per session shows where its kernels really ran.
+const settings = { device, allowCpuFallback: false, cpuThreads, probePlacement: device.kind === 'cuda' };
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const start = performance.now();
