@@ -80,6 +80,8 @@ export class Queues {
         defaultJobOptions: jobDefaults(this.config, name),
       });
       queue.on('error', () => {}); // connection errors surface as failed commands
+      // BullMQ holds a listener per command in flight; a busy API has many at once.
+      queue.setMaxListeners(1000);
       this.queues.set(name, queue);
     }
     return queue as unknown as TypedQueue<Q>;

@@ -12,7 +12,6 @@ import type { GenerateJob } from '../queue/generation-view.js';
 import { serviceKeys } from '../queue/keys.js';
 import { publishModels } from '../queue/models.js';
 import { Queues } from '../queue/queues.js';
-import { createRedis } from '../queue/redis.js';
 import { createObjectStore } from '../storage/index.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
@@ -102,7 +101,8 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
         }
       },
       {
-        connection: createRedis(config.redisUrl, 'blocking'),
+        // Options, not a client: BullMQ then owns the connections and closes them with the worker.
+        connection: { url: config.redisUrl, maxRetriesPerRequest: null, connectionName: `dalle-serve:worker:${queueName}` },
         prefix: config.queuePrefix,
         concurrency: concurrency[queueName],
         lockDuration: config.lockDurationMs,
