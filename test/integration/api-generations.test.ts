@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { pino } from 'pino';
+import { serviceKeys } from '../../src/queue/keys.js';
+import { sweepExpired } from '../../src/worker/retention.js';
 import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
 
 describe('generations', () => {
@@ -148,5 +151,23 @@ describe('generations', () => {
     const again = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
     assert.equal(again.status, 409);
     assert.equal((await json(again)).code, 'generation_finished');
+  });
+
+  test('retention removes finished generations and their images, never unfinished ones', async () => {
+    const finished = await json(await post(h.baseUrl, '/generations', { prompt: 'expires', candidates: 1, n: 1 }));
+    const done = await waitFor(h.baseUrl, finished.id, terminal);
+    await h.services.queues.get('generate').pause();
+    const waiting = await json(await post(h.baseUrl, '/generations', { prompt: 'still queued', candidates: 1, n: 1 }));
+    try {
+      // A retention of zero: everything created before now has expired.
+      const removed = await sweepExpired(h.services.queues, h.services.store, serviceKeys(h.config.queuePrefix), 0, pino({ level: 'silent' }));
+      assert.ok(removed >= 1);
+      assert.equal((await fetch(`${h.baseUrl}/generations/${finished.id}`)).status, 404);
+      assert.equal((await fetch(done.images[0].url)).status, 404, 'its image is gone');
+      assert.equal((await json(await fetch(`${h.baseUrl}/generations/${waiting.id}`))).status, 'queued');
+    } finally {
+      await h.services.queues.get('generate').resume();
+    }
+    assert.equal((await waitFor(h.baseUrl, waiting.id, terminal)).status, 'succeeded');
   });
 });
