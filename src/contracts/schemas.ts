@@ -24,7 +24,7 @@ const HttpUrl = Type.String({ maxLength: 2048, pattern: '^https?://[^\\s]+$' });
 
 export const CreateGenerationBody = Type.Object(
   {
-    prompt: Type.String({ minLength: 1, maxLength: 1000 }),
+    prompt: Type.String({ minLength: 1, maxLength: 1000, pattern: '\\S', description: 'What to draw; 1 to 1000 characters, not only spaces.' }),
     candidates: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, default: 512, description: 'Image candidates sampled.' })),
     n: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: 'Best candidates kept after CLIP reranking; at most `candidates`. Default min(32, candidates).' })),
     top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Top-k sampling; default the model's." })),

@@ -5,7 +5,7 @@ import { parseFailure } from '../contracts/jobs.js';
 import { ServiceError } from '../errors.js';
 import { assertQueueHasRoom } from './depth.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
-import { assertModelServed } from './models.js';
+import { servedModel } from './models.js';
 import type { Queues } from './queues.js';
 
 type ClipJob = { name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult } | { name: 'embed'; data: EmbedJobData; result: EmbedJobResult };
@@ -31,7 +31,7 @@ export class ClipJobs {
   private async run<J extends ClipJob>(name: J['name'], data: J['data']): Promise<J['result']> {
     await this.queues.connected();
     const queue = this.queues.get('classify');
-    await assertModelServed(this.queues.redis, this.keys, data.model);
+    await servedModel(this.queues.redis, this.keys, data.model);
     await assertQueueHasRoom(queue, this.config.classifyMaxQueued, this.config.queueFullRetryAfterSeconds);
     // Subscribe before adding, so that a fast worker's completion is not missed.
     const events = await this.queues.classifyEvents();

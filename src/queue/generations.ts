@@ -11,7 +11,7 @@ import { assertQueueHasRoom } from './depth.js';
 import { type GenerateJob, buildGenerationView, generationUrls } from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
-import { assertModelServed } from './models.js';
+import { servedModel } from './models.js';
 import type { Queues } from './queues.js';
 
 const DEFAULT_CANDIDATES = 512;
@@ -71,7 +71,10 @@ export class Generations {
     const input = normalizeGenerationInput(body);
     await this.queues.connected();
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook);
-    await assertModelServed(this.redis, this.keys, input.model);
+    const model = await servedModel(this.redis, this.keys, input.model);
+    if (model && input.top_k !== undefined && input.top_k > model.codebook_size) {
+      throw fieldError('top_k', `must be at most the codebook size of ${model.name} (${model.codebook_size})`);
+    }
     const recordKey = idempotencyKey === undefined ? undefined : this.keys.idempotency(createHash('sha256').update(idempotencyKey).digest('hex'));
     const bodyFingerprint = fingerprint(body);
     if (recordKey) {

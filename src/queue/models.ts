@@ -15,13 +15,18 @@ export async function readModels(redis: Redis, keys: ServiceKeys): Promise<Model
   return text ? (JSON.parse(text) as ModelInfo[]) : [];
 }
 
-/** Refuses names no live worker serves; with no worker reporting yet, the worker decides. */
-export async function assertModelServed(redis: Redis, keys: ServiceKeys, model: string | undefined): Promise<void> {
-  if (model === undefined) return;
+/**
+ * The pack a request will run on, as the workers report it: the named one, or the default.
+ * Refuses names no live worker serves; with no worker reporting yet, the worker decides.
+ */
+export async function servedModel(redis: Redis, keys: ServiceKeys, model: string | undefined): Promise<ModelInfo | undefined> {
   const models = await readModels(redis, keys);
-  if (models.length > 0 && !models.some((info) => info.name === model)) {
+  if (model === undefined) return models.find((info) => info.default);
+  const found = models.find((info) => info.name === model);
+  if (models.length > 0 && !found) {
     throw new ServiceError('unknown_model', `model ${JSON.stringify(model)} is not served; see GET /models`, {
       errors: [{ field: 'model', message: `must be one of ${models.map((info) => info.name).join(', ')}` }],
     });
   }
+  return found;
 }

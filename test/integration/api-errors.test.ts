@@ -57,6 +57,8 @@ describe('errors with a worker', () => {
       [{ prompt: 123 }, 'prompt'],
       [{ prompt: '' }, 'prompt'],
       [{ prompt: 'x'.repeat(1001) }, 'prompt'],
+      [{ prompt: '   ' }, 'prompt'],
+      [{ prompt: 'ok', top_k: 257 }, 'top_k'],
       [{ prompt: 'ok', candidates: '4' }, 'candidates'],
       [{ prompt: 'ok', candidates: 4.5 }, 'candidates'],
       [{ prompt: 'ok', candidates: 0 }, 'candidates'],
@@ -139,6 +141,16 @@ describe('errors with a worker', () => {
     // With no model list published yet, the worker itself refuses the name.
     await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).models);
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
+  });
+
+  test('a generation the engine refuses fails at once with a reason, without retries', async () => {
+    // With no model list published, the API cannot check top_k against the codebook.
+    await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).models);
+    const { id } = await json(await post(h.baseUrl, '/generations', { prompt: 'ok', candidates: 1, top_k: 257 }));
+    const failed = await waitFor(h.baseUrl, id, (g) => g.status === 'failed');
+    assert.equal(failed.error.code, 'invalid_input');
+    assert.match(failed.error.message, /topK/);
+    assert.equal((await h.services.queues.get('generate').getJob(id))?.attemptsMade, 1);
   });
 
   test('idempotency_key_reused', async () => {
