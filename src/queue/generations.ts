@@ -13,6 +13,7 @@ import { isGenerationId, newGenerationId } from './ids.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
 import { servedModel } from './models.js';
 import type { Queues } from './queues.js';
+import { WebhookNotifier } from './webhooks.js';
 
 const DEFAULT_CANDIDATES = 512;
 const DEFAULT_N = 32;
@@ -54,6 +55,7 @@ interface IdempotencyRecord {
 
 export class Generations {
   private readonly keys: ServiceKeys;
+  private readonly webhooks: WebhookNotifier;
 
   constructor(
     private readonly config: Config,
@@ -61,6 +63,7 @@ export class Generations {
     private readonly store: ObjectStore,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
+    this.webhooks = new WebhookNotifier(queues);
   }
 
   private get redis() {
@@ -181,7 +184,10 @@ export class Generations {
     if (isTerminal(before.status)) throw new ServiceError('generation_finished', `generation ${id} already ${before.status}`);
     await this.redis.set(this.keys.cancel(id), String(Date.now()), 'EX', this.config.retentionSeconds, 'NX');
     await this.redis.publish(this.keys.cancelChannel, id);
-    return this.view(job);
+    const after = await this.view(job);
+    // Canceled while queued: finished now, so its `completed` webhook goes now too.
+    if (after.status === 'canceled') await this.webhooks.notify(id, job.data.input, 'completed');
+    return after;
   }
 
   async remove(id: string): Promise<void> {

@@ -12,7 +12,7 @@ import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
 import { encodeImage } from './encode.js';
 import type { WorkerMetrics } from './metrics.js';
-import type { WebhookNotifier } from './webhooks.js';
+import type { WebhookNotifier } from '../queue/webhooks.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const STORE_CONCURRENCY = 4;

@@ -1,9 +1,9 @@
-// Webhooks: generation events become jobs on the `webhooks` queue; their processor renders
+// Webhooks: generation events become jobs on the `webhooks` queue (queue/webhooks.ts); their processor renders
 // the generation as GET /generations/:id does, adds `event`, signs and POSTs it. BullMQ
 // retries with exponential backoff; a receiver that says "never" (4xx) is not retried.
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Config } from '../config.js';
-import type { GenerationInput, WebhookEvent, WebhookJobData } from '../contracts/jobs.js';
+import type { WebhookJobData } from '../contracts/jobs.js';
 import { isTerminal } from '../contracts/status.js';
 import { type GenerateJob, buildGenerationView } from '../queue/generation-view.js';
 import type { ServiceKeys } from '../queue/keys.js';
@@ -11,20 +11,6 @@ import type { Queues } from '../queue/queues.js';
 import type { ObjectStore } from '../storage/index.js';
 import { WebhookDeliveryError, deliverWebhook } from '../webhooks/index.js';
 import type { WorkerMetrics } from './metrics.js';
-
-export class WebhookNotifier {
-  constructor(private readonly queues: Queues) {}
-
-  /**
-   * Queues one event when the generation asked for it. Job ids are deterministic, so a
-   * retried generation attempt does not send `start` or `completed` twice.
-   */
-  async notify(generationId: string, input: GenerationInput, event: WebhookEvent, sequence?: number): Promise<void> {
-    if (!input.webhook || !input.webhook_events_filter.includes(event)) return;
-    const jobId = sequence === undefined ? `${generationId}-${event}` : `${generationId}-${event}-${sequence}`;
-    await this.queues.get('webhooks').add('webhook', { generation_id: generationId, event, url: input.webhook }, { jobId });
-  }
-}
 
 interface WebhookProcessorDeps {
   config: Config;

@@ -12,6 +12,7 @@ import type { GenerateJob } from '../queue/generation-view.js';
 import { serviceKeys } from '../queue/keys.js';
 import { publishModels } from '../queue/models.js';
 import { Queues } from '../queue/queues.js';
+import { WebhookNotifier } from '../queue/webhooks.js';
 import { createObjectStore } from '../storage/index.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
@@ -19,7 +20,7 @@ import { createClassifyHandler, createEmbedHandler } from './clip.js';
 import { createGenerateHandler } from './generate.js';
 import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
-import { WebhookNotifier, createWebhookProcessor } from './webhooks.js';
+import { createWebhookProcessor } from './webhooks.js';
 
 const MODELS_TTL_SECONDS = 45;
 const MODELS_REFRESH_MS = 15_000;

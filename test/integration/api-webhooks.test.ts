@@ -88,4 +88,23 @@ describe('webhooks', () => {
     assert.equal(events[0].status, 'succeeded');
     assert.equal(failuresLeft, 0, 'the two failed attempts happened before the delivery');
   });
+
+  test('a generation canceled while queued sends completed with status canceled, once', async () => {
+    const generate = h.services.queues.get('generate');
+    await generate.pause();
+    try {
+      const { id } = await json(await post(h.baseUrl, '/generations', { prompt: 'never runs', candidates: 1, webhook: receiverUrl }));
+      assert.equal((await fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' })).status, 202);
+      await eventsFor(id, (list) => list.some((e) => e.event === 'completed'));
+      await generate.resume();
+      // The worker then discards the job; that must not send a second `completed`.
+      const job = await generate.getJob(id);
+      while ((await job?.getState()) !== 'failed') await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const events = await eventsFor(id, () => true);
+      assert.deepEqual(events.map((e) => [e.event, e.status]), [['completed', 'canceled']]);
+    } finally {
+      await generate.resume();
+    }
+  });
 });

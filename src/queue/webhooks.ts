@@ -1,0 +1,17 @@
+// The producer side of webhooks: a generation event becomes a job on the `webhooks` queue.
+import type { GenerationInput, WebhookEvent } from '../contracts/jobs.js';
+import type { Queues } from './queues.js';
+
+export class WebhookNotifier {
+  constructor(private readonly queues: Queues) {}
+
+  /**
+   * Queues one event when the generation asked for it. Job ids are deterministic, so a
+   * retried generation attempt does not send `start` or `completed` twice.
+   */
+  async notify(generationId: string, input: GenerationInput, event: WebhookEvent, sequence?: number): Promise<void> {
+    if (!input.webhook || !input.webhook_events_filter.includes(event)) return;
+    const jobId = sequence === undefined ? `${generationId}-${event}` : `${generationId}-${event}-${sequence}`;
+    await this.queues.get('webhooks').add('webhook', { generation_id: generationId, event, url: input.webhook }, { jobId });
+  }
+}
