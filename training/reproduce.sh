@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the demo pack from nothing: data, VQ-VAE, CLIP, generator, export, evaluation,
 # reference fixtures and the onnxruntime checks; the micro pack is rebuilt from its seed.
-#   bash training/reproduce.sh [--device cuda] [--run DIR]
+#   bash training/reproduce.sh [--device cuda] [--run DIR]     (THREADS=1 for the generator on a busy CPU)
 # Needs Debian's python3-torch, python3-onnx, python3-numpy, python3-pil and Node with the
 # repository's node_modules (onnxruntime-node, sharp, ajv) for the checks.
 set -euo pipefail
