@@ -122,7 +122,10 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   generateWorker?.on('completed', (job) => onFinished(job as unknown as GenerateJob));
   // Only a final failure completes the generation; a failed attempt with retries left does not.
   generateWorker?.on('failed', (job) => {
-    void job?.getState().then((state) => state === 'failed' && onFinished(job as unknown as GenerateJob));
+    job
+      ?.getState()
+      .then((state) => state === 'failed' && onFinished(job as unknown as GenerateJob))
+      .catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
   });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
