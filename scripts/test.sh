@@ -18,4 +18,4 @@ fi
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 # One file at a time: the model tests use both cores and the queue tests share one Redis.
-node --import tsx --test --test-concurrency=1 "${files[@]}"
+node --import tsx --test --test-concurrency=1 --test-timeout=180000 "${files[@]}"
