@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { QUEUE_NAMES, type QueueName } from './contracts/queues.js';
 import type { DeviceName } from './models/types.js';
+import { type AllowList, EMPTY_ALLOW_LIST, parseAllowList } from './net/outbound.js';
 import type { StorageOptions } from './storage/index.js';
 import { parseWebhookSecret } from './webhooks/index.js';
 
@@ -49,6 +50,11 @@ export interface Config {
   /** IMAGE_FETCH_TIMEOUT_MS 10000, IMAGE_MAX_BYTES 10 MiB: image URLs and uploads. */
   imageFetchTimeoutMs: number;
   imageMaxBytes: number;
+  /**
+   * OUTBOUND_ALLOW, default empty: hosts, IPs and CIDRs that image URLs and webhooks may reach
+   * although they are private, loopback or link-local (everything else non-public is refused).
+   */
+  outboundAllow: AllowList;
   /** BODY_LIMIT_BYTES, default 16 MiB (base64 images in JSON). */
   bodyLimitBytes: number;
   /** RETENTION_SECONDS, default 7 days: finished generations and their images; IDEMPOTENCY_TTL_SECONDS 24 h. */
@@ -200,6 +206,15 @@ function readWebhookSecret(read: Reader): string | undefined {
   return secret;
 }
 
+function readOutboundAllow(read: Reader): AllowList {
+  try {
+    return parseAllowList(read.raw('OUTBOUND_ALLOW'));
+  } catch (error) {
+    read.problems.push(`OUTBOUND_ALLOW: ${(error as Error).message}`);
+    return EMPTY_ALLOW_LIST;
+  }
+}
+
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Validates the environment once; throws a ConfigError naming every bad variable. */
@@ -237,6 +252,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     classifyBatchWaitMs: read.int('CLASSIFY_BATCH_WAIT_MS', 10, 0, 60_000),
     imageFetchTimeoutMs: read.int('IMAGE_FETCH_TIMEOUT_MS', 10_000, 1),
     imageMaxBytes: read.int('IMAGE_MAX_BYTES', 10 * 1024 * 1024, 1),
+    outboundAllow: readOutboundAllow(read),
     bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1024),
     retentionSeconds: read.int('RETENTION_SECONDS', 7 * 24 * 3600, 60),
     idempotencyTtlSeconds: read.int('IDEMPOTENCY_TTL_SECONDS', 24 * 3600, 1),

@@ -6,6 +6,7 @@ export const ERRORS = {
   malformed_body: { status: 400, title: 'The request body cannot be parsed' },
   invalid_image: { status: 400, title: 'An image cannot be decoded' },
   image_fetch_failed: { status: 400, title: 'An image URL cannot be fetched' },
+  url_not_allowed: { status: 400, title: 'A URL points where the server may not connect' },
   unknown_model: { status: 400, title: 'No model pack has this name' },
   webhooks_disabled: { status: 400, title: 'Webhooks are not configured on this server' },
   not_found: { status: 404, title: 'Not found' },

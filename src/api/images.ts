@@ -3,46 +3,30 @@
 import type { Config } from '../config.js';
 import type { ImageInput } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
+import { type AllowList, OutboundFetchError, OutboundRefusedError, outboundGet } from '../net/outbound.js';
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 export interface FetchLimits {
   timeoutMs: number;
   maxBytes: number;
+  allow: AllowList;
 }
 
-/** GETs an image with a time limit and a size limit; any failure is image_fetch_failed. */
+/**
+ * GETs an image under the outbound policy (src/net/outbound.ts), with a time and a size
+ * limit; a refused address is url_not_allowed, any other failure image_fetch_failed.
+ */
 export async function fetchImage(url: string, limits: FetchLimits, field: string): Promise<Uint8Array> {
-  const fail = (why: string) =>
-    new ServiceError('image_fetch_failed', `${field}: ${why}`, { errors: [{ field, message: why }] });
-  let response: Response;
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(limits.timeoutMs), redirect: 'follow' });
+    return (await outboundGet(url, limits)).bytes;
   } catch (error) {
-    throw fail(error instanceof Error && error.name === 'TimeoutError' ? `no answer within ${limits.timeoutMs} ms` : 'the URL cannot be reached');
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel();
-    throw fail(`the URL answered HTTP ${response.status}`);
-  }
-  const declared = Number(response.headers.get('content-length') ?? 0);
-  if (declared > limits.maxBytes) {
-    await response.body.cancel();
-    throw fail(`the image is larger than ${limits.maxBytes} bytes`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of response.body) {
-      size += chunk.byteLength;
-      if (size > limits.maxBytes) throw fail(`the image is larger than ${limits.maxBytes} bytes`);
-      chunks.push(chunk);
+    if (error instanceof OutboundRefusedError) {
+      throw new ServiceError('url_not_allowed', `${field}: ${error.message}`, { errors: [{ field, message: error.message }] });
     }
-  } catch (error) {
-    if (error instanceof ServiceError) throw error;
-    throw fail('the download broke off');
+    const why = error instanceof OutboundFetchError ? error.message : 'the URL cannot be reached';
+    throw new ServiceError('image_fetch_failed', `${field}: ${why}`, { errors: [{ field, message: why }] });
   }
-  return Buffer.concat(chunks);
 }
 
 export function decodeBase64Image(text: string, field: string, maxBytes: number): Uint8Array {
@@ -59,6 +43,6 @@ export async function resolveImage(input: ImageInput, field: string, config: Con
   if (input.base64 !== undefined) {
     return Buffer.from(decodeBase64Image(input.base64, `${field}.base64`, config.imageMaxBytes)).toString('base64');
   }
-  const bytes = await fetchImage(input.url as string, { timeoutMs: config.imageFetchTimeoutMs, maxBytes: config.imageMaxBytes }, `${field}.url`);
+  const bytes = await fetchImage(input.url as string, { timeoutMs: config.imageFetchTimeoutMs, maxBytes: config.imageMaxBytes, allow: config.outboundAllow }, `${field}.url`);
   return Buffer.from(bytes).toString('base64');
 }

@@ -6,6 +6,7 @@ import { type GenerationInput, WEBHOOK_EVENTS, generationPrefix } from '../contr
 import type { CreateGenerationBody, Generation, GenerationAccepted, ListGenerationsQuery } from '../contracts/schemas.js';
 import { isTerminal } from '../contracts/status.js';
 import { ServiceError, fieldError } from '../errors.js';
+import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
 import type { ObjectStore } from '../storage/index.js';
 import { assertQueueHasRoom } from './depth.js';
 import { type GenerateJob, buildGenerationView, generationUrls } from './generation-view.js';
@@ -124,6 +125,13 @@ export class Generations {
       new URL(url);
     } catch {
       throw fieldError('webhook', 'must be an absolute http(s) URL');
+    }
+    // A literal internal address is refused now; a name is judged when delivering, after DNS.
+    try {
+      checkOutboundUrl(url, this.config.outboundAllow);
+    } catch (error) {
+      if (!(error instanceof OutboundRefusedError)) throw error;
+      throw new ServiceError('url_not_allowed', `webhook: ${error.message}`, { errors: [{ field: 'webhook', message: error.message }] });
     }
   }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import type { AllowList } from '../net/outbound.js';
 import { BlockedAddressError, assertPublicLiteral, publicOnlyLookup } from './address-guard.js';
 import { WebhookDeliveryError, isRetryableStatus } from './errors.js';
 import { signWebhook } from './sign.js';
@@ -33,6 +34,8 @@ export interface WebhookDelivery {
    * internal services.
    */
   blockPrivateAddresses?: boolean;
+  /** With blockPrivateAddresses: hosts and CIDRs exempt from it (OUTBOUND_ALLOW). */
+  allow?: AllowList;
 }
 
 export interface WebhookDeliveryResult {
@@ -40,7 +43,7 @@ export interface WebhookDeliveryResult {
   durationMs: number;
 }
 
-function parseTarget(url: string, blockPrivateAddresses: boolean): URL {
+function parseTarget(url: string, blockPrivateAddresses: boolean, allow: AllowList | undefined): URL {
   let target: URL | undefined;
   try {
     target = new URL(url);
@@ -50,14 +53,14 @@ function parseTarget(url: string, blockPrivateAddresses: boolean): URL {
   if (!target || !['http:', 'https:'].includes(target.protocol)) {
     throw new Error('webhook URL must be an absolute http(s) URL');
   }
-  if (blockPrivateAddresses) assertPublicLiteral(target.hostname);
+  if (blockPrivateAddresses) assertPublicLiteral(target, allow);
   return target;
 }
 
 /** Everything checkable before connecting; a problem here is the job's, and permanent. */
 function prepare(delivery: WebhookDelivery): { target: URL; headers: Record<string, string> } {
-  const { url, id, body, secret, timeoutMs, blockPrivateAddresses = false } = delivery;
-  const target = parseTarget(url, blockPrivateAddresses);
+  const { url, id, body, secret, timeoutMs, blockPrivateAddresses = false, allow } = delivery;
+  const target = parseTarget(url, blockPrivateAddresses, allow);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new Error(`webhook timeoutMs must be a positive number, got ${timeoutMs}`);
   }
@@ -71,9 +74,10 @@ function prepare(delivery: WebhookDelivery): { target: URL; headers: Record<stri
 }
 
 /** POSTs the body and resolves with the status once the response is read (or cut off). */
-function post(target: URL, headers: Record<string, string>, body: string, signal: AbortSignal, publicOnly: boolean): Promise<number> {
+function post(target: URL, headers: Record<string, string>, body: string, signal: AbortSignal, publicOnly: boolean, allow: AllowList | undefined): Promise<number> {
   const transport = target.protocol === 'https:' ? https : http;
-  const options: http.RequestOptions = { method: 'POST', headers, signal, ...(publicOnly ? { lookup: publicOnlyLookup } : {}) };
+  // Without an agent, every delivery connects afresh: a pooled socket would skip the lookup.
+  const options: http.RequestOptions = { method: 'POST', headers, signal, ...(publicOnly ? { lookup: publicOnlyLookup(allow), agent: false } : {}) };
   return new Promise((resolve, reject) => {
     const request = transport.request(target, options, (response) => {
       const status = response.statusCode ?? 0;
@@ -108,7 +112,7 @@ export async function deliverWebhook(delivery: WebhookDelivery): Promise<Webhook
     throw new WebhookDeliveryError((error as Error).message, { retryable: false, cause: error });
   }
   const { target, headers } = prepared;
-  const { body, timeoutMs, signal, blockPrivateAddresses = false } = delivery;
+  const { body, timeoutMs, signal, blockPrivateAddresses = false, allow } = delivery;
 
   // Messages name the origin only: a receiver URL may carry credentials in its path or query.
   const where = target.origin;
@@ -116,7 +120,7 @@ export async function deliverWebhook(delivery: WebhookDelivery): Promise<Webhook
   const started = performance.now();
   let status: number;
   try {
-    status = await post(target, headers, body, signal ? AbortSignal.any([timeout, signal]) : timeout, blockPrivateAddresses);
+    status = await post(target, headers, body, signal ? AbortSignal.any([timeout, signal]) : timeout, blockPrivateAddresses, allow);
   } catch (error) {
     if (error instanceof BlockedAddressError) {
       throw new WebhookDeliveryError(error.message, { retryable: false, cause: error });

@@ -32,7 +32,16 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics }:
     // `completed` is queued as the job finishes; BullMQ may not show it finished yet.
     if (event === 'completed' && !isTerminal(view.status)) throw new Error(`generation ${id} is not finished yet`);
     try {
-      await deliverWebhook({ url, id: job.id as string, body: JSON.stringify({ ...view, event }), secret, timeoutMs: config.webhookTimeoutMs });
+      await deliverWebhook({
+        url,
+        id: job.id as string,
+        body: JSON.stringify({ ...view, event }),
+        secret,
+        timeoutMs: config.webhookTimeoutMs,
+        // Clients choose these URLs: only public receivers, bar OUTBOUND_ALLOW.
+        blockPrivateAddresses: true,
+        allow: config.outboundAllow,
+      });
       metrics.webhookDeliveries.inc({ outcome: 'delivered' });
     } catch (error) {
       const retryable = !(error instanceof WebhookDeliveryError) || error.retryable;

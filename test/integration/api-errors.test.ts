@@ -159,6 +159,15 @@ describe('errors with a worker', () => {
     await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'second', candidates: 1 }, headers), 'idempotency_key_reused', GENERATIONS);
   });
 
+  test('url_not_allowed names the field: internal addresses outside OUTBOUND_ALLOW are refused', async () => {
+    const metadata = await expectProblem(await post(h.baseUrl, '/clip/classify', { image: { url: 'http://169.254.169.254/latest/meta-data/' }, labels: ['a'] }), 'url_not_allowed', CLASSIFY);
+    assert.equal(metadata.errors[0].field, 'image.url');
+    const indexed = await expectProblem(await post(h.baseUrl, '/clip/classify', { images: [{ url: 'http://[::ffff:10.0.0.1]/x.png' }], labels: ['a'] }), 'url_not_allowed', CLASSIFY);
+    assert.equal(indexed.errors[0].field, 'images[0].url');
+    const webhook = await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok', webhook: 'http://10.1.2.3/hook' }), 'url_not_allowed', GENERATIONS);
+    assert.equal(webhook.errors[0].field, 'webhook');
+  });
+
   test('internal_error hides the cause: a job record that cannot be read', async () => {
     const id = newGenerationId();
     await h.services.queues.redis.hset(`${h.config.queuePrefix}:generate:${id}`, { name: 'generate', data: '{not json', opts: '{}', timestamp: '1' });

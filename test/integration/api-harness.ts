@@ -76,6 +76,8 @@ export async function startHarness({ env = {}, worker = true }: HarnessOptions =
     WORKER_METRICS_HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     WEBHOOK_SECRET,
+    // The tests' image servers and webhook receivers listen on loopback.
+    OUTBOUND_ALLOW: '127.0.0.1',
     WEBHOOK_BACKOFF_MS: '100',
     GENERATE_BACKOFF_MS: '100',
     SHUTDOWN_TIMEOUT_MS: '2000',

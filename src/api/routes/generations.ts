@@ -27,7 +27,7 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       headers: IdempotencyHeaders,
       response: {
         202: { ...GenerationAccepted, description: 'Queued; `Location` names the generation' },
-        ...problemResponses('validation_failed', 'malformed_body', 'unknown_model', 'webhooks_disabled', 'idempotency_key_reused', 'payload_too_large', 'unsupported_media_type', 'queue_full'),
+        ...problemResponses('validation_failed', 'malformed_body', 'unknown_model', 'webhooks_disabled', 'url_not_allowed', 'idempotency_key_reused', 'payload_too_large', 'unsupported_media_type', 'queue_full'),
       },
     },
     handler: async (request, reply) => {
