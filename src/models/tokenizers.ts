@@ -8,11 +8,14 @@ export class TextTokenizer {
   private constructor(private readonly tokenizer: Tokenizer) {}
 
   static async load(path: string): Promise<TextTokenizer> {
-    const json: unknown = JSON.parse(await readFile(path, 'utf8'));
-    return new TextTokenizer(new Tokenizer(json as object, {}));
+    const json = JSON.parse(await readFile(path, 'utf8')) as { added_tokens?: unknown[] };
+    // Without its added tokens the library cannot split `<|pad|>`, `<|bos|>` or `<|eos|>` out
+    // of user text into special ids: typed, they are plain text (ByteLevel cuts them into
+    // `<|`, `pad`, `|>`). The special ids come only from the layouts below.
+    return new TextTokenizer(new Tokenizer({ ...json, added_tokens: [] }, {}));
   }
 
-  /** Token ids of `text`, with no special tokens. */
+  /** Token ids of `text`, with no special tokens, whatever the text says. */
   encode(text: string): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
