@@ -8,6 +8,13 @@ import { ServiceError, fieldError } from '../errors.js';
 import { resolveImage } from './images.js';
 import { validationFailed } from './plugins/validation.js';
 
+/** NFC, so that the same words typed as composed or decomposed characters are one text. */
+function normalized(texts: string[], field: string, unique: boolean): string[] {
+  const out = texts.map((text) => text.normalize('NFC'));
+  if (unique && new Set(out).size !== out.length) throw fieldError(field, 'must be unique (after Unicode NFC normalisation)');
+  return out;
+}
+
 export async function classifyJobFromJson(body: ClassifyBody, config: Config): Promise<ClassifyJobData> {
   if ((body.image === undefined) === (body.images === undefined)) throw fieldError('image', 'or images is required, and not both');
   if (body.top_k !== undefined && body.top_k > body.labels.length) throw fieldError('top_k', `must be at most the number of labels (${body.labels.length})`);
@@ -16,8 +23,8 @@ export async function classifyJobFromJson(body: ClassifyBody, config: Config): P
     : await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config)));
   return {
     images,
-    labels: body.labels,
-    ...(body.templates && { templates: body.templates }),
+    labels: normalized(body.labels, 'labels', true),
+    ...(body.templates && { templates: normalized(body.templates, 'templates', false) }),
     ...(body.top_k !== undefined && { top_k: body.top_k }),
     ...(body.model !== undefined && { model: body.model }),
   };
@@ -26,7 +33,7 @@ export async function classifyJobFromJson(body: ClassifyBody, config: Config): P
 export async function embedJobFromJson(body: EmbedBody, config: Config): Promise<EmbedJobData> {
   if ((body.images === undefined) === (body.texts === undefined)) throw fieldError('images', 'or texts is required, and not both');
   const model = body.model === undefined ? {} : { model: body.model };
-  if (body.texts) return { texts: body.texts, ...model };
+  if (body.texts) return { texts: normalized(body.texts, 'texts', false), ...model };
   return { images: await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config))), ...model };
 }
 

@@ -16,7 +16,14 @@ function Nullable<T extends TSchema>(schema: T) {
 
 const strict = { additionalProperties: false } as const;
 export const MAX_CANDIDATES = 4096;
-export const MAX_LABELS = 1000;
+export const MAX_LABELS = 256;
+export const MAX_TEMPLATES = 16;
+
+// Text from clients: no control characters (tab and line breaks allowed in prompts and
+// texts) and no lone surrogates, which no tokenizer can encode faithfully. Unicode escapes
+// rather than raw characters, so the pattern reads the same in the OpenAPI document.
+const NO_CONTROLS = '^[^\\p{Cc}\\p{Cs}]*$';
+const PROSE = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\p{Cs}]*$';
 export const MAX_IMAGES_PER_REQUEST = 64;
 
 const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._-]+$', description: 'Model pack; default the server default.' });
@@ -24,7 +31,7 @@ const HttpUrl = Type.String({ maxLength: 2048, pattern: '^https?://[^\\s]+$' });
 
 export const CreateGenerationBody = Type.Object(
   {
-    prompt: Type.String({ minLength: 1, maxLength: 1000, pattern: '\\S', description: 'What to draw; 1 to 1000 characters, not only spaces.' }),
+    prompt: Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE, description: 'What to draw; 1 to 1000 characters, not only spaces, no control characters but tab and line breaks. NFC-normalised.' }),
     candidates: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, default: 512, description: 'Image candidates sampled.' })),
     n: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: 'Best candidates kept after CLIP reranking; at most `candidates`. Default min(32, candidates).' })),
     top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Top-k sampling; default the model's." })),
@@ -133,15 +140,16 @@ export const ImageInput = Type.Object(
 );
 export type ImageInput = Static<typeof ImageInput>;
 
-const Label = Type.String({ minLength: 1, maxLength: 200 });
-const Template = Type.String({ minLength: 1, maxLength: 300, pattern: '\\{\\}', description: 'Prompt template; `{}` stands for the label.' });
+const Label = Type.String({ minLength: 1, maxLength: 100, pattern: NO_CONTROLS, description: 'Up to 100 characters, no control characters; NFC-normalised.' });
+// Exactly one `{}`.
+const Template = Type.String({ minLength: 2, maxLength: 300, pattern: '^(?![\\s\\S]*\\{\\}[\\s\\S]*\\{\\})[^\\p{Cc}\\p{Cs}]*\\{\\}[^\\p{Cc}\\p{Cs}]*$', description: 'Prompt template with exactly one `{}`, which stands for the label; no control characters.' });
 
 export const ClassifyBody = Type.Object(
   {
     image: Type.Optional(ImageInput),
     images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
     labels: Type.Array(Label, { minItems: 1, maxItems: MAX_LABELS, uniqueItems: true }),
-    templates: Type.Optional(Type.Array(Template, { minItems: 1, maxItems: 32 })),
+    templates: Type.Optional(Type.Array(Template, { minItems: 1, maxItems: MAX_TEMPLATES })),
     top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LABELS, description: 'Return only the best k labels; default all (they sum to 1).' })),
     model: Type.Optional(ModelName),
   },
@@ -166,7 +174,7 @@ export const ClassifyResponse = Type.Object({
 export const EmbedBody = Type.Object(
   {
     images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
-    texts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1000 }), { minItems: 1, maxItems: 256 })),
+    texts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE }), { minItems: 1, maxItems: 256 })),
     model: Type.Optional(ModelName),
   },
   { ...strict, description: 'Exactly one of images or texts.' },

@@ -25,7 +25,7 @@ export function normalizeGenerationInput(body: CreateGenerationBody): Generation
   const n = body.n ?? Math.min(DEFAULT_N, candidates);
   if (n > candidates) throw fieldError('n', `must be at most candidates (${candidates})`);
   return {
-    prompt: body.prompt,
+    prompt: body.prompt.normalize('NFC'),
     candidates,
     n,
     ...(body.top_k !== undefined && { top_k: body.top_k }),
@@ -144,6 +144,11 @@ export class Generations {
 
   private async view(job: GenerateJob): Promise<Generation> {
     const [state, cancelAt] = await Promise.all([job.getState(), this.redis.get(this.keys.cancel(job.id as string))]);
+    // The job was read before its state: one that finished in between lacks its result or
+    // failure reason in the copy at hand.
+    if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
+      job = ((await this.queues.get('generate').getJob(job.id as string)) as GenerateJob | undefined) ?? job;
+    }
     return buildGenerationView(this.config, this.store, job, state, cancelAt === null ? null : Number(cancelAt));
   }
 
