@@ -58,19 +58,26 @@ export async function classifyJobFromMultipart(request: FastifyRequest, config: 
   const images: { base64: string }[] = [];
   const lists: Record<string, string[]> = {};
   const scalars: Record<string, string> = {};
-  for await (const part of request.parts()) {
-    if (part.type === 'file') {
-      if (part.fieldname !== 'image' && part.fieldname !== 'images') throw fieldError(part.fieldname, 'is not a known file field (use image)');
-      const bytes = await part.toBuffer();
-      if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `image ${images.length} is empty`);
-      images.push({ base64: bytes.toString('base64') });
-    } else if (LIST_FIELDS.has(part.fieldname)) {
-      lists[part.fieldname] = [...(lists[part.fieldname] ?? []), ...listValues(String(part.value))];
-    } else if (SCALAR_FIELDS.has(part.fieldname)) {
-      scalars[part.fieldname] = String(part.value);
-    } else {
-      throw fieldError(part.fieldname, 'is not a known field');
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'image' && part.fieldname !== 'images') throw fieldError(part.fieldname, 'is not a known file field (use image)');
+        const bytes = await part.toBuffer();
+        if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `image ${images.length} is empty`);
+        images.push({ base64: bytes.toString('base64') });
+      } else if (LIST_FIELDS.has(part.fieldname)) {
+        lists[part.fieldname] = [...(lists[part.fieldname] ?? []), ...listValues(String(part.value))];
+      } else if (SCALAR_FIELDS.has(part.fieldname)) {
+        scalars[part.fieldname] = String(part.value);
+      } else {
+        throw fieldError(part.fieldname, 'is not a known field');
+      }
     }
+  } catch (error) {
+    // Our own refusals and the multipart plugin's (they carry a status) pass; a stream that
+    // breaks off or never was multipart is the body's fault, not the server's.
+    if (error instanceof ServiceError || typeof (error as { statusCode?: unknown }).statusCode === 'number') throw error;
+    throw new ServiceError('malformed_body', `the multipart body cannot be parsed: ${(error as Error).message}`);
   }
   if (images.length === 0) throw fieldError('image', 'is required: upload at least one file');
   if (scalars.top_k !== undefined && !/^[0-9]{1,6}$/.test(scalars.top_k)) throw fieldError('top_k', 'must be an integer');
