@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { FsStorageOptions, ObjectStore, ObjectUrl, StoredObject } from './object-store.js';
 import { assertSigningSecret, fileUrlQuery } from './signed-url.js';
@@ -89,7 +89,9 @@ export function createFsStore(options: FsStorageOptions): ObjectStore {
       await writeAtomically(sidecarPath(path), contentType);
       await writeAtomically(path, body);
     } catch (error) {
-      if (['EEXIST', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) {
+      // Only a usable root makes this a clash between keys; an unusable root is reported as is.
+      const rootIsFolder = await stat(root).then((info) => info.isDirectory(), () => false);
+      if (rootIsFolder && ['EEXIST', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) {
         throw new InvalidStorageArgumentError(
           `cannot store ${JSON.stringify(key)}: a folder store cannot hold both "a" and "a/b" as keys`,
         );

@@ -1,0 +1,64 @@
+// Storage unavailable: the worker's image folder lies under a regular file, so every write
+// fails (as root, permissions would not stop it). A generation is retried, then fails with
+// storage_failed and no images; storage that comes back before the last attempt is used.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Harness, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+import { type Service, spawnService, until, waitReadyz } from './faults-harness.js';
+
+describe('fault: storage unavailable', () => {
+  let h: Harness;
+  let worker: Service;
+  let dir: string;
+  let blocker: string;
+
+  before(async () => {
+    // Three attempts, one second apart and more: time to make storage come back mid-way.
+    h = await startHarness({ worker: false, env: { GENERATE_ATTEMPTS: '3', GENERATE_BACKOFF_MS: '1000' } });
+    dir = await mkdtemp(join(tmpdir(), 'dalle-storage-'));
+    blocker = join(dir, 'not-a-folder');
+    await writeFile(blocker, 'a file where the image folder should be');
+    worker = spawnService('src/worker/main.ts', { ...h.env, STORAGE_DIR: join(blocker, 'images'), CPU_THREADS: '1', LOG_LEVEL: 'warn' });
+    await waitReadyz(h.baseUrl, 200);
+  });
+  after(async () => {
+    await worker?.stop();
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('every attempt fails: the generation fails with storage_failed and reports no images', async () => {
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'nowhere to put it', candidates: 4, n: 2 }));
+    const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error.code, 'storage_failed');
+    assert.match(done.error.message, /not a directory|ENOTDIR/i);
+    assert.deepEqual(done.images, []);
+    assert.equal(done.metrics, null);
+    const job = await h.services.queues.get('generate').getJob(accepted.id);
+    assert.equal(job?.attemptsMade, 3, 'retried before giving up');
+    const succeeded = await json(await fetch(`${h.baseUrl}/generations?status=succeeded`));
+    assert.deepEqual(succeeded.data, []);
+  });
+
+  test('storage back before the last attempt: the retry stores every image and succeeds', async () => {
+    await writeFile(blocker, 'a file where the image folder should be');
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'somewhere later', candidates: 4, n: 2 }));
+    await until('a failed first attempt', async () => (await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade === 1, 30_000, 20);
+    assert.match((await h.services.queues.get('generate').getJob(accepted.id))?.failedReason ?? '', /^storage_failed: /);
+    await rm(blocker);
+    const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
+    assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+    assert.equal(done.images.length, 2);
+    // BullMQ counts the failed attempt and the one that succeeded.
+    assert.equal((await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade, 2);
+    // The worker's folder is not the API's: read the files where the worker wrote them.
+    for (const image of done.images) {
+      const key = new URL(image.url).pathname.replace(/^\/files\//, '');
+      assert.ok((await stat(join(blocker, 'images', key))).isFile(), key);
+    }
+  });
+});
