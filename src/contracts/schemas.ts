@@ -91,6 +91,17 @@ const GenerationInputView = Type.Object({
 
 const GenerationUrls = Type.Object({ get: Type.String(), cancel: Type.String() });
 
+const WebhookFailure = Type.Object(
+  {
+    status: StringEnum(['failed'] as const),
+    event: StringEnum(WEBHOOK_EVENTS),
+    attempts: Type.Integer(),
+    last_error: Type.String(),
+  },
+  { description: 'A webhook event given up on after its last attempt (the dead letter); null while none was.' },
+);
+export type WebhookFailure = Static<typeof WebhookFailure>;
+
 export const Generation = Type.Object({
   id: Type.String(),
   status: StringEnum(GENERATION_STATUSES),
@@ -103,6 +114,7 @@ export const Generation = Type.Object({
   error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
   images: Type.Array(GenerationImage),
   metrics: Nullable(Metrics),
+  webhook: Nullable(WebhookFailure),
   urls: GenerationUrls,
 });
 export type Generation = Static<typeof Generation>;

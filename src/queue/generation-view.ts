@@ -1,11 +1,13 @@
 // A generation as clients see it (GET /generations/:id, list entries, webhook bodies),
-// derived from its BullMQ job and our cancel marker.
-import type { Job, JobState } from 'bullmq';
+// derived from its BullMQ job, our cancel marker and a webhook given up on.
+import type { Job, JobState, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { type GenerateJobData, type GenerateJobResult, parseFailure } from '../contracts/jobs.js';
-import type { Generation } from '../contracts/schemas.js';
+import type { Generation, WebhookFailure } from '../contracts/schemas.js';
 import type { GenerationProgress, GenerationStatus } from '../contracts/status.js';
 import type { ObjectStore } from '../storage/index.js';
+import type { ServiceKeys } from './keys.js';
 
 export type GenerateJob = Job<GenerateJobData, GenerateJobResult, 'generate'>;
 
@@ -36,12 +38,39 @@ export function generationUrls(publicBaseUrl: string, id: string) {
   return { get: `${publicBaseUrl}/generations/${id}`, cancel: `${publicBaseUrl}/generations/${id}/cancel` };
 }
 
+/**
+ * The job's state, with job data at least as new: a job read before it finished, whose state is
+ * read after, is read again, so that a finished state always comes with its result.
+ */
+export async function currentState(queue: Queue, job: GenerateJob): Promise<{ job: GenerateJob; state: JobState | 'unknown' }> {
+  const state = await job.getState();
+  if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
+    const fresh = (await queue.getJob(job.id as string)) as GenerateJob | undefined;
+    if (fresh) return { job: fresh, state };
+  }
+  return { job, state };
+}
+
+/** What our own keys add to a job: when a cancel was requested, and a webhook given up on. */
+export interface GenerationMarks {
+  cancelRequestedAt: number | null;
+  webhookFailure: WebhookFailure | null;
+}
+
+export async function readGenerationMarks(redis: Redis, keys: ServiceKeys, id: string): Promise<GenerationMarks> {
+  const [cancelAt, webhookFailure] = await redis.mget(keys.cancel(id), keys.webhookFailure(id));
+  return {
+    cancelRequestedAt: cancelAt === null ? null : Number(cancelAt),
+    webhookFailure: webhookFailure === null ? null : (JSON.parse(webhookFailure) as WebhookFailure),
+  };
+}
+
 export async function buildGenerationView(
   config: Pick<Config, 'publicBaseUrl' | 'imageUrlTtlSeconds'>,
   store: ObjectStore,
   job: GenerateJob,
   state: JobState | 'unknown',
-  cancelRequestedAt: number | null,
+  { cancelRequestedAt, webhookFailure }: GenerationMarks,
 ): Promise<Generation> {
   const id = job.id as string;
   const status = statusOf(state, job.failedReason, cancelRequestedAt !== null);
@@ -67,6 +96,7 @@ export async function buildGenerationView(
     error: status === 'failed' ? parseFailure(job.failedReason) : null,
     images,
     metrics: result?.metrics ?? null,
+    webhook: webhookFailure,
     urls: generationUrls(config.publicBaseUrl, id),
   };
 }

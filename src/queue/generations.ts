@@ -9,7 +9,7 @@ import { ServiceError, fieldError } from '../errors.js';
 import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
 import type { ObjectStore } from '../storage/index.js';
 import { assertQueueHasRoom } from './depth.js';
-import { type GenerateJob, buildGenerationView, generationUrls } from './generation-view.js';
+import { type GenerateJob, buildGenerationView, currentState, generationUrls, readGenerationMarks } from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
 import { servedModel } from './models.js';
@@ -143,13 +143,8 @@ export class Generations {
   }
 
   private async view(job: GenerateJob): Promise<Generation> {
-    const [state, cancelAt] = await Promise.all([job.getState(), this.redis.get(this.keys.cancel(job.id as string))]);
-    // The job was read before its state: one that finished in between lacks its result or
-    // failure reason in the copy at hand.
-    if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
-      job = ((await this.queues.get('generate').getJob(job.id as string)) as GenerateJob | undefined) ?? job;
-    }
-    return buildGenerationView(this.config, this.store, job, state, cancelAt === null ? null : Number(cancelAt));
+    const [current, marks] = await Promise.all([currentState(this.queues.get('generate'), job), readGenerationMarks(this.redis, this.keys, job.id as string)]);
+    return buildGenerationView(this.config, this.store, current.job, current.state, marks);
   }
 
   async get(id: string): Promise<Generation> {
@@ -213,6 +208,6 @@ export class Generations {
       throw new ServiceError('generation_not_finished', `generation ${id} is being picked up by a worker; retry`);
     }
     await this.store.deletePrefix(generationPrefix(id));
-    await this.redis.multi().zrem(this.keys.generationIndex, id).del(this.keys.cancel(id)).exec();
+    await this.redis.multi().zrem(this.keys.generationIndex, id).del(this.keys.cancel(id), this.keys.webhookFailure(id)).exec();
   }
 }

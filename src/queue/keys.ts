@@ -9,6 +9,8 @@ export function serviceKeys(prefix: string) {
     cancel: (id: string) => `${base}:cancel:${id}`,
     /** Pub/sub channel carrying the ids of generations to cancel. */
     cancelChannel: `${base}:cancel`,
+    /** String: JSON of a webhook event given up on (the dead letter GET /generations/:id shows). */
+    webhookFailure: (id: string) => `${base}:webhook-failed:${id}`,
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
     /** String: JSON list of the model packs the workers serve. */
     models: `${base}:models`,

@@ -1,6 +1,13 @@
 // The producer side of webhooks: a generation event becomes a job on the `webhooks` queue.
 import type { GenerationInput, WebhookEvent } from '../contracts/jobs.js';
+import type { WebhookFailure } from '../contracts/schemas.js';
+import type { ServiceKeys } from './keys.js';
 import type { Queues } from './queues.js';
+
+/** Keeps the last webhook event given up on, for GET /generations/:id, as long as the generation. */
+export async function recordWebhookFailure(queues: Queues, keys: ServiceKeys, id: string, failure: Omit<WebhookFailure, 'status'>, ttlSeconds: number): Promise<void> {
+  await queues.redis.set(keys.webhookFailure(id), JSON.stringify({ status: 'failed', ...failure }), 'EX', ttlSeconds);
+}
 
 export class WebhookNotifier {
   constructor(private readonly queues: Queues) {}

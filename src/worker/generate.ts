@@ -2,7 +2,7 @@
 // (and as throttled webhooks), stores the kept images, and maps failures to retry or not.
 import { UnrecoverableError, WaitingError } from 'bullmq';
 import type { Config } from '../config.js';
-import { CONTENT_TYPES, type GenerateJobResult, type StoredImage, formatFailure, imageKey } from '../contracts/jobs.js';
+import { CONTENT_TYPES, type GenerateJobResult, type StoredImage, formatFailure, generationPrefix, imageKey } from '../contracts/jobs.js';
 import type { GenerationProgress } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
 import { ModelError } from '../models/index.js';
@@ -53,6 +53,13 @@ function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
 async function storeImages(id: string, images: GeneratedImage[], deps: GenerateDeps, job: GenerateJob): Promise<StoredImage[]> {
   const format = job.data.input.output_format;
   const stored: StoredImage[] = new Array(images.length);
+  // An earlier attempt killed while storing may have left images or temp files: start clean,
+  // so the generation holds exactly this attempt's images.
+  try {
+    await deps.store.deletePrefix(generationPrefix(id));
+  } catch (error) {
+    throw new Error(formatFailure('storage_failed', (error as Error).message));
+  }
   let next = 0;
   let done = 0;
   const worker = async () => {

@@ -20,7 +20,7 @@ export async function sweepExpired(queues: Queues, store: ObjectStore, keys: Ser
     if (job && state !== 'completed' && state !== 'failed') continue;
     await store.deletePrefix(generationPrefix(id));
     await job?.remove().catch(() => {});
-    await queues.redis.multi().zrem(keys.generationIndex, id).del(keys.cancel(id)).exec();
+    await queues.redis.multi().zrem(keys.generationIndex, id).del(keys.cancel(id), keys.webhookFailure(id)).exec();
     removed += 1;
   }
   if (removed > 0) log.info({ removed }, 'expired generations removed');

@@ -5,9 +5,10 @@ import { type Job, UnrecoverableError } from 'bullmq';
 import type { Config } from '../config.js';
 import type { WebhookJobData } from '../contracts/jobs.js';
 import { isTerminal } from '../contracts/status.js';
-import { type GenerateJob, buildGenerationView } from '../queue/generation-view.js';
+import { type GenerateJob, buildGenerationView, currentState, readGenerationMarks } from '../queue/generation-view.js';
 import type { ServiceKeys } from '../queue/keys.js';
 import type { Queues } from '../queue/queues.js';
+import { recordWebhookFailure } from '../queue/webhooks.js';
 import type { ObjectStore } from '../storage/index.js';
 import { WebhookDeliveryError, deliverWebhook } from '../webhooks/index.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -27,8 +28,8 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics }:
     const { generation_id: id, event, url } = job.data;
     const generation = (await queues.get('generate').getJob(id)) as GenerateJob | undefined;
     if (!generation) throw new UnrecoverableError(`generation ${id} no longer exists`);
-    const [state, cancelAt] = await Promise.all([generation.getState(), queues.redis.get(keys.cancel(id))]);
-    const view = await buildGenerationView(config, store, generation, state, cancelAt === null ? null : Number(cancelAt));
+    const [current, marks] = await Promise.all([currentState(queues.get('generate'), generation), readGenerationMarks(queues.redis, keys, id)]);
+    const view = await buildGenerationView(config, store, current.job, current.state, marks);
     // `completed` is queued as the job finishes; BullMQ may not show it finished yet.
     if (event === 'completed' && !isTerminal(view.status)) throw new Error(`generation ${id} is not finished yet`);
     try {
@@ -46,6 +47,11 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics }:
     } catch (error) {
       const retryable = !(error instanceof WebhookDeliveryError) || error.retryable;
       metrics.webhookDeliveries.inc({ outcome: retryable ? 'retry' : 'rejected' });
+      // attemptsMade counts the attempts before this one.
+      const attempts = job.attemptsMade + 1;
+      if (!retryable || attempts >= (job.opts.attempts ?? 1)) {
+        await recordWebhookFailure(queues, keys, id, { event, attempts, last_error: (error as Error).message }, config.retentionSeconds);
+      }
       if (!retryable) throw new UnrecoverableError((error as Error).message);
       throw error;
     }
