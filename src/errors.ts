@@ -5,6 +5,7 @@ export const ERRORS = {
   validation_failed: { status: 400, title: 'The request does not match its schema' },
   malformed_body: { status: 400, title: 'The request body cannot be parsed' },
   invalid_image: { status: 400, title: 'An image cannot be decoded' },
+  unsupported_image_format: { status: 400, title: 'An image is not PNG, JPEG, WebP, GIF or AVIF' },
   image_fetch_failed: { status: 400, title: 'An image URL cannot be fetched' },
   url_not_allowed: { status: 400, title: 'A URL points where the server may not connect' },
   unknown_model: { status: 400, title: 'No model pack has this name' },

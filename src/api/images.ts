@@ -3,6 +3,7 @@
 import type { Config } from '../config.js';
 import type { ImageInput } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
+import { IMAGE_FORMATS, sniffImageFormat } from '../models/image-format.js';
 import { type AllowList, OutboundFetchError, OutboundRefusedError, outboundGet } from '../net/outbound.js';
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
@@ -38,11 +39,23 @@ export function decodeBase64Image(text: string, field: string, maxBytes: number)
   return bytes;
 }
 
+/** Refuses bytes of a format outside the allow-list before any decoder sees them. */
+export function assertImageFormat(bytes: Uint8Array, field: string): void {
+  if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `${field} is empty`, { errors: [{ field, message: 'is empty' }] });
+  if (sniffImageFormat(bytes) === undefined) {
+    const message = `is not one of the accepted formats (${IMAGE_FORMATS.join(', ')})`;
+    throw new ServiceError('unsupported_image_format', `${field} ${message}`, { errors: [{ field, message }] });
+  }
+}
+
 /** The image's bytes, base64-encoded for the job payload. */
 export async function resolveImage(input: ImageInput, field: string, config: Config): Promise<string> {
   if (input.base64 !== undefined) {
-    return Buffer.from(decodeBase64Image(input.base64, `${field}.base64`, config.imageMaxBytes)).toString('base64');
+    const bytes = decodeBase64Image(input.base64, `${field}.base64`, config.imageMaxBytes);
+    assertImageFormat(bytes, `${field}.base64`);
+    return Buffer.from(bytes).toString('base64');
   }
   const bytes = await fetchImage(input.url as string, { timeoutMs: config.imageFetchTimeoutMs, maxBytes: config.imageMaxBytes, allow: config.outboundAllow }, `${field}.url`);
+  assertImageFormat(bytes, `${field}.url`);
   return Buffer.from(bytes).toString('base64');
 }

@@ -128,8 +128,12 @@ describe('errors with a worker', () => {
     await expectProblem(await fetch(`${h.baseUrl}/files/generations/x/1.png?expires=9999999999&signature=${'0'.repeat(64)}`), 'not_found', { method: 'GET', path: '/files/{*}' });
   });
 
-  test('invalid_image, image_fetch_failed, unknown_model', async () => {
-    await expectProblem(await post(h.baseUrl, '/clip/classify', { image: { base64: Buffer.from('hello').toString('base64') }, labels: ['a', 'b'] }), 'invalid_image', CLASSIFY);
+  test('invalid_image, unsupported_image_format, image_fetch_failed, unknown_model', async () => {
+    const truncated = Buffer.from(await tinyPng(), 'base64').subarray(0, 40).toString('base64');
+    await expectProblem(await post(h.baseUrl, '/clip/classify', { image: { base64: truncated }, labels: ['a', 'b'] }), 'invalid_image', CLASSIFY);
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>').toString('base64');
+    const unsupported = await expectProblem(await post(h.baseUrl, '/clip/classify', { images: [{ base64: svg }], labels: ['a', 'b'] }), 'unsupported_image_format', CLASSIFY);
+    assert.equal(unsupported.errors[0].field, 'images[0].base64');
     const closedPort = await freePort();
     const fetchFailed = await expectProblem(await post(h.baseUrl, '/clip/classify', { images: [{ url: `http://127.0.0.1:${closedPort}/x.png` }], labels: ['a'] }), 'image_fetch_failed', CLASSIFY);
     assert.equal(fetchFailed.errors[0].field, 'images[0].url');

@@ -7,7 +7,7 @@ import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
 
 const tags = ['clip'];
-const clipErrors = ['validation_failed', 'malformed_body', 'invalid_image', 'image_fetch_failed', 'url_not_allowed', 'unknown_model', 'payload_too_large', 'unsupported_media_type', 'job_failed', 'queue_full', 'timeout'] as const;
+const clipErrors = ['validation_failed', 'malformed_body', 'invalid_image', 'unsupported_image_format', 'image_fetch_failed', 'url_not_allowed', 'unknown_model', 'payload_too_large', 'unsupported_media_type', 'job_failed', 'queue_full', 'timeout'] as const;
 
 export async function clipRoutes(instance: FastifyInstance, { clip, config }: Services): Promise<void> {
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
