@@ -1,6 +1,6 @@
 // The service's configuration: read once from the environment, validated, frozen. This is
 // the only module that reads process.env; everything else receives a Config.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { QUEUE_NAMES, type QueueName } from './contracts/queues.js';
 import type { DeviceName } from './models/types.js';
 import { type AllowList, EMPTY_ALLOW_LIST, parseAllowList } from './net/outbound.js';
@@ -77,6 +77,30 @@ export interface Config {
   workerMetricsHost: string;
   /** SHUTDOWN_TIMEOUT_MS, default 30000: how long SIGTERM waits for running jobs. */
   shutdownTimeoutMs: number;
+  /**
+   * API_KEYS, default none: `name:key,name2:key2`, hashed on load. With none here and none in
+   * the key store the API is open (the local quick start).
+   */
+  apiKeys: ConfigApiKey[];
+  /**
+   * Defaults for every key (store keys may override them); 0 means unlimited, the default.
+   * RATE_LIMIT_PER_MINUTE: requests; MAX_CONCURRENT_GENERATIONS: queued + processing;
+   * CANDIDATES_PER_DAY: candidates sampled per UTC day.
+   */
+  limits: Limits;
+}
+
+export interface ConfigApiKey {
+  name: string;
+  /** SHA-256 of the key, hex; the key itself is not kept. */
+  hash: string;
+}
+
+/** Per-key limits; undefined means unlimited. */
+export interface Limits {
+  requests_per_minute?: number;
+  concurrent_generations?: number;
+  candidates_per_day?: number;
 }
 
 const DEVICE = /^(cpu|cuda|cuda:[0-9]+)$/;
@@ -215,6 +239,39 @@ function readOutboundAllow(read: Reader): AllowList {
   }
 }
 
+const KEY_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const MIN_KEY_LENGTH = 16;
+
+function readApiKeys(read: Reader): ConfigApiKey[] {
+  const text = read.raw('API_KEYS');
+  if (text === undefined) return [];
+  const keys: ConfigApiKey[] = [];
+  for (const entry of text.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(':');
+    const name = colon < 0 ? '' : entry.slice(0, colon);
+    const key = colon < 0 ? '' : entry.slice(colon + 1);
+    if (!KEY_NAME.test(name) || key.length < MIN_KEY_LENGTH) {
+      read.problems.push(`API_KEYS: expected name:key pairs (name of A-Z a-z 0-9 _ . -, key of at least ${MIN_KEY_LENGTH} characters)`);
+      return [];
+    }
+    if (keys.some((other) => other.name === name)) read.problems.push(`API_KEYS: the name ${JSON.stringify(name)} is listed twice`);
+    keys.push({ name, hash: createHash('sha256').update(key).digest('hex') });
+  }
+  return keys;
+}
+
+function readLimits(read: Reader): Limits {
+  const limit = (name: string) => {
+    const value = read.int(name, 0, 0);
+    return value === 0 ? undefined : value;
+  };
+  return {
+    requests_per_minute: limit('RATE_LIMIT_PER_MINUTE'),
+    concurrent_generations: limit('MAX_CONCURRENT_GENERATIONS'),
+    candidates_per_day: limit('CANDIDATES_PER_DAY'),
+  };
+}
+
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Validates the environment once; throws a ConfigError naming every bad variable. */
@@ -267,6 +324,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     workerMetricsPort: read.int('WORKER_METRICS_PORT', 9464, 0, 65535),
     workerMetricsHost: read.string('WORKER_METRICS_HOST', host),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 30_000, 0),
+    apiKeys: readApiKeys(read),
+    limits: readLimits(read),
   };
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);

@@ -4,6 +4,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { MAX_IMAGES_PER_REQUEST, Problem } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
+import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin, sendProblem } from './plugins/errors.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { swaggerPlugin } from './plugins/swagger.js';
@@ -12,6 +13,7 @@ import { clipRoutes } from './routes/clip.js';
 import { fileRoutes } from './routes/files.js';
 import { generationRoutes } from './routes/generations.js';
 import { systemRoutes } from './routes/system.js';
+import { usageRoutes } from './routes/usage.js';
 import type { Services } from './services.js';
 
 export interface AppOptions {
@@ -39,6 +41,7 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   await app.register(errorsPlugin);
   await app.register(swaggerPlugin);
   await app.register(metricsPlugin, { queues: services.queues });
+  await app.register(authPlugin, { keyStore: services.keyStore, limiter: services.generations.limiter, queues: services.queues });
   await app.register(multipart, {
     limits: { fileSize: config.imageMaxBytes, files: MAX_IMAGES_PER_REQUEST, fields: 2100, fieldSize: 64 * 1024, parts: 2200 },
     throwFileSizeLimit: true,
@@ -50,5 +53,6 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   await app.register(clipRoutes, services);
   await app.register(systemRoutes, services);
   await app.register(fileRoutes, services);
+  await app.register(usageRoutes, services);
   return app;
 }

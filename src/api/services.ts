@@ -1,5 +1,6 @@
 // What the routes call: the queues, the generation and CLIP job producers, the object store.
 import type { Config } from '../config.js';
+import { KeyStore } from '../queue/api-keys.js';
 import { ClipJobs } from '../queue/clip.js';
 import { Generations } from '../queue/generations.js';
 import { Queues } from '../queue/queues.js';
@@ -11,6 +12,7 @@ export interface Services {
   store: ObjectStore;
   generations: Generations;
   clip: ClipJobs;
+  keyStore: KeyStore;
   close(): Promise<void>;
 }
 
@@ -23,6 +25,7 @@ export function createServices(config: Config): Services {
     store,
     generations: new Generations(config, queues, store),
     clip: new ClipJobs(config, queues),
+    keyStore: new KeyStore(queues, config),
     close: () => queues.close(),
   };
 }

@@ -27,6 +27,8 @@ export interface GenerationInput {
 export interface GenerateJobData {
   input: GenerationInput;
   created_at: string;
+  /** The id of the API key that made it (`anonymous` in open mode; absent on older jobs, read as anonymous). */
+  owner?: string;
 }
 
 export interface StoredImage {

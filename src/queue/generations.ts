@@ -8,11 +8,13 @@ import { isTerminal } from '../contracts/status.js';
 import { ServiceError, fieldError } from '../errors.js';
 import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
 import type { ObjectStore } from '../storage/index.js';
+import { ANONYMOUS, type Principal } from './api-keys.js';
 import { assertQueueHasRoom } from './depth.js';
 import { type GenerateJob, buildGenerationView, currentState, generationUrls, readGenerationMarks } from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
 import { servedModel } from './models.js';
+import { RateLimiter } from './limits.js';
 import type { Queues } from './queues.js';
 import { WebhookNotifier } from './webhooks.js';
 
@@ -54,9 +56,14 @@ interface IdempotencyRecord {
   accepted: GenerationAccepted;
 }
 
+function ownerOf(job: GenerateJob): string {
+  return job.data.owner ?? ANONYMOUS;
+}
+
 export class Generations {
   private readonly keys: ServiceKeys;
   private readonly webhooks: WebhookNotifier;
+  readonly limiter: RateLimiter;
 
   constructor(
     private readonly config: Config,
@@ -65,21 +72,24 @@ export class Generations {
   ) {
     this.keys = serviceKeys(config.queuePrefix);
     this.webhooks = new WebhookNotifier(queues);
+    this.limiter = new RateLimiter(queues, this.keys, config.retentionSeconds);
   }
 
   private get redis() {
     return this.queues.redis;
   }
 
-  async create(body: CreateGenerationBody, idempotencyKey?: string): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
+  async create(body: CreateGenerationBody, owner: Principal, idempotencyKey?: string): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     const input = normalizeGenerationInput(body);
     await this.queues.connected();
-    if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook);
+    if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook, owner);
     const model = await servedModel(this.redis, this.keys, input.model);
     if (model && input.top_k !== undefined && input.top_k > model.codebook_size) {
       throw fieldError('top_k', `must be at most the codebook size of ${model.name} (${model.codebook_size})`);
     }
-    const recordKey = idempotencyKey === undefined ? undefined : this.keys.idempotency(createHash('sha256').update(idempotencyKey).digest('hex'));
+    // Scoped to the key: another client's Idempotency-Key never replays (or blocks) ours.
+    const recordKey =
+      idempotencyKey === undefined ? undefined : this.keys.idempotency(createHash('sha256').update(`${owner.id}\n${idempotencyKey}`).digest('hex'));
     const bodyFingerprint = fingerprint(body);
     if (recordKey) {
       const replay = await this.replay(recordKey, bodyFingerprint);
@@ -88,6 +98,14 @@ export class Generations {
     await assertQueueHasRoom(this.queues.get('generate'), this.config.generateMaxQueued, this.config.queueFullRetryAfterSeconds);
 
     const id = newGenerationId();
+    const releaseSlot = await this.limiter.admitGeneration(owner, id);
+    let refundCandidates: (() => Promise<void>) | undefined;
+    try {
+      refundCandidates = await this.limiter.reserveCandidates(owner, input.candidates);
+    } catch (error) {
+      await releaseSlot();
+      throw error;
+    }
     const createdAt = new Date().toISOString();
     const accepted: GenerationAccepted = { id, status: 'queued', created_at: createdAt, seed: input.seed, urls: generationUrls(this.config.publicBaseUrl, id) };
     if (recordKey) {
@@ -95,15 +113,22 @@ export class Generations {
       const claimed = await this.redis.set(recordKey, JSON.stringify(record), 'EX', this.config.idempotencyTtlSeconds, 'NX');
       if (claimed === null) {
         // Another request with this key won the race between our read and our write.
-        const replay = await this.replay(recordKey, bodyFingerprint);
-        if (replay) return { accepted: replay, replayed: true };
+        const replay = await this.replay(recordKey, bodyFingerprint).catch(async (error) => {
+          await Promise.all([releaseSlot(), refundCandidates?.()]);
+          throw error;
+        });
+        if (replay) {
+          await Promise.all([releaseSlot(), refundCandidates()]);
+          return { accepted: replay, replayed: true };
+        }
       }
     }
     try {
-      await this.queues.get('generate').add('generate', { input, created_at: createdAt }, { jobId: id });
+      await this.queues.get('generate').add('generate', { input, created_at: createdAt, owner: owner.id }, { jobId: id });
       await this.redis.zadd(this.keys.generationIndex, 0, id);
     } catch (error) {
       if (recordKey) await this.redis.del(recordKey).catch(() => {});
+      await Promise.all([releaseSlot(), refundCandidates()]).catch(() => {});
       throw error;
     }
     return { accepted, replayed: false };
@@ -119,8 +144,8 @@ export class Generations {
     return record.accepted;
   }
 
-  private assertWebhookUsable(url: string): void {
-    if (!this.config.webhookSecret) throw new ServiceError('webhooks_disabled', 'set WEBHOOK_SECRET on the server to use webhooks');
+  private assertWebhookUsable(url: string, owner: Principal): void {
+    if (!owner.webhookSecret) throw new ServiceError('webhooks_disabled', 'set WEBHOOK_SECRET on the server (or use a key from the key store) to use webhooks');
     try {
       new URL(url);
     } catch {
@@ -135,10 +160,11 @@ export class Generations {
     }
   }
 
-  private async job(id: string): Promise<GenerateJob> {
+  /** The generation when `owner` made it; another key's generation is as absent as a missing one. */
+  private async job(id: string, owner: string): Promise<GenerateJob> {
     await this.queues.connected();
     const job = isGenerationId(id) ? ((await this.queues.get('generate').getJob(id)) as GenerateJob | undefined) : undefined;
-    if (!job) throw new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
+    if (!job || ownerOf(job) !== owner) throw new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
     return job;
   }
 
@@ -147,11 +173,11 @@ export class Generations {
     return buildGenerationView(this.config, this.store, current.job, current.state, marks);
   }
 
-  async get(id: string): Promise<Generation> {
-    return this.view(await this.job(id));
+  async get(id: string, owner: string): Promise<Generation> {
+    return this.view(await this.job(id, owner));
   }
 
-  async list(query: ListGenerationsQuery): Promise<{ data: Generation[]; next_cursor: string | null }> {
+  async list(query: ListGenerationsQuery, owner: string): Promise<{ data: Generation[]; next_cursor: string | null }> {
     const limit = query.limit ?? 20;
     if (query.cursor !== undefined && !isGenerationId(query.cursor)) throw fieldError('cursor', 'is not a cursor returned by this API');
     await this.queues.connected();
@@ -177,6 +203,7 @@ export class Generations {
           await this.redis.zrem(this.keys.generationIndex, id);
           continue;
         }
+        if (ownerOf(job) !== owner) continue;
         const view = await this.view(job);
         if (query.status === undefined || view.status === query.status) data.push(view);
         if (data.length === limit) break;
@@ -186,8 +213,8 @@ export class Generations {
   }
 
   /** Marks the generation canceled for every process: a key the worker checks, and a message. */
-  async cancel(id: string): Promise<Generation> {
-    const job = await this.job(id);
+  async cancel(id: string, owner: string): Promise<Generation> {
+    const job = await this.job(id, owner);
     const before = await this.view(job);
     if (isTerminal(before.status)) throw new ServiceError('generation_finished', `generation ${id} already ${before.status}`);
     await this.redis.set(this.keys.cancel(id), String(Date.now()), 'EX', this.config.retentionSeconds, 'NX');
@@ -198,8 +225,8 @@ export class Generations {
     return after;
   }
 
-  async remove(id: string): Promise<void> {
-    const job = await this.job(id);
+  async remove(id: string, owner: string): Promise<void> {
+    const job = await this.job(id, owner);
     const view = await this.view(job);
     if (!isTerminal(view.status)) throw new ServiceError('generation_not_finished', `generation ${id} is ${view.status}; cancel it first`);
     try {

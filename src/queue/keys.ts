@@ -14,6 +14,18 @@ export function serviceKeys(prefix: string) {
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
     /** String: JSON list of the model packs the workers serve. */
     models: `${base}:models`,
+    /** Set of every API key id ever created in the store (revoked ones too). */
+    apiKeyIds: `${base}:apikeys`,
+    /** Hash: one stored API key's record (see api-keys.ts). */
+    apiKey: (id: string) => `${base}:apikey:${id}`,
+    /** String: the id of the stored key with this SHA-256. */
+    apiKeyByHash: (hash: string) => `${base}:apikey-hash:${hash}`,
+    /** Counter: requests of one key in one minute (fixed window). */
+    requests: (owner: string, minute: number) => `${base}:usage:${owner}:requests:${minute}`,
+    /** Counter: candidates one key asked for on one UTC day. */
+    candidates: (owner: string, day: string) => `${base}:usage:${owner}:candidates:${day}`,
+    /** Sorted set (score: created ms) of one key's generations that may still be queued or running. */
+    activeGenerations: (owner: string) => `${base}:usage:${owner}:active`,
   };
 }
 export type ServiceKeys = ReturnType<typeof serviceKeys>;

@@ -5,6 +5,7 @@ import { type Job, UnrecoverableError } from 'bullmq';
 import type { Config } from '../config.js';
 import type { WebhookJobData } from '../contracts/jobs.js';
 import { isTerminal } from '../contracts/status.js';
+import { ANONYMOUS, ownerWebhookSecret } from '../queue/api-keys.js';
 import { type GenerateJob, buildGenerationView, currentState, readGenerationMarks } from '../queue/generation-view.js';
 import type { ServiceKeys } from '../queue/keys.js';
 import type { Queues } from '../queue/queues.js';
@@ -23,11 +24,12 @@ interface WebhookProcessorDeps {
 
 export function createWebhookProcessor({ config, queues, store, keys, metrics }: WebhookProcessorDeps) {
   return async (job: Job<WebhookJobData, void, 'webhook'>): Promise<void> => {
-    const secret = config.webhookSecret;
-    if (!secret) throw new UnrecoverableError('WEBHOOK_SECRET is not configured');
     const { generation_id: id, event, url } = job.data;
     const generation = (await queues.get('generate').getJob(id)) as GenerateJob | undefined;
     if (!generation) throw new UnrecoverableError(`generation ${id} no longer exists`);
+    // Each key's receiver verifies with that key's secret, so no client can forge another's events.
+    const secret = await ownerWebhookSecret(queues.redis, keys, generation.data.owner ?? ANONYMOUS, config.webhookSecret);
+    if (!secret) throw new UnrecoverableError('no webhook secret: WEBHOOK_SECRET is not configured');
     const [current, marks] = await Promise.all([currentState(queues.get('generate'), generation), readGenerationMarks(queues.redis, keys, id)]);
     const view = await buildGenerationView(config, store, current.job, current.state, marks);
     // `completed` is queued as the job finishes; BullMQ may not show it finished yet.

@@ -225,6 +225,29 @@ describe('errors without a worker', () => {
   });
 });
 
+describe('errors of API keys and their limits', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ worker: false });
+  });
+  after(() => h.close());
+
+  test('unauthorized, rate_limited and quota_exceeded', async () => {
+    const { key } = await h.services.keyStore.create('errors', { requests_per_minute: 2, candidates_per_day: 1 });
+    await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok' }), 'unauthorized', GENERATIONS);
+    const headers = { authorization: `Bearer ${key}` };
+    await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok', candidates: 2, n: 1 }, headers), 'quota_exceeded', GENERATIONS);
+    // Each refused request still counts against the per-minute budget of 2.
+    let response: Response;
+    let body: any;
+    do {
+      response = await post(h.baseUrl, '/generations', { prompt: 'ok', candidates: 2, n: 1 }, headers);
+      body = await json(response.clone());
+    } while (body.code === 'quota_exceeded');
+    await expectProblem(response, 'rate_limited', GENERATIONS);
+  });
+});
+
 describe('errors with Redis down', () => {
   test('service_unavailable with Retry-After when the queue cannot be reached', async () => {
     const config = loadConfig({ REDIS_URL: `redis://127.0.0.1:${await freePort()}`, STORAGE_DIR: '/nonexistent', LOG_LEVEL: 'silent' });

@@ -37,7 +37,7 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
     httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
-  app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics of the API process', produces: ['text/plain'] } }, async (_request, reply) => {
+  app.get('/metrics', { config: { public: true }, schema: { tags: ['system'], summary: 'Prometheus metrics of the API process', produces: ['text/plain'], security: [] } }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();
   });

@@ -15,12 +15,20 @@ export const swaggerPlugin = fp(async (app: FastifyInstance) => {
       tags: [
         { name: 'generations', description: 'Text-to-image generation jobs' },
         { name: 'clip', description: 'Zero-shot classification and embeddings' },
-        { name: 'system', description: 'Models, health, metrics' },
+        { name: 'system', description: 'Models, health, metrics, usage' },
       ],
+      // Every route needs a key once one is configured; public ones say `security: []`.
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key: `Authorization: Bearer <key>`' },
+          apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'The same API key in a header of its own' },
+        },
+      },
+      security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
     },
     // Shared schemas keep their $id as their component name.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 });

@@ -4,13 +4,16 @@ import { type TypeBoxTypeProvider, Type } from '@fastify/type-provider-typebox';
 import { ServiceError } from '../../errors.js';
 import { verifyFileSignature } from '../../storage/index.js';
 import type { Services } from '../services.js';
-import { problemResponses } from './responses.js';
+import { publicProblemResponses } from './responses.js';
 
 export async function fileRoutes(app: FastifyInstance, { store, config }: Services): Promise<void> {
   const storage = config.storage;
   if (storage.kind !== 'fs') return;
   app.withTypeProvider<TypeBoxTypeProvider>().get('/files/*', {
+    // The signature is the credential: these URLs are handed to browsers and receivers.
+    config: { public: true },
     schema: {
+      security: [],
       tags: ['generations'],
       summary: 'Image bytes behind a signed URL',
       description: 'The URLs in generation responses point here; they stop working at `expires_at`.',
@@ -19,7 +22,7 @@ export async function fileRoutes(app: FastifyInstance, { store, config }: Servic
       querystring: Type.Object({ expires: Type.Optional(Type.String()), signature: Type.Optional(Type.String()) }),
       response: {
         200: { description: 'The image bytes', content: { 'image/*': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } } },
-        ...problemResponses('not_found'),
+        ...publicProblemResponses('not_found'),
       },
     },
     handler: async (request, reply) => {

@@ -27,11 +27,11 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       headers: IdempotencyHeaders,
       response: {
         202: { ...GenerationAccepted, description: 'Queued; `Location` names the generation' },
-        ...problemResponses('validation_failed', 'malformed_body', 'unknown_model', 'webhooks_disabled', 'url_not_allowed', 'idempotency_key_reused', 'payload_too_large', 'unsupported_media_type', 'queue_full'),
+        ...problemResponses('validation_failed', 'malformed_body', 'unknown_model', 'webhooks_disabled', 'url_not_allowed', 'idempotency_key_reused', 'payload_too_large', 'unsupported_media_type', 'queue_full', 'quota_exceeded'),
       },
     },
     handler: async (request, reply) => {
-      const { accepted, replayed } = await generations.create(request.body, request.headers['idempotency-key']);
+      const { accepted, replayed } = await generations.create(request.body, request.principal, request.headers['idempotency-key']);
       reply.header('Location', accepted.urls.get);
       if (replayed) reply.header('Idempotent-Replayed', 'true');
       return reply.code(202).send(accepted);
@@ -45,7 +45,7 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       querystring: ListGenerationsQuery,
       response: { 200: GenerationList, ...problemResponses('validation_failed') },
     },
-    handler: async (request) => generations.list(request.query),
+    handler: async (request) => generations.list(request.query, request.principal.id),
   });
 
   app.get('/generations/:id', {
@@ -55,7 +55,7 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       params: GenerationIdParams,
       response: { 200: Generation, ...problemResponses('not_found') },
     },
-    handler: async (request) => generations.get(request.params.id),
+    handler: async (request) => generations.get(request.params.id, request.principal.id),
   });
 
   app.delete('/generations/:id', {
@@ -66,7 +66,7 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses('not_found', 'generation_not_finished') },
     },
     handler: async (request, reply) => {
-      await generations.remove(request.params.id);
+      await generations.remove(request.params.id, request.principal.id);
       return reply.code(204).send(null);
     },
   });
@@ -79,6 +79,6 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       params: GenerationIdParams,
       response: { 202: Generation, ...problemResponses('not_found', 'generation_finished') },
     },
-    handler: async (request, reply) => reply.code(202).send(await generations.cancel(request.params.id)),
+    handler: async (request, reply) => reply.code(202).send(await generations.cancel(request.params.id, request.principal.id)),
   });
 }

@@ -3,8 +3,15 @@
 import { ERRORS, type ErrorCode } from '../../errors.js';
 
 const ALWAYS: ErrorCode[] = ['internal_error', 'service_unavailable'];
+/** What every route behind an API key may answer. */
+const AUTHENTICATED: ErrorCode[] = ['unauthorized', 'rate_limited'];
 
 export function problemResponses(...codes: ErrorCode[]) {
+  return publicProblemResponses(...AUTHENTICATED, ...codes);
+}
+
+/** For routes served without a key. */
+export function publicProblemResponses(...codes: ErrorCode[]) {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of [...codes, ...ALWAYS]) {
     const status = ERRORS[code].status;

@@ -26,13 +26,16 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
   });
 
   app.get('/healthz', {
-    schema: { tags, summary: 'Liveness: the process answers', response: { 200: Health } },
+    config: { public: true },
+    schema: { tags, summary: 'Liveness: the process answers', security: [], response: { 200: Health } },
     handler: async () => ({ status: 'ok' }),
   });
 
   app.get('/readyz', {
+    config: { public: true },
     schema: {
       tags,
+      security: [],
       summary: 'Readiness: Redis answers and every queue has a live worker',
       response: { 200: Readiness, 503: { ...Readiness, description: 'Not ready' } },
     },

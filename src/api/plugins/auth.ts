@@ -1,0 +1,77 @@
+// Who is asking: an API key from `Authorization: Bearer <key>` or `X-API-Key`, checked against
+// API_KEYS and the key store, then counted against the key's per-minute limit. With no key
+// anywhere the API is open and every request acts as `anonymous` (the local quick start).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ServiceError } from '../../errors.js';
+import type { KeyStore, Principal } from '../../queue/api-keys.js';
+import type { RateLimiter } from '../../queue/limits.js';
+import type { Queues } from '../../queue/queues.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The key the request acts for; set on every route that is not public. */
+    principal: Principal;
+  }
+  interface FastifyContextConfig {
+    /** Served without a key (health, metrics, the API document, signed file URLs). */
+    public?: boolean;
+  }
+}
+
+export interface AuthOptions {
+  keyStore: KeyStore;
+  limiter: RateLimiter;
+  queues: Queues;
+}
+
+const CHALLENGE = 'Bearer realm="dalle-serve"';
+
+function presentedKey(request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization;
+  if (typeof authorization === 'string') {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    return match ? match[1] : '';
+  }
+  const header = request.headers['x-api-key'];
+  return typeof header === 'string' ? header.trim() : undefined;
+}
+
+export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, queues }: AuthOptions) => {
+  app.decorateRequest('principal', null as unknown as Principal);
+
+  app.addHook('onReady', async () => {
+    // Not awaited: start-up must not wait on Redis; the warning follows when it answers.
+    queues
+      .connected()
+      .then(() => keyStore.isOpen())
+      .then((open) => {
+        if (open) app.log.warn('no API key is configured (API_KEYS) or stored (npm run keys): the API is open to anyone who can reach it');
+      })
+      .catch(() => {});
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config?.public || request.url.startsWith('/docs')) return;
+    const key = presentedKey(request);
+    await queues.connected();
+    const principal = key ? await keyStore.authenticate(key) : null;
+    if (!principal) {
+      // Open mode ignores whatever key a client sends: there is none it could match.
+      if (await keyStore.isOpen()) {
+        request.principal = keyStore.anonymous();
+      } else {
+        reply.header('WWW-Authenticate', key === undefined ? CHALLENGE : `${CHALLENGE}, error="invalid_token"`);
+        throw new ServiceError('unauthorized', key === undefined ? 'send an API key as "Authorization: Bearer <key>"' : 'the API key is not valid or has been revoked');
+      }
+    } else {
+      request.principal = principal;
+    }
+    const { limit, remaining, resetSeconds } = await limiter.hitRequest(request.principal);
+    if (limit !== undefined) {
+      reply.header('RateLimit-Limit', String(limit));
+      reply.header('RateLimit-Remaining', String(Math.max(0, remaining ?? 0)));
+      reply.header('RateLimit-Reset', String(resetSeconds));
+    }
+  });
+});

@@ -1,0 +1,121 @@
+// Per-key rate limits and quotas, counted in Redis so that every API replica shares them:
+// requests per minute (fixed one-minute windows), candidates per UTC day, and generations
+// queued or processing at once.
+import type { Redis } from 'ioredis';
+import type { Limits } from '../config.js';
+import { isTerminal } from '../contracts/status.js';
+import { ServiceError } from '../errors.js';
+import type { Principal } from './api-keys.js';
+import { type GenerateJob, statusOf } from './generation-view.js';
+import type { ServiceKeys } from './keys.js';
+import type { Queues } from './queues.js';
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+/** How long a generation may sit in the active set before its job exists. */
+const PENDING_ADD_MS = 30_000;
+
+function utcDay(now: number): string {
+  return new Date(now).toISOString().slice(0, 10);
+}
+
+function secondsUntil(ms: number, now: number): number {
+  return Math.max(1, Math.ceil((ms - now) / 1000));
+}
+
+export interface Usage {
+  requests_this_minute: number;
+  candidates_today: number;
+  concurrent_generations: number;
+}
+
+export class RateLimiter {
+  constructor(
+    private readonly queues: Queues,
+    private readonly keys: ServiceKeys,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  private get redis(): Redis {
+    return this.queues.redis;
+  }
+
+  /** Counts one request; past the key's per-minute limit it is refused until the window ends. */
+  async hitRequest(principal: Principal, now = Date.now()): Promise<{ limit?: number; remaining?: number; resetSeconds: number }> {
+    const minute = Math.floor(now / MINUTE_MS);
+    const resetSeconds = secondsUntil((minute + 1) * MINUTE_MS, now);
+    const limit = principal.limits.requests_per_minute;
+    const key = this.keys.requests(principal.id, minute);
+    const [[, count]] = (await this.redis.multi().incr(key).expire(key, 120).exec()) as [[null, number], unknown];
+    if (limit !== undefined && count > limit) {
+      throw new ServiceError('rate_limited', `more than ${limit} requests per minute for this key`, { retryAfterSeconds: resetSeconds });
+    }
+    return { limit, remaining: limit === undefined ? undefined : limit - count, resetSeconds };
+  }
+
+  /** Books `candidates` against today's quota; the returned function gives them back. */
+  async reserveCandidates(principal: Principal, candidates: number, now = Date.now()): Promise<() => Promise<void>> {
+    const key = this.keys.candidates(principal.id, utcDay(now));
+    const limit = principal.limits.candidates_per_day;
+    const [[, total]] = (await this.redis.multi().incrby(key, candidates).expire(key, 2 * 86_400).exec()) as [[null, number], unknown];
+    const refund = async () => {
+      await this.redis.decrby(key, candidates);
+    };
+    if (limit !== undefined && total > limit) {
+      await refund();
+      const midnight = (Math.floor(now / DAY_MS) + 1) * DAY_MS;
+      throw new ServiceError('quota_exceeded', `this key may ask for ${limit} candidates per day; ${Math.max(0, limit - (total - candidates))} are left today`, {
+        retryAfterSeconds: secondsUntil(midnight, now),
+      });
+    }
+    return refund;
+  }
+
+  /**
+   * Adds a generation to the key's active set, refusing it when that makes more than the
+   * limit. Adding before counting means two racing requests cannot both slip past it.
+   */
+  async admitGeneration(principal: Principal, id: string, now = Date.now()): Promise<() => Promise<void>> {
+    const key = this.keys.activeGenerations(principal.id);
+    await this.redis.multi().zremrangebyscore(key, '-inf', String(now - this.retentionSeconds * 1000)).zadd(key, String(now), id).exec();
+    const release = async () => {
+      await this.redis.zrem(key, id);
+    };
+    const limit = principal.limits.concurrent_generations;
+    if (limit === undefined) return release;
+    const active = await this.countActive(principal.id);
+    if (active > limit) {
+      await release();
+      throw new ServiceError('quota_exceeded', `this key may have ${limit} generations queued or processing at once`, { retryAfterSeconds: 5 });
+    }
+    return release;
+  }
+
+  /** Generations of the key still queued or processing; finished and removed ones leave the set. */
+  async countActive(owner: string, now = Date.now()): Promise<number> {
+    const key = this.keys.activeGenerations(owner);
+    const entries = await this.redis.zrange(key, '0', '-1', 'WITHSCORES');
+    const queue = this.queues.get('generate');
+    let active = 0;
+    for (let i = 0; i < entries.length; i += 2) {
+      const id = entries[i];
+      const job = (await queue.getJob(id)) as GenerateJob | undefined;
+      // A missing job is either being added by its request right now or gone (deleted, expired).
+      const running = job
+        ? !isTerminal(statusOf(await job.getState(), job.failedReason, (await this.redis.exists(this.keys.cancel(id))) === 1))
+        : now - Number(entries[i + 1]) < PENDING_ADD_MS;
+      if (running) active += 1;
+      else await this.redis.zrem(key, id);
+    }
+    return active;
+  }
+
+  async usage(principal: Principal, now = Date.now()): Promise<Usage> {
+    const [requests, candidates] = await this.redis.mget(this.keys.requests(principal.id, Math.floor(now / MINUTE_MS)), this.keys.candidates(principal.id, utcDay(now)));
+    return {
+      requests_this_minute: Number(requests ?? 0),
+      candidates_today: Number(candidates ?? 0),
+      concurrent_generations: await this.countActive(principal.id),
+    };
+  }
+}
