@@ -7,11 +7,9 @@
 // Uses REDIS_URL (default 127.0.0.1:6379) under a random prefix, removed at the end.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { buildApp } from '../src/api/app.js';
@@ -19,6 +17,7 @@ import { createServices } from '../src/api/services.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createEngine } from '../src/models/index.js';
 import { startWorker } from '../src/worker/worker.js';
+import { freePort, removePrefix } from './support.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,26 +53,6 @@ async function load(total: number, concurrency: number, fn: (i: number) => Promi
     }),
   );
   return { latencies: latencies.sort((a, b) => a - b), seconds: (performance.now() - started) / 1000 };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function removePrefix(config: Config): Promise<void> {
-  const redis = new Redis(config.redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.queuePrefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
 }
 
 const port = await freePort();

@@ -8,12 +8,10 @@
 // 127.0.0.1:6379) under random prefixes, removed at the end.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon, { type Result } from 'autocannon';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { buildApp } from '../src/api/app.js';
@@ -21,6 +19,7 @@ import { createServices } from '../src/api/services.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createEngine } from '../src/models/index.js';
 import { startWorker } from '../src/worker/worker.js';
+import { freePort, removePrefix } from './support.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,26 +38,6 @@ const LABELS = ['circle', 'square', 'triangle', 'star', 'cross'];
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const silent = pino({ level: 'silent' });
 const round = (value: number, digits = 1) => Number(value.toFixed(digits));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function removePrefix(config: Config): Promise<void> {
-  const redis = new Redis(config.redisUrl);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.queuePrefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
-}
 
 /** An API on a free loopback port with its own prefix; env overrides the defaults. */
 async function startApi(dir: string, env: Record<string, string>) {
