@@ -17,7 +17,7 @@ import { createServices } from '../src/api/services.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createEngine } from '../src/models/index.js';
 import { startWorker } from '../src/worker/worker.js';
-import { freePort, removePrefix } from './support.js';
+import { freePort, removeQueues } from '../test/integration/api-harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -151,7 +151,7 @@ try {
   await app.close();
   await services.close();
   await engine.close();
-  await removePrefix(config);
+  await removeQueues(config);
   await rm(dir, { recursive: true, force: true });
 }
 

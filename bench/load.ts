@@ -19,7 +19,7 @@ import { createServices } from '../src/api/services.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { createEngine } from '../src/models/index.js';
 import { startWorker } from '../src/worker/worker.js';
-import { freePort, removePrefix } from './support.js';
+import { freePort, removeQueues } from '../test/integration/api-harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -67,7 +67,7 @@ async function startApi(dir: string, env: Record<string, string>) {
     async close() {
       await app.close();
       await services.close();
-      await removePrefix(config);
+      await removeQueues(config);
     },
   };
 }
