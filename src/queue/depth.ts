@@ -1,13 +1,38 @@
+import { randomUUID } from 'node:crypto';
 import { ServiceError } from '../errors.js';
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 
-/** Refuses new work with 503 + Retry-After once the jobs waiting reach `maxQueued`. */
-export async function assertQueueHasRoom(queue: Queue, maxQueued: number, retryAfterSeconds: number): Promise<void> {
-  const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed');
-  const queued = Object.values(counts).reduce((sum, count) => sum + count, 0);
-  if (queued >= maxQueued) {
-    throw new ServiceError('queue_full', `the ${queue.name} queue holds ${queued} jobs, its limit is ${maxQueued}`, {
-      retryAfterSeconds,
-    });
+/** An admission whose job is not in the queue yet is forgotten after this long (a crashed API). */
+const ADMISSION_TTL_MS = 30_000;
+
+// Counts the queued jobs plus admissions still being added, and books one more only when
+// that stays under the limit, in one step: two racing requests cannot both take the last place.
+const ADMIT_SCRIPT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[2])
+local queued = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+  + redis.call('ZCARD', KEYS[4]) + redis.call('ZCARD', KEYS[5])
+if queued >= tonumber(ARGV[4]) then return queued end
+redis.call('ZADD', KEYS[5], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[5], ${ADMISSION_TTL_MS})
+return -1
+`;
+
+/**
+ * Books a place in `queue` for one job, or refuses with 503 queue_full + Retry-After once
+ * the jobs waiting (plus those being admitted) reach `maxQueued`. Call the returned
+ * function once the job is added, or given up.
+ */
+export async function admitToQueue(redis: Redis, queue: Queue, maxQueued: number, retryAfterSeconds: number): Promise<() => Promise<void>> {
+  const admissions = queue.toKey('admissions');
+  const token = randomUUID();
+  const now = Date.now();
+  const keys = [queue.keys.wait, queue.keys.paused, queue.keys.prioritized, queue.keys.delayed, admissions];
+  const queued = (await redis.eval(ADMIT_SCRIPT, keys.length, ...keys, now, now - ADMISSION_TTL_MS, token, maxQueued)) as number;
+  if (queued >= 0) {
+    throw new ServiceError('queue_full', `the ${queue.name} queue holds ${queued} jobs, its limit is ${maxQueued}`, { retryAfterSeconds });
   }
+  return async () => {
+    await redis.zrem(admissions, token);
+  };
 }
