@@ -50,6 +50,13 @@ export interface Config {
   /** IMAGE_FETCH_TIMEOUT_MS 10000, IMAGE_MAX_BYTES 10 MiB: image URLs and uploads. */
   imageFetchTimeoutMs: number;
   imageMaxBytes: number;
+  /** IMAGE_FETCH_MAX_REDIRECTS, default 3: redirects an image URL may take, each re-checked. */
+  imageFetchMaxRedirects: number;
+  /**
+   * IMAGE_MAX_PIXELS, default 40,000,000: the largest image the worker decodes. A few KiB of
+   * PNG can claim gigapixels; past this the image is refused before its pixels are allocated.
+   */
+  imageMaxPixels: number;
   /**
    * OUTBOUND_ALLOW, default empty: hosts, IPs and CIDRs that image URLs and webhooks may reach
    * although they are private, loopback or link-local (everything else non-public is refused).
@@ -309,6 +316,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     classifyBatchWaitMs: read.int('CLASSIFY_BATCH_WAIT_MS', 10, 0, 60_000),
     imageFetchTimeoutMs: read.int('IMAGE_FETCH_TIMEOUT_MS', 10_000, 1),
     imageMaxBytes: read.int('IMAGE_MAX_BYTES', 10 * 1024 * 1024, 1),
+    imageFetchMaxRedirects: read.int('IMAGE_FETCH_MAX_REDIRECTS', 3, 0, 20),
+    imageMaxPixels: read.int('IMAGE_MAX_PIXELS', 40_000_000, 1),
     outboundAllow: readOutboundAllow(read),
     bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 16 * 1024 * 1024, 1024),
     retentionSeconds: read.int('RETENTION_SECONDS', 7 * 24 * 3600, 60),

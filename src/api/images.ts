@@ -11,6 +11,7 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 export interface FetchLimits {
   timeoutMs: number;
   maxBytes: number;
+  maxRedirects: number;
   allow: AllowList;
 }
 
@@ -55,7 +56,7 @@ export async function resolveImage(input: ImageInput, field: string, config: Con
     assertImageFormat(bytes, `${field}.base64`);
     return Buffer.from(bytes).toString('base64');
   }
-  const bytes = await fetchImage(input.url as string, { timeoutMs: config.imageFetchTimeoutMs, maxBytes: config.imageMaxBytes, allow: config.outboundAllow }, `${field}.url`);
+  const bytes = await fetchImage(input.url as string, { timeoutMs: config.imageFetchTimeoutMs, maxBytes: config.imageMaxBytes, maxRedirects: config.imageFetchMaxRedirects, allow: config.outboundAllow }, `${field}.url`);
   assertImageFormat(bytes, `${field}.url`);
   return Buffer.from(bytes).toString('base64');
 }

@@ -56,7 +56,7 @@ function modelInfo(pack: PackSummary, defaultName: string): ModelInfo {
 export async function startWorker(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerRuntime> {
   const engine =
     options.engine ??
-    (await createEngine({ modelsDir: config.modelsDir, defaultPack: config.defaultModel, device: config.device, cpuThreads: config.cpuThreads, sampleBatch: config.sampleBatch, logger: logger.child({ component: 'models' }) }));
+    (await createEngine({ modelsDir: config.modelsDir, defaultPack: config.defaultModel, device: config.device, cpuThreads: config.cpuThreads, sampleBatch: config.sampleBatch, maxImagePixels: config.imageMaxPixels, logger: logger.child({ component: 'models' }) }));
   const packs = engine.packs();
   const defaultModel = config.defaultModel ?? [...packs].sort((a, b) => a.name.localeCompare(b.name))[0]?.name ?? '';
   const keys = serviceKeys(config.queuePrefix);

@@ -57,9 +57,11 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** Run an in-process worker on the shared engine. Default true. */
   worker?: boolean;
+  /** The worker builds its own engine from the config (its pixel limit, threads) instead. */
+  ownEngine?: boolean;
 }
 
-export async function startHarness({ env = {}, worker = true }: HarnessOptions = {}): Promise<Harness> {
+export async function startHarness({ env = {}, worker = true, ownEngine = false }: HarnessOptions = {}): Promise<Harness> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'dalle-api-'));
   const fullEnv: Record<string, string> = {
@@ -97,7 +99,7 @@ export async function startHarness({ env = {}, worker = true }: HarnessOptions =
     worker: undefined,
     async startWorker(overrides = {}) {
       const workerConfig = loadConfig({ ...fullEnv, ...overrides });
-      const runtime = await startWorker(workerConfig, silent, { engine: await engine() });
+      const runtime = await startWorker(workerConfig, silent, ownEngine ? {} : { engine: await engine() });
       workers.push(runtime);
       return runtime;
     },

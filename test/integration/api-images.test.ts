@@ -2,6 +2,8 @@
 // at the API before any decoder, undecodable ones from the worker), and the worker still
 // classifies afterwards. Animated images are classified by their first frame.
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
@@ -29,12 +31,24 @@ function pngBomb(width: number, height: number): Buffer {
 describe('crafted images', () => {
   let h: Harness;
   let red: Buffer;
+  let images: Server;
+  let imagesBase: string;
   const labels = ['a red circle', 'a blue square'];
   before(async () => {
-    h = await startHarness({ env: { IMAGE_MAX_BYTES: '200000' } });
+    h = await startHarness({ env: { IMAGE_MAX_BYTES: '200000', IMAGE_MAX_PIXELS: '10000', IMAGE_FETCH_MAX_REDIRECTS: '1' }, ownEngine: true });
     red = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#dd2222' } }).png().toBuffer();
+    // /hop/N redirects N times before it serves the image.
+    images = createServer((request, response) => {
+      const hops = Number(/^\/hop\/(\d+)$/.exec(request.url ?? '')?.[1] ?? -1);
+      if (hops > 0) return response.writeHead(302, { location: `/hop/${hops - 1}` }).end();
+      if (hops === 0) return response.writeHead(200, { 'content-type': 'image/png' }).end(red);
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
+    imagesBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}`;
   });
   after(async () => {
+    await new Promise((resolve) => images.close(resolve));
     await h.close();
     await closeSharedEngine();
   });
@@ -78,6 +92,25 @@ describe('crafted images', () => {
     assert.equal((await json(response)).code, 'invalid_image', 'zero-length upload');
     const tooBig = await classify(Buffer.concat([red, Buffer.alloc(200_000)]));
     assert.equal(tooBig.status, 413, 'over IMAGE_MAX_BYTES');
+  });
+
+  test('IMAGE_MAX_PIXELS: a real image over the limit is refused, one under it is classified', async () => {
+    const large = await sharp({ create: { width: 101, height: 100, channels: 3, background: '#dd2222' } }).png().toBuffer();
+    const response = await classify(large);
+    const body = await json(response);
+    assert.equal(response.status, 400, JSON.stringify(body));
+    assert.equal(body.code, 'invalid_image');
+    assert.match(body.detail, /pixel limit/i);
+    const atLimit = await sharp({ create: { width: 100, height: 100, channels: 3, background: '#dd2222' } }).png().toBuffer();
+    assert.equal((await classify(atLimit)).status, 200);
+  });
+
+  test('IMAGE_FETCH_MAX_REDIRECTS: an image URL may take one redirect here, not two', async () => {
+    const byUrl = (path: string) => post(h.baseUrl, '/clip/classify', { image: { url: `${imagesBase}${path}` }, labels });
+    assert.equal((await byUrl('/hop/1')).status, 200);
+    const refusedBody = await json(await byUrl('/hop/2'));
+    assert.equal(refusedBody.code, 'image_fetch_failed', JSON.stringify(refusedBody));
+    assert.match(refusedBody.detail, /more than 1 redirect/);
   });
 
   test('an animated image is classified by its first frame', async () => {
