@@ -3,6 +3,8 @@
 // a temporary image folder; and removes all of it afterwards.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type IncomingHttpHeaders, createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,6 +115,53 @@ export async function startHarness({ env = {}, worker = true, ownEngine = false 
   };
   if (worker) harness.worker = await harness.startWorker();
   return harness;
+}
+
+export interface WebhookDelivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface WebhookReceiver {
+  url: string;
+  /** Every delivery answered 204, in arrival order. */
+  deliveries: WebhookDelivery[];
+  /** Answers the next `count` deliveries with 503 (they are not recorded). */
+  failNext(count: number): void;
+  /** Deliveries still to be failed. */
+  readonly failuresLeft: number;
+  close(): Promise<void>;
+}
+
+/** A loopback HTTP receiver for webhooks (OUTBOUND_ALLOW lets the harness reach 127.0.0.1). */
+export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+  const deliveries: WebhookDelivery[] = [];
+  let failuresLeft = 0;
+  const server = createHttpServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      if (failuresLeft > 0) {
+        failuresLeft -= 1;
+        response.writeHead(503).end();
+        return;
+      }
+      deliveries.push({ headers: request.headers, body });
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    deliveries,
+    failNext(count) {
+      failuresLeft = count;
+    },
+    get failuresLeft() {
+      return failuresLeft;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** Deletes every key under the test's prefix. */

@@ -1,43 +1,23 @@
 // Webhooks from a generation arrive at a loopback receiver, signed so that the
 // standardwebhooks library verifies them; a receiver failing for a while gets retries.
 import assert from 'node:assert/strict';
-import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { type Harness, WEBHOOK_SECRET, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
-
-interface Delivery {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+import { type Harness, type WebhookReceiver, WEBHOOK_SECRET, closeSharedEngine, json, post, startHarness, startWebhookReceiver, terminal, waitFor } from './api-harness.js';
 
 describe('webhooks', () => {
   let h: Harness;
-  let receiver: Server;
+  let receiver: WebhookReceiver;
   let receiverUrl: string;
-  const deliveries: Delivery[] = [];
-  let failuresLeft = 0;
+  let deliveries: WebhookReceiver['deliveries'];
 
   before(async () => {
     h = await startHarness({ env: { WEBHOOK_PROGRESS_INTERVAL_MS: '0' } });
-    receiver = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk) => (body += chunk));
-      request.on('end', () => {
-        if (failuresLeft > 0) {
-          failuresLeft -= 1;
-          response.writeHead(503).end();
-          return;
-        }
-        deliveries.push({ headers: request.headers, body });
-        response.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    receiver = await startWebhookReceiver();
+    ({ url: receiverUrl, deliveries } = receiver);
   });
   after(async () => {
-    receiver.close();
+    await receiver.close();
     await h.close();
     await closeSharedEngine();
   });
@@ -77,7 +57,7 @@ describe('webhooks', () => {
   });
 
   test('webhook_events_filter limits the events; a failing receiver gets retries', async () => {
-    failuresLeft = 2;
+    receiver.failNext(2);
     const accepted = await json(
       await post(h.baseUrl, '/generations', { prompt: 'only the end', candidates: 2, n: 1, webhook: receiverUrl, webhook_events_filter: ['completed'] }),
     );
@@ -86,7 +66,7 @@ describe('webhooks', () => {
     const all = await eventsFor(accepted.id, () => true);
     assert.deepEqual(all.map((e) => e.event), ['completed']);
     assert.equal(events[0].status, 'succeeded');
-    assert.equal(failuresLeft, 0, 'the two failed attempts happened before the delivery');
+    assert.equal(receiver.failuresLeft, 0, 'the two failed attempts happened before the delivery');
   });
 
   test('a generation canceled while queued sends completed with status canceled, once', async () => {

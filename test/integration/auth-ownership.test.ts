@@ -3,10 +3,9 @@
 // webhooks are signed with its own secret (standardwebhooks verifies them), so one
 // client's secret does not verify another's events.
 import assert from 'node:assert/strict';
-import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { type Harness, closeSharedEngine, json, post, startHarness, terminal } from './api-harness.js';
+import { type Harness, type WebhookDelivery, type WebhookReceiver, closeSharedEngine, json, post, startHarness, startWebhookReceiver, terminal } from './api-harness.js';
 
 interface Client {
   id: string;
@@ -18,9 +17,9 @@ describe('ownership across two keys', () => {
   let h: Harness;
   let a: Client;
   let b: Client;
-  let receiver: Server;
+  let receiver: WebhookReceiver;
   let receiverUrl: string;
-  const deliveries: { headers: IncomingHttpHeaders; body: string }[] = [];
+  let deliveries: WebhookReceiver['deliveries'];
 
   before(async () => {
     h = await startHarness();
@@ -30,19 +29,11 @@ describe('ownership across two keys', () => {
     };
     a = await client('tenant-a');
     b = await client('tenant-b');
-    receiver = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk) => (body += chunk));
-      request.on('end', () => {
-        deliveries.push({ headers: request.headers, body });
-        response.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    receiver = await startWebhookReceiver();
+    ({ url: receiverUrl, deliveries } = receiver);
   });
   after(async () => {
-    receiver.close();
+    await receiver.close();
     await h.close();
     await closeSharedEngine();
   });
@@ -57,7 +48,7 @@ describe('ownership across two keys', () => {
     }
   }
 
-  async function completedEvent(id: string): Promise<{ headers: IncomingHttpHeaders; body: string }> {
+  async function completedEvent(id: string): Promise<WebhookDelivery> {
     for (;;) {
       const found = deliveries.find((d) => JSON.parse(d.body).id === id && JSON.parse(d.body).event === 'completed');
       if (found) return found;
@@ -110,7 +101,7 @@ describe('ownership across two keys', () => {
     const idB = (await json(await post(h.baseUrl, '/generations', body('a webhook for B'), b.headers))).id;
     const eventA = await completedEvent(idA);
     const eventB = await completedEvent(idB);
-    const headers = (event: { headers: IncomingHttpHeaders }) => ({
+    const headers = (event: WebhookDelivery) => ({
       'webhook-id': String(event.headers['webhook-id']),
       'webhook-timestamp': String(event.headers['webhook-timestamp']),
       'webhook-signature': String(event.headers['webhook-signature']),
