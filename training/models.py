@@ -260,6 +260,8 @@ class Generator(nn.Module):
         # The new token sits at position P; reading P from the cache shape keeps the
         # graph free of a position input.
         cached = torch._shape_as_tensor(past_kv)[4:5]
+        if cached.device != past_kv.device:  # on a GPU; exported on the CPU, so no op in the graph
+            cached = cached.to(past_kv.device)
         pos = F.embedding(cached - self.config.text_length, self.image_pos)
         x = self.image_embed(image_token) + pos.unsqueeze(0)
         present = []
@@ -342,10 +344,17 @@ class CLIP(nn.Module):
     def logit_scale(self):
         return self.log_scale.exp().clamp(max=100.0)
 
-    def forward(self, pixel_values, input_ids):
-        """Contrastive loss over a batch of matching (image, text) pairs."""
+    def forward(self, pixel_values, input_ids, positives=None):
+        """Contrastive loss over a batch of (image, text) pairs. Without `positives` only
+        pair i matches caption i; `positives` [B, B] bool marks every caption that is true
+        of an image (it must hold the diagonal), and each side's target spreads evenly
+        over its true partners."""
         img = F.normalize(self.visual(pixel_values), dim=-1)
         txt = F.normalize(self.text(input_ids), dim=-1)
         logits = self.logit_scale() * img @ txt.t()
-        target = torch.arange(len(logits), device=logits.device)
-        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        if positives is None:
+            target = torch.arange(len(logits), device=logits.device)
+            return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        p = positives.float()
+        return (F.cross_entropy(logits, p / p.sum(1, keepdim=True))
+                + F.cross_entropy(logits.t(), p.t() / p.t().sum(1, keepdim=True))) / 2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the demo pack from nothing: data, VQ-VAE, CLIP, generator, export, evaluation,
 # reference fixtures and the onnxruntime checks; the micro pack is rebuilt from its seed.
-#   bash training/reproduce.sh [--device cuda] [--run DIR]     (THREADS=1 for the generator on a busy CPU)
+#   bash training/reproduce.sh [--device cuda] [--run DIR]
 # Needs Debian's python3-torch, python3-onnx, python3-numpy, python3-pil and Node with the
 # repository's node_modules (onnxruntime-node, sharp, ajv) for the checks.
 set -euo pipefail
@@ -27,14 +27,15 @@ fi
 export OPENBLAS_NUM_THREADS=1
 train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack packs/demo-shapes "$@"; }
 train --stages data
-# The image tokenizer and CLIP do not depend on each other: one core each.
-train --stages vqvae --threads 1 > "$RUN/vqvae.out" 2>&1 &
-vqvae=$!
+# One core each: the image tokenizer then the generator (it trains on the tokenizer's
+# codes), and beside them CLIP, which needs neither.
+train --stages vqvae,generator --threads 1 > "$RUN/generator.out" 2>&1 &
+generator=$!
 train --stages clip --threads 1 > "$RUN/clip.out" 2>&1 &
 clip=$!
-wait "$vqvae" || { cat "$RUN/vqvae.out"; exit 1; }
+wait "$generator" || { cat "$RUN/generator.out"; exit 1; }
 wait "$clip" || { cat "$RUN/clip.out"; exit 1; }
-train --stages generator,pack --threads "${THREADS:-2}"
+train --stages pack
 "$PYTHON" -m training.random_pack micro packs/micro-dalle1 "$TOKENIZER"
 for pack in demo-shapes micro-dalle1; do
   "$PYTHON" -m training.reference "packs/$pack" test/fixtures/reference

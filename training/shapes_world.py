@@ -188,15 +188,21 @@ _SINGLE_TEMPLATES = ["{a}", "there is {a}", "an image of {a}", "{a} on a plain b
 _PAIR_TEMPLATES = ["{a} {rel} {b}", "there is {a} {rel} {b}", "an image of {a} {rel} {b}", "{b} {inv} {a}"]
 
 
-def caption(scene: Scene, rng: np.random.Generator) -> str:
-    """A caption in a random template; each object's size is stated or left out at random."""
-    phrases = [_phrase(o, bool(rng.random() < 0.5)) for o in scene.objects]
+def describe(scene: Scene, rng: np.random.Generator) -> tuple[str, tuple[bool, ...]]:
+    """A caption in a random template, and for each object whether it states its size (each
+    object's size is stated or left out at random)."""
+    sized = tuple(bool(rng.random() < 0.5) for _ in scene.objects)
+    phrases = [_phrase(o, s) for o, s in zip(scene.objects, sized)]
     if scene.relation is None:
-        return _pick(rng, _SINGLE_TEMPLATES).format(a=phrases[0])
+        return _pick(rng, _SINGLE_TEMPLATES).format(a=phrases[0]), sized
     return _pick(rng, _PAIR_TEMPLATES).format(
         a=phrases[0], b=phrases[1],
         rel=_RELATION_PHRASE[scene.relation], inv=_RELATION_PHRASE[_INVERSE[scene.relation]],
-    )
+    ), sized
+
+
+def caption(scene: Scene, rng: np.random.Generator) -> str:
+    return describe(scene, rng)[0]
 
 
 def canonical_caption(scene: Scene) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training import configs, export, oracle, pack, shapes_world
+from training import claims, configs, export, oracle, pack, shapes_world
 from training.bpe import Tokenizer
 from training.models import CLIP, VQVAE, Generator
 from training.pack import PIXEL_MEAN, PIXEL_STD, pad_text
@@ -20,10 +20,11 @@ from training.trainer import Log, train
 TOKENIZER = os.path.join(os.path.dirname(__file__), "tokenizer", "shapes-bpe.json")
 DATA_SEED = 1
 
-# Steps sized so that the whole recipe fits in an hour on two shared CPU cores.
+# Steps sized so that the whole recipe, evaluation included, fits in an hour on two shared
+# CPU cores (35 minutes measured on a quiet one: training/README.md).
 PROFILES = {
-    "cpu": {"scenes": 24000, "vq_steps": 1500, "vq_batch": 32, "clip_steps": 2600, "clip_batch": 128,
-            "gpt_steps": 2000, "gpt_batch": 32},
+    "cpu": {"scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 4000, "clip_batch": 128,
+            "gpt_steps": 4000, "gpt_batch": 32},
     "cuda": {"scenes": 100000, "vq_steps": 6000, "vq_batch": 128, "clip_steps": 4000, "clip_batch": 512,
              "gpt_steps": 20000, "gpt_batch": 256},
     # A few steps of everything, to check the pipeline end to end.
@@ -46,15 +47,14 @@ def clip_pixels(images_uint8, device):
 def load_data(run_dir, scenes, log):
     path = os.path.join(run_dir, "data.npz")
     if not os.path.exists(path):
-        images, captions, _ = shapes_world.make_dataset(scenes, DATA_SEED, "train")
+        images, captions, scene_list = shapes_world.make_dataset(scenes, DATA_SEED, "train")
         tokenizer = Tokenizer.load(TOKENIZER)
         ids = [tokenizer.encode(c) for c in captions]
         gen_text = np.array([pad_text(t, configs.DEMO["gpt"].text_length) for t in ids], dtype=np.int64)
-        clip_text = np.array([pad_text(t, configs.DEMO["clip"].context_length, True) for t in ids], dtype=np.int64)
-        np.savez(path, images=images, gen_text=gen_text, clip_text=clip_text)
+        np.savez(path, images=images, gen_text=gen_text, scenes=claims.scene_rows(scene_list))
         log(stage="data", scenes=scenes, longest_caption=max(map(len, ids)))
     data = np.load(path)
-    return data["images"], data["gen_text"], data["clip_text"]
+    return data["images"], data["gen_text"], data["scenes"]
 
 
 def sampler(n, batch, seed):
@@ -112,11 +112,30 @@ def colour_groups(images):
     return groups
 
 
-def train_clip(images, clip_text, profile, device, run_dir, log):
+class ClipCaptions:
+    """Fresh captions for each CLIP batch: the world's own wording, or with PARTIAL_RATE a
+    partial one ("a square", "something red"), with the claim each makes."""
+    PARTIAL_RATE = 0.3
+
+    def __init__(self, seed):
+        self.rng, self.tokenizer, self.ids = np.random.default_rng(seed), Tokenizer.load(TOKENIZER), {}
+        self.context = configs.DEMO["clip"].context_length
+
+    def __call__(self, rows):
+        texts, claim_rows = zip(*[
+            (claims.partial_caption if self.rng.random() < self.PARTIAL_RATE else claims.full_caption)(row, self.rng)
+            for row in rows])
+        for text in texts:
+            if text not in self.ids:
+                self.ids[text] = pad_text(self.tokenizer.encode(text), self.context, True)
+        return np.array([self.ids[t] for t in texts], dtype=np.int64), np.stack(claim_rows)
+
+
+def train_clip(images, scene_rows, profile, device, run_dir, log):
     torch.manual_seed(1)
     model = CLIP(configs.DEMO["clip"]).to(device)
     draw, rng = sampler(len(images), profile["clip_batch"], 11), np.random.default_rng(13)
-    groups = colour_groups(images)
+    groups, captions = colour_groups(images), ClipCaptions(14)
 
     def batch(step):
         # Colour alone separates most of a random batch; every other batch shares one
@@ -126,9 +145,12 @@ def train_clip(images, clip_text, profile, device, run_dir, log):
             idx = rng.choice(group, profile["clip_batch"], replace=False)
         else:
             idx = draw()
+        ids, claim_rows = captions(scene_rows[idx])
+        positives = torch.from_numpy(claims.truth(claim_rows, scene_rows[idx]).T.copy()).to(device)
         pixels = clip_pixels(images[idx], device)
-        ids = torch.from_numpy(clip_text[idx]).to(device)
-        return model(pixels, ids), {"logit_scale": model.logit_scale().item()}
+        loss = model(pixels, torch.from_numpy(ids).to(device), positives)
+        return loss, {"logit_scale": model.logit_scale().item(),
+                      "positives_per_image": positives.float().sum(1).mean().item()}
 
     return train("clip", model, batch, profile["clip_steps"], 1.5e-3, run_dir, log, warmup=50, weight_decay=0.1)
 
@@ -158,14 +180,14 @@ def run(run_dir, device, stages, pack_dir, profile_name=None):
     os.makedirs(run_dir, exist_ok=True)
     profile_name = profile_name or ("cuda" if device.startswith("cuda") else "cpu")
     profile, log = PROFILES[profile_name], Log(run_dir)
-    images, gen_text, clip_text = load_data(run_dir, profile["scenes"], log)
+    images, gen_text, scene_rows = load_data(run_dir, profile["scenes"], log)
     if {"vqvae", "generator", "pack"} & set(stages):
         vqvae = train_vqvae(images, profile, device, run_dir, log)
     if {"generator", "pack"} & set(stages):
         codes = encode_codes(vqvae, images, device, run_dir, log)
         generator = train_generator(codes, gen_text, profile, device, run_dir, log)
     if {"clip", "pack"} & set(stages):
-        clip = train_clip(images, clip_text, profile, device, run_dir, log)
+        clip = train_clip(images, scene_rows, profile, device, run_dir, log)
     if "pack" in stages:
         write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, device)
         log(stage="pack", status="done", pack=pack_dir)
@@ -177,7 +199,7 @@ def write_pack(models, pack_dir, device):
     os.makedirs(pack_dir, exist_ok=True)
     export.export_all(generator, vqvae, clip, pack_dir)
     machine = "a GPU" if device.startswith("cuda") else "a 2-core CPU"
-    pack.write(pack_dir, TOKENIZER, name="demo-shapes", version="1.0.0",
+    pack.write(pack_dir, TOKENIZER, name="demo-shapes", version="1.1.0",
                description="DALL·E-style generator, VQ-VAE and CLIP trained on the synthetic shapes world "
                            f"(training/README.md), on {machine}.",
                gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),

@@ -1,0 +1,98 @@
+"""What a caption claims about a scene, so that contrastive training knows every true
+(image, caption) pair in a batch, not only the diagonal.
+
+CLIP's loss treats every other caption in a batch as wrong. In the shapes world many are
+right: two scenes of a small red circle, or "a square" for any scene with a square in it.
+Training CLIP on partial captions ("a square", "something yellow") with all true pairs as
+positives teaches the two towers shape and colour apart from each other, which is what a
+colour-shape pair never seen in training needs.
+
+Scenes and claims are rows of small integers, so a batch's truth table is a few numpy ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from training import shapes_world as world
+
+ANY = -1
+COLOURS = list(world.COLOURS)
+SHAPES, SIZES, RELATIONS = world.SHAPES, world.SIZES, world.RELATIONS
+_INVERSE = {RELATIONS.index(r): RELATIONS.index(i) for r, i in
+            (("left of", "right of"), ("right of", "left of"), ("above", "below"), ("below", "above"))}
+
+# Scene row: [objects, colour0, shape0, size0, colour1, shape1, size1, relation].
+# Claim row: [kind, colour0, shape0, size0, colour1, shape1, size1, relation], ANY = unstated.
+SOME_OBJECT, ONE_OBJECT, TWO_OBJECTS = 0, 1, 2
+
+_PARTIAL_TEMPLATES = {
+    "shape": ["a {shape}", "there is a {shape}"],
+    "size shape": ["a {size} {shape}"],
+    "colour": ["something {colour}", "a {colour} thing"],
+}
+
+
+def scene_rows(scenes: list[world.Scene]) -> np.ndarray:
+    rows = np.full((len(scenes), 8), ANY, dtype=np.int16)
+    for i, scene in enumerate(scenes):
+        rows[i, 0] = len(scene.objects)
+        for j, obj in enumerate(scene.objects):
+            rows[i, 1 + 3 * j:4 + 3 * j] = (COLOURS.index(obj.colour), SHAPES.index(obj.shape), SIZES.index(obj.size))
+        if scene.relation is not None:
+            rows[i, 7] = RELATIONS.index(scene.relation)
+    return rows
+
+
+def scene_of(row: np.ndarray) -> world.Scene:
+    """A scene with the row's attributes (positions are not part of any caption)."""
+    objects = tuple(world.Obj(SHAPES[row[2 + 3 * j]], COLOURS[row[1 + 3 * j]], SIZES[row[3 + 3 * j]], 0.0, 0.0)
+                    for j in range(row[0]))
+    return world.Scene(objects, RELATIONS[row[7]] if row[7] != ANY else None)
+
+
+def full_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """One of the world's own captions of the scene, and its claim: sizes only where stated."""
+    text, sized = world.describe(scene_of(row), rng)
+    claim = row.copy()
+    claim[0] = ONE_OBJECT if row[0] == 1 else TWO_OBJECTS
+    for j, stated in enumerate(sized):
+        if not stated:
+            claim[3 + 3 * j] = ANY
+    return text, claim
+
+
+def partial_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """A caption that names one attribute or two of one of the scene's objects."""
+    j = int(rng.integers(row[0]))
+    colour, shape, size = row[1 + 3 * j:4 + 3 * j]
+    kinds = list(_PARTIAL_TEMPLATES)
+    kind = kinds[int(rng.integers(len(kinds)))]
+    templates = _PARTIAL_TEMPLATES[kind]
+    text = templates[int(rng.integers(len(templates)))].format(
+        colour=COLOURS[colour], shape=SHAPES[shape], size=SIZES[size])
+    claim = np.full(8, ANY, dtype=np.int16)
+    claim[0] = SOME_OBJECT
+    claim[1:4] = (colour if "colour" in kind else ANY, shape if "shape" in kind else ANY,
+                  size if "size" in kind else ANY)
+    return text, claim
+
+
+def _matches(claim_obj: np.ndarray, scene_obj: np.ndarray) -> np.ndarray:
+    """[C, 3] stated attributes against [S, 3] object attributes -> [C, S]."""
+    c, s = claim_obj[:, None, :], scene_obj[None, :, :]
+    return ((c == ANY) | (c == s)).all(-1)
+
+
+def truth(claims: np.ndarray, scenes: np.ndarray) -> np.ndarray:
+    """[C, S] bool: whether claim c is true of scene s."""
+    first, second = scenes[:, 1:4], scenes[:, 4:7]
+    c_first, c_second = claims[:, 1:4], claims[:, 4:7]
+    kind, count = claims[:, 0:1], scenes[None, :, 0]
+    rel = claims[:, 7:8]
+    inverse = np.array([_INVERSE.get(int(r), ANY) for r in scenes[:, 7]], dtype=np.int16)[None, :]
+    one = (count == 1) & _matches(c_first, first)
+    two = (count == 2) & (
+        (_matches(c_first, first) & _matches(c_second, second) & (rel == scenes[None, :, 7]))
+        | (_matches(c_first, second) & _matches(c_second, first) & (rel == inverse)))
+    some = _matches(c_first, first) | ((count == 2) & _matches(c_first, second))
+    return np.where(kind == ONE_OBJECT, one, np.where(kind == TWO_OBJECTS, two, some))
