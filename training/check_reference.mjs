@@ -1,15 +1,25 @@
 // Compares a pack's graphs under onnxruntime-node with the PyTorch reference fixture.
-// Usage: node training/check_reference.mjs packs/demo-shapes [test/fixtures/reference]
+// Usage: node training/check_reference.mjs packs/demo-shapes [test/fixtures/reference] [--device cuda[:N]]
+// On CUDA the fixture's tolerances are scaled by CUDA_TOLERANCE_SCALE: its MatMuls may use
+// TF32, whose 10-bit mantissa is far coarser than the CPU's float32.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 
-const packDir = process.argv[2];
-const fixtureDir = process.argv[3] ?? 'test/fixtures/reference';
+const CUDA_TOLERANCE_SCALE = 20;
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { device: { type: 'string', default: 'cpu' } } });
+const [packDir, fixtureDir = 'test/fixtures/reference'] = positionals;
+const cuda = /^cuda(:\d+)?$/.exec(values.device);
+if (!cuda && values.device !== 'cpu') throw new Error(`--device must be cpu, cuda or cuda:N, not ${values.device}`);
+const executionProviders = cuda ? [{ name: 'cuda', deviceId: Number(cuda[1]?.slice(1) ?? 0) }] : ['cpu'];
+const scale = cuda ? CUDA_TOLERANCE_SCALE : 1;
 const manifest = JSON.parse(readFileSync(join(packDir, 'manifest.json'), 'utf8'));
 const ref = JSON.parse(readFileSync(join(fixtureDir, `${manifest.name}.json`), 'utf8'));
-const session = (file) => ort.InferenceSession.create(join(packDir, file));
+for (const key of Object.keys(ref.tolerance)) ref.tolerance[key] *= scale;
+console.log(`onnxruntime-node ${ort.env.versions.common} on ${values.device}; tolerances ${JSON.stringify(ref.tolerance)}`);
+const session = (file) => ort.InferenceSession.create(join(packDir, file), { executionProviders });
 const int64 = (rows) => new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
 
 function maxDiff(got, want, what, tolerance) {

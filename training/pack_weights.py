@@ -4,14 +4,16 @@ The graphs are exported unfolded, so each initializer carries its parameter's na
 exporter stores identical tensors once; a parameter missing by name therefore equals one
 kept under another name, which in practice only happens for untouched initial values
 (ones, zeros), so models start from the same seeded init as random_pack before loading.
+
+`python3 -m training.pack_weights packs/P OUT.pt` saves the rebuilt models' state, so that a
+machine without the onnx package (a GPU box with only PyTorch) can load them: `load_pack(P, OUT.pt)`.
 """
+import argparse
 import json
 import math
 import os
 
-import onnx
 import torch
-from onnx import numpy_helper
 
 from training import configs
 from training.random_pack import build_models
@@ -20,6 +22,9 @@ CONFIGS_BY_PACK = {"demo-shapes": configs.DEMO, "micro-dalle1": configs.MICRO}
 
 
 def read_initializers(path, prefix=""):
+    import onnx  # only here: loading from a saved state needs no onnx
+    from onnx import numpy_helper
+
     weights = {}
     for init in onnx.load(path).graph.initializer:
         if init.name.startswith(prefix):
@@ -36,11 +41,18 @@ def _load(module, weights):
     return sorted(set(own) - set(weights))
 
 
-def load_pack(pack_dir):
-    """-> (manifest, generator, vqvae, clip, names not found in the graphs)."""
+def load_pack(pack_dir, state_path=None):
+    """-> (manifest, generator, vqvae, clip, names not found in the graphs). With state_path,
+    the weights come from a file saved by main() instead of the graphs."""
     with open(os.path.join(pack_dir, "manifest.json")) as f:
         manifest = json.load(f)
     generator, vqvae, clip = build_models(CONFIGS_BY_PACK[manifest["name"]])
+    if state_path:
+        state = torch.load(state_path)
+        for name, model in (("generator", generator), ("vqvae", vqvae), ("clip", clip)):
+            model.load_state_dict(state[name])
+            model.eval()
+        return manifest, generator, vqvae, clip, []
     path = lambda name: os.path.join(pack_dir, name)
     graphs = manifest["generator"]["graphs"]
     gen_weights = read_initializers(path(graphs["step"]), "generator.")
@@ -56,3 +68,16 @@ def load_pack(pack_dir):
     for model in (generator, vqvae, clip):
         model.eval()
     return manifest, generator, vqvae, clip, missing
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Save a pack's weights as a PyTorch state file.")
+    parser.add_argument("pack")
+    parser.add_argument("out")
+    args = parser.parse_args()
+    _, generator, vqvae, clip, _ = load_pack(args.pack)
+    torch.save({"generator": generator.state_dict(), "vqvae": vqvae.state_dict(), "clip": clip.state_dict()}, args.out)
+
+
+if __name__ == "__main__":
+    main()
