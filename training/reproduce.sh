@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Reproduce the demo pack from nothing: data, VQ-VAE, CLIP, generator, export, evaluation,
 # reference fixtures and the onnxruntime checks; the micro pack is rebuilt from its seed.
-#   bash training/reproduce.sh [--device cuda] [--run DIR]
+#   bash training/reproduce.sh [--device cuda] [--run DIR] [--profile cpu|cuda|smoke]
+# A run folder trained elsewhere (bench/gpu/train.sh) is finished here with its profile:
+# its trained stages are loaded, not redone.
 # Needs Debian's python3-torch, python3-onnx, python3-numpy, python3-pil and Node with the
 # repository's node_modules (onnxruntime-node, sharp, ajv) for the checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=cpu
 RUN=training/runs/demo
+PROFILE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
     --run) RUN="$2"; shift 2 ;;
+    --profile) PROFILE="$2"; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -25,7 +29,7 @@ if [ ! -f "$TOKENIZER" ]; then
 fi
 # OpenBLAS's own threads fight torch's pool on a small CPU; one each is faster.
 export OPENBLAS_NUM_THREADS=1
-train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack packs/demo-shapes "$@"; }
+train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack packs/demo-shapes ${PROFILE:+--profile "$PROFILE"} "$@"; }
 train --stages data
 # One core each: the image tokenizer then the generator (it trains on the tokenizer's
 # codes), and beside them CLIP, which needs neither.

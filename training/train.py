@@ -189,16 +189,16 @@ def run(run_dir, device, stages, pack_dir, profile_name=None):
     if {"clip", "pack"} & set(stages):
         clip = train_clip(images, scene_rows, profile, device, run_dir, log)
     if "pack" in stages:
-        write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, device)
+        write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, profile_name)
         log(stage="pack", status="done", pack=pack_dir)
 
 
-def write_pack(models, pack_dir, device):
+def write_pack(models, pack_dir, profile_name):
     generator, vqvae, clip = models
     cfg = configs.DEMO
     os.makedirs(pack_dir, exist_ok=True)
     export.export_all(generator, vqvae, clip, pack_dir)
-    machine = "a GPU" if device.startswith("cuda") else "a 2-core CPU"
+    machine = "a GPU (the cuda profile)" if profile_name == "cuda" else "a 2-core CPU"
     pack.write(pack_dir, TOKENIZER, name="demo-shapes", version="1.1.0",
                description="DALL·E-style generator, VQ-VAE and CLIP trained on the synthetic shapes world "
                            f"(training/README.md), on {machine}.",

@@ -30,8 +30,10 @@ class Log:
 def train(name, model, batches, steps, lr, run_dir, log, warmup=100, weight_decay=0.01, every=200):
     """Runs `steps` optimiser steps of loss = batches(step) -> (loss, metrics)."""
     done_path = os.path.join(run_dir, f"{name}.pt")
+    # A run trained on a GPU may be finished on a CPU: load onto wherever the model is.
+    device = next(model.parameters()).device
     if os.path.exists(done_path):
-        model.load_state_dict(torch.load(done_path))
+        model.load_state_dict(torch.load(done_path, map_location=device))
         log(stage=name, status="loaded")
         return model
     partial_path = os.path.join(run_dir, f"{name}.partial.pt")
@@ -41,7 +43,7 @@ def train(name, model, batches, steps, lr, run_dir, log, warmup=100, weight_deca
                                    {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
     start = 0
     if os.path.exists(partial_path):
-        state = torch.load(partial_path)
+        state = torch.load(partial_path, map_location=device)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start = state["step"]
