@@ -4,7 +4,6 @@ import os
 import torch
 import torch.nn as nn
 
-from training import sample_loop
 
 OPSET = 17
 GRAPH_FILES = {
@@ -73,6 +72,8 @@ def export_generator(generator, out_dir, with_loop=True):
              "logits": {0: "B"}, "present_kv": {2: "B", 4: "P_next"}})
     if with_loop:
         loop_path = os.path.join(out_dir, GRAPH_FILES["sample_loop"])
+        from training import sample_loop  # here: training on a machine without onnx never exports
+
         sample_loop.build(prefill_path, step_path, c.image_tokens, loop_path)
 
 
