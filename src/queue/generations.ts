@@ -137,7 +137,7 @@ export class Generations {
     }
     try {
       await this.queues.get('generate').add('generate', { input, created_at: createdAt, owner: owner.id }, { jobId: id });
-      await this.redis.zadd(this.keys.generationIndex, 0, id);
+      await this.redis.multi().zadd(this.keys.generationIndex, 0, id).zadd(this.keys.ownerGenerations(owner.id), 0, id).exec();
     } catch (error) {
       if (recordKey) await this.redis.del(recordKey).catch(() => {});
       await Promise.all([releaseSlot(), refundCandidates()]).catch(() => {});
@@ -194,13 +194,14 @@ export class Generations {
     if (query.cursor !== undefined && !isGenerationId(query.cursor)) throw fieldError('cursor', 'is not a cursor returned by this API');
     await this.queues.connected();
     const queue = this.queues.get('generate');
+    const index = this.keys.ownerGenerations(owner);
     const data: Generation[] = [];
     let from = query.cursor === undefined ? '+' : `(${query.cursor}`;
     let lastSeen: string | null = null;
     let scanned = 0;
     let exhausted = false;
     while (data.length < limit && scanned < LIST_SCAN_LIMIT) {
-      const ids = await this.redis.zrange(this.keys.generationIndex, from, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit);
+      const ids = await this.redis.zrange(index, from, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit);
       if (ids.length === 0) {
         exhausted = true;
         break;
@@ -211,8 +212,8 @@ export class Generations {
         scanned += 1;
         const job = (await queue.getJob(id)) as GenerateJob | undefined;
         if (!job) {
-          // Removed by retention or DELETE: drop it from the index too.
-          await this.redis.zrem(this.keys.generationIndex, id);
+          // Removed by retention or DELETE: drop it from the indexes too.
+          await this.redis.multi().zrem(index, id).zrem(this.keys.generationIndex, id).exec();
           continue;
         }
         if (ownerOf(job) !== owner) continue;
@@ -247,6 +248,6 @@ export class Generations {
       throw new ServiceError('generation_not_finished', `generation ${id} is being picked up by a worker; retry`);
     }
     await this.store.deletePrefix(generationPrefix(id));
-    await this.redis.multi().zrem(this.keys.generationIndex, id).del(this.keys.cancel(id), this.keys.webhookFailure(id)).exec();
+    await this.redis.multi().zrem(this.keys.generationIndex, id).zrem(this.keys.ownerGenerations(owner), id).del(this.keys.cancel(id), this.keys.webhookFailure(id)).exec();
   }
 }

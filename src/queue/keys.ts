@@ -5,6 +5,8 @@ export function serviceKeys(prefix: string) {
   return {
     /** Sorted set (all scores 0) of generation ids; ids sort by creation time. */
     generationIndex: `${base}:generations`,
+    /** The same, for one key's generations only: its list never wades through other keys' ids. */
+    ownerGenerations: (owner: string) => `${base}:generations:owner:${owner}`,
     /** String: when a cancel was requested (ms since epoch). */
     cancel: (id: string) => `${base}:cancel:${id}`,
     /** Pub/sub channel carrying the ids of generations to cancel. */

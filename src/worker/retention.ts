@@ -2,6 +2,7 @@
 // creation time, so the expired ones are a range at the start of the index.
 import { generationPrefix } from '../contracts/jobs.js';
 import type { Logger } from '../logger.js';
+import { ANONYMOUS } from '../queue/api-keys.js';
 import { idPrefixAt } from '../queue/ids.js';
 import type { ServiceKeys } from '../queue/keys.js';
 import type { Queues } from '../queue/queues.js';
@@ -20,7 +21,9 @@ export async function sweepExpired(queues: Queues, store: ObjectStore, keys: Ser
     if (job && state !== 'completed' && state !== 'failed') continue;
     await store.deletePrefix(generationPrefix(id));
     await job?.remove().catch(() => {});
-    await queues.redis.multi().zrem(keys.generationIndex, id).del(keys.cancel(id), keys.webhookFailure(id)).exec();
+    // Without the job its owner is unknown: that key's list drops the id when it meets it.
+    const owner = (job?.data as { owner?: string } | undefined)?.owner ?? ANONYMOUS;
+    await queues.redis.multi().zrem(keys.generationIndex, id).zrem(keys.ownerGenerations(owner), id).del(keys.cancel(id), keys.webhookFailure(id)).exec();
     removed += 1;
   }
   if (removed > 0) log.info({ removed }, 'expired generations removed');
