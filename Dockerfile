@@ -1,7 +1,7 @@
-# The API image: compiled JavaScript on Node 20, no compiler, no dev dependencies, not root.
+# The API image: compiled JavaScript on Node 24 (LTS), no compiler, no dev dependencies, not root.
 # Build: docker build -t dalle-serve-api .   Run: see docker-compose.yml.
 
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # .npmrc skips onnxruntime-node's CUDA download: the API runs no GPU work.
@@ -10,7 +10,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-slim
+FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=root:root /app/node_modules ./node_modules

@@ -174,7 +174,7 @@ describe('Dockerfiles', () => {
 
   test('the API image builds with tsc and runs the compiled API as a non-root user', () => {
     const text = read('Dockerfile');
-    assert.deepEqual(stages(text), ['node:20-slim', 'node:20-slim']);
+    assert.deepEqual(stages(text), ['node:24-slim', 'node:24-slim']);
     assert.match(text, /RUN npm run build/);
     assert.match(text, /^USER node$/m);
     assert.match(text, /^CMD \["node", "dist\/api\/main\.js"\]$/m);
