@@ -62,8 +62,9 @@ async function storeImages(id: string, images: GeneratedImage[], deps: GenerateD
   }
   let next = 0;
   let done = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < images.length) {
+    while (!failed && next < images.length) {
       const i = next++;
       const image = images[i];
       const bytes = await encodeImage(image.pixels, image.width, image.height, format);
@@ -71,6 +72,7 @@ async function storeImages(id: string, images: GeneratedImage[], deps: GenerateD
       try {
         await deps.store.put(key, bytes, CONTENT_TYPES[format]);
       } catch (error) {
+        failed = true;
         throw new Error(formatFailure('storage_failed', (error as Error).message));
       }
       stored[i] = { rank: image.rank, key, score: image.score, seed: image.seed, width: image.width, height: image.height, format };
@@ -78,7 +80,10 @@ async function storeImages(id: string, images: GeneratedImage[], deps: GenerateD
       await job.updateProgress({ stage: 'storing', completed: done, total: images.length }).catch(() => {});
     }
   };
-  await Promise.all(Array.from({ length: Math.min(STORE_CONCURRENCY, images.length) }, worker));
+  // Every write settles before a failure is reported, so no write lands after the cleanup.
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(STORE_CONCURRENCY, images.length) }, worker));
+  const rejected = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (rejected) throw rejected.reason;
   return stored;
 }
 
@@ -107,6 +112,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
     deps.metrics.queueWait.observe({ queue: 'generate' }, (started - job.timestamp) / 1000);
     await deps.webhooks.notify(id, input, 'start');
     const tracked = deps.cancels.track(id);
+    let storing = false;
     try {
       log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
       const result = await deps.engine.generate({
@@ -123,6 +129,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
       });
       if (tracked.signal.aborted || (await deps.cancels.isRequested(id))) throw canceled('canceled by request');
       const storeStarted = performance.now();
+      storing = true;
       const images = await storeImages(id, result.images, deps, job);
       const storeMs = performance.now() - storeStarted;
       const { sampleMs, decodeMs, rerankMs } = result.timings;
@@ -155,6 +162,12 @@ export function createGenerateHandler(deps: GenerateDeps) {
       if (tracked.signal.aborted && tracked.signal.reason === CANCELED) throw canceled('canceled by request');
       const failure = failureOf(error);
       log.warn({ err: failure }, 'generation attempt failed');
+      const lastAttempt = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (storing && lastAttempt) {
+        // A retry starts by clearing the folder; after the last attempt nothing would, and a
+        // failed generation must not keep half of its images until retention.
+        await deps.store.deletePrefix(generationPrefix(id)).catch((cleanup) => log.warn({ err: cleanup }, 'removing the partly stored images failed'));
+      }
       throw failure;
     } finally {
       tracked.release();

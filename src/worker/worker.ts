@@ -13,7 +13,7 @@ import { serviceKeys } from '../queue/keys.js';
 import { publishModels } from '../queue/models.js';
 import { Queues } from '../queue/queues.js';
 import { WebhookNotifier } from '../queue/webhooks.js';
-import { createObjectStore } from '../storage/index.js';
+import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
 import { createClassifyHandler, createEmbedHandler } from './clip.js';
@@ -36,6 +36,8 @@ export interface WorkerRuntime {
 export interface WorkerOptions {
   /** An engine owned by the caller (tests share one); by default the worker creates its own. */
   engine?: Engine;
+  /** The image store; by default the one STORAGE_* configures (tests wrap it to inject faults). */
+  store?: ObjectStore;
 }
 
 function modelInfo(pack: PackSummary, defaultName: string): ModelInfo {
@@ -61,7 +63,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const defaultModel = config.defaultModel ?? [...packs].sort((a, b) => a.name.localeCompare(b.name))[0]?.name ?? '';
   const keys = serviceKeys(config.queuePrefix);
   const queues = new Queues(config);
-  const store = createObjectStore(config.storage);
+  const store = options.store ?? createObjectStore(config.storage);
   const metrics = createWorkerMetrics();
   const cancels = new CancelWatcher(config.redisUrl, queues.redis, keys);
   await cancels.start();

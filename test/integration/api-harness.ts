@@ -16,7 +16,7 @@ import { type Services, createServices } from '../../src/api/services.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { createEngine } from '../../src/models/index.js';
 import type { Engine } from '../../src/models/types.js';
-import { type WorkerRuntime, startWorker } from '../../src/worker/worker.js';
+import { type WorkerOptions, type WorkerRuntime, startWorker } from '../../src/worker/worker.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const WEBHOOK_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -51,7 +51,7 @@ export interface Harness {
   services: Services;
   baseUrl: string;
   worker: WorkerRuntime | undefined;
-  startWorker(overrides?: Record<string, string>): Promise<WorkerRuntime>;
+  startWorker(overrides?: Record<string, string>, options?: Omit<WorkerOptions, 'engine'>): Promise<WorkerRuntime>;
   close(): Promise<void>;
 }
 
@@ -99,9 +99,9 @@ export async function startHarness({ env = {}, worker = true, ownEngine = false 
     services,
     baseUrl: `http://127.0.0.1:${port}`,
     worker: undefined,
-    async startWorker(overrides = {}) {
+    async startWorker(overrides = {}, options = {}) {
       const workerConfig = loadConfig({ ...fullEnv, ...overrides });
-      const runtime = await startWorker(workerConfig, silent, ownEngine ? {} : { engine: await engine() });
+      const runtime = await startWorker(workerConfig, silent, ownEngine ? options : { ...options, engine: await engine() });
       workers.push(runtime);
       return runtime;
     },

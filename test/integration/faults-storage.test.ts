@@ -1,12 +1,15 @@
 // Storage unavailable: the worker's image folder lies under a regular file, so every write
 // fails (as root, permissions would not stop it). A generation is retried, then fails with
 // storage_failed and no images; storage that comes back before the last attempt is used.
+// Storage failing half-way: what the last attempt stored is removed with the failure.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Harness, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+import { generationPrefix } from '../../src/contracts/jobs.js';
+import { type ObjectStore, createObjectStore } from '../../src/storage/index.js';
+import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
 import { type Service, spawnService, until, waitReadyz } from './faults-harness.js';
 
 describe('fault: storage unavailable', () => {
@@ -60,5 +63,46 @@ describe('fault: storage unavailable', () => {
       const key = new URL(image.url).pathname.replace(/^\/files\//, '');
       assert.ok((await stat(join(blocker, 'images', key))).isFile(), key);
     }
+  });
+});
+
+describe('fault: storage failing half-way through a generation', () => {
+  let h: Harness;
+  let stored = 0;
+  before(async () => {
+    h = await startHarness({ worker: false, env: { GENERATE_ATTEMPTS: '2', GENERATE_BACKOFF_MS: '100' } });
+    // The configured folder store, with every write after an attempt's first one failing.
+    const real = createObjectStore(h.config.storage);
+    let writesThisAttempt = 0;
+    const failing: ObjectStore = {
+      ...real,
+      async deletePrefix(prefix) {
+        writesThisAttempt = 0; // each attempt starts by clearing the generation's folder
+        return real.deletePrefix(prefix);
+      },
+      async put(key, body, contentType) {
+        writesThisAttempt += 1;
+        if (writesThisAttempt > 1) throw new Error('disk full');
+        await real.put(key, body, contentType);
+        stored += 1;
+      },
+    };
+    await h.startWorker({}, { store: failing });
+  });
+  after(async () => {
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  test('the failed generation keeps none of the images its attempts stored', async () => {
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'half stored', candidates: 4, n: 3 }));
+    const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error.code, 'storage_failed');
+    assert.match(done.error.message, /disk full/);
+    assert.equal(stored, 2, 'each of the two attempts stored one image before failing');
+    const folder = join(h.env.STORAGE_DIR, generationPrefix(accepted.id));
+    const left = await readdir(folder).catch(() => []);
+    assert.deepEqual(left, [], `left in ${folder}`);
   });
 });
