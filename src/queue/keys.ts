@@ -22,7 +22,7 @@ export function serviceKeys(prefix: string) {
     apiKey: (id: string) => `${base}:apikey:${id}`,
     /** String: the id of the stored key with this SHA-256. */
     apiKeyByHash: (hash: string) => `${base}:apikey-hash:${hash}`,
-    /** Counter: requests of one key in one minute (fixed window). */
+    /** Counter: requests of one key in one minute (limits.ts slides a window over two of them). */
     requests: (owner: string, minute: number) => `${base}:usage:${owner}:requests:${minute}`,
     /** Counter: candidates one key asked for on one UTC day. */
     candidates: (owner: string, day: string) => `${base}:usage:${owner}:candidates:${day}`,

@@ -1,6 +1,6 @@
 // Per-key rate limits and quotas, counted in Redis so that every API replica shares them:
-// requests per minute (fixed one-minute windows), candidates per UTC day, and generations
-// queued or processing at once.
+// requests per minute (a sliding window over one-minute counters), candidates per UTC day,
+// and generations queued or processing at once.
 import type { Redis } from 'ioredis';
 import type { Limits } from '../config.js';
 import { isTerminal } from '../contracts/status.js';
@@ -40,17 +40,33 @@ export class RateLimiter {
     return this.queues.redis;
   }
 
-  /** Counts one request; past the key's per-minute limit it is refused until the window ends. */
+  /**
+   * Counts one request against the key's per-minute limit as a sliding window: this minute's
+   * count plus the previous minute's weighted by how much of it the last 60 s still cover.
+   * A fixed window would let a client spend two minutes' budget across a boundary.
+   */
   async hitRequest(principal: Principal, now = Date.now()): Promise<{ limit?: number; remaining?: number; resetSeconds: number }> {
     const minute = Math.floor(now / MINUTE_MS);
-    const resetSeconds = secondsUntil((minute + 1) * MINUTE_MS, now);
-    const limit = principal.limits.requests_per_minute;
     const key = this.keys.requests(principal.id, minute);
-    const [[, count]] = (await this.redis.multi().incr(key).expire(key, 120).exec()) as [[null, number], unknown];
-    if (limit !== undefined && count > limit) {
-      throw new ServiceError('rate_limited', `more than ${limit} requests per minute for this key`, { retryAfterSeconds: resetSeconds });
+    const [[, count], , [, previousText]] = (await this.redis
+      .multi()
+      .incr(key)
+      .expire(key, 120)
+      .get(this.keys.requests(principal.id, minute - 1))
+      .exec()) as [[null, number], unknown, [null, string | null]];
+    const limit = principal.limits.requests_per_minute;
+    const previous = Number(previousText ?? 0);
+    const previousWeight = 1 - (now - minute * MINUTE_MS) / MINUTE_MS;
+    const inWindow = count + previous * previousWeight;
+    // The weight falls to 0 at the end of this minute, when only this minute's count is left.
+    const resetSeconds = secondsUntil((minute + 1) * MINUTE_MS, now);
+    if (limit !== undefined && inWindow > limit) {
+      // Wait until enough of the previous minute has slid out (or this minute ends).
+      const excess = inWindow - limit;
+      const waitMs = previous > 0 && count <= limit ? (excess / previous) * MINUTE_MS : (minute + 1) * MINUTE_MS - now;
+      throw new ServiceError('rate_limited', `more than ${limit} requests per minute for this key`, { retryAfterSeconds: secondsUntil(now + waitMs, now) });
     }
-    return { limit, remaining: limit === undefined ? undefined : limit - count, resetSeconds };
+    return { limit, remaining: limit === undefined ? undefined : Math.floor(limit - inWindow), resetSeconds };
   }
 
   /** Books `candidates` against today's quota; the returned function gives them back. */

@@ -46,6 +46,26 @@ describe('rate limits and quotas per key', () => {
     assert.equal(open.headers.get('ratelimit-limit'), '1000', 'the config default applies to keys without their own');
   });
 
+  test('requests per minute slide: a burst at the end of one minute still counts at the start of the next', async () => {
+    const limiter = h.services.generations.limiter;
+    const principal = { id: `slide-${Date.now()}`, name: 'slide', limits: { requests_per_minute: 10 }, webhookSecret: undefined };
+    const minute = (Math.floor(Date.now() / 60_000) + 10) * 60_000; // a minute of our own, no real traffic in it
+    for (let i = 0; i < 10; i++) await limiter.hitRequest(principal, minute - 1000);
+    await assert.rejects(limiter.hitRequest(principal, minute - 1000), (e: any) => e.code === 'rate_limited');
+    // One second into the next minute the last 60 s still hold the burst: a fixed window would
+    // grant ten more here. 11 of the previous minute (the refusal counts too) × 59/60 + 1 > 10.
+    await assert.rejects(limiter.hitRequest(principal, minute + 1000), (e: any) => {
+      assert.equal(e.code, 'rate_limited');
+      // Until 11 × (59/60 - t) + 1 ≤ 10: t = 9.9 s.
+      assert.equal(e.extra.retryAfterSeconds, 10);
+      return true;
+    });
+    // Half a minute on, half of the burst has slid out: 2 this minute + 11 / 2 ≤ 10.
+    const half = await limiter.hitRequest(principal, minute + 30_000);
+    assert.equal(half.limit, 10);
+    assert.equal(half.remaining, 2); // 10 - 7.5, rounded down
+  });
+
   test('concurrent generations: one queued slot, the second is 429 quota_exceeded', async () => {
     const headers = await key({ concurrent_generations: 1 });
     assert.equal((await post(h.baseUrl, '/generations', { prompt: 'one', candidates: 1 }, headers)).status, 202);
