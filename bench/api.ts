@@ -5,7 +5,6 @@
 //  - POST /generations enqueue rate against raw BullMQ `add` rate (no generate worker);
 //  - one generation at the 512/32 default through HTTP, start to finish.
 // Uses REDIS_URL (default 127.0.0.1:6379) under a random prefix, removed at the end.
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +13,10 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { buildApp } from '../src/api/app.js';
 import { createServices } from '../src/api/services.js';
-import { type Config, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
 import { createEngine } from '../src/models/index.js';
 import { startWorker } from '../src/worker/worker.js';
-import { freePort, removeQueues } from '../test/integration/api-harness.js';
+import { freePort, loopbackEnv, removeQueues } from '../test/integration/api-harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,21 +56,13 @@ async function load(total: number, concurrency: number, fn: (i: number) => Promi
 
 const port = await freePort();
 const dir = await mkdtemp(join(tmpdir(), 'bench-api-'));
-const config = loadConfig({
-  REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-  QUEUE_PREFIX: `bench-${randomUUID().slice(0, 8)}`,
-  PORT: String(port),
-  HOST: '127.0.0.1',
-  PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
-  STORAGE_DIR: dir,
+const env = {
+  ...loopbackEnv(port, dir, 'bench'),
   MODELS_DIR: process.env.MODELS_DIR ?? 'packs',
-  DEFAULT_MODEL: 'demo-shapes',
-  WORKER_METRICS_PORT: '0',
-  WORKER_METRICS_HOST: '127.0.0.1',
   GENERATE_MAX_QUEUED: String(ENQUEUE * 3),
   CLASSIFY_MAX_QUEUED: String(REQUESTS * 2),
-  LOG_LEVEL: 'silent',
-});
+};
+const config = loadConfig(env);
 const engine = await createEngine({ modelsDir: config.modelsDir, defaultPack: 'demo-shapes', logger: silent });
 const services = createServices(config);
 const app = await buildApp({ services, logger: silent });
@@ -93,7 +84,7 @@ try {
   const engineBatchedRps = (batches * batch) / batched.seconds;
 
   // Through HTTP + queue + worker, only classify served.
-  const classifyWorker = await startWorker(loadConfig({ ...envOf(config), WORKER_QUEUES: 'classify' }), silent, { engine });
+  const classifyWorker = await startWorker(loadConfig({ ...env, WORKER_QUEUES: 'classify' }), silent, { engine });
   const body = JSON.stringify({ image: { base64: image.toString('base64') }, labels: LABELS });
   const post = async () => {
     const response = await fetch(`${base}/clip/classify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -135,7 +126,7 @@ try {
 
   // The default generation (512 candidates, 32 kept) through HTTP, start to finish.
   if (!values['skip-default']) {
-    const generateWorker = await startWorker(loadConfig({ ...envOf(config), WORKER_QUEUES: 'generate' }), silent, { engine });
+    const generateWorker = await startWorker(loadConfig({ ...env, WORKER_QUEUES: 'generate' }), silent, { engine });
     const started = performance.now();
     const accepted = (await (await fetch(`${base}/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'a red circle above a blue square', seed: 1 }) })).json()) as { id: string };
     let generation: any;
@@ -158,20 +149,4 @@ try {
 function round(value: number, digits = 1): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
-}
-
-/** The environment that reproduces `config` for a worker in this process. */
-function envOf(source: Config): Record<string, string> {
-  return {
-    REDIS_URL: source.redisUrl,
-    QUEUE_PREFIX: source.queuePrefix,
-    PUBLIC_BASE_URL: source.publicBaseUrl,
-    STORAGE_DIR: (source.storage as { dir: string }).dir,
-    FILE_URL_SECRET: (source.storage as { signingSecret: string }).signingSecret,
-    MODELS_DIR: source.modelsDir,
-    DEFAULT_MODEL: 'demo-shapes',
-    WORKER_METRICS_PORT: '0',
-    WORKER_METRICS_HOST: '127.0.0.1',
-    LOG_LEVEL: 'silent',
-  };
 }

@@ -6,7 +6,6 @@
 //    gets 503 queue_full, and how fast.
 // Everything is bounded in count and time and stops by itself. Uses REDIS_URL (default
 // 127.0.0.1:6379) under random prefixes, removed at the end.
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +15,10 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { buildApp } from '../src/api/app.js';
 import { createServices } from '../src/api/services.js';
-import { type Config, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
 import { createEngine } from '../src/models/index.js';
 import { startWorker } from '../src/worker/worker.js';
-import { freePort, removeQueues } from '../test/integration/api-harness.js';
+import { freePort, loopbackEnv, removeQueues } from '../test/integration/api-harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +34,7 @@ const BURST = Number(values.burst);
 const DEPTH = Number(values.depth);
 const GENERATION_DEADLINE_MS = 10 * 60_000;
 const LABELS = ['circle', 'square', 'triangle', 'star', 'cross'];
+const MODELS = process.env.MODELS_DIR ?? 'packs';
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const silent = pino({ level: 'silent' });
 const round = (value: number, digits = 1) => Number(value.toFixed(digits));
@@ -42,20 +42,7 @@ const round = (value: number, digits = 1) => Number(value.toFixed(digits));
 /** An API on a free loopback port with its own prefix; env overrides the defaults. */
 async function startApi(dir: string, env: Record<string, string>) {
   const port = await freePort();
-  const fullEnv: Record<string, string> = {
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    QUEUE_PREFIX: `bench-load-${randomUUID().slice(0, 8)}`,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
-    STORAGE_DIR: dir,
-    MODELS_DIR: process.env.MODELS_DIR ?? 'packs',
-    DEFAULT_MODEL: 'demo-shapes',
-    WORKER_METRICS_PORT: '0',
-    WORKER_METRICS_HOST: '127.0.0.1',
-    LOG_LEVEL: 'silent',
-    ...env,
-  };
+  const fullEnv = { ...loopbackEnv(port, dir, 'bench-load'), MODELS_DIR: MODELS, ...env };
   const config = loadConfig(fullEnv);
   const services = createServices(config);
   const app = await buildApp({ services, logger: silent });
@@ -86,7 +73,7 @@ function summary(result: Result) {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'bench-load-'));
-const engine = await createEngine({ modelsDir: process.env.MODELS_DIR ?? 'packs', defaultPack: 'demo-shapes', cpuThreads: 1, logger: silent });
+const engine = await createEngine({ modelsDir: MODELS, defaultPack: 'demo-shapes', cpuThreads: 1, logger: silent });
 const report: Record<string, unknown> = { classify_requests: CLASSIFY, connections: CONNECTIONS, burst: BURST, depth: DEPTH };
 const main = await startApi(dir, { CLASSIFY_MAX_QUEUED: String(CLASSIFY * 2), GENERATE_MAX_QUEUED: String(BURST * 2) });
 const worker = await startWorker(loadConfig(main.env), silent, { engine });

@@ -63,13 +63,15 @@ export interface HarnessOptions {
   ownEngine?: boolean;
 }
 
-export async function startHarness({ env = {}, worker = true, ownEngine = false }: HarnessOptions = {}): Promise<Harness> {
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'dalle-api-'));
-  const fullEnv: Record<string, string> = {
+/**
+ * The environment an API and its workers need on loopback: Redis under a fresh prefix
+ * (`<stem>-<random>`), images in `storageDir`, the committed packs, quiet logs.
+ */
+export function loopbackEnv(port: number, storageDir: string, prefixStem = 'test'): Record<string, string> {
+  return {
     REDIS_URL,
-    QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
-    STORAGE_DIR: dir,
+    QUEUE_PREFIX: `${prefixStem}-${randomUUID().slice(0, 8)}`,
+    STORAGE_DIR: storageDir,
     PORT: String(port),
     HOST: '127.0.0.1',
     PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
@@ -79,6 +81,14 @@ export async function startHarness({ env = {}, worker = true, ownEngine = false 
     WORKER_METRICS_PORT: '0',
     WORKER_METRICS_HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
+  };
+}
+
+export async function startHarness({ env = {}, worker = true, ownEngine = false }: HarnessOptions = {}): Promise<Harness> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'dalle-api-'));
+  const fullEnv: Record<string, string> = {
+    ...loopbackEnv(port, dir),
     WEBHOOK_SECRET,
     // The tests' image servers and webhook receivers listen on loopback.
     OUTBOUND_ALLOW: '127.0.0.1',

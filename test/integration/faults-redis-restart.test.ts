@@ -2,12 +2,11 @@
 // with 503 while it is down; both reconnect by themselves; jobs accepted before the restart
 // survive (append-only file) and complete. The test runs its own redis-server, never the shared one.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { WEBHOOK_SECRET, freePort, json, post, terminal, waitFor } from './api-harness.js';
+import { WEBHOOK_SECRET, freePort, json, loopbackEnv, post, terminal, waitFor } from './api-harness.js';
 import { type PrivateRedis, type Service, privateRedis, spawnService, until, waitReadyz } from './faults-harness.js';
 
 describe('fault: Redis restarted', () => {
@@ -23,17 +22,8 @@ describe('fault: Redis restarted', () => {
     const port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
     const env = {
+      ...loopbackEnv(port, join(dir, 'images')),
       REDIS_URL: redis.url,
-      QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
-      STORAGE_DIR: join(dir, 'images'),
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      PUBLIC_BASE_URL: baseUrl,
-      FILE_URL_SECRET: 'test-file-url-secret-0123456789',
-      MODELS_DIR: 'packs',
-      DEFAULT_MODEL: 'demo-shapes',
-      WORKER_METRICS_PORT: '0',
-      WORKER_METRICS_HOST: '127.0.0.1',
       WEBHOOK_SECRET,
       LOG_LEVEL: 'warn',
       // A lock lost while Redis is down is noticed within seconds.
