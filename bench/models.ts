@@ -48,6 +48,13 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [result, performance.now() - start];
 }
 
+/** The fastest of ROUNDS runs, in ms: a shared machine's noise only ever slows a round down. */
+async function bestMs(run: (round: number) => Promise<unknown>): Promise<number> {
+  let best = Infinity;
+  for (let round = 0; round < ROUNDS; round++) best = Math.min(best, (await timed(() => run(round)))[1]);
+  return best;
+}
+
 async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promise<number> {
   const m = pack.manifest;
   const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
@@ -60,13 +67,8 @@ async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promi
     codebookSize: m.geometry.codebook_size, params: { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 }, checkpoint() {},
   });
   await chunk(0); // warm-up: first-run allocations
-  // Best of ROUNDS: a shared machine's noise only ever slows a round down.
-  let best = Infinity;
-  for (let round = 0; round < ROUNDS; round++) {
-    const [, ms] = await timed(async () => { await chunk(2 * round + 1); await chunk(2 * round + 2); });
-    best = Math.min(best, ms);
-  }
-  return (2 * SAMPLER_BATCH * N) / (best / 1000);
+  const ms = await bestMs(async (round) => { await chunk(2 * round + 1); await chunk(2 * round + 2); });
+  return (2 * SAMPLER_BATCH * N) / (ms / 1000);
 }
 
 async function clipImagesPerSecond(pack: Pack): Promise<Record<string, number>> {
@@ -77,12 +79,8 @@ async function clipImagesPerSecond(pack: Pack): Promise<Record<string, number>> 
     const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i)), [batch, 3, size, size]);
     await session.run({ pixel_values: input });
     const runs = Math.max(3, Math.ceil(256 / batch));
-    let best = Infinity;
-    for (let round = 0; round < ROUNDS; round++) {
-      const [, ms] = await timed(async () => { for (let i = 0; i < runs; i++) await session.run({ pixel_values: input }); });
-      best = Math.min(best, ms);
-    }
-    rates[batch] = (runs * batch) / (best / 1000);
+    const ms = await bestMs(async () => { for (let i = 0; i < runs; i++) await session.run({ pixel_values: input }); });
+    rates[batch] = (runs * batch) / (ms / 1000);
   }
   return rates;
 }

@@ -18,8 +18,7 @@ from training import shapes_world as world
 ANY = -1
 COLOURS = list(world.COLOURS)
 SHAPES, SIZES, RELATIONS = world.SHAPES, world.SIZES, world.RELATIONS
-_INVERSE = {RELATIONS.index(r): RELATIONS.index(i) for r, i in
-            (("left of", "right of"), ("right of", "left of"), ("above", "below"), ("below", "above"))}
+_INVERSE = {RELATIONS.index(r): RELATIONS.index(i) for r, i in world.INVERSE_RELATION.items()}
 
 # Scene row: [objects, colour0, shape0, size0, colour1, shape1, size1, relation].
 # Claim row: [kind, colour0, shape0, size0, colour1, shape1, size1, relation], ANY = unstated.

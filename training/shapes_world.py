@@ -42,7 +42,7 @@ RELATION_GAP = 4.0  # pixels between two objects' boxes along the relation's axi
 SUPERSAMPLE = 4
 
 _RELATION_PHRASE = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
-_INVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+INVERSE_RELATION: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 _ALL_PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
 _TRAIN_PAIRS = [p for p in _ALL_PAIRS if p not in HELDOUT_PAIRS]
 _HELDOUT_LIST = sorted(HELDOUT_PAIRS)
@@ -197,7 +197,7 @@ def describe(scene: Scene, rng: np.random.Generator) -> tuple[str, tuple[bool, .
         return _pick(rng, _SINGLE_TEMPLATES).format(a=phrases[0]), sized
     return _pick(rng, _PAIR_TEMPLATES).format(
         a=phrases[0], b=phrases[1],
-        rel=_RELATION_PHRASE[scene.relation], inv=_RELATION_PHRASE[_INVERSE[scene.relation]],
+        rel=_RELATION_PHRASE[scene.relation], inv=_RELATION_PHRASE[INVERSE_RELATION[scene.relation]],
     ), sized
 
 
