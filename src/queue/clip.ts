@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
 import { parseFailure } from '../contracts/jobs.js';
 import { ServiceError } from '../errors.js';
-import { admitToQueue } from './depth.js';
+import { withQueuePlace } from './depth.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
 import { servedModel } from './models.js';
 import type { Queues } from './queues.js';
@@ -32,16 +32,11 @@ export class ClipJobs {
     await this.queues.connected();
     const queue = this.queues.get('classify');
     await servedModel(this.queues.redis, this.keys, data.model);
-    const leaveQueue = await admitToQueue(this.queues.redis, queue, this.config.classifyMaxQueued, this.config.queueFullRetryAfterSeconds);
-    let job;
-    let events;
-    try {
+    const { events, job } = await withQueuePlace(this.queues.redis, queue, this.config.classifyMaxQueued, this.config.queueFullRetryAfterSeconds, async () => {
       // Subscribe before adding, so that a fast worker's completion is not missed.
-      events = await this.queues.classifyEvents();
-      job = await queue.add(name, data);
-    } finally {
-      await leaveQueue().catch(() => {});
-    }
+      const events = await this.queues.classifyEvents();
+      return { events, job: await queue.add(name, data) };
+    });
     try {
       return (await job.waitUntilFinished(events, this.config.classifyTimeoutMs)) as J['result'];
     } catch (error) {

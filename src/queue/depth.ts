@@ -19,11 +19,11 @@ return -1
 `;
 
 /**
- * Books a place in `queue` for one job, or refuses with 503 queue_full + Retry-After once
- * the jobs waiting (plus those being admitted) reach `maxQueued`. Call the returned
- * function once the job is added, or given up.
+ * Books a place in `queue` for one job and runs `add` (which adds it), or refuses with 503
+ * queue_full + Retry-After once the jobs waiting (plus those being admitted) reach
+ * `maxQueued`. The booking ends with `add`, added or not.
  */
-export async function admitToQueue(redis: Redis, queue: Queue, maxQueued: number, retryAfterSeconds: number): Promise<() => Promise<void>> {
+export async function withQueuePlace<T>(redis: Redis, queue: Queue, maxQueued: number, retryAfterSeconds: number, add: () => Promise<T>): Promise<T> {
   const admissions = queue.toKey('admissions');
   const token = randomUUID();
   const now = Date.now();
@@ -32,7 +32,9 @@ export async function admitToQueue(redis: Redis, queue: Queue, maxQueued: number
   if (queued >= 0) {
     throw new ServiceError('queue_full', `the ${queue.name} queue holds ${queued} jobs, its limit is ${maxQueued}`, { retryAfterSeconds });
   }
-  return async () => {
-    await redis.zrem(admissions, token);
-  };
+  try {
+    return await add();
+  } finally {
+    await redis.zrem(admissions, token).catch(() => {});
+  }
 }

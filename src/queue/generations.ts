@@ -9,7 +9,7 @@ import { ServiceError, fieldError } from '../errors.js';
 import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
 import type { ObjectStore } from '../storage/index.js';
 import { ANONYMOUS, type Principal } from './api-keys.js';
-import { admitToQueue } from './depth.js';
+import { withQueuePlace } from './depth.js';
 import { type GenerateJob, buildGenerationView, currentState, generationUrls, readGenerationMarks } from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
 import { type ServiceKeys, serviceKeys } from './keys.js';
@@ -95,12 +95,9 @@ export class Generations {
       const replay = await this.replay(recordKey, bodyFingerprint);
       if (replay) return { accepted: replay, replayed: true };
     }
-    const leaveQueue = await admitToQueue(this.redis, this.queues.get('generate'), this.config.generateMaxQueued, this.config.queueFullRetryAfterSeconds);
-    try {
-      return await this.enqueue(input, owner, recordKey, bodyFingerprint);
-    } finally {
-      await leaveQueue().catch(() => {});
-    }
+    return withQueuePlace(this.redis, this.queues.get('generate'), this.config.generateMaxQueued, this.config.queueFullRetryAfterSeconds, () =>
+      this.enqueue(input, owner, recordKey, bodyFingerprint),
+    );
   }
 
   private async enqueue(
