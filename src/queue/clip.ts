@@ -1,4 +1,5 @@
 // The producer side of CLIP jobs: a request enqueues one job and waits for its result.
+import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
 import { parseFailure } from '../contracts/jobs.js';
@@ -32,10 +33,12 @@ export class ClipJobs {
     await this.queues.connected();
     const queue = this.queues.get('classify');
     await servedModel(this.queues.redis, this.keys, data.model);
-    const { events, job } = await withQueuePlace(this.queues.redis, queue, this.config.classifyMaxQueued, this.config.queueFullRetryAfterSeconds, async () => {
+    const place = { queue, maxQueued: this.config.classifyMaxQueued, retryAfterSeconds: this.config.queueFullRetryAfterSeconds };
+    const jobId = randomUUID();
+    const { events, job } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
       // Subscribe before adding, so that a fast worker's completion is not missed.
       const events = await this.queues.classifyEvents();
-      return { events, job: await queue.add(name, data) };
+      return { events, job: await queue.add(name, data, { jobId }) };
     });
     try {
       return (await job.waitUntilFinished(events, this.config.classifyTimeoutMs)) as J['result'];

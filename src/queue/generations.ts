@@ -95,18 +95,18 @@ export class Generations {
       const replay = await this.replay(recordKey, bodyFingerprint);
       if (replay) return { accepted: replay, replayed: true };
     }
-    return withQueuePlace(this.redis, this.queues.get('generate'), this.config.generateMaxQueued, this.config.queueFullRetryAfterSeconds, () =>
-      this.enqueue(input, owner, recordKey, bodyFingerprint),
-    );
+    const id = newGenerationId();
+    const place = { queue: this.queues.get('generate'), maxQueued: this.config.generateMaxQueued, retryAfterSeconds: this.config.queueFullRetryAfterSeconds };
+    return withQueuePlace(this.redis, place, id, () => this.enqueue(id, input, owner, recordKey, bodyFingerprint));
   }
 
   private async enqueue(
+    id: string,
     input: GenerationInput,
     owner: Principal,
     recordKey: string | undefined,
     bodyFingerprint: string,
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
-    const id = newGenerationId();
     const releaseSlot = await this.limiter.admitGeneration(owner, id);
     let refundCandidates: (() => Promise<void>) | undefined;
     try {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { withQueuePlace } from '../../src/queue/depth.js';
 import { type Harness, json, post, startHarness } from './api-harness.js';
 
 const RACERS = 16;
@@ -46,5 +47,24 @@ describe('queue depth under concurrent requests', () => {
     // No worker: the two admitted wait out their timeout; the rest are refused at once.
     assert.equal(codes.filter((c) => c === 'timeout').length, 2, codes.join(','));
     assert.equal(codes.filter((c) => c === 'queue_full').length, 6, codes.join(','));
+  });
+
+  test('a job already added is counted once while its booking is still being released', async () => {
+    const queue = h.services.queues.get('generate');
+    await queue.obliterate({ force: true });
+    const place = { queue, maxQueued: 2, retryAfterSeconds: 5 };
+    const redis = h.services.queues.redis;
+    const data = { input: { prompt: 'booked' }, created_at: new Date().toISOString(), owner: 'anonymous' } as never;
+    // The first job is in the queue and its booking not yet released when the second asks:
+    // one of two places is taken, so the second gets the other, and a third is refused.
+    await withQueuePlace(redis, place, 'first', async () => {
+      await queue.add('generate', data, { jobId: 'first' });
+      await withQueuePlace(redis, place, 'second', () => queue.add('generate', data, { jobId: 'second' }));
+    });
+    await assert.rejects(
+      withQueuePlace(redis, place, 'third', () => queue.add('generate', data, { jobId: 'third' })),
+      (error: Error & { code?: string }) => error.code === 'queue_full',
+    );
+    assert.equal(await queue.getWaitingCount(), 2);
   });
 });
