@@ -212,6 +212,8 @@ function readStorage(read: Reader, publicBaseUrl: string): StorageOptions {
     publicBaseUrl:
       s3PublicBaseUrl === undefined ? undefined : read.url('S3_PUBLIC_BASE_URL', s3PublicBaseUrl, ['http:', 'https:']),
     presignExpiresSeconds: read.int('S3_PRESIGN_EXPIRES_SECONDS', 3600, 1, 604800),
+    requestTimeoutMs: read.int('S3_REQUEST_TIMEOUT_MS', 30_000, 1),
+    connectTimeoutMs: read.int('S3_CONNECT_TIMEOUT_MS', 5_000, 1),
   };
 }
 

@@ -52,6 +52,10 @@ export interface S3StorageOptions {
   publicBaseUrl?: string;
   /** Upper bound for presigned URL lifetimes (SigV4 allows at most 604800 s). */
   presignExpiresSeconds: number;
+  /** Each attempt of a request fails after this long: a store that stops answering cannot hold a job forever. */
+  requestTimeoutMs: number;
+  /** Opening a connection fails after this long (an unreachable host would otherwise take the OS's minutes). */
+  connectTimeoutMs: number;
 }
 
 export type StorageOptions = FsStorageOptions | S3StorageOptions;

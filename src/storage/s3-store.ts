@@ -32,6 +32,9 @@ function checkOptions(options: S3StorageOptions): void {
   if (!Number.isSafeInteger(lifetime) || lifetime < 1 || lifetime > MAX_PRESIGN_SECONDS) {
     throw new Error(`s3 storage presignExpiresSeconds must be 1 to ${MAX_PRESIGN_SECONDS}, got ${lifetime}`);
   }
+  for (const [name, value] of [['requestTimeoutMs', options.requestTimeoutMs], ['connectTimeoutMs', options.connectTimeoutMs]] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`s3 storage ${name} must be a positive whole number of ms, got ${value}`);
+  }
 }
 
 function isMissing(error: unknown): boolean {
@@ -50,6 +53,7 @@ function createClient(options: S3StorageOptions): S3Client {
     // default trailers, and a small image body gains nothing from them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: { connectionTimeout: options.connectTimeoutMs, requestTimeout: options.requestTimeoutMs, throwOnRequestTimeout: true },
   });
 }
 

@@ -2,8 +2,13 @@
 // fails (as root, permissions would not stop it). A generation is retried, then fails with
 // storage_failed and no images; storage that comes back before the last attempt is used.
 // Storage failing half-way: what the last attempt stored is removed with the failure.
+// An S3 endpoint that accepts connections and never answers: the job fails on its request
+// timeout instead of staying in processing for ever.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -104,5 +109,41 @@ describe('fault: storage failing half-way through a generation', () => {
     const folder = join(h.env.STORAGE_DIR, generationPrefix(accepted.id));
     const left = await readdir(folder).catch(() => []);
     assert.deepEqual(left, [], `left in ${folder}`);
+  });
+});
+
+describe('fault: an S3 store that stops answering', () => {
+  let h: Harness;
+  let silent: http.Server;
+  before(async () => {
+    silent = http.createServer(() => {}); // reads every request, answers none
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    h = await startHarness({ worker: false, env: { GENERATE_ATTEMPTS: '2', GENERATE_BACKOFF_MS: '100' } });
+    await h.startWorker({
+      STORAGE: 's3',
+      S3_ENDPOINT: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      S3_BUCKET: 'images',
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_ACCESS_KEY_ID: 'key',
+      S3_SECRET_ACCESS_KEY: 'secret',
+      S3_REQUEST_TIMEOUT_MS: '200',
+    });
+  });
+  after(async () => {
+    await h.close();
+    await closeSharedEngine();
+    silent.closeAllConnections();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  test('the generation fails with storage_failed after its attempts time out', async () => {
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'into the void', candidates: 4, n: 2 }));
+    const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error.code, 'storage_failed');
+    assert.match(done.error.message, /timeout/i);
+    assert.deepEqual(done.images, []);
+    assert.equal((await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade, 2);
   });
 });

@@ -17,6 +17,7 @@ import {
   createObjectStore,
   verifyFileSignature,
   type ObjectStore,
+  type S3StorageOptions,
 } from '../../src/storage/index.js';
 
 // s3rver runs in its own process: its ListObjectsV2 continuation tokens use DES, which
@@ -98,10 +99,9 @@ async function startFsBackend(): Promise<Backend> {
   };
 }
 
-async function startS3Backend(): Promise<Backend> {
-  const dir = await mkdtemp(join(tmpdir(), 'storage-s3-'));
-  const { endpoint, stop } = await startS3rver(dir, BUCKET);
-  const store = createObjectStore({
+/** The S3 store's options for an endpoint on loopback (s3rver's credentials). */
+function s3Options(endpoint: string, overrides: Partial<S3StorageOptions> = {}): S3StorageOptions {
+  return {
     kind: 's3',
     endpoint,
     region: 'us-east-1',
@@ -110,7 +110,16 @@ async function startS3Backend(): Promise<Backend> {
     accessKeyId: 'S3RVER',
     secretAccessKey: 'S3RVER',
     presignExpiresSeconds: 3600,
-  });
+    requestTimeoutMs: 30_000,
+    connectTimeoutMs: 5_000,
+    ...overrides,
+  };
+}
+
+async function startS3Backend(): Promise<Backend> {
+  const dir = await mkdtemp(join(tmpdir(), 'storage-s3-'));
+  const { endpoint, stop } = await startS3rver(dir, BUCKET);
+  const store = createObjectStore(s3Options(endpoint));
   return {
     name: 's3',
     store,
@@ -271,18 +280,12 @@ describe('S3 store specifics', () => {
   after(async () => backend.close());
 
   function storeWith(options: { publicBaseUrl?: string; presignExpiresSeconds?: number }): ObjectStore {
-    const endpoint = new URL(backend.urlBase).origin;
-    return createObjectStore({
-      kind: 's3',
-      endpoint,
-      region: 'us-east-1',
-      bucket: BUCKET,
-      forcePathStyle: true,
-      accessKeyId: 'S3RVER',
-      secretAccessKey: 'S3RVER',
-      presignExpiresSeconds: options.presignExpiresSeconds ?? 3600,
-      ...(options.publicBaseUrl ? { publicBaseUrl: options.publicBaseUrl } : {}),
-    });
+    return createObjectStore(
+      s3Options(new URL(backend.urlBase).origin, {
+        presignExpiresSeconds: options.presignExpiresSeconds ?? 3600,
+        ...(options.publicBaseUrl ? { publicBaseUrl: options.publicBaseUrl } : {}),
+      }),
+    );
   }
 
   test('presigned URLs are SigV4 and never outlive presignExpiresSeconds', async () => {
@@ -318,16 +321,23 @@ describe('S3 store specifics', () => {
   });
 
   test('an unreachable endpoint fails loudly rather than reading as missing', async () => {
-    const store = createObjectStore({
-      kind: 's3',
-      endpoint: 'http://127.0.0.1:1',
-      region: 'us-east-1',
-      bucket: BUCKET,
-      forcePathStyle: true,
-      accessKeyId: 'S3RVER',
-      secretAccessKey: 'S3RVER',
-      presignExpiresSeconds: 60,
-    });
+    const store = createObjectStore(s3Options('http://127.0.0.1:1'));
     await assert.rejects(store.get('any/key.png'), /ECONNREFUSED/);
+  });
+
+  test('an endpoint that accepts but never answers fails with a timeout instead of hanging', async () => {
+    // Reads every request and never replies, as a wedged proxy or store would.
+    const silent = http.createServer(() => {});
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const store = createObjectStore(s3Options(endpoint, { requestTimeoutMs: 200 }));
+      await assert.rejects(store.put('hung/a.png', new Uint8Array([1]), 'image/png'), (error: Error) => error.name === 'TimeoutError');
+      await assert.rejects(store.get('hung/a.png'), (error: Error) => error.name === 'TimeoutError');
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       S3_FORCE_PATH_STYLE: 'true',
       S3_ACCESS_KEY_ID: 'key',
       S3_SECRET_ACCESS_KEY: 'secret',
+      S3_REQUEST_TIMEOUT_MS: '10000',
       WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
       WORKER_QUEUES: 'classify, webhooks',
       CLASSIFY_BATCH_WAIT_MS: '25',
@@ -61,6 +62,8 @@ describe('loadConfig', () => {
       secretAccessKey: 'secret',
       publicBaseUrl: undefined,
       presignExpiresSeconds: 3600,
+      requestTimeoutMs: 10_000,
+      connectTimeoutMs: 5_000,
     });
     assert.deepEqual(config.workerQueues, ['classify', 'webhooks']);
     assert.equal(config.classifyBatchWaitMs, 25);

@@ -11,6 +11,8 @@ const s3: Extract<StorageOptions, { kind: 's3' }> = {
   accessKeyId: 'minio',
   secretAccessKey: 'minio-secret',
   presignExpiresSeconds: 3600,
+  requestTimeoutMs: 30_000,
+  connectTimeoutMs: 5_000,
 };
 
 describe('createObjectStore options', () => {
@@ -37,6 +39,11 @@ describe('createObjectStore options', () => {
       assert.throws(() => createObjectStore({ ...s3, presignExpiresSeconds }), /presignExpiresSeconds must be 1 to 604800/);
     }
     assert.ok(createObjectStore({ ...s3, presignExpiresSeconds: 604_800 }));
+  });
+
+  test('s3 timeouts are positive whole milliseconds', () => {
+    assert.throws(() => createObjectStore({ ...s3, requestTimeoutMs: 0 }), /requestTimeoutMs must be a positive whole number of ms, got 0/);
+    assert.throws(() => createObjectStore({ ...s3, connectTimeoutMs: 2.5 }), /connectTimeoutMs must be a positive whole number of ms, got 2.5/);
   });
 
   test('s3 endpoint and public base URL must be absolute http(s) URLs', () => {
