@@ -1,27 +1,28 @@
 // A model file that fails to load: the worker refuses to start, exits non-zero and names the
 // file, whether the file is corrupt under a matching checksum or cut short.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.js';
-import { REDIS_URL, removeQueues } from './api-harness.js';
+import { loopbackEnv, removeQueues } from './api-harness.js';
 import { type Service, spawnService } from './faults-harness.js';
 
 describe('fault: a model file that fails to load', () => {
   let dir: string;
-  const prefix = `test-${randomUUID().slice(0, 8)}`;
+  let env: Record<string, string>;
   const services: Service[] = [];
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dalle-packs-'));
+    // No API: the port only has to be valid. Info logs carry the worker's fatal line.
+    env = { ...loopbackEnv(3000, join(dir, 'images')), CPU_THREADS: '1', LOG_LEVEL: 'info' };
   });
   after(async () => {
     for (const service of services) await service.stop();
-    await removeQueues(loadConfig({ REDIS_URL, QUEUE_PREFIX: prefix }));
+    await removeQueues(loadConfig(env));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -32,17 +33,7 @@ describe('fault: a model file that fails to load', () => {
   }
 
   async function startWorker(models: string): Promise<{ code: number | null; output: string }> {
-    const service = spawnService('src/worker/main.ts', {
-      REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      MODELS_DIR: models,
-      STORAGE_DIR: join(dir, 'images'),
-      FILE_URL_SECRET: 'test-file-url-secret-0123456789',
-      WORKER_METRICS_PORT: '0',
-      WORKER_METRICS_HOST: '127.0.0.1',
-      CPU_THREADS: '1',
-      LOG_LEVEL: 'info',
-    });
+    const service = spawnService('src/worker/main.ts', { ...env, MODELS_DIR: models });
     services.push(service);
     const code = await Promise.race([service.exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 60_000).unref())]);
     assert.notEqual(code, 'running', `the worker is still running:\n${service.output().slice(-2000)}`);
