@@ -17,12 +17,11 @@ import { Pack } from '../src/models/packs.js';
 import { candidateSeed } from '../src/models/rng.js';
 import { sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
 import { generatorText } from '../src/models/tokenizers.js';
+import { bestMs, fmt, timed } from './timing.js';
 
 const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const SAMPLER_BATCH = 64;
 const CLIP_BATCHES = [1, 16, 64];
-/** Each throughput is the best of this many rounds, here and in the PyTorch reference. */
-const ROUNDS = 3;
 
 const { values } = parseArgs({
   options: {
@@ -41,19 +40,6 @@ const device = parseDevice(values.device);
 const cpuThreads = values.threads ? Number(values.threads) : undefined;
 // On CUDA, one profiled run per session shows where its kernels really ran.
 const settings = { device, allowCpuFallback: false, cpuThreads, probePlacement: device.kind === 'cuda' };
-
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const start = performance.now();
-  const result = await fn();
-  return [result, performance.now() - start];
-}
-
-/** The fastest of ROUNDS runs, in ms: a shared machine's noise only ever slows a round down. */
-async function bestMs(run: (round: number) => Promise<unknown>): Promise<number> {
-  let best = Infinity;
-  for (let round = 0; round < ROUNDS; round++) best = Math.min(best, (await timed(() => run(round)))[1]);
-  return best;
-}
 
 async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promise<number> {
   const m = pack.manifest;
@@ -105,8 +91,6 @@ async function pythonReference(packName: string): Promise<Reference | undefined>
   if (!json) throw new Error(`training/bench_reference.py printed no JSON:\n${stdout}`);
   return JSON.parse(json) as Reference;
 }
-
-const fmt = (x: number) => x.toFixed(x >= 100 ? 0 : 1);
 
 async function main(): Promise<void> {
   const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, quiet);

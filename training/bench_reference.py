@@ -53,19 +53,24 @@ def sampler_tokens_per_s(generator, manifest, candidates, batch, device):
 
 
 @torch.no_grad()
-def clip_images_per_s(clip, size, batch, device, seconds=1.0):
-    pixels = torch.randn(batch, 3, size, size, device=device)
-    clip.visual(pixels)  # warm-up
+def per_second(run, batch, device, seconds=1.0):
+    """Items per second of `run` (one batch per call): the best of ROUNDS rounds of ~1 s."""
+    run()  # warm-up
     best = 0.0
     for _ in range(ROUNDS):
         synchronize(device)
-        images, began = 0, time.perf_counter()
+        done, began = 0, time.perf_counter()
         while time.perf_counter() - began < seconds:
-            clip.visual(pixels)
-            images += batch
+            run()
+            done += batch
         synchronize(device)
-        best = max(best, images / (time.perf_counter() - began))
+        best = max(best, done / (time.perf_counter() - began))
     return best
+
+
+def clip_images_per_s(clip, size, batch, device):
+    pixels = torch.randn(batch, 3, size, size, device=device)
+    return per_second(lambda: clip.visual(pixels), batch, device)
 
 
 def main():

@@ -1,4 +1,5 @@
 """Export a pack's models to the ONNX graphs of packs/CONTRACT.md (opset 17)."""
+import inspect
 import os
 
 import torch
@@ -47,11 +48,17 @@ class PixelDecoder(nn.Module):
         return x.permute(0, 2, 3, 1)
 
 
+def torchscript_exporter():
+    """torch.onnx.export's arguments for the TorchScript-based exporter these graphs are made
+    with: newer PyTorch (2.9 and later) defaults to the dynamo exporter, which needs onnxscript."""
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+
+
 def _export(module, args, path, inputs, outputs, dynamic_axes):
     module.eval()
     with torch.no_grad():
         torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, **torchscript_exporter(),
                           # Unfolded, the initializers keep their parameter names, so the
                           # weights can be read back from a pack (training/pack_weights.py).
                           do_constant_folding=False)

@@ -22,7 +22,8 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from training.export import OPSET
+from training.bpe import bytes_to_unicode
+from training.export import OPSET, torchscript_exporter
 from training.pack import file_entry
 
 # OpenAI's preprocessing (clip/clip.py): bicubic resize of the short side, centre crop.
@@ -194,19 +195,6 @@ def load_model(path):
 
 # --- Tokenizer: OpenAI's byte-level BPE (clip/simple_tokenizer.py) as a tokenizer.json ---
 
-def bytes_to_unicode():
-    """GPT-2's reversible map of the 256 bytes to printable characters."""
-    visible = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars = visible[:]
-    n = 0
-    for b in range(256):
-        if b not in visible:
-            visible.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(visible, map(chr, chars)))
-
-
 def read_merges(bpe_path):
     with gzip.open(bpe_path, "rt", encoding="utf-8") as f:
         lines = f.read().split("\n")
@@ -246,6 +234,19 @@ def tokenizer_json(merges):
     }
 
 
+def merge_pair(parts, pair):
+    """`parts` with every adjacent occurrence of `pair`, left to right, joined into one symbol."""
+    merged, i = [], 0
+    while i < len(parts):
+        if i < len(parts) - 1 and (parts[i], parts[i + 1]) == pair:
+            merged.append(parts[i] + parts[i + 1])
+            i += 2
+        else:
+            merged.append(parts[i])
+            i += 1
+    return merged
+
+
 def reference_encode(text, merges):
     """OpenAI's SimpleTokenizer.encode without ftfy's repairs and without its special-token
     alternatives. It unescapes HTML entities as OpenAI does; the service does not (by choice)."""
@@ -266,16 +267,7 @@ def reference_encode(text, merges):
             rank, i = min(pairs)
             if rank == len(ranks):
                 break
-            pair = (parts[i], parts[i + 1])
-            merged, j = [], 0
-            while j < len(parts):
-                if j < len(parts) - 1 and (parts[j], parts[j + 1]) == pair:
-                    merged.append(parts[j] + parts[j + 1])
-                    j += 2
-                else:
-                    merged.append(parts[j])
-                    j += 1
-            parts = merged
+            parts = merge_pair(parts, (parts[i], parts[i + 1]))
         ids.extend(vocab[p] for p in parts)
     return ids
 
@@ -291,9 +283,11 @@ def export_graphs(model, out_dir):
     with torch.no_grad():
         torch.onnx.export(model.visual, (torch.zeros(2, 3, size, size),), os.path.join(out_dir, IMAGE_FILE),
                           input_names=["pixel_values"], output_names=["image_embeds"], opset_version=OPSET,
+                          **torchscript_exporter(),
                           dynamic_axes={"pixel_values": {0: "B"}, "image_embeds": {0: "B"}})
         torch.onnx.export(model.text, (ids,), os.path.join(out_dir, TEXT_FILE),
                           input_names=["input_ids"], output_names=["text_embeds"], opset_version=OPSET,
+                          **torchscript_exporter(),
                           dynamic_axes={"input_ids": {0: "B"}, "text_embeds": {0: "B"}})
     return size, context
 

@@ -12,12 +12,13 @@ rm -rf "$OUT"
 mkdir -p "$DIST"
 # onnxruntime-node comes from the kit and sharp is native: both stay outside the bundle.
 # The engine thread is a second entry point next to the benchmark, where engine.ts looks for it.
-npx esbuild bench/models.ts src/models/engine-thread.ts --bundle --platform=node --format=esm \
+npx esbuild bench/models.ts bench/clip.ts src/models/engine-thread.ts --bundle --platform=node --format=esm \
   --target=node20 --outdir="$DIST" --entry-names='[name]' --out-extension:.js=.mjs \
   --external:onnxruntime-node --external:sharp --log-level=warning \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
 mv "$DIST/engine-thread.mjs" "$DIST/engine-thread.js"
 mv "$DIST/models.mjs" "$DIST/bench-models.mjs"
+mv "$DIST/clip.mjs" "$DIST/bench-clip.mjs"
 echo '{ "type": "module" }' > "$DIST/package.json"
 # sharp and what it loads at run time, compressed (libvips alone is 18 MB).
 tar -cJf "$OUT/node_modules.tar.xz" -C node_modules sharp detect-libc semver @img/colour @img/sharp-linux-x64 @img/sharp-libvips-linux-x64

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root, once the CUDA kit's parts have been received
 # (bench/gpu/README.md): parity with the PyTorch fixtures on CUDA, then bench:models on CUDA
-# and on the same machine's CPU, each with PyTorch on the same device. Results go to $OUT.
+# and on the same machine's CPU, and bench:clip (a real-size ViT-B/32 pack built there) on
+# CUDA, each with PyTorch on the same device. Results go to $OUT.
 #   bash bench/gpu/run.sh [--kit /tmp/cuda-kit] [--skip-unpack]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,4 +39,5 @@ done
 step bench-demo-cuda node .gpu-bundle/dist/bench-models.mjs --root . --device cuda --python "$PYTHON" --reference-state .gpu-bundle/demo-shapes.pt
 step bench-micro-cuda node .gpu-bundle/dist/bench-models.mjs --root . --device cuda --pack micro-dalle1 --candidates 64 --python "$PYTHON" --reference-state .gpu-bundle/micro-dalle1.pt
 step bench-demo-cpu node .gpu-bundle/dist/bench-models.mjs --root . --device cpu --python "$PYTHON" --reference-state .gpu-bundle/demo-shapes.pt
+step bench-clip-cuda node .gpu-bundle/dist/bench-clip.mjs --root . --device cuda --python "$PYTHON"
 exit "$status"

@@ -62,15 +62,7 @@ def learn_merges(text, count):
         merges.append(best)
         merged_words = collections.Counter()
         for parts, n in words.items():
-            out, i = [], 0
-            while i < len(parts):
-                if i < len(parts) - 1 and (parts[i], parts[i + 1]) == best:
-                    out.append(parts[i] + parts[i + 1])
-                    i += 2
-                else:
-                    out.append(parts[i])
-                    i += 1
-            merged_words[tuple(out)] += n
+            merged_words[tuple(oc.merge_pair(list(parts), best))] += n
         words = merged_words
     return merges
 
