@@ -42,7 +42,7 @@ const cpuThreads = values.threads ? Number(values.threads) : undefined;
 const settings = { device, allowCpuFallback: false, cpuThreads, probePlacement: device.kind === 'cuda' };
 
 async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promise<number> {
-  const m = pack.manifest;
+  const m = pack.generating;
   const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
   const d = m.generator.sampling_defaults;
   const sessions = { prefill: await pack.session('prefill'), step: await pack.session('step'), ...(path === 'graph' ? { sampleLoop: await pack.session('sample_loop') } : {}) };

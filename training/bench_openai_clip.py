@@ -2,8 +2,8 @@
 
 Usage: python3 -m training.bench_openai_clip OUT [--threads 2] [--device cpu]
 Builds ViT-B/32 with seeded random weights in OpenAI's checkpoint layout (no download: speed
-does not depend on the values), exports it with training.openai_clip onto packs/demo-shapes
-into OUT/packs/vit-b-32-random, then prints one JSON object: PyTorch's image-encoder images/s
+does not depend on the values), exports it with training.openai_clip as a CLIP-only pack in
+OUT/packs/vit-b-32-random, then prints one JSON object: PyTorch's image-encoder images/s
 and text-encoder texts/s by batch size (best of three rounds), for bench/clip.ts's ratios.
 """
 import argparse
@@ -47,7 +47,6 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--base", default="packs/demo-shapes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -55,7 +54,7 @@ def main():
     random_checkpoint(checkpoint)
     full_merges(bpe)
     began = time.perf_counter()
-    oc.export_pack(checkpoint, bpe, args.base, os.path.join(args.out, "packs", PACK_NAME), name=PACK_NAME)
+    oc.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), name=PACK_NAME)
     export_s = time.perf_counter() - began
 
     model = oc.load_model(checkpoint).to(args.device)

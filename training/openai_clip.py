@@ -1,12 +1,13 @@
 """Export an OpenAI CLIP checkpoint (ViT-B/32, ViT-B/16, ViT-L/14…) into a model pack.
 
 DALL·E reranks its samples with a CLIP trained apart from the generator; a pack does the same
-when its `clip` section comes from a public checkpoint. This takes a base pack (its generator
-and decoder stay), replaces the CLIP graphs, tokenizer, preprocessing and templates with the
-checkpoint's, and writes a new pack that the service loads like any other:
+when its `clip` section comes from a public checkpoint. With `--base`, the new pack keeps the
+base pack's generator and decoder and takes the checkpoint's CLIP graphs, tokenizer,
+preprocessing and templates; without it, the pack holds CLIP alone and serves classification
+and embeddings only. The service loads either like any other pack:
 
     /usr/bin/python3 -m training.openai_clip --checkpoint ViT-B-32.pt \\
-        --bpe bpe_simple_vocab_16e6.txt.gz --base packs/demo-shapes --out packs/shapes-vit-b32
+        --bpe bpe_simple_vocab_16e6.txt.gz --out packs/openai-clip-vit-b-32 [--base packs/demo-shapes]
 
 `--checkpoint` is a file from OpenAI's `clip` package (a TorchScript archive, as downloaded by
 `clip.load`) or a plain state dict with the same names; `--bpe` is the merges file that package
@@ -312,26 +313,33 @@ def clip_section(model, merges, size, context):
     }
 
 
-def export_pack(checkpoint, bpe, base, out, name=None, version=None):
-    """Writes `out`: `base`'s generator and decoder with the checkpoint's CLIP. Returns the manifest."""
-    with open(os.path.join(base, "manifest.json")) as f:
-        manifest = json.load(f)
+def export_pack(checkpoint, bpe, out, base=None, name=None, version=None):
+    """Writes the pack `out`: the checkpoint's CLIP, beside `base`'s generator and decoder when a
+    base is given, else alone (a pack that classifies and embeds but does not generate)."""
     model = load_model(checkpoint)
     merges = read_merges(bpe)
     if os.path.exists(out):
         raise SystemExit(f"{out} exists; choose a new folder")
-    kept = {manifest["generator"]["tokenizer"], manifest["decoder"]["graph"], *manifest["generator"]["graphs"].values()}
+    checkpoint_name = os.path.splitext(os.path.basename(checkpoint))[0]
     os.makedirs(out)
-    for file in kept:
-        shutil.copyfile(os.path.join(base, file), os.path.join(out, file))
+    if base is None:
+        manifest = {"schema_version": 1, "name": name or f"openai-clip-{checkpoint_name.lower()}"[:64],
+                    "version": version or checkpoint_name[:64],
+                    "description": f"OpenAI CLIP {checkpoint_name} alone: zero-shot classification and embeddings, no generator."}
+        kept = set()
+    else:
+        with open(os.path.join(base, "manifest.json")) as f:
+            manifest = json.load(f)
+        kept = {manifest["generator"]["tokenizer"], manifest["decoder"]["graph"], *manifest["generator"]["graphs"].values()}
+        for file in kept:
+            shutil.copyfile(os.path.join(base, file), os.path.join(out, file))
+        base_name, base_version = manifest["name"], manifest["version"]
+        manifest["name"] = name or f"{base_name}-clip-{checkpoint_name.lower()}"[:64]
+        manifest["version"] = version or f"{base_version}+clip.{checkpoint_name}"[:64]
+        manifest["description"] = f"The generator and decoder of {base_name} {base_version}, reranked by OpenAI CLIP {checkpoint_name}."
     size, context = export_graphs(model, out)
     with open(os.path.join(out, TOKENIZER_FILE), "w") as f:
         json.dump(tokenizer_json(merges), f, ensure_ascii=False)
-    checkpoint_name = os.path.splitext(os.path.basename(checkpoint))[0]
-    base_name, base_version = manifest["name"], manifest["version"]
-    manifest["name"] = name or f"{base_name}-clip-{checkpoint_name.lower()}"[:64]
-    manifest["version"] = version or f"{base_version}+clip.{checkpoint_name}"[:64]
-    manifest["description"] = f"The generator and decoder of {base_name} {base_version}, reranked by OpenAI CLIP {checkpoint_name}."
     manifest["clip"] = clip_section(model, merges, size, context)
     names = kept | {IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE}
     manifest["files"] = {n: file_entry(os.path.join(out, n)) for n in sorted(names)}
@@ -345,13 +353,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="OpenAI CLIP checkpoint (TorchScript archive or state dict)")
     parser.add_argument("--bpe", required=True, help="bpe_simple_vocab_16e6.txt.gz from OpenAI's clip package")
-    parser.add_argument("--base", required=True, help="the pack whose generator and decoder are kept")
+    parser.add_argument("--base", help="a pack whose generator and decoder the new pack keeps; without it the "
+                                           "pack serves CLIP only (classification and embeddings)")
     parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
-    parser.add_argument("--name", help="pack name (default: <base>-clip-<checkpoint>)")
-    parser.add_argument("--version", help="pack version (default: <base version>+clip.<checkpoint>)")
+    parser.add_argument("--name", help="pack name (default: <base>-clip-<checkpoint>, or openai-clip-<checkpoint>)")
+    parser.add_argument("--version", help="pack version (default: <base version>+clip.<checkpoint>, or <checkpoint>)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    manifest = export_pack(args.checkpoint, args.bpe, args.base, args.out, args.name, args.version)
+    manifest = export_pack(args.checkpoint, args.bpe, args.out, args.base, args.name, args.version)
     print(json.dumps({"pack": args.out, "name": manifest["name"], "clip": {k: manifest["clip"][k] for k in ("embed_dim", "context_length", "logit_scale")}}))
 
 

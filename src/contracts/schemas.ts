@@ -1,6 +1,6 @@
 // Request and response schemas: at once the validation, the TypeScript types and the
 // OpenAPI document. Bodies are strict: unknown properties are refused, nothing is coerced.
-import { type Static, type TSchema, Type } from '@fastify/type-provider-typebox';
+import { type Static, type TSchema, type TSchemaOptions, Type } from '@fastify/type-provider-typebox';
 import { ERROR_CODES } from '../errors.js';
 import { OUTPUT_FORMATS, WEBHOOK_EVENTS } from './jobs.js';
 import { GENERATION_STAGES, GENERATION_STATUSES } from './status.js';
@@ -10,8 +10,8 @@ function StringEnum<T extends readonly string[]>(values: T, options: Record<stri
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
-function Nullable<T extends TSchema>(schema: T) {
-  return Type.Union([schema, Type.Null()]);
+function Nullable<T extends TSchema>(schema: T, options: TSchemaOptions = {}) {
+  return Type.Union([schema, Type.Null()], options);
 }
 
 const strict = { additionalProperties: false } as const;
@@ -204,12 +204,17 @@ export const ModelInfo = Type.Object({
   version: Type.String(),
   description: Nullable(Type.String()),
   default: Type.Boolean(),
-  text_length: Type.Integer(),
-  image_size: Type.Array(Type.Integer()),
-  image_grid: Type.Array(Type.Integer()),
-  codebook_size: Type.Integer(),
+  generation: Nullable(
+    Type.Object({
+      text_length: Type.Integer(),
+      image_size: Type.Array(Type.Integer()),
+      image_grid: Type.Array(Type.Integer()),
+      codebook_size: Type.Integer(),
+      sampling_defaults: Type.Object({ top_k: Type.Integer(), temperature: Type.Number(), top_p: Type.Optional(Type.Number()) }),
+    }),
+    { description: 'The generator: null for a pack that serves CLIP only (classification and embeddings).' },
+  ),
   embed_dim: Type.Integer(),
-  sampling_defaults: Type.Object({ top_k: Type.Integer(), temperature: Type.Number(), top_p: Type.Optional(Type.Number()) }),
 });
 export type ModelInfo = Static<typeof ModelInfo>;
 export const ModelList = Type.Object({ data: Type.Array(ModelInfo) });

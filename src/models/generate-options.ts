@@ -1,7 +1,7 @@
 // GenerateOptions checked once against the pack, with defaults filled in. A bad value throws
 // an `invalid_request` ModelError naming the field.
 import { ModelError } from './errors.js';
-import type { Manifest } from './manifest.js';
+import type { GeneratingManifest } from './manifest.js';
 import { isUint32 } from './rng.js';
 import type { SamplingParams } from './sampling.js';
 import type { GenerateOptions } from './types.js';
@@ -30,7 +30,7 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
 
 export type GenerateInput = Omit<GenerateOptions, 'signal' | 'onProgress'>;
 
-export function resolveGenerate(options: GenerateInput, m: Manifest, defaultBatch: number): ResolvedGenerate {
+export function resolveGenerate(options: GenerateInput, m: GeneratingManifest, defaultBatch: number): ResolvedGenerate {
   if (typeof options.prompt !== 'string' || options.prompt.trim() === '') invalid('prompt', 'must be a non-empty string');
   if (!isUint32(options.seed)) invalid('seed', `must be an unsigned 32-bit integer, got ${options.seed}`);
   const candidates = positiveInt('candidates', options.candidates, DEFAULT_CANDIDATES);

@@ -8,11 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { ModelError } from './errors.js';
 
-export interface Manifest {
-  schema_version: 1;
-  name: string;
-  version: string;
-  description?: string;
+/** The sections that make a pack generate: present together or not at all. */
+export interface GenerationSections {
   geometry: {
     text_length: number;
     text_vocab_size: number;
@@ -31,6 +28,14 @@ export interface Manifest {
     sampling_defaults: { top_k: number; temperature: number; top_p?: number };
   };
   decoder: { graph: string };
+}
+
+/** A pack's manifest. Without the generation sections the pack serves CLIP only. */
+export interface Manifest extends Partial<GenerationSections> {
+  schema_version: 1;
+  name: string;
+  version: string;
+  description?: string;
   clip: {
     tokenizer: string;
     context_length: number;
@@ -52,6 +57,18 @@ export interface Manifest {
   files: Record<string, { sha256: string; bytes: number }>;
 }
 
+export type GeneratingManifest = Manifest & GenerationSections;
+
+export function generates(m: Manifest): m is GeneratingManifest {
+  return m.geometry !== undefined && m.generator !== undefined && m.decoder !== undefined;
+}
+
+/** `m` as a pack that generates, or an invalid_request naming the pack when it serves CLIP only. */
+export function generatingManifest(m: Manifest): GeneratingManifest {
+  if (!generates(m)) throw new ModelError('invalid_request', `model ${m.name} serves CLIP only (classification and embeddings): it cannot generate`);
+  return m;
+}
+
 // The schema lives beside the packs (the contract); this path holds from src/models and dist/models.
 const schemaPath = fileURLToPath(new URL('../../packs/manifest.schema.json', import.meta.url));
 const validateSchema = new Ajv2020({ allErrors: true, strict: false }).compile<Manifest>(
@@ -70,6 +87,10 @@ function describe(error: ErrorObject): string {
   const field = fieldOf(error);
   if (error.keyword === 'required') return `${field} is required`;
   if (error.keyword === 'additionalProperties') return `${field} is not allowed`;
+  if (error.keyword === 'dependentRequired') {
+    const { property, missingProperty } = error.params as { property: string; missingProperty: string };
+    return `${missingProperty} is required with ${property} (geometry, generator and decoder come together)`;
+  }
   return `${field} ${error.message ?? 'is invalid'}`;
 }
 
@@ -83,14 +104,16 @@ export function validateManifest(data: unknown, source = 'manifest.json'): Manif
   const fail = (field: string, why: string): never => {
     throw new ModelError('pack_invalid_manifest', `${source}: ${field} ${why}`);
   };
-  if (m.geometry.image_token_offset !== m.geometry.text_vocab_size) {
-    fail('geometry.image_token_offset', 'must equal geometry.text_vocab_size');
+  if (generates(m)) {
+    if (m.geometry.image_token_offset !== m.geometry.text_vocab_size) {
+      fail('geometry.image_token_offset', 'must equal geometry.text_vocab_size');
+    }
+    if (m.generator.text_pad_id >= m.geometry.text_vocab_size) {
+      fail('generator.text_pad_id', 'must be below geometry.text_vocab_size');
+    }
+    const k = m.generator.sampling_defaults.top_k;
+    if (k > m.geometry.codebook_size) fail('generator.sampling_defaults.top_k', 'must not exceed codebook_size');
   }
-  if (m.generator.text_pad_id >= m.geometry.text_vocab_size) {
-    fail('generator.text_pad_id', 'must be below geometry.text_vocab_size');
-  }
-  const k = m.generator.sampling_defaults.top_k;
-  if (k > m.geometry.codebook_size) fail('generator.sampling_defaults.top_k', 'must not exceed codebook_size');
   for (const [field, file] of namedFiles(m)) {
     if (!(file in m.files)) fail(field, `names "${file}", which is missing from files`);
   }
@@ -100,11 +123,11 @@ export function validateManifest(data: unknown, source = 'manifest.json'): Manif
 /** Every file the manifest refers to, with the field that names it. */
 export function namedFiles(m: Manifest): [string, string][] {
   const entries: [string, string | undefined][] = [
-    ['generator.tokenizer', m.generator.tokenizer],
-    ['generator.graphs.prefill', m.generator.graphs.prefill],
-    ['generator.graphs.step', m.generator.graphs.step],
-    ['generator.graphs.sample_loop', m.generator.graphs.sample_loop],
-    ['decoder.graph', m.decoder.graph],
+    ['generator.tokenizer', m.generator?.tokenizer],
+    ['generator.graphs.prefill', m.generator?.graphs.prefill],
+    ['generator.graphs.step', m.generator?.graphs.step],
+    ['generator.graphs.sample_loop', m.generator?.graphs.sample_loop],
+    ['decoder.graph', m.decoder?.graph],
     ['clip.tokenizer', m.clip.tokenizer],
     ['clip.graphs.image', m.clip.graphs.image],
     ['clip.graphs.text', m.clip.graphs.text],
@@ -116,10 +139,10 @@ export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'clip_i
 
 export function graphFile(m: Manifest, graph: GraphName): string | undefined {
   switch (graph) {
-    case 'prefill': return m.generator.graphs.prefill;
-    case 'step': return m.generator.graphs.step;
-    case 'sample_loop': return m.generator.graphs.sample_loop;
-    case 'decoder': return m.decoder.graph;
+    case 'prefill': return m.generator?.graphs.prefill;
+    case 'step': return m.generator?.graphs.step;
+    case 'sample_loop': return m.generator?.graphs.sample_loop;
+    case 'decoder': return m.decoder?.graph;
     case 'clip_image': return m.clip.graphs.image;
     case 'clip_text': return m.clip.graphs.text;
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { ModelError } from './errors.js';
 import type { Log } from './log.js';
-import { graphFile, readManifest, type GraphName, type Manifest } from './manifest.js';
+import { generates, generatingManifest, graphFile, readManifest, type GeneratingManifest, type GraphName, type Manifest } from './manifest.js';
 import { probeFeeds } from './placement.js';
 import { createSession, type ProviderSettings } from './providers.js';
 import { TextTokenizer } from './tokenizers.js';
@@ -41,6 +41,17 @@ export async function listPacks(modelsDir: string): Promise<PackInfo[]> {
   return packs.sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
 }
 
+function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['generation']> {
+  const d = m.generator.sampling_defaults;
+  return {
+    textLength: m.geometry.text_length,
+    imageSize: m.geometry.image_size,
+    imageGrid: m.geometry.image_grid,
+    codebookSize: m.geometry.codebook_size,
+    samplingDefaults: { topK: d.top_k, temperature: d.temperature, ...(d.top_p !== undefined ? { topP: d.top_p } : {}) },
+  };
+}
+
 export const ALL_GRAPHS: readonly GraphName[] = ['prefill', 'step', 'sample_loop', 'decoder', 'clip_image', 'clip_text'];
 export const CLIP_GRAPHS: readonly GraphName[] = ['clip_image', 'clip_text'];
 
@@ -54,6 +65,11 @@ export class Pack {
 
   get manifest(): Manifest {
     return this.info.manifest;
+  }
+
+  /** The manifest of a pack that generates; an invalid_request when it serves CLIP only. */
+  get generating(): GeneratingManifest {
+    return generatingManifest(this.manifest);
   }
 
   get name(): string {
@@ -83,7 +99,7 @@ export class Pack {
   }
 
   tokenizer(which: 'generator' | 'clip'): Promise<TextTokenizer> {
-    const file = which === 'generator' ? this.manifest.generator.tokenizer : this.manifest.clip.tokenizer;
+    const file = which === 'generator' ? this.generating.generator.tokenizer : this.manifest.clip.tokenizer;
     let pending = this.tokenizers.get(file);
     if (!pending) {
       pending = TextTokenizer.load(join(this.info.dir, file));
@@ -95,7 +111,7 @@ export class Pack {
   /** Creates the sessions and tokenizers of `graphs` now (default: every graph). */
   async createAll(graphs: readonly GraphName[] = ALL_GRAPHS): Promise<void> {
     for (const graph of graphs.filter((g) => this.hasGraph(g))) await this.session(graph);
-    if (graphs.includes('prefill')) await this.tokenizer('generator');
+    if (graphs.includes('prefill') && this.hasGraph('prefill')) await this.tokenizer('generator');
     if (graphs.includes('clip_text')) await this.tokenizer('clip');
   }
 
@@ -107,17 +123,12 @@ export class Pack {
 
   summary(): PackSummary {
     const m = this.manifest;
-    const d = m.generator.sampling_defaults;
     return {
       name: m.name,
       version: m.version,
       ...(m.description !== undefined ? { description: m.description } : {}),
-      textLength: m.geometry.text_length,
-      imageSize: m.geometry.image_size,
-      imageGrid: m.geometry.image_grid,
-      codebookSize: m.geometry.codebook_size,
+      generation: generates(m) ? generationSummary(m) : null,
       embedDim: m.clip.embed_dim,
-      samplingDefaults: { topK: d.top_k, temperature: d.temperature, ...(d.top_p !== undefined ? { topP: d.top_p } : {}) },
       providers: { ...this.providers },
     };
   }

@@ -68,7 +68,7 @@ export class Pipeline {
 
   /** All candidates' codebook indices, [candidates × N], chunk by chunk. */
   async sample(pack: Pack, job: ResolvedGenerate, textIds: BigInt64Array, sampler: 'host' | 'graph', hooks: JobHooks): Promise<Int32Array> {
-    const g = pack.manifest.geometry;
+    const g = pack.generating.geometry;
     const N = g.image_grid[0] * g.image_grid[1];
     const sessions: GeneratorSessions = sampler === 'graph'
       ? { prefill: await pack.session('prefill'), step: await pack.session('step'), sampleLoop: await pack.session('sample_loop') }
@@ -88,7 +88,7 @@ export class Pipeline {
 
   async generate(options: GenerateInput, hooks: JobHooks): Promise<GenerateResult> {
     const pack = this.pack(options.model);
-    const m = pack.manifest;
+    const m = pack.generating;
     const job = resolveGenerate(options, m, this.settings.sampleBatch);
     const sampler = this.samplerFor(pack);
     const text = generatorText(await pack.tokenizer('generator'), job.prompt, m.geometry.text_length, m.generator.text_pad_id);
@@ -110,7 +110,7 @@ export class Pipeline {
 
   // Decodes and scores `clipBatch` candidates at a time, keeping only the pixels of the best n.
   private async decodeAndRerank(pack: Pack, job: ResolvedGenerate, tokens: Int32Array, hooks: JobHooks) {
-    const m = pack.manifest;
+    const m = pack.generating;
     const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
     const clip = this.clip(pack);
     const decoder = await pack.session('decoder');

@@ -5,22 +5,29 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { GraphName, Manifest } from './manifest.js';
+import { generatingManifest, type GraphName, type Manifest } from './manifest.js';
 
 const int64 = (values: number[], dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
 const zeros = (dims: number[]) => new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
 
 /** Batch-1 inputs that every graph of the contract accepts. */
 export function probeFeeds(m: Manifest, graph: GraphName): Record<string, ort.Tensor> {
-  const g = m.geometry;
+  if (graph === 'clip_image') return { pixel_values: zeros([1, 3, m.clip.preprocess.size, m.clip.preprocess.size]) };
+  if (graph === 'clip_text') {
+    const ids = new Array<number>(m.clip.context_length).fill(m.clip.pad_id);
+    ids[0] = m.clip.bos_id;
+    ids[1] = m.clip.eos_id;
+    return { input_ids: int64(ids, [1, ids.length]) };
+  }
+  const { geometry: g, generator } = generatingManifest(m);
   const T = g.text_length;
   const N = g.image_grid[0] * g.image_grid[1];
-  const text = int64(new Array<number>(T).fill(m.generator.text_pad_id), [1, T]);
+  const text = int64(new Array<number>(T).fill(generator.text_pad_id), [1, T]);
   switch (graph) {
     case 'prefill':
       return { text_tokens: text };
     case 'step':
-      return { image_token: int64([0], [1, 1]), past_kv: zeros([m.generator.layers, 2, 1, m.generator.heads, T, m.generator.head_dim]) };
+      return { image_token: int64([0], [1, 1]), past_kv: zeros([generator.layers, 2, 1, generator.heads, T, generator.head_dim]) };
     case 'sample_loop':
       return {
         text_tokens: text,
@@ -31,14 +38,6 @@ export function probeFeeds(m: Manifest, graph: GraphName): Record<string, ort.Te
       };
     case 'decoder':
       return { image_tokens: int64(new Array<number>(N).fill(0), [1, N]) };
-    case 'clip_image':
-      return { pixel_values: zeros([1, 3, m.clip.preprocess.size, m.clip.preprocess.size]) };
-    case 'clip_text': {
-      const ids = new Array<number>(m.clip.context_length).fill(m.clip.pad_id);
-      ids[0] = m.clip.bos_id;
-      ids[1] = m.clip.eos_id;
-      return { input_ids: int64(ids, [1, ids.length]) };
-    }
   }
 }
 

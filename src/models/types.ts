@@ -128,12 +128,15 @@ export interface PackSummary {
   name: string;
   version: string;
   description?: string;
-  textLength: number;
-  imageSize: [number, number];
-  imageGrid: [number, number];
-  codebookSize: number;
+  /** The generator's geometry and defaults; null for a pack that serves CLIP only. */
+  generation: {
+    textLength: number;
+    imageSize: [number, number];
+    imageGrid: [number, number];
+    codebookSize: number;
+    samplingDefaults: { topK: number; temperature: number; topP?: number };
+  } | null;
   embedDim: number;
-  samplingDefaults: { topK: number; temperature: number; topP?: number };
   /** The provider each session really runs on, once created. */
   providers: Record<string, string>;
 }

@@ -84,8 +84,11 @@ export class Generations {
     await this.queues.connected();
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook, owner);
     const model = await servedModel(this.redis, this.keys, input.model);
-    if (model && input.top_k !== undefined && input.top_k > model.codebook_size) {
-      throw fieldError('top_k', `must be at most the codebook size of ${model.name} (${model.codebook_size})`);
+    if (model && !model.generation) {
+      throw fieldError('model', `${model.name} serves CLIP only (classification and embeddings); see GET /models for the models that generate`);
+    }
+    if (model?.generation && input.top_k !== undefined && input.top_k > model.generation.codebook_size) {
+      throw fieldError('top_k', `must be at most the codebook size of ${model.name} (${model.generation.codebook_size})`);
     }
     // Scoped to the key: another client's Idempotency-Key never replays (or blocks) ours.
     const recordKey =

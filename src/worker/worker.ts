@@ -46,12 +46,20 @@ function modelInfo(pack: PackSummary, defaultName: string): ModelInfo {
     version: pack.version,
     description: pack.description ?? null,
     default: pack.name === defaultName,
-    text_length: pack.textLength,
-    image_size: pack.imageSize,
-    image_grid: pack.imageGrid,
-    codebook_size: pack.codebookSize,
+    generation: generationInfo(pack.generation),
     embed_dim: pack.embedDim,
-    sampling_defaults: { top_k: pack.samplingDefaults.topK, temperature: pack.samplingDefaults.temperature, ...(pack.samplingDefaults.topP !== undefined && { top_p: pack.samplingDefaults.topP }) },
+  };
+}
+
+function generationInfo(generation: PackSummary['generation']): ModelInfo['generation'] {
+  if (!generation) return null;
+  const d = generation.samplingDefaults;
+  return {
+    text_length: generation.textLength,
+    image_size: generation.imageSize,
+    image_grid: generation.imageGrid,
+    codebook_size: generation.codebookSize,
+    sampling_defaults: { top_k: d.topK, temperature: d.temperature, ...(d.topP !== undefined && { top_p: d.topP }) },
   };
 }
 

@@ -26,7 +26,7 @@ describe('system routes', () => {
     const demo = data.find((model: any) => model.name === 'demo-shapes');
     assert.ok(demo);
     assert.equal(demo.default, true);
-    assert.deepEqual(demo.image_size, [64, 64]);
+    assert.deepEqual(demo.generation.image_size, [64, 64]);
     assert.equal(data.filter((model: any) => model.default).length, 1);
   });
 

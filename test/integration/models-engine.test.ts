@@ -25,8 +25,8 @@ describe('engine on the committed packs', () => {
     const packs = engine.packs();
     assert.deepEqual(packs.map((p) => p.name), ['demo-shapes', 'micro-dalle1']);
     const demo = packs[0];
-    assert.equal(demo.textLength, 24);
-    assert.deepEqual(demo.imageSize, [64, 64]);
+    assert.equal(demo.generation?.textLength, 24);
+    assert.deepEqual(demo.generation?.imageSize, [64, 64]);
     assert.deepEqual(Object.keys(demo.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'prefill', 'sample_loop', 'step']);
     assert.ok(Object.values(demo.providers).every((p) => p === 'cpu'));
   });

@@ -50,7 +50,7 @@ for (const name of ['demo-shapes', 'micro-dalle1']) {
     });
 
     test('prompt tokens, prefill logits and step logits along a fixed path', async (t) => {
-      const m = pack.manifest;
+      const m = pack.generating;
       const tokenizer = await pack.tokenizer('generator');
       const g = ref.generator;
       g.prompts.forEach((prompt, i) => {

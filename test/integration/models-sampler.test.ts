@@ -26,7 +26,7 @@ interface Loaded {
 
 async function open(name: string): Promise<Loaded> {
   const pack = new Pack(await loadPack(packsDir + name), { device: { kind: 'cpu' }, allowCpuFallback: false }, quiet);
-  const m = pack.manifest;
+  const m = pack.generating;
   const sessions = { prefill: await pack.session('prefill'), step: await pack.session('step'), sampleLoop: await pack.session('sample_loop') };
   const text = generatorText(await pack.tokenizer('generator'), PROMPT, m.geometry.text_length, m.generator.text_pad_id);
   return { pack, sessions, textIds: text.ids, N: m.geometry.image_grid[0] * m.geometry.image_grid[1], V: m.geometry.codebook_size };
@@ -75,7 +75,7 @@ describe('demo-shapes sampler', () => {
   let defaults: SamplingParams;
   before(async () => {
     l = await open('demo-shapes');
-    const d = l.pack.manifest.generator.sampling_defaults;
+    const d = l.pack.generating.generator.sampling_defaults;
     defaults = { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 };
   });
   after(() => l.pack.release());
@@ -123,7 +123,7 @@ describe('micro-dalle1 sampler at DALL·E 1 geometry', () => {
 
   test('1024 tokens per candidate, the same from sample_loop as from the host loop', async (t) => {
     assert.equal(l.N, 1024);
-    const d = l.pack.manifest.generator.sampling_defaults;
+    const d = l.pack.generating.generator.sampling_defaults;
     const params = { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 };
     const host = await sampleAll(l, 7, 2, 2, params, 'host');
     const graph = await sampleAll(l, 7, 2, 2, params, 'graph');

@@ -38,8 +38,8 @@ test('the committed packs load and list in name order', async () => {
   const packs = await listPacks(packsDir);
   assert.deepEqual(packs.map((p) => p.manifest.name), ['demo-shapes', 'micro-dalle1']);
   const micro = packs[1].manifest;
-  assert.equal(micro.geometry.text_length, 256);
-  assert.deepEqual(micro.geometry.image_grid, [32, 32]);
+  assert.equal(micro.geometry?.text_length, 256);
+  assert.deepEqual(micro.geometry?.image_grid, [32, 32]);
 });
 
 test('a malformed manifest names the field', async () => {
@@ -52,12 +52,24 @@ test('a malformed manifest names the field', async () => {
     [(m) => (m.clip.templates = ['no placeholder']), /clip\.templates\.0 must match pattern/],
     [(m) => (m.geometry.image_token_offset = 3), /geometry\.image_token_offset must equal geometry\.text_vocab_size/],
     [(m) => (m.decoder.graph = 'other.onnx'), /decoder\.graph names "other\.onnx", which is missing from files/],
+    [(m) => delete m.decoder, /decoder is required with geometry \(geometry, generator and decoder come together\)/],
+    [(m) => delete m.clip, /: clip is required/],
   ];
   for (const [change, pattern] of cases) {
     const bad = structuredClone(good);
     change(bad);
     await rejectsWith(() => validateManifest(bad), 'pack_invalid_manifest', pattern);
   }
+});
+
+test('without geometry, generator and decoder a manifest is a CLIP-only pack', async () => {
+  const clipOnly = await manifestOf(demoDir);
+  delete clipOnly.geometry;
+  delete clipOnly.generator;
+  delete clipOnly.decoder;
+  const m = validateManifest(clipOnly);
+  assert.equal(m.generator, undefined);
+  assert.deepEqual(Object.keys(m.clip.graphs), ['image', 'text']);
 });
 
 test('a file whose sha256 differs is refused with its name', async () => {

@@ -2,8 +2,8 @@
 
 Writes into OUT: `ViT-T-16.pt` (a TorchScript archive with the parameter names and extra
 entries of OpenAI's downloads, random weights), `bpe.txt.gz` (merges in OpenAI's file format,
-learned from a few sentences), `packs/<name>/` (training.openai_clip's export onto the base
-pack) and `reference.json` (token ids by OpenAI's algorithm, raw text and image embeddings).
+learned from a few sentences), two packs from training.openai_clip (`packs/tiny-openai-clip`
+onto the base pack, `packs/tiny-openai-clip-only` alone) and `reference.json` (token ids by OpenAI's algorithm, raw text and image embeddings).
 test/integration/models-openai-clip.test.ts runs this, then checks the service against it.
 
     /usr/bin/python3 -m training.tests.make_openai_clip_case OUT [--base packs/demo-shapes]
@@ -22,6 +22,7 @@ from PIL import Image
 from training import openai_clip as oc
 
 PACK_NAME = "tiny-openai-clip"
+CLIP_ONLY_PACK_NAME = "tiny-openai-clip-only"
 CORPUS = """a photo of a cat. a photo of a dog on the grass. itap of a red car.
 the quick brown fox jumps over the lazy dog. a bad photo of the small bird.
 art of the large mountain at sunset, 1984. a origami crane in a video game!"""
@@ -119,7 +120,8 @@ def main():
     torch.jit.trace(Archive(model), torch.zeros(1, 3, 64, 64)).save(checkpoint)
 
     pack = os.path.join(args.out, "packs", PACK_NAME)
-    manifest = oc.export_pack(checkpoint, bpe, args.base, pack, name=PACK_NAME)
+    manifest = oc.export_pack(checkpoint, bpe, pack, base=args.base, name=PACK_NAME)
+    oc.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME), name=CLIP_ONLY_PACK_NAME)
     clip = manifest["clip"]
 
     rows = []
@@ -141,6 +143,7 @@ def main():
 
     reference = {
         "pack": PACK_NAME,
+        "clip_only_pack": CLIP_ONLY_PACK_NAME,
         "texts": TEXTS,
         "token_ids": [oc.reference_encode(text, merges) for text in TEXTS],
         "text_embeds": text_embeds.tolist(),
