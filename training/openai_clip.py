@@ -10,12 +10,15 @@ and embeddings only. The service loads either like any other pack:
         --bpe bpe_simple_vocab_16e6.txt.gz --out packs/openai-clip-vit-b-32 [--base packs/demo-shapes]
 
 `--checkpoint` is a file from OpenAI's `clip` package (a TorchScript archive, as downloaded by
-`clip.load`) or a plain state dict with the same names; `--bpe` is the merges file that package
-ships. Both come from a machine with internet; nothing is downloaded here.
+`clip.load`), a plain state dict with the same names, or the same weights in Hugging Face's
+layout (`pytorch_model.bin` or `model.safetensors` of openai/clip-vit-*); `--bpe` is the merges
+file that package ships (or the repository's `merges.txt`). Both come from a machine with
+internet; nothing is downloaded here.
 """
 import argparse
 import gzip
 import json
+import math
 import os
 import shutil
 from collections import OrderedDict
@@ -178,13 +181,81 @@ def geometry_of(state):
     )
 
 
+def read_safetensors(path):
+    """A .safetensors file's tensors (Debian has no safetensors package; the format is a JSON
+    header of names, dtypes, shapes and byte ranges, then the raw little-endian data)."""
+    dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64}
+    with open(path, "rb") as f:
+        header_size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_size))
+        data = bytearray(f.read())
+    header.pop("__metadata__", None)
+    return {name: torch.frombuffer(data, dtype=dtypes[info["dtype"]], offset=info["data_offsets"][0],
+                                   count=math.prod(info["shape"])).reshape(info["shape"])
+            for name, info in header.items()}
+
+
+def from_hugging_face(state):
+    """OpenAI's parameter names for a checkpoint in Hugging Face's CLIPModel layout (the
+    openai/clip-vit-* repositories): q/k/v projections joined into one in_proj, Linear
+    projections transposed into matrices, the rest renamed. Unknown names pass through, so
+    the strict load names them."""
+    renames = {
+        "vision_model.embeddings.class_embedding": "visual.class_embedding",
+        "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
+        "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
+        "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight",
+        "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
+        "vision_model.post_layernorm.weight": "visual.ln_post.weight",
+        "vision_model.post_layernorm.bias": "visual.ln_post.bias",
+        "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+        "text_model.embeddings.position_embedding.weight": "positional_embedding",
+        "text_model.final_layer_norm.weight": "ln_final.weight",
+        "text_model.final_layer_norm.bias": "ln_final.bias",
+        "logit_scale": "logit_scale",
+    }
+    block_renames = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
+                     "self_attn.out_proj": "attn.out_proj"}
+    out = {"visual.proj": state["visual_projection.weight"].t(), "text_projection": state["text_projection.weight"].t()}
+    for name, tensor in state.items():
+        if name in ("visual_projection.weight", "text_projection.weight") or name.endswith("position_ids"):
+            continue
+        if name in renames:
+            out[renames[name]] = tensor
+            continue
+        parts = name.split(".")
+        if len(parts) > 4 and parts[1:3] == ["encoder", "layers"] and parts[0] in ("vision_model", "text_model"):
+            block = ("visual." if parts[0] == "vision_model" else "") + f"transformer.resblocks.{parts[3]}."
+            rest = ".".join(parts[4:])
+            if rest.startswith("self_attn.") and rest.split(".")[1] in ("q_proj", "k_proj", "v_proj"):
+                kind = rest.split(".")[-1]  # weight or bias
+                prefix = ".".join(parts[:4])
+                out[f"{block}attn.in_proj_{kind}"] = torch.cat(
+                    [state[f"{prefix}.self_attn.{p}.{kind}"] for p in ("q_proj", "k_proj", "v_proj")])
+                continue
+            for old, new in block_renames.items():
+                if rest.startswith(old + "."):
+                    out[block + new + rest[len(old):]] = tensor
+                    break
+            else:
+                out[name] = tensor
+            continue
+        out[name] = tensor
+    return out
+
+
 def read_checkpoint(path):
-    """The state dict of a TorchScript archive (OpenAI's downloads) or of a plain torch.save."""
-    try:
-        return torch.jit.load(path, map_location="cpu").state_dict()
-    except RuntimeError:
-        state = torch.load(path, map_location="cpu")
-        return state.get("state_dict", state)
+    """OpenAI's parameter names and tensors from a TorchScript archive (OpenAI's downloads), a
+    plain torch.save, or a Hugging Face CLIPModel checkpoint (pytorch_model.bin or .safetensors)."""
+    if path.endswith(".safetensors"):
+        state = read_safetensors(path)
+    else:
+        try:
+            state = torch.jit.load(path, map_location="cpu").state_dict()
+        except RuntimeError:
+            state = torch.load(path, map_location="cpu")
+            state = state.get("state_dict", state)
+    return from_hugging_face(state) if "visual_projection.weight" in state else state
 
 
 def load_model(path):
@@ -197,7 +268,8 @@ def load_model(path):
 # --- Tokenizer: OpenAI's byte-level BPE (clip/simple_tokenizer.py) as a tokenizer.json ---
 
 def read_merges(bpe_path):
-    with gzip.open(bpe_path, "rt", encoding="utf-8") as f:
+    """OpenAI's bpe_simple_vocab_16e6.txt.gz, or Hugging Face's merges.txt (the same lines)."""
+    with (gzip.open if bpe_path.endswith(".gz") else open)(bpe_path, "rt", encoding="utf-8") as f:
         lines = f.read().split("\n")
     # The first line is a version header; OpenAI's tokenizer reads the next MAX_MERGES.
     return [tuple(line.split()) for line in lines[1:1 + MAX_MERGES] if line.strip()]
@@ -351,8 +423,9 @@ def export_pack(checkpoint, bpe, out, base=None, name=None, version=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="OpenAI CLIP checkpoint (TorchScript archive or state dict)")
-    parser.add_argument("--bpe", required=True, help="bpe_simple_vocab_16e6.txt.gz from OpenAI's clip package")
+    parser.add_argument("--checkpoint", required=True, help="OpenAI CLIP checkpoint: TorchScript archive, state dict, "
+                                                            "or Hugging Face pytorch_model.bin / model.safetensors")
+    parser.add_argument("--bpe", required=True, help="bpe_simple_vocab_16e6.txt.gz from OpenAI's clip package, or merges.txt")
     parser.add_argument("--base", help="a pack whose generator and decoder the new pack keeps; without it the "
                                            "pack serves CLIP only (classification and embeddings)")
     parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")

@@ -1,4 +1,9 @@
-"""The OpenAI CLIP exporter's model is OpenAI's ViT CLIP: names, shapes, parameter count."""
+"""The OpenAI CLIP exporter's model is OpenAI's ViT CLIP: names, shapes, parameter count, and
+the same weights read from Hugging Face's layout."""
+import gzip
+import json
+import os
+import tempfile
 import unittest
 
 import torch
@@ -44,6 +49,72 @@ class OpenAIClipModelTest(unittest.TestCase):
             oc.geometry_of({"visual.layer1.0.conv1.weight": torch.zeros(1)})
 
 
+SMALL = dict(embed_dim=32, resolution=64, vision_layers=2, vision_width=64, patch=16,
+             context=77, vocab=600, text_width=64, text_heads=1, text_layers=2)
+
+
+def hugging_face_layout(state, vision_layers, text_layers):
+    """A checkpoint as transformers' CLIPModel names it (openai/clip-vit-* on the Hub)."""
+    hf = {
+        "vision_model.embeddings.class_embedding": state["visual.class_embedding"],
+        "vision_model.embeddings.patch_embedding.weight": state["visual.conv1.weight"],
+        "vision_model.embeddings.position_embedding.weight": state["visual.positional_embedding"],
+        "vision_model.embeddings.position_ids": torch.arange(state["visual.positional_embedding"].shape[0])[None],
+        "vision_model.pre_layrnorm.weight": state["visual.ln_pre.weight"],
+        "vision_model.pre_layrnorm.bias": state["visual.ln_pre.bias"],
+        "vision_model.post_layernorm.weight": state["visual.ln_post.weight"],
+        "vision_model.post_layernorm.bias": state["visual.ln_post.bias"],
+        "visual_projection.weight": state["visual.proj"].t().contiguous(),
+        "text_model.embeddings.token_embedding.weight": state["token_embedding.weight"],
+        "text_model.embeddings.position_embedding.weight": state["positional_embedding"],
+        "text_model.final_layer_norm.weight": state["ln_final.weight"],
+        "text_model.final_layer_norm.bias": state["ln_final.bias"],
+        "text_projection.weight": state["text_projection"].t().contiguous(),
+        "logit_scale": state["logit_scale"],
+    }
+    for tower, prefix, layers in (("vision_model", "visual.", vision_layers), ("text_model", "", text_layers)):
+        for i in range(layers):
+            src, dst = f"{prefix}transformer.resblocks.{i}.", f"{tower}.encoder.layers.{i}."
+            for kind in ("weight", "bias"):
+                for name, part in zip(("q_proj", "k_proj", "v_proj"), state[f"{src}attn.in_proj_{kind}"].chunk(3)):
+                    hf[f"{dst}self_attn.{name}.{kind}"] = part.contiguous()
+                hf[f"{dst}self_attn.out_proj.{kind}"] = state[f"{src}attn.out_proj.{kind}"]
+                hf[f"{dst}layer_norm1.{kind}"] = state[f"{src}ln_1.{kind}"]
+                hf[f"{dst}layer_norm2.{kind}"] = state[f"{src}ln_2.{kind}"]
+                hf[f"{dst}mlp.fc1.{kind}"] = state[f"{src}mlp.c_fc.{kind}"]
+                hf[f"{dst}mlp.fc2.{kind}"] = state[f"{src}mlp.c_proj.{kind}"]
+    return hf
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name, tensor in tensors.items():
+        blob = tensor.contiguous().numpy().tobytes()
+        dtype = {torch.float32: "F32", torch.int64: "I64"}[tensor.dtype]
+        header[name] = {"dtype": dtype, "shape": list(tensor.shape), "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    encoded = json.dumps({"__metadata__": {"format": "pt"}, **header}).encode()
+    with open(path, "wb") as f:
+        f.write(len(encoded).to_bytes(8, "little") + encoded + b"".join(blobs))
+
+
+class HuggingFaceLayoutTest(unittest.TestCase):
+    def test_pytorch_model_bin_and_safetensors_read_back_as_the_openai_weights(self):
+        torch.manual_seed(3)
+        state = {k: torch.randn_like(v) for k, v in oc.OpenAIClip(**SMALL).checkpoint_state().items()}
+        hf = hugging_face_layout(state, SMALL["vision_layers"], SMALL["text_layers"])
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(hf, os.path.join(tmp, "pytorch_model.bin"))
+            write_safetensors(os.path.join(tmp, "model.safetensors"), hf)
+            for file in ("pytorch_model.bin", "model.safetensors"):
+                read = oc.read_checkpoint(os.path.join(tmp, file))
+                self.assertEqual(set(read), set(state), file)
+                for name, tensor in state.items():
+                    self.assertTrue(torch.equal(read[name], tensor), f"{file}: {name}")
+                oc.OpenAIClip(**oc.geometry_of(read)).load_checkpoint(read)
+
+
 class OpenAIVocabularyTest(unittest.TestCase):
     def test_a_full_merges_file_gives_49408_ids_with_the_specials_last(self):
         merges = [(f"a{i}", f"b{i}") for i in range(oc.MAX_MERGES)]
@@ -52,6 +123,17 @@ class OpenAIVocabularyTest(unittest.TestCase):
         self.assertEqual((vocab[oc.BOS], vocab[oc.EOS]), (49406, 49407))
         self.assertEqual(vocab["!"], 0)
         self.assertEqual(vocab["!</w>"], 256)
+
+    def test_merges_read_alike_from_openais_gzip_and_hugging_faces_merges_txt(self):
+        text = "#version: 0.2\nl o\nlo w</w>\ne r</w>\n"
+        with tempfile.TemporaryDirectory() as tmp:
+            with gzip.open(os.path.join(tmp, "bpe.txt.gz"), "wt", encoding="utf-8") as f:
+                f.write(text)
+            with open(os.path.join(tmp, "merges.txt"), "w", encoding="utf-8") as f:
+                f.write(text)
+            expected = [("l", "o"), ("lo", "w</w>"), ("e", "r</w>")]
+            self.assertEqual(oc.read_merges(os.path.join(tmp, "bpe.txt.gz")), expected)
+            self.assertEqual(oc.read_merges(os.path.join(tmp, "merges.txt")), expected)
 
     def test_the_reference_encoder_merges_by_rank_within_words(self):
         merges = [("l", "o"), ("lo", "w</w>"), ("e", "r</w>")]
