@@ -19,9 +19,13 @@ export interface Config {
   redisUrl: string;
   redisUrlIsDefault: boolean;
   queuePrefix: string;
-  /** MODELS_DIR, default ./packs; DEFAULT_MODEL, default the first pack; DEVICE, default cpu. */
+  /**
+   * MODELS_DIR, default ./packs; DEFAULT_MODEL (generations), default the first pack by name
+   * that generates; DEFAULT_CLIP_MODEL (classify, embed), default DEFAULT_MODEL; DEVICE, default cpu.
+   */
   modelsDir: string;
   defaultModel: string | undefined;
+  defaultClipModel: string | undefined;
   device: DeviceName;
   /** CPU_THREADS (onnxruntime intra-op threads), default onnxruntime's choice. */
   cpuThreads: number | undefined;
@@ -300,6 +304,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     queuePrefix: read.string('QUEUE_PREFIX', 'dalle'),
     modelsDir: read.string('MODELS_DIR', './packs'),
     defaultModel: read.raw('DEFAULT_MODEL'),
+    defaultClipModel: read.raw('DEFAULT_CLIP_MODEL'),
     device: deviceName(read),
     cpuThreads: read.optionalInt('CPU_THREADS', 1, 1024),
     sampleBatch: read.optionalInt('SAMPLE_BATCH', 1, 4096),

@@ -203,7 +203,9 @@ export const ModelInfo = Type.Object({
   name: Type.String(),
   version: Type.String(),
   description: Nullable(Type.String()),
-  default: Type.Boolean(),
+  default_for: Type.Array(StringEnum(['generations', 'clip'] as const), {
+    description: 'What this pack serves when a request names no model: generations (DEFAULT_MODEL), classify and embed (DEFAULT_CLIP_MODEL).',
+  }),
   generation: Nullable(
     Type.Object({
       text_length: Type.Integer(),

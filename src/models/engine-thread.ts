@@ -5,7 +5,8 @@ import { AbortError, ModelError, serializeError } from './errors.js';
 import type { CallMethod, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
 import type { GenerateInput } from './generate-options.js';
 import type { Log, LogLevel } from './log.js';
-import { ALL_GRAPHS, CLIP_GRAPHS, listPacks, Pack } from './packs.js';
+import { generates } from './manifest.js';
+import { ALL_GRAPHS, CLIP_GRAPHS, defaultPackName, listPacks, Pack } from './packs.js';
 import { Pipeline, type JobHooks } from './pipeline.js';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './preprocess.js';
 import { logProviderSettings, parseDevice, type ProviderSettings } from './providers.js';
@@ -32,7 +33,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
   const found = await listPacks(options.modelsDir);
   if (found.length === 0) throw new ModelError('pack_file_missing', `no model packs under ${options.modelsDir}`);
   for (const info of found) packs.set(info.manifest.name, new Pack(info, settings, log));
-  const defaultPack = options.defaultPack ?? found[0].manifest.name;
+  const defaultPack = options.defaultPack ?? defaultPackName(found.map(({ manifest }) => ({ name: manifest.name, generates: generates(manifest) })))!;
   if (!packs.has(defaultPack)) {
     throw new ModelError('unknown_model', `default pack "${defaultPack}" not found: available are ${[...packs.keys()].join(', ')}`);
   }

@@ -1,7 +1,7 @@
 // The inference core: packs, CLIP, sampler, decoder, rerank — tensors in, tensors out.
 export { createEngine } from './engine.js';
 export { AbortError, InvalidImageError, ModelError, type ModelErrorCode } from './errors.js';
-export { listPacks, loadPack, type PackInfo } from './packs.js';
+export { defaultPackName, listPacks, loadPack, type PackInfo } from './packs.js';
 export { validateManifest, type Manifest } from './manifest.js';
 export { parseDevice, VALID_DEVICE_NAMES, type Device } from './providers.js';
 export type { Log } from './log.js';

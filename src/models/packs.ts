@@ -52,6 +52,12 @@ function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['gene
   };
 }
 
+/** The pack a call that names none runs on: the first by name that generates, else the first. */
+export function defaultPackName(packs: { name: string; generates: boolean }[]): string | undefined {
+  const byName = [...packs].sort((a, b) => a.name.localeCompare(b.name));
+  return (byName.find((pack) => pack.generates) ?? byName[0])?.name;
+}
+
 export const ALL_GRAPHS: readonly GraphName[] = ['prefill', 'step', 'sample_loop', 'decoder', 'clip_image', 'clip_text'];
 export const CLIP_GRAPHS: readonly GraphName[] = ['clip_image', 'clip_text'];
 

@@ -32,7 +32,7 @@ export class ClipJobs {
   private async run<J extends ClipJob>(name: J['name'], data: J['data']): Promise<J['result']> {
     await this.queues.connected();
     const queue = this.queues.get('classify');
-    await servedModel(this.queues.redis, this.keys, data.model);
+    await servedModel(this.queues.redis, this.keys, data.model, 'clip');
     const place = { queue, maxQueued: this.config.classifyMaxQueued, retryAfterSeconds: this.config.queueFullRetryAfterSeconds };
     const jobId = randomUUID();
     const { events, job } = await withQueuePlace(this.queues.redis, place, jobId, async () => {

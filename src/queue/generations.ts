@@ -83,7 +83,7 @@ export class Generations {
     const input = normalizeGenerationInput(body);
     await this.queues.connected();
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook, owner);
-    const model = await servedModel(this.redis, this.keys, input.model);
+    const model = await servedModel(this.redis, this.keys, input.model, 'generations');
     if (model && !model.generation) {
       throw fieldError('model', `${model.name} serves CLIP only (classification and embeddings); see GET /models for the models that generate`);
     }

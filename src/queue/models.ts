@@ -16,12 +16,12 @@ export async function readModels(redis: Redis, keys: ServiceKeys): Promise<Model
 }
 
 /**
- * The pack a request will run on, as the workers report it: the named one, or the default.
- * Refuses names no live worker serves; with no worker reporting yet, the worker decides.
+ * The pack a request will run on, as the workers report it: the named one, or the default for
+ * its purpose. Refuses names no live worker serves; with no worker reporting yet, the worker decides.
  */
-export async function servedModel(redis: Redis, keys: ServiceKeys, model: string | undefined): Promise<ModelInfo | undefined> {
+export async function servedModel(redis: Redis, keys: ServiceKeys, model: string | undefined, purpose: 'generations' | 'clip'): Promise<ModelInfo | undefined> {
   const models = await readModels(redis, keys);
-  if (model === undefined) return models.find((info) => info.default);
+  if (model === undefined) return models.find((info) => info.default_for.includes(purpose));
   const found = models.find((info) => info.name === model);
   if (models.length > 0 && !found) {
     throw new ServiceError('unknown_model', `model ${JSON.stringify(model)} is not served; see GET /models`, {

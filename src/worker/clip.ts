@@ -18,9 +18,10 @@ function clipFailure(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
-export function createClassifyHandler(batcher: ClassifyBatcher, defaultModel: string) {
+export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel: string) {
   return async (job: Job<ClassifyJobData, ClassifyJobResult, 'classify'>): Promise<ClassifyJobResult> => {
-    const { images, labels, templates, top_k: topK, model } = job.data;
+    const { images, labels, templates, top_k: topK } = job.data;
+    const model = job.data.model ?? defaultClipModel;
     let outcome;
     try {
       outcome = await batcher.submit({ images: decodeImages(images), labels, templates, topK, model });
@@ -33,16 +34,17 @@ export function createClassifyHandler(batcher: ClassifyBatcher, defaultModel: st
       const failure = code === 'unknown_model' ? 'unknown_model' : code === 'invalid_request' ? 'invalid_input' : 'invalid_image';
       throw new UnrecoverableError(formatFailure(failure, outcome.error.message));
     }
-    return { model: model ?? defaultModel, results: outcome.results.map((labelScores) => ({ labels: labelScores })) };
+    return { model, results: outcome.results.map((labelScores) => ({ labels: labelScores })) };
   };
 }
 
-export function createEmbedHandler(engine: Engine, defaultModel: string) {
+export function createEmbedHandler(engine: Engine, defaultClipModel: string) {
   return async (job: Job<EmbedJobData, EmbedJobResult, 'embed'>): Promise<EmbedJobResult> => {
-    const { images, texts, model } = job.data;
+    const { images, texts } = job.data;
+    const model = job.data.model ?? defaultClipModel;
     try {
       const vectors = images ? await engine.embedImages(decodeImages(images), model) : await engine.embedTexts(texts ?? [], model);
-      return { model: model ?? defaultModel, embeddings: vectors.map((vector) => Array.from(vector)) };
+      return { model, embeddings: vectors.map((vector) => Array.from(vector)) };
     } catch (error) {
       throw clipFailure(error);
     }

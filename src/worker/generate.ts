@@ -19,6 +19,8 @@ const STORE_CONCURRENCY = 4;
 
 export interface GenerateDeps {
   config: Config;
+  /** The pack a generation that names none runs on. */
+  defaultModel: string;
   engine: Engine;
   store: ObjectStore;
   cancels: CancelWatcher;
@@ -117,7 +119,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
       log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
       const result = await deps.engine.generate({
         prompt: input.prompt,
-        model: input.model,
+        model: input.model ?? deps.defaultModel,
         candidates: input.candidates,
         n: input.n,
         topK: input.top_k,

@@ -6,7 +6,7 @@ import { JOB_QUEUE, type JobName, type QueueData, type QueueJobName, type QueueR
 import type { QueueName } from '../contracts/queues.js';
 import type { ModelInfo } from '../contracts/schemas.js';
 import type { Logger } from '../logger.js';
-import { createEngine } from '../models/index.js';
+import { createEngine, defaultPackName, ModelError } from '../models/index.js';
 import type { Engine, PackSummary } from '../models/types.js';
 import type { GenerateJob } from '../queue/generation-view.js';
 import { serviceKeys } from '../queue/keys.js';
@@ -40,12 +40,28 @@ export interface WorkerOptions {
   store?: ObjectStore;
 }
 
-function modelInfo(pack: PackSummary, defaultName: string): ModelInfo {
+interface DefaultModels {
+  generations: string;
+  clip: string;
+}
+
+/** DEFAULT_MODEL and DEFAULT_CLIP_MODEL resolved against the packs; a name not among them stops the worker. */
+function defaultModels(packs: PackSummary[], config: Config): DefaultModels {
+  const generations = config.defaultModel ?? defaultPackName(packs.map((pack) => ({ name: pack.name, generates: pack.generation !== null }))) ?? '';
+  const defaults = { generations, clip: config.defaultClipModel ?? generations };
+  const names = packs.map((pack) => pack.name);
+  for (const [variable, name] of [['DEFAULT_MODEL', defaults.generations], ['DEFAULT_CLIP_MODEL', defaults.clip]]) {
+    if (!names.includes(name)) throw new ModelError('unknown_model', `${variable} names "${name}", which is not among the packs: ${names.join(', ')}`);
+  }
+  return defaults;
+}
+
+function modelInfo(pack: PackSummary, defaults: DefaultModels): ModelInfo {
   return {
     name: pack.name,
     version: pack.version,
     description: pack.description ?? null,
-    default: pack.name === defaultName,
+    default_for: (['generations', 'clip'] as const).filter((purpose) => defaults[purpose] === pack.name),
     generation: generationInfo(pack.generation),
     embed_dim: pack.embedDim,
   };
@@ -68,7 +84,13 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     options.engine ??
     (await createEngine({ modelsDir: config.modelsDir, defaultPack: config.defaultModel, device: config.device, cpuThreads: config.cpuThreads, sampleBatch: config.sampleBatch, maxImagePixels: config.imageMaxPixels, logger: logger.child({ component: 'models' }) }));
   const packs = engine.packs();
-  const defaultModel = config.defaultModel ?? [...packs].sort((a, b) => a.name.localeCompare(b.name))[0]?.name ?? '';
+  let defaults: DefaultModels;
+  try {
+    defaults = defaultModels(packs, config);
+  } catch (error) {
+    if (!options.engine) await engine.close();
+    throw error;
+  }
   const keys = serviceKeys(config.queuePrefix);
   const queues = new Queues(config);
   const store = options.store ?? createObjectStore(config.storage);
@@ -79,9 +101,9 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const batcher = new ClassifyBatcher(engine, { maxBatch: config.classifyBatchMax, maxWaitMs: config.classifyBatchWaitMs, onBatch: (size) => metrics.batchSize.observe(size) });
 
   const handlers: { [N in JobName]: Handler } = {
-    generate: createGenerateHandler({ config, engine, store, cancels, webhooks, metrics, logger }) as Handler,
-    classify: createClassifyHandler(batcher, defaultModel) as Handler,
-    embed: createEmbedHandler(engine, defaultModel) as Handler,
+    generate: createGenerateHandler({ config, defaultModel: defaults.generations, engine, store, cancels, webhooks, metrics, logger }) as Handler,
+    classify: createClassifyHandler(batcher, defaults.clip) as Handler,
+    embed: createEmbedHandler(engine, defaults.clip) as Handler,
     webhook: createWebhookProcessor({ config, queues, store, keys, metrics }) as Handler,
   };
   const concurrency: Record<QueueName, number> = {
@@ -139,7 +161,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
-  const modelList = packs.map((pack) => modelInfo(pack, defaultModel));
+  const modelList = packs.map((pack) => modelInfo(pack, defaults));
   const publish = () => publishModels(queues.redis, keys, modelList, MODELS_TTL_SECONDS).catch((error) => logger.warn({ err: error }, 'model registry update failed'));
   await publish();
   const modelsTimer = setInterval(publish, MODELS_REFRESH_MS).unref();

@@ -123,7 +123,13 @@ export async function startHarness({ env = {}, worker = true, ownEngine = false 
       await rm(dir, { recursive: true, force: true });
     },
   };
-  if (worker) harness.worker = await harness.startWorker();
+  if (worker) {
+    // A worker that fails to start must not leave the API listening: the test process would never exit.
+    harness.worker = await harness.startWorker().catch(async (error: unknown) => {
+      await harness.close();
+      throw error;
+    });
+  }
   return harness;
 }
 

@@ -25,9 +25,9 @@ describe('system routes', () => {
     const { data } = await json(await fetch(`${h.baseUrl}/models`));
     const demo = data.find((model: any) => model.name === 'demo-shapes');
     assert.ok(demo);
-    assert.equal(demo.default, true);
+    assert.deepEqual(demo.default_for, ['generations', 'clip']);
     assert.deepEqual(demo.generation.image_size, [64, 64]);
-    assert.equal(data.filter((model: any) => model.default).length, 1);
+    assert.equal(data.filter((model: any) => model.default_for.length > 0).length, 1);
   });
 
   test('metrics: HTTP latency and queue depth on the API, job, stage and batch figures on the worker', async () => {

@@ -124,37 +124,46 @@ describe('an OpenAI CLIP checkpoint exported into packs', () => {
   });
 });
 
-describe('the service with a CLIP-only pack as its default', () => {
+describe('the service with a CLIP-only pack as its CLIP default', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ ownEngine: true, env: { MODELS_DIR: join(dir, 'packs'), DEFAULT_MODEL: reference.clip_only_pack } });
+    h = await startHarness({
+      ownEngine: true,
+      env: { MODELS_DIR: join(dir, 'packs'), DEFAULT_MODEL: reference.pack, DEFAULT_CLIP_MODEL: reference.clip_only_pack },
+    });
   });
   after(() => h?.close());
 
-  test('GET /models shows which pack generates', async () => {
+  test('GET /models shows which pack generates and which one serves each default', async () => {
     const { data } = await json(await fetch(`${h.baseUrl}/models`));
     const byName = new Map(data.map((model: { name: string }) => [model.name, model]));
     assert.deepEqual(byName.get(reference.clip_only_pack), {
       name: reference.clip_only_pack, version: 'ViT-T-16', description: 'OpenAI CLIP ViT-T-16 alone: zero-shot classification and embeddings, no generator.',
-      default: true, generation: null, embed_dim: 32,
+      default_for: ['clip'], generation: null, embed_dim: 32,
     });
-    assert.equal((byName.get(reference.pack) as { generation: { codebook_size: number } }).generation.codebook_size, 256);
+    const generating = byName.get(reference.pack) as { default_for: string[]; generation: { codebook_size: number } };
+    assert.deepEqual(generating.default_for, ['generations']);
+    assert.equal(generating.generation.codebook_size, 256);
   });
 
-  test('a generation on it is a 400 naming the model; on the pack with a generator it succeeds', async () => {
-    const refused = await post(h.baseUrl, '/generations', { prompt: 'a red circle', candidates: 4, n: 2 });
+  test('a generation naming the CLIP-only pack is a 400 on model; one naming none runs on the generating pack', async () => {
+    const refused = await post(h.baseUrl, '/generations', { prompt: 'a red circle', candidates: 4, n: 2, model: reference.clip_only_pack });
     assert.equal(refused.status, 400);
     const problem = await json(refused);
     assert.equal(problem.code, 'validation_failed');
     assert.equal(problem.errors[0].field, 'model');
     assert.match(problem.errors[0].message, /serves CLIP only/);
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a red circle', candidates: 4, n: 2, model: reference.pack }));
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a red circle', candidates: 4, n: 2 }));
     const done = await waitFor(h.baseUrl, accepted.id, terminal);
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
     assert.equal(done.images.length, 2);
   });
 
-  test('classification runs on it through HTTP and the queue', async () => {
+  test('a DEFAULT_CLIP_MODEL that names no pack stops the worker with the variable named', async () => {
+    await assert.rejects(h.startWorker({ DEFAULT_CLIP_MODEL: 'no-such-pack' }), /DEFAULT_CLIP_MODEL names "no-such-pack", which is not among the packs/);
+  });
+
+  test('classification naming no model runs on the CLIP default through HTTP and the queue', async () => {
     const image = { base64: (await readFile(reference.image)).toString('base64') };
     const response = await post(h.baseUrl, '/clip/classify', { image, labels: ['cat', 'dog'] });
     assert.equal(response.status, 200);
