@@ -8,7 +8,7 @@ export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
 export interface EngineOptions {
   /** Folder holding one folder per model pack. */
   modelsDir: string;
-  /** Pack used when a request names none. Default: the first pack in name order. */
+  /** Pack used when a request names none. Default: the first pack in name order that generates, else the first. */
   defaultPack?: string;
   /** Default `cpu`. */
   device?: DeviceName;
