@@ -84,7 +84,8 @@ export class Generations {
     await this.queues.connected();
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook, owner);
     const model = await servedModel(this.redis, this.keys, input.model, 'generations');
-    if (model && !model.generation) {
+    // Strictly null: a worker from before CLIP-only packs publishes no `generation` at all.
+    if (model?.generation === null) {
       throw fieldError('model', `${model.name} serves CLIP only (classification and embeddings); see GET /models for the models that generate`);
     }
     if (model?.generation && input.top_k !== undefined && input.top_k > model.generation.codebook_size) {

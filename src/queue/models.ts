@@ -21,7 +21,8 @@ export async function readModels(redis: Redis, keys: ServiceKeys): Promise<Model
  */
 export async function servedModel(redis: Redis, keys: ServiceKeys, model: string | undefined, purpose: 'generations' | 'clip'): Promise<ModelInfo | undefined> {
   const models = await readModels(redis, keys);
-  if (model === undefined) return models.find((info) => info.default_for.includes(purpose));
+  // `default_for?`: during a rolling upgrade an older worker's entry may lack it.
+  if (model === undefined) return models.find((info) => info.default_for?.includes(purpose));
   const found = models.find((info) => info.name === model);
   if (models.length > 0 && !found) {
     throw new ServiceError('unknown_model', `model ${JSON.stringify(model)} is not served; see GET /models`, {
