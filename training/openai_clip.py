@@ -345,6 +345,62 @@ def reference_encode(text, merges):
     return ids
 
 
+# --- PyTorch's answers, for checking an exported pack (src/cli/check-clip.ts) ---
+
+CHECK_TEXTS = [
+    "a photo of a cat",
+    "A Photo   of a DOG\n\ton the grass",
+    "itap of a red car.",
+    "naïve café, crème brûlée — 東京 🚀",
+    "numbers 1984 and 3.14 and 42nd",
+    "don't won't they'll we've I'm she'd it's",
+    "<|endoftext|> typed in a prompt stays text <|startoftext|>",
+    "?!... ##  ~~~",
+    " ".join(["long"] * 120),
+    "",
+]
+
+
+def check_image(size):
+    """A deterministic RGB test image at the CLIP input size (so preprocessing is the
+    normalisation alone): a colour gradient with seeded noise, as PNG bytes and as pixels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:size, 0:size] / max(1, size - 1)
+    noise = np.random.default_rng(7).integers(-40, 41, size=(size, size, 3))
+    pixels = np.clip(np.stack([x * 255, y * 255, (1 - x) * 255], -1) + noise, 0, 255).astype(np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    return png.getvalue(), pixels
+
+
+@torch.no_grad()
+def reference_outputs(model, merges, clip, texts=CHECK_TEXTS):
+    """Token ids by OpenAI's algorithm and raw (unnormalised) PyTorch embeddings of `texts` and
+    of check_image(), laid out as the pack's manifest (`clip`) says."""
+    import base64
+
+    token_ids = [reference_encode(text, merges) for text in texts]
+    rows = []
+    for ids in token_ids:
+        framed = [clip["bos_id"]] + ids[: clip["context_length"] - 2] + [clip["eos_id"]]
+        rows.append(framed + [clip["pad_id"]] * (clip["context_length"] - len(framed)))
+    png, pixels = check_image(clip["preprocess"]["size"])
+    mean, std = torch.tensor(clip["preprocess"]["mean"]), torch.tensor(clip["preprocess"]["std"])
+    x = ((torch.from_numpy(pixels).float() / 255 - mean) / std).permute(2, 0, 1).unsqueeze(0)
+    return {
+        "texts": texts,
+        "token_ids": token_ids,
+        "text_embeds": model.text(torch.tensor(rows)).tolist(),
+        "image_png_base64": base64.b64encode(png).decode(),
+        "image_embeds": model.visual(x).tolist(),
+        "logit_scale": float(model.logit_scale.exp()),
+    }
+
+
 # --- Export ---
 
 def export_graphs(model, out_dir):
@@ -431,9 +487,13 @@ def main():
     parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
     parser.add_argument("--name", help="pack name (default: <base>-clip-<checkpoint>, or openai-clip-<checkpoint>)")
     parser.add_argument("--version", help="pack version (default: <base version>+clip.<checkpoint>, or <checkpoint>)")
+    parser.add_argument("--reference", help="also write PyTorch's answers here, for `npm run check-clip -- OUT FILE`")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     manifest = export_pack(args.checkpoint, args.bpe, args.out, args.base, args.name, args.version)
+    if args.reference:
+        with open(args.reference, "w") as f:
+            json.dump(reference_outputs(load_model(args.checkpoint), read_merges(args.bpe), manifest["clip"]), f)
     print(json.dumps({"pack": args.out, "name": manifest["name"], "clip": {k: manifest["clip"][k] for k in ("embed_dim", "context_length", "logit_scale")}}))
 
 
