@@ -253,7 +253,8 @@ def read_checkpoint(path):
         try:
             state = torch.jit.load(path, map_location="cpu").state_dict()
         except RuntimeError:
-            state = torch.load(path, map_location="cpu")
+            # Tensors only: a downloaded pickle must not be able to run code here.
+            state = torch.load(path, map_location="cpu", weights_only=True)
             state = state.get("state_dict", state)
     return from_hugging_face(state) if "visual_projection.weight" in state else state
 

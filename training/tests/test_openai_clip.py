@@ -3,6 +3,7 @@ the same weights read from Hugging Face's layout."""
 import gzip
 import json
 import os
+import pickle
 import tempfile
 import unittest
 
@@ -113,6 +114,22 @@ class HuggingFaceLayoutTest(unittest.TestCase):
                 for name, tensor in state.items():
                     self.assertTrue(torch.equal(read[name], tensor), f"{file}: {name}")
                 oc.OpenAIClip(**oc.geometry_of(read)).load_checkpoint(read)
+
+
+class RunsCode:
+    """Unpickling this would call a function: a checkpoint must never get that far."""
+
+    def __reduce__(self):
+        return (os.getpid, ())
+
+
+class UntrustedCheckpointTest(unittest.TestCase):
+    def test_a_pickle_that_would_run_code_is_refused(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "pytorch_model.bin")
+            torch.save({"logit_scale": torch.tensor(4.6), "payload": RunsCode()}, path)
+            with self.assertRaises(pickle.UnpicklingError):
+                oc.read_checkpoint(path)
 
 
 class OpenAIVocabularyTest(unittest.TestCase):
