@@ -4,16 +4,16 @@
 // PyTorch on the same weights and device). Then onnxruntime-node on that pack: image- and
 // text-encoder throughput by batch size, zero-shot classification through the engine
 // (decode, preprocess, 7 templates per label), and the ratios against PyTorch.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../src/models/index.js';
 import { CLIP_GRAPHS, Pack } from '../src/models/packs.js';
+import { runPythonReference } from './python-reference.js';
 import { bestMs, fmt, timed } from './timing.js';
 
 const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
@@ -41,16 +41,7 @@ interface Reference {
 }
 
 async function buildPack(dir: string): Promise<Reference> {
-  const threads = String(cpuThreads ?? availableParallelism());
-  const torchDevice = device.kind === 'cuda' ? `cuda:${device.deviceId}` : 'cpu';
-  const { stdout } = await promisify(execFile)(values.python, ['-m', 'training.bench_openai_clip', dir, '--threads', threads, '--device', torchDevice], {
-    cwd: root,
-    maxBuffer: 1 << 20,
-    env: { OPENBLAS_NUM_THREADS: '1', ...process.env, PYTHONPATH: root },
-  });
-  const json = stdout.trim().split('\n').reverse().find((line) => line.trim().startsWith('{'));
-  if (!json) throw new Error(`training/bench_openai_clip.py printed no JSON:\n${stdout}`);
-  return JSON.parse(json) as Reference;
+  return (await runPythonReference<Reference>({ python: values.python, root, device, cpuThreads }, 'training.bench_openai_clip', [dir])).result;
 }
 
 /** Items per second through one session, for each batch size: best of the rounds, about 1 s each. */

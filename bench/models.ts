@@ -5,11 +5,9 @@
 // reference (training/bench_reference.py) on the same weights and device, and the ratios.
 // --reference-state: the pack's weights saved by training.pack_weights, for a Python
 // without the onnx package (bench/gpu/README.md).
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../src/models/index.js';
@@ -17,6 +15,7 @@ import { Pack } from '../src/models/packs.js';
 import { candidateSeed } from '../src/models/rng.js';
 import { sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
 import { generatorText } from '../src/models/tokenizers.js';
+import { runPythonReference } from './python-reference.js';
 import { bestMs, fmt, timed } from './timing.js';
 
 const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
@@ -77,19 +76,14 @@ interface Reference {
   [key: string]: unknown;
 }
 
-// Same pack, same chunk of candidates, same device, the same thread count as onnxruntime's CPU EP here.
-// OpenBLAS's own thread pool fights torch's on a small CPU: one OpenBLAS thread is PyTorch's best here.
+// Same pack, same chunk of candidates, same device and thread count as onnxruntime here.
 async function pythonReference(packName: string): Promise<Reference | undefined> {
   if (!existsSync(`${root}training/bench_reference.py`)) return undefined;
-  const threads = String(cpuThreads ?? availableParallelism());
-  const torchDevice = device.kind === 'cuda' ? `cuda:${device.deviceId}` : 'cpu';
-  const args = ['-m', 'training.bench_reference', '--pack', `packs/${packName}`, '--candidates', String(2 * SAMPLER_BATCH), '--batch', String(SAMPLER_BATCH), '--threads', threads, '--device', torchDevice];
+  const args = ['--pack', `packs/${packName}`, '--candidates', String(2 * SAMPLER_BATCH), '--batch', String(SAMPLER_BATCH)];
   if (values['reference-state']) args.push('--state', values['reference-state']);
-  const { stdout, stderr } = await promisify(execFile)(values.python, args, { cwd: root, maxBuffer: 1 << 20, env: { OPENBLAS_NUM_THREADS: '1', ...process.env, PYTHONPATH: root } });
+  const { result, stderr } = await runPythonReference<Reference>({ python: values.python, root, device, cpuThreads }, 'training.bench_reference', args);
   if (stderr.trim()) console.log(`PyTorch reference: ${stderr.trim()}`);
-  const json = stdout.trim().split('\n').reverse().find((line) => line.trim().startsWith('{'));
-  if (!json) throw new Error(`training/bench_reference.py printed no JSON:\n${stdout}`);
-  return JSON.parse(json) as Reference;
+  return result;
 }
 
 async function main(): Promise<void> {

@@ -227,11 +227,13 @@ def from_hugging_face(state):
         if len(parts) > 4 and parts[1:3] == ["encoder", "layers"] and parts[0] in ("vision_model", "text_model"):
             block = ("visual." if parts[0] == "vision_model" else "") + f"transformer.resblocks.{parts[3]}."
             rest = ".".join(parts[4:])
-            if rest.startswith("self_attn.") and rest.split(".")[1] in ("q_proj", "k_proj", "v_proj"):
-                kind = rest.split(".")[-1]  # weight or bias
-                prefix = ".".join(parts[:4])
-                out[f"{block}attn.in_proj_{kind}"] = torch.cat(
-                    [state[f"{prefix}.self_attn.{p}.{kind}"] for p in ("q_proj", "k_proj", "v_proj")])
+            projection = rest.split(".")[1] if rest.startswith("self_attn.") else None
+            if projection in ("q_proj", "k_proj", "v_proj"):
+                if projection == "q_proj":  # joined once, when the q projection comes by
+                    kind = rest.split(".")[-1]  # weight or bias
+                    prefix = ".".join(parts[:4])
+                    out[f"{block}attn.in_proj_{kind}"] = torch.cat(
+                        [state[f"{prefix}.self_attn.{p}.{kind}"] for p in ("q_proj", "k_proj", "v_proj")])
                 continue
             for old, new in block_renames.items():
                 if rest.startswith(old + "."):
@@ -442,13 +444,14 @@ def clip_section(model, merges, size, context):
     }
 
 
-def export_pack(checkpoint, bpe, out, base=None, name=None, version=None):
+def export_pack(checkpoint, bpe, out, base=None, name=None, version=None, reference=None):
     """Writes the pack `out`: the checkpoint's CLIP, beside `base`'s generator and decoder when a
-    base is given, else alone (a pack that classifies and embeds but does not generate)."""
-    model = load_model(checkpoint)
-    merges = read_merges(bpe)
+    base is given, else alone (a pack that classifies and embeds but does not generate); and,
+    given `reference`, PyTorch's answers there (reference_outputs). Returns the manifest."""
     if os.path.exists(out):
         raise SystemExit(f"{out} exists; choose a new folder")
+    model = load_model(checkpoint)
+    merges = read_merges(bpe)
     checkpoint_name = os.path.splitext(os.path.basename(checkpoint))[0]
     os.makedirs(out)
     if base is None:
@@ -475,6 +478,9 @@ def export_pack(checkpoint, bpe, out, base=None, name=None, version=None):
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
+    if reference:
+        with open(reference, "w") as f:
+            json.dump(reference_outputs(model, merges, manifest["clip"]), f)
     return manifest
 
 
@@ -491,10 +497,7 @@ def main():
     parser.add_argument("--reference", help="also write PyTorch's answers here, for `npm run check-clip -- OUT FILE`")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    manifest = export_pack(args.checkpoint, args.bpe, args.out, args.base, args.name, args.version)
-    if args.reference:
-        with open(args.reference, "w") as f:
-            json.dump(reference_outputs(load_model(args.checkpoint), read_merges(args.bpe), manifest["clip"]), f)
+    manifest = export_pack(args.checkpoint, args.bpe, args.out, args.base, args.name, args.version, args.reference)
     print(json.dumps({"pack": args.out, "name": manifest["name"], "clip": {k: manifest["clip"][k] for k in ("embed_dim", "context_length", "logit_scale")}}))
 
 
