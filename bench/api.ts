@@ -37,7 +37,11 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Runs `total` calls of `fn` with `concurrency` in flight; returns each latency and the wall time. */
-async function load(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<{ latencies: number[]; seconds: number }> {
+async function load(
+  total: number,
+  concurrency: number,
+  fn: (i: number) => Promise<void>,
+): Promise<{ latencies: number[]; seconds: number }> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -71,7 +75,9 @@ const base = `http://127.0.0.1:${port}`;
 const report: Record<string, unknown> = { requests: REQUESTS, concurrency: CONCURRENCY };
 
 try {
-  const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c03030' } }).png().toBuffer();
+  const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c03030' } })
+    .png()
+    .toBuffer();
   const request = { images: [new Uint8Array(image)], labels: LABELS };
 
   // In-process: the engine alone, one request at a time and in batches like the worker's.
@@ -79,7 +85,11 @@ try {
   const single = await load(Math.min(REQUESTS, 100), 1, async () => void (await engine.classify([request])));
   const batch = config.classifyBatchMax;
   const batches = Math.max(1, Math.ceil(REQUESTS / batch));
-  const batched = await load(batches, 1, async () => void (await engine.classify(Array.from({ length: batch }, () => request))));
+  const batched = await load(
+    batches,
+    1,
+    async () => void (await engine.classify(Array.from({ length: batch }, () => request))),
+  );
   const engineSingleRps = single.latencies.length / single.seconds;
   const engineBatchedRps = (batches * batch) / batched.seconds;
 
@@ -87,7 +97,11 @@ try {
   const classifyWorker = await startWorker(loadConfig({ ...env, WORKER_QUEUES: 'classify' }), silent, { engine });
   const body = JSON.stringify({ image: { base64: image.toString('base64') }, labels: LABELS });
   const post = async () => {
-    const response = await fetch(`${base}/clip/classify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const response = await fetch(`${base}/clip/classify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     if (response.status !== 200) throw new Error(`classify answered ${response.status}: ${await response.text()}`);
     await response.arrayBuffer();
   };
@@ -107,12 +121,26 @@ try {
   // Enqueue: no generate worker, so jobs only queue.
   const genBody = JSON.stringify({ prompt: 'a red circle', candidates: 4, n: 1 });
   const enqueueHttp = await load(ENQUEUE, CONCURRENCY, async () => {
-    const response = await fetch(`${base}/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: genBody });
+    const response = await fetch(`${base}/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: genBody,
+    });
     if (response.status !== 202) throw new Error(`POST /generations answered ${response.status}`);
     await response.arrayBuffer();
   });
   const queue = services.queues.get('generate');
-  const data = { input: { prompt: 'a red circle', candidates: 4, n: 1, seed: 1, output_format: 'png' as const, webhook_events_filter: [] }, created_at: new Date().toISOString() };
+  const data = {
+    input: {
+      prompt: 'a red circle',
+      candidates: 4,
+      n: 1,
+      seed: 1,
+      output_format: 'png' as const,
+      webhook_events_filter: [],
+    },
+    created_at: new Date().toISOString(),
+  };
   const rawAdd = await load(ENQUEUE, CONCURRENCY, async () => void (await queue.add('generate', data)));
   report.enqueue = {
     http_rps: round(ENQUEUE / enqueueHttp.seconds),
@@ -128,13 +156,24 @@ try {
   if (!values['skip-default']) {
     const generateWorker = await startWorker(loadConfig({ ...env, WORKER_QUEUES: 'generate' }), silent, { engine });
     const started = performance.now();
-    const accepted = (await (await fetch(`${base}/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'a red circle above a blue square', seed: 1 }) })).json()) as { id: string };
+    const accepted = (await (
+      await fetch(`${base}/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'a red circle above a blue square', seed: 1 }),
+      })
+    ).json()) as { id: string };
     let generation: any;
     do {
       await new Promise((resolve) => setTimeout(resolve, 250));
       generation = await (await fetch(`${base}/generations/${accepted.id}`)).json();
     } while (!['succeeded', 'failed', 'canceled'].includes(generation.status) && performance.now() - started < 600_000);
-    report.default_generation = { status: generation.status, wall_ms: round(performance.now() - started), images: generation.images?.length, metrics: generation.metrics };
+    report.default_generation = {
+      status: generation.status,
+      wall_ms: round(performance.now() - started),
+      images: generation.images?.length,
+      metrics: generation.metrics,
+    };
     await generateWorker.stop();
   }
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

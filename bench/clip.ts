@@ -41,17 +41,28 @@ interface Reference {
 }
 
 async function buildPack(dir: string): Promise<Reference> {
-  return (await runPythonReference<Reference>({ python: values.python, root, device, cpuThreads }, 'training.bench_openai_clip', [dir])).result;
+  return (
+    await runPythonReference<Reference>(
+      { python: values.python, root, device, cpuThreads },
+      'training.bench_openai_clip',
+      [dir],
+    )
+  ).result;
 }
 
 /** Items per second through one session, for each batch size: best of the rounds, about 1 s each. */
-async function perSecond(session: ort.InferenceSession, feed: (batch: number) => Record<string, ort.Tensor>): Promise<Record<string, number>> {
+async function perSecond(
+  session: ort.InferenceSession,
+  feed: (batch: number) => Record<string, ort.Tensor>,
+): Promise<Record<string, number>> {
   const rates: Record<string, number> = {};
   for (const batch of BATCHES) {
     const inputs = feed(batch);
     const [, once] = await timed(() => session.run(inputs));
     const runs = Math.max(2, Math.ceil(1000 / Math.max(once, 1)));
-    const ms = await bestMs(async () => { for (let i = 0; i < runs; i++) await session.run(inputs); });
+    const ms = await bestMs(async () => {
+      for (let i = 0; i < runs; i++) await session.run(inputs);
+    });
     rates[batch] = (runs * batch) / (ms / 1000);
   }
   return rates;
@@ -61,17 +72,25 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-clip-'));
   try {
     const [reference, buildMs] = await timed(() => buildPack(dir));
-    console.log(`ViT-B/32 (random weights) built and exported in ${(buildMs / 1000).toFixed(1)} s (export ${reference.export_s} s)`);
+    console.log(
+      `ViT-B/32 (random weights) built and exported in ${(buildMs / 1000).toFixed(1)} s (export ${reference.export_s} s)`,
+    );
     const packDir = join(dir, 'packs', reference.pack);
     const settings = { device, allowCpuFallback: false, cpuThreads, probePlacement: device.kind === 'cuda' };
     const pack = new Pack(await loadPack(packDir), settings, quiet);
     const [, loadMs] = await timed(() => pack.createAll(CLIP_GRAPHS));
     const { size, mean } = pack.manifest.clip.preprocess;
     const context = pack.manifest.clip.context_length;
-    console.log(`pack ${pack.name}: checksums, sessions and tokenizer in ${(loadMs / 1000).toFixed(1)} s; onnxruntime-node ${ort.env.versions.common}; providers ${JSON.stringify(pack.providers)}`);
+    console.log(
+      `pack ${pack.name}: checksums, sessions and tokenizer in ${(loadMs / 1000).toFixed(1)} s; onnxruntime-node ${ort.env.versions.common}; providers ${JSON.stringify(pack.providers)}`,
+    );
 
     const images = await perSecond(await pack.session('clip_image'), (batch) => ({
-      pixel_values: new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i) - mean[0]), [batch, 3, size, size]),
+      pixel_values: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i) - mean[0]),
+        [batch, 3, size, size],
+      ),
     }));
     const texts = await perSecond(await pack.session('clip_text'), (batch) => {
       const ids = new BigInt64Array(batch * context);
@@ -86,17 +105,28 @@ async function main(): Promise<void> {
     console.log(`image encoder: ${BATCHES.map((b) => `batch ${b} ${fmt(images[b])} images/s`).join(', ')}`);
     console.log(`text encoder: ${BATCHES.map((b) => `batch ${b} ${fmt(texts[b])} texts/s`).join(', ')}`);
 
-    const engine = await createEngine({ modelsDir: join(dir, 'packs'), device: values.device as DeviceName, cpuThreads, logger: quiet });
-    const photo = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#c03030' } }).jpeg().toBuffer();
+    const engine = await createEngine({
+      modelsDir: join(dir, 'packs'),
+      device: values.device as DeviceName,
+      cpuThreads,
+      logger: quiet,
+    });
+    const photo = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#c03030' } })
+      .jpeg()
+      .toBuffer();
     const classify = () => engine.classify([{ images: [photo], labels: LABELS }]);
     const [, coldMs] = await timed(classify);
     const warmMs = await bestMs(classify);
     await engine.close();
-    console.log(`zero-shot, one 640×480 JPEG, ${LABELS.length} labels × 7 templates: ${coldMs.toFixed(0)} ms with the labels new, ${warmMs.toFixed(0)} ms once cached`);
+    console.log(
+      `zero-shot, one 640×480 JPEG, ${LABELS.length} labels × 7 templates: ${coldMs.toFixed(0)} ms with the labels new, ${warmMs.toFixed(0)} ms once cached`,
+    );
 
     console.log(`PyTorch reference: ${JSON.stringify(reference)}`);
     for (const b of BATCHES) {
-      console.log(`ratio batch ${b} (onnxruntime / PyTorch): images ${(images[b] / reference.images_per_s[b]).toFixed(2)}x, texts ${(texts[b] / reference.texts_per_s[b]).toFixed(2)}x`);
+      console.log(
+        `ratio batch ${b} (onnxruntime / PyTorch): images ${(images[b] / reference.images_per_s[b]).toFixed(2)}x, texts ${(texts[b] / reference.texts_per_s[b]).toFixed(2)}x`,
+      );
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -74,17 +74,34 @@ function summary(result: Result) {
 
 const dir = await mkdtemp(join(tmpdir(), 'bench-load-'));
 const engine = await createEngine({ modelsDir: MODELS, defaultPack: 'demo-shapes', cpuThreads: 1, logger: silent });
-const report: Record<string, unknown> = { classify_requests: CLASSIFY, connections: CONNECTIONS, burst: BURST, depth: DEPTH };
+const report: Record<string, unknown> = {
+  classify_requests: CLASSIFY,
+  connections: CONNECTIONS,
+  burst: BURST,
+  depth: DEPTH,
+};
 const main = await startApi(dir, { CLASSIFY_MAX_QUEUED: String(CLASSIFY * 2), GENERATE_MAX_QUEUED: String(BURST * 2) });
 const worker = await startWorker(loadConfig(main.env), silent, { engine });
 const full = await startApi(dir, { GENERATE_MAX_QUEUED: String(DEPTH), QUEUE_FULL_RETRY_AFTER_SECONDS: '1' });
 
 try {
   // 1. Many clients classifying at once.
-  const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c03030' } }).png().toBuffer();
+  const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c03030' } })
+    .png()
+    .toBuffer();
   const classifyBody = JSON.stringify({ image: { base64: image.toString('base64') }, labels: LABELS });
   await fetch(`${main.base}/clip/classify`, { method: 'POST', headers: JSON_HEADERS, body: classifyBody }); // warm-up
-  report.classify = summary(await autocannon({ url: `${main.base}/clip/classify`, method: 'POST', headers: JSON_HEADERS, body: classifyBody, connections: CONNECTIONS, amount: CLASSIFY, timeout: 60 }));
+  report.classify = summary(
+    await autocannon({
+      url: `${main.base}/clip/classify`,
+      method: 'POST',
+      headers: JSON_HEADERS,
+      body: classifyBody,
+      connections: CONNECTIONS,
+      amount: CLASSIFY,
+      timeout: 60,
+    }),
+  );
 
   // 2. A burst of generations, all at once; then each accepted one followed to its end.
   const ids: string[] = [];
@@ -127,11 +144,23 @@ try {
   };
 
   // 3. Backpressure: nothing consumes `generate` here, so the queue fills at DEPTH.
-  const overflow = await autocannon({ url: `${full.base}/generations`, method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ prompt: 'x', candidates: 1 }), connections: 8, amount: 200, timeout: 10 });
+  const overflow = await autocannon({
+    url: `${full.base}/generations`,
+    method: 'POST',
+    headers: JSON_HEADERS,
+    body: JSON.stringify({ prompt: 'x', candidates: 1 }),
+    connections: 8,
+    amount: 200,
+    timeout: 10,
+  });
   const refused: number[] = [];
   for (let i = 0; i < 50; i++) {
     const t = performance.now();
-    const response = await fetch(`${full.base}/generations`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ prompt: 'x', candidates: 1 }) });
+    const response = await fetch(`${full.base}/generations`, {
+      method: 'POST',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ prompt: 'x', candidates: 1 }),
+    });
     await response.arrayBuffer();
     if (response.status === 503) refused.push(performance.now() - t);
   }

@@ -44,15 +44,32 @@ async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promi
   const m = pack.generating;
   const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
   const d = m.generator.sampling_defaults;
-  const sessions = { prefill: await pack.session('prefill'), step: await pack.session('step'), ...(path === 'graph' ? { sampleLoop: await pack.session('sample_loop') } : {}) };
-  const text = generatorText(await pack.tokenizer('generator'), 'a red circle above a blue square', m.geometry.text_length, m.generator.text_pad_id);
+  const sessions = {
+    prefill: await pack.session('prefill'),
+    step: await pack.session('step'),
+    ...(path === 'graph' ? { sampleLoop: await pack.session('sample_loop') } : {}),
+  };
+  const text = generatorText(
+    await pack.tokenizer('generator'),
+    'a red circle above a blue square',
+    m.geometry.text_length,
+    m.generator.text_pad_id,
+  );
   const run = path === 'host' ? sampleChunkHost : sampleChunkLoop;
-  const chunk = (seed: number) => run(sessions, {
-    textIds: text.ids, seeds: Array.from({ length: SAMPLER_BATCH }, (_, i) => candidateSeed(seed, i)), imageTokens: N,
-    codebookSize: m.geometry.codebook_size, params: { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 }, checkpoint() {},
-  });
+  const chunk = (seed: number) =>
+    run(sessions, {
+      textIds: text.ids,
+      seeds: Array.from({ length: SAMPLER_BATCH }, (_, i) => candidateSeed(seed, i)),
+      imageTokens: N,
+      codebookSize: m.geometry.codebook_size,
+      params: { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 },
+      checkpoint() {},
+    });
   await chunk(0); // warm-up: first-run allocations
-  const ms = await bestMs(async (round) => { await chunk(2 * round + 1); await chunk(2 * round + 2); });
+  const ms = await bestMs(async (round) => {
+    await chunk(2 * round + 1);
+    await chunk(2 * round + 2);
+  });
   return (2 * SAMPLER_BATCH * N) / (ms / 1000);
 }
 
@@ -61,10 +78,16 @@ async function clipImagesPerSecond(pack: Pack): Promise<Record<string, number>> 
   const size = pack.manifest.clip.preprocess.size;
   const rates: Record<string, number> = {};
   for (const batch of CLIP_BATCHES) {
-    const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i)), [batch, 3, size, size]);
+    const input = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i)),
+      [batch, 3, size, size],
+    );
     await session.run({ pixel_values: input });
     const runs = Math.max(3, Math.ceil(256 / batch));
-    const ms = await bestMs(async () => { for (let i = 0; i < runs; i++) await session.run({ pixel_values: input }); });
+    const ms = await bestMs(async () => {
+      for (let i = 0; i < runs; i++) await session.run({ pixel_values: input });
+    });
     rates[batch] = (runs * batch) / (ms / 1000);
   }
   return rates;
@@ -79,9 +102,20 @@ interface Reference {
 // Same pack, same chunk of candidates, same device and thread count as onnxruntime here.
 async function pythonReference(packName: string): Promise<Reference | undefined> {
   if (!existsSync(`${root}training/bench_reference.py`)) return undefined;
-  const args = ['--pack', `packs/${packName}`, '--candidates', String(2 * SAMPLER_BATCH), '--batch', String(SAMPLER_BATCH)];
+  const args = [
+    '--pack',
+    `packs/${packName}`,
+    '--candidates',
+    String(2 * SAMPLER_BATCH),
+    '--batch',
+    String(SAMPLER_BATCH),
+  ];
   if (values['reference-state']) args.push('--state', values['reference-state']);
-  const { result, stderr } = await runPythonReference<Reference>({ python: values.python, root, device, cpuThreads }, 'training.bench_reference', args);
+  const { result, stderr } = await runPythonReference<Reference>(
+    { python: values.python, root, device, cpuThreads },
+    'training.bench_reference',
+    args,
+  );
   if (stderr.trim()) console.log(`PyTorch reference: ${stderr.trim()}`);
   return result;
 }
@@ -89,21 +123,35 @@ async function pythonReference(packName: string): Promise<Reference | undefined>
 async function main(): Promise<void> {
   const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, quiet);
   await pack.createAll();
-  console.log(`pack ${pack.name} ${pack.manifest.version}; onnxruntime-node ${ort.env.versions.common}; providers ${JSON.stringify(pack.providers)}; cpu threads ${cpuThreads ?? 'default'}`);
+  console.log(
+    `pack ${pack.name} ${pack.manifest.version}; onnxruntime-node ${ort.env.versions.common}; providers ${JSON.stringify(pack.providers)}; cpu threads ${cpuThreads ?? 'default'}`,
+  );
 
   const host = await samplerTokensPerSecond(pack, 'host');
   const graph = pack.hasGraph('sample_loop') ? await samplerTokensPerSecond(pack, 'graph') : undefined;
-  console.log(`sampler, batch ${SAMPLER_BATCH}: host loop ${fmt(host)} tokens/s${graph ? `, sample_loop graph ${fmt(graph)} tokens/s` : ''}`);
+  console.log(
+    `sampler, batch ${SAMPLER_BATCH}: host loop ${fmt(host)} tokens/s${graph ? `, sample_loop graph ${fmt(graph)} tokens/s` : ''}`,
+  );
   const clip = await clipImagesPerSecond(pack);
   console.log(`CLIP image encoder: ${CLIP_BATCHES.map((b) => `batch ${b} ${fmt(clip[b])} images/s`).join(', ')}`);
   await pack.release();
 
   const candidates = Number(values.candidates);
-  const engine = await createEngine({ modelsDir: `${root}packs`, defaultPack: pack.name, device: values.device as DeviceName, cpuThreads, logger: pino({ level: 'warn' }) });
-  const [result, ms] = await timed(() => engine.generate({ prompt: 'a red circle above a blue square', seed: 1, candidates, n: Math.min(32, candidates) }));
+  const engine = await createEngine({
+    modelsDir: `${root}packs`,
+    defaultPack: pack.name,
+    device: values.device as DeviceName,
+    cpuThreads,
+    logger: pino({ level: 'warn' }),
+  });
+  const [result, ms] = await timed(() =>
+    engine.generate({ prompt: 'a red circle above a blue square', seed: 1, candidates, n: Math.min(32, candidates) }),
+  );
   await engine.close();
   const t = result.timings;
-  console.log(`generation of ${candidates} candidates (keep ${result.images.length}, ${result.sampler} sampler): ${(ms / 1000).toFixed(2)} s — sampling ${(t.sampleMs / 1000).toFixed(2)} s, decoding ${(t.decodeMs / 1000).toFixed(2)} s, reranking ${(t.rerankMs / 1000).toFixed(2)} s`);
+  console.log(
+    `generation of ${candidates} candidates (keep ${result.images.length}, ${result.sampler} sampler): ${(ms / 1000).toFixed(2)} s — sampling ${(t.sampleMs / 1000).toFixed(2)} s, decoding ${(t.decodeMs / 1000).toFixed(2)} s, reranking ${(t.rerankMs / 1000).toFixed(2)} s`,
+  );
 
   const reference = await pythonReference(pack.name);
   if (!reference) {
@@ -111,10 +159,13 @@ async function main(): Promise<void> {
     return;
   }
   console.log(`PyTorch reference: ${JSON.stringify(reference)}`);
-  console.log(`ratio sampler (onnxruntime host loop / PyTorch): ${(host / reference.sampler_tokens_per_s).toFixed(2)}x${graph ? `; sample_loop graph / PyTorch: ${(graph / reference.sampler_tokens_per_s).toFixed(2)}x` : ''}`);
+  console.log(
+    `ratio sampler (onnxruntime host loop / PyTorch): ${(host / reference.sampler_tokens_per_s).toFixed(2)}x${graph ? `; sample_loop graph / PyTorch: ${(graph / reference.sampler_tokens_per_s).toFixed(2)}x` : ''}`,
+  );
   for (const b of CLIP_BATCHES) {
     const theirs = reference.clip_images_per_s[b];
-    if (theirs) console.log(`ratio CLIP images/s batch ${b} (onnxruntime / PyTorch): ${(clip[b] / theirs).toFixed(2)}x`);
+    if (theirs)
+      console.log(`ratio CLIP images/s batch ${b} (onnxruntime / PyTorch): ${(clip[b] / theirs).toFixed(2)}x`);
   }
 }
 

@@ -14,16 +14,28 @@ export interface PythonRun {
 }
 
 /** Runs `python -m module args… --threads N --device D` and returns its JSON and its stderr. */
-export async function runPythonReference<T>(run: PythonRun, module: string, args: string[]): Promise<{ result: T; stderr: string }> {
+export async function runPythonReference<T>(
+  run: PythonRun,
+  module: string,
+  args: string[],
+): Promise<{ result: T; stderr: string }> {
   const threads = String(run.cpuThreads ?? availableParallelism());
   const device = run.device.kind === 'cuda' ? `cuda:${run.device.deviceId}` : 'cpu';
   // OpenBLAS's own thread pool fights torch's on a small CPU: one OpenBLAS thread is PyTorch's best here.
-  const { stdout, stderr } = await promisify(execFile)(run.python, ['-m', module, ...args, '--threads', threads, '--device', device], {
-    cwd: run.root,
-    maxBuffer: 1 << 20,
-    env: { OPENBLAS_NUM_THREADS: '1', ...process.env, PYTHONPATH: run.root },
-  });
-  const json = stdout.trim().split('\n').reverse().find((line) => line.trim().startsWith('{'));
+  const { stdout, stderr } = await promisify(execFile)(
+    run.python,
+    ['-m', module, ...args, '--threads', threads, '--device', device],
+    {
+      cwd: run.root,
+      maxBuffer: 1 << 20,
+      env: { OPENBLAS_NUM_THREADS: '1', ...process.env, PYTHONPATH: run.root },
+    },
+  );
+  const json = stdout
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((line) => line.trim().startsWith('{'));
   if (!json) throw new Error(`${module} printed no JSON:\n${stdout}`);
   return { result: JSON.parse(json) as T, stderr };
 }

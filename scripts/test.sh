@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 echo "== typecheck"
 npx tsc -p tsconfig.json --noEmit
 
+echo "== format"
+npx prettier --check . --log-level warn
+
 echo "== import cycles"
 npx madge --circular --extensions ts src
 

@@ -223,10 +223,15 @@ function readStorage(read: Reader, publicBaseUrl: string): StorageOptions {
 
 function readWorkerQueues(read: Reader): QueueName[] {
   const text = read.string('WORKER_QUEUES', QUEUE_NAMES.join(','));
-  const names = text.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const unknown = names.filter((name) => !QUEUE_NAMES.includes(name as QueueName));
   if (unknown.length > 0 || names.length === 0) {
-    read.problems.push(`WORKER_QUEUES=${JSON.stringify(text)}: expected a comma-separated subset of ${QUEUE_NAMES.join(',')}`);
+    read.problems.push(
+      `WORKER_QUEUES=${JSON.stringify(text)}: expected a comma-separated subset of ${QUEUE_NAMES.join(',')}`,
+    );
     return [...QUEUE_NAMES];
   }
   return [...new Set(names as QueueName[])];
@@ -259,15 +264,21 @@ function readApiKeys(read: Reader): ConfigApiKey[] {
   const text = read.raw('API_KEYS');
   if (text === undefined) return [];
   const keys: ConfigApiKey[] = [];
-  for (const entry of text.split(',').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     const colon = entry.indexOf(':');
     const name = colon < 0 ? '' : entry.slice(0, colon);
     const key = colon < 0 ? '' : entry.slice(colon + 1);
     if (!KEY_NAME.test(name) || key.length < MIN_KEY_LENGTH) {
-      read.problems.push(`API_KEYS: expected name:key pairs (name of A-Z a-z 0-9 _ . -, key of at least ${MIN_KEY_LENGTH} characters)`);
+      read.problems.push(
+        `API_KEYS: expected name:key pairs (name of A-Z a-z 0-9 _ . -, key of at least ${MIN_KEY_LENGTH} characters)`,
+      );
       return [];
     }
-    if (keys.some((other) => other.name === name)) read.problems.push(`API_KEYS: the name ${JSON.stringify(name)} is listed twice`);
+    if (keys.some((other) => other.name === name))
+      read.problems.push(`API_KEYS: the name ${JSON.stringify(name)} is listed twice`);
     keys.push({ name, hash: createHash('sha256').update(key).digest('hex') });
   }
   return keys;
@@ -292,7 +303,9 @@ export function loadConfig(env: Env): Readonly<Config> {
   const read = new Reader(env);
   const port = read.int('PORT', 3000, 0, 65535);
   const host = read.string('HOST', '0.0.0.0');
-  const publicBaseUrl = read.url('PUBLIC_BASE_URL', `http://localhost:${port}`, ['http:', 'https:']).replace(/\/+$/, '');
+  const publicBaseUrl = read
+    .url('PUBLIC_BASE_URL', `http://localhost:${port}`, ['http:', 'https:'])
+    .replace(/\/+$/, '');
   const redisUrl = read.url('REDIS_URL', DEFAULT_REDIS_URL, ['redis:', 'rediss:']);
   const config: Config = {
     port,

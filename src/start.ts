@@ -39,7 +39,11 @@ function freePort(preferred: number): Promise<number> {
 
 async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort(6379);
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 50; i += 1) {
     if (child.exitCode !== null) break;

@@ -9,7 +9,10 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 
 const CUDA_TOLERANCE_SCALE = 20;
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { device: { type: 'string', default: 'cpu' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { device: { type: 'string', default: 'cpu' } },
+});
 const [packDir, fixtureDir = 'test/fixtures/reference'] = positionals;
 const cuda = /^cuda(:\d+)?$/.exec(values.device);
 if (!cuda && values.device !== 'cpu') throw new Error(`--device must be cpu, cuda or cuda:N, not ${values.device}`);
@@ -18,14 +21,19 @@ const scale = cuda ? CUDA_TOLERANCE_SCALE : 1;
 const manifest = JSON.parse(readFileSync(join(packDir, 'manifest.json'), 'utf8'));
 const ref = JSON.parse(readFileSync(join(fixtureDir, `${manifest.name}.json`), 'utf8'));
 for (const key of Object.keys(ref.tolerance)) ref.tolerance[key] *= scale;
-console.log(`onnxruntime-node ${ort.env.versions.common} on ${values.device}; tolerances ${JSON.stringify(ref.tolerance)}`);
+console.log(
+  `onnxruntime-node ${ort.env.versions.common} on ${values.device}; tolerances ${JSON.stringify(ref.tolerance)}`,
+);
 const session = (file) => ort.InferenceSession.create(join(packDir, file), { executionProviders });
-const int64 = (rows) => new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
+const int64 = (rows) =>
+  new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
 
 function maxDiff(got, want, what, tolerance) {
   const flat = want.flat(2);
   let worst = 0;
-  flat.forEach((w, i) => { worst = Math.max(worst, Math.abs(got[i] - w)); });
+  flat.forEach((w, i) => {
+    worst = Math.max(worst, Math.abs(got[i] - w));
+  });
   console.log(`${what}: max |onnx - torch| = ${worst.toExponential(2)}`);
   if (!(worst <= tolerance)) throw new Error(`${what} differs by ${worst} (tolerance ${tolerance})`);
 }

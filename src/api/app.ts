@@ -41,9 +41,19 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   await app.register(errorsPlugin);
   await app.register(swaggerPlugin);
   await app.register(metricsPlugin, { queues: services.queues });
-  await app.register(authPlugin, { keyStore: services.keyStore, limiter: services.generations.limiter, queues: services.queues });
+  await app.register(authPlugin, {
+    keyStore: services.keyStore,
+    limiter: services.generations.limiter,
+    queues: services.queues,
+  });
   await app.register(multipart, {
-    limits: { fileSize: config.imageMaxBytes, files: MAX_IMAGES_PER_REQUEST, fields: 2100, fieldSize: 64 * 1024, parts: 2200 },
+    limits: {
+      fileSize: config.imageMaxBytes,
+      files: MAX_IMAGES_PER_REQUEST,
+      fields: 2100,
+      fieldSize: 64 * 1024,
+      parts: 2200,
+    },
     throwFileSizeLimit: true,
   });
   app.addHook('onSend', async (request, reply) => {

@@ -11,13 +11,16 @@ import { validationFailed } from './plugins/validation.js';
 /** NFC, so that the same words typed as composed or decomposed characters are one text. */
 function normalized(texts: string[], field: string, unique: boolean): string[] {
   const out = texts.map((text) => text.normalize('NFC'));
-  if (unique && new Set(out).size !== out.length) throw fieldError(field, 'must be unique (after Unicode NFC normalisation)');
+  if (unique && new Set(out).size !== out.length)
+    throw fieldError(field, 'must be unique (after Unicode NFC normalisation)');
   return out;
 }
 
 export async function classifyJobFromJson(body: ClassifyBody, config: Config): Promise<ClassifyJobData> {
-  if ((body.image === undefined) === (body.images === undefined)) throw fieldError('image', 'or images is required, and not both');
-  if (body.top_k !== undefined && body.top_k > body.labels.length) throw fieldError('top_k', `must be at most the number of labels (${body.labels.length})`);
+  if ((body.image === undefined) === (body.images === undefined))
+    throw fieldError('image', 'or images is required, and not both');
+  if (body.top_k !== undefined && body.top_k > body.labels.length)
+    throw fieldError('top_k', `must be at most the number of labels (${body.labels.length})`);
   const images = body.image
     ? [await resolveImage(body.image, 'image', config)]
     : await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config)));
@@ -31,10 +34,14 @@ export async function classifyJobFromJson(body: ClassifyBody, config: Config): P
 }
 
 export async function embedJobFromJson(body: EmbedBody, config: Config): Promise<EmbedJobData> {
-  if ((body.images === undefined) === (body.texts === undefined)) throw fieldError('images', 'or texts is required, and not both');
+  if ((body.images === undefined) === (body.texts === undefined))
+    throw fieldError('images', 'or texts is required, and not both');
   const model = body.model === undefined ? {} : { model: body.model };
   if (body.texts) return { texts: normalized(body.texts, 'texts', false), ...model };
-  return { images: await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config))), ...model };
+  return {
+    images: await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config))),
+    ...model,
+  };
 }
 
 // The multipart form is checked against the JSON body's schema once its parts are read.
@@ -61,7 +68,8 @@ export async function classifyJobFromMultipart(request: FastifyRequest, config: 
   try {
     for await (const part of request.parts()) {
       if (part.type === 'file') {
-        if (part.fieldname !== 'image' && part.fieldname !== 'images') throw fieldError(part.fieldname, 'is not a known file field (use image)');
+        if (part.fieldname !== 'image' && part.fieldname !== 'images')
+          throw fieldError(part.fieldname, 'is not a known file field (use image)');
         const bytes = await part.toBuffer();
         if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `image ${images.length} is empty`);
         images.push({ base64: bytes.toString('base64') });
@@ -76,11 +84,13 @@ export async function classifyJobFromMultipart(request: FastifyRequest, config: 
   } catch (error) {
     // Our own refusals and the multipart plugin's (they carry a status) pass; a stream that
     // breaks off or never was multipart is the body's fault, not the server's.
-    if (error instanceof ServiceError || typeof (error as { statusCode?: unknown }).statusCode === 'number') throw error;
+    if (error instanceof ServiceError || typeof (error as { statusCode?: unknown }).statusCode === 'number')
+      throw error;
     throw new ServiceError('malformed_body', `the multipart body cannot be parsed: ${(error as Error).message}`);
   }
   if (images.length === 0) throw fieldError('image', 'is required: upload at least one file');
-  if (scalars.top_k !== undefined && !/^[0-9]{1,6}$/.test(scalars.top_k)) throw fieldError('top_k', 'must be an integer');
+  if (scalars.top_k !== undefined && !/^[0-9]{1,6}$/.test(scalars.top_k))
+    throw fieldError('top_k', 'must be an integer');
   const body = {
     images,
     labels: lists.labels ?? [],

@@ -3,7 +3,7 @@
 import type { Config } from '../config.js';
 import type { ImageInput } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
-import { IMAGE_FORMATS, sniffImageFormat } from '../models/image-format.js';
+import { IMAGE_FORMATS, sniffImageFormat } from '../lib/image-format.js';
 import { type AllowList, OutboundFetchError, OutboundRefusedError, outboundGet } from '../net/outbound.js';
 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
@@ -24,7 +24,9 @@ export async function fetchImage(url: string, limits: FetchLimits, field: string
     return (await outboundGet(url, limits)).bytes;
   } catch (error) {
     if (error instanceof OutboundRefusedError) {
-      throw new ServiceError('url_not_allowed', `${field}: ${error.message}`, { errors: [{ field, message: error.message }] });
+      throw new ServiceError('url_not_allowed', `${field}: ${error.message}`, {
+        errors: [{ field, message: error.message }],
+      });
     }
     const why = error instanceof OutboundFetchError ? error.message : 'the URL cannot be reached';
     throw new ServiceError('image_fetch_failed', `${field}: ${why}`, { errors: [{ field, message: why }] });
@@ -33,16 +35,22 @@ export async function fetchImage(url: string, limits: FetchLimits, field: string
 
 export function decodeBase64Image(text: string, field: string, maxBytes: number): Uint8Array {
   const compact = text.replace(/\s+/g, '');
-  if (!BASE64.test(compact)) throw new ServiceError('validation_failed', `${field} is not base64`, { errors: [{ field, message: 'is not base64' }] });
+  if (!BASE64.test(compact))
+    throw new ServiceError('validation_failed', `${field} is not base64`, {
+      errors: [{ field, message: 'is not base64' }],
+    });
   const bytes = Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
-  if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `${field} is empty`, { errors: [{ field, message: 'is empty' }] });
-  if (bytes.byteLength > maxBytes) throw new ServiceError('payload_too_large', `${field} is larger than ${maxBytes} bytes`);
+  if (bytes.byteLength === 0)
+    throw new ServiceError('invalid_image', `${field} is empty`, { errors: [{ field, message: 'is empty' }] });
+  if (bytes.byteLength > maxBytes)
+    throw new ServiceError('payload_too_large', `${field} is larger than ${maxBytes} bytes`);
   return bytes;
 }
 
 /** Refuses bytes of a format outside the allow-list before any decoder sees them. */
 export function assertImageFormat(bytes: Uint8Array, field: string): void {
-  if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `${field} is empty`, { errors: [{ field, message: 'is empty' }] });
+  if (bytes.byteLength === 0)
+    throw new ServiceError('invalid_image', `${field} is empty`, { errors: [{ field, message: 'is empty' }] });
   if (sniffImageFormat(bytes) === undefined) {
     const message = `is not one of the accepted formats (${IMAGE_FORMATS.join(', ')})`;
     throw new ServiceError('unsupported_image_format', `${field} ${message}`, { errors: [{ field, message }] });
@@ -56,7 +64,16 @@ export async function resolveImage(input: ImageInput, field: string, config: Con
     assertImageFormat(bytes, `${field}.base64`);
     return Buffer.from(bytes).toString('base64');
   }
-  const bytes = await fetchImage(input.url as string, { timeoutMs: config.imageFetchTimeoutMs, maxBytes: config.imageMaxBytes, maxRedirects: config.imageFetchMaxRedirects, allow: config.outboundAllow }, `${field}.url`);
+  const bytes = await fetchImage(
+    input.url as string,
+    {
+      timeoutMs: config.imageFetchTimeoutMs,
+      maxBytes: config.imageMaxBytes,
+      maxRedirects: config.imageFetchMaxRedirects,
+      allow: config.outboundAllow,
+    },
+    `${field}.url`,
+  );
   assertImageFormat(bytes, `${field}.url`);
   return Buffer.from(bytes).toString('base64');
 }

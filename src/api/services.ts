@@ -1,8 +1,8 @@
 // What the routes call: the queues, the generation and CLIP job producers, the object store.
 import type { Config } from '../config.js';
-import { KeyStore } from '../queue/api-keys.js';
-import { ClipJobs } from '../queue/clip.js';
-import { Generations } from '../queue/generations.js';
+import { KeyStore } from '../service/api-keys.js';
+import { ClipJobs } from '../service/clip-jobs.js';
+import { Generations } from '../service/generations.js';
 import { Queues } from '../queue/queues.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 

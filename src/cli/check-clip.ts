@@ -12,7 +12,10 @@ import { parseDevice } from '../models/index.js';
 const usage = 'usage: npm run check-clip -- PACK_DIR REFERENCE.json [--device cpu|cuda|cuda:N]';
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { device: { type: 'string', default: 'cpu' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { device: { type: 'string', default: 'cpu' } },
+  });
   if (positionals.length !== 2) throw new Error(usage);
   const [packDir, referencePath] = positionals;
   const reference = JSON.parse(await readFile(referencePath, 'utf8')) as ClipReference;
@@ -21,9 +24,13 @@ async function main(): Promise<void> {
   const logger = pino({ level: 'warn' }, pino.destination(2));
   const check = await checkClipPack(packDir, reference, { device, allowCpuFallback: false }, logger);
   const worstText = Math.min(...check.textCosines);
-  console.log(`token ids: ${reference.texts.length - check.tokenMismatches.length} of ${reference.texts.length} texts as the reference`);
+  console.log(
+    `token ids: ${reference.texts.length - check.tokenMismatches.length} of ${reference.texts.length} texts as the reference`,
+  );
   for (const text of check.tokenMismatches) console.log(`  differs: ${JSON.stringify(text)}`);
-  console.log(`text embeddings: lowest cosine ${worstText.toFixed(6)}; image embedding: cosine ${check.imageCosine.toFixed(6)} (need ≥ ${minCosine})`);
+  console.log(
+    `text embeddings: lowest cosine ${worstText.toFixed(6)}; image embedding: cosine ${check.imageCosine.toFixed(6)} (need ≥ ${minCosine})`,
+  );
   if (check.tokenMismatches.length > 0 || !(worstText >= minCosine) || !(check.imageCosine >= minCosine)) {
     throw new Error(`${packDir} does not match ${referencePath}`);
   }

@@ -20,14 +20,16 @@ export async function contactSheet(images: GeneratedImage[]): Promise<Buffer> {
   const rows = Math.ceil(images.length / columns);
   const width = columns * (cellW + GAP) + GAP;
   const height = rows * (cellH + CAPTION_HEIGHT + GAP) + GAP;
-  const tiles = await Promise.all(images.map(async (image, i) => ({
-    input: await sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } })
-      .resize(cellW, cellH, { kernel: 'nearest' })
-      .png()
-      .toBuffer(),
-    left: GAP + (i % columns) * (cellW + GAP),
-    top: GAP + Math.floor(i / columns) * (cellH + CAPTION_HEIGHT + GAP),
-  })));
+  const tiles = await Promise.all(
+    images.map(async (image, i) => ({
+      input: await sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: 3 } })
+        .resize(cellW, cellH, { kernel: 'nearest' })
+        .png()
+        .toBuffer(),
+      left: GAP + (i % columns) * (cellW + GAP),
+      top: GAP + Math.floor(i / columns) * (cellH + CAPTION_HEIGHT + GAP),
+    })),
+  );
   const captions = images.map((image, i) => {
     const x = GAP + (i % columns) * (cellW + GAP) + cellW / 2;
     const y = GAP + Math.floor(i / columns) * (cellH + CAPTION_HEIGHT + GAP) + cellH + 16;

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Limits } from '../config.js';
 import { loadConfig } from '../config.js';
 import { exitOnConfigError } from '../process.js';
-import { type ApiKeyRecord, KeyStore } from '../queue/api-keys.js';
+import { type ApiKeyRecord, KeyStore } from '../service/api-keys.js';
 import { createRedis } from '../queue/redis.js';
 
 const usage = `usage: npm run keys -- create NAME [--rpm N] [--concurrent N] [--candidates-per-day N] [--json]
@@ -16,12 +16,16 @@ const usage = `usage: npm run keys -- create NAME [--rpm N] [--concurrent N] [--
 
 function limit(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new Error(`--${name} must be a positive integer, got "${text}"\n${usage}`);
+  if (!/^[0-9]+$/.test(text) || Number(text) < 1)
+    throw new Error(`--${name} must be a positive integer, got "${text}"\n${usage}`);
   return Number(text);
 }
 
 function describe(record: ApiKeyRecord): string {
-  const limits = Object.entries(record.limits).map(([name, value]) => `${name}=${value}`).join(' ') || 'defaults';
+  const limits =
+    Object.entries(record.limits)
+      .map(([name, value]) => `${name}=${value}`)
+      .join(' ') || 'defaults';
   return `${record.id}\t${record.name}\t${record.created_at}\t${record.revoked ? 'revoked' : 'active'}\t${limits}`;
 }
 
@@ -43,11 +47,14 @@ async function main(): Promise<number> {
   try {
     switch (command) {
       case 'create': {
-        if (!argument || !/^[A-Za-z0-9_.-]{1,64}$/.test(argument)) throw new Error(`a NAME of A-Z a-z 0-9 _ . - is required\n${usage}`);
+        if (!argument || !/^[A-Za-z0-9_.-]{1,64}$/.test(argument))
+          throw new Error(`a NAME of A-Z a-z 0-9 _ . - is required\n${usage}`);
         const limits: Limits = {
           ...(values.rpm !== undefined && { requests_per_minute: limit('rpm', values.rpm) }),
           ...(values.concurrent !== undefined && { concurrent_generations: limit('concurrent', values.concurrent) }),
-          ...(values['candidates-per-day'] !== undefined && { candidates_per_day: limit('candidates-per-day', values['candidates-per-day']) }),
+          ...(values['candidates-per-day'] !== undefined && {
+            candidates_per_day: limit('candidates-per-day', values['candidates-per-day']),
+          }),
         };
         const { key, record } = await store.create(argument, limits);
         print(

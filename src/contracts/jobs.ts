@@ -96,7 +96,13 @@ export interface WebhookJobData {
 
 /** Every job, discriminated by its BullMQ name. */
 export type JobPayload =
-  | { queue: 'generate'; name: 'generate'; data: GenerateJobData; result: GenerateJobResult; progress: GenerationProgress }
+  | {
+      queue: 'generate';
+      name: 'generate';
+      data: GenerateJobData;
+      result: GenerateJobResult;
+      progress: GenerationProgress;
+    }
   | { queue: 'classify'; name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult; progress: never }
   | { queue: 'classify'; name: 'embed'; data: EmbedJobData; result: EmbedJobResult; progress: never }
   | { queue: 'webhooks'; name: 'webhook'; data: WebhookJobData; result: void; progress: never };

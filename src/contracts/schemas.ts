@@ -26,22 +26,51 @@ const NO_CONTROLS = '^[^\\p{Cc}\\p{Cs}]*$';
 const PROSE = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\p{Cs}]*$';
 export const MAX_IMAGES_PER_REQUEST = 64;
 
-const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._-]+$', description: 'Model pack; default the server default.' });
+const ModelName = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  pattern: '^[A-Za-z0-9._-]+$',
+  description: 'Model pack; default the server default.',
+});
 const HttpUrl = Type.String({ maxLength: 2048, pattern: '^https?://[^\\s]+$' });
 
 export const CreateGenerationBody = Type.Object(
   {
-    prompt: Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE, description: 'What to draw; 1 to 1000 characters, not only spaces, no control characters but tab and line breaks. NFC-normalised.' }),
-    candidates: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, default: 512, description: 'Image candidates sampled.' })),
-    n: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, description: 'Best candidates kept after CLIP reranking; at most `candidates`. Default min(32, candidates).' })),
-    top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Top-k sampling; default the model's." })),
+    prompt: Type.String({
+      minLength: 1,
+      maxLength: 1000,
+      pattern: PROSE,
+      description:
+        'What to draw; 1 to 1000 characters, not only spaces, no control characters but tab and line breaks. NFC-normalised.',
+    }),
+    candidates: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, default: 512, description: 'Image candidates sampled.' }),
+    ),
+    n: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_CANDIDATES,
+        description: 'Best candidates kept after CLIP reranking; at most `candidates`. Default min(32, candidates).',
+      }),
+    ),
+    top_k: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Top-k sampling; default the model's." }),
+    ),
     temperature: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10 })),
     top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
-    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Unsigned 32-bit seed; random when absent, always returned.' })),
+    seed: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 4294967295,
+        description: 'Unsigned 32-bit seed; random when absent, always returned.',
+      }),
+    ),
     model: Type.Optional(ModelName),
     output_format: Type.Optional(StringEnum(OUTPUT_FORMATS, { default: 'png' })),
     webhook: Type.Optional({ ...HttpUrl, description: 'URL that receives signed Standard Webhooks events.' }),
-    webhook_events_filter: Type.Optional(Type.Array(StringEnum(WEBHOOK_EVENTS), { minItems: 1, uniqueItems: true, description: 'Default all events.' })),
+    webhook_events_filter: Type.Optional(
+      Type.Array(StringEnum(WEBHOOK_EVENTS), { minItems: 1, uniqueItems: true, description: 'Default all events.' }),
+    ),
   },
   strict,
 );
@@ -53,7 +82,11 @@ export const IdempotencyHeaders = Type.Object({
 
 export const GenerationIdParams = Type.Object({ id: Type.String({ description: 'Generation id' }) });
 
-const Progress = Type.Object({ stage: StringEnum(GENERATION_STAGES), completed: Type.Integer(), total: Type.Integer() });
+const Progress = Type.Object({
+  stage: StringEnum(GENERATION_STAGES),
+  completed: Type.Integer(),
+  total: Type.Integer(),
+});
 
 export const GenerationImage = Type.Object({
   rank: Type.Integer({ description: '1 = best CLIP score' }),
@@ -146,15 +179,27 @@ export const GenerationList = Type.Object({
 export const ImageInput = Type.Object(
   {
     url: Type.Optional({ ...HttpUrl, description: 'An http(s) URL the server fetches.' }),
-    base64: Type.Optional(Type.String({ minLength: 1, description: 'Encoded image bytes (PNG, JPEG, WebP…) in base64.' })),
+    base64: Type.Optional(
+      Type.String({ minLength: 1, description: 'Encoded image bytes (PNG, JPEG, WebP…) in base64.' }),
+    ),
   },
   { ...strict, minProperties: 1, maxProperties: 1, description: 'Exactly one of url or base64.' },
 );
 export type ImageInput = Static<typeof ImageInput>;
 
-const Label = Type.String({ minLength: 1, maxLength: 100, pattern: NO_CONTROLS, description: 'Up to 100 characters, no control characters; NFC-normalised.' });
+const Label = Type.String({
+  minLength: 1,
+  maxLength: 100,
+  pattern: NO_CONTROLS,
+  description: 'Up to 100 characters, no control characters; NFC-normalised.',
+});
 // Exactly one `{}`.
-const Template = Type.String({ minLength: 2, maxLength: 300, pattern: '^(?![\\s\\S]*\\{\\}[\\s\\S]*\\{\\})[^\\p{Cc}\\p{Cs}]*\\{\\}[^\\p{Cc}\\p{Cs}]*$', description: 'Prompt template with exactly one `{}`, which stands for the label; no control characters.' });
+const Template = Type.String({
+  minLength: 2,
+  maxLength: 300,
+  pattern: '^(?![\\s\\S]*\\{\\}[\\s\\S]*\\{\\})[^\\p{Cc}\\p{Cs}]*\\{\\}[^\\p{Cc}\\p{Cs}]*$',
+  description: 'Prompt template with exactly one `{}`, which stands for the label; no control characters.',
+});
 
 export const ClassifyBody = Type.Object(
   {
@@ -162,7 +207,13 @@ export const ClassifyBody = Type.Object(
     images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
     labels: Type.Array(Label, { minItems: 1, maxItems: MAX_LABELS, uniqueItems: true }),
     templates: Type.Optional(Type.Array(Template, { minItems: 1, maxItems: MAX_TEMPLATES })),
-    top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LABELS, description: 'Return only the best k labels; default all (they sum to 1).' })),
+    top_k: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_LABELS,
+        description: 'Return only the best k labels; default all (they sum to 1).',
+      }),
+    ),
     model: Type.Optional(ModelName),
   },
   { ...strict, description: 'Exactly one of image or images.' },
@@ -171,7 +222,9 @@ export type ClassifyBody = Static<typeof ClassifyBody>;
 
 /** Documents the multipart form; its parts are validated by the handler as they stream in. */
 export const ClassifyMultipartBody = Type.Object({
-  image: Type.Array(Type.String({ contentMediaType: 'application/octet-stream' }), { description: 'One part per image file.' }),
+  image: Type.Array(Type.String({ contentMediaType: 'application/octet-stream' }), {
+    description: 'One part per image file.',
+  }),
   labels: Type.Array(Label, { description: 'One field per label, or one field holding a JSON array.' }),
   templates: Type.Optional(Type.Array(Template)),
   top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
@@ -186,7 +239,9 @@ export const ClassifyResponse = Type.Object({
 export const EmbedBody = Type.Object(
   {
     images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
-    texts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE }), { minItems: 1, maxItems: 256 })),
+    texts: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE }), { minItems: 1, maxItems: 256 }),
+    ),
     model: Type.Optional(ModelName),
   },
   { ...strict, description: 'Exactly one of images or texts.' },
@@ -204,7 +259,8 @@ export const ModelInfo = Type.Object({
   version: Type.String(),
   description: Nullable(Type.String()),
   default_for: Type.Array(StringEnum(['generations', 'clip'] as const), {
-    description: 'What this pack serves when a request names no model: generations (DEFAULT_MODEL), classify and embed (DEFAULT_CLIP_MODEL).',
+    description:
+      'What this pack serves when a request names no model: generations (DEFAULT_MODEL), classify and embed (DEFAULT_CLIP_MODEL).',
   }),
   generation: Nullable(
     Type.Object({
@@ -212,7 +268,11 @@ export const ModelInfo = Type.Object({
       image_size: Type.Array(Type.Integer()),
       image_grid: Type.Array(Type.Integer()),
       codebook_size: Type.Integer(),
-      sampling_defaults: Type.Object({ top_k: Type.Integer(), temperature: Type.Number(), top_p: Type.Optional(Type.Number()) }),
+      sampling_defaults: Type.Object({
+        top_k: Type.Integer(),
+        temperature: Type.Number(),
+        top_p: Type.Optional(Type.Number()),
+      }),
     }),
     { description: 'The generator: null for a pack that serves CLIP only (classification and embeddings).' },
   ),

@@ -33,12 +33,19 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return x.reduce((sum, v, i) => sum + v * y[i], 0);
 }
 
-export async function checkClipPack(packDir: string, reference: ClipReference, settings: ProviderSettings, log: Log): Promise<ClipCheck> {
+export async function checkClipPack(
+  packDir: string,
+  reference: ClipReference,
+  settings: ProviderSettings,
+  log: Log,
+): Promise<ClipCheck> {
   const pack = new Pack(await loadPack(packDir), settings, log);
   try {
     const clip = new Clip(pack, 16, DEFAULT_MAX_IMAGE_PIXELS);
     const tokenizer = await pack.tokenizer('clip');
-    const tokenMismatches = reference.texts.filter((text, i) => JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(reference.token_ids[i]));
+    const tokenMismatches = reference.texts.filter(
+      (text, i) => JSON.stringify(tokenizer.encode(text)) !== JSON.stringify(reference.token_ids[i]),
+    );
     const texts = await clip.embedTexts(reference.texts);
     const pixels = await clip.preprocess([Buffer.from(reference.image_png_base64, 'base64')]);
     const [image] = await clip.embedPixels(pixels, 1);

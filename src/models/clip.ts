@@ -38,7 +38,11 @@ const LABEL_CACHE_LIMIT = 4096;
 export class Clip {
   private readonly labelCache = new Map<string, Float32Array>();
 
-  constructor(private readonly pack: Pack, private readonly batchSize: number, private readonly maxImagePixels: number) {}
+  constructor(
+    private readonly pack: Pack,
+    private readonly batchSize: number,
+    private readonly maxImagePixels: number,
+  ) {}
 
   private get config() {
     return this.pack.manifest.clip;
@@ -58,7 +62,9 @@ export class Clip {
     const p = this.config.preprocess;
     const out = this.pixelBuffer(images.length);
     const stride = 3 * p.size * p.size;
-    const settled = await Promise.allSettled(images.map((bytes, i) => preprocessEncoded(bytes, p, i, this.maxImagePixels, out, i * stride)));
+    const settled = await Promise.allSettled(
+      images.map((bytes, i) => preprocessEncoded(bytes, p, i, this.maxImagePixels, out, i * stride)),
+    );
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
     return out;
@@ -73,7 +79,12 @@ export class Clip {
     const embeddings: Float32Array[] = [];
     for (let start = 0; start < count; start += this.batchSize) {
       const n = Math.min(this.batchSize, count - start);
-      const input = new ort.Tensor('float32', pixels.subarray(start * stride, (start + n) * stride), [n, 3, size, size]);
+      const input = new ort.Tensor('float32', pixels.subarray(start * stride, (start + n) * stride), [
+        n,
+        3,
+        size,
+        size,
+      ]);
       const out = await session.run({ pixel_values: input });
       embeddings.push(...rowsOf(out.image_embeds.data as Float32Array, n, E));
     }

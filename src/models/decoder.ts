@@ -9,7 +9,12 @@ export interface DecodedChunk {
 }
 
 /** Decodes `count` candidates whose codebook indices lie back to back in `tokens`. */
-export async function decodeTokens(session: ort.InferenceSession, tokens: Int32Array, count: number, imageTokens: number): Promise<DecodedChunk> {
+export async function decodeTokens(
+  session: ort.InferenceSession,
+  tokens: Int32Array,
+  count: number,
+  imageTokens: number,
+): Promise<DecodedChunk> {
   const ids = BigInt64Array.from(tokens.subarray(0, count * imageTokens), (t) => BigInt(t));
   const out = await session.run({ image_tokens: new ort.Tensor('int64', ids, [count, imageTokens]) });
   const [, height, width, channels] = out.pixels.dims;

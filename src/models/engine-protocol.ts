@@ -15,8 +15,7 @@ export type ThreadOptions = Omit<EngineOptions, 'logger'> & { role: ThreadRole }
 export type CallMethod = 'generate' | 'classify' | 'embedImages' | 'embedTexts';
 
 export type ToThread =
-  | { type: 'call'; id: number; method: CallMethod; args: unknown[]; cancel?: SharedArrayBuffer }
-  | { type: 'close' };
+  { type: 'call'; id: number; method: CallMethod; args: unknown[]; cancel?: SharedArrayBuffer } | { type: 'close' };
 
 export type FromThread =
   | { type: 'ready'; packs: PackSummary[] }

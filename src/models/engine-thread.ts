@@ -33,9 +33,14 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
   const found = await listPacks(options.modelsDir);
   if (found.length === 0) throw new ModelError('pack_file_missing', `no model packs under ${options.modelsDir}`);
   for (const info of found) packs.set(info.manifest.name, new Pack(info, settings, log));
-  const defaultPack = options.defaultPack ?? defaultPackName(found.map(({ manifest }) => ({ name: manifest.name, generates: generates(manifest) })))!;
+  const defaultPack =
+    options.defaultPack ??
+    defaultPackName(found.map(({ manifest }) => ({ name: manifest.name, generates: generates(manifest) })))!;
   if (!packs.has(defaultPack)) {
-    throw new ModelError('unknown_model', `default pack "${defaultPack}" not found: available are ${[...packs.keys()].join(', ')}`);
+    throw new ModelError(
+      'unknown_model',
+      `default pack "${defaultPack}" not found: available are ${[...packs.keys()].join(', ')}`,
+    );
   }
   const graphs = options.role === 'clip' ? CLIP_GRAPHS : ALL_GRAPHS;
   if (options.eager ?? true) {
@@ -45,12 +50,17 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     await packs.get(defaultPack)!.session('clip_text');
   }
   log.info({ role: options.role, packs: [...packs.keys()], defaultPack }, 'model packs loaded');
-  return new Pipeline(packs, defaultPack, {
-    sampleBatch: options.sampleBatch ?? 64,
-    clipBatch: options.clipBatch ?? 64,
-    samplerMode: options.samplerMode ?? 'auto',
-    maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
-  }, log);
+  return new Pipeline(
+    packs,
+    defaultPack,
+    {
+      sampleBatch: options.sampleBatch ?? 64,
+      clipBatch: options.clipBatch ?? 64,
+      samplerMode: options.samplerMode ?? 'auto',
+      maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
+    },
+    log,
+  );
 }
 
 const summaries = () => [...packs.values()].map((p) => p.summary());
@@ -72,10 +82,14 @@ function hooksFor(id: number, cancel: SharedArrayBuffer | undefined): JobHooks {
 
 function call(pipeline: Pipeline, method: CallMethod, args: unknown[], hooks: JobHooks): Promise<unknown> {
   switch (method) {
-    case 'generate': return pipeline.generate(args[0] as GenerateInput, hooks);
-    case 'classify': return pipeline.classify(args[0] as ClassifyRequest[]);
-    case 'embedImages': return pipeline.embedImages(args[0] as Uint8Array[], args[1] as string | undefined);
-    case 'embedTexts': return pipeline.embedTexts(args[0] as string[], args[1] as string | undefined);
+    case 'generate':
+      return pipeline.generate(args[0] as GenerateInput, hooks);
+    case 'classify':
+      return pipeline.classify(args[0] as ClassifyRequest[]);
+    case 'embedImages':
+      return pipeline.embedImages(args[0] as Uint8Array[], args[1] as string | undefined);
+    case 'embedTexts':
+      return pipeline.embedTexts(args[0] as string[], args[1] as string | undefined);
   }
 }
 

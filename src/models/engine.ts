@@ -7,7 +7,16 @@ import { pino } from 'pino';
 import { AbortError, deserializeError, ModelError } from './errors.js';
 import type { CallMethod, FromThread, ThreadOptions, ThreadRole, ToThread } from './engine-protocol.js';
 import type { Log } from './log.js';
-import type { ClassifyOutcome, ClassifyRequest, Engine, EngineOptions, GenerateOptions, GenerateResult, GenerationProgress, PackSummary } from './types.js';
+import type {
+  ClassifyOutcome,
+  ClassifyRequest,
+  Engine,
+  EngineOptions,
+  GenerateOptions,
+  GenerateResult,
+  GenerationProgress,
+  PackSummary,
+} from './types.js';
 
 interface PendingCall {
   resolve: (value: unknown) => void;
@@ -35,7 +44,10 @@ class InferenceThread {
   private readonly exited: Promise<void>;
   summaries: PackSummary[] = [];
 
-  constructor(private readonly thread: Worker, private readonly log: Log) {
+  constructor(
+    private readonly thread: Worker,
+    private readonly log: Log,
+  ) {
     this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
   }
 
@@ -92,7 +104,11 @@ class InferenceThread {
     this.pending.clear();
   }
 
-  call<T>(method: CallMethod, args: unknown[], extra: { cancel?: SharedArrayBuffer; onProgress?: PendingCall['onProgress'] } = {}): Promise<T> {
+  call<T>(
+    method: CallMethod,
+    args: unknown[],
+    extra: { cancel?: SharedArrayBuffer; onProgress?: PendingCall['onProgress'] } = {},
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new ModelError('engine_closed', 'the engine is closed'));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -113,7 +129,10 @@ class InferenceThread {
 }
 
 class ThreadedEngine implements Engine {
-  constructor(private readonly generation: InferenceThread, private readonly clip: InferenceThread) {}
+  constructor(
+    private readonly generation: InferenceThread,
+    private readonly clip: InferenceThread,
+  ) {}
 
   /** The generation thread's view, with the providers of the sessions that serve CLIP calls. */
   packs(): PackSummary[] {

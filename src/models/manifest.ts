@@ -65,7 +65,11 @@ export function generates(m: Manifest): m is GeneratingManifest {
 
 /** `m` as a pack that generates, or an invalid_request naming the pack when it serves CLIP only. */
 export function generatingManifest(m: Manifest): GeneratingManifest {
-  if (!generates(m)) throw new ModelError('invalid_request', `model ${m.name} serves CLIP only (classification and embeddings): it cannot generate`);
+  if (!generates(m))
+    throw new ModelError(
+      'invalid_request',
+      `model ${m.name} serves CLIP only (classification and embeddings): it cannot generate`,
+    );
   return m;
 }
 
@@ -77,7 +81,7 @@ const validateSchema = new Ajv2020({ allErrors: true, strict: false }).compile<M
 
 function fieldOf(error: ErrorObject): string {
   const path = error.instancePath.slice(1).replaceAll('/', '.');
-  const child = (error.params as { missingProperty?: string; additionalProperty?: string });
+  const child = error.params as { missingProperty?: string; additionalProperty?: string };
   const extra = child.missingProperty ?? child.additionalProperty;
   const field = [path, extra].filter(Boolean).join('.');
   return field || '(root)';
@@ -139,12 +143,18 @@ export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'clip_i
 
 export function graphFile(m: Manifest, graph: GraphName): string | undefined {
   switch (graph) {
-    case 'prefill': return m.generator?.graphs.prefill;
-    case 'step': return m.generator?.graphs.step;
-    case 'sample_loop': return m.generator?.graphs.sample_loop;
-    case 'decoder': return m.decoder?.graph;
-    case 'clip_image': return m.clip.graphs.image;
-    case 'clip_text': return m.clip.graphs.text;
+    case 'prefill':
+      return m.generator?.graphs.prefill;
+    case 'step':
+      return m.generator?.graphs.step;
+    case 'sample_loop':
+      return m.generator?.graphs.sample_loop;
+    case 'decoder':
+      return m.decoder?.graph;
+    case 'clip_image':
+      return m.clip.graphs.image;
+    case 'clip_text':
+      return m.clip.graphs.text;
   }
 }
 
@@ -158,14 +168,23 @@ async function sha256Of(path: string): Promise<string> {
 export async function verifyFiles(dir: string, m: Manifest): Promise<void> {
   for (const [name, expected] of Object.entries(m.files)) {
     const path = join(dir, name);
-    const size = await stat(path).then((s) => s.size, () => undefined);
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => undefined,
+    );
     if (size === undefined) throw new ModelError('pack_file_missing', `${m.name}: file ${name} is missing from ${dir}`);
     if (size !== expected.bytes) {
-      throw new ModelError('pack_checksum_mismatch', `${m.name}: file ${name} has ${size} bytes, the manifest says ${expected.bytes}`);
+      throw new ModelError(
+        'pack_checksum_mismatch',
+        `${m.name}: file ${name} has ${size} bytes, the manifest says ${expected.bytes}`,
+      );
     }
     const actual = await sha256Of(path);
     if (actual !== expected.sha256) {
-      throw new ModelError('pack_checksum_mismatch', `${m.name}: file ${name} has sha256 ${actual}, the manifest says ${expected.sha256}`);
+      throw new ModelError(
+        'pack_checksum_mismatch',
+        `${m.name}: file ${name} has sha256 ${actual}, the manifest says ${expected.sha256}`,
+      );
     }
   }
 }

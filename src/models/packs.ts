@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { ModelError } from './errors.js';
 import type { Log } from './log.js';
-import { generates, generatingManifest, graphFile, readManifest, type GeneratingManifest, type GraphName, type Manifest } from './manifest.js';
+import {
+  generates,
+  generatingManifest,
+  graphFile,
+  readManifest,
+  type GeneratingManifest,
+  type GraphName,
+  type Manifest,
+} from './manifest.js';
 import { probeFeeds } from './placement.js';
 import { createSession, type ProviderSettings } from './providers.js';
 import { TextTokenizer } from './tokenizers.js';
@@ -27,15 +35,22 @@ export async function listPacks(modelsDir: string): Promise<PackInfo[]> {
   const entries = await readdir(modelsDir, { withFileTypes: true }).catch((error: Error) => {
     throw new ModelError('pack_file_missing', `models directory ${modelsDir}: ${error.message}`);
   });
-  const dirs = entries.filter((e) => e.isDirectory()).map((e) => join(modelsDir, e.name)).sort();
+  const dirs = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => join(modelsDir, e.name))
+    .sort();
   const packs: PackInfo[] = [];
   for (const dir of dirs) {
-    const hasManifest = await stat(join(dir, 'manifest.json')).then(() => true, () => false);
+    const hasManifest = await stat(join(dir, 'manifest.json')).then(
+      () => true,
+      () => false,
+    );
     if (hasManifest) packs.push(await loadPack(dir));
   }
   const seen = new Set<string>();
   for (const p of packs) {
-    if (seen.has(p.manifest.name)) throw new ModelError('pack_invalid_manifest', `two packs are named ${p.manifest.name}`);
+    if (seen.has(p.manifest.name))
+      throw new ModelError('pack_invalid_manifest', `two packs are named ${p.manifest.name}`);
     seen.add(p.manifest.name);
   }
   return packs.sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
@@ -48,7 +63,11 @@ function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['gene
     imageSize: m.geometry.image_size,
     imageGrid: m.geometry.image_grid,
     codebookSize: m.geometry.codebook_size,
-    samplingDefaults: { topK: d.top_k, temperature: d.temperature, ...(d.top_p !== undefined ? { topP: d.top_p } : {}) },
+    samplingDefaults: {
+      topK: d.top_k,
+      temperature: d.temperature,
+      ...(d.top_p !== undefined ? { topP: d.top_p } : {}),
+    },
   };
 }
 
@@ -58,7 +77,14 @@ export function defaultPackName(packs: { name: string; generates: boolean }[]): 
   return (byName.find((pack) => pack.generates) ?? byName[0])?.name;
 }
 
-export const ALL_GRAPHS: readonly GraphName[] = ['prefill', 'step', 'sample_loop', 'decoder', 'clip_image', 'clip_text'];
+export const ALL_GRAPHS: readonly GraphName[] = [
+  'prefill',
+  'step',
+  'sample_loop',
+  'decoder',
+  'clip_image',
+  'clip_text',
+];
 export const CLIP_GRAPHS: readonly GraphName[] = ['clip_image', 'clip_text'];
 
 /** A pack with its sessions, created once on first use (or all at start-up with `createAll`). */
@@ -67,7 +93,11 @@ export class Pack {
   private readonly tokenizers = new Map<string, Promise<TextTokenizer>>();
   readonly providers: Record<string, string> = {};
 
-  constructor(readonly info: PackInfo, private readonly settings: ProviderSettings, private readonly log: Log) {}
+  constructor(
+    readonly info: PackInfo,
+    private readonly settings: ProviderSettings,
+    private readonly log: Log,
+  ) {}
 
   get manifest(): Manifest {
     return this.info.manifest;

@@ -11,7 +11,14 @@ import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
 import { sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from './sampler.js';
 import { generatorText } from './tokenizers.js';
-import type { ClassifyOutcome, ClassifyRequest, GeneratedImage, GenerateResult, GenerationProgress, LabelScore } from './types.js';
+import type {
+  ClassifyOutcome,
+  ClassifyRequest,
+  GeneratedImage,
+  GenerateResult,
+  GenerationProgress,
+  LabelScore,
+} from './types.js';
 
 export interface PipelineSettings {
   sampleBatch: number;
@@ -31,7 +38,12 @@ const elapsed = (start: number) => performance.now() - start;
 export class Pipeline {
   private readonly clips = new Map<string, Clip>();
 
-  constructor(private readonly packs: Map<string, Pack>, private readonly defaultPack: string, private readonly settings: PipelineSettings, private readonly log: Log) {}
+  constructor(
+    private readonly packs: Map<string, Pack>,
+    private readonly defaultPack: string,
+    private readonly settings: PipelineSettings,
+    private readonly log: Log,
+  ) {}
 
   pack(name: string | undefined): Pack {
     const pack = this.packs.get(name ?? this.defaultPack);
@@ -67,19 +79,37 @@ export class Pipeline {
   }
 
   /** All candidates' codebook indices, [candidates × N], chunk by chunk. */
-  async sample(pack: Pack, job: ResolvedGenerate, textIds: BigInt64Array, sampler: 'host' | 'graph', hooks: JobHooks): Promise<Int32Array> {
+  async sample(
+    pack: Pack,
+    job: ResolvedGenerate,
+    textIds: BigInt64Array,
+    sampler: 'host' | 'graph',
+    hooks: JobHooks,
+  ): Promise<Int32Array> {
     const g = pack.generating.geometry;
     const N = g.image_grid[0] * g.image_grid[1];
-    const sessions: GeneratorSessions = sampler === 'graph'
-      ? { prefill: await pack.session('prefill'), step: await pack.session('step'), sampleLoop: await pack.session('sample_loop') }
-      : { prefill: await pack.session('prefill'), step: await pack.session('step') };
+    const sessions: GeneratorSessions =
+      sampler === 'graph'
+        ? {
+            prefill: await pack.session('prefill'),
+            step: await pack.session('step'),
+            sampleLoop: await pack.session('sample_loop'),
+          }
+        : { prefill: await pack.session('prefill'), step: await pack.session('step') };
     const tokens = new Int32Array(job.candidates * N);
     const run = sampler === 'graph' ? sampleChunkLoop : sampleChunkHost;
     for (let start = 0; start < job.candidates; start += job.batch) {
       hooks.checkpoint();
       const end = Math.min(job.candidates, start + job.batch);
       const seeds = Array.from({ length: end - start }, (_, i) => candidateSeed(job.seed, start + i));
-      const chunk = await run(sessions, { textIds, seeds, imageTokens: N, codebookSize: g.codebook_size, params: job.params, checkpoint: hooks.checkpoint });
+      const chunk = await run(sessions, {
+        textIds,
+        seeds,
+        imageTokens: N,
+        codebookSize: g.codebook_size,
+        params: job.params,
+        checkpoint: hooks.checkpoint,
+      });
       tokens.set(chunk, start * N);
       hooks.progress({ stage: 'sampling', completed: end, total: job.candidates });
     }
@@ -91,12 +121,20 @@ export class Pipeline {
     const m = pack.generating;
     const job = resolveGenerate(options, m, this.settings.sampleBatch);
     const sampler = this.samplerFor(pack);
-    const text = generatorText(await pack.tokenizer('generator'), job.prompt, m.geometry.text_length, m.generator.text_pad_id);
+    const text = generatorText(
+      await pack.tokenizer('generator'),
+      job.prompt,
+      m.geometry.text_length,
+      m.generator.text_pad_id,
+    );
     const start = performance.now();
     const tokens = await this.sample(pack, job, text.ids, sampler, hooks);
     const sampleMs = elapsed(start);
     const { images, decodeMs, rerankMs } = await this.decodeAndRerank(pack, job, tokens, hooks);
-    this.log.info({ model: pack.name, candidates: job.candidates, kept: images.length, sampler, sampleMs, decodeMs, rerankMs }, 'generated');
+    this.log.info(
+      { model: pack.name, candidates: job.candidates, kept: images.length, sampler, sampleMs, decodeMs, rerankMs },
+      'generated',
+    );
     return {
       model: pack.name,
       seed: job.seed,
@@ -134,7 +172,15 @@ export class Pipeline {
         const score = clip.score(embedding, prompt);
         if (!best.wouldKeep({ candidate, score })) return;
         const pixels = decoded.pixels.slice(i * bytes, (i + 1) * bytes);
-        best.offer({ rank: 0, candidate, seed: candidateSeed(job.seed, candidate), score, width: decoded.width, height: decoded.height, pixels });
+        best.offer({
+          rank: 0,
+          candidate,
+          seed: candidateSeed(job.seed, candidate),
+          score,
+          width: decoded.width,
+          height: decoded.height,
+          pixels,
+        });
       });
       rerankMs += elapsed(start);
       hooks.progress({ stage: 'reranking', completed: first + count, total: job.candidates });
@@ -148,8 +194,16 @@ export class Pipeline {
     const bytes = width * height * 3;
     const pixels = clip.pixelBuffer(count);
     const stride = pixels.length / count;
-    await Promise.all(Array.from({ length: count }, (_, i) =>
-      preprocessRaw({ width, height, pixels: decoded.pixels.subarray(i * bytes, (i + 1) * bytes) }, p, pixels, i * stride)));
+    await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        preprocessRaw(
+          { width, height, pixels: decoded.pixels.subarray(i * bytes, (i + 1) * bytes) },
+          p,
+          pixels,
+          i * stride,
+        ),
+      ),
+    );
     return clip.embedPixels(pixels, count);
   }
 
@@ -172,13 +226,19 @@ export class Pipeline {
     if (r.images.length === 0) return 'images must not be empty';
     if (r.labels.length === 0) return 'labels must not be empty';
     if (r.labels.some((l) => typeof l !== 'string' || l.trim() === '')) return 'labels must be non-empty strings';
-    if (templates.length === 0 || templates.some((t) => !t.includes('{}'))) return 'templates must be non-empty and each contain {}';
+    if (templates.length === 0 || templates.some((t) => !t.includes('{}')))
+      return 'templates must be non-empty and each contain {}';
     if (r.topK !== undefined && !(Number.isInteger(r.topK) && r.topK >= 1)) return 'topK must be a positive integer';
     return undefined;
   }
 
   // One CLIP image pass over every valid image of the requests that use this pack.
-  private async classifyWith(pack: Pack, requests: ClassifyRequest[], indices: number[], outcomes: ClassifyOutcome[]): Promise<void> {
+  private async classifyWith(
+    pack: Pack,
+    requests: ClassifyRequest[],
+    indices: number[],
+    outcomes: ClassifyOutcome[],
+  ): Promise<void> {
     const clip = this.clip(pack);
     const accepted: { index: number; pixels: Float32Array; templates: string[] }[] = [];
     for (const index of indices) {

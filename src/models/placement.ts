@@ -27,7 +27,10 @@ export function probeFeeds(m: Manifest, graph: GraphName): Record<string, ort.Te
     case 'prefill':
       return { text_tokens: text };
     case 'step':
-      return { image_token: int64([0], [1, 1]), past_kv: zeros([generator.layers, 2, 1, generator.heads, T, generator.head_dim]) };
+      return {
+        image_token: int64([0], [1, 1]),
+        past_kv: zeros([generator.layers, 2, 1, generator.heads, T, generator.head_dim]),
+      };
     case 'sample_loop':
       return {
         text_tokens: text,
@@ -57,7 +60,11 @@ export async function profiled(options: ort.InferenceSession.SessionOptions): Pr
         await session.run(feeds);
         session.endProfiling();
         const [file] = await readdir(dir);
-        const events = JSON.parse(await readFile(join(dir, file), 'utf8')) as { cat: string; name: string; args?: { provider?: string } }[];
+        const events = JSON.parse(await readFile(join(dir, file), 'utf8')) as {
+          cat: string;
+          name: string;
+          args?: { provider?: string };
+        }[];
         const counts: Record<string, number> = {};
         for (const e of events) {
           if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !e.args?.provider) continue;

@@ -3,7 +3,7 @@
 import sharp, { type Sharp } from 'sharp';
 import type { Manifest } from './manifest.js';
 import { InvalidImageError } from './errors.js';
-import { IMAGE_FORMATS, sniffImageFormat } from './image-format.js';
+import { IMAGE_FORMATS, sniffImageFormat } from '../lib/image-format.js';
 
 export type Preprocess = Manifest['clip']['preprocess'];
 
@@ -44,9 +44,19 @@ async function toRgb(image: Sharp, p: Preprocess): Promise<Uint8Array> {
 }
 
 /** Encoded image bytes → normalised pixels, written into `out` at `offset`. */
-export async function preprocessEncoded(bytes: Uint8Array, p: Preprocess, index: number, maxPixels: number, out: Float32Array, offset: number): Promise<void> {
+export async function preprocessEncoded(
+  bytes: Uint8Array,
+  p: Preprocess,
+  index: number,
+  maxPixels: number,
+  out: Float32Array,
+  offset: number,
+): Promise<void> {
   if (sniffImageFormat(bytes) === undefined) {
-    throw new InvalidImageError(`image ${index}: unsupported image format; accepted are ${IMAGE_FORMATS.join(', ')}`, index);
+    throw new InvalidImageError(
+      `image ${index}: unsupported image format; accepted are ${IMAGE_FORMATS.join(', ')}`,
+      index,
+    );
   }
   let rgb: Uint8Array;
   try {

@@ -49,7 +49,10 @@ function cudaProvider(settings: ProviderSettings, deviceId: number): ort.Inferen
   } as ort.InferenceSession.ExecutionProviderConfig;
 }
 
-function sessionOptions(settings: ProviderSettings, providers: ort.InferenceSession.ExecutionProviderConfig[]): ort.InferenceSession.SessionOptions {
+function sessionOptions(
+  settings: ProviderSettings,
+  providers: ort.InferenceSession.ExecutionProviderConfig[],
+): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: providers,
     graphOptimizationLevel: 'all',
@@ -71,7 +74,14 @@ type Feeds = Record<string, ort.Tensor>;
 
 // Creates the session; with probe inputs, runs them once under the profiler and names the
 // providers that really ran its kernels.
-async function open(path: string, options: ort.InferenceSession.SessionOptions, provider: string, probe: Feeds | undefined, log: Log, label: string): Promise<CreatedSession> {
+async function open(
+  path: string,
+  options: ort.InferenceSession.SessionOptions,
+  provider: string,
+  probe: Feeds | undefined,
+  log: Log,
+  label: string,
+): Promise<CreatedSession> {
   if (!probe) {
     const session = await ort.InferenceSession.create(path, options);
     log.info({ session: label, provider }, 'session created');
@@ -89,7 +99,13 @@ async function open(path: string, options: ort.InferenceSession.SessionOptions, 
  * with onnxruntime's reason, unless CPU fallback is allowed. `probe`: inputs for one profiled
  * run that records where the kernels ran.
  */
-export async function createSession(path: string, settings: ProviderSettings, log: Log, label: string, probe?: Feeds): Promise<CreatedSession> {
+export async function createSession(
+  path: string,
+  settings: ProviderSettings,
+  log: Log,
+  label: string,
+  probe?: Feeds,
+): Promise<CreatedSession> {
   const { device } = settings;
   const cpuOnly = sessionOptions(settings, ['cpu']);
   if (settings.fallbackReason !== undefined) return open(path, cpuOnly, 'cpu-fallback', probe, log, label);
@@ -101,7 +117,10 @@ export async function createSession(path: string, settings: ProviderSettings, lo
   } catch (error) {
     const reason = (error as Error).message;
     if (!settings.allowCpuFallback) {
-      throw new ModelError('device_unavailable', `device cuda:${device.deviceId} requested but the CUDA provider failed for ${label}: ${reason}`);
+      throw new ModelError(
+        'device_unavailable',
+        `device cuda:${device.deviceId} requested but the CUDA provider failed for ${label}: ${reason}`,
+      );
     }
     log.warn({ session: label, reason }, 'CUDA provider failed; falling back to the CPU for every session');
     settings.fallbackReason = reason;

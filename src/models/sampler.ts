@@ -40,7 +40,14 @@ function tileKv(kv: ort.Tensor, batch: number): ort.Tensor {
   return new ort.Tensor('float32', out, [layers, pair, batch, heads, positions, headDim]);
 }
 
-function pickAll(logits: Float32Array, req: ChunkRequest, step: number, scratch: RowScratch, tokens: Int32Array, sharedRow: boolean): BigInt64Array {
+function pickAll(
+  logits: Float32Array,
+  req: ChunkRequest,
+  step: number,
+  scratch: RowScratch,
+  tokens: Int32Array,
+  sharedRow: boolean,
+): BigInt64Array {
   const batch = req.seeds.length;
   const V = req.codebookSize;
   const picked = new BigInt64Array(batch);

@@ -55,7 +55,14 @@ function topKSorted(z: Float32Array, start: number, size: number, s: RowScratch)
  * Picks a token from `z[start … start+size)` with uniform `u`:
  * z/temperature → top-k (sorted) → softmax → optional top-p → first j with cumsum_j > u × total.
  */
-export function sampleRow(z: Float32Array, start: number, size: number, u: number, params: SamplingParams, s: RowScratch): number {
+export function sampleRow(
+  z: Float32Array,
+  start: number,
+  size: number,
+  u: number,
+  params: SamplingParams,
+  s: RowScratch,
+): number {
   const { k, values, indices, probs } = s;
   if (k <= 64) topKInsertion(z, start, size, s);
   else topKSorted(z, start, size, s);

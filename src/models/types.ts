@@ -117,7 +117,10 @@ export interface ClassifyRequest {
  */
 export type ClassifyOutcome =
   | { ok: true; results: LabelScore[][] }
-  | { ok: false; error: { code: 'invalid_image' | 'invalid_request' | 'unknown_model'; message: string; index: number } };
+  | {
+      ok: false;
+      error: { code: 'invalid_image' | 'invalid_request' | 'unknown_model'; message: string; index: number };
+    };
 
 export interface LabelScore {
   label: string;

@@ -35,7 +35,10 @@ export function parseAllowList(text: string | undefined): AllowList {
   const hosts = new Set<string>();
   const ranges: [ipaddr.IPv4 | ipaddr.IPv6, number][] = [];
   for (const raw of (text ?? '').split(',')) {
-    const entry = raw.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+    const entry = raw
+      .trim()
+      .toLowerCase()
+      .replace(/^\[(.*)\]$/, '$1');
     if (entry === '') continue;
     if (entry.includes('/')) {
       try {
@@ -88,7 +91,9 @@ export function isAddressPermitted(host: string, address: string, allow: AllowLi
 }
 
 function refused(host: string, address: string): OutboundRefusedError {
-  return new OutboundRefusedError(`host ${host} is ${address}, not a public address; private, loopback, link-local and metadata addresses are refused`);
+  return new OutboundRefusedError(
+    `host ${host} is ${address}, not a public address; private, loopback, link-local and metadata addresses are refused`,
+  );
 }
 
 /**
@@ -102,7 +107,8 @@ export function checkOutboundUrl(url: string | URL, allow: AllowList): URL {
   } catch {
     throw new OutboundRefusedError('not an absolute URL');
   }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new OutboundRefusedError(`scheme ${target.protocol} is not allowed; use http or https`);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:')
+    throw new OutboundRefusedError(`scheme ${target.protocol} is not allowed; use http or https`);
   const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
   if (isIP(host) !== 0 && !isAddressPermitted(host, host, allow)) throw refused(target.hostname, host);
   return target;
@@ -152,35 +158,39 @@ function getOnce(target: URL, allow: AllowList, maxBytes: number, signal: AbortS
   const transport = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     // agent: false: a pooled keep-alive socket would skip the lookup, and with it the check.
-    const request = transport.get(target, { agent: false, signal, lookup: guardedLookup(allow), headers: { accept: 'image/*' } }, (response) => {
-      const status = response.statusCode ?? 0;
-      const location = response.headers.location;
-      const contentType = response.headers['content-type'];
-      if (status >= 300 && status < 400) {
-        response.resume();
-        return resolve({ status, location, contentType, bytes: Buffer.alloc(0) });
-      }
-      if (status < 200 || status >= 300) {
-        response.destroy();
-        return resolve({ status, location, contentType, bytes: Buffer.alloc(0) });
-      }
-      if (Number(response.headers['content-length'] ?? 0) > maxBytes) {
-        reject(new OutboundFetchError(`the image is larger than ${maxBytes} bytes`));
-        return response.destroy();
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      response.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxBytes) {
-          reject(new OutboundFetchError(`the image is larger than ${maxBytes} bytes`));
+    const request = transport.get(
+      target,
+      { agent: false, signal, lookup: guardedLookup(allow), headers: { accept: 'image/*' } },
+      (response) => {
+        const status = response.statusCode ?? 0;
+        const location = response.headers.location;
+        const contentType = response.headers['content-type'];
+        if (status >= 300 && status < 400) {
+          response.resume();
+          return resolve({ status, location, contentType, bytes: Buffer.alloc(0) });
+        }
+        if (status < 200 || status >= 300) {
           response.destroy();
-        } else chunks.push(chunk);
-      });
-      response.on('end', () => resolve({ status, location, contentType, bytes: Buffer.concat(chunks) }));
-      response.on('error', () => reject(new OutboundFetchError('the download broke off')));
-      response.on('aborted', () => reject(new OutboundFetchError('the download broke off')));
-    });
+          return resolve({ status, location, contentType, bytes: Buffer.alloc(0) });
+        }
+        if (Number(response.headers['content-length'] ?? 0) > maxBytes) {
+          reject(new OutboundFetchError(`the image is larger than ${maxBytes} bytes`));
+          return response.destroy();
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) {
+            reject(new OutboundFetchError(`the image is larger than ${maxBytes} bytes`));
+            response.destroy();
+          } else chunks.push(chunk);
+        });
+        response.on('end', () => resolve({ status, location, contentType, bytes: Buffer.concat(chunks) }));
+        response.on('error', () => reject(new OutboundFetchError('the download broke off')));
+        response.on('aborted', () => reject(new OutboundFetchError('the download broke off')));
+      },
+    );
     request.on('error', reject);
   });
 }
@@ -213,7 +223,8 @@ export async function outboundGet(url: string, options: OutboundGetOptions): Pro
       target = checkOutboundUrl(next, allow);
       continue;
     }
-    if (answer.status < 200 || answer.status >= 300) throw new OutboundFetchError(`the URL answered HTTP ${answer.status}`);
+    if (answer.status < 200 || answer.status >= 300)
+      throw new OutboundFetchError(`the URL answered HTTP ${answer.status}`);
     return { bytes: answer.bytes, contentType: answer.contentType };
   }
 }

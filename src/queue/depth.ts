@@ -32,14 +32,30 @@ export interface QueuePlace {
  * under that id; or refuses with 503 queue_full + Retry-After once the jobs waiting (plus
  * those being admitted) reach `place.maxQueued`. The booking ends with `add`, added or not.
  */
-export async function withQueuePlace<T>(redis: Redis, place: QueuePlace, jobId: string, add: () => Promise<T>): Promise<T> {
+export async function withQueuePlace<T>(
+  redis: Redis,
+  place: QueuePlace,
+  jobId: string,
+  add: () => Promise<T>,
+): Promise<T> {
   const { queue, maxQueued, retryAfterSeconds } = place;
   const admissions = queue.toKey('admissions');
   const now = Date.now();
   const keys = [queue.keys.wait, queue.keys.paused, queue.keys.prioritized, queue.keys.delayed, admissions];
-  const queued = (await redis.eval(ADMIT_SCRIPT, keys.length, ...keys, now, now - ADMISSION_TTL_MS, jobId, maxQueued, queue.toKey(''))) as number;
+  const queued = (await redis.eval(
+    ADMIT_SCRIPT,
+    keys.length,
+    ...keys,
+    now,
+    now - ADMISSION_TTL_MS,
+    jobId,
+    maxQueued,
+    queue.toKey(''),
+  )) as number;
   if (queued >= 0) {
-    throw new ServiceError('queue_full', `the ${queue.name} queue holds ${queued} jobs, its limit is ${maxQueued}`, { retryAfterSeconds });
+    throw new ServiceError('queue_full', `the ${queue.name} queue holds ${queued} jobs, its limit is ${maxQueued}`, {
+      retryAfterSeconds,
+    });
   }
   try {
     return await add();

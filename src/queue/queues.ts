@@ -24,7 +24,12 @@ export function jobDefaults(config: Config, name: QueueName) {
       };
     case 'classify':
       // A classify request waits for its job; the result is read from the event stream.
-      return { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 300 }, removeOnFail: { age: 300 } };
+      return {
+        attempts: 2,
+        backoff: { type: 'fixed', delay: 100 },
+        removeOnComplete: { age: 300 },
+        removeOnFail: { age: 300 },
+      };
     case 'webhooks':
       return {
         attempts: config.webhookAttempts,

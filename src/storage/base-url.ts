@@ -7,7 +7,9 @@ export function parseBaseUrl(setting: string, value: unknown): string {
     parsed = undefined;
   }
   if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.search || parsed.hash) {
-    throw new Error(`${setting} must be an absolute http(s) URL without query or fragment, got ${JSON.stringify(value)}`);
+    throw new Error(
+      `${setting} must be an absolute http(s) URL without query or fragment, got ${JSON.stringify(value)}`,
+    );
   }
   return parsed.href.replace(/\/+$/, '');
 }

@@ -90,7 +90,10 @@ export function createFsStore(options: FsStorageOptions): ObjectStore {
       await writeAtomically(path, body);
     } catch (error) {
       // Only a usable root makes this a clash between keys; an unusable root is reported as is.
-      const rootIsFolder = await stat(root).then((info) => info.isDirectory(), () => false);
+      const rootIsFolder = await stat(root).then(
+        (info) => info.isDirectory(),
+        () => false,
+      );
       if (rootIsFolder && ['EEXIST', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) {
         throw new InvalidStorageArgumentError(
           `cannot store ${JSON.stringify(key)}: a folder store cannot hold both "a" and "a/b" as keys`,

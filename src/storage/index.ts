@@ -23,6 +23,8 @@ export function createObjectStore(options: StorageOptions): ObjectStore {
     case 's3':
       return createS3Store(options);
     default:
-      throw new Error(`unknown storage kind ${JSON.stringify((options as { kind: unknown }).kind)}: expected "fs" or "s3"`);
+      throw new Error(
+        `unknown storage kind ${JSON.stringify((options as { kind: unknown }).kind)}: expected "fs" or "s3"`,
+      );
   }
 }

@@ -32,8 +32,12 @@ function checkOptions(options: S3StorageOptions): void {
   if (!Number.isSafeInteger(lifetime) || lifetime < 1 || lifetime > MAX_PRESIGN_SECONDS) {
     throw new Error(`s3 storage presignExpiresSeconds must be 1 to ${MAX_PRESIGN_SECONDS}, got ${lifetime}`);
   }
-  for (const [name, value] of [['requestTimeoutMs', options.requestTimeoutMs], ['connectTimeoutMs', options.connectTimeoutMs]] as const) {
-    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`s3 storage ${name} must be a positive whole number of ms, got ${value}`);
+  for (const [name, value] of [
+    ['requestTimeoutMs', options.requestTimeoutMs],
+    ['connectTimeoutMs', options.connectTimeoutMs],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new Error(`s3 storage ${name} must be a positive whole number of ms, got ${value}`);
   }
 }
 
@@ -53,7 +57,11 @@ function createClient(options: S3StorageOptions): S3Client {
     // default trailers, and a small image body gains nothing from them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { connectionTimeout: options.connectTimeoutMs, requestTimeout: options.requestTimeoutMs, throwOnRequestTimeout: true },
+    requestHandler: {
+      connectionTimeout: options.connectTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      throwOnRequestTimeout: true,
+    },
   });
 }
 
@@ -98,9 +106,7 @@ export function createS3Store(options: S3StorageOptions): ObjectStore {
       const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, ContinuationToken }));
       const keys = (page.Contents ?? []).flatMap((item) => (item.Key ? [{ Key: item.Key }] : []));
       if (keys.length > 0) {
-        const result = await client.send(
-          new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }),
-        );
+        const result = await client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
         const failed = result.Errors ?? [];
         if (failed.length > 0) {
           const first = failed[0];

@@ -59,7 +59,8 @@ export function isValidKey(key: unknown): key is string {
 
 // `type/subtype` with optional parameters; no CR/LF or other controls, because the value
 // is sent back as a Content-Type header.
-const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=("[^"\x00-\x1f\x7f]*"|[A-Za-z0-9!#$&^_.+-]+))*$/;
+const CONTENT_TYPE =
+  /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=("[^"\x00-\x1f\x7f]*"|[A-Za-z0-9!#$&^_.+-]+))*$/;
 
 export function assertValidContentType(contentType: unknown): asserts contentType is string {
   if (typeof contentType !== 'string' || contentType.length > 200 || !CONTENT_TYPE.test(contentType)) {

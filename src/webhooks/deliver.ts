@@ -1,8 +1,13 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AllowList } from '../net/outbound.js';
-import { BlockedAddressError, assertPublicLiteral, publicOnlyLookup } from './address-guard.js';
+import {
+  type AllowList,
+  EMPTY_ALLOW_LIST,
+  OutboundRefusedError,
+  checkOutboundUrl,
+  guardedLookup,
+} from '../net/outbound.js';
 import { WebhookDeliveryError, isRetryableStatus } from './errors.js';
 import { signWebhook } from './sign.js';
 
@@ -53,7 +58,7 @@ function parseTarget(url: string, blockPrivateAddresses: boolean, allow: AllowLi
   if (!target || !['http:', 'https:'].includes(target.protocol)) {
     throw new Error('webhook URL must be an absolute http(s) URL');
   }
-  if (blockPrivateAddresses) assertPublicLiteral(target, allow);
+  if (blockPrivateAddresses) checkOutboundUrl(target, allow ?? EMPTY_ALLOW_LIST);
   return target;
 }
 
@@ -74,10 +79,22 @@ function prepare(delivery: WebhookDelivery): { target: URL; headers: Record<stri
 }
 
 /** POSTs the body and resolves with the status once the response is read (or cut off). */
-function post(target: URL, headers: Record<string, string>, body: string, signal: AbortSignal, publicOnly: boolean, allow: AllowList | undefined): Promise<number> {
+function post(
+  target: URL,
+  headers: Record<string, string>,
+  body: string,
+  signal: AbortSignal,
+  publicOnly: boolean,
+  allow: AllowList | undefined,
+): Promise<number> {
   const transport = target.protocol === 'https:' ? https : http;
   // Without an agent, every delivery connects afresh: a pooled socket would skip the lookup.
-  const options: http.RequestOptions = { method: 'POST', headers, signal, ...(publicOnly ? { lookup: publicOnlyLookup(allow), agent: false } : {}) };
+  const options: http.RequestOptions = {
+    method: 'POST',
+    headers,
+    signal,
+    ...(publicOnly ? { lookup: guardedLookup(allow ?? EMPTY_ALLOW_LIST), agent: false } : {}),
+  };
   return new Promise((resolve, reject) => {
     const request = transport.request(target, options, (response) => {
       const status = response.statusCode ?? 0;
@@ -120,9 +137,16 @@ export async function deliverWebhook(delivery: WebhookDelivery): Promise<Webhook
   const started = performance.now();
   let status: number;
   try {
-    status = await post(target, headers, body, signal ? AbortSignal.any([timeout, signal]) : timeout, blockPrivateAddresses, allow);
+    status = await post(
+      target,
+      headers,
+      body,
+      signal ? AbortSignal.any([timeout, signal]) : timeout,
+      blockPrivateAddresses,
+      allow,
+    );
   } catch (error) {
-    if (error instanceof BlockedAddressError) {
+    if (error instanceof OutboundRefusedError) {
       throw new WebhookDeliveryError(error.message, { retryable: false, cause: error });
     }
     const reason = timeout.aborted

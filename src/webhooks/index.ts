@@ -3,4 +3,3 @@ export type { WebhookDelivery, WebhookDeliveryResult } from './deliver.js';
 export { WebhookDeliveryError, isRetryableStatus } from './errors.js';
 export { generateWebhookSecret, parseWebhookSecret } from './secret.js';
 export { signWebhook } from './sign.js';
-export { isPublicAddress } from './address-guard.js';

@@ -2,7 +2,12 @@ import sharp from 'sharp';
 import type { OutputFormat } from '../contracts/jobs.js';
 
 /** RGB pixels (width × height × 3) to PNG, WebP or JPEG bytes. */
-export async function encodeImage(pixels: Uint8Array, width: number, height: number, format: OutputFormat): Promise<Buffer> {
+export async function encodeImage(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  format: OutputFormat,
+): Promise<Buffer> {
   const image = sharp(pixels, { raw: { width, height, channels: 3 } });
   switch (format) {
     case 'png':

@@ -2,17 +2,24 @@
 // (and as throttled webhooks), stores the kept images, and maps failures to retry or not.
 import { UnrecoverableError, WaitingError } from 'bullmq';
 import type { Config } from '../config.js';
-import { CONTENT_TYPES, type GenerateJobResult, type StoredImage, formatFailure, generationPrefix, imageKey } from '../contracts/jobs.js';
+import {
+  CONTENT_TYPES,
+  type GenerateJobResult,
+  type StoredImage,
+  formatFailure,
+  generationPrefix,
+  imageKey,
+} from '../contracts/jobs.js';
 import type { GenerationProgress } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
 import { ModelError } from '../models/index.js';
 import type { Engine, GeneratedImage } from '../models/types.js';
-import type { GenerateJob } from '../queue/generation-view.js';
+import type { GenerateJob } from '../service/generation-view.js';
 import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
 import { encodeImage } from './encode.js';
 import type { WorkerMetrics } from './metrics.js';
-import type { WebhookNotifier } from '../queue/webhooks.js';
+import type { WebhookNotifier } from '../service/webhook-events.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const STORE_CONCURRENCY = 4;
@@ -52,7 +59,12 @@ function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
   };
 }
 
-async function storeImages(id: string, images: GeneratedImage[], deps: GenerateDeps, job: GenerateJob): Promise<StoredImage[]> {
+async function storeImages(
+  id: string,
+  images: GeneratedImage[],
+  deps: GenerateDeps,
+  job: GenerateJob,
+): Promise<StoredImage[]> {
   const format = job.data.input.output_format;
   const stored: StoredImage[] = new Array(images.length);
   // An earlier attempt killed while storing may have left images or temp files: start clean,
@@ -77,7 +89,15 @@ async function storeImages(id: string, images: GeneratedImage[], deps: GenerateD
         failed = true;
         throw new Error(formatFailure('storage_failed', (error as Error).message));
       }
-      stored[i] = { rank: image.rank, key, score: image.score, seed: image.seed, width: image.width, height: image.height, format };
+      stored[i] = {
+        rank: image.rank,
+        key,
+        score: image.score,
+        seed: image.seed,
+        width: image.width,
+        height: image.height,
+        format,
+      };
       done += 1;
       await job.updateProgress({ stage: 'storing', completed: done, total: images.length }).catch(() => {});
     }
@@ -135,7 +155,12 @@ export function createGenerateHandler(deps: GenerateDeps) {
       const images = await storeImages(id, result.images, deps, job);
       const storeMs = performance.now() - storeStarted;
       const { sampleMs, decodeMs, rerankMs } = result.timings;
-      for (const [stage, ms] of Object.entries({ sampling: sampleMs, decoding: decodeMs, reranking: rerankMs, storing: storeMs })) {
+      for (const [stage, ms] of Object.entries({
+        sampling: sampleMs,
+        decoding: decodeMs,
+        reranking: rerankMs,
+        storing: storeMs,
+      })) {
         deps.metrics.stageDuration.observe({ stage }, ms / 1000);
       }
       const round = (ms: number) => Math.round(ms * 10) / 10;
@@ -168,7 +193,9 @@ export function createGenerateHandler(deps: GenerateDeps) {
       if (storing && lastAttempt) {
         // A retry starts by clearing the folder; after the last attempt nothing would, and a
         // failed generation must not keep half of its images until retention.
-        await deps.store.deletePrefix(generationPrefix(id)).catch((cleanup) => log.warn({ err: cleanup }, 'removing the partly stored images failed'));
+        await deps.store
+          .deletePrefix(generationPrefix(id))
+          .catch((cleanup) => log.warn({ err: cleanup }, 'removing the partly stored images failed'));
       }
       throw failure;
     } finally {

@@ -43,13 +43,22 @@ export function createWorkerMetrics() {
       labelNames: ['outcome'],
       registers,
     }),
-    activeJobs: new Gauge({ name: 'dalle_worker_active_jobs', help: 'Jobs in flight on this worker', labelNames: ['queue'], registers }),
+    activeJobs: new Gauge({
+      name: 'dalle_worker_active_jobs',
+      help: 'Jobs in flight on this worker',
+      labelNames: ['queue'],
+      registers,
+    }),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
 
 /** GET /metrics on its own port; resolves with the port actually bound. */
-export async function serveMetrics(registry: Registry, port: number, host: string): Promise<{ server: Server; port: number }> {
+export async function serveMetrics(
+  registry: Registry,
+  port: number,
+  host: string,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((request, response) => {
     if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
       response.writeHead(404).end();

@@ -2,15 +2,21 @@
 // creation time, so the expired ones are a range at the start of the index.
 import { generationPrefix } from '../contracts/jobs.js';
 import type { Logger } from '../logger.js';
-import { ANONYMOUS } from '../queue/api-keys.js';
-import { idPrefixAt } from '../queue/ids.js';
+import { ANONYMOUS } from '../service/api-keys.js';
+import { idPrefixAt } from '../service/ids.js';
 import type { ServiceKeys } from '../queue/keys.js';
 import type { Queues } from '../queue/queues.js';
 import type { ObjectStore } from '../storage/index.js';
 
 const SWEEP_BATCH = 100;
 
-export async function sweepExpired(queues: Queues, store: ObjectStore, keys: ServiceKeys, retentionSeconds: number, log: Logger): Promise<number> {
+export async function sweepExpired(
+  queues: Queues,
+  store: ObjectStore,
+  keys: ServiceKeys,
+  retentionSeconds: number,
+  log: Logger,
+): Promise<number> {
   const cutoff = idPrefixAt(Date.now() - retentionSeconds * 1000);
   const ids = await queues.redis.zrange(keys.generationIndex, '-', `(${cutoff}`, 'BYLEX', 'LIMIT', 0, SWEEP_BATCH);
   let removed = 0;
@@ -23,7 +29,12 @@ export async function sweepExpired(queues: Queues, store: ObjectStore, keys: Ser
     await job?.remove().catch(() => {});
     // Without the job its owner is unknown: that key's list drops the id when it meets it.
     const owner = (job?.data as { owner?: string } | undefined)?.owner ?? ANONYMOUS;
-    await queues.redis.multi().zrem(keys.generationIndex, id).zrem(keys.ownerGenerations(owner), id).del(keys.cancel(id), keys.webhookFailure(id)).exec();
+    await queues.redis
+      .multi()
+      .zrem(keys.generationIndex, id)
+      .zrem(keys.ownerGenerations(owner), id)
+      .del(keys.cancel(id), keys.webhookFailure(id))
+      .exec();
     removed += 1;
   }
   if (removed > 0) log.info({ removed }, 'expired generations removed');
@@ -31,7 +42,10 @@ export async function sweepExpired(queues: Queues, store: ObjectStore, keys: Ser
 }
 
 export function startRetentionSweeper(run: () => Promise<unknown>, intervalMs: number, log: Logger): () => void {
-  const timer = setInterval(() => run().catch((error) => log.warn({ err: error }, 'retention sweep failed')), intervalMs);
+  const timer = setInterval(
+    () => run().catch((error) => log.warn({ err: error }, 'retention sweep failed')),
+    intervalMs,
+  );
   timer.unref();
   return () => clearInterval(timer);
 }

@@ -8,19 +8,19 @@ import type { ModelInfo } from '../contracts/schemas.js';
 import type { Logger } from '../logger.js';
 import { createEngine, defaultPackName, ModelError } from '../models/index.js';
 import type { Engine, PackSummary } from '../models/types.js';
-import type { GenerateJob } from '../queue/generation-view.js';
+import type { GenerateJob } from '../service/generation-view.js';
 import { serviceKeys } from '../queue/keys.js';
-import { publishModels } from '../queue/models.js';
+import { publishModels } from '../service/model-registry.js';
 import { Queues } from '../queue/queues.js';
-import { WebhookNotifier } from '../queue/webhooks.js';
+import { WebhookNotifier } from '../service/webhook-events.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
-import { createClassifyHandler, createEmbedHandler } from './clip.js';
+import { createClassifyHandler, createEmbedHandler } from './classify.js';
 import { createGenerateHandler } from './generate.js';
 import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
-import { createWebhookProcessor } from './webhooks.js';
+import { createWebhookProcessor } from './webhook-delivery.js';
 
 const MODELS_TTL_SECONDS = 45;
 const MODELS_REFRESH_MS = 15_000;
@@ -47,11 +47,21 @@ interface DefaultModels {
 
 /** DEFAULT_MODEL and DEFAULT_CLIP_MODEL resolved against the packs; a name not among them stops the worker. */
 function defaultModels(packs: PackSummary[], config: Config): DefaultModels {
-  const generations = config.defaultModel ?? defaultPackName(packs.map((pack) => ({ name: pack.name, generates: pack.generation !== null }))) ?? '';
+  const generations =
+    config.defaultModel ??
+    defaultPackName(packs.map((pack) => ({ name: pack.name, generates: pack.generation !== null }))) ??
+    '';
   const defaults = { generations, clip: config.defaultClipModel ?? generations };
   const names = packs.map((pack) => pack.name);
-  for (const [variable, name] of [['DEFAULT_MODEL', defaults.generations], ['DEFAULT_CLIP_MODEL', defaults.clip]]) {
-    if (!names.includes(name)) throw new ModelError('unknown_model', `${variable} names "${name}", which is not among the packs: ${names.join(', ')}`);
+  for (const [variable, name] of [
+    ['DEFAULT_MODEL', defaults.generations],
+    ['DEFAULT_CLIP_MODEL', defaults.clip],
+  ]) {
+    if (!names.includes(name))
+      throw new ModelError(
+        'unknown_model',
+        `${variable} names "${name}", which is not among the packs: ${names.join(', ')}`,
+      );
   }
   return defaults;
 }
@@ -82,7 +92,15 @@ function generationInfo(generation: PackSummary['generation']): ModelInfo['gener
 export async function startWorker(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerRuntime> {
   const engine =
     options.engine ??
-    (await createEngine({ modelsDir: config.modelsDir, defaultPack: config.defaultModel, device: config.device, cpuThreads: config.cpuThreads, sampleBatch: config.sampleBatch, maxImagePixels: config.imageMaxPixels, logger: logger.child({ component: 'models' }) }));
+    (await createEngine({
+      modelsDir: config.modelsDir,
+      defaultPack: config.defaultModel,
+      device: config.device,
+      cpuThreads: config.cpuThreads,
+      sampleBatch: config.sampleBatch,
+      maxImagePixels: config.imageMaxPixels,
+      logger: logger.child({ component: 'models' }),
+    }));
   const packs = engine.packs();
   let defaults: DefaultModels;
   try {
@@ -98,10 +116,23 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const cancels = new CancelWatcher(config.redisUrl, queues.redis, keys);
   await cancels.start();
   const webhooks = new WebhookNotifier(queues);
-  const batcher = new ClassifyBatcher(engine, { maxBatch: config.classifyBatchMax, maxWaitMs: config.classifyBatchWaitMs, onBatch: (size) => metrics.batchSize.observe(size) });
+  const batcher = new ClassifyBatcher(engine, {
+    maxBatch: config.classifyBatchMax,
+    maxWaitMs: config.classifyBatchWaitMs,
+    onBatch: (size) => metrics.batchSize.observe(size),
+  });
 
   const handlers: { [N in JobName]: Handler } = {
-    generate: createGenerateHandler({ config, defaultModel: defaults.generations, engine, store, cancels, webhooks, metrics, logger }) as Handler,
+    generate: createGenerateHandler({
+      config,
+      defaultModel: defaults.generations,
+      engine,
+      store,
+      cancels,
+      webhooks,
+      metrics,
+      logger,
+    }) as Handler,
     classify: createClassifyHandler(batcher, defaults.clip) as Handler,
     embed: createEmbedHandler(engine, defaults.clip) as Handler,
     webhook: createWebhookProcessor({ config, queues, store, keys, metrics }) as Handler,
@@ -115,7 +146,11 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
 
   const workers = config.workerQueues.map((queueName) => {
     const names = (Object.keys(JOB_QUEUE) as JobName[]).filter((name) => JOB_QUEUE[name] === queueName);
-    const worker = new Worker<QueueData<typeof queueName>, QueueResult<typeof queueName>, QueueJobName<typeof queueName>>(
+    const worker = new Worker<
+      QueueData<typeof queueName>,
+      QueueResult<typeof queueName>,
+      QueueJobName<typeof queueName>
+    >(
       queueName,
       async (job, token) => {
         const handler = (names as string[]).includes(job.name) ? handlers[job.name as JobName] : undefined;
@@ -135,7 +170,11 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       },
       {
         // Options, not a client: BullMQ then owns the connections and closes them with the worker.
-        connection: { url: config.redisUrl, maxRetriesPerRequest: null, connectionName: `dalle-serve:worker:${queueName}` },
+        connection: {
+          url: config.redisUrl,
+          maxRetriesPerRequest: null,
+          connectionName: `dalle-serve:worker:${queueName}`,
+        },
         prefix: config.queuePrefix,
         concurrency: concurrency[queueName],
         lockDuration: config.lockDurationMs,
@@ -149,7 +188,10 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
 
   const generateWorker = workers.find((worker) => worker.name === 'generate');
   const onFinished = (job: GenerateJob | undefined) => {
-    if (job) webhooks.notify(job.id as string, job.data.input, 'completed').catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
+    if (job)
+      webhooks
+        .notify(job.id as string, job.data.input, 'completed')
+        .catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
   };
   generateWorker?.on('completed', (job) => onFinished(job as unknown as GenerateJob));
   // Only a final failure completes the generation; a failed attempt with retries left does not.
@@ -162,7 +204,10 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
   const modelList = packs.map((pack) => modelInfo(pack, defaults));
-  const publish = () => publishModels(queues.redis, keys, modelList, MODELS_TTL_SECONDS).catch((error) => logger.warn({ err: error }, 'model registry update failed'));
+  const publish = () =>
+    publishModels(queues.redis, keys, modelList, MODELS_TTL_SECONDS).catch((error) =>
+      logger.warn({ err: error }, 'model registry update failed'),
+    );
   await publish();
   const modelsTimer = setInterval(publish, MODELS_REFRESH_MS).unref();
   const stopSweeper = startRetentionSweeper(
@@ -170,7 +215,11 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     Math.min(60_000, config.retentionSeconds * 100),
     logger,
   );
-  const { server, port: metricsPort } = await serveMetrics(metrics.registry, config.workerMetricsPort, config.workerMetricsHost);
+  const { server, port: metricsPort } = await serveMetrics(
+    metrics.registry,
+    config.workerMetricsPort,
+    config.workerMetricsHost,
+  );
   logger.info({ queues: config.workerQueues, packs: packs.map((pack) => pack.name), metricsPort }, 'worker ready');
 
   let stopping: Promise<void> | undefined;
@@ -178,7 +227,9 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     clearInterval(modelsTimer);
     stopSweeper();
     const closing = Promise.all(workers.map((worker) => worker.close()));
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
+    const timeout = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref(),
+    );
     if ((await Promise.race([closing, timeout])) === 'timeout') {
       logger.warn('shutdown timeout: returning running jobs to the queue');
       cancels.abortAll(SHUTDOWN);

@@ -19,7 +19,9 @@ describe('queue depth under concurrent requests', () => {
   after(() => h.close());
 
   test(`${RACERS} simultaneous generations against a depth of 4: exactly 4 are accepted, all pollable`, async () => {
-    const responses = await Promise.all(Array.from({ length: RACERS }, (_, i) => post(h.baseUrl, '/generations', { prompt: `race ${i}`, candidates: 1 })));
+    const responses = await Promise.all(
+      Array.from({ length: RACERS }, (_, i) => post(h.baseUrl, '/generations', { prompt: `race ${i}`, candidates: 1 })),
+    );
     const statuses = responses.map((r) => r.status);
     assert.equal(statuses.filter((s) => s === 202).length, 4, statuses.join(','));
     assert.equal(statuses.filter((s) => s === 503).length, RACERS - 4, statuses.join(','));
@@ -28,7 +30,8 @@ describe('queue depth under concurrent requests', () => {
       assert.equal(response.headers.get('retry-after'), '5');
     }
     const accepted = await Promise.all(responses.filter((r) => r.status === 202).map(json));
-    for (const { id } of accepted) assert.equal((await json(await fetch(`${h.baseUrl}/generations/${id}`))).status, 'queued');
+    for (const { id } of accepted)
+      assert.equal((await json(await fetch(`${h.baseUrl}/generations/${id}`))).status, 'queued');
     assert.equal(await h.services.queues.get('generate').getWaitingCount(), 4);
   });
 
@@ -36,13 +39,24 @@ describe('queue depth under concurrent requests', () => {
     const listed = await json(await fetch(`${h.baseUrl}/generations?status=queued`));
     assert.equal((await post(h.baseUrl, '/generations', { prompt: 'still full', candidates: 1 })).status, 503);
     await h.services.queues.get('generate').remove(listed.data[0].id);
-    assert.equal((await post(h.baseUrl, '/generations', { prompt: 'takes the freed place', candidates: 1 })).status, 202);
+    assert.equal(
+      (await post(h.baseUrl, '/generations', { prompt: 'takes the freed place', candidates: 1 })).status,
+      202,
+    );
     assert.equal((await post(h.baseUrl, '/generations', { prompt: 'full again', candidates: 1 })).status, 503);
   });
 
   test('classify requests race for the classify queue the same way', async () => {
-    const image = { base64: (await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer()).toString('base64') };
-    const responses = await Promise.all(Array.from({ length: 8 }, () => post(h.baseUrl, '/clip/classify', { image, labels: ['a', 'b'] })));
+    const image = {
+      base64: (
+        await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+          .png()
+          .toBuffer()
+      ).toString('base64'),
+    };
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, () => post(h.baseUrl, '/clip/classify', { image, labels: ['a', 'b'] })),
+    );
     const codes = await Promise.all(responses.map(async (r) => (await json(r)).code));
     // No worker: the two admitted wait out their timeout; the rest are refused at once.
     assert.equal(codes.filter((c) => c === 'timeout').length, 2, codes.join(','));

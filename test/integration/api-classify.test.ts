@@ -46,7 +46,11 @@ describe('clip', () => {
   function assertDistribution(result: { labels: { label: string; score: number }[] }, expected: string[]) {
     assert.deepEqual([...result.labels.map((l) => l.label)].sort(), [...expected].sort());
     const scores = result.labels.map((l) => l.score);
-    assert.deepEqual(scores, [...scores].sort((a, b) => b - a), 'sorted by score');
+    assert.deepEqual(
+      scores,
+      [...scores].sort((a, b) => b - a),
+      'sorted by score',
+    );
     assert.ok(Math.abs(scores.reduce((a, b) => a + b, 0) - 1) < 1e-5, 'scores sum to 1');
   }
 
@@ -60,17 +64,30 @@ describe('clip', () => {
   });
 
   test('an image URL is fetched; top_k keeps the best labels', async () => {
-    const byUrl = await json(await post(h.baseUrl, '/clip/classify', { image: { url: `${imagesUrl}/red.png` }, labels }));
-    const byBytes = await json(await post(h.baseUrl, '/clip/classify', { image: { base64: red.toString('base64') }, labels }));
+    const byUrl = await json(
+      await post(h.baseUrl, '/clip/classify', { image: { url: `${imagesUrl}/red.png` }, labels }),
+    );
+    const byBytes = await json(
+      await post(h.baseUrl, '/clip/classify', { image: { base64: red.toString('base64') }, labels }),
+    );
     assert.deepEqual(byUrl, byBytes);
-    const top = await json(await post(h.baseUrl, '/clip/classify', { image: { base64: red.toString('base64') }, labels, top_k: 2 }));
+    const top = await json(
+      await post(h.baseUrl, '/clip/classify', { image: { base64: red.toString('base64') }, labels, top_k: 2 }),
+    );
     assert.deepEqual(top.results[0].labels, byBytes.results[0].labels.slice(0, 2));
   });
 
   test('a batch gets one result per image, in order', async () => {
-    const body = await json(await post(h.baseUrl, '/clip/classify', { images: [{ base64: red.toString('base64') }, { base64: blue.toString('base64') }], labels }));
+    const body = await json(
+      await post(h.baseUrl, '/clip/classify', {
+        images: [{ base64: red.toString('base64') }, { base64: blue.toString('base64') }],
+        labels,
+      }),
+    );
     assert.equal(body.results.length, 2);
-    const single = await json(await post(h.baseUrl, '/clip/classify', { image: { base64: blue.toString('base64') }, labels }));
+    const single = await json(
+      await post(h.baseUrl, '/clip/classify', { image: { base64: blue.toString('base64') }, labels }),
+    );
     for (const [i, entry] of body.results[1].labels.entries()) {
       assert.equal(entry.label, single.results[0].labels[i].label);
       assert.ok(Math.abs(entry.score - single.results[0].labels[i].score) < 1e-5);
@@ -100,7 +117,9 @@ describe('clip', () => {
   test('concurrent requests are micro-batched into one engine call', async () => {
     const before = batchSizes(await (await fetch(`http://127.0.0.1:${h.worker?.metricsPort}/metrics`)).text());
     const responses = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => post(h.baseUrl, '/clip/classify', { image: { base64: (i % 2 ? red : blue).toString('base64') }, labels })),
+      Array.from({ length: 8 }, (_, i) =>
+        post(h.baseUrl, '/clip/classify', { image: { base64: (i % 2 ? red : blue).toString('base64') }, labels }),
+      ),
     );
     for (const response of responses) assert.equal(response.status, 200);
     const afterwards = batchSizes(await (await fetch(`http://127.0.0.1:${h.worker?.metricsPort}/metrics`)).text());
@@ -113,7 +132,10 @@ describe('clip', () => {
   test('an undecodable image is a 400 invalid_image and fails only its own request', async () => {
     const [bad, good] = await Promise.all([
       // A PNG cut short: it passes the format check and fails in the decoder.
-      post(h.baseUrl, '/clip/classify', { image: { base64: red.subarray(0, red.length - 20).toString('base64') }, labels }),
+      post(h.baseUrl, '/clip/classify', {
+        image: { base64: red.subarray(0, red.length - 20).toString('base64') },
+        labels,
+      }),
       post(h.baseUrl, '/clip/classify', { image: { base64: red.toString('base64') }, labels }),
     ]);
     assert.equal(bad.status, 400);

@@ -10,7 +10,7 @@ import { buildApp } from '../../src/api/app.js';
 import { createServices } from '../../src/api/services.js';
 import { loadConfig } from '../../src/config.js';
 import { ERRORS, type ErrorCode } from '../../src/errors.js';
-import { newGenerationId } from '../../src/queue/ids.js';
+import { newGenerationId } from '../../src/service/ids.js';
 import { serviceKeys } from '../../src/queue/keys.js';
 import { type Harness, closeSharedEngine, freePort, json, post, startHarness, waitFor } from './api-harness.js';
 
@@ -18,7 +18,11 @@ const openapi = JSON.parse(readFileSync(new URL('../../openapi/openapi.json', im
 const seen = new Set<ErrorCode>();
 
 /** Asserts the problem response, and that the route documents the code under its status. */
-async function expectProblem(response: Response, code: ErrorCode, route?: { method: string; path: string }): Promise<any> {
+async function expectProblem(
+  response: Response,
+  code: ErrorCode,
+  route?: { method: string; path: string },
+): Promise<any> {
   const body = await json(response);
   assert.equal(response.status, ERRORS[code].status, JSON.stringify(body));
   assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
@@ -35,7 +39,11 @@ async function expectProblem(response: Response, code: ErrorCode, route?: { meth
 }
 
 async function tinyPng(): Promise<string> {
-  return (await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer()).toString('base64');
+  return (
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer()
+  ).toString('base64');
 }
 
 const GENERATIONS = { method: 'POST', path: '/generations' };
@@ -77,14 +85,28 @@ describe('errors with a worker', () => {
       [null, 'body'],
     ];
     for (const [body, field] of cases) {
-      const problem = await expectProblem(await post(h.baseUrl, '/generations', body), 'validation_failed', GENERATIONS);
-      assert.equal(problem.errors[0].field, field, `${JSON.stringify(body).slice(0, 60)} → ${JSON.stringify(problem.errors)}`);
+      const problem = await expectProblem(
+        await post(h.baseUrl, '/generations', body),
+        'validation_failed',
+        GENERATIONS,
+      );
+      assert.equal(
+        problem.errors[0].field,
+        field,
+        `${JSON.stringify(body).slice(0, 60)} → ${JSON.stringify(problem.errors)}`,
+      );
     }
     const longKey = await post(h.baseUrl, '/generations', { prompt: 'ok' }, { 'idempotency-key': 'k'.repeat(256) });
     assert.equal((await expectProblem(longKey, 'validation_failed', GENERATIONS)).errors[0].field, 'idempotency-key');
 
     const list = { method: 'GET', path: '/generations' };
-    for (const [query, field] of [['limit=0', 'limit'], ['limit=abc', 'limit'], ['status=done', 'status'], ['cursor=not-a-cursor', 'cursor'], ['extra=1', 'extra']]) {
+    for (const [query, field] of [
+      ['limit=0', 'limit'],
+      ['limit=abc', 'limit'],
+      ['status=done', 'status'],
+      ['cursor=not-a-cursor', 'cursor'],
+      ['extra=1', 'extra'],
+    ]) {
       const problem = await expectProblem(await fetch(`${h.baseUrl}/generations?${query}`), 'validation_failed', list);
       assert.equal(problem.errors[0].field, field, query);
     }
@@ -106,40 +128,90 @@ describe('errors with a worker', () => {
       assert.equal(problem.errors[0].field, field, JSON.stringify(body));
     }
     const embed = await post(h.baseUrl, '/clip/embed', { texts: ['a'], images: [png] });
-    assert.equal((await expectProblem(embed, 'validation_failed', { method: 'POST', path: '/clip/embed' })).errors[0].field, 'images');
+    assert.equal(
+      (await expectProblem(embed, 'validation_failed', { method: 'POST', path: '/clip/embed' })).errors[0].field,
+      'images',
+    );
   });
 
   test('malformed_body, unsupported_media_type, payload_too_large', async () => {
-    const raw = (body: string, type: string) => fetch(`${h.baseUrl}/generations`, { method: 'POST', headers: { 'content-type': type }, body });
+    const raw = (body: string, type: string) =>
+      fetch(`${h.baseUrl}/generations`, { method: 'POST', headers: { 'content-type': type }, body });
     await expectProblem(await raw('{"prompt":', 'application/json'), 'malformed_body', GENERATIONS);
     await expectProblem(await raw('prompt=hello', 'text/plain'), 'unsupported_media_type', GENERATIONS);
-    await expectProblem(await raw(JSON.stringify({ prompt: 'x'.repeat(300_000) }), 'application/json'), 'payload_too_large', GENERATIONS);
+    await expectProblem(
+      await raw(JSON.stringify({ prompt: 'x'.repeat(300_000) }), 'application/json'),
+      'payload_too_large',
+      GENERATIONS,
+    );
   });
 
   test('not_found for any unknown id, whatever its shape, and for unknown routes', async () => {
-    for (const id of ['abc', newGenerationId(), crypto.randomUUID(), '..%2F..%2Fetc', '%00', 'x'.repeat(300), "1'%20OR%20'1'='1", '0']) {
-      for (const [method, suffix] of [['GET', ''], ['DELETE', ''], ['POST', '/cancel']]) {
+    for (const id of [
+      'abc',
+      newGenerationId(),
+      crypto.randomUUID(),
+      '..%2F..%2Fetc',
+      '%00',
+      'x'.repeat(300),
+      "1'%20OR%20'1'='1",
+      '0',
+    ]) {
+      for (const [method, suffix] of [
+        ['GET', ''],
+        ['DELETE', ''],
+        ['POST', '/cancel'],
+      ]) {
         const response = await fetch(`${h.baseUrl}/generations/${id}${suffix}`, { method });
         await expectProblem(response, 'not_found');
       }
     }
-    await expectProblem(await fetch(`${h.baseUrl}/generations/${newGenerationId()}`), 'not_found', { method: 'GET', path: '/generations/{id}' });
+    await expectProblem(await fetch(`${h.baseUrl}/generations/${newGenerationId()}`), 'not_found', {
+      method: 'GET',
+      path: '/generations/{id}',
+    });
     await expectProblem(await fetch(`${h.baseUrl}/nothing-here`), 'not_found');
-    await expectProblem(await fetch(`${h.baseUrl}/files/generations/x/1.png?expires=9999999999&signature=${'0'.repeat(64)}`), 'not_found', { method: 'GET', path: '/files/{*}' });
+    await expectProblem(
+      await fetch(`${h.baseUrl}/files/generations/x/1.png?expires=9999999999&signature=${'0'.repeat(64)}`),
+      'not_found',
+      { method: 'GET', path: '/files/{*}' },
+    );
   });
 
   test('invalid_image, unsupported_image_format, image_fetch_failed, unknown_model', async () => {
-    const truncated = Buffer.from(await tinyPng(), 'base64').subarray(0, 40).toString('base64');
-    await expectProblem(await post(h.baseUrl, '/clip/classify', { image: { base64: truncated }, labels: ['a', 'b'] }), 'invalid_image', CLASSIFY);
+    const truncated = Buffer.from(await tinyPng(), 'base64')
+      .subarray(0, 40)
+      .toString('base64');
+    await expectProblem(
+      await post(h.baseUrl, '/clip/classify', { image: { base64: truncated }, labels: ['a', 'b'] }),
+      'invalid_image',
+      CLASSIFY,
+    );
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>').toString('base64');
-    const unsupported = await expectProblem(await post(h.baseUrl, '/clip/classify', { images: [{ base64: svg }], labels: ['a', 'b'] }), 'unsupported_image_format', CLASSIFY);
+    const unsupported = await expectProblem(
+      await post(h.baseUrl, '/clip/classify', { images: [{ base64: svg }], labels: ['a', 'b'] }),
+      'unsupported_image_format',
+      CLASSIFY,
+    );
     assert.equal(unsupported.errors[0].field, 'images[0].base64');
     const closedPort = await freePort();
-    const fetchFailed = await expectProblem(await post(h.baseUrl, '/clip/classify', { images: [{ url: `http://127.0.0.1:${closedPort}/x.png` }], labels: ['a'] }), 'image_fetch_failed', CLASSIFY);
+    const fetchFailed = await expectProblem(
+      await post(h.baseUrl, '/clip/classify', {
+        images: [{ url: `http://127.0.0.1:${closedPort}/x.png` }],
+        labels: ['a'],
+      }),
+      'image_fetch_failed',
+      CLASSIFY,
+    );
     assert.equal(fetchFailed.errors[0].field, 'images[0].url');
-    const unknown = await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok', model: 'no-such-pack' }), 'unknown_model', GENERATIONS);
+    const unknown = await expectProblem(
+      await post(h.baseUrl, '/generations', { prompt: 'ok', model: 'no-such-pack' }),
+      'unknown_model',
+      GENERATIONS,
+    );
     assert.equal(unknown.errors[0].field, 'model');
-    const classifyUnknown = () => post(h.baseUrl, '/clip/classify', { image: { base64: tinyPngBase64 }, labels: ['a'], model: 'no-such-pack' });
+    const classifyUnknown = () =>
+      post(h.baseUrl, '/clip/classify', { image: { base64: tinyPngBase64 }, labels: ['a'], model: 'no-such-pack' });
     const tinyPngBase64 = await tinyPng();
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
     // With no model list published yet, the worker itself refuses the name.
@@ -160,48 +232,97 @@ describe('errors with a worker', () => {
   test('idempotency_key_reused', async () => {
     const headers = { 'idempotency-key': `errors-${Date.now()}` };
     assert.equal((await post(h.baseUrl, '/generations', { prompt: 'first', candidates: 1 }, headers)).status, 202);
-    await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'second', candidates: 1 }, headers), 'idempotency_key_reused', GENERATIONS);
+    await expectProblem(
+      await post(h.baseUrl, '/generations', { prompt: 'second', candidates: 1 }, headers),
+      'idempotency_key_reused',
+      GENERATIONS,
+    );
   });
 
   test('url_not_allowed names the field: internal addresses outside OUTBOUND_ALLOW are refused', async () => {
-    const metadata = await expectProblem(await post(h.baseUrl, '/clip/classify', { image: { url: 'http://169.254.169.254/latest/meta-data/' }, labels: ['a'] }), 'url_not_allowed', CLASSIFY);
+    const metadata = await expectProblem(
+      await post(h.baseUrl, '/clip/classify', {
+        image: { url: 'http://169.254.169.254/latest/meta-data/' },
+        labels: ['a'],
+      }),
+      'url_not_allowed',
+      CLASSIFY,
+    );
     assert.equal(metadata.errors[0].field, 'image.url');
-    const indexed = await expectProblem(await post(h.baseUrl, '/clip/classify', { images: [{ url: 'http://[::ffff:10.0.0.1]/x.png' }], labels: ['a'] }), 'url_not_allowed', CLASSIFY);
+    const indexed = await expectProblem(
+      await post(h.baseUrl, '/clip/classify', { images: [{ url: 'http://[::ffff:10.0.0.1]/x.png' }], labels: ['a'] }),
+      'url_not_allowed',
+      CLASSIFY,
+    );
     assert.equal(indexed.errors[0].field, 'images[0].url');
-    const webhook = await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok', webhook: 'http://10.1.2.3/hook' }), 'url_not_allowed', GENERATIONS);
+    const webhook = await expectProblem(
+      await post(h.baseUrl, '/generations', { prompt: 'ok', webhook: 'http://10.1.2.3/hook' }),
+      'url_not_allowed',
+      GENERATIONS,
+    );
     assert.equal(webhook.errors[0].field, 'webhook');
   });
 
   test('internal_error hides the cause: a job record that cannot be read', async () => {
     const id = newGenerationId();
-    await h.services.queues.redis.hset(`${h.config.queuePrefix}:generate:${id}`, { name: 'generate', data: '{not json', opts: '{}', timestamp: '1' });
-    const problem = await expectProblem(await fetch(`${h.baseUrl}/generations/${id}`), 'internal_error', { method: 'GET', path: '/generations/{id}' });
+    await h.services.queues.redis.hset(`${h.config.queuePrefix}:generate:${id}`, {
+      name: 'generate',
+      data: '{not json',
+      opts: '{}',
+      timestamp: '1',
+    });
+    const problem = await expectProblem(await fetch(`${h.baseUrl}/generations/${id}`), 'internal_error', {
+      method: 'GET',
+      path: '/generations/{id}',
+    });
     assert.doesNotMatch(problem.detail, /JSON|Unexpected|at /);
     assert.match(problem.detail, /request id/);
   });
 
   test('job_failed when the engine behind the worker is gone', async () => {
     await closeSharedEngine();
-    await expectProblem(await post(h.baseUrl, '/clip/classify', { image: { base64: await tinyPng() }, labels: ['a', 'b'] }), 'job_failed', CLASSIFY);
+    await expectProblem(
+      await post(h.baseUrl, '/clip/classify', { image: { base64: await tinyPng() }, labels: ['a', 'b'] }),
+      'job_failed',
+      CLASSIFY,
+    );
   });
 });
 
 describe('errors without a worker', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ worker: false, env: { WEBHOOK_SECRET: '', GENERATE_MAX_QUEUED: '3', CLASSIFY_TIMEOUT_MS: '300' } });
+    h = await startHarness({
+      worker: false,
+      env: { WEBHOOK_SECRET: '', GENERATE_MAX_QUEUED: '3', CLASSIFY_TIMEOUT_MS: '300' },
+    });
   });
   after(() => h.close());
 
   test('webhooks_disabled without a WEBHOOK_SECRET', async () => {
-    await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok', webhook: 'http://127.0.0.1:9/hook' }), 'webhooks_disabled', GENERATIONS);
+    await expectProblem(
+      await post(h.baseUrl, '/generations', { prompt: 'ok', webhook: 'http://127.0.0.1:9/hook' }),
+      'webhooks_disabled',
+      GENERATIONS,
+    );
   });
 
   test('generation_not_finished and generation_finished', async () => {
     const { id } = await json(await post(h.baseUrl, '/generations', { prompt: 'waits', candidates: 1 }));
-    await expectProblem(await fetch(`${h.baseUrl}/generations/${id}`, { method: 'DELETE' }), 'generation_not_finished', { method: 'DELETE', path: '/generations/{id}' });
-    assert.equal((await json(await fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' }))).status, 'canceled');
-    await expectProblem(await fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' }), 'generation_finished', { method: 'POST', path: '/generations/{id}/cancel' });
+    await expectProblem(
+      await fetch(`${h.baseUrl}/generations/${id}`, { method: 'DELETE' }),
+      'generation_not_finished',
+      { method: 'DELETE', path: '/generations/{id}' },
+    );
+    assert.equal(
+      (await json(await fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' }))).status,
+      'canceled',
+    );
+    await expectProblem(
+      await fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' }),
+      'generation_finished',
+      { method: 'POST', path: '/generations/{id}/cancel' },
+    );
     assert.equal((await fetch(`${h.baseUrl}/generations/${id}`, { method: 'DELETE' })).status, 204);
   });
 
@@ -221,7 +342,11 @@ describe('errors without a worker', () => {
   });
 
   test('timeout when no worker answers a classify request in time', async () => {
-    await expectProblem(await post(h.baseUrl, '/clip/classify', { image: { base64: await tinyPng() }, labels: ['a'] }), 'timeout', CLASSIFY);
+    await expectProblem(
+      await post(h.baseUrl, '/clip/classify', { image: { base64: await tinyPng() }, labels: ['a'] }),
+      'timeout',
+      CLASSIFY,
+    );
   });
 });
 
@@ -236,7 +361,11 @@ describe('errors of API keys and their limits', () => {
     const { key } = await h.services.keyStore.create('errors', { requests_per_minute: 2, candidates_per_day: 1 });
     await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok' }), 'unauthorized', GENERATIONS);
     const headers = { authorization: `Bearer ${key}` };
-    await expectProblem(await post(h.baseUrl, '/generations', { prompt: 'ok', candidates: 2, n: 1 }, headers), 'quota_exceeded', GENERATIONS);
+    await expectProblem(
+      await post(h.baseUrl, '/generations', { prompt: 'ok', candidates: 2, n: 1 }, headers),
+      'quota_exceeded',
+      GENERATIONS,
+    );
     // Each refused request still counts against the per-minute budget of 2.
     let response: Response;
     let body: any;
@@ -250,7 +379,11 @@ describe('errors of API keys and their limits', () => {
 
 describe('errors with Redis down', () => {
   test('service_unavailable with Retry-After when the queue cannot be reached', async () => {
-    const config = loadConfig({ REDIS_URL: `redis://127.0.0.1:${await freePort()}`, STORAGE_DIR: '/nonexistent', LOG_LEVEL: 'silent' });
+    const config = loadConfig({
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      STORAGE_DIR: '/nonexistent',
+      LOG_LEVEL: 'silent',
+    });
     const services = createServices(config);
     const app = await buildApp({ services, logger: pino({ level: 'silent' }) });
     try {
@@ -270,5 +403,8 @@ describe('errors with Redis down', () => {
 });
 
 test('every code in the catalogue was provoked above', () => {
-  assert.deepEqual([...Object.keys(ERRORS)].filter((code) => !seen.has(code as ErrorCode)), []);
+  assert.deepEqual(
+    [...Object.keys(ERRORS)].filter((code) => !seen.has(code as ErrorCode)),
+    [],
+  );
 });

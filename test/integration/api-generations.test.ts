@@ -18,22 +18,34 @@ describe('generations', () => {
   });
 
   test('a generation completes with ranked images whose URLs serve real PNG bytes', async () => {
-    const response = await post(h.baseUrl, '/generations', { prompt: 'a red circle on a blue background', candidates: 4, n: 2, seed: 1234 });
+    const response = await post(h.baseUrl, '/generations', {
+      prompt: 'a red circle on a blue background',
+      candidates: 4,
+      n: 2,
+      seed: 1234,
+    });
     assert.equal(response.status, 202);
     const accepted = await json(response);
     assert.equal(accepted.status, 'queued');
     assert.equal(accepted.seed, 1234);
     assert.equal(response.headers.get('location'), `${h.baseUrl}/generations/${accepted.id}`);
-    assert.deepEqual(accepted.urls, { get: `${h.baseUrl}/generations/${accepted.id}`, cancel: `${h.baseUrl}/generations/${accepted.id}/cancel` });
+    assert.deepEqual(accepted.urls, {
+      get: `${h.baseUrl}/generations/${accepted.id}`,
+      cancel: `${h.baseUrl}/generations/${accepted.id}/cancel`,
+    });
 
     const done = await waitFor(h.baseUrl, accepted.id, terminal);
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
     assert.equal(done.model, 'demo-shapes');
     assert.equal(done.input.seed, 1234);
     assert.equal(done.images.length, 2);
-    assert.deepEqual(done.images.map((image: any) => image.rank), [1, 2]);
+    assert.deepEqual(
+      done.images.map((image: any) => image.rank),
+      [1, 2],
+    );
     assert.ok(done.images[0].score >= done.images[1].score, 'rank 1 has the best score');
-    for (const key of ['queue_ms', 'sample_ms', 'decode_ms', 'rerank_ms', 'store_ms', 'total_ms']) assert.equal(typeof done.metrics[key], 'number', key);
+    for (const key of ['queue_ms', 'sample_ms', 'decode_ms', 'rerank_ms', 'store_ms', 'total_ms'])
+      assert.equal(typeof done.metrics[key], 'number', key);
     assert.ok(done.started_at && done.completed_at && done.completed_at >= done.started_at);
     assert.equal(done.error, null);
 
@@ -56,8 +68,24 @@ describe('generations', () => {
   });
 
   test('the same seed gives the same images; webp and jpeg are stored in their format', async () => {
-    const first = await json(await post(h.baseUrl, '/generations', { prompt: 'a green square', candidates: 2, n: 1, seed: 7, output_format: 'webp' }));
-    const second = await json(await post(h.baseUrl, '/generations', { prompt: 'a green square', candidates: 2, n: 1, seed: 7, output_format: 'jpeg' }));
+    const first = await json(
+      await post(h.baseUrl, '/generations', {
+        prompt: 'a green square',
+        candidates: 2,
+        n: 1,
+        seed: 7,
+        output_format: 'webp',
+      }),
+    );
+    const second = await json(
+      await post(h.baseUrl, '/generations', {
+        prompt: 'a green square',
+        candidates: 2,
+        n: 1,
+        seed: 7,
+        output_format: 'jpeg',
+      }),
+    );
     const [a, b] = await Promise.all([waitFor(h.baseUrl, first.id, terminal), waitFor(h.baseUrl, second.id, terminal)]);
     assert.equal(a.status, 'succeeded');
     assert.equal(b.status, 'succeeded');
@@ -84,7 +112,12 @@ describe('generations', () => {
     const key = `retry-${Date.now()}`;
     const body = { prompt: 'a yellow triangle', candidates: 2, n: 1 };
     const first = await post(h.baseUrl, '/generations', body, { 'idempotency-key': key });
-    const second = await post(h.baseUrl, '/generations', { n: 1, candidates: 2, prompt: 'a yellow triangle' }, { 'idempotency-key': key });
+    const second = await post(
+      h.baseUrl,
+      '/generations',
+      { n: 1, candidates: 2, prompt: 'a yellow triangle' },
+      { 'idempotency-key': key },
+    );
     assert.equal(first.status, 202);
     assert.equal(second.status, 202);
     assert.equal(second.headers.get('idempotent-replayed'), 'true');
@@ -92,7 +125,12 @@ describe('generations', () => {
     assert.deepEqual(b, a);
     const other = await json(await post(h.baseUrl, '/generations', body, { 'idempotency-key': `${key}-other` }));
     assert.notEqual(other.id, a.id);
-    const reused = await post(h.baseUrl, '/generations', { ...body, prompt: 'something else' }, { 'idempotency-key': key });
+    const reused = await post(
+      h.baseUrl,
+      '/generations',
+      { ...body, prompt: 'something else' },
+      { 'idempotency-key': key },
+    );
     assert.equal(reused.status, 422);
     assert.equal((await json(reused)).code, 'idempotency_key_reused');
     await waitFor(h.baseUrl, a.id, terminal);
@@ -101,11 +139,15 @@ describe('generations', () => {
 
   test('list is newest first, pages with a cursor and filters by status', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 3; i += 1) ids.push((await json(await post(h.baseUrl, '/generations', { prompt: `list ${i}`, candidates: 1, n: 1 }))).id);
+    for (let i = 0; i < 3; i += 1)
+      ids.push((await json(await post(h.baseUrl, '/generations', { prompt: `list ${i}`, candidates: 1, n: 1 }))).id);
     for (const id of ids) await waitFor(h.baseUrl, id, terminal);
 
     const page1 = await json(await fetch(`${h.baseUrl}/generations?limit=2`));
-    assert.deepEqual(page1.data.map((g: any) => g.id), [ids[2], ids[1]]);
+    assert.deepEqual(
+      page1.data.map((g: any) => g.id),
+      [ids[2], ids[1]],
+    );
     assert.equal(typeof page1.next_cursor, 'string');
     const page2 = await json(await fetch(`${h.baseUrl}/generations?limit=2&cursor=${page1.next_cursor}`));
     assert.equal(page2.data[0].id, ids[0]);
@@ -160,7 +202,13 @@ describe('generations', () => {
     const waiting = await json(await post(h.baseUrl, '/generations', { prompt: 'still queued', candidates: 1, n: 1 }));
     try {
       // A retention of zero: everything created before now has expired.
-      const removed = await sweepExpired(h.services.queues, h.services.store, serviceKeys(h.config.queuePrefix), 0, pino({ level: 'silent' }));
+      const removed = await sweepExpired(
+        h.services.queues,
+        h.services.store,
+        serviceKeys(h.config.queuePrefix),
+        0,
+        pino({ level: 'silent' }),
+      );
       assert.ok(removed >= 1);
       assert.equal((await fetch(`${h.baseUrl}/generations/${finished.id}`)).status, 404);
       assert.equal((await fetch(done.images[0].url)).status, 404, 'its image is gone');

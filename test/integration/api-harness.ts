@@ -84,7 +84,11 @@ export function loopbackEnv(port: number, storageDir: string, prefixStem = 'test
   };
 }
 
-export async function startHarness({ env = {}, worker = true, ownEngine = false }: HarnessOptions = {}): Promise<Harness> {
+export async function startHarness({
+  env = {},
+  worker = true,
+  ownEngine = false,
+}: HarnessOptions = {}): Promise<Harness> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'dalle-api-'));
   const fullEnv: Record<string, string> = {
@@ -111,7 +115,11 @@ export async function startHarness({ env = {}, worker = true, ownEngine = false 
     worker: undefined,
     async startWorker(overrides = {}, options = {}) {
       const workerConfig = loadConfig({ ...fullEnv, ...overrides });
-      const runtime = await startWorker(workerConfig, silent, ownEngine ? options : { ...options, engine: await engine() });
+      const runtime = await startWorker(
+        workerConfig,
+        silent,
+        ownEngine ? options : { ...options, engine: await engine() },
+      );
       workers.push(runtime);
       return runtime;
     },
@@ -199,12 +207,26 @@ export async function json(response: Response): Promise<any> {
   return response.json();
 }
 
-export function post(baseUrl: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${baseUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+export function post(
+  baseUrl: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${baseUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
 }
 
 /** Polls GET /generations/:id until `done` holds for it, or fails after `timeoutMs`. */
-export async function waitFor(baseUrl: string, id: string, done: (generation: any) => boolean, timeoutMs = 60_000): Promise<any> {
+export async function waitFor(
+  baseUrl: string,
+  id: string,
+  done: (generation: any) => boolean,
+  timeoutMs = 60_000,
+): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   let last: any;
   while (Date.now() < deadline) {
@@ -215,4 +237,5 @@ export async function waitFor(baseUrl: string, id: string, done: (generation: an
   throw new Error(`generation ${id} did not reach the expected state; last: ${JSON.stringify(last).slice(0, 500)}`);
 }
 
-export const terminal = (generation: { status: string }) => ['succeeded', 'failed', 'canceled'].includes(generation.status);
+export const terminal = (generation: { status: string }) =>
+  ['succeeded', 'failed', 'canceled'].includes(generation.status);

@@ -18,7 +18,10 @@ describe('system routes', () => {
     assert.deepEqual(await json(await fetch(`${h.baseUrl}/healthz`)), { status: 'ok' });
     const ready = await fetch(`${h.baseUrl}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await json(ready), { status: 'ready', checks: { redis: true, workers: { generate: 1, classify: 1, webhooks: 1 } } });
+    assert.deepEqual(await json(ready), {
+      status: 'ready',
+      checks: { redis: true, workers: { generate: 1, classify: 1, webhooks: 1 } },
+    });
   });
 
   test('models lists the packs the workers serve, with the default marked', async () => {
@@ -34,7 +37,10 @@ describe('system routes', () => {
     const { id } = await json(await post(h.baseUrl, '/generations', { prompt: 'metrics', candidates: 2, n: 1 }));
     await waitFor(h.baseUrl, id, terminal);
     const api = await (await fetch(`${h.baseUrl}/metrics`)).text();
-    assert.match(api, /dalle_http_request_duration_seconds_count\{method="POST",route="\/generations",status="202"\} [1-9]/);
+    assert.match(
+      api,
+      /dalle_http_request_duration_seconds_count\{method="POST",route="\/generations",status="202"\} [1-9]/,
+    );
     assert.match(api, /dalle_queue_jobs\{queue="generate",state="completed"\} [1-9]/);
     assert.match(api, /dalle_queue_jobs\{queue="classify",state="waiting"\} 0/);
     const worker = await (await fetch(`http://127.0.0.1:${h.worker?.metricsPort}/metrics`)).text();

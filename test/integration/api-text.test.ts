@@ -15,7 +15,13 @@ describe('prompts and labels', () => {
   let png: { base64: string };
   before(async () => {
     h = await startHarness({ env: { BODY_LIMIT_BYTES: '4096' } });
-    png = { base64: (await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).png().toBuffer()).toString('base64') };
+    png = {
+      base64: (
+        await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } })
+          .png()
+          .toBuffer()
+      ).toString('base64'),
+    };
   });
   after(async () => {
     await h.close();
@@ -38,10 +44,20 @@ describe('prompts and labels', () => {
       await refused('/clip/classify', { image: png, labels: ['ok'], templates: [`a {}${bad}`] }, 'templates[0]');
       await refused('/clip/embed', { texts: ['ok', `x${bad}`] }, 'texts[1]');
     }
-    for (const bad of ['\t', '\n', '\r']) await refused('/clip/classify', { image: png, labels: [`x${bad}y`] }, 'labels[0]');
+    for (const bad of ['\t', '\n', '\r'])
+      await refused('/clip/classify', { image: png, labels: [`x${bad}y`] }, 'labels[0]');
     // Tab and line breaks are text in a prompt; emoji and other scripts are welcome everywhere.
-    for (const prompt of ['a red circle\nabove a blue square', 'a\tred circle', 'ein rotes Quadrat \u{1f7e5}', '\u8d64\u3044\u5186']) {
-      assert.equal((await post(h.baseUrl, '/generations', { prompt, candidates: 1 })).status, 202, JSON.stringify(prompt));
+    for (const prompt of [
+      'a red circle\nabove a blue square',
+      'a\tred circle',
+      'ein rotes Quadrat \u{1f7e5}',
+      '\u8d64\u3044\u5186',
+    ]) {
+      assert.equal(
+        (await post(h.baseUrl, '/generations', { prompt, candidates: 1 })).status,
+        202,
+        JSON.stringify(prompt),
+      );
     }
   });
 
@@ -54,14 +70,21 @@ describe('prompts and labels', () => {
     await refused('/clip/classify', { image: png, labels: ['a'], templates: ['no placeholder'] }, 'templates[0]');
     await refused('/generations', { prompt: 'x'.repeat(1001) }, 'prompt');
     await refused('/generations', { prompt: ' \n\t ' }, 'prompt');
-    const ok = await post(h.baseUrl, '/clip/classify', { image: png, labels: ['x'.repeat(100), 'b'], templates: Array(16).fill('a photo of {}') });
+    const ok = await post(h.baseUrl, '/clip/classify', {
+      image: png,
+      labels: ['x'.repeat(100), 'b'],
+      templates: Array(16).fill('a photo of {}'),
+    });
     assert.equal(ok.status, 200, JSON.stringify(await ok.clone().json()));
   });
 
   test('text is NFC-normalised: composed and decomposed forms are one text', async () => {
     await refused('/clip/classify', { image: png, labels: [COMPOSED, DECOMPOSED] }, 'labels');
     const classified = await json(await post(h.baseUrl, '/clip/classify', { image: png, labels: [DECOMPOSED, 'tea'] }));
-    assert.ok(classified.results[0].labels.some((entry: { label: string }) => entry.label === COMPOSED), JSON.stringify(classified));
+    assert.ok(
+      classified.results[0].labels.some((entry: { label: string }) => entry.label === COMPOSED),
+      JSON.stringify(classified),
+    );
     const embedded = await json(await post(h.baseUrl, '/clip/embed', { texts: [COMPOSED, DECOMPOSED] }));
     assert.deepEqual(embedded.embeddings[0], embedded.embeddings[1]);
     const accepted = await json(await post(h.baseUrl, '/generations', { prompt: DECOMPOSED, candidates: 1 }));
@@ -70,7 +93,9 @@ describe('prompts and labels', () => {
   });
 
   test('special-token strings as labels are classified as text', async () => {
-    const result = await json(await post(h.baseUrl, '/clip/classify', { image: png, labels: ['<|eos|>', '<|bos|>', '<|pad|>', 'red'] }));
+    const result = await json(
+      await post(h.baseUrl, '/clip/classify', { image: png, labels: ['<|eos|>', '<|bos|>', '<|pad|>', 'red'] }),
+    );
     assert.equal(result.results[0].labels.length, 4, JSON.stringify(result));
   });
 
@@ -84,14 +109,18 @@ describe('prompts and labels', () => {
     // A declared length over the limit is answered without waiting for the body at all.
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const url = new URL('/clip/classify', h.baseUrl);
-      const request = httpRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '100000000' } }, (response) => {
-        let text = '';
-        response.on('data', (chunk) => (text += chunk));
-        response.on('end', () => {
-          resolve({ status: response.statusCode ?? 0, body: text });
-          request.destroy();
-        });
-      });
+      const request = httpRequest(
+        url,
+        { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '100000000' } },
+        (response) => {
+          let text = '';
+          response.on('data', (chunk) => (text += chunk));
+          response.on('end', () => {
+            resolve({ status: response.statusCode ?? 0, body: text });
+            request.destroy();
+          });
+        },
+      );
       request.on('error', reject);
       request.write('{"labels":');
     });

@@ -3,7 +3,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { type Harness, type WebhookReceiver, WEBHOOK_SECRET, closeSharedEngine, json, post, startHarness, startWebhookReceiver, terminal, waitFor } from './api-harness.js';
+import {
+  type Harness,
+  type WebhookReceiver,
+  WEBHOOK_SECRET,
+  closeSharedEngine,
+  json,
+  post,
+  startHarness,
+  startWebhookReceiver,
+  terminal,
+  waitFor,
+} from './api-harness.js';
 
 describe('webhooks', () => {
   let h: Harness;
@@ -33,7 +44,9 @@ describe('webhooks', () => {
   }
 
   test('start, progress and completed arrive signed; completed carries the finished generation', async () => {
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a webhook circle', candidates: 4, n: 2, webhook: receiverUrl }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'a webhook circle', candidates: 4, n: 2, webhook: receiverUrl }),
+    );
     const done = await waitFor(h.baseUrl, accepted.id, terminal);
     const events = await eventsFor(accepted.id, (list) => list.some((e) => e.event === 'completed'));
     const names = events.map((e) => e.event);
@@ -43,14 +56,22 @@ describe('webhooks', () => {
 
     const verifier = new Webhook(WEBHOOK_SECRET);
     for (const delivery of deliveries) {
-      const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(delivery.headers[name])]));
+      const headers = Object.fromEntries(
+        ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(delivery.headers[name])]),
+      );
       assert.doesNotThrow(() => verifier.verify(delivery.body, headers));
-      assert.throws(() => verifier.verify(delivery.body.replace('}', ' }'), headers), 'a changed body fails verification');
+      assert.throws(
+        () => verifier.verify(delivery.body.replace('}', ' }'), headers),
+        'a changed body fails verification',
+      );
     }
     const completed = events.find((e) => e.event === 'completed');
     assert.equal(completed.status, 'succeeded');
     assert.equal(completed.images.length, 2);
-    assert.deepEqual(completed.images.map((i: any) => i.rank), done.images.map((i: any) => i.rank));
+    assert.deepEqual(
+      completed.images.map((i: any) => i.rank),
+      done.images.map((i: any) => i.rank),
+    );
     assert.equal((await fetch(completed.images[0].url)).status, 200);
     const ids = deliveries.map((d) => d.headers['webhook-id']);
     assert.equal(new Set(ids).size, ids.length, 'each event has its own webhook-id');
@@ -59,12 +80,21 @@ describe('webhooks', () => {
   test('webhook_events_filter limits the events; a failing receiver gets retries', async () => {
     receiver.failNext(2);
     const accepted = await json(
-      await post(h.baseUrl, '/generations', { prompt: 'only the end', candidates: 2, n: 1, webhook: receiverUrl, webhook_events_filter: ['completed'] }),
+      await post(h.baseUrl, '/generations', {
+        prompt: 'only the end',
+        candidates: 2,
+        n: 1,
+        webhook: receiverUrl,
+        webhook_events_filter: ['completed'],
+      }),
     );
     const events = await eventsFor(accepted.id, (list) => list.length > 0);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const all = await eventsFor(accepted.id, () => true);
-    assert.deepEqual(all.map((e) => e.event), ['completed']);
+    assert.deepEqual(
+      all.map((e) => e.event),
+      ['completed'],
+    );
     assert.equal(events[0].status, 'succeeded');
     assert.equal(receiver.failuresLeft, 0, 'the two failed attempts happened before the delivery');
   });
@@ -73,7 +103,9 @@ describe('webhooks', () => {
     const generate = h.services.queues.get('generate');
     await generate.pause();
     try {
-      const { id } = await json(await post(h.baseUrl, '/generations', { prompt: 'never runs', candidates: 1, webhook: receiverUrl }));
+      const { id } = await json(
+        await post(h.baseUrl, '/generations', { prompt: 'never runs', candidates: 1, webhook: receiverUrl }),
+      );
       assert.equal((await fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' })).status, 202);
       await eventsFor(id, (list) => list.some((e) => e.event === 'completed'));
       await generate.resume();
@@ -82,7 +114,10 @@ describe('webhooks', () => {
       while ((await job?.getState()) !== 'failed') await new Promise((resolve) => setTimeout(resolve, 50));
       await new Promise((resolve) => setTimeout(resolve, 500));
       const events = await eventsFor(id, () => true);
-      assert.deepEqual(events.map((e) => [e.event, e.status]), [['completed', 'canceled']]);
+      assert.deepEqual(
+        events.map((e) => [e.event, e.status]),
+        [['completed', 'canceled']],
+      );
     } finally {
       await generate.resume();
     }

@@ -50,8 +50,14 @@ describe('worker process', () => {
     const child = spawnWorker({ ...h.env, ...workerEnv });
     children.push(child);
     await waitReady(h, true);
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'cancel me across processes', candidates: 512, n: 1 }));
-    const running = await waitFor(h.baseUrl, accepted.id, (g) => g.status === 'processing' && g.progress?.completed > 0);
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'cancel me across processes', candidates: 512, n: 1 }),
+    );
+    const running = await waitFor(
+      h.baseUrl,
+      accepted.id,
+      (g) => g.status === 'processing' && g.progress?.completed > 0,
+    );
     assert.ok(running.progress.completed < running.progress.total);
     const cancel = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
     assert.equal(cancel.status, 202);
@@ -68,7 +74,9 @@ describe('worker process', () => {
     children[0].kill('SIGTERM');
     await once(children[0], 'exit');
     await waitReady(h, false);
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'never started', candidates: 2, n: 1 }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'never started', candidates: 2, n: 1 }),
+    );
     const canceled = await json(await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' }));
     assert.equal(canceled.status, 'canceled');
     assert.ok(canceled.completed_at);
@@ -77,7 +85,8 @@ describe('worker process', () => {
     const worker = await h.startWorker({ WORKER_QUEUES: 'generate' });
     const job = await h.services.queues.get('generate').getJob(accepted.id);
     const deadline = Date.now() + 30_000;
-    while ((await job?.getState()) !== 'failed' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while ((await job?.getState()) !== 'failed' && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(await job?.getState(), 'failed');
     const later = await json(await fetch(`${h.baseUrl}/generations/${accepted.id}`));
     assert.equal(later.status, 'canceled');
@@ -89,8 +98,14 @@ describe('worker process', () => {
   test('SIGTERM mid-generation returns the job to the queue; another worker completes it', async () => {
     const child = spawnWorker({ ...h.env, ...workerEnv, WORKER_QUEUES: 'generate' });
     children.push(child);
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'survive a shutdown', candidates: 128, n: 1 }));
-    const running = await waitFor(h.baseUrl, accepted.id, (g) => g.status === 'processing' && g.progress?.completed > 0);
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'survive a shutdown', candidates: 128, n: 1 }),
+    );
+    const running = await waitFor(
+      h.baseUrl,
+      accepted.id,
+      (g) => g.status === 'processing' && g.progress?.completed > 0,
+    );
     assert.ok(running.started_at);
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');

@@ -96,7 +96,12 @@ describe('npm run keys', () => {
   after(() => h.close());
 
   async function cli(...args: string[]): Promise<any> {
-    const env = { ...process.env, REDIS_URL: h.env.REDIS_URL, QUEUE_PREFIX: h.env.QUEUE_PREFIX, STORAGE_DIR: h.env.STORAGE_DIR };
+    const env = {
+      ...process.env,
+      REDIS_URL: h.env.REDIS_URL,
+      QUEUE_PREFIX: h.env.QUEUE_PREFIX,
+      STORAGE_DIR: h.env.STORAGE_DIR,
+    };
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/keys.ts', ...args, '--json'], { env });
     return JSON.parse(stdout);
   }
@@ -114,7 +119,10 @@ describe('npm run keys', () => {
     assert.equal(listed.length, 1);
     assert.equal(listed[0].id, created.id);
     assert.equal(listed[0].revoked, false);
-    assert.ok(!JSON.stringify(listed).includes(created.key) && !('webhook_secret' in listed[0]), 'list shows no secrets');
+    assert.ok(
+      !JSON.stringify(listed).includes(created.key) && !('webhook_secret' in listed[0]),
+      'list shows no secrets',
+    );
 
     const rotated = await cli('rotate-webhook-secret', created.id);
     assert.notEqual(rotated.webhook_secret, created.webhook_secret);

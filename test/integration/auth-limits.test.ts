@@ -12,7 +12,10 @@ async function expect429(response: Response, code: string, maxRetryAfter: number
   assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
   assert.equal(body.code, code);
   const retryAfter = Number(response.headers.get('retry-after'));
-  assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= maxRetryAfter, `Retry-After ${retryAfter}`);
+  assert.ok(
+    Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= maxRetryAfter,
+    `Retry-After ${retryAfter}`,
+  );
 }
 
 describe('rate limits and quotas per key', () => {
@@ -48,7 +51,12 @@ describe('rate limits and quotas per key', () => {
 
   test('requests per minute slide: a burst at the end of one minute still counts at the start of the next', async () => {
     const limiter = h.services.generations.limiter;
-    const principal = { id: `slide-${Date.now()}`, name: 'slide', limits: { requests_per_minute: 10 }, webhookSecret: undefined };
+    const principal = {
+      id: `slide-${Date.now()}`,
+      name: 'slide',
+      limits: { requests_per_minute: 10 },
+      webhookSecret: undefined,
+    };
     const minute = (Math.floor(Date.now() / 60_000) + 10) * 60_000; // a minute of our own, no real traffic in it
     for (let i = 0; i < 10; i++) await limiter.hitRequest(principal, minute - 1000);
     await assert.rejects(limiter.hitRequest(principal, minute - 1000), (e: any) => e.code === 'rate_limited');
@@ -69,7 +77,11 @@ describe('rate limits and quotas per key', () => {
   test('concurrent generations: one queued slot, the second is 429 quota_exceeded', async () => {
     const headers = await key({ concurrent_generations: 1 });
     assert.equal((await post(h.baseUrl, '/generations', { prompt: 'one', candidates: 1 }, headers)).status, 202);
-    await expect429(await post(h.baseUrl, '/generations', { prompt: 'two', candidates: 1 }, headers), 'quota_exceeded', 60);
+    await expect429(
+      await post(h.baseUrl, '/generations', { prompt: 'two', candidates: 1 }, headers),
+      'quota_exceeded',
+      60,
+    );
     const queued = await json(await fetch(`${h.baseUrl}/generations`, { headers }));
     assert.equal(queued.data.length, 1, 'the refused one was not queued');
     // Canceling the queued one frees its slot.
@@ -79,9 +91,20 @@ describe('rate limits and quotas per key', () => {
 
   test('candidates per day: a request past the quota is 429 quota_exceeded until midnight UTC', async () => {
     const headers = await key({ candidates_per_day: 10 });
-    assert.equal((await post(h.baseUrl, '/generations', { prompt: 'eight', candidates: 8, n: 1 }, headers)).status, 202);
-    await expect429(await post(h.baseUrl, '/generations', { prompt: 'four', candidates: 4, n: 1 }, headers), 'quota_exceeded', 86_400);
-    assert.equal((await post(h.baseUrl, '/generations', { prompt: 'two', candidates: 2, n: 1 }, headers)).status, 202, 'the refused request used none');
+    assert.equal(
+      (await post(h.baseUrl, '/generations', { prompt: 'eight', candidates: 8, n: 1 }, headers)).status,
+      202,
+    );
+    await expect429(
+      await post(h.baseUrl, '/generations', { prompt: 'four', candidates: 4, n: 1 }, headers),
+      'quota_exceeded',
+      86_400,
+    );
+    assert.equal(
+      (await post(h.baseUrl, '/generations', { prompt: 'two', candidates: 2, n: 1 }, headers)).status,
+      202,
+      'the refused request used none',
+    );
   });
 
   test('GET /usage shows the key its counters and limits', async () => {

@@ -5,7 +5,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { type Harness, type WebhookDelivery, type WebhookReceiver, closeSharedEngine, json, post, startHarness, startWebhookReceiver, terminal } from './api-harness.js';
+import {
+  type Harness,
+  type WebhookDelivery,
+  type WebhookReceiver,
+  closeSharedEngine,
+  json,
+  post,
+  startHarness,
+  startWebhookReceiver,
+  terminal,
+} from './api-harness.js';
 
 interface Client {
   id: string;
@@ -25,7 +35,11 @@ describe('ownership across two keys', () => {
     h = await startHarness();
     const client = async (name: string): Promise<Client> => {
       const { key, record } = await h.services.keyStore.create(name);
-      return { id: record.id, headers: { authorization: `Bearer ${key}` }, webhookSecret: record.webhook_secret as string };
+      return {
+        id: record.id,
+        headers: { authorization: `Bearer ${key}` },
+        webhookSecret: record.webhook_secret as string,
+      };
     };
     a = await client('tenant-a');
     b = await client('tenant-b');
@@ -61,14 +75,20 @@ describe('ownership across two keys', () => {
     assert.equal(response.status, 202);
     const { id } = await json(response);
 
-    for (const other of [await get(b, `/generations/${id}`), await post(h.baseUrl, `/generations/${id}/cancel`, {}, b.headers)]) {
+    for (const other of [
+      await get(b, `/generations/${id}`),
+      await post(h.baseUrl, `/generations/${id}/cancel`, {}, b.headers),
+    ]) {
       assert.equal(other.status, 404);
       assert.equal((await json(other)).code, 'not_found');
     }
     const listedForB = await json(await get(b, '/generations'));
     assert.ok(!listedForB.data.some((g: any) => g.id === id));
     const listedForA = await json(await get(a, '/generations'));
-    assert.deepEqual(listedForA.data.map((g: any) => g.id), [id]);
+    assert.deepEqual(
+      listedForA.data.map((g: any) => g.id),
+      [id],
+    );
 
     const done = await finished(a, id);
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
@@ -96,7 +116,12 @@ describe('ownership across two keys', () => {
   });
 
   test('each key’s webhooks verify with its own secret and not with the other’s', async () => {
-    const body = (prompt: string) => ({ prompt, candidates: 1, webhook: receiverUrl, webhook_events_filter: ['completed'] });
+    const body = (prompt: string) => ({
+      prompt,
+      candidates: 1,
+      webhook: receiverUrl,
+      webhook_events_filter: ['completed'],
+    });
     const idA = (await json(await post(h.baseUrl, '/generations', body('a webhook for A'), a.headers))).id;
     const idB = (await json(await post(h.baseUrl, '/generations', body('a webhook for B'), b.headers))).id;
     const eventA = await completedEvent(idA);
@@ -110,7 +135,11 @@ describe('ownership across two keys', () => {
     const verifierB = new Webhook(b.webhookSecret);
     assert.equal((verifierA.verify(eventA.body, headers(eventA)) as any).id, idA);
     assert.equal((verifierB.verify(eventB.body, headers(eventB)) as any).id, idB);
-    assert.throws(() => verifierA.verify(eventB.body, headers(eventB)), /signature/i, 'A’s secret cannot verify B’s webhook');
+    assert.throws(
+      () => verifierA.verify(eventB.body, headers(eventB)),
+      /signature/i,
+      'A’s secret cannot verify B’s webhook',
+    );
     assert.throws(() => verifierB.verify(eventA.body, headers(eventA)), /signature/i);
   });
 });

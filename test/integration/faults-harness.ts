@@ -17,7 +17,10 @@ export interface Service {
 }
 
 export function spawnService(entry: 'src/worker/main.ts' | 'src/api/main.ts', env: Record<string, string>): Service {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   const keep = (chunk: Buffer) => {
     text = (text + chunk.toString()).slice(-200_000);
@@ -37,7 +40,12 @@ export function spawnService(entry: 'src/worker/main.ts' | 'src/api/main.ts', en
 }
 
 /** Polls `check` until it returns a truthy value; fails naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, intervalMs = 100): Promise<NonNullable<T>> {
+export async function until<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -72,9 +80,26 @@ export async function privateRedis(dir: string): Promise<PrivateRedis> {
   return {
     url,
     async start() {
-      const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--dir', dir], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'always',
+          '--save',
+          '',
+          '--dir',
+          dir,
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let text = '';
       child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
       child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -88,16 +113,21 @@ export async function privateRedis(dir: string): Promise<PrivateRedis> {
           await exited;
         },
       };
-      await until(`redis-server on ${port} (${text})`, async () => {
-        const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-        client.on('error', () => {});
-        try {
-          await client.connect();
-          return (await client.ping()) === 'PONG';
-        } finally {
-          client.disconnect();
-        }
-      }, 10_000, 50);
+      await until(
+        `redis-server on ${port} (${text})`,
+        async () => {
+          const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+          client.on('error', () => {});
+          try {
+            await client.connect();
+            return (await client.ping()) === 'PONG';
+          } finally {
+            client.disconnect();
+          }
+        },
+        10_000,
+        50,
+      );
     },
     async stop() {
       await server?.stop('SIGTERM');

@@ -35,7 +35,10 @@ describe('fault: a model file that fails to load', () => {
   async function startWorker(models: string): Promise<{ code: number | null; output: string }> {
     const service = spawnService('src/worker/main.ts', { ...env, MODELS_DIR: models });
     services.push(service);
-    const code = await Promise.race([service.exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 60_000).unref())]);
+    const code = await Promise.race([
+      service.exited,
+      new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 60_000).unref()),
+    ]);
     assert.notEqual(code, 'running', `the worker is still running:\n${service.output().slice(-2000)}`);
     return { code: code as number | null, output: service.output() };
   }
@@ -47,12 +50,19 @@ describe('fault: a model file that fails to load', () => {
     await writeFile(file, garbage);
     const manifestPath = join(models, 'demo-shapes', 'manifest.json');
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
-    manifest.files['decoder.onnx'] = { sha256: createHash('sha256').update(garbage).digest('hex'), bytes: garbage.length };
+    manifest.files['decoder.onnx'] = {
+      sha256: createHash('sha256').update(garbage).digest('hex'),
+      bytes: garbage.length,
+    };
     await writeFile(manifestPath, JSON.stringify(manifest, null, 2));
 
     const { code, output } = await startWorker(models);
     assert.equal(code, 1, output.slice(-2000));
-    const fatal = output.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((entry) => entry.level === 60);
+    const fatal = output
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .find((entry) => entry.level === 60);
     assert.ok(fatal, `no fatal log line:\n${output.slice(-2000)}`);
     assert.equal(fatal.msg, 'worker failed to start');
     assert.match(fatal.err.message, /decoder\.onnx/);
@@ -64,7 +74,11 @@ describe('fault: a model file that fails to load', () => {
     await truncate(join(models, 'demo-shapes', 'clip-text.onnx'), 1000);
     const { code, output } = await startWorker(models);
     assert.equal(code, 1, output.slice(-2000));
-    const fatal = output.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((entry) => entry.level === 60);
+    const fatal = output
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .find((entry) => entry.level === 60);
     assert.ok(fatal, `no fatal log line:\n${output.slice(-2000)}`);
     assert.match(fatal.err.message, /clip-text\.onnx has 1000 bytes/);
     assert.doesNotMatch(output, /worker ready/);

@@ -44,13 +44,20 @@ describe('fault: Redis restarted', () => {
 
   test('503 while down, recovery without restarts, accepted jobs complete', async () => {
     // One generation running, one waiting behind it (the worker runs one at a time).
-    const running = await json(await post(baseUrl, '/generations', { prompt: 'through the outage', candidates: 384, n: 2 }));
+    const running = await json(
+      await post(baseUrl, '/generations', { prompt: 'through the outage', candidates: 384, n: 2 }),
+    );
     await waitFor(baseUrl, running.id, (g) => g.status === 'processing' && g.progress?.completed > 0);
-    const waiting = await json(await post(baseUrl, '/generations', { prompt: 'queued through the outage', candidates: 4, n: 2 }));
+    const waiting = await json(
+      await post(baseUrl, '/generations', { prompt: 'queued through the outage', candidates: 4, n: 2 }),
+    );
     assert.equal((await json(await fetch(`${baseUrl}/generations/${waiting.id}`))).status, 'queued');
 
     await redis.stop();
-    for (const request of [() => post(baseUrl, '/generations', { prompt: 'while down', candidates: 1 }), () => fetch(`${baseUrl}/generations/${waiting.id}`)]) {
+    for (const request of [
+      () => post(baseUrl, '/generations', { prompt: 'while down', candidates: 1 }),
+      () => fetch(`${baseUrl}/generations/${waiting.id}`),
+    ]) {
       const started = Date.now();
       const response = await request();
       assert.equal(response.status, 503);
@@ -60,10 +67,16 @@ describe('fault: Redis restarted', () => {
     }
     assert.equal((await fetch(`${baseUrl}/readyz`)).status, 503);
     assert.equal((await fetch(`${baseUrl}/healthz`)).status, 200, 'the API process itself lives on');
-    for (const service of services) assert.equal(service.child.exitCode, null, `a process exited:\n${service.output().slice(-2000)}`);
+    for (const service of services)
+      assert.equal(service.child.exitCode, null, `a process exited:\n${service.output().slice(-2000)}`);
 
     await redis.start();
-    await until('the API answering again', async () => (await fetch(`${baseUrl}/generations/${waiting.id}`)).status === 200, 30_000, 200);
+    await until(
+      'the API answering again',
+      async () => (await fetch(`${baseUrl}/generations/${waiting.id}`)).status === 200,
+      30_000,
+      200,
+    );
     await waitReadyz(baseUrl, 200, 30_000);
     for (const id of [running.id, waiting.id]) {
       const done = await waitFor(baseUrl, id, terminal, 90_000);

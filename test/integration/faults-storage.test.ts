@@ -29,7 +29,12 @@ describe('fault: storage unavailable', () => {
     dir = await mkdtemp(join(tmpdir(), 'dalle-storage-'));
     blocker = join(dir, 'not-a-folder');
     await writeFile(blocker, 'a file where the image folder should be');
-    worker = spawnService('src/worker/main.ts', { ...h.env, STORAGE_DIR: join(blocker, 'images'), CPU_THREADS: '1', LOG_LEVEL: 'warn' });
+    worker = spawnService('src/worker/main.ts', {
+      ...h.env,
+      STORAGE_DIR: join(blocker, 'images'),
+      CPU_THREADS: '1',
+      LOG_LEVEL: 'warn',
+    });
     await waitReadyz(h.baseUrl, 200);
   });
   after(async () => {
@@ -39,7 +44,9 @@ describe('fault: storage unavailable', () => {
   });
 
   test('every attempt fails: the generation fails with storage_failed and reports no images', async () => {
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'nowhere to put it', candidates: 4, n: 2 }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'nowhere to put it', candidates: 4, n: 2 }),
+    );
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
     assert.equal(done.status, 'failed');
     assert.equal(done.error.code, 'storage_failed');
@@ -54,9 +61,19 @@ describe('fault: storage unavailable', () => {
 
   test('storage back before the last attempt: the retry stores every image and succeeds', async () => {
     await writeFile(blocker, 'a file where the image folder should be');
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'somewhere later', candidates: 4, n: 2 }));
-    await until('a failed first attempt', async () => (await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade === 1, 30_000, 20);
-    assert.match((await h.services.queues.get('generate').getJob(accepted.id))?.failedReason ?? '', /^storage_failed: /);
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'somewhere later', candidates: 4, n: 2 }),
+    );
+    await until(
+      'a failed first attempt',
+      async () => (await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade === 1,
+      30_000,
+      20,
+    );
+    assert.match(
+      (await h.services.queues.get('generate').getJob(accepted.id))?.failedReason ?? '',
+      /^storage_failed: /,
+    );
     await rm(blocker);
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
@@ -138,7 +155,9 @@ describe('fault: an S3 store that stops answering', () => {
   });
 
   test('the generation fails with storage_failed after its attempts time out', async () => {
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'into the void', candidates: 4, n: 2 }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'into the void', candidates: 4, n: 2 }),
+    );
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
     assert.equal(done.status, 'failed');
     assert.equal(done.error.code, 'storage_failed');

@@ -36,7 +36,11 @@ describe('fault: webhook receiver down', () => {
   const servers: Server[] = [];
 
   before(async () => {
-    const env = { WEBHOOK_BACKOFF_MS: String(BACKOFF_MS), WEBHOOK_ATTEMPTS: String(ATTEMPTS), OUTBOUND_ALLOW: '127.0.0.1' };
+    const env = {
+      WEBHOOK_BACKOFF_MS: String(BACKOFF_MS),
+      WEBHOOK_ATTEMPTS: String(ATTEMPTS),
+      OUTBOUND_ALLOW: '127.0.0.1',
+    };
     h = await startHarness({ worker: false, env });
     worker = spawnService('src/worker/main.ts', { ...h.env, CPU_THREADS: '1', LOG_LEVEL: 'warn' });
     await waitReadyz(h.baseUrl, 200);
@@ -50,19 +54,36 @@ describe('fault: webhook receiver down', () => {
   test('refused, then 503, then up: delivered once, after retries spaced by the backoff', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}/hook`;
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'hold the hook', candidates: 2, n: 1, webhook: url, webhook_events_filter: ['completed'] }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', {
+        prompt: 'hold the hook',
+        candidates: 2,
+        n: 1,
+        webhook: url,
+        webhook_events_filter: ['completed'],
+      }),
+    );
     const done = await waitFor(h.baseUrl, accepted.id, terminal);
     assert.equal(done.status, 'succeeded');
     // Nothing listens yet: connections are refused and the job backs off.
     const webhooks = h.services.queues.get('webhooks');
-    await until('two refused attempts', async () => ((await webhooks.getJob(`${accepted.id}-completed`))?.attemptsMade ?? 0) >= 2, 15_000, 20);
+    await until(
+      'two refused attempts',
+      async () => ((await webhooks.getJob(`${accepted.id}-completed`))?.attemptsMade ?? 0) >= 2,
+      15_000,
+      20,
+    );
 
     const attempts: Attempt[] = [];
     let unavailable = 1;
     servers.push(await receiver(port, () => (unavailable-- > 0 ? 503 : 204), attempts));
     await until('the delivery', () => attempts.some((attempt) => attempt.status === 204), 15_000, 20);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    assert.deepEqual(attempts.map((attempt) => attempt.status), [503, 204], 'one 503, then delivered once');
+    assert.deepEqual(
+      attempts.map((attempt) => attempt.status),
+      [503, 204],
+      'one 503, then delivered once',
+    );
     assert.ok(attempts[1].at - attempts[0].at >= BACKOFF_MS, 'the retry waited for the backoff');
     assert.equal(attempts[1].body.event, 'completed');
     assert.equal(attempts[1].body.id, accepted.id);
@@ -77,24 +98,54 @@ describe('fault: webhook receiver down', () => {
     const attempts: Attempt[] = [];
     const port = await freePort();
     servers.push(await receiver(port, () => 503, attempts));
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'never heard', candidates: 2, n: 1, webhook: `http://127.0.0.1:${port}/hook`, webhook_events_filter: ['completed'] }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', {
+        prompt: 'never heard',
+        candidates: 2,
+        n: 1,
+        webhook: `http://127.0.0.1:${port}/hook`,
+        webhook_events_filter: ['completed'],
+      }),
+    );
     const failed = await waitFor(h.baseUrl, accepted.id, (g) => g.webhook !== null, 30_000);
     assert.equal(failed.status, 'succeeded', 'the generation itself succeeded');
-    assert.deepEqual(failed.webhook, { status: 'failed', event: 'completed', attempts: ATTEMPTS, last_error: `webhook receiver http://127.0.0.1:${port} answered 503` });
+    assert.deepEqual(failed.webhook, {
+      status: 'failed',
+      event: 'completed',
+      attempts: ATTEMPTS,
+      last_error: `webhook receiver http://127.0.0.1:${port} answered 503`,
+    });
     assert.equal(attempts.length, ATTEMPTS);
-    for (let i = 1; i < attempts.length; i += 1) assert.ok(attempts[i].at - attempts[i - 1].at >= BACKOFF_MS, `gap ${i}`);
+    for (let i = 1; i < attempts.length; i += 1)
+      assert.ok(attempts[i].at - attempts[i - 1].at >= BACKOFF_MS, `gap ${i}`);
     // Exponential: the last gap is well beyond the first.
     assert.ok(attempts[ATTEMPTS - 1].at - attempts[ATTEMPTS - 2].at > 4 * BACKOFF_MS);
-    assert.equal(await (await h.services.queues.get('webhooks').getJob(`${accepted.id}-completed`))?.getState(), 'failed');
+    assert.equal(
+      await (await h.services.queues.get('webhooks').getJob(`${accepted.id}-completed`))?.getState(),
+      'failed',
+    );
   });
 
   test('a 4xx answer is final at once: a dead letter after one attempt', async () => {
     const attempts: Attempt[] = [];
     const port = await freePort();
     servers.push(await receiver(port, () => 410, attempts));
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'gone away', candidates: 2, n: 1, webhook: `http://127.0.0.1:${port}/hook`, webhook_events_filter: ['completed'] }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', {
+        prompt: 'gone away',
+        candidates: 2,
+        n: 1,
+        webhook: `http://127.0.0.1:${port}/hook`,
+        webhook_events_filter: ['completed'],
+      }),
+    );
     const failed = await waitFor(h.baseUrl, accepted.id, (g) => g.webhook !== null, 30_000);
-    assert.deepEqual(failed.webhook, { status: 'failed', event: 'completed', attempts: 1, last_error: `webhook receiver http://127.0.0.1:${port} answered 410` });
+    assert.deepEqual(failed.webhook, {
+      status: 'failed',
+      event: 'completed',
+      attempts: 1,
+      last_error: `webhook receiver http://127.0.0.1:${port} answered 410`,
+    });
     assert.equal(attempts.length, 1);
   });
 });

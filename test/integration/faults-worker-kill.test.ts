@@ -6,7 +6,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Queue, Worker } from 'bullmq';
-import { type GenerateJob, currentState } from '../../src/queue/generation-view.js';
+import { type GenerateJob, currentState } from '../../src/service/generation-view.js';
 import { type Harness, json, post, startHarness, terminal, waitFor } from './api-harness.js';
 import { type Service, spawnService, waitReadyz } from './faults-harness.js';
 
@@ -15,7 +15,12 @@ describe('fault: worker killed mid-generation', () => {
   const services: Service[] = [];
   // Short lock and stall check, so a dead worker's job is noticed within seconds.
   const env = { LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000', MAX_STALLED_COUNT: '2' };
-  const workerEnv = { SAMPLE_BATCH: '8', CPU_THREADS: '1', WORKER_QUEUES: 'generate,classify,webhooks', LOG_LEVEL: 'warn' };
+  const workerEnv = {
+    SAMPLE_BATCH: '8',
+    CPU_THREADS: '1',
+    WORKER_QUEUES: 'generate,classify,webhooks',
+    LOG_LEVEL: 'warn',
+  };
 
   before(async () => {
     h = await startHarness({ worker: false, env });
@@ -34,8 +39,15 @@ describe('fault: worker killed mid-generation', () => {
   test('the job runs again on a restarted worker and completes; storage holds exactly its images', async () => {
     const first = startWorker();
     await waitReadyz(h.baseUrl, 200);
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a red circle on blue', candidates: 256, n: 3, seed: 1234 }));
-    await waitFor(h.baseUrl, accepted.id, (g) => g.status === 'processing' && g.progress?.stage === 'sampling' && g.progress.completed > 0, 60_000);
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'a red circle on blue', candidates: 256, n: 3, seed: 1234 }),
+    );
+    await waitFor(
+      h.baseUrl,
+      accepted.id,
+      (g) => g.status === 'processing' && g.progress?.stage === 'sampling' && g.progress.completed > 0,
+      60_000,
+    );
     await first.stop('SIGKILL');
     assert.equal(first.child.signalCode, 'SIGKILL');
 
@@ -51,7 +63,10 @@ describe('fault: worker killed mid-generation', () => {
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 90_000);
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
     assert.equal(done.input.seed, 1234);
-    assert.deepEqual(done.images.map((image: any) => image.rank), [1, 2, 3]);
+    assert.deepEqual(
+      done.images.map((image: any) => image.rank),
+      [1, 2, 3],
+    );
     for (const image of done.images) assert.equal((await fetch(image.url)).status, 200);
 
     const job = await h.services.queues.get('generate').getJob(accepted.id);
@@ -65,7 +80,11 @@ describe('fault: worker killed mid-generation', () => {
     // Its own queue name under the test prefix: the worker process must not take this job.
     const connection = { url: h.config.redisUrl };
     const queue = new Queue('finish-race', { connection, prefix: h.config.queuePrefix });
-    const worker = new Worker('finish-race', async () => ({ images: [{ rank: 1 }] }), { connection, prefix: h.config.queuePrefix, autorun: false });
+    const worker = new Worker('finish-race', async () => ({ images: [{ rank: 1 }] }), {
+      connection,
+      prefix: h.config.queuePrefix,
+      autorun: false,
+    });
     try {
       const added = await queue.add('generate', { input: { prompt: 'x' } });
       const stale = (await queue.getJob(added.id as string)) as unknown as GenerateJob;

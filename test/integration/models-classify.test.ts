@@ -20,7 +20,15 @@ interface Scene {
 }
 
 let engine: Engine;
-before(async () => (engine = await createEngine({ modelsDir: `${root}packs`, defaultPack: 'demo-shapes', logger: quiet, eager: false })));
+before(
+  async () =>
+    (engine = await createEngine({
+      modelsDir: `${root}packs`,
+      defaultPack: 'demo-shapes',
+      logger: quiet,
+      eager: false,
+    })),
+);
 after(() => engine.close());
 
 test('the rendered scenes are classified by colour and shape', async (t) => {
@@ -38,7 +46,9 @@ test('the rendered scenes are classified by colour and shape', async (t) => {
     assert.ok(Math.abs(ranked.reduce((sum, l) => sum + l.score, 0) - 1) < 1e-6);
   }
   const { version } = (await loadPack(`${root}packs/demo-shapes`)).manifest;
-  t.diagnostic(`pack ${version}: accuracy train ${accuracy('train').toFixed(2)}, held-out pairs ${accuracy('heldout').toFixed(2)} (chance ${(1 / LABELS.length).toFixed(2)})`);
+  t.diagnostic(
+    `pack ${version}: accuracy train ${accuracy('train').toFixed(2)}, held-out pairs ${accuracy('heldout').toFixed(2)} (chance ${(1 / LABELS.length).toFixed(2)})`,
+  );
   // The placeholder pack (version *-random) has untrained weights: it can only run. The trained
   // one knows every colour × shape pair it saw; the held-out pairs test generalisation, so
   // their bar is "far above chance" (1.1.0: train 1.00, held-out 0.95).

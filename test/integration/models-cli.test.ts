@@ -10,12 +10,25 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const run = (script: string, args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', `src/cli/${script}`, ...args], { cwd: root });
+const run = (script: string, args: string[]) =>
+  promisify(execFile)(process.execPath, ['--import', 'tsx', `src/cli/${script}`, ...args], { cwd: root });
 
 test('generate writes the kept images and a contact sheet, and prints a summary', async () => {
   const out = await mkdtemp(join(tmpdir(), 'generate-'));
   try {
-    const { stdout } = await run('generate.ts', ['a red circle above a blue square', '--out', out, '--candidates', '3', '--n', '2', '--seed', '9', '--model', 'demo-shapes']);
+    const { stdout } = await run('generate.ts', [
+      'a red circle above a blue square',
+      '--out',
+      out,
+      '--candidates',
+      '3',
+      '--n',
+      '2',
+      '--seed',
+      '9',
+      '--model',
+      'demo-shapes',
+    ]);
     assert.match(stdout, /model demo-shapes, seed 9, sampler graph, prompt tokens \d+/);
     assert.match(stdout, /#1 {2}score -?\d+\.\d{3} {2}candidate \d/);
     const files = (await readdir(out)).sort();
@@ -34,7 +47,13 @@ test('generate writes the kept images and a contact sheet, and prints a summary'
 
 test('classify prints each image with its labels, best first', async () => {
   const scene = 'test/fixtures/scenes/train-00.png';
-  const { stdout } = await run('classify.ts', [scene, '--labels', 'green square, red circle,blue cross', '--model', 'demo-shapes']);
+  const { stdout } = await run('classify.ts', [
+    scene,
+    '--labels',
+    'green square, red circle,blue cross',
+    '--model',
+    'demo-shapes',
+  ]);
   const lines = stdout.trim().split('\n');
   assert.equal(lines[0], scene);
   const scores = lines.slice(1).map((line) => {
@@ -43,9 +62,15 @@ test('classify prints each image with its labels, best first', async () => {
     return Number(match[1]);
   });
   assert.equal(scores.length, 3);
-  assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
+  assert.deepEqual(
+    scores,
+    [...scores].sort((a, b) => b - a),
+  );
 });
 
 test('classify without labels prints its usage and fails', async () => {
-  await assert.rejects(run('classify.ts', ['image.png']), (e: { code: number; stderr: string }) => e.code === 1 && /usage: npm run classify/.test(e.stderr));
+  await assert.rejects(
+    run('classify.ts', ['image.png']),
+    (e: { code: number; stderr: string }) => e.code === 1 && /usage: npm run classify/.test(e.stderr),
+  );
 });

@@ -14,7 +14,11 @@ let pack: Pack;
 let clip: Clip;
 
 before(async () => {
-  pack = new Pack(await loadPack(`${root}packs/demo-shapes`), { device: { kind: 'cpu' }, allowCpuFallback: false }, quiet);
+  pack = new Pack(
+    await loadPack(`${root}packs/demo-shapes`),
+    { device: { kind: 'cpu' }, allowCpuFallback: false },
+    quiet,
+  );
   clip = new Clip(pack, 16, 1e8);
 });
 after(() => pack.release());

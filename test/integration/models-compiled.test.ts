@@ -16,8 +16,17 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 test('the compiled engine runs its inference thread from plain .js', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'models-dist-'));
   try {
-    const sources = (await readdir(join(root, 'src/models'))).filter((f) => f.endsWith('.ts')).map((f) => join(root, 'src/models', f));
-    await build({ entryPoints: sources, outdir: join(dir, 'dist/models'), format: 'esm', platform: 'node', target: 'node20', logLevel: 'silent' });
+    const sources = (await readdir(join(root, 'src/models')))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(root, 'src/models', f));
+    await build({
+      entryPoints: sources,
+      outdir: join(dir, 'dist/models'),
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      logLevel: 'silent',
+    });
     await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
     await symlink(join(root, 'packs'), join(dir, 'packs'));
     await symlink(join(root, 'package.json'), join(dir, 'package.json'));

@@ -5,7 +5,14 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { createEngine, InvalidImageError, ModelError, type Engine, type GenerationProgress, type Log } from '../../src/models/index.js';
+import {
+  createEngine,
+  InvalidImageError,
+  ModelError,
+  type Engine,
+  type GenerationProgress,
+  type Log,
+} from '../../src/models/index.js';
 import { candidateSeed } from '../../src/models/rng.js';
 
 const modelsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
@@ -13,7 +20,9 @@ const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const PROMPT = 'a red circle above a blue square';
 
 async function png(r: number, g: number, b: number): Promise<Uint8Array> {
-  return sharp({ create: { width: 64, height: 64, channels: 3, background: { r, g, b } } }).png().toBuffer();
+  return sharp({ create: { width: 64, height: 64, channels: 3, background: { r, g, b } } })
+    .png()
+    .toBuffer();
 }
 
 describe('engine on the committed packs', () => {
@@ -23,11 +32,21 @@ describe('engine on the committed packs', () => {
 
   test('lists both packs with the provider of every session', () => {
     const packs = engine.packs();
-    assert.deepEqual(packs.map((p) => p.name), ['demo-shapes', 'micro-dalle1']);
+    assert.deepEqual(
+      packs.map((p) => p.name),
+      ['demo-shapes', 'micro-dalle1'],
+    );
     const demo = packs[0];
     assert.equal(demo.generation?.textLength, 24);
     assert.deepEqual(demo.generation?.imageSize, [64, 64]);
-    assert.deepEqual(Object.keys(demo.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'prefill', 'sample_loop', 'step']);
+    assert.deepEqual(Object.keys(demo.providers).sort(), [
+      'clip_image',
+      'clip_text',
+      'decoder',
+      'prefill',
+      'sample_loop',
+      'step',
+    ]);
     assert.ok(Object.values(demo.providers).every((p) => p === 'cpu'));
   });
 
@@ -38,14 +57,20 @@ describe('engine on the committed packs', () => {
     assert.equal(first.model, 'demo-shapes');
     assert.equal(first.sampler, 'graph');
     assert.equal(first.truncated, false);
-    assert.deepEqual(first.images.map((i) => i.rank), [1, 2, 3]);
+    assert.deepEqual(
+      first.images.map((i) => i.rank),
+      [1, 2, 3],
+    );
     for (const image of first.images) {
       assert.equal(image.seed, candidateSeed(11, image.candidate));
       assert.equal(image.width, 64);
       assert.equal(image.pixels.length, 64 * 64 * 3);
     }
     const scores = first.images.map((i) => i.score);
-    assert.deepEqual(scores, [...scores].sort((a, b) => b - a));
+    assert.deepEqual(
+      scores,
+      [...scores].sort((a, b) => b - a),
+    );
     assert.deepEqual(progress.at(-1), { stage: 'reranking', completed: 6, total: 6 });
     assert.ok(progress.some((p) => p.stage === 'sampling' && p.completed === 6));
     assert.ok(first.timings.sampleMs > 0 && first.timings.decodeMs > 0 && first.timings.rerankMs > 0);
@@ -53,7 +78,10 @@ describe('engine on the committed packs', () => {
     const again = await engine.generate({ ...request, batch: 6 });
     const chunked = await engine.generate({ ...request, batch: 1 });
     for (const other of [again, chunked]) {
-      assert.deepEqual(other.images.map((i) => [i.candidate, i.score]), first.images.map((i) => [i.candidate, i.score]));
+      assert.deepEqual(
+        other.images.map((i) => [i.candidate, i.score]),
+        first.images.map((i) => [i.candidate, i.score]),
+      );
       other.images.forEach((image, i) => assert.deepEqual(image.pixels, first.images[i].pixels));
     }
   });
@@ -103,10 +131,14 @@ describe('engine on the committed packs', () => {
       .then(() => (generationDone = performance.now()));
     await new Promise((resolve) => setTimeout(resolve, 100));
     const asked = performance.now();
-    const [outcome] = await engine.classify([{ images: [await png(220, 30, 30)], labels: ['red circle', 'blue square'], model: 'demo-shapes' }]);
+    const [outcome] = await engine.classify([
+      { images: [await png(220, 30, 30)], labels: ['red circle', 'blue square'], model: 'demo-shapes' },
+    ]);
     const answered = performance.now();
     await generation;
-    t.diagnostic(`classify took ${(answered - asked).toFixed(0)} ms; the generation ${(generationDone - started).toFixed(0)} ms`);
+    t.diagnostic(
+      `classify took ${(answered - asked).toFixed(0)} ms; the generation ${(generationDone - started).toFixed(0)} ms`,
+    );
     assert.ok(outcome.ok);
     assert.ok(answered < generationDone, 'classify answered before the generation ended');
   });
@@ -115,15 +147,26 @@ describe('engine on the committed packs', () => {
     const controller = new AbortController();
     const stages: GenerationProgress[] = [];
     const canceled = engine.generate({
-      prompt: PROMPT, seed: 5, candidates: 40, n: 1, batch: 2, model: 'demo-shapes', signal: controller.signal,
+      prompt: PROMPT,
+      seed: 5,
+      candidates: 40,
+      n: 1,
+      batch: 2,
+      model: 'demo-shapes',
+      signal: controller.signal,
       onProgress: (p) => {
         stages.push(p);
         controller.abort();
       },
     });
     await assert.rejects(canceled, { name: 'AbortError' });
-    assert.ok(stages.every((p) => p.stage === 'sampling') && stages.at(-1)!.completed < 40, JSON.stringify(stages.at(-1)));
-    await assert.rejects(engine.generate({ prompt: PROMPT, seed: 5, signal: AbortSignal.abort() }), { name: 'AbortError' });
+    assert.ok(
+      stages.every((p) => p.stage === 'sampling') && stages.at(-1)!.completed < 40,
+      JSON.stringify(stages.at(-1)),
+    );
+    await assert.rejects(engine.generate({ prompt: PROMPT, seed: 5, signal: AbortSignal.abort() }), {
+      name: 'AbortError',
+    });
     const after = await engine.generate({ prompt: PROMPT, seed: 5, candidates: 1, n: 1, model: 'demo-shapes' });
     assert.equal(after.images.length, 1);
   });
@@ -139,12 +182,15 @@ describe('engine on the committed packs', () => {
       [{ model: 'nope' }, /unknown model "nope": available are demo-shapes, micro-dalle1/, 'unknown_model'],
     ];
     for (const [change, message, code] of cases) {
-      await assert.rejects(engine.generate({ prompt: PROMPT, seed: 1, candidates: 2, n: 1, model: 'demo-shapes', ...change }), (e: unknown) => {
-        assert.ok(e instanceof ModelError, String(e));
-        assert.equal(e.code, code);
-        assert.match(e.message, message);
-        return true;
-      });
+      await assert.rejects(
+        engine.generate({ prompt: PROMPT, seed: 1, candidates: 2, n: 1, model: 'demo-shapes', ...change }),
+        (e: unknown) => {
+          assert.ok(e instanceof ModelError, String(e));
+          assert.equal(e.code, code);
+          assert.match(e.message, message);
+          return true;
+        },
+      );
     }
   });
 
@@ -156,9 +202,22 @@ describe('engine on the committed packs', () => {
       { images: [red, await png(30, 70, 220)], labels: ['red circle', 'blue square', 'green cross'], topK: 2 },
       { images: [red], labels: ['red circle'], model: 'nope' },
     ]);
-    assert.deepEqual(outcomes[3], { ok: false, error: { code: 'unknown_model', message: 'unknown model "nope": available are demo-shapes, micro-dalle1', index: -1 } });
-    assert.deepEqual(outcomes[0], { ok: false, error: { code: 'invalid_image', message: outcomes[0].ok ? '' : outcomes[0].error.message, index: 1 } });
-    assert.deepEqual(outcomes[1], { ok: false, error: { code: 'invalid_request', message: 'labels must not be empty', index: -1 } });
+    assert.deepEqual(outcomes[3], {
+      ok: false,
+      error: {
+        code: 'unknown_model',
+        message: 'unknown model "nope": available are demo-shapes, micro-dalle1',
+        index: -1,
+      },
+    });
+    assert.deepEqual(outcomes[0], {
+      ok: false,
+      error: { code: 'invalid_image', message: outcomes[0].ok ? '' : outcomes[0].error.message, index: 1 },
+    });
+    assert.deepEqual(outcomes[1], {
+      ok: false,
+      error: { code: 'invalid_request', message: 'labels must not be empty', index: -1 },
+    });
     assert.ok(outcomes[2].ok);
     if (!outcomes[2].ok) return;
     assert.equal(outcomes[2].results.length, 2);
@@ -178,11 +237,14 @@ describe('engine on the committed packs', () => {
       assert.equal(e.length, 64);
       assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-5);
     }
-    await assert.rejects(engine.embedImages([await png(1, 2, 3), new Uint8Array([0x89, 0x50, 0x4e, 0x47])]), (e: unknown) => {
-      assert.ok(e instanceof InvalidImageError);
-      assert.equal(e.index, 1);
-      return true;
-    });
+    await assert.rejects(
+      engine.embedImages([await png(1, 2, 3), new Uint8Array([0x89, 0x50, 0x4e, 0x47])]),
+      (e: unknown) => {
+        assert.ok(e instanceof InvalidImageError);
+        assert.equal(e.index, 1);
+        return true;
+      },
+    );
   });
 });
 
@@ -203,7 +265,10 @@ describe('engine with the host sampling loop', () => {
     const [a, b] = [await host.generate(request), await graph.generate(request)];
     assert.equal(a.sampler, 'host');
     assert.equal(b.sampler, 'graph');
-    assert.deepEqual(a.images.map((i) => [i.candidate, i.score]), b.images.map((i) => [i.candidate, i.score]));
+    assert.deepEqual(
+      a.images.map((i) => [i.candidate, i.score]),
+      b.images.map((i) => [i.candidate, i.score]),
+    );
     a.images.forEach((image, i) => assert.deepEqual(image.pixels, b.images[i].pixels));
   });
 
@@ -212,19 +277,32 @@ describe('engine with the host sampling loop', () => {
     const progress: GenerationProgress[] = [];
     const started = performance.now();
     const run = host.generate({
-      prompt: PROMPT, seed: 1, candidates: 8, n: 1, batch: 8, model: 'micro-dalle1', signal: controller.signal,
+      prompt: PROMPT,
+      seed: 1,
+      candidates: 8,
+      n: 1,
+      batch: 8,
+      model: 'micro-dalle1',
+      signal: controller.signal,
       onProgress: (p) => progress.push(p),
     });
     setTimeout(() => controller.abort(), 200);
     await assert.rejects(run, { name: 'AbortError' });
-    assert.deepEqual(progress, [], `aborted after ${(performance.now() - started).toFixed(0)} ms, before the only chunk ended`);
+    assert.deepEqual(
+      progress,
+      [],
+      `aborted after ${(performance.now() - started).toFixed(0)} ms, before the only chunk ended`,
+    );
   });
 });
 
 describe('engine start-up', () => {
   test('an unknown device name fails and lists the valid ones', async () => {
     await assert.rejects(createEngine({ modelsDir, logger: quiet, device: 'gpu' as never }), (e: unknown) => {
-      assert.ok(e instanceof ModelError && e.code === 'invalid_device' && /valid names are cpu, cuda/.test(e.message), String(e));
+      assert.ok(
+        e instanceof ModelError && e.code === 'invalid_device' && /valid names are cpu, cuda/.test(e.message),
+        String(e),
+      );
       return true;
     });
   });
@@ -235,23 +313,41 @@ describe('engine start-up', () => {
       assert.match(e.message, /cuda:0 requested but the CUDA provider failed/);
       return true;
     });
-    const engine = await createEngine({ modelsDir, logger: quiet, device: 'cuda', eager: false, allowCpuFallback: true, maxImagePixels: 1000 });
+    const engine = await createEngine({
+      modelsDir,
+      logger: quiet,
+      device: 'cuda',
+      eager: false,
+      allowCpuFallback: true,
+      maxImagePixels: 1000,
+    });
     try {
       const [embedding] = await engine.embedTexts(['a red circle'], 'demo-shapes');
       assert.equal(embedding.length, 64);
       assert.match(engine.packs()[0].providers.clip_text, /^cpu-fallback \(CPU \d+ kernels\)$/);
-      await assert.rejects(engine.embedImages([await png(9, 9, 9)]), (e: unknown) => e instanceof InvalidImageError && /pixel limit/i.test(e.message));
+      await assert.rejects(
+        engine.embedImages([await png(9, 9, 9)]),
+        (e: unknown) => e instanceof InvalidImageError && /pixel limit/i.test(e.message),
+      );
     } finally {
       await engine.close();
     }
   });
 
-  test('a placement probe reports where each session\'s kernels ran', async () => {
+  test("a placement probe reports where each session's kernels ran", async () => {
     const engine = await createEngine({ modelsDir, logger: quiet, probePlacement: true });
     try {
       for (const pack of engine.packs()) {
-        assert.deepEqual(Object.keys(pack.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'prefill', 'sample_loop', 'step']);
-        for (const [graph, provider] of Object.entries(pack.providers)) assert.match(provider, /^cpu \(CPU \d+ kernels\)$/, `${pack.name} ${graph}`);
+        assert.deepEqual(Object.keys(pack.providers).sort(), [
+          'clip_image',
+          'clip_text',
+          'decoder',
+          'prefill',
+          'sample_loop',
+          'step',
+        ]);
+        for (const [graph, provider] of Object.entries(pack.providers))
+          assert.match(provider, /^cpu \(CPU \d+ kernels\)$/, `${pack.name} ${graph}`);
       }
     } finally {
       await engine.close();
@@ -261,7 +357,10 @@ describe('engine start-up', () => {
   test('close stops a running generation with an AbortError, then refuses new calls', async () => {
     const engine = await createEngine({ modelsDir, logger: quiet, eager: false });
     const running = engine.generate({ prompt: PROMPT, seed: 1, candidates: 64, n: 1, batch: 2, model: 'demo-shapes' });
-    const outcome = running.then(() => 'finished', (e: Error) => e.name);
+    const outcome = running.then(
+      () => 'finished',
+      (e: Error) => e.name,
+    );
     await new Promise((resolve) => setTimeout(resolve, 500));
     await engine.close();
     assert.equal(await outcome, 'AbortError');
@@ -269,6 +368,9 @@ describe('engine start-up', () => {
   });
 
   test('a models folder without packs fails start-up', async () => {
-    await assert.rejects(createEngine({ modelsDir: fileURLToPath(new URL('../../src/', import.meta.url)), logger: quiet }), { code: 'pack_file_missing' });
+    await assert.rejects(
+      createEngine({ modelsDir: fileURLToPath(new URL('../../src/', import.meta.url)), logger: quiet }),
+      { code: 'pack_file_missing' },
+    );
   });
 });

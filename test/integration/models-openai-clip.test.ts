@@ -49,28 +49,47 @@ describe('an OpenAI CLIP checkpoint exported into packs', () => {
     assert.equal(summaries.get(names.pack)?.embedDim, 32);
     assert.deepEqual(summaries.get(names.pack)?.generation?.imageGrid, [8, 8], "the base pack's generator");
     assert.equal(summaries.get(names.clip_only_pack)?.generation, null);
-    assert.deepEqual(Object.keys(summaries.get(names.clip_only_pack)?.providers ?? {}).sort(), ['clip_image', 'clip_text']);
+    assert.deepEqual(Object.keys(summaries.get(names.clip_only_pack)?.providers ?? {}).sort(), [
+      'clip_image',
+      'clip_text',
+    ]);
   });
 
   test("both packs give OpenAI's token ids, typed special tokens included, and PyTorch's embeddings", async () => {
     for (const pack of [names.pack, names.clip_only_pack]) {
-      const check = await checkClipPack(join(dir, 'packs', pack), reference, { device: { kind: 'cpu' }, allowCpuFallback: false }, quiet);
+      const check = await checkClipPack(
+        join(dir, 'packs', pack),
+        reference,
+        { device: { kind: 'cpu' }, allowCpuFallback: false },
+        quiet,
+      );
       assert.deepEqual(check.tokenMismatches, [], pack);
-      check.textCosines.forEach((similarity, i) => assert.ok(similarity > 0.9999, `${pack}, ${JSON.stringify(reference.texts[i].slice(0, 40))}: cosine ${similarity}`));
+      check.textCosines.forEach((similarity, i) =>
+        assert.ok(
+          similarity > 0.9999,
+          `${pack}, ${JSON.stringify(reference.texts[i].slice(0, 40))}: cosine ${similarity}`,
+        ),
+      );
       assert.ok(check.imageCosine > 0.9999, `${pack}: image cosine ${check.imageCosine}`);
     }
   });
 
   test("the engine's worker thread embeds as PyTorch does, long texts cut so that EOS still fits", async () => {
     const texts = await engine.embedTexts(reference.texts, names.clip_only_pack);
-    texts.forEach((e, i) => assert.ok(cosine(e, reference.text_embeds[i]) > 0.9999, JSON.stringify(reference.texts[i].slice(0, 40))));
+    texts.forEach((e, i) =>
+      assert.ok(cosine(e, reference.text_embeds[i]) > 0.9999, JSON.stringify(reference.texts[i].slice(0, 40))),
+    );
     const [embedded] = await engine.embedImages([image], names.clip_only_pack);
     assert.ok(cosine(embedded, reference.image_embeds[0]) > 0.9999);
   });
 
   test('npm run check-clip passes the export and fails a reference it does not match, naming the text', async () => {
     const run = (referencePath: string) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/check-clip.ts', join(dir, 'packs', names.clip_only_pack), referencePath], { cwd: root });
+      promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/check-clip.ts', join(dir, 'packs', names.clip_only_pack), referencePath],
+        { cwd: root },
+      );
     const { stdout } = await run(join(dir, 'reference.json'));
     assert.match(stdout, /token ids: 10 of 10 texts as the reference/);
     assert.match(stdout, /^ok$/m);
@@ -93,7 +112,10 @@ describe('an OpenAI CLIP checkpoint exported into packs', () => {
     const manifest = JSON.parse(await readFile(join(dir, 'packs', names.pack, 'manifest.json'), 'utf8'));
     const labelEmbeddings = await Promise.all(
       labels.map(async (label) => {
-        const each = await engine.embedTexts(manifest.clip.templates.map((t: string) => t.replaceAll('{}', label)), names.pack);
+        const each = await engine.embedTexts(
+          manifest.clip.templates.map((t: string) => t.replaceAll('{}', label)),
+          names.pack,
+        );
         const mean = new Float32Array(each[0].length);
         for (const e of each) e.forEach((v, i) => (mean[i] += v));
         return l2normalize(mean);
@@ -103,7 +125,8 @@ describe('an OpenAI CLIP checkpoint exported into packs', () => {
     const top = Math.max(...logits);
     const exp = logits.map((l) => Math.exp(l - top));
     const total = exp.reduce((a, b) => a + b, 0);
-    for (const { label, score } of scores) assert.ok(Math.abs(score - exp[labels.indexOf(label)] / total) < 1e-4, label);
+    for (const { label, score } of scores)
+      assert.ok(Math.abs(score - exp[labels.indexOf(label)] / total) < 1e-4, label);
   });
 
   test("a generation runs the base pack's generator and reranks with the new CLIP", async () => {
@@ -135,8 +158,12 @@ describe('the service with a CLIP-only pack as its CLIP default', () => {
     const { data } = await json(await fetch(`${h.baseUrl}/models`));
     const byName = new Map(data.map((model: { name: string }) => [model.name, model]));
     assert.deepEqual(byName.get(names.clip_only_pack), {
-      name: names.clip_only_pack, version: 'ViT-T-16', description: 'OpenAI CLIP ViT-T-16 alone: zero-shot classification and embeddings, no generator.',
-      default_for: ['clip'], generation: null, embed_dim: 32,
+      name: names.clip_only_pack,
+      version: 'ViT-T-16',
+      description: 'OpenAI CLIP ViT-T-16 alone: zero-shot classification and embeddings, no generator.',
+      default_for: ['clip'],
+      generation: null,
+      embed_dim: 32,
     });
     const generating = byName.get(names.pack) as { default_for: string[]; generation: { codebook_size: number } };
     assert.deepEqual(generating.default_for, ['generations']);
@@ -144,7 +171,12 @@ describe('the service with a CLIP-only pack as its CLIP default', () => {
   });
 
   test('a generation naming the CLIP-only pack is a 400 on model; one naming none runs on the generating pack', async () => {
-    const refused = await post(h.baseUrl, '/generations', { prompt: 'a red circle', candidates: 4, n: 2, model: names.clip_only_pack });
+    const refused = await post(h.baseUrl, '/generations', {
+      prompt: 'a red circle',
+      candidates: 4,
+      n: 2,
+      model: names.clip_only_pack,
+    });
     assert.equal(refused.status, 400);
     const problem = await json(refused);
     assert.equal(problem.code, 'validation_failed');
@@ -157,14 +189,22 @@ describe('the service with a CLIP-only pack as its CLIP default', () => {
   });
 
   test('a DEFAULT_CLIP_MODEL that names no pack stops the worker with the variable named', async () => {
-    await assert.rejects(h.startWorker({ DEFAULT_CLIP_MODEL: 'no-such-pack' }), /DEFAULT_CLIP_MODEL names "no-such-pack", which is not among the packs/);
+    await assert.rejects(
+      h.startWorker({ DEFAULT_CLIP_MODEL: 'no-such-pack' }),
+      /DEFAULT_CLIP_MODEL names "no-such-pack", which is not among the packs/,
+    );
   });
 
   test('classification naming no model runs on the CLIP default through HTTP and the queue', async () => {
-    const response = await post(h.baseUrl, '/clip/classify', { image: { base64: reference.image_png_base64 }, labels: ['cat', 'dog'] });
+    const response = await post(h.baseUrl, '/clip/classify', {
+      image: { base64: reference.image_png_base64 },
+      labels: ['cat', 'dog'],
+    });
     assert.equal(response.status, 200);
     const body = await json(response);
     assert.equal(body.model, names.clip_only_pack);
-    assert.ok(Math.abs(body.results[0].labels.reduce((sum: number, r: { score: number }) => sum + r.score, 0) - 1) < 1e-4);
+    assert.ok(
+      Math.abs(body.results[0].labels.reduce((sum: number, r: { score: number }) => sum + r.score, 0) - 1) < 1e-4,
+    );
   });
 });

@@ -20,7 +20,13 @@ const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 interface Reference {
   files: Record<string, string>;
   tolerance: { logits: number; embeds: number; pixels: number };
-  generator: { prompts: string[]; text_tokens: number[][]; prefill_logits: number[][]; step_tokens: number[][]; step_logits: number[][][] };
+  generator: {
+    prompts: string[];
+    text_tokens: number[][];
+    prefill_logits: number[][];
+    step_tokens: number[][];
+    step_logits: number[][][];
+  };
   decoder: { image_tokens: number[]; png: string }[];
   clip_image: { png: string; image_embeds: number[] }[];
   clip_text: { text: string; input_ids: number[]; text_embeds: number[] }[];
@@ -33,20 +39,26 @@ function maxDiff(got: ArrayLike<number>, want: number[]): number {
   return worst;
 }
 
-const int64 = (rows: number[][]) => new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
+const int64 = (rows: number[][]) =>
+  new ort.Tensor('int64', BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0].length]);
 
 for (const name of ['demo-shapes', 'micro-dalle1']) {
   describe(`${name} matches the PyTorch reference`, () => {
     let pack: Pack;
     let ref: Reference;
     before(async () => {
-      pack = new Pack(await loadPack(`${root}packs/${name}`), { device: { kind: 'cpu' }, allowCpuFallback: false }, quiet);
+      pack = new Pack(
+        await loadPack(`${root}packs/${name}`),
+        { device: { kind: 'cpu' }, allowCpuFallback: false },
+        quiet,
+      );
       ref = JSON.parse(await readFile(`${fixtures}${name}.json`, 'utf8')) as Reference;
     });
     after(() => pack.release());
 
     test('the fixture describes the committed files', () => {
-      for (const [file, sha256] of Object.entries(ref.files)) assert.equal(pack.manifest.files[file]?.sha256, sha256, file);
+      for (const [file, sha256] of Object.entries(ref.files))
+        assert.equal(pack.manifest.files[file]?.sha256, sha256, file);
     });
 
     test('prompt tokens, prefill logits and step logits along a fixed path', async (t) => {
@@ -54,7 +66,10 @@ for (const name of ['demo-shapes', 'micro-dalle1']) {
       const tokenizer = await pack.tokenizer('generator');
       const g = ref.generator;
       g.prompts.forEach((prompt, i) => {
-        assert.deepEqual(Array.from(generatorText(tokenizer, prompt, m.geometry.text_length, m.generator.text_pad_id).ids, Number), g.text_tokens[i]);
+        assert.deepEqual(
+          Array.from(generatorText(tokenizer, prompt, m.geometry.text_length, m.generator.text_pad_id).ids, Number),
+          g.text_tokens[i],
+        );
       });
       let out = await (await pack.session('prefill')).run({ text_tokens: int64(g.text_tokens) });
       const diffs = [maxDiff(out.logits.data as Float32Array, g.prefill_logits.flat())];
@@ -72,7 +87,10 @@ for (const name of ['demo-shapes', 'micro-dalle1']) {
       const N = ref.decoder[0].image_tokens.length;
       for (const entry of ref.decoder) {
         const decoded = await decodeTokens(decoder, Int32Array.from(entry.image_tokens), 1, N);
-        const want = await sharp(fixtures + entry.png).removeAlpha().raw().toBuffer();
+        const want = await sharp(fixtures + entry.png)
+          .removeAlpha()
+          .raw()
+          .toBuffer();
         assert.ok(maxDiff(decoded.pixels, Array.from(want)) <= ref.tolerance.pixels, entry.png);
       }
     });
@@ -82,13 +100,20 @@ for (const name of ['demo-shapes', 'micro-dalle1']) {
       const images = await Promise.all(ref.clip_image.map((e) => readFile(fixtures + e.png)));
       const pixels = await clip.preprocess(images);
       const size = pack.manifest.clip.preprocess.size;
-      const raw = await (await pack.session('clip_image')).run({ pixel_values: new ort.Tensor('float32', pixels, [images.length, 3, size, size]) });
+      const raw = await (
+        await pack.session('clip_image')
+      ).run({ pixel_values: new ort.Tensor('float32', pixels, [images.length, 3, size, size]) });
       const embedded = await clip.embedPixels(pixels, images.length);
       const E = pack.manifest.clip.embed_dim;
       ref.clip_image.forEach((entry, i) => {
-        const unnormalised = maxDiff((raw.image_embeds.data as Float32Array).subarray(i * E, (i + 1) * E), entry.image_embeds);
+        const unnormalised = maxDiff(
+          (raw.image_embeds.data as Float32Array).subarray(i * E, (i + 1) * E),
+          entry.image_embeds,
+        );
         const normalised = maxDiff(embedded[i], Array.from(l2normalize(Float32Array.from(entry.image_embeds))));
-        t.diagnostic(`${entry.png}: max diff ${unnormalised.toExponential(1)} (normalised ${normalised.toExponential(1)})`);
+        t.diagnostic(
+          `${entry.png}: max diff ${unnormalised.toExponential(1)} (normalised ${normalised.toExponential(1)})`,
+        );
         assert.ok(unnormalised <= ref.tolerance.embeds && normalised <= ref.tolerance.embeds);
       });
     });
@@ -101,7 +126,10 @@ for (const name of ['demo-shapes', 'micro-dalle1']) {
       const embedded = await clip.embedTexts(ref.clip_text.map((e) => e.text));
       ref.clip_text.forEach((entry, i) => {
         assert.deepEqual(Array.from(clipText(tokenizer, entry.text, layout), Number), entry.input_ids);
-        assert.ok(maxDiff(embedded[i], Array.from(l2normalize(Float32Array.from(entry.text_embeds)))) <= ref.tolerance.embeds, entry.text);
+        assert.ok(
+          maxDiff(embedded[i], Array.from(l2normalize(Float32Array.from(entry.text_embeds)))) <= ref.tolerance.embeds,
+          entry.text,
+        );
       });
     });
   });

@@ -27,20 +27,52 @@ interface Loaded {
 async function open(name: string): Promise<Loaded> {
   const pack = new Pack(await loadPack(packsDir + name), { device: { kind: 'cpu' }, allowCpuFallback: false }, quiet);
   const m = pack.generating;
-  const sessions = { prefill: await pack.session('prefill'), step: await pack.session('step'), sampleLoop: await pack.session('sample_loop') };
-  const text = generatorText(await pack.tokenizer('generator'), PROMPT, m.geometry.text_length, m.generator.text_pad_id);
-  return { pack, sessions, textIds: text.ids, N: m.geometry.image_grid[0] * m.geometry.image_grid[1], V: m.geometry.codebook_size };
+  const sessions = {
+    prefill: await pack.session('prefill'),
+    step: await pack.session('step'),
+    sampleLoop: await pack.session('sample_loop'),
+  };
+  const text = generatorText(
+    await pack.tokenizer('generator'),
+    PROMPT,
+    m.geometry.text_length,
+    m.generator.text_pad_id,
+  );
+  return {
+    pack,
+    sessions,
+    textIds: text.ids,
+    N: m.geometry.image_grid[0] * m.geometry.image_grid[1],
+    V: m.geometry.codebook_size,
+  };
 }
 
 type Path = 'host' | 'graph';
 
 /** Tokens of candidates 0 … count-1 of job `seed`, sampled in chunks of `batch`. */
-async function sampleAll(l: Loaded, seed: number, count: number, batch: number, params: SamplingParams, path: Path = 'host'): Promise<Int32Array> {
+async function sampleAll(
+  l: Loaded,
+  seed: number,
+  count: number,
+  batch: number,
+  params: SamplingParams,
+  path: Path = 'host',
+): Promise<Int32Array> {
   const out = new Int32Array(count * l.N);
   const run = path === 'host' ? sampleChunkHost : sampleChunkLoop;
   for (let start = 0; start < count; start += batch) {
     const seeds = Array.from({ length: Math.min(batch, count - start) }, (_, i) => candidateSeed(seed, start + i));
-    out.set(await run(l.sessions, { textIds: l.textIds, seeds, imageTokens: l.N, codebookSize: l.V, params, checkpoint() {} }), start * l.N);
+    out.set(
+      await run(l.sessions, {
+        textIds: l.textIds,
+        seeds,
+        imageTokens: l.N,
+        codebookSize: l.V,
+        params,
+        checkpoint() {},
+      }),
+      start * l.N,
+    );
   }
   return out;
 }
@@ -59,11 +91,16 @@ function argmax(row: Float32Array): number {
 
 // Greedy decoding straight from the raw graphs, without the sampler's code.
 async function greedy(l: Loaded): Promise<number[]> {
-  const first = await l.sessions.prefill.run({ text_tokens: new ort.Tensor('int64', l.textIds, [1, l.textIds.length]) });
+  const first = await l.sessions.prefill.run({
+    text_tokens: new ort.Tensor('int64', l.textIds, [1, l.textIds.length]),
+  });
   const tokens = [argmax(first.logits.data as Float32Array)];
   let kv = first.present_kv;
   while (tokens.length < l.N) {
-    const out = await l.sessions.step.run({ image_token: new ort.Tensor('int64', BigInt64Array.of(BigInt(tokens.at(-1)!)), [1, 1]), past_kv: kv });
+    const out = await l.sessions.step.run({
+      image_token: new ort.Tensor('int64', BigInt64Array.of(BigInt(tokens.at(-1)!)), [1, 1]),
+      past_kv: kv,
+    });
     tokens.push(argmax(out.logits.data as Float32Array));
     kv = out.present_kv;
   }
@@ -110,7 +147,9 @@ describe('demo-shapes sampler', () => {
       const host = await sampleAll(l, 2024, 6, 3, params, 'host');
       const graph = await sampleAll(l, 2024, 6, 3, params, 'graph');
       const diff = differing(host, graph);
-      t.diagnostic(`${JSON.stringify(params)}: ${diff} of ${host.length} tokens differ between the host loop and sample_loop`);
+      t.diagnostic(
+        `${JSON.stringify(params)}: ${diff} of ${host.length} tokens differ between the host loop and sample_loop`,
+      );
       assert.equal(diff, 0);
     }
   });

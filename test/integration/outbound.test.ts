@@ -5,8 +5,23 @@ import assert from 'node:assert/strict';
 import { type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { EMPTY_ALLOW_LIST, OutboundFetchError, OutboundRefusedError, outboundGet, parseAllowList } from '../../src/net/outbound.js';
-import { WEBHOOK_SECRET as SECRET, type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+import {
+  EMPTY_ALLOW_LIST,
+  OutboundFetchError,
+  OutboundRefusedError,
+  outboundGet,
+  parseAllowList,
+} from '../../src/net/outbound.js';
+import {
+  WEBHOOK_SECRET as SECRET,
+  type Harness,
+  closeSharedEngine,
+  json,
+  post,
+  startHarness,
+  terminal,
+  waitFor,
+} from './api-harness.js';
 import { WebhookDeliveryError, deliverWebhook } from '../../src/webhooks/index.js';
 
 const LOOPBACK = parseAllowList('127.0.0.1');
@@ -20,12 +35,15 @@ describe('outbound policy', () => {
   let png: Buffer;
 
   before(async () => {
-    png = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#ff0000' } }).png().toBuffer();
+    png = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer();
     server = createServer((request, response) => {
       hits.push(`${request.method} ${request.url}`);
       const url = request.url ?? '';
       if (url === '/red.png') return response.writeHead(200, { 'content-type': 'image/png' }).end(png);
-      if (url.startsWith('/redirect?to=')) return response.writeHead(302, { location: decodeURIComponent(url.slice(13)) }).end();
+      if (url.startsWith('/redirect?to='))
+        return response.writeHead(302, { location: decodeURIComponent(url.slice(13)) }).end();
       if (url === '/loop') return response.writeHead(302, { location: '/loop' }).end();
       if (url === '/big') return response.writeHead(200).end(Buffer.alloc(2 * 1024 * 1024));
       if (url === '/hook') {
@@ -50,33 +68,54 @@ describe('outbound policy', () => {
 
   test('a name resolving to 127.0.0.1 (localhost) is refused when connecting', async () => {
     hits.length = 0;
-    await assert.rejects(outboundGet(`http://localhost:${port}/red.png`, { ...limits, allow: EMPTY_ALLOW_LIST }), (error: Error) => error instanceof OutboundRefusedError && /localhost is (127\.0\.0\.1|::1)/.test(error.message));
+    await assert.rejects(
+      outboundGet(`http://localhost:${port}/red.png`, { ...limits, allow: EMPTY_ALLOW_LIST }),
+      (error: Error) => error instanceof OutboundRefusedError && /localhost is (127\.0\.0\.1|::1)/.test(error.message),
+    );
     assert.deepEqual(hits, []);
   });
 
   test('every redirect is re-checked: from an allowed host to a refused one fails', async () => {
     hits.length = 0;
-    for (const to of ['http://169.254.169.254/latest/meta-data/', 'http://127.0.0.2/x', `http://[::1]:${port}/red.png`, `http://localhost:${port}/red.png`, 'file:///etc/passwd']) {
+    for (const to of [
+      'http://169.254.169.254/latest/meta-data/',
+      'http://127.0.0.2/x',
+      `http://[::1]:${port}/red.png`,
+      `http://localhost:${port}/red.png`,
+      'file:///etc/passwd',
+    ]) {
       const allow = to.includes('localhost') ? parseAllowList('127.0.0.1/32') : LOOPBACK;
       // localhost is refused unless every address it resolves to is allowed; ::1 is not here.
       const url = `${base}/redirect?to=${encodeURIComponent(to)}`;
       if (to.includes('localhost')) {
-        const outcome = await outboundGet(url, { ...limits, allow }).then(() => 'fetched', (error) => error);
+        const outcome = await outboundGet(url, { ...limits, allow }).then(
+          () => 'fetched',
+          (error) => error,
+        );
         // Where localhost is 127.0.0.1 alone, it is allowed; where it also has ::1, refused.
         assert.ok(outcome === 'fetched' || outcome instanceof OutboundRefusedError, String(outcome));
         continue;
       }
       await assert.rejects(outboundGet(url, { ...limits, allow }), OutboundRefusedError, to);
     }
-    assert.ok(hits.every((hit) => hit.startsWith('GET /redirect') || hit === 'GET /red.png'), hits.join());
+    assert.ok(
+      hits.every((hit) => hit.startsWith('GET /redirect') || hit === 'GET /red.png'),
+      hits.join(),
+    );
     // Allowed redirects are followed, a few at most.
-    const { bytes } = await outboundGet(`${base}/redirect?to=${encodeURIComponent('/red.png')}`, { ...limits, allow: LOOPBACK });
+    const { bytes } = await outboundGet(`${base}/redirect?to=${encodeURIComponent('/red.png')}`, {
+      ...limits,
+      allow: LOOPBACK,
+    });
     assert.equal(bytes.length, png.length);
     await assert.rejects(outboundGet(`${base}/loop`, { ...limits, allow: LOOPBACK }), /more than 3 redirects/);
   });
 
   test('size limits on every fetch', async () => {
-    await assert.rejects(outboundGet(`${base}/big`, { ...limits, allow: LOOPBACK }), (error: Error) => error instanceof OutboundFetchError && /larger than/.test(error.message));
+    await assert.rejects(
+      outboundGet(`${base}/big`, { ...limits, allow: LOOPBACK }),
+      (error: Error) => error instanceof OutboundFetchError && /larger than/.test(error.message),
+    );
     await assert.rejects(outboundGet(`${base}/nothing`, { ...limits, allow: LOOPBACK }), /HTTP 404/);
   });
 
@@ -84,8 +123,14 @@ describe('outbound policy', () => {
     hits.length = 0;
     const delivery = { id: 'msg_1', body: '{}', secret: SECRET, timeoutMs: 5000, blockPrivateAddresses: true };
     for (const url of [`${base}/hook`, `http://localhost:${port}/hook`]) {
-      const error = await deliverWebhook({ ...delivery, url }).then(() => undefined, (e: unknown) => e);
-      assert.ok(error instanceof WebhookDeliveryError && !error.retryable && /not a public address/.test(error.message), `${url}: ${error}`);
+      const error = await deliverWebhook({ ...delivery, url }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(
+        error instanceof WebhookDeliveryError && !error.retryable && /not a public address/.test(error.message),
+        `${url}: ${error}`,
+      );
     }
     assert.deepEqual(hits, []);
     assert.equal((await deliverWebhook({ ...delivery, url: `${base}/hook`, allow: LOOPBACK })).status, 204);
@@ -118,7 +163,15 @@ describe('outbound policy', () => {
       assert.equal(literal.status, 400);
       assert.equal((await json(literal)).code, 'url_not_allowed');
       hits.length = 0;
-      const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a red circle', candidates: 1, n: 1, webhook: `http://localhost:${port}/hook`, webhook_events_filter: ['completed'] }));
+      const accepted = await json(
+        await post(h.baseUrl, '/generations', {
+          prompt: 'a red circle',
+          candidates: 1,
+          n: 1,
+          webhook: `http://localhost:${port}/hook`,
+          webhook_events_filter: ['completed'],
+        }),
+      );
       assert.equal((await waitFor(h.baseUrl, accepted.id, terminal)).status, 'succeeded');
       const job = await (async () => {
         const deadline = Date.now() + 20_000;

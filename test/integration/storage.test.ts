@@ -34,9 +34,13 @@ process.stdin.resume();
 `;
 
 async function startS3rver(directory: string, bucket: string): Promise<{ endpoint: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', S3RVER_SCRIPT, S3RVER_MAIN, directory, bucket], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--openssl-legacy-provider', '-e', S3RVER_SCRIPT, S3RVER_MAIN, directory, bucket],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const exited = once(child, 'exit');
   const [firstLine] = (await once(child.stdout, 'data')) as [Buffer];
   const port = Number(firstLine.toString().trim());
@@ -313,7 +317,9 @@ describe('S3 store specifics', () => {
   test('deletePrefix pages through more than one listing of 1000 keys', async () => {
     const keys = Array.from({ length: 1001 }, (_, index) => `many/${String(index).padStart(4, '0')}.png`);
     for (let index = 0; index < keys.length; index += 25) {
-      await Promise.all(keys.slice(index, index + 25).map((key) => backend.store.put(key, new Uint8Array([1]), 'image/png')));
+      await Promise.all(
+        keys.slice(index, index + 25).map((key) => backend.store.put(key, new Uint8Array([1]), 'image/png')),
+      );
     }
     assert.equal(await backend.store.deletePrefix('many/'), 1001);
     assert.equal(await backend.store.get('many/1000.png'), null);
@@ -333,7 +339,10 @@ describe('S3 store specifics', () => {
     const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
     try {
       const store = createObjectStore(s3Options(endpoint, { requestTimeoutMs: 200 }));
-      await assert.rejects(store.put('hung/a.png', new Uint8Array([1]), 'image/png'), (error: Error) => error.name === 'TimeoutError');
+      await assert.rejects(
+        store.put('hung/a.png', new Uint8Array([1]), 'image/png'),
+        (error: Error) => error.name === 'TimeoutError',
+      );
       await assert.rejects(store.get('hung/a.png'), (error: Error) => error.name === 'TimeoutError');
     } finally {
       silent.closeAllConnections();

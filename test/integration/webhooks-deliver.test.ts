@@ -55,7 +55,14 @@ describe('deliverWebhook', () => {
   });
 
   function deliver(overrides: Partial<Parameters<typeof deliverWebhook>[0]> = {}) {
-    return deliverWebhook({ url: `${base}/hooks/dalle?token=t`, id: 'msg_1', body, secret, timeoutMs: 5000, ...overrides });
+    return deliverWebhook({
+      url: `${base}/hooks/dalle?token=t`,
+      id: 'msg_1',
+      body,
+      secret,
+      timeoutMs: 5000,
+      ...overrides,
+    });
   }
 
   async function failure(promise: Promise<unknown>): Promise<WebhookDeliveryError> {
@@ -93,7 +100,14 @@ describe('deliverWebhook', () => {
   });
 
   test('408 and 429 are retryable; 400, 404 and 410 are not', async () => {
-    for (const [status, retryable] of [[408, true], [429, true], [503, true], [400, false], [404, false], [410, false]] as const) {
+    for (const [status, retryable] of [
+      [408, true],
+      [429, true],
+      [503, true],
+      [400, false],
+      [404, false],
+      [410, false],
+    ] as const) {
       answer = (_request, response) => response.writeHead(status).end();
       const error = await failure(deliver());
       assert.equal(error.status, status);
@@ -110,7 +124,10 @@ describe('deliverWebhook', () => {
     assert.equal(error.status, 302);
     assert.equal(error.retryable, false);
     assert.match(error.message, /redirects are not followed/);
-    assert.deepEqual(received.map((request) => request.path), ['/hooks/dalle?token=t']);
+    assert.deepEqual(
+      received.map((request) => request.path),
+      ['/hooks/dalle?token=t'],
+    );
   });
 
   test('a receiver slower than the timeout is a retryable timeout', async () => {

@@ -84,8 +84,19 @@ describe('loadConfig', () => {
       CLASSIFY_BATCH_MAX: '0',
       S3_FORCE_PATH_STYLE: 'maybe',
     });
-    for (const name of ['PORT', 'REDIS_URL', 'DEVICE', 'STORAGE', 'WEBHOOK_SECRET', 'WORKER_QUEUES', 'CLASSIFY_BATCH_MAX']) {
-      assert.ok(problems.some((problem) => problem.startsWith(name)), `${name} is named in ${JSON.stringify(problems)}`);
+    for (const name of [
+      'PORT',
+      'REDIS_URL',
+      'DEVICE',
+      'STORAGE',
+      'WEBHOOK_SECRET',
+      'WORKER_QUEUES',
+      'CLASSIFY_BATCH_MAX',
+    ]) {
+      assert.ok(
+        problems.some((problem) => problem.startsWith(name)),
+        `${name} is named in ${JSON.stringify(problems)}`,
+      );
     }
   });
 
@@ -124,14 +135,29 @@ describe('access settings', () => {
   });
 
   test('malformed API_KEYS are refused at start', () => {
-    for (const value of ['just-a-key-0123456789', 'alice:short', 'bad name:key-0123456789abcdef', 'a:key-0123456789abcdef,a:key-0123456789abcdeg']) {
-      assert.ok(problemsOf({ API_KEYS: value }).some((problem) => problem.startsWith('API_KEYS')), value);
+    for (const value of [
+      'just-a-key-0123456789',
+      'alice:short',
+      'bad name:key-0123456789abcdef',
+      'a:key-0123456789abcdef,a:key-0123456789abcdeg',
+    ]) {
+      assert.ok(
+        problemsOf({ API_KEYS: value }).some((problem) => problem.startsWith('API_KEYS')),
+        value,
+      );
     }
   });
 
   test('limits default to unlimited; 0 is unlimited; negatives are refused', () => {
-    assert.deepEqual({ ...loadConfig({}).limits }, { requests_per_minute: undefined, concurrent_generations: undefined, candidates_per_day: undefined });
-    const config = loadConfig({ RATE_LIMIT_PER_MINUTE: '60', MAX_CONCURRENT_GENERATIONS: '0', CANDIDATES_PER_DAY: '5000' });
+    assert.deepEqual(
+      { ...loadConfig({}).limits },
+      { requests_per_minute: undefined, concurrent_generations: undefined, candidates_per_day: undefined },
+    );
+    const config = loadConfig({
+      RATE_LIMIT_PER_MINUTE: '60',
+      MAX_CONCURRENT_GENERATIONS: '0',
+      CANDIDATES_PER_DAY: '5000',
+    });
     assert.equal(config.limits.requests_per_minute, 60);
     assert.equal(config.limits.concurrent_generations, undefined);
     assert.equal(config.limits.candidates_per_day, 5000);

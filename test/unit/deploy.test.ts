@@ -18,7 +18,9 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
   volumes?: string[];
-  deploy?: { resources?: { reservations?: { devices?: Array<{ driver: string; count: number; capabilities: string[] }> } } };
+  deploy?: {
+    resources?: { reservations?: { devices?: Array<{ driver: string; count: number; capabilities: string[] }> } };
+  };
 }
 
 const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service> };
@@ -144,7 +146,9 @@ describe('docker-compose.yml', () => {
         assert.ok(known.has(variable), `${name} sets ${variable}, which src/config.ts does not read`);
       }
     }
-    const interpolated = [...read('docker-compose.yml').matchAll(/(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
+    const interpolated = [...read('docker-compose.yml').matchAll(/(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map(
+      (m) => m[1],
+    );
     assert.ok(interpolated.length > 0);
     for (const variable of interpolated) assert.ok(known.has(variable), `\${${variable}} is not a config variable`);
   });
@@ -154,8 +158,10 @@ describe('.env.example', () => {
   test('lists exactly the variables config reads, each with a comment', () => {
     const listed = new Set(parseEnvExample().keys());
     const known = configVariables();
-    for (const name of known) assert.ok(listed.has(name), `${name} is read by src/config.ts but missing from .env.example`);
-    for (const name of listed) assert.ok(known.has(name), `${name} is in .env.example but src/config.ts does not read it`);
+    for (const name of known)
+      assert.ok(listed.has(name), `${name} is read by src/config.ts but missing from .env.example`);
+    for (const name of listed)
+      assert.ok(known.has(name), `${name} is in .env.example but src/config.ts does not read it`);
   });
 
   test('its values are the defaults: loading them gives the configuration of an empty environment', () => {
@@ -215,12 +221,19 @@ describe('Dockerfiles', () => {
     for (const dockerfile of ['Dockerfile', 'Dockerfile.gpu']) {
       const entry = /^CMD \["node", "dist\/(\S+)\.js"\]$/m.exec(read(dockerfile))?.[1];
       assert.ok(entry, `${dockerfile} runs a compiled file`);
-      assert.ok(existsSync(new URL(`../../src/${entry}.ts`, import.meta.url)), `${dockerfile}: src/${entry}.ts is missing`);
+      assert.ok(
+        existsSync(new URL(`../../src/${entry}.ts`, import.meta.url)),
+        `${dockerfile}: src/${entry}.ts is missing`,
+      );
     }
   });
 
   test('.dockerignore keeps local state and secrets out of the build context', () => {
-    const ignored = new Set(read('.dockerignore').split('\n').map((line) => line.trim()));
+    const ignored = new Set(
+      read('.dockerignore')
+        .split('\n')
+        .map((line) => line.trim()),
+    );
     for (const entry of ['node_modules', 'dist', '.git', '.env', 'data']) assert.ok(ignored.has(entry), entry);
   });
 });

@@ -25,7 +25,11 @@ test('every code in the catalogue is documented by some route, under its own sta
   const documented = documentedCodes();
   for (const code of ERROR_CODES) {
     assert.ok(documented.has(code), `${code} is documented in openapi/openapi.json`);
-    assert.deepEqual([...(documented.get(code) ?? [])], [ERRORS[code].status], `${code} is documented only as ${ERRORS[code].status}`);
+    assert.deepEqual(
+      [...(documented.get(code) ?? [])],
+      [ERRORS[code].status],
+      `${code} is documented only as ${ERRORS[code].status}`,
+    );
   }
   for (const code of documented.keys()) assert.ok(code in ERRORS, `${code} is documented but not in the catalogue`);
 });

@@ -13,6 +13,12 @@ test('the first pack by name that generates, passing over CLIP-only packs before
 });
 
 test('with no pack that generates, the first by name; with none at all, none', () => {
-  assert.equal(defaultPackName([{ name: 'clip-b', generates: false }, { name: 'clip-a', generates: false }]), 'clip-a');
+  assert.equal(
+    defaultPackName([
+      { name: 'clip-b', generates: false },
+      { name: 'clip-a', generates: false },
+    ]),
+    'clip-a',
+  );
   assert.equal(defaultPackName([]), undefined);
 });

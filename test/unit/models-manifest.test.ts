@@ -15,12 +15,15 @@ async function manifestOf(dir: string): Promise<Record<string, any>> {
 }
 
 function rejectsWith(fn: () => unknown, code: string, pattern: RegExp) {
-  return assert.rejects(async () => fn(), (error: unknown) => {
-    assert.ok(error instanceof ModelError, String(error));
-    assert.equal(error.code, code);
-    assert.match(error.message, pattern);
-    return true;
-  });
+  return assert.rejects(
+    async () => fn(),
+    (error: unknown) => {
+      assert.ok(error instanceof ModelError, String(error));
+      assert.equal(error.code, code);
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
 }
 
 async function withPackCopy(body: (dir: string) => Promise<void>): Promise<void> {
@@ -36,7 +39,10 @@ async function withPackCopy(body: (dir: string) => Promise<void>): Promise<void>
 
 test('the committed packs load and list in name order', async () => {
   const packs = await listPacks(packsDir);
-  assert.deepEqual(packs.map((p) => p.manifest.name), ['demo-shapes', 'micro-dalle1']);
+  assert.deepEqual(
+    packs.map((p) => p.manifest.name),
+    ['demo-shapes', 'micro-dalle1'],
+  );
   const micro = packs[1].manifest;
   assert.equal(micro.geometry?.text_length, 256);
   assert.deepEqual(micro.geometry?.image_grid, [32, 32]);
@@ -78,7 +84,11 @@ test('a file whose sha256 differs is refused with its name', async () => {
     const bytes = await readFile(path);
     bytes[bytes.length - 1] ^= 0xff; // same size, different content
     await writeFile(path, bytes);
-    await rejectsWith(() => loadPack(dir), 'pack_checksum_mismatch', /file decoder\.onnx has sha256 [0-9a-f]{64}, the manifest says/);
+    await rejectsWith(
+      () => loadPack(dir),
+      'pack_checksum_mismatch',
+      /file decoder\.onnx has sha256 [0-9a-f]{64}, the manifest says/,
+    );
   });
 });
 
@@ -107,6 +117,10 @@ test('device names map to providers; an unknown one lists the valid names', () =
   assert.deepEqual(parseDevice('cuda'), { kind: 'cuda', deviceId: 0 });
   assert.deepEqual(parseDevice('cuda:3'), { kind: 'cuda', deviceId: 3 });
   for (const bad of ['gpu', 'cuda:', 'cuda:x', 'CUDA']) {
-    assert.throws(() => parseDevice(bad), (e: unknown) => e instanceof ModelError && e.code === 'invalid_device' && /valid names are cpu, cuda, cuda:N/.test(e.message));
+    assert.throws(
+      () => parseDevice(bad),
+      (e: unknown) =>
+        e instanceof ModelError && e.code === 'invalid_device' && /valid names are cpu, cuda, cuda:N/.test(e.message),
+    );
   }
 });

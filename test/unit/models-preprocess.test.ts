@@ -3,9 +3,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { InvalidImageError } from '../../src/models/index.js';
-import { DEFAULT_MAX_IMAGE_PIXELS, preprocessEncoded, preprocessRaw, type Preprocess } from '../../src/models/preprocess.js';
+import {
+  DEFAULT_MAX_IMAGE_PIXELS,
+  preprocessEncoded,
+  preprocessRaw,
+  type Preprocess,
+} from '../../src/models/preprocess.js';
 
-const plain = (size: number, resize: Preprocess['resize']): Preprocess => ({ size, resize, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1] });
+const plain = (size: number, resize: Preprocess['resize']): Preprocess => ({
+  size,
+  resize,
+  interpolation: 'bilinear',
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+});
 
 async function run(bytes: Uint8Array, p: Preprocess, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<Float32Array> {
   const out = new Float32Array(3 * p.size * p.size);
@@ -23,7 +34,9 @@ async function stripes(width: number, height: number, colours: [number, number, 
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) data.set(colours[Math.floor((x * colours.length) / width)], (y * width + x) * 3);
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(data, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 const RED: [number, number, number] = [220, 30, 30];
@@ -32,7 +45,10 @@ const BLUE: [number, number, number] = [30, 70, 220];
 
 test('EXIF orientation is applied before resizing', async () => {
   // Left half red, right half blue, tagged "rotate 90° clockwise to display": red ends on top.
-  const tagged = await sharp(await stripes(40, 20, [RED, BLUE])).withMetadata({ orientation: 6 }).jpeg({ quality: 100 }).toBuffer();
+  const tagged = await sharp(await stripes(40, 20, [RED, BLUE]))
+    .withMetadata({ orientation: 6 })
+    .jpeg({ quality: 100 })
+    .toBuffer();
   const x = await run(tagged, plain(16, 'squash'));
   const top = rgbAt(x, 16, 2, 8);
   const bottom = rgbAt(x, 16, 13, 8);
@@ -41,7 +57,11 @@ test('EXIF orientation is applied before resizing', async () => {
 });
 
 test('transparent pixels are flattened onto white', async () => {
-  const clear = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+  const clear = await sharp({
+    create: { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } },
+  })
+    .png()
+    .toBuffer();
   const x = await run(clear, plain(8, 'squash'));
   assert.ok(x.every((v) => Math.abs(v - 1) < 1e-6));
 });
@@ -56,8 +76,17 @@ test('shortest_edge scales the short side and keeps the centre; squash keeps eve
 });
 
 test('mean and std are applied per channel, channel-first; greyscale becomes RGB', async () => {
-  const grey = await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 128, g: 128, b: 128 } } }).greyscale().png().toBuffer();
-  const p: Preprocess = { size: 4, resize: 'squash', interpolation: 'bicubic', mean: [0.5, 0.25, 0], std: [0.5, 0.25, 1] };
+  const grey = await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .greyscale()
+    .png()
+    .toBuffer();
+  const p: Preprocess = {
+    size: 4,
+    resize: 'squash',
+    interpolation: 'bicubic',
+    mean: [0.5, 0.25, 0],
+    std: [0.5, 0.25, 1],
+  };
   const x = await run(grey, p);
   const expected = [0, 1, 2].map((c) => (128 / 255 - p.mean[c]) / p.std[c]);
   for (let c = 0; c < 3; c++) {

@@ -15,7 +15,10 @@ test('keeps the best n by score, ties broken by candidate index, whatever the ar
   for (const order of [offers, [...offers].reverse(), [...offers].sort((a, b) => a.candidate - b.candidate)]) {
     const best = new BestN<{ candidate: number; score: number }>(4);
     order.forEach((o) => best.offer(o));
-    assert.deepEqual(best.result().map((o) => o.candidate), expected);
+    assert.deepEqual(
+      best.result().map((o) => o.candidate),
+      expected,
+    );
   }
 });
 

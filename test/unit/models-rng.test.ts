@@ -7,7 +7,10 @@ import { candidateSeed, fillUniforms, isUint32, uniformAt } from '../../src/mode
 test('candidate seeds are unsigned 32-bit, reproducible and distinct', () => {
   const seeds = Array.from({ length: 4096 }, (_, i) => candidateSeed(42, i));
   assert.ok(seeds.every(isUint32));
-  assert.deepEqual(seeds.slice(0, 8), Array.from({ length: 8 }, (_, i) => candidateSeed(42, i)));
+  assert.deepEqual(
+    seeds.slice(0, 8),
+    Array.from({ length: 8 }, (_, i) => candidateSeed(42, i)),
+  );
   assert.equal(new Set(seeds).size, seeds.length);
   assert.notEqual(candidateSeed(42, 0), candidateSeed(43, 0));
 });

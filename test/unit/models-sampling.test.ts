@@ -5,13 +5,15 @@ import { RowScratch, sampleRow, type SamplingParams } from '../../src/models/sam
 
 function randomLogits(size: number, seed: number): Float32Array {
   let state = seed;
-  const next = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const next = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: size }, () => (next() - 0.5) * 8);
 }
 
 // The rule as the contract words it, in float64 with a full sort.
 function reference(z: Float32Array, u: number, p: SamplingParams): number {
-  const order = Array.from(z.keys()).sort((a, b) => z[b] - z[a] || a - b).slice(0, p.topK);
+  const order = Array.from(z.keys())
+    .sort((a, b) => z[b] - z[a] || a - b)
+    .slice(0, p.topK);
   const v = order.map((i) => z[i] / p.temperature);
   const exps = v.map((x) => Math.exp(x - v[0]));
   const sum = exps.reduce((a, b) => a + b, 0);
@@ -33,7 +35,8 @@ function reference(z: Float32Array, u: number, p: SamplingParams): number {
   return order[order.length - 1];
 }
 
-const sample = (z: Float32Array, u: number, p: SamplingParams) => sampleRow(z, 0, z.length, u, p, new RowScratch(p.topK));
+const sample = (z: Float32Array, u: number, p: SamplingParams) =>
+  sampleRow(z, 0, z.length, u, p, new RowScratch(p.topK));
 
 test('top_k = 1 picks the argmax whatever the uniform', () => {
   const z = randomLogits(256, 1);
@@ -73,14 +76,19 @@ test('matches the float64 statement of the rule for small and large k, temperatu
 test('only the top k tokens are ever drawn, each about as often as its probability', () => {
   const z = randomLogits(128, 9);
   const params = { topK: 5, temperature: 1, topP: 1 };
-  const allowed = Array.from(z.keys()).sort((a, b) => z[b] - z[a]).slice(0, 5);
+  const allowed = Array.from(z.keys())
+    .sort((a, b) => z[b] - z[a])
+    .slice(0, 5);
   const counts = new Map<number, number>();
   const draws = 10_000;
   for (let i = 0; i < draws; i++) {
     const token = sample(z, (i + 0.5) / draws, params);
     counts.set(token, (counts.get(token) ?? 0) + 1);
   }
-  assert.deepEqual([...counts.keys()].sort((a, b) => a - b), [...allowed].sort((a, b) => a - b));
+  assert.deepEqual(
+    [...counts.keys()].sort((a, b) => a - b),
+    [...allowed].sort((a, b) => a - b),
+  );
   const top = allowed.map((i) => Math.exp(z[i] - z[allowed[0]]));
   const sum = top.reduce((a, b) => a + b, 0);
   allowed.forEach((token, j) => assert.ok(Math.abs(counts.get(token)! / draws - top[j] / sum) < 0.002));

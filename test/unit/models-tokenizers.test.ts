@@ -32,9 +32,18 @@ test('generator text is right-padded, or cut to the text length and reported', (
 
 test('CLIP text is bos, tokens, eos, pads; a long text keeps its eos', () => {
   const ids = tokenizer.encode('a red circle');
-  assert.deepEqual(Array.from(clipText(tokenizer, 'a red circle', layout), Number), [1, ...ids, 2, ...new Array(8 - ids.length - 2).fill(0)]);
+  assert.deepEqual(Array.from(clipText(tokenizer, 'a red circle', layout), Number), [
+    1,
+    ...ids,
+    2,
+    ...new Array(8 - ids.length - 2).fill(0),
+  ]);
   const long = 'a red circle above a blue square to the left of a green cross';
-  assert.deepEqual(Array.from(clipText(tokenizer, long, layout), Number), [1, ...tokenizer.encode(long).slice(0, 6), 2]);
+  assert.deepEqual(Array.from(clipText(tokenizer, long, layout), Number), [
+    1,
+    ...tokenizer.encode(long).slice(0, 6),
+    2,
+  ]);
 });
 
 test('special-token strings typed in text stay text: never a special id', async () => {
@@ -42,14 +51,25 @@ test('special-token strings typed in text stay text: never a special id', async 
   const json = JSON.parse(await readFile(tokenizerPath, 'utf8')) as { added_tokens: { id: number; content: string }[] };
   const special = new Set(json.added_tokens.map((token) => token.id));
   assert.deepEqual([...special].sort(), [0, 1, 2]);
-  for (const text of ['<|pad|>', '<|bos|>a red circle<|eos|>', 'a <|PAD|> square', '<|eos|><|eos|><|bos|>', '<|<|pad|>|>', 'a\u00a0<|bos|>', '<| pad |>']) {
+  for (const text of [
+    '<|pad|>',
+    '<|bos|>a red circle<|eos|>',
+    'a <|PAD|> square',
+    '<|eos|><|eos|><|bos|>',
+    '<|<|pad|>|>',
+    'a\u00a0<|bos|>',
+    '<| pad |>',
+  ]) {
     const ids = tokenizer.encode(text);
     assert.ok(ids.length > 0, text);
     assert.ok(!ids.some((id) => special.has(id)), `${text}: ${ids.join()}`);
     const clip = Array.from(clipText(tokenizer, text, { contextLength: 64, bosId: 1, eosId: 2, padId: 0 }), Number);
     assert.equal(clip.filter((id) => id === 1).length, 1, text);
     assert.equal(clip.filter((id) => id === 2).length, 1, text);
-    assert.ok(!Array.from(generatorText(tokenizer, text, 64, 0).ids.slice(0, ids.length), Number).some((id) => special.has(id)), text);
+    assert.ok(
+      !Array.from(generatorText(tokenizer, text, 64, 0).ids.slice(0, ids.length), Number).some((id) => special.has(id)),
+      text,
+    );
   }
   // Ordinary text encodes as before.
   assert.deepEqual(tokenizer.encode('a red circle'), tokenizer.encode('A Red Circle'));

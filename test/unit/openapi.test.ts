@@ -21,8 +21,8 @@ test('the document is valid OpenAPI 3.1', async () => {
 
 test('the document covers the whole HTTP contract', () => {
   const document = JSON.parse(readFileSync(committedPath, 'utf8'));
-  const operations = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) =>
-    Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+  const operations = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(
+    ([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
   );
   for (const operation of [
     'POST /generations',

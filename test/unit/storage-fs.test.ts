@@ -86,7 +86,10 @@ describe('folder store', () => {
       const object = await store.get('atomic/big.bin');
       assert.ok(object, 'the object never disappears while it is rewritten');
       assert.equal(object.body.length, size);
-      assert.ok(object.body.every((byte) => byte === object.body[0]), 'a read mixed two writes');
+      assert.ok(
+        object.body.every((byte) => byte === object.body[0]),
+        'a read mixed two writes',
+      );
       reads += 1;
     }
     await writer;
@@ -114,7 +117,8 @@ describe('folder store', () => {
   test('url() is the signed /files/ route under the public base URL', async () => {
     const before = Math.floor(Date.now() / 1000);
     const { url, expiresAt } = await store.url('generations/g1/1.png', 900);
-    const match = /^http:\/\/example\.test\/api\/files\/generations\/g1\/1\.png\?expires=(\d+)&signature=([0-9a-f]{64})$/.exec(url);
+    const match =
+      /^http:\/\/example\.test\/api\/files\/generations\/g1\/1\.png\?expires=(\d+)&signature=([0-9a-f]{64})$/.exec(url);
     assert.ok(match, url);
     const [, expires, signature] = match;
     assert.ok(Number(expires) >= before + 900 && Number(expires) <= before + 902);
@@ -125,7 +129,12 @@ describe('folder store', () => {
 });
 
 describe('folder store options', () => {
-  const valid = { kind: 'fs', dir: '/tmp/unused', publicBaseUrl: 'http://localhost:3000', signingSecret: SECRET } as const;
+  const valid = {
+    kind: 'fs',
+    dir: '/tmp/unused',
+    publicBaseUrl: 'http://localhost:3000',
+    signingSecret: SECRET,
+  } as const;
 
   test('a short signing secret is refused', () => {
     assert.throws(() => createFsStore({ ...valid, signingSecret: 'short' }), /at least 16 characters/);
@@ -133,7 +142,10 @@ describe('folder store options', () => {
 
   test('a public base URL must be absolute http(s)', () => {
     for (const publicBaseUrl of ['localhost:3000', '/relative', 'ftp://host', 'http://host/?q=1', '']) {
-      assert.throws(() => createFsStore({ ...valid, publicBaseUrl }), /publicBaseUrl must be an absolute http\(s\) URL/);
+      assert.throws(
+        () => createFsStore({ ...valid, publicBaseUrl }),
+        /publicBaseUrl must be an absolute http\(s\) URL/,
+      );
     }
   });
 

@@ -17,8 +17,14 @@ const tokenizer = await TextTokenizer.load(`${root}${fixture.tokenizer}`);
 
 test('the fixture covers captions and hostile text', () => {
   assert.ok(fixture.cases.length >= 40);
-  assert.ok(fixture.cases.some(({ text }) => /[^\x00-\x7f]/.test(text)), 'some non-ascii text');
-  assert.ok(fixture.cases.some(({ text }) => text.length > 1000), 'a very long text');
+  assert.ok(
+    fixture.cases.some(({ text }) => /[^\x00-\x7f]/.test(text)),
+    'some non-ascii text',
+  );
+  assert.ok(
+    fixture.cases.some(({ text }) => text.length > 1000),
+    'a very long text',
+  );
 });
 
 // The one deliberate difference: training's tokenizer turns `<|pad|>`, `<|bos|>` and `<|eos|>`

@@ -4,8 +4,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ServiceError } from '../../errors.js';
-import type { KeyStore, Principal } from '../../queue/api-keys.js';
-import type { RateLimiter } from '../../queue/limits.js';
+import type { KeyStore, Principal } from '../../service/api-keys.js';
+import type { RateLimiter } from '../../service/limits.js';
 import type { Queues } from '../../queue/queues.js';
 
 declare module 'fastify' {
@@ -46,7 +46,10 @@ export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, q
       .connected()
       .then(() => keyStore.isOpen())
       .then((open) => {
-        if (open) app.log.warn('no API key is configured (API_KEYS) or stored (npm run keys): the API is open to anyone who can reach it');
+        if (open)
+          app.log.warn(
+            'no API key is configured (API_KEYS) or stored (npm run keys): the API is open to anyone who can reach it',
+          );
       })
       .catch(() => {});
   });
@@ -62,7 +65,12 @@ export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, q
         request.principal = keyStore.anonymous();
       } else {
         reply.header('WWW-Authenticate', key === undefined ? CHALLENGE : `${CHALLENGE}, error="invalid_token"`);
-        throw new ServiceError('unauthorized', key === undefined ? 'send an API key as "Authorization: Bearer <key>"' : 'the API key is not valid or has been revoked');
+        throw new ServiceError(
+          'unauthorized',
+          key === undefined
+            ? 'send an API key as "Authorization: Bearer <key>"'
+            : 'the API key is not valid or has been revoked',
+        );
       }
     } else {
       request.principal = principal;

@@ -28,7 +28,8 @@ export function asServiceError(error: FastifyError | Error): ServiceError | null
   }
   const code = fastifyError.statusCode ? BY_STATUS[fastifyError.statusCode] : undefined;
   if (code) return new ServiceError(code, error.message);
-  if (isRedisUnavailable(error)) return new ServiceError('service_unavailable', 'the job queue is unreachable', { retryAfterSeconds: 5 });
+  if (isRedisUnavailable(error))
+    return new ServiceError('service_unavailable', 'the job queue is unreachable', { retryAfterSeconds: 5 });
   return null;
 }
 
@@ -48,9 +49,17 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
       return sendProblem(reply, request, known);
     }
     request.log.error({ err: error }, 'unhandled error');
-    return sendProblem(reply, request, new ServiceError('internal_error', `internal error; quote request id ${request.id}`));
+    return sendProblem(
+      reply,
+      request,
+      new ServiceError('internal_error', `internal error; quote request id ${request.id}`),
+    );
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, request, new ServiceError('not_found', `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`)),
+    sendProblem(
+      reply,
+      request,
+      new ServiceError('not_found', `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}`),
+    ),
   );
 });

@@ -25,7 +25,14 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
     registers: [registry],
     async collect() {
       this.reset();
-      const counts = await Promise.all(QUEUE_NAMES.map((name) => options.queues.get(name).getJobCounts(...STATES).catch(() => null)));
+      const counts = await Promise.all(
+        QUEUE_NAMES.map((name) =>
+          options.queues
+            .get(name)
+            .getJobCounts(...STATES)
+            .catch(() => null),
+        ),
+      );
       QUEUE_NAMES.forEach((queue, i) => {
         for (const [state, count] of Object.entries(counts[i] ?? {})) this.set({ queue, state }, count);
       });
@@ -37,8 +44,20 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
     httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
-  app.get('/metrics', { config: { public: true }, schema: { tags: ['system'], summary: 'Prometheus metrics of the API process', produces: ['text/plain'], security: [] } }, async (_request, reply) => {
-    reply.type(registry.contentType);
-    return registry.metrics();
-  });
+  app.get(
+    '/metrics',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['system'],
+        summary: 'Prometheus metrics of the API process',
+        produces: ['text/plain'],
+        security: [],
+      },
+    },
+    async (_request, reply) => {
+      reply.type(registry.contentType);
+      return registry.metrics();
+    },
+  );
 });

@@ -26,7 +26,9 @@ function fieldOf(error: ErrorObject, context: string): string {
   let path = error.instancePath
     .split('/')
     .slice(1)
-    .map((segment) => (/^[0-9]+$/.test(segment) ? `[${segment}]` : `.${segment.replace(/~1/g, '/').replace(/~0/g, '~')}`))
+    .map((segment) =>
+      /^[0-9]+$/.test(segment) ? `[${segment}]` : `.${segment.replace(/~1/g, '/').replace(/~0/g, '~')}`,
+    )
     .join('')
     .replace(/^\./, '');
   if (error.keyword === 'required') path = joinPath(path, String(error.params.missingProperty));

@@ -1,13 +1,32 @@
 // CLIP routes: each request becomes one job and waits for its result.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { ClassifyBody, ClassifyMultipartBody, ClassifyResponse, EmbedBody, EmbedResponse } from '../../contracts/schemas.js';
+import {
+  ClassifyBody,
+  ClassifyMultipartBody,
+  ClassifyResponse,
+  EmbedBody,
+  EmbedResponse,
+} from '../../contracts/schemas.js';
 import { classifyJobFromJson, classifyJobFromMultipart, embedJobFromJson } from '../clip-requests.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
 
 const tags = ['clip'];
-const clipErrors = ['validation_failed', 'malformed_body', 'invalid_image', 'unsupported_image_format', 'image_fetch_failed', 'url_not_allowed', 'unknown_model', 'payload_too_large', 'unsupported_media_type', 'job_failed', 'queue_full', 'timeout'] as const;
+const clipErrors = [
+  'validation_failed',
+  'malformed_body',
+  'invalid_image',
+  'unsupported_image_format',
+  'image_fetch_failed',
+  'url_not_allowed',
+  'unknown_model',
+  'payload_too_large',
+  'unsupported_media_type',
+  'job_failed',
+  'queue_full',
+  'timeout',
+] as const;
 
 export async function clipRoutes(instance: FastifyInstance, { clip, config }: Services): Promise<void> {
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
@@ -16,7 +35,8 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
     schema: {
       tags,
       summary: 'Zero-shot image classification',
-      description: 'Scores are probabilities over all the labels, sorted; without `top_k` every label is returned and they sum to 1. Send JSON, or a multipart form with one `image` part per file and one `labels` field per label.',
+      description:
+        'Scores are probabilities over all the labels, sorted; without `top_k` every label is returned and they sum to 1. Send JSON, or a multipart form with one `image` part per file and one `labels` field per label.',
       body: {
         content: {
           'application/json': { schema: ClassifyBody },

@@ -21,7 +21,10 @@ export async function fileRoutes(app: FastifyInstance, { store, config }: Servic
       // The signature is checked by hand so that every bad URL is the same 404.
       querystring: Type.Object({ expires: Type.Optional(Type.String()), signature: Type.Optional(Type.String()) }),
       response: {
-        200: { description: 'The image bytes', content: { 'image/*': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } } },
+        200: {
+          description: 'The image bytes',
+          content: { 'image/*': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } },
+        },
         ...publicProblemResponses('not_found'),
       },
     },

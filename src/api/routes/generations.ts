@@ -22,16 +22,32 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
     schema: {
       tags,
       summary: 'Start a generation',
-      description: 'Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation.',
+      description:
+        'Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation.',
       body: CreateGenerationBody,
       headers: IdempotencyHeaders,
       response: {
         202: { ...GenerationAccepted, description: 'Queued; `Location` names the generation' },
-        ...problemResponses('validation_failed', 'malformed_body', 'unknown_model', 'webhooks_disabled', 'url_not_allowed', 'idempotency_key_reused', 'payload_too_large', 'unsupported_media_type', 'queue_full', 'quota_exceeded'),
+        ...problemResponses(
+          'validation_failed',
+          'malformed_body',
+          'unknown_model',
+          'webhooks_disabled',
+          'url_not_allowed',
+          'idempotency_key_reused',
+          'payload_too_large',
+          'unsupported_media_type',
+          'queue_full',
+          'quota_exceeded',
+        ),
       },
     },
     handler: async (request, reply) => {
-      const { accepted, replayed } = await generations.create(request.body, request.principal, request.headers['idempotency-key']);
+      const { accepted, replayed } = await generations.create(
+        request.body,
+        request.principal,
+        request.headers['idempotency-key'],
+      );
       reply.header('Location', accepted.urls.get);
       if (replayed) reply.header('Idempotent-Replayed', 'true');
       return reply.code(202).send(accepted);
@@ -63,7 +79,10 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       tags,
       summary: 'Delete a finished generation and its images',
       params: GenerationIdParams,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses('not_found', 'generation_not_finished') },
+      response: {
+        204: Type.Null({ description: 'Deleted' }),
+        ...problemResponses('not_found', 'generation_not_finished'),
+      },
     },
     handler: async (request, reply) => {
       await generations.remove(request.params.id, request.principal.id);
@@ -75,10 +94,12 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
     schema: {
       tags,
       summary: 'Cancel a generation',
-      description: 'A queued generation is canceled at once; a running one stops at its next chunk, whichever worker runs it.',
+      description:
+        'A queued generation is canceled at once; a running one stops at its next chunk, whichever worker runs it.',
       params: GenerationIdParams,
       response: { 202: Generation, ...problemResponses('not_found', 'generation_finished') },
     },
-    handler: async (request, reply) => reply.code(202).send(await generations.cancel(request.params.id, request.principal.id)),
+    handler: async (request, reply) =>
+      reply.code(202).send(await generations.cancel(request.params.id, request.principal.id)),
   });
 }

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Health, ModelList, Readiness } from '../../contracts/schemas.js';
 import { serviceKeys } from '../../queue/keys.js';
-import { readModels } from '../../queue/models.js';
+import { readModels } from '../../service/model-registry.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
 
@@ -11,7 +11,10 @@ const tags = ['system'];
 const READY_TIMEOUT_MS = 2000;
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref()),
+  ]);
 }
 
 export async function systemRoutes(instance: FastifyInstance, { queues, config }: Services): Promise<void> {
@@ -50,7 +53,9 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
         // Unreachable Redis leaves the checks false.
       }
       const ready = redis && Object.keys(workers).length > 0 && Object.values(workers).every((count) => count > 0);
-      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks: { redis, workers } });
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'unavailable', checks: { redis, workers } });
     },
   });
 }

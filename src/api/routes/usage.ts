@@ -18,7 +18,11 @@ const Usage = Type.Object({
 
 export async function usageRoutes(instance: FastifyInstance, { generations }: Services): Promise<void> {
   instance.withTypeProvider<TypeBoxTypeProvider>().get('/usage', {
-    schema: { tags: ['system'], summary: "The calling key's usage and limits", response: { 200: Usage, ...problemResponses() } },
+    schema: {
+      tags: ['system'],
+      summary: "The calling key's usage and limits",
+      response: { 200: Usage, ...problemResponses() },
+    },
     handler: async (request) => {
       const { id, name, limits } = request.principal;
       return {

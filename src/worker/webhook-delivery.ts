@@ -1,15 +1,20 @@
-// Webhooks: generation events become jobs on the `webhooks` queue (queue/webhooks.ts); their processor renders
+// Webhooks: generation events become jobs on the `webhooks` queue (service/webhook-events.ts); their processor renders
 // the generation as GET /generations/:id does, adds `event`, signs and POSTs it. BullMQ
 // retries with exponential backoff; a receiver that says "never" (4xx) is not retried.
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Config } from '../config.js';
 import type { WebhookJobData } from '../contracts/jobs.js';
 import { isTerminal } from '../contracts/status.js';
-import { ANONYMOUS, ownerWebhookSecret } from '../queue/api-keys.js';
-import { type GenerateJob, buildGenerationView, currentState, readGenerationMarks } from '../queue/generation-view.js';
+import { ANONYMOUS, ownerWebhookSecret } from '../service/api-keys.js';
+import {
+  type GenerateJob,
+  buildGenerationView,
+  currentState,
+  readGenerationMarks,
+} from '../service/generation-view.js';
 import type { ServiceKeys } from '../queue/keys.js';
 import type { Queues } from '../queue/queues.js';
-import { recordWebhookFailure } from '../queue/webhooks.js';
+import { recordWebhookFailure } from '../service/webhook-events.js';
 import type { ObjectStore } from '../storage/index.js';
 import { WebhookDeliveryError, deliverWebhook } from '../webhooks/index.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -28,9 +33,17 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics }:
     const generation = (await queues.get('generate').getJob(id)) as GenerateJob | undefined;
     if (!generation) throw new UnrecoverableError(`generation ${id} no longer exists`);
     // Each key's receiver verifies with that key's secret, so no client can forge another's events.
-    const secret = await ownerWebhookSecret(queues.redis, keys, generation.data.owner ?? ANONYMOUS, config.webhookSecret);
+    const secret = await ownerWebhookSecret(
+      queues.redis,
+      keys,
+      generation.data.owner ?? ANONYMOUS,
+      config.webhookSecret,
+    );
     if (!secret) throw new UnrecoverableError('no webhook secret: WEBHOOK_SECRET is not configured');
-    const [current, marks] = await Promise.all([currentState(queues.get('generate'), generation), readGenerationMarks(queues.redis, keys, id)]);
+    const [current, marks] = await Promise.all([
+      currentState(queues.get('generate'), generation),
+      readGenerationMarks(queues.redis, keys, id),
+    ]);
     const view = await buildGenerationView(config, store, current.job, current.state, marks);
     // `completed` is queued as the job finishes; BullMQ may not show it finished yet.
     if (event === 'completed' && !isTerminal(view.status)) throw new Error(`generation ${id} is not finished yet`);
@@ -52,7 +65,13 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics }:
       // attemptsMade counts the attempts before this one.
       const attempts = job.attemptsMade + 1;
       if (!retryable || attempts >= (job.opts.attempts ?? 1)) {
-        await recordWebhookFailure(queues, keys, id, { event, attempts, last_error: (error as Error).message }, config.retentionSeconds);
+        await recordWebhookFailure(
+          queues,
+          keys,
+          id,
+          { event, attempts, last_error: (error as Error).message },
+          config.retentionSeconds,
+        );
       }
       if (!retryable) throw new UnrecoverableError((error as Error).message);
       throw error;

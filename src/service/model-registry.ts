@@ -3,9 +3,14 @@
 import type { Redis } from 'ioredis';
 import type { ModelInfo } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
-import type { ServiceKeys } from './keys.js';
+import type { ServiceKeys } from '../queue/keys.js';
 
-export async function publishModels(redis: Redis, keys: ServiceKeys, models: ModelInfo[], ttlSeconds: number): Promise<void> {
+export async function publishModels(
+  redis: Redis,
+  keys: ServiceKeys,
+  models: ModelInfo[],
+  ttlSeconds: number,
+): Promise<void> {
   await redis.set(keys.models, JSON.stringify(models), 'EX', ttlSeconds);
 }
 
@@ -19,7 +24,12 @@ export async function readModels(redis: Redis, keys: ServiceKeys): Promise<Model
  * The pack a request will run on, as the workers report it: the named one, or the default for
  * its purpose. Refuses names no live worker serves; with no worker reporting yet, the worker decides.
  */
-export async function servedModel(redis: Redis, keys: ServiceKeys, model: string | undefined, purpose: 'generations' | 'clip'): Promise<ModelInfo | undefined> {
+export async function servedModel(
+  redis: Redis,
+  keys: ServiceKeys,
+  model: string | undefined,
+  purpose: 'generations' | 'clip',
+): Promise<ModelInfo | undefined> {
   const models = await readModels(redis, keys);
   // `default_for?`: during a rolling upgrade an older worker's entry may lack it.
   if (model === undefined) return models.find((info) => info.default_for?.includes(purpose));

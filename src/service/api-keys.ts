@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Config, Limits } from '../config.js';
 import { generateWebhookSecret } from '../webhooks/index.js';
-import { type ServiceKeys, serviceKeys } from './keys.js';
+import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
 
 /** The owner of requests and generations in open mode (no key configured anywhere). */
 export const ANONYMOUS = 'anonymous';
@@ -51,7 +51,12 @@ function fromHash(fields: Record<string, string>): ApiKeyRecord | null {
 }
 
 /** The secret that signs the webhooks of generations owned by `owner`. */
-export async function ownerWebhookSecret(redis: Redis, keys: ServiceKeys, owner: string, fallback: string | undefined): Promise<string | undefined> {
+export async function ownerWebhookSecret(
+  redis: Redis,
+  keys: ServiceKeys,
+  owner: string,
+  fallback: string | undefined,
+): Promise<string | undefined> {
   if (owner === ANONYMOUS || owner.startsWith('cfg-')) return fallback;
   return (await redis.hget(keys.apiKey(owner), 'webhook_secret')) ?? fallback;
 }
@@ -67,7 +72,10 @@ export class KeyStore {
   ) {
     this.keys = serviceKeys(config.queuePrefix);
     this.configKeys = new Map(
-      config.apiKeys.map(({ name, hash }) => [hash, { id: configKeyId(name), name, limits: { ...config.limits }, webhookSecret: config.webhookSecret }]),
+      config.apiKeys.map(({ name, hash }) => [
+        hash,
+        { id: configKeyId(name), name, limits: { ...config.limits }, webhookSecret: config.webhookSecret },
+      ]),
     );
   }
 
@@ -81,7 +89,12 @@ export class KeyStore {
   }
 
   anonymous(): Principal {
-    return { id: ANONYMOUS, name: ANONYMOUS, limits: { ...this.config.limits }, webhookSecret: this.config.webhookSecret };
+    return {
+      id: ANONYMOUS,
+      name: ANONYMOUS,
+      limits: { ...this.config.limits },
+      webhookSecret: this.config.webhookSecret,
+    };
   }
 
   /** The principal a presented key stands for, or null when it is unknown or revoked. */
@@ -136,7 +149,9 @@ export class KeyStore {
   async list(): Promise<ApiKeyRecord[]> {
     const ids = (await this.redis.smembers(this.keys.apiKeyIds)).sort();
     const records = await Promise.all(ids.map((id) => this.get(id)));
-    return records.filter((record): record is ApiKeyRecord => record !== null).sort((a, b) => a.created_at.localeCompare(b.created_at));
+    return records
+      .filter((record): record is ApiKeyRecord => record !== null)
+      .sort((a, b) => a.created_at.localeCompare(b.created_at));
   }
 
   async revoke(id: string): Promise<boolean> {

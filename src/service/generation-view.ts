@@ -7,11 +7,15 @@ import { type GenerateJobData, type GenerateJobResult, parseFailure } from '../c
 import type { Generation, WebhookFailure } from '../contracts/schemas.js';
 import type { GenerationProgress, GenerationStatus } from '../contracts/status.js';
 import type { ObjectStore } from '../storage/index.js';
-import type { ServiceKeys } from './keys.js';
+import type { ServiceKeys } from '../queue/keys.js';
 
 export type GenerateJob = Job<GenerateJobData, GenerateJobResult, 'generate'>;
 
-export function statusOf(state: JobState | 'unknown', failedReason: string | undefined, cancelRequested: boolean): GenerationStatus {
+export function statusOf(
+  state: JobState | 'unknown',
+  failedReason: string | undefined,
+  cancelRequested: boolean,
+): GenerationStatus {
   switch (state) {
     case 'completed':
       return 'succeeded';
@@ -42,7 +46,10 @@ export function generationUrls(publicBaseUrl: string, id: string) {
  * The job's state, with job data at least as new: a job read before it finished, whose state is
  * read after, is read again, so that a finished state always comes with its result.
  */
-export async function currentState(queue: Queue, job: GenerateJob): Promise<{ job: GenerateJob; state: JobState | 'unknown' }> {
+export async function currentState(
+  queue: Queue,
+  job: GenerateJob,
+): Promise<{ job: GenerateJob; state: JobState | 'unknown' }> {
   const state = await job.getState();
   if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
     const fresh = (await queue.getJob(job.id as string)) as GenerateJob | undefined;
@@ -79,7 +86,16 @@ export async function buildGenerationView(
     ? await Promise.all(
         result.images.map(async ({ key, ...image }) => {
           const { url, expiresAt } = await store.url(key, config.imageUrlTtlSeconds);
-          return { rank: image.rank, url, expires_at: expiresAt.toISOString(), score: image.score, seed: image.seed, width: image.width, height: image.height, format: image.format };
+          return {
+            rank: image.rank,
+            url,
+            expires_at: expiresAt.toISOString(),
+            score: image.score,
+            seed: image.seed,
+            width: image.width,
+            height: image.height,
+            format: image.format,
+          };
         }),
       )
     : [];

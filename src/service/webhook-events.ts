@@ -1,11 +1,17 @@
 // The producer side of webhooks: a generation event becomes a job on the `webhooks` queue.
 import type { GenerationInput, WebhookEvent } from '../contracts/jobs.js';
 import type { WebhookFailure } from '../contracts/schemas.js';
-import type { ServiceKeys } from './keys.js';
-import type { Queues } from './queues.js';
+import type { ServiceKeys } from '../queue/keys.js';
+import type { Queues } from '../queue/queues.js';
 
 /** Keeps the last webhook event given up on, for GET /generations/:id, as long as the generation. */
-export async function recordWebhookFailure(queues: Queues, keys: ServiceKeys, id: string, failure: Omit<WebhookFailure, 'status'>, ttlSeconds: number): Promise<void> {
+export async function recordWebhookFailure(
+  queues: Queues,
+  keys: ServiceKeys,
+  id: string,
+  failure: Omit<WebhookFailure, 'status'>,
+  ttlSeconds: number,
+): Promise<void> {
   await queues.redis.set(keys.webhookFailure(id), JSON.stringify({ status: 'failed', ...failure }), 'EX', ttlSeconds);
 }
 
@@ -19,6 +25,8 @@ export class WebhookNotifier {
   async notify(generationId: string, input: GenerationInput, event: WebhookEvent, sequence?: number): Promise<void> {
     if (!input.webhook || !input.webhook_events_filter.includes(event)) return;
     const jobId = sequence === undefined ? `${generationId}-${event}` : `${generationId}-${event}-${sequence}`;
-    await this.queues.get('webhooks').add('webhook', { generation_id: generationId, event, url: input.webhook }, { jobId });
+    await this.queues
+      .get('webhooks')
+      .add('webhook', { generation_id: generationId, event, url: input.webhook }, { jobId });
   }
 }

@@ -13,8 +13,10 @@ function decodeImages(images: string[]): Uint8Array[] {
 /** Errors about the request itself are final (a 400 for the client); others may be retried. */
 function clipFailure(error: unknown): Error {
   if (error instanceof InvalidImageError) return new UnrecoverableError(formatFailure('invalid_image', error.message));
-  if (error instanceof ModelError && error.code === 'unknown_model') return new UnrecoverableError(formatFailure('unknown_model', error.message));
-  if (error instanceof ModelError && error.code === 'invalid_request') return new UnrecoverableError(formatFailure('invalid_input', error.message));
+  if (error instanceof ModelError && error.code === 'unknown_model')
+    return new UnrecoverableError(formatFailure('unknown_model', error.message));
+  if (error instanceof ModelError && error.code === 'invalid_request')
+    return new UnrecoverableError(formatFailure('invalid_input', error.message));
   return error instanceof Error ? error : new Error(String(error));
 }
 
@@ -31,7 +33,8 @@ export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel
     if (!outcome.ok) {
       // The engine reports any per-request fault here, not only undecodable images.
       const code = outcome.error.code as string;
-      const failure = code === 'unknown_model' ? 'unknown_model' : code === 'invalid_request' ? 'invalid_input' : 'invalid_image';
+      const failure =
+        code === 'unknown_model' ? 'unknown_model' : code === 'invalid_request' ? 'invalid_input' : 'invalid_image';
       throw new UnrecoverableError(formatFailure(failure, outcome.error.message));
     }
     return { model, results: outcome.results.map((labelScores) => ({ labels: labelScores })) };
@@ -43,7 +46,9 @@ export function createEmbedHandler(engine: Engine, defaultClipModel: string) {
     const { images, texts } = job.data;
     const model = job.data.model ?? defaultClipModel;
     try {
-      const vectors = images ? await engine.embedImages(decodeImages(images), model) : await engine.embedTexts(texts ?? [], model);
+      const vectors = images
+        ? await engine.embedImages(decodeImages(images), model)
+        : await engine.embedTexts(texts ?? [], model);
       return { model, embeddings: vectors.map((vector) => Array.from(vector)) };
     } catch (error) {
       throw clipFailure(error);

@@ -3,20 +3,31 @@
 import { createHash, randomInt } from 'node:crypto';
 import type { Config } from '../config.js';
 import { type GenerationInput, WEBHOOK_EVENTS, generationPrefix } from '../contracts/jobs.js';
-import type { CreateGenerationBody, Generation, GenerationAccepted, ListGenerationsQuery } from '../contracts/schemas.js';
+import type {
+  CreateGenerationBody,
+  Generation,
+  GenerationAccepted,
+  ListGenerationsQuery,
+} from '../contracts/schemas.js';
 import { isTerminal } from '../contracts/status.js';
 import { ServiceError, fieldError } from '../errors.js';
 import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
 import type { ObjectStore } from '../storage/index.js';
 import { ANONYMOUS, type Principal } from './api-keys.js';
-import { withQueuePlace } from './depth.js';
-import { type GenerateJob, buildGenerationView, currentState, generationUrls, readGenerationMarks } from './generation-view.js';
+import { withQueuePlace } from '../queue/depth.js';
+import {
+  type GenerateJob,
+  buildGenerationView,
+  currentState,
+  generationUrls,
+  readGenerationMarks,
+} from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
-import { type ServiceKeys, serviceKeys } from './keys.js';
-import { servedModel } from './models.js';
+import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
+import { servedModel } from './model-registry.js';
 import { RateLimiter } from './limits.js';
-import type { Queues } from './queues.js';
-import { WebhookNotifier } from './webhooks.js';
+import type { Queues } from '../queue/queues.js';
+import { WebhookNotifier } from './webhook-events.js';
 
 const DEFAULT_CANDIDATES = 512;
 const DEFAULT_N = 32;
@@ -79,28 +90,44 @@ export class Generations {
     return this.queues.redis;
   }
 
-  async create(body: CreateGenerationBody, owner: Principal, idempotencyKey?: string): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
+  async create(
+    body: CreateGenerationBody,
+    owner: Principal,
+    idempotencyKey?: string,
+  ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     const input = normalizeGenerationInput(body);
     await this.queues.connected();
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook, owner);
     const model = await servedModel(this.redis, this.keys, input.model, 'generations');
     // Strictly null: a worker from before CLIP-only packs publishes no `generation` at all.
     if (model?.generation === null) {
-      throw fieldError('model', `${model.name} serves CLIP only (classification and embeddings); see GET /models for the models that generate`);
+      throw fieldError(
+        'model',
+        `${model.name} serves CLIP only (classification and embeddings); see GET /models for the models that generate`,
+      );
     }
     if (model?.generation && input.top_k !== undefined && input.top_k > model.generation.codebook_size) {
-      throw fieldError('top_k', `must be at most the codebook size of ${model.name} (${model.generation.codebook_size})`);
+      throw fieldError(
+        'top_k',
+        `must be at most the codebook size of ${model.name} (${model.generation.codebook_size})`,
+      );
     }
     // Scoped to the key: another client's Idempotency-Key never replays (or blocks) ours.
     const recordKey =
-      idempotencyKey === undefined ? undefined : this.keys.idempotency(createHash('sha256').update(`${owner.id}\n${idempotencyKey}`).digest('hex'));
+      idempotencyKey === undefined
+        ? undefined
+        : this.keys.idempotency(createHash('sha256').update(`${owner.id}\n${idempotencyKey}`).digest('hex'));
     const bodyFingerprint = fingerprint(body);
     if (recordKey) {
       const replay = await this.replay(recordKey, bodyFingerprint);
       if (replay) return { accepted: replay, replayed: true };
     }
     const id = newGenerationId();
-    const place = { queue: this.queues.get('generate'), maxQueued: this.config.generateMaxQueued, retryAfterSeconds: this.config.queueFullRetryAfterSeconds };
+    const place = {
+      queue: this.queues.get('generate'),
+      maxQueued: this.config.generateMaxQueued,
+      retryAfterSeconds: this.config.queueFullRetryAfterSeconds,
+    };
     return withQueuePlace(this.redis, place, id, () => this.enqueue(id, input, owner, recordKey, bodyFingerprint));
   }
 
@@ -120,10 +147,22 @@ export class Generations {
       throw error;
     }
     const createdAt = new Date().toISOString();
-    const accepted: GenerationAccepted = { id, status: 'queued', created_at: createdAt, seed: input.seed, urls: generationUrls(this.config.publicBaseUrl, id) };
+    const accepted: GenerationAccepted = {
+      id,
+      status: 'queued',
+      created_at: createdAt,
+      seed: input.seed,
+      urls: generationUrls(this.config.publicBaseUrl, id),
+    };
     if (recordKey) {
       const record: IdempotencyRecord = { fingerprint: bodyFingerprint, accepted };
-      const claimed = await this.redis.set(recordKey, JSON.stringify(record), 'EX', this.config.idempotencyTtlSeconds, 'NX');
+      const claimed = await this.redis.set(
+        recordKey,
+        JSON.stringify(record),
+        'EX',
+        this.config.idempotencyTtlSeconds,
+        'NX',
+      );
       if (claimed === null) {
         // Another request with this key won the race between our read and our write.
         const replay = await this.replay(recordKey, bodyFingerprint).catch(async (error) => {
@@ -137,8 +176,14 @@ export class Generations {
       }
     }
     try {
-      await this.queues.get('generate').add('generate', { input, created_at: createdAt, owner: owner.id }, { jobId: id });
-      await this.redis.multi().zadd(this.keys.generationIndex, 0, id).zadd(this.keys.ownerGenerations(owner.id), 0, id).exec();
+      await this.queues
+        .get('generate')
+        .add('generate', { input, created_at: createdAt, owner: owner.id }, { jobId: id });
+      await this.redis
+        .multi()
+        .zadd(this.keys.generationIndex, 0, id)
+        .zadd(this.keys.ownerGenerations(owner.id), 0, id)
+        .exec();
     } catch (error) {
       if (recordKey) await this.redis.del(recordKey).catch(() => {});
       await Promise.all([releaseSlot(), refundCandidates()]).catch(() => {});
@@ -152,13 +197,20 @@ export class Generations {
     if (text === null) return null;
     const record = JSON.parse(text) as IdempotencyRecord;
     if (record.fingerprint !== bodyFingerprint) {
-      throw new ServiceError('idempotency_key_reused', 'this Idempotency-Key was first used with a different request body');
+      throw new ServiceError(
+        'idempotency_key_reused',
+        'this Idempotency-Key was first used with a different request body',
+      );
     }
     return record.accepted;
   }
 
   private assertWebhookUsable(url: string, owner: Principal): void {
-    if (!owner.webhookSecret) throw new ServiceError('webhooks_disabled', 'set WEBHOOK_SECRET on the server (or use a key from the key store) to use webhooks');
+    if (!owner.webhookSecret)
+      throw new ServiceError(
+        'webhooks_disabled',
+        'set WEBHOOK_SECRET on the server (or use a key from the key store) to use webhooks',
+      );
     try {
       new URL(url);
     } catch {
@@ -169,20 +221,28 @@ export class Generations {
       checkOutboundUrl(url, this.config.outboundAllow);
     } catch (error) {
       if (!(error instanceof OutboundRefusedError)) throw error;
-      throw new ServiceError('url_not_allowed', `webhook: ${error.message}`, { errors: [{ field: 'webhook', message: error.message }] });
+      throw new ServiceError('url_not_allowed', `webhook: ${error.message}`, {
+        errors: [{ field: 'webhook', message: error.message }],
+      });
     }
   }
 
   /** The generation when `owner` made it; another key's generation is as absent as a missing one. */
   private async job(id: string, owner: string): Promise<GenerateJob> {
     await this.queues.connected();
-    const job = isGenerationId(id) ? ((await this.queues.get('generate').getJob(id)) as GenerateJob | undefined) : undefined;
-    if (!job || ownerOf(job) !== owner) throw new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
+    const job = isGenerationId(id)
+      ? ((await this.queues.get('generate').getJob(id)) as GenerateJob | undefined)
+      : undefined;
+    if (!job || ownerOf(job) !== owner)
+      throw new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
     return job;
   }
 
   private async view(job: GenerateJob): Promise<Generation> {
-    const [current, marks] = await Promise.all([currentState(this.queues.get('generate'), job), readGenerationMarks(this.redis, this.keys, job.id as string)]);
+    const [current, marks] = await Promise.all([
+      currentState(this.queues.get('generate'), job),
+      readGenerationMarks(this.redis, this.keys, job.id as string),
+    ]);
     return buildGenerationView(this.config, this.store, current.job, current.state, marks);
   }
 
@@ -192,7 +252,8 @@ export class Generations {
 
   async list(query: ListGenerationsQuery, owner: string): Promise<{ data: Generation[]; next_cursor: string | null }> {
     const limit = query.limit ?? 20;
-    if (query.cursor !== undefined && !isGenerationId(query.cursor)) throw fieldError('cursor', 'is not a cursor returned by this API');
+    if (query.cursor !== undefined && !isGenerationId(query.cursor))
+      throw fieldError('cursor', 'is not a cursor returned by this API');
     await this.queues.connected();
     const queue = this.queues.get('generate');
     const index = this.keys.ownerGenerations(owner);
@@ -230,7 +291,8 @@ export class Generations {
   async cancel(id: string, owner: string): Promise<Generation> {
     const job = await this.job(id, owner);
     const before = await this.view(job);
-    if (isTerminal(before.status)) throw new ServiceError('generation_finished', `generation ${id} already ${before.status}`);
+    if (isTerminal(before.status))
+      throw new ServiceError('generation_finished', `generation ${id} already ${before.status}`);
     await this.redis.set(this.keys.cancel(id), String(Date.now()), 'EX', this.config.retentionSeconds, 'NX');
     await this.redis.publish(this.keys.cancelChannel, id);
     const after = await this.view(job);
@@ -242,13 +304,19 @@ export class Generations {
   async remove(id: string, owner: string): Promise<void> {
     const job = await this.job(id, owner);
     const view = await this.view(job);
-    if (!isTerminal(view.status)) throw new ServiceError('generation_not_finished', `generation ${id} is ${view.status}; cancel it first`);
+    if (!isTerminal(view.status))
+      throw new ServiceError('generation_not_finished', `generation ${id} is ${view.status}; cancel it first`);
     try {
       await job.remove();
     } catch {
       throw new ServiceError('generation_not_finished', `generation ${id} is being picked up by a worker; retry`);
     }
     await this.store.deletePrefix(generationPrefix(id));
-    await this.redis.multi().zrem(this.keys.generationIndex, id).zrem(this.keys.ownerGenerations(owner), id).del(this.keys.cancel(id), this.keys.webhookFailure(id)).exec();
+    await this.redis
+      .multi()
+      .zrem(this.keys.generationIndex, id)
+      .zrem(this.keys.ownerGenerations(owner), id)
+      .del(this.keys.cancel(id), this.keys.webhookFailure(id))
+      .exec();
   }
 }

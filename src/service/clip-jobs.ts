@@ -4,12 +4,14 @@ import type { Config } from '../config.js';
 import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
 import { parseFailure } from '../contracts/jobs.js';
 import { ServiceError } from '../errors.js';
-import { withQueuePlace } from './depth.js';
-import { type ServiceKeys, serviceKeys } from './keys.js';
-import { servedModel } from './models.js';
-import type { Queues } from './queues.js';
+import { withQueuePlace } from '../queue/depth.js';
+import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
+import { servedModel } from './model-registry.js';
+import type { Queues } from '../queue/queues.js';
 
-type ClipJob = { name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult } | { name: 'embed'; data: EmbedJobData; result: EmbedJobResult };
+type ClipJob =
+  | { name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult }
+  | { name: 'embed'; data: EmbedJobData; result: EmbedJobResult };
 
 export class ClipJobs {
   private readonly keys: ServiceKeys;
@@ -33,7 +35,11 @@ export class ClipJobs {
     await this.queues.connected();
     const queue = this.queues.get('classify');
     await servedModel(this.queues.redis, this.keys, data.model, 'clip');
-    const place = { queue, maxQueued: this.config.classifyMaxQueued, retryAfterSeconds: this.config.queueFullRetryAfterSeconds };
+    const place = {
+      queue,
+      maxQueued: this.config.classifyMaxQueued,
+      retryAfterSeconds: this.config.queueFullRetryAfterSeconds,
+    };
     const jobId = randomUUID();
     const { events, job } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
       // Subscribe before adding, so that a fast worker's completion is not missed.

@@ -7,8 +7,8 @@ import { isTerminal } from '../contracts/status.js';
 import { ServiceError } from '../errors.js';
 import type { Principal } from './api-keys.js';
 import { type GenerateJob, statusOf } from './generation-view.js';
-import type { ServiceKeys } from './keys.js';
-import type { Queues } from './queues.js';
+import type { ServiceKeys } from '../queue/keys.js';
+import type { Queues } from '../queue/queues.js';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -45,7 +45,10 @@ export class RateLimiter {
    * count plus the previous minute's weighted by how much of it the last 60 s still cover.
    * A fixed window would let a client spend two minutes' budget across a boundary.
    */
-  async hitRequest(principal: Principal, now = Date.now()): Promise<{ limit?: number; remaining?: number; resetSeconds: number }> {
+  async hitRequest(
+    principal: Principal,
+    now = Date.now(),
+  ): Promise<{ limit?: number; remaining?: number; resetSeconds: number }> {
     const minute = Math.floor(now / MINUTE_MS);
     const key = this.keys.requests(principal.id, minute);
     const [[, count], , [, previousText]] = (await this.redis
@@ -64,7 +67,9 @@ export class RateLimiter {
       // Wait until enough of the previous minute has slid out (or this minute ends).
       const excess = inWindow - limit;
       const waitMs = previous > 0 && count <= limit ? (excess / previous) * MINUTE_MS : (minute + 1) * MINUTE_MS - now;
-      throw new ServiceError('rate_limited', `more than ${limit} requests per minute for this key`, { retryAfterSeconds: secondsUntil(now + waitMs, now) });
+      throw new ServiceError('rate_limited', `more than ${limit} requests per minute for this key`, {
+        retryAfterSeconds: secondsUntil(now + waitMs, now),
+      });
     }
     return { limit, remaining: limit === undefined ? undefined : Math.floor(limit - inWindow), resetSeconds };
   }
@@ -73,16 +78,24 @@ export class RateLimiter {
   async reserveCandidates(principal: Principal, candidates: number, now = Date.now()): Promise<() => Promise<void>> {
     const key = this.keys.candidates(principal.id, utcDay(now));
     const limit = principal.limits.candidates_per_day;
-    const [[, total]] = (await this.redis.multi().incrby(key, candidates).expire(key, 2 * 86_400).exec()) as [[null, number], unknown];
+    const [[, total]] = (await this.redis
+      .multi()
+      .incrby(key, candidates)
+      .expire(key, 2 * 86_400)
+      .exec()) as [[null, number], unknown];
     const refund = async () => {
       await this.redis.decrby(key, candidates);
     };
     if (limit !== undefined && total > limit) {
       await refund();
       const midnight = (Math.floor(now / DAY_MS) + 1) * DAY_MS;
-      throw new ServiceError('quota_exceeded', `this key may ask for ${limit} candidates per day; ${Math.max(0, limit - (total - candidates))} are left today`, {
-        retryAfterSeconds: secondsUntil(midnight, now),
-      });
+      throw new ServiceError(
+        'quota_exceeded',
+        `this key may ask for ${limit} candidates per day; ${Math.max(0, limit - (total - candidates))} are left today`,
+        {
+          retryAfterSeconds: secondsUntil(midnight, now),
+        },
+      );
     }
     return refund;
   }
@@ -93,7 +106,11 @@ export class RateLimiter {
    */
   async admitGeneration(principal: Principal, id: string, now = Date.now()): Promise<() => Promise<void>> {
     const key = this.keys.activeGenerations(principal.id);
-    await this.redis.multi().zremrangebyscore(key, '-inf', String(now - this.retentionSeconds * 1000)).zadd(key, String(now), id).exec();
+    await this.redis
+      .multi()
+      .zremrangebyscore(key, '-inf', String(now - this.retentionSeconds * 1000))
+      .zadd(key, String(now), id)
+      .exec();
     const release = async () => {
       await this.redis.zrem(key, id);
     };
@@ -102,7 +119,9 @@ export class RateLimiter {
     const active = await this.countActive(principal.id);
     if (active > limit) {
       await release();
-      throw new ServiceError('quota_exceeded', `this key may have ${limit} generations queued or processing at once`, { retryAfterSeconds: 5 });
+      throw new ServiceError('quota_exceeded', `this key may have ${limit} generations queued or processing at once`, {
+        retryAfterSeconds: 5,
+      });
     }
     return release;
   }
@@ -118,7 +137,9 @@ export class RateLimiter {
       const job = (await queue.getJob(id)) as GenerateJob | undefined;
       // A missing job is either being added by its request right now or gone (deleted, expired).
       const running = job
-        ? !isTerminal(statusOf(await job.getState(), job.failedReason, (await this.redis.exists(this.keys.cancel(id))) === 1))
+        ? !isTerminal(
+            statusOf(await job.getState(), job.failedReason, (await this.redis.exists(this.keys.cancel(id))) === 1),
+          )
         : now - Number(entries[i + 1]) < PENDING_ADD_MS;
       if (running) active += 1;
       else await this.redis.zrem(key, id);
@@ -127,7 +148,10 @@ export class RateLimiter {
   }
 
   async usage(principal: Principal, now = Date.now()): Promise<Usage> {
-    const [requests, candidates] = await this.redis.mget(this.keys.requests(principal.id, Math.floor(now / MINUTE_MS)), this.keys.candidates(principal.id, utcDay(now)));
+    const [requests, candidates] = await this.redis.mget(
+      this.keys.requests(principal.id, Math.floor(now / MINUTE_MS)),
+      this.keys.candidates(principal.id, utcDay(now)),
+    );
     return {
       requests_this_minute: Number(requests ?? 0),
       candidates_today: Number(candidates ?? 0),
