@@ -16,7 +16,7 @@ export interface Service {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function spawnService(entry: 'src/worker/main.ts' | 'src/api/main.ts', env: Record<string, string>): Service {
+export function spawnService(entry: string, env: Record<string, string>): Service {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

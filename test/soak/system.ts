@@ -1,0 +1,168 @@
+// The system under the soak: its own redis-server (AOF, on a free port), two API processes and
+// two workers on it, local storage whose writes a control file can make fail, and a webhook
+// receiver that records every delivery and can be taken down and brought back on its port.
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { type Server, createServer } from 'node:http';
+import { join } from 'node:path';
+import { WEBHOOK_SECRET, freePort, loopbackEnv } from '../integration/api-harness.js';
+import {
+  type PrivateRedis,
+  type Service,
+  privateRedis,
+  spawnService,
+  waitReadyz,
+} from '../integration/faults-harness.js';
+
+export const KEYS = {
+  alice: 'soak-alice-0123456789abcdef',
+  bob: 'soak-bobby-0123456789abcdef',
+} as const;
+export type KeyName = keyof typeof KEYS;
+
+export interface Delivery {
+  webhookId: string;
+  /** The generation the receiver's URL named. */
+  generation: string;
+  body: { id?: string; event?: string; status?: string };
+  at: number;
+}
+
+export class WebhookReceiver {
+  readonly deliveries: Delivery[] = [];
+  private server: Server | undefined;
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<WebhookReceiver> {
+    const receiver = new WebhookReceiver(await freePort());
+    await receiver.up();
+    return receiver;
+  }
+
+  url(generationTag: string): string {
+    return `http://127.0.0.1:${this.port}/hook/${generationTag}`;
+  }
+
+  get isUp(): boolean {
+    return this.server !== undefined;
+  }
+
+  async up(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((request, response) => {
+      let text = '';
+      request.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      request.on('end', () => {
+        let body: Delivery['body'] = {};
+        try {
+          body = JSON.parse(text) as Delivery['body'];
+        } catch {
+          // A body that is not JSON is recorded as empty; the checker then finds its event missing.
+        }
+        this.deliveries.push({
+          webhookId: String(request.headers['webhook-id'] ?? ''),
+          generation: (request.url ?? '').split('/').pop() ?? '',
+          body,
+          at: Date.now(),
+        });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+    this.server = server;
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+export interface SoakSystem {
+  apis: string[];
+  redis: PrivateRedis;
+  receiver: WebhookReceiver;
+  storageDir: string;
+  redisUp: boolean;
+  /** Kills worker `index` (SIGKILL) and starts a new one in its place. */
+  killWorker(index: number): Promise<void>;
+  restartWorker(index: number): void;
+  stopRedis(): Promise<void>;
+  startRedis(): Promise<void>;
+  failStorage(on: boolean): Promise<void>;
+  logs(): string;
+  close(): Promise<void>;
+}
+
+export async function startSystem(dir: string): Promise<SoakSystem> {
+  const redis = await privateRedis(dir);
+  await redis.start();
+  const receiver = await WebhookReceiver.start();
+  const storageDir = join(dir, 'images');
+  const faultFile = join(dir, 'storage-fails');
+  await mkdir(storageDir, { recursive: true });
+  const apiPorts = [await freePort(), await freePort()];
+  const base = {
+    ...loopbackEnv(apiPorts[0], storageDir, 'soak'),
+    REDIS_URL: redis.url,
+    WEBHOOK_SECRET,
+    OUTBOUND_ALLOW: '127.0.0.1',
+    API_KEYS: `alice:${KEYS.alice},bob:${KEYS.bob}`,
+    LOG_LEVEL: 'warn',
+    LOCK_DURATION_MS: '3000',
+    STALLED_INTERVAL_MS: '1000',
+    GENERATE_BACKOFF_MS: '200',
+    GENERATE_ATTEMPTS: '5',
+    WEBHOOK_BACKOFF_MS: '200',
+    WEBHOOK_ATTEMPTS: '8',
+    WEBHOOK_PROGRESS_INTERVAL_MS: '300',
+    CLASSIFY_TIMEOUT_MS: '60000',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    CPU_THREADS: '1',
+    SOAK_STORAGE_FAULT_FILE: faultFile,
+  };
+  const apis = apiPorts.map((port) =>
+    spawnService('src/api/main.ts', { ...base, PORT: String(port), PUBLIC_BASE_URL: `http://127.0.0.1:${port}` }),
+  );
+  const workers: Service[] = [];
+  const startWorkerAt = (index: number) => {
+    workers[index] = spawnService('test/soak/worker-entry.ts', base);
+  };
+  startWorkerAt(0);
+  startWorkerAt(1);
+  const urls = apiPorts.map((port) => `http://127.0.0.1:${port}`);
+  for (const url of urls) await waitReadyz(url, 200, 120_000);
+  const system: SoakSystem = {
+    apis: urls,
+    redis,
+    receiver,
+    storageDir,
+    redisUp: true,
+    async killWorker(index) {
+      await workers[index].stop('SIGKILL');
+    },
+    restartWorker: startWorkerAt,
+    async stopRedis() {
+      system.redisUp = false;
+      await redis.stop();
+    },
+    async startRedis() {
+      await redis.start();
+      system.redisUp = true;
+    },
+    async failStorage(on) {
+      if (on) await writeFile(faultFile, 'fail');
+      else if (existsSync(faultFile)) await rm(faultFile);
+    },
+    logs: () => [...apis, ...workers].map((service) => service.output().slice(-3000)).join('\n---\n'),
+    async close() {
+      for (const service of [...apis, ...workers]) await service.stop('SIGKILL');
+      await receiver.down();
+      await redis.stop();
+    },
+  };
+  return system;
+}
