@@ -48,6 +48,16 @@ export interface Config {
   queueFullRetryAfterSeconds: number;
   /** CLASSIFY_TIMEOUT_MS, default 30000: how long POST /clip/classify waits for its job. */
   classifyTimeoutMs: number;
+  /**
+   * OPENAI_WAIT_TIMEOUT_MS, default 300000: how long POST /v1/images/generations waits for its
+   * generation before answering an error that names it (the generation goes on).
+   */
+  openaiWaitTimeoutMs: number;
+  /**
+   * OPENAI_MODEL_ALIASES, default none: `openai-name=pack,…` (e.g. `dall-e-2=demo-shapes`), so that
+   * clients that send OpenAI's model names reach a pack. Under /v1 only.
+   */
+  openaiModelAliases: Record<string, string>;
   /** CLASSIFY_BATCH_MAX 32, CLASSIFY_BATCH_WAIT_MS 10: the worker's micro-batching. */
   classifyBatchMax: number;
   classifyBatchWaitMs: number;
@@ -284,6 +294,21 @@ function readApiKeys(read: Reader): ConfigApiKey[] {
   return keys;
 }
 
+const MODEL_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function readModelAliases(read: Reader): Record<string, string> {
+  const aliases: Record<string, string> = {};
+  for (const entry of (read.raw('OPENAI_MODEL_ALIASES') ?? '').split(',').filter((part) => part.trim() !== '')) {
+    const [alias, pack, ...rest] = entry.split('=').map((part) => part.trim());
+    if (rest.length > 0 || !alias || !pack || !MODEL_NAME.test(alias) || !MODEL_NAME.test(pack)) {
+      read.problems.push(`OPENAI_MODEL_ALIASES: ${JSON.stringify(entry)} is not alias=pack`);
+      continue;
+    }
+    aliases[alias] = pack;
+  }
+  return aliases;
+}
+
 function readLimits(read: Reader): Limits {
   const limit = (name: string) => {
     const value = read.int(name, 0, 0);
@@ -332,6 +357,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     classifyMaxQueued: read.int('CLASSIFY_MAX_QUEUED', 1000, 0),
     queueFullRetryAfterSeconds: read.int('QUEUE_FULL_RETRY_AFTER_SECONDS', 5, 1),
     classifyTimeoutMs: read.int('CLASSIFY_TIMEOUT_MS', 30_000, 1),
+    openaiWaitTimeoutMs: read.int('OPENAI_WAIT_TIMEOUT_MS', 300_000, 1),
+    openaiModelAliases: readModelAliases(read),
     classifyBatchMax: read.int('CLASSIFY_BATCH_MAX', 32, 1, 1024),
     classifyBatchWaitMs: read.int('CLASSIFY_BATCH_WAIT_MS', 10, 0, 60_000),
     imageFetchTimeoutMs: read.int('IMAGE_FETCH_TIMEOUT_MS', 10_000, 1),

@@ -10,6 +10,7 @@ import { metricsPlugin } from './plugins/metrics.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { installValidators } from './plugins/validation.js';
 import { clipRoutes } from './routes/clip.js';
+import { addOpenAISchemas, openAIRoutes } from './openai/index.js';
 import { fileRoutes } from './routes/files.js';
 import { generationRoutes } from './routes/generations.js';
 import { systemRoutes } from './routes/system.js';
@@ -38,6 +39,7 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   app.removeContentTypeParser('text/plain');
   installValidators(app);
   app.addSchema(Problem);
+  addOpenAISchemas(app);
   await app.register(errorsPlugin);
   await app.register(swaggerPlugin);
   await app.register(metricsPlugin, { queues: services.queues });
@@ -64,5 +66,6 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   await app.register(systemRoutes, services);
   await app.register(fileRoutes, services);
   await app.register(usageRoutes, services);
+  await app.register(openAIRoutes, { ...services, prefix: '/v1' });
   return app;
 }

@@ -54,6 +54,8 @@ export interface GenerateJobResult {
   model: string;
   prompt_tokens: number;
   truncated: boolean;
+  /** The prompt as the generator read it (cut when truncated); absent on older jobs. */
+  prompt_used?: string;
   images: StoredImage[];
   metrics: GenerationMetrics;
 }

@@ -15,6 +15,11 @@ function Nullable<T extends TSchema>(schema: T, options: TSchemaOptions = {}) {
 }
 
 const strict = { additionalProperties: false } as const;
+
+/** A reference to a schema registered by its `$id`: a named component in the OpenAPI document. */
+export function ref<T extends TSchema & { $id?: string }>(schema: T) {
+  return Type.Unsafe<Static<T>>({ $ref: `${schema.$id}#` });
+}
 export const MAX_CANDIDATES = 4096;
 export const MAX_LABELS = 256;
 export const MAX_TEMPLATES = 16;

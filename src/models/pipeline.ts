@@ -140,6 +140,7 @@ export class Pipeline {
       seed: job.seed,
       promptTokens: text.tokenCount,
       truncated: text.truncated,
+      promptUsed: text.usedText,
       images,
       sampler,
       timings: { sampleMs, decodeMs, rerankMs },
@@ -167,6 +168,7 @@ export class Pipeline {
       start = performance.now();
       const embeddings = await this.embedDecoded(clip, decoded, count, m.clip.preprocess);
       const bytes = decoded.width * decoded.height * 3;
+      const bestBefore = best.result()[0];
       embeddings.forEach((embedding, i) => {
         const candidate = first + i;
         const score = clip.score(embedding, prompt);
@@ -183,7 +185,13 @@ export class Pipeline {
         });
       });
       rerankMs += elapsed(start);
-      hooks.progress({ stage: 'reranking', completed: first + count, total: job.candidates });
+      const bestNow = best.result()[0];
+      hooks.progress({
+        stage: 'reranking',
+        completed: first + count,
+        total: job.candidates,
+        ...(bestNow !== bestBefore && { best: bestNow }),
+      });
     }
     const images = best.result().map((image, i) => ({ ...image, rank: i + 1 }));
     return { images, decodeMs, rerankMs };

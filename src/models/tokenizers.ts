@@ -19,6 +19,10 @@ export class TextTokenizer {
   encode(text: string): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
   }
+
+  decode(ids: number[]): string {
+    return this.tokenizer.decode(ids, { skip_special_tokens: true });
+  }
 }
 
 export interface GeneratorText {
@@ -27,6 +31,8 @@ export interface GeneratorText {
   /** Token count before truncation. */
   tokenCount: number;
   truncated: boolean;
+  /** The text the kept tokens spell: the prompt itself unless it was cut. */
+  usedText: string;
 }
 
 export function generatorText(tokenizer: TextTokenizer, text: string, length: number, padId: number): GeneratorText {
@@ -34,7 +40,9 @@ export function generatorText(tokenizer: TextTokenizer, text: string, length: nu
   const ids = new BigInt64Array(length).fill(BigInt(padId));
   const kept = Math.min(tokens.length, length);
   for (let i = 0; i < kept; i++) ids[i] = BigInt(tokens[i]);
-  return { ids, tokenCount: tokens.length, truncated: tokens.length > length };
+  const truncated = tokens.length > length;
+  const usedText = truncated ? tokenizer.decode(tokens.slice(0, length)) : text;
+  return { ids, tokenCount: tokens.length, truncated, usedText };
 }
 
 export interface ClipTextLayout {

@@ -48,6 +48,8 @@ export interface GenerationProgress {
   stage: GenerationStage;
   completed: number;
   total: number;
+  /** On a reranking step that found a new best candidate: that candidate so far (rank 0). */
+  best?: GeneratedImage;
 }
 
 export interface GenerateOptions {
@@ -92,6 +94,8 @@ export interface GenerateResult {
   /** Prompt tokens before truncation, and whether they were cut to the pack's text length. */
   promptTokens: number;
   truncated: boolean;
+  /** The prompt as the generator read it: cut to the kept tokens when truncated. */
+  promptUsed: string;
   images: GeneratedImage[];
   /** Which sampling path ran. */
   sampler: 'host' | 'graph';

@@ -13,6 +13,8 @@ export function serviceKeys(prefix: string) {
     cancelChannel: `${base}:cancel`,
     /** String: JSON of a webhook event given up on (the dead letter GET /generations/:id shows). */
     webhookFailure: (id: string) => `${base}:webhook-failed:${id}`,
+    /** Hash (index, png): the best image of a running generation so far, for streamed partial images. */
+    partialImage: (id: string) => `${base}:partial:${id}`,
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
     /** String: JSON list of the model packs the workers serve. */
     models: `${base}:models`,

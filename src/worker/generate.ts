@@ -18,6 +18,7 @@ import type { GenerateJob } from '../service/generation-view.js';
 import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
 import { encodeImage } from './encode.js';
+import { type PartialImageStore, recordPartialImages } from './partial-images.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { WebhookNotifier } from '../service/webhook-events.js';
 
@@ -34,6 +35,8 @@ export interface GenerateDeps {
   webhooks: WebhookNotifier;
   metrics: WorkerMetrics;
   logger: Logger;
+  /** Where new best candidates go while a generation runs (streamed partial images). */
+  partialImages?: PartialImageStore;
 }
 
 /** Writes progress to the job at most every 250 ms and as `progress` webhooks at the configured pace. */
@@ -135,6 +138,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
     await deps.webhooks.notify(id, input, 'start');
     const tracked = deps.cancels.track(id);
     let storing = false;
+    const partials = recordPartialImages(deps.partialImages, id, progressReporter(job, deps, log), log);
     try {
       log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
       const result = await deps.engine.generate({
@@ -147,8 +151,9 @@ export function createGenerateHandler(deps: GenerateDeps) {
         topP: input.top_p,
         seed: input.seed,
         signal: tracked.signal,
-        onProgress: progressReporter(job, deps, log),
+        onProgress: partials.onProgress,
       });
+      await partials.flush();
       if (tracked.signal.aborted || (await deps.cancels.isRequested(id))) throw canceled('canceled by request');
       const storeStarted = performance.now();
       storing = true;
@@ -169,6 +174,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
         model: result.model,
         prompt_tokens: result.promptTokens,
         truncated: result.truncated,
+        prompt_used: result.promptUsed,
         images,
         metrics: {
           queue_ms: Math.max(0, started - job.timestamp),

@@ -132,6 +132,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       webhooks,
       metrics,
       logger,
+      partialImages: { redis: queues.redis, keys },
     }) as Handler,
     classify: createClassifyHandler(batcher, defaults.clip) as Handler,
     embed: createEmbedHandler(engine, defaults.clip) as Handler,

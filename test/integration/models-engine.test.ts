@@ -71,7 +71,10 @@ describe('engine on the committed packs', () => {
       scores,
       [...scores].sort((a, b) => b - a),
     );
-    assert.deepEqual(progress.at(-1), { stage: 'reranking', completed: 6, total: 6 });
+    const { best, ...last } = progress.at(-1) ?? {};
+    assert.deepEqual(last, { stage: 'reranking', completed: 6, total: 6 });
+    // One reranking batch: the best so far it reports is the final best image.
+    assert.deepEqual([best?.candidate, best?.pixels], [first.images[0].candidate, first.images[0].pixels]);
     assert.ok(progress.some((p) => p.stage === 'sampling' && p.completed === 6));
     assert.ok(first.timings.sampleMs > 0 && first.timings.decodeMs > 0 && first.timings.rerankMs > 0);
 
@@ -91,6 +94,7 @@ describe('engine on the committed packs', () => {
     const result = await engine.generate({ prompt: long, seed: 1, candidates: 1, n: 1, model: 'demo-shapes' });
     assert.equal(result.truncated, true);
     assert.ok(result.promptTokens > 24, `${result.promptTokens} tokens`);
+    assert.ok(long.startsWith(result.promptUsed) && result.promptUsed.length < long.length, result.promptUsed);
   });
 
   test('the micro pack runs end to end at DALL·E 1 geometry: 1024 tokens, 256×256 pixels', async () => {

@@ -1,0 +1,158 @@
+// POST /v1/images/generations over our generation jobs: the OpenAI request becomes an ordinary
+// generation (same keys, quotas, queue depth; listed by GET /generations), the request waits for
+// it, and its images come back best first, as URLs or base64.
+import type { Config } from '../../config.js';
+import type { CreateGenerationBody, Generation, ModelInfo } from '../../contracts/schemas.js';
+import { isTerminal } from '../../contracts/status.js';
+import { ServiceError, fieldError } from '../../errors.js';
+import { serviceKeys } from '../../queue/keys.js';
+import type { Principal } from '../../service/api-keys.js';
+import type { GenerateJob } from '../../service/generation-view.js';
+import { readModels } from '../../service/model-registry.js';
+import { type PartialImage, readPartialImage } from '../../service/partial-images.js';
+import type { Services } from '../services.js';
+import { resolveModelAlias } from './models.js';
+import { type ImageGenerationBody, QUALITY_CANDIDATES } from './schemas.js';
+
+const POLL_INTERVAL_MS = 200;
+
+export interface StartedGeneration {
+  id: string;
+  createdAt: number;
+  size: string;
+  quality: string;
+}
+
+function nativeSize(info: ModelInfo): string | undefined {
+  const size = info.generation?.image_size;
+  return size ? `${size[1]}x${size[0]}` : undefined;
+}
+
+/** `auto` or the pack's own size: packs draw at one size and we do not resample. */
+async function checkedSize(config: Config, services: Services, model: string | undefined, size?: string) {
+  const models = await readModels(services.queues.redis, serviceKeys(config.queuePrefix));
+  const info =
+    model === undefined
+      ? models.find((entry) => entry.default_for?.includes('generations'))
+      : models.find((entry) => entry.name === model);
+  const native = info && nativeSize(info);
+  if (size === undefined || size === 'auto' || size === native) return native ?? 'auto';
+  throw fieldError(
+    'size',
+    native
+      ? `must be auto or ${native}, the size ${info.name} draws at`
+      : 'must be auto while no worker reports the model',
+  );
+}
+
+/** The OpenAI request as a native one: quality picks the candidates unless `candidates` does. */
+export function nativeRequest(body: ImageGenerationBody, model: string | undefined): CreateGenerationBody {
+  const n = body.n ?? 1;
+  const candidates = body.candidates ?? Math.max(n, QUALITY_CANDIDATES[body.quality ?? 'auto']);
+  return {
+    prompt: body.prompt,
+    candidates,
+    n,
+    ...(model !== undefined && { model }),
+    ...(body.seed !== undefined && { seed: body.seed }),
+    ...(body.top_k !== undefined && { top_k: body.top_k }),
+    ...(body.temperature !== undefined && { temperature: body.temperature }),
+    ...(body.top_p !== undefined && { top_p: body.top_p }),
+    output_format: body.output_format ?? 'png',
+  };
+}
+
+export async function startImageGeneration(
+  services: Services,
+  body: ImageGenerationBody,
+  principal: Principal,
+): Promise<StartedGeneration> {
+  const model = resolveModelAlias(services.config, body.model);
+  await services.queues.connected();
+  const size = await checkedSize(services.config, services, model, body.size);
+  const { accepted } = await services.generations.create(nativeRequest(body, model), principal);
+  return {
+    id: accepted.id,
+    createdAt: Math.floor(Date.parse(accepted.created_at) / 1000),
+    size,
+    quality: body.quality ?? 'auto',
+  };
+}
+
+export interface WaitOptions {
+  /** Called with each new best-so-far image while the generation runs, and once more before the end. */
+  onPartial?: (image: PartialImage) => void | Promise<void>;
+  /** Stops waiting (the client went away); the generation goes on. */
+  signal?: AbortSignal;
+}
+
+/** Polls the generation until it finishes or OPENAI_WAIT_TIMEOUT_MS passes. */
+export async function waitForGeneration(
+  services: Services,
+  id: string,
+  owner: string,
+  { onPartial, signal }: WaitOptions = {},
+): Promise<Generation> {
+  const deadline = Date.now() + services.config.openaiWaitTimeoutMs;
+  const keys = serviceKeys(services.config.queuePrefix);
+  let lastPartial = -1;
+  const checkPartial = async () => {
+    if (!onPartial) return;
+    const partial = await readPartialImage(services.queues.redis, keys, id);
+    if (partial && partial.index > lastPartial) {
+      lastPartial = partial.index;
+      await onPartial(partial);
+    }
+  };
+  for (;;) {
+    const generation = await services.generations.get(id, owner);
+    // Read after the status: a best image recorded before the end is never skipped.
+    await checkPartial();
+    if (isTerminal(generation.status)) return generation;
+    if (signal?.aborted) throw new ServiceError('timeout', `the client left; generation ${id} goes on`);
+    if (Date.now() >= deadline) {
+      throw new ServiceError(
+        'timeout',
+        `generation ${id} did not finish within ${services.config.openaiWaitTimeoutMs} ms; it goes on: poll ${generation.urls.get}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+/** A finished generation's outcome: its images, or the error it ended with. */
+export function assertSucceeded(generation: Generation): void {
+  if (generation.status === 'succeeded') return;
+  if (generation.status === 'canceled') {
+    throw new ServiceError('generation_finished', `generation ${generation.id} was canceled`);
+  }
+  const reason = generation.error ? `${generation.error.code}: ${generation.error.message}` : 'unknown reason';
+  throw new ServiceError('job_failed', `generation ${generation.id} failed: ${reason}`);
+}
+
+export interface FinishedImage {
+  url: string;
+  /** Encoded bytes, read from the object store. */
+  bytes: () => Promise<Buffer>;
+  revisedPrompt: string;
+}
+
+/** The generation's images best first, with the prompt the model really read. */
+export async function finishedImages(services: Services, generation: Generation): Promise<FinishedImage[]> {
+  const job = (await services.queues.get('generate').getJob(generation.id)) as GenerateJob | undefined;
+  const result = job?.returnvalue;
+  if (!result) throw new ServiceError('not_found', `generation ${generation.id} is gone`);
+  const revisedPrompt = result.prompt_used ?? generation.input.prompt;
+  const keys = new Map(result.images.map((image) => [image.rank, image.key]));
+  return [...generation.images]
+    .sort((a, b) => a.rank - b.rank)
+    .map((image) => ({
+      url: image.url,
+      revisedPrompt,
+      bytes: async () => {
+        const object = await services.store.get(keys.get(image.rank) ?? '');
+        if (!object) throw new ServiceError('not_found', `an image of generation ${generation.id} is gone`);
+        return Buffer.from(object.body.buffer, object.body.byteOffset, object.body.byteLength);
+      },
+    }));
+}

@@ -1,0 +1,183 @@
+// Request and response schemas of the OpenAI-compatible API (/v1): OpenAI's field names and
+// shapes, with our own generation settings as extra fields. Bodies are strict: a field OpenAI
+// defines that we do not serve (style, background, moderation…) is a 400 naming it.
+import { type Static, Type } from '@fastify/type-provider-typebox';
+import { ERROR_CODES } from '../../errors.js';
+import { OUTPUT_FORMATS } from '../../contracts/jobs.js';
+import { MAX_CANDIDATES, ref } from '../../contracts/schemas.js';
+
+export { ref };
+
+function StringEnum<T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+const strict = { additionalProperties: false } as const;
+const PROSE = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\p{Cs}]*$';
+const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
+
+/** OpenAI's quality levels; each stands for a number of candidates sampled (docs/openai.md). */
+export const QUALITY_CANDIDATES = { low: 64, medium: 256, standard: 256, high: 512, hd: 512, auto: 512 } as const;
+export type Quality = keyof typeof QUALITY_CANDIDATES;
+const QUALITIES = Object.keys(QUALITY_CANDIDATES) as Quality[];
+
+export const ImageGenerationBody = Type.Object(
+  {
+    prompt: Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE, description: 'What to draw.' }),
+    model: Type.Optional({
+      ...ModelName,
+      description: 'A pack name, or an OpenAI model name listed in OPENAI_MODEL_ALIASES; default DEFAULT_MODEL.',
+    }),
+    n: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, default: 1, description: 'Images returned.' }),
+    ),
+    size: Type.Optional(
+      Type.String({
+        pattern: '^(auto|[0-9]{1,5}x[0-9]{1,5})$',
+        description: "`auto` or the model's native size (`WxH`); anything else is refused.",
+      }),
+    ),
+    quality: Type.Optional(
+      StringEnum(QUALITIES, {
+        description: 'Candidates sampled: low 64, medium and standard 256, high, hd and auto 512.',
+      }),
+    ),
+    response_format: Type.Optional(StringEnum(['url', 'b64_json'] as const, { default: 'url' })),
+    output_format: Type.Optional(StringEnum(OUTPUT_FORMATS, { default: 'png' })),
+    user: Type.Optional(Type.String({ maxLength: 256, description: 'Accepted and ignored.' })),
+    stream: Type.Optional(Type.Boolean({ description: 'Server-sent events instead of one JSON answer.' })),
+    partial_images: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 3, default: 0, description: 'Best-so-far images streamed before the end.' }),
+    ),
+    // Our own settings (extensions).
+    candidates: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_CANDIDATES,
+        description: 'Extension: candidates sampled; overrides quality.',
+      }),
+    ),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Extension: the job seed.' })),
+    top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Extension: top-k sampling.' })),
+    temperature: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 10, description: 'Extension: sampling temperature.' }),
+    ),
+    top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Extension: nucleus sampling.' })),
+  },
+  strict,
+);
+export type ImageGenerationBody = Static<typeof ImageGenerationBody>;
+
+export const ImagesResponse = Type.Object(
+  {
+    created: Type.Integer({ description: 'Unix seconds.' }),
+    data: Type.Array(
+      Type.Object({
+        url: Type.Optional(Type.String({ description: 'Signed URL, valid IMAGE_URL_TTL_SECONDS.' })),
+        b64_json: Type.Optional(Type.String()),
+        revised_prompt: Type.String({ description: 'The prompt as the model read it (cut when too long).' }),
+      }),
+      { description: 'Best CLIP score first.' },
+    ),
+    output_format: StringEnum(OUTPUT_FORMATS),
+    size: Type.String(),
+    quality: Type.String(),
+  },
+  { $id: 'OpenAIImagesResponse', title: 'OpenAI images response' },
+);
+
+export const ImageStreamEvent = Type.Object(
+  {
+    type: StringEnum(['image_generation.partial_image', 'image_generation.completed'] as const),
+    b64_json: Type.String(),
+    created_at: Type.Integer(),
+    size: Type.String(),
+    quality: Type.String(),
+    background: Type.String(),
+    output_format: StringEnum(OUTPUT_FORMATS),
+    partial_image_index: Type.Optional(Type.Integer()),
+  },
+  {
+    $id: 'OpenAIImageStreamEvent',
+    description:
+      'One server-sent event: `image_generation.partial_image` (the best candidate so far, PNG) or `image_generation.completed` (one per image, best first).',
+  },
+);
+
+export const OpenAIModel = Type.Object(
+  {
+    id: Type.String(),
+    object: StringEnum(['model'] as const),
+    created: Type.Integer({ description: 'Always 0: packs carry no creation time.' }),
+    owned_by: Type.String(),
+  },
+  { $id: 'OpenAIModel' },
+);
+
+export const OpenAIModelList = Type.Object({
+  object: StringEnum(['list'] as const),
+  data: Type.Array(ref(OpenAIModel)),
+});
+
+export const ModelParams = Type.Object({ model: Type.String({ description: 'A pack name or an alias' }) });
+
+export const EmbeddingsBody = Type.Object(
+  {
+    input: Type.Union(
+      [
+        Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE }),
+        Type.Array(Type.String({ minLength: 1, maxLength: 1000, pattern: PROSE }), { minItems: 1, maxItems: 256 }),
+      ],
+      { description: 'A text or up to 256 texts; token arrays are refused.' },
+    ),
+    model: Type.Optional({
+      ...ModelName,
+      description: 'A pack name or alias; default DEFAULT_CLIP_MODEL.',
+    }),
+    encoding_format: Type.Optional(
+      StringEnum(['float', 'base64'] as const, {
+        default: 'float',
+        description: 'base64: the little-endian float32 bytes.',
+      }),
+    ),
+    user: Type.Optional(Type.String({ maxLength: 256, description: 'Accepted and ignored.' })),
+  },
+  strict,
+);
+export type EmbeddingsBody = Static<typeof EmbeddingsBody>;
+
+export const EmbeddingsResponse = Type.Object(
+  {
+    object: StringEnum(['list'] as const),
+    model: Type.String(),
+    data: Type.Array(
+      Type.Object({
+        object: StringEnum(['embedding'] as const),
+        index: Type.Integer(),
+        embedding: Type.Union([Type.Array(Type.Number()), Type.String()]),
+      }),
+    ),
+    usage: Type.Object({
+      prompt_tokens: Type.Integer(),
+      total_tokens: Type.Integer(),
+    }),
+  },
+  { $id: 'OpenAIEmbeddingsResponse' },
+);
+
+export const OpenAIError = Type.Object(
+  {
+    error: Type.Object({
+      message: Type.String(),
+      type: Type.String({
+        description: 'invalid_request_error, authentication_error, rate_limit_error, server_error…',
+      }),
+      param: Type.Union([Type.String(), Type.Null()]),
+      code: StringEnum(ERROR_CODES),
+    }),
+  },
+  { $id: 'OpenAIError', title: 'An error in OpenAI’s shape' },
+);
+
+/** Named schemas of /v1, registered once on the app. */
+export const OPENAI_SCHEMAS = [ImagesResponse, ImageStreamEvent, OpenAIModel, EmbeddingsResponse, OpenAIError];
