@@ -13,6 +13,10 @@ npx prettier --check . --log-level warn
 echo "== import cycles"
 npx madge --circular --extensions ts src
 
+echo "== openapi lint"
+# The recommended rules (redocly.yaml); no telemetry, no update check: the tests stay offline.
+REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx redocly lint --format=stylish
+
 if [ -d training/tests ]; then
   echo "== python checks"
   /usr/bin/python3 -m unittest discover -s training/tests -t . -v

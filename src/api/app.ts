@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { MAX_IMAGES_PER_REQUEST, Problem } from '../contracts/schemas.js';
+import { MAX_IMAGES_PER_REQUEST, NAMED_SCHEMAS } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
 import { authPlugin } from './plugins/auth.js';
 import { errorsPlugin, sendProblem } from './plugins/errors.js';
@@ -38,10 +38,10 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   // JSON bodies only (and multipart where a route says so): text is a 415, not a string body.
   app.removeContentTypeParser('text/plain');
   installValidators(app);
-  app.addSchema(Problem);
+  for (const schema of NAMED_SCHEMAS) app.addSchema(schema);
   addOpenAISchemas(app);
   await app.register(errorsPlugin);
-  await app.register(swaggerPlugin);
+  await app.register(swaggerPlugin, { publicBaseUrl: config.publicBaseUrl });
   await app.register(metricsPlugin, { queues: services.queues });
   await app.register(authPlugin, {
     keyStore: services.keyStore,

@@ -93,16 +93,19 @@ const Progress = Type.Object({
   total: Type.Integer(),
 });
 
-export const GenerationImage = Type.Object({
-  rank: Type.Integer({ description: '1 = best CLIP score' }),
-  url: Type.String({ description: 'Absolute URL serving the image bytes until expires_at' }),
-  expires_at: Type.String({ format: 'date-time' }),
-  score: Type.Number(),
-  seed: Type.Integer(),
-  width: Type.Integer(),
-  height: Type.Integer(),
-  format: StringEnum(OUTPUT_FORMATS),
-});
+export const GenerationImage = Type.Object(
+  {
+    rank: Type.Integer({ description: '1 = best CLIP score' }),
+    url: Type.String({ description: 'Absolute URL serving the image bytes until expires_at' }),
+    expires_at: Type.String({ format: 'date-time' }),
+    score: Type.Number(),
+    seed: Type.Integer(),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    format: StringEnum(OUTPUT_FORMATS),
+  },
+  { $id: 'GenerationImage' },
+);
 
 const Metrics = Type.Object({
   queue_ms: Type.Number(),
@@ -140,30 +143,36 @@ const WebhookFailure = Type.Object(
 );
 export type WebhookFailure = Static<typeof WebhookFailure>;
 
-export const Generation = Type.Object({
-  id: Type.String(),
-  status: StringEnum(GENERATION_STATUSES),
-  input: GenerationInputView,
-  model: Nullable(Type.String()),
-  progress: Nullable(Progress),
-  created_at: Type.String({ format: 'date-time' }),
-  started_at: Nullable(Type.String({ format: 'date-time' })),
-  completed_at: Nullable(Type.String({ format: 'date-time' })),
-  error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
-  images: Type.Array(GenerationImage),
-  metrics: Nullable(Metrics),
-  webhook: Nullable(WebhookFailure),
-  urls: GenerationUrls,
-});
+export const Generation = Type.Object(
+  {
+    id: Type.String(),
+    status: StringEnum(GENERATION_STATUSES),
+    input: GenerationInputView,
+    model: Nullable(Type.String()),
+    progress: Nullable(Progress),
+    created_at: Type.String({ format: 'date-time' }),
+    started_at: Nullable(Type.String({ format: 'date-time' })),
+    completed_at: Nullable(Type.String({ format: 'date-time' })),
+    error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    images: Type.Array(ref(GenerationImage)),
+    metrics: Nullable(Metrics),
+    webhook: Nullable(WebhookFailure),
+    urls: GenerationUrls,
+  },
+  { $id: 'Generation' },
+);
 export type Generation = Static<typeof Generation>;
 
-export const GenerationAccepted = Type.Object({
-  id: Type.String(),
-  status: StringEnum(GENERATION_STATUSES),
-  created_at: Type.String({ format: 'date-time' }),
-  seed: Type.Integer(),
-  urls: GenerationUrls,
-});
+export const GenerationAccepted = Type.Object(
+  {
+    id: Type.String(),
+    status: StringEnum(GENERATION_STATUSES),
+    created_at: Type.String({ format: 'date-time' }),
+    seed: Type.Integer(),
+    urls: GenerationUrls,
+  },
+  { $id: 'GenerationAccepted' },
+);
 export type GenerationAccepted = Static<typeof GenerationAccepted>;
 
 export const ListGenerationsQuery = Type.Object(
@@ -176,10 +185,13 @@ export const ListGenerationsQuery = Type.Object(
 );
 export type ListGenerationsQuery = Static<typeof ListGenerationsQuery>;
 
-export const GenerationList = Type.Object({
-  data: Type.Array(Generation),
-  next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last.' })),
-});
+export const GenerationList = Type.Object(
+  {
+    data: Type.Array(ref(Generation)),
+    next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last.' })),
+  },
+  { $id: 'GenerationList' },
+);
 
 export const ImageInput = Type.Object(
   {
@@ -236,10 +248,15 @@ export const ClassifyMultipartBody = Type.Object({
   model: Type.Optional(ModelName),
 });
 
-export const ClassifyResponse = Type.Object({
-  model: Type.String(),
-  results: Type.Array(Type.Object({ labels: Type.Array(Type.Object({ label: Type.String(), score: Type.Number() })) })),
-});
+export const ClassifyResponse = Type.Object(
+  {
+    model: Type.String(),
+    results: Type.Array(
+      Type.Object({ labels: Type.Array(Type.Object({ label: Type.String(), score: Type.Number() })) }),
+    ),
+  },
+  { $id: 'ClassifyResponse' },
+);
 
 export const EmbedBody = Type.Object(
   {
@@ -253,47 +270,56 @@ export const EmbedBody = Type.Object(
 );
 export type EmbedBody = Static<typeof EmbedBody>;
 
-export const EmbedResponse = Type.Object({
-  model: Type.String(),
-  dim: Type.Integer(),
-  embeddings: Type.Array(Type.Array(Type.Number()), { description: 'L2-normalised, one per input, in order.' }),
-});
+export const EmbedResponse = Type.Object(
+  {
+    model: Type.String(),
+    dim: Type.Integer(),
+    embeddings: Type.Array(Type.Array(Type.Number()), { description: 'L2-normalised, one per input, in order.' }),
+  },
+  { $id: 'EmbedResponse' },
+);
 
-export const ModelInfo = Type.Object({
-  name: Type.String(),
-  version: Type.String(),
-  description: Nullable(Type.String()),
-  default_for: Type.Array(StringEnum(['generations', 'clip'] as const), {
-    description:
-      'What this pack serves when a request names no model: generations (DEFAULT_MODEL), classify and embed (DEFAULT_CLIP_MODEL).',
-  }),
-  generation: Nullable(
-    Type.Object({
-      text_length: Type.Integer(),
-      image_size: Type.Array(Type.Integer()),
-      image_grid: Type.Array(Type.Integer()),
-      codebook_size: Type.Integer(),
-      sampling_defaults: Type.Object({
-        top_k: Type.Integer(),
-        temperature: Type.Number(),
-        top_p: Type.Optional(Type.Number()),
-      }),
+export const ModelInfo = Type.Object(
+  {
+    name: Type.String(),
+    version: Type.String(),
+    description: Nullable(Type.String()),
+    default_for: Type.Array(StringEnum(['generations', 'clip'] as const), {
+      description:
+        'What this pack serves when a request names no model: generations (DEFAULT_MODEL), classify and embed (DEFAULT_CLIP_MODEL).',
     }),
-    { description: 'The generator: null for a pack that serves CLIP only (classification and embeddings).' },
-  ),
-  embed_dim: Type.Integer(),
-});
+    generation: Nullable(
+      Type.Object({
+        text_length: Type.Integer(),
+        image_size: Type.Array(Type.Integer()),
+        image_grid: Type.Array(Type.Integer()),
+        codebook_size: Type.Integer(),
+        sampling_defaults: Type.Object({
+          top_k: Type.Integer(),
+          temperature: Type.Number(),
+          top_p: Type.Optional(Type.Number()),
+        }),
+      }),
+      { description: 'The generator: null for a pack that serves CLIP only (classification and embeddings).' },
+    ),
+    embed_dim: Type.Integer(),
+  },
+  { $id: 'ModelInfo' },
+);
 export type ModelInfo = Static<typeof ModelInfo>;
-export const ModelList = Type.Object({ data: Type.Array(ModelInfo) });
+export const ModelList = Type.Object({ data: Type.Array(ref(ModelInfo)) }, { $id: 'ModelList' });
 
-export const Health = Type.Object({ status: Type.String() });
-export const Readiness = Type.Object({
-  status: StringEnum(['ready', 'unavailable'] as const),
-  checks: Type.Object({
-    redis: Type.Boolean(),
-    workers: Type.Record(Type.String(), Type.Integer(), { description: 'Live workers per queue' }),
-  }),
-});
+export const Health = Type.Object({ status: Type.String() }, { $id: 'Health' });
+export const Readiness = Type.Object(
+  {
+    status: StringEnum(['ready', 'unavailable'] as const),
+    checks: Type.Object({
+      redis: Type.Boolean(),
+      workers: Type.Record(Type.String(), Type.Integer(), { description: 'Live workers per queue' }),
+    }),
+  },
+  { $id: 'Readiness' },
+);
 
 export const Problem = Type.Object(
   {
@@ -307,3 +333,25 @@ export const Problem = Type.Object(
   },
   { $id: 'Problem', title: 'Problem details (RFC 9457)' },
 );
+
+/** The body of a webhook delivery: the generation as GET /generations/:id renders it, and the event. */
+export const WebhookEventBody = Type.Intersect([ref(Generation), Type.Object({ event: StringEnum(WEBHOOK_EVENTS) })], {
+  $id: 'WebhookEvent',
+  description: 'Signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).',
+});
+
+/** Schemas with an `$id`: registered on the app once, named components of the OpenAPI document. */
+export const NAMED_SCHEMAS = [
+  Problem,
+  GenerationImage,
+  Generation,
+  GenerationAccepted,
+  GenerationList,
+  ModelInfo,
+  ModelList,
+  ClassifyResponse,
+  EmbedResponse,
+  Health,
+  Readiness,
+  WebhookEventBody,
+];

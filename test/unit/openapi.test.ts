@@ -36,9 +36,39 @@ test('the document covers the whole HTTP contract', () => {
     'GET /healthz',
     'GET /readyz',
     'GET /metrics',
+    'GET /files/{key}',
+    'POST /v1/images/generations',
+    'GET /v1/models',
+    'GET /v1/models/{model}',
+    'POST /v1/embeddings',
   ]) {
     assert.ok(operations.includes(operation), `${operation} is documented`);
   }
   const classify = document.paths['/clip/classify'].post.requestBody.content;
   assert.ok(classify['application/json'] && classify['multipart/form-data'], 'classify takes JSON and multipart');
+});
+
+test('tools can use it: operation ids, a server, named schemas, the webhook body, no `*` parameter', () => {
+  const document = JSON.parse(readFileSync(committedPath, 'utf8'));
+  const operations = Object.values(document.paths as Record<string, Record<string, any>>).flatMap((methods) =>
+    Object.values(methods),
+  );
+  const ids = operations.map((operation) => operation.operationId);
+  assert.ok(
+    ids.every((id) => typeof id === 'string' && id.length > 0),
+    'every operation has an operationId',
+  );
+  assert.equal(new Set(ids).size, ids.length, 'operation ids are unique');
+  assert.equal(document.servers[0].url, 'http://localhost:3000');
+  for (const name of ['Generation', 'GenerationAccepted', 'GenerationList', 'Problem', 'ModelInfo', 'OpenAIError'])
+    assert.ok(document.components.schemas[name], `${name} is a named schema`);
+  assert.deepEqual(document.paths['/generations/{id}'].get.responses['200'].content['application/json'].schema, {
+    $ref: '#/components/schemas/Generation',
+  });
+  assert.equal(
+    document.webhooks.generationEvent.post.requestBody.content['application/json'].schema.$ref,
+    '#/components/schemas/WebhookEvent',
+  );
+  assert.ok(!Object.keys(document.paths).some((path) => path.includes('{*}')));
+  assert.ok(Object.keys(document.paths['/metrics'].get.responses['200'].content)[0].startsWith('text/plain'));
 });

@@ -50,10 +50,18 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
       config: { public: true },
       schema: {
         tags: ['system'],
+        operationId: 'getMetrics',
         summary: 'Prometheus metrics of the API process',
-        produces: ['text/plain'],
         security: [],
+        response: {
+          200: {
+            description: 'The Prometheus text exposition format',
+            content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } },
+          },
+        },
       },
+      // The exposition text goes out as it is: the schema documents it, nothing serializes it.
+      serializerCompiler: () => (data) => String(data),
     },
     async (_request, reply) => {
       reply.type(registry.contentType);

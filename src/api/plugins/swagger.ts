@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import { WEBHOOKS } from './webhooks-document.js';
 import fp from 'fastify-plugin';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -10,15 +11,32 @@ const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta
   description: string;
 };
 
-export const swaggerPlugin = fp(async (app: FastifyInstance) => {
+/** The file route's wildcard, under the name the document gives it (the URLs stay as they are). */
+function namedFileKey({ schema, url }: { schema: FastifySchema; url: string }) {
+  if (url !== '/files/*') return { schema, url };
+  const params = (schema as { params?: { properties?: Record<string, unknown> } }).params;
+  const keyParam = params?.properties?.['*'];
+  return {
+    url: '/files/{key}',
+    schema: {
+      ...schema,
+      params: { type: 'object', properties: { key: keyParam }, required: ['key'] },
+    },
+  };
+}
+
+export const swaggerPlugin = fp(async (app: FastifyInstance, { publicBaseUrl }: { publicBaseUrl: string }) => {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'dalle-serve', version: pkg.version, description: pkg.description },
+      servers: [{ url: publicBaseUrl, description: 'PUBLIC_BASE_URL of this server' }],
+      webhooks: WEBHOOKS,
       tags: [
         { name: 'generations', description: 'Text-to-image generation jobs' },
         { name: 'clip', description: 'Zero-shot classification and embeddings' },
         { name: 'system', description: 'Models, health, metrics, usage' },
+        { name: 'openai', description: 'The OpenAI Images, Models and Embeddings API (docs/openai.md)' },
       ],
       // Every route needs a key once one is configured; public ones say `security: []`.
       components: {
@@ -34,6 +52,7 @@ export const swaggerPlugin = fp(async (app: FastifyInstance) => {
       },
       security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
     },
+    transform: namedFileKey,
     // Shared schemas keep their $id as their component name.
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),

@@ -7,6 +7,7 @@ import {
   ClassifyResponse,
   EmbedBody,
   EmbedResponse,
+  ref,
 } from '../../contracts/schemas.js';
 import { classifyJobFromJson, classifyJobFromMultipart, embedJobFromJson } from '../clip-requests.js';
 import type { Services } from '../services.js';
@@ -34,6 +35,7 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
   app.post('/clip/classify', {
     schema: {
       tags,
+      operationId: 'classifyImages',
       summary: 'Zero-shot image classification',
       description:
         'Scores are probabilities over all the labels, sorted; without `top_k` every label is returned and they sum to 1. Send JSON, or a multipart form with one `image` part per file and one `labels` field per label.',
@@ -43,7 +45,7 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
           'multipart/form-data': { schema: ClassifyMultipartBody },
         },
       },
-      response: { 200: ClassifyResponse, ...problemResponses(...clipErrors) },
+      response: { 200: ref(ClassifyResponse), ...problemResponses(...clipErrors) },
     },
     handler: async (request) => {
       const data = request.isMultipart()
@@ -56,9 +58,10 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
   app.post('/clip/embed', {
     schema: {
       tags,
+      operationId: 'embed',
       summary: 'L2-normalised CLIP embeddings of images or texts',
       body: EmbedBody,
-      response: { 200: EmbedResponse, ...problemResponses(...clipErrors) },
+      response: { 200: ref(EmbedResponse), ...problemResponses(...clipErrors) },
     },
     handler: async (request) => {
       const result = await clip.embed(await embedJobFromJson(request.body, config));

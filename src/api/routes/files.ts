@@ -15,6 +15,7 @@ export async function fileRoutes(app: FastifyInstance, { store, config }: Servic
     schema: {
       security: [],
       tags: ['generations'],
+      operationId: 'getFile',
       summary: 'Image bytes behind a signed URL',
       description: 'The URLs in generation responses point here; they stop working at `expires_at`.',
       params: Type.Object({ '*': Type.String({ description: 'Object key' }) }),

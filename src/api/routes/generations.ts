@@ -9,6 +9,7 @@ import {
   GenerationList,
   IdempotencyHeaders,
   ListGenerationsQuery,
+  ref,
 } from '../../contracts/schemas.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
@@ -21,13 +22,14 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
   app.post('/generations', {
     schema: {
       tags,
+      operationId: 'createGeneration',
       summary: 'Start a generation',
       description:
         'Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation.',
       body: CreateGenerationBody,
       headers: IdempotencyHeaders,
       response: {
-        202: { ...GenerationAccepted, description: 'Queued; `Location` names the generation' },
+        202: { ...ref(GenerationAccepted), description: 'Queued; `Location` names the generation' },
         ...problemResponses(
           'validation_failed',
           'malformed_body',
@@ -57,9 +59,10 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
   app.get('/generations', {
     schema: {
       tags,
+      operationId: 'listGenerations',
       summary: 'List generations, newest first',
       querystring: ListGenerationsQuery,
-      response: { 200: GenerationList, ...problemResponses('validation_failed') },
+      response: { 200: ref(GenerationList), ...problemResponses('validation_failed') },
     },
     handler: async (request) => generations.list(request.query, request.principal.id),
   });
@@ -67,9 +70,10 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
   app.get('/generations/:id', {
     schema: {
       tags,
+      operationId: 'getGeneration',
       summary: 'Get a generation',
       params: GenerationIdParams,
-      response: { 200: Generation, ...problemResponses('not_found') },
+      response: { 200: ref(Generation), ...problemResponses('not_found') },
     },
     handler: async (request) => generations.get(request.params.id, request.principal.id),
   });
@@ -77,6 +81,7 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
   app.delete('/generations/:id', {
     schema: {
       tags,
+      operationId: 'deleteGeneration',
       summary: 'Delete a finished generation and its images',
       params: GenerationIdParams,
       response: {
@@ -93,11 +98,12 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
   app.post('/generations/:id/cancel', {
     schema: {
       tags,
+      operationId: 'cancelGeneration',
       summary: 'Cancel a generation',
       description:
         'A queued generation is canceled at once; a running one stops at its next chunk, whichever worker runs it.',
       params: GenerationIdParams,
-      response: { 202: Generation, ...problemResponses('not_found', 'generation_finished') },
+      response: { 202: ref(Generation), ...problemResponses('not_found', 'generation_finished') },
     },
     handler: async (request, reply) =>
       reply.code(202).send(await generations.cancel(request.params.id, request.principal.id)),

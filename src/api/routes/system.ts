@@ -1,7 +1,7 @@
 // Models, liveness, readiness.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { Health, ModelList, Readiness } from '../../contracts/schemas.js';
+import { Health, ModelList, Readiness, ref } from '../../contracts/schemas.js';
 import { serviceKeys } from '../../queue/keys.js';
 import { readModels } from '../../service/model-registry.js';
 import type { Services } from '../services.js';
@@ -21,7 +21,12 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
   app.get('/models', {
-    schema: { tags, summary: 'Model packs the workers serve', response: { 200: ModelList, ...problemResponses() } },
+    schema: {
+      tags,
+      operationId: 'listModels',
+      summary: 'Model packs the workers serve',
+      response: { 200: ref(ModelList), ...problemResponses() },
+    },
     handler: async () => {
       await queues.connected();
       return { data: await readModels(queues.redis, serviceKeys(config.queuePrefix)) };
@@ -30,7 +35,13 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
 
   app.get('/healthz', {
     config: { public: true },
-    schema: { tags, summary: 'Liveness: the process answers', security: [], response: { 200: Health } },
+    schema: {
+      tags,
+      operationId: 'getHealth',
+      summary: 'Liveness: the process answers',
+      security: [],
+      response: { 200: ref(Health) },
+    },
     handler: async () => ({ status: 'ok' }),
   });
 
@@ -39,8 +50,9 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
     schema: {
       tags,
       security: [],
+      operationId: 'getReadiness',
       summary: 'Readiness: Redis answers and every queue has a live worker',
-      response: { 200: Readiness, 503: { ...Readiness, description: 'Not ready' } },
+      response: { 200: ref(Readiness), 503: { ...ref(Readiness), description: 'Not ready' } },
     },
     handler: async (_request, reply) => {
       let redis = false;

@@ -20,6 +20,7 @@ export async function usageRoutes(instance: FastifyInstance, { generations }: Se
   instance.withTypeProvider<TypeBoxTypeProvider>().get('/usage', {
     schema: {
       tags: ['system'],
+      operationId: 'getUsage',
       summary: "The calling key's usage and limits",
       response: { 200: Usage, ...problemResponses() },
     },
