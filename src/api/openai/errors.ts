@@ -31,9 +31,9 @@ export function toOpenAIError(error: ServiceError): OpenAIErrorBody {
 
 export function sendOpenAIError(reply: FastifyReply, error: ServiceError): FastifyReply {
   if (error.extra.retryAfterSeconds !== undefined) reply.header('Retry-After', String(error.extra.retryAfterSeconds));
-  // The SDKs retry 408, 409, 429 and 5xx by default: a timed-out wait would start a second
-  // generation, so the client is told not to (it can poll the one named in the message).
-  if (error.code === 'timeout') reply.header('x-should-retry', 'false');
+  // The SDKs retry 408, 409, 429 and 5xx by default: after a timed-out wait (the generation
+  // goes on, named in the message) or a cancel, a retry would start a second generation.
+  if (error.code === 'timeout' || error.code === 'generation_finished') reply.header('x-should-retry', 'false');
   return reply.code(error.status).type('application/json').send(toOpenAIError(error));
 }
 
