@@ -174,7 +174,7 @@ describe('errors with a worker', () => {
     await expectProblem(
       await fetch(`${h.baseUrl}/files/generations/x/1.png?expires=9999999999&signature=${'0'.repeat(64)}`),
       'not_found',
-      { method: 'GET', path: '/files/{*}' },
+      { method: 'GET', path: '/files/{key}' },
     );
   });
 

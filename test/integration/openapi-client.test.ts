@@ -33,11 +33,21 @@ export async function run(baseUrl: string) {
     if (data.status === 'succeeded' || data.status === 'failed' || data.status === 'canceled') {
       const first = data.images[0];
       const viaUrl = first ? new Uint8Array(await (await fetch(first.url)).arrayBuffer()) : null;
-      return { id, status: data.status, listed: await listed(id), rank: first?.rank, viaUrl };
+      const viaRoute = first ? await fileRoute(first.url) : null;
+      return { id, status: data.status, listed: await listed(id), rank: first?.rank, viaUrl, viaRoute };
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error('the generation did not finish');
+
+  // The same bytes through the documented file operation, its key a path parameter.
+  async function fileRoute(url: string): Promise<Uint8Array | null> {
+    const parsed = new URL(url);
+    const key = decodeURIComponent(parsed.pathname.slice('/files/'.length));
+    const query = { expires: parsed.searchParams.get('expires') ?? '', signature: parsed.searchParams.get('signature') ?? '' };
+    const { data } = await client.GET('/files/{key}', { params: { path: { key }, query }, parseAs: 'arrayBuffer' });
+    return data ? new Uint8Array(data) : null;
+  }
 
   async function listed(wanted: string): Promise<boolean> {
     const { data } = await client.GET('/generations', { params: { query: { limit: 10 } } });
@@ -83,5 +93,6 @@ describe('a client generated from the OpenAPI document', () => {
     assert.equal(outcome.listed, true);
     const { format, width } = await sharp(Buffer.from(outcome.viaUrl)).metadata();
     assert.deepEqual([format, width], ['png', 64]);
+    assert.deepEqual(outcome.viaRoute, outcome.viaUrl, 'GET /files/{key} serves the same bytes');
   });
 });

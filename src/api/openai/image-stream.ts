@@ -10,6 +10,15 @@ import { toOpenAIError } from './errors.js';
 import { assertSucceeded, finishedImages, type StartedGeneration, waitForGeneration } from './image-generation.js';
 import type { ImageGenerationBody } from './schemas.js';
 
+/** Aborts when the connection closes before the answer is complete: the client left. */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const left = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) left.abort();
+  });
+  return left.signal;
+}
+
 function sseEvent(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
@@ -22,8 +31,7 @@ export function streamImageGeneration(
   started: StartedGeneration,
 ): FastifyReply {
   const stream = new PassThrough();
-  const leave = new AbortController();
-  request.raw.once('close', () => leave.abort());
+  const gone = clientGone(reply);
   const common = {
     created_at: started.createdAt,
     size: started.size,
@@ -34,7 +42,7 @@ export function streamImageGeneration(
   let partialIndex = 0;
   const run = async () => {
     const generation = await waitForGeneration(services, started.id, request.principal.id, {
-      signal: leave.signal,
+      signal: gone,
       onPartial: (partial) => {
         if (partialsLeft === 0) return;
         partialsLeft -= 1;

@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.js';
 import { assertSucceeded, finishedImages, startImageGeneration, waitForGeneration } from './image-generation.js';
-import { streamImageGeneration } from './image-stream.js';
+import { clientGone, streamImageGeneration } from './image-stream.js';
 import { openAIErrorResponses } from './responses.js';
 import { ImageGenerationBody, ImageStreamEvent, ImagesResponse, ref } from './schemas.js';
 
@@ -48,7 +48,9 @@ export async function openAIImageRoutes(instance: FastifyInstance, services: Ser
       const started = await startImageGeneration(services, request.body, request.principal);
       reply.header('X-Generation-Id', started.id);
       if (request.body.stream) return streamImageGeneration(services, request, request.body, reply, started);
-      const generation = await waitForGeneration(services, started.id, request.principal.id);
+      const generation = await waitForGeneration(services, started.id, request.principal.id, {
+        signal: clientGone(reply),
+      });
       assertSucceeded(generation);
       const b64 = request.body.response_format === 'b64_json';
       const images = await finishedImages(services, generation);
