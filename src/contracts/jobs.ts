@@ -1,5 +1,6 @@
 // Job payloads and results: one discriminated union, keyed by the BullMQ job name, that the
 // API (producer) and the worker (consumer) both import, so the two cannot drift apart.
+import { type FailureCode, isFailureCode } from '../errors.js';
 import type { QueueName } from './queues.js';
 import type { GenerationProgress } from './status.js';
 
@@ -125,30 +126,20 @@ export const JOB_QUEUE: { [N in JobName]: JobOf<N>['queue'] } = {
 };
 
 /**
- * Failure reasons are stored by BullMQ as one string; ours are `code: message` so that the
- * API can report `{ code, message }`.
+ * Failure reasons are stored by BullMQ as one string; ours are `code: message`, the code from
+ * the error catalogue, so that the API can report `{ code, message }`.
  */
-export const FAILURE_CODES = [
-  'canceled',
-  'invalid_input',
-  'invalid_image',
-  'unknown_model',
-  'generation_failed',
-  'storage_failed',
-  'worker_lost',
-  'internal_error',
-] as const;
-export type FailureCode = (typeof FAILURE_CODES)[number];
-
 export function formatFailure(code: FailureCode, message: string): string {
   return `${code}: ${message}`;
 }
 
+/** Codes that jobs stored by earlier versions may carry. */
+const FORMER_CODES: Record<string, FailureCode> = { invalid_input: 'validation_failed' };
+
 export function parseFailure(reason: string | undefined): { code: FailureCode; message: string } {
   const match = /^([a-z_]+): ([\s\S]*)$/.exec(reason ?? '');
-  if (match && (FAILURE_CODES as readonly string[]).includes(match[1])) {
-    return { code: match[1] as FailureCode, message: match[2] };
-  }
+  const code = match ? (FORMER_CODES[match[1]] ?? match[1]) : undefined;
+  if (match && isFailureCode(code)) return { code, message: match[2] };
   // BullMQ's own reasons, e.g. a job that stalled more often than allowed.
   if (/stalled/i.test(reason ?? '')) return { code: 'worker_lost', message: reason ?? '' };
   return { code: 'internal_error', message: reason || 'the job failed' };

@@ -1,7 +1,7 @@
 // Request and response schemas: at once the validation, the TypeScript types and the
 // OpenAPI document. Bodies are strict: unknown properties are refused, nothing is coerced.
 import { type Static, type TSchema, type TSchemaOptions, Type } from '@fastify/type-provider-typebox';
-import { ERROR_CODES } from '../errors.js';
+import { ERROR_CODES, FAILURE_CODES } from '../errors.js';
 import { OUTPUT_FORMATS, WEBHOOK_EVENTS } from './jobs.js';
 import { GENERATION_STAGES, GENERATION_STATUSES } from './status.js';
 
@@ -153,7 +153,14 @@ export const Generation = Type.Object(
     created_at: Type.String({ format: 'date-time' }),
     started_at: Nullable(Type.String({ format: 'date-time' })),
     completed_at: Nullable(Type.String({ format: 'date-time' })),
-    error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    error: Nullable(
+      Type.Object({
+        code: StringEnum(FAILURE_CODES, {
+          description: 'A job failure code from the error catalogue (docs/errors.md)',
+        }),
+        message: Type.String(),
+      }),
+    ),
     images: Type.Array(ref(GenerationImage)),
     metrics: Nullable(Metrics),
     webhook: Nullable(WebhookFailure),

@@ -1,16 +1,9 @@
 // The inference core's errors. Each carries a stable `code`; the engine re-creates them on
-// the calling side of the worker thread from { name, code, message, index }.
+// the calling side of the worker thread from { name, code, message, index }. The codes are
+// listed in src/lib/model-error-codes.ts, where the service's error catalogue includes them.
+import { MODEL_ERROR_CODES, type ModelErrorCode } from '../lib/model-error-codes.js';
 
-export type ModelErrorCode =
-  | 'invalid_image'
-  | 'invalid_request'
-  | 'unknown_model'
-  | 'invalid_device'
-  | 'device_unavailable'
-  | 'pack_invalid_manifest'
-  | 'pack_file_missing'
-  | 'pack_checksum_mismatch'
-  | 'engine_closed';
+export type { ModelErrorCode };
 
 export class ModelError extends Error {
   readonly code: ModelErrorCode;
@@ -58,10 +51,14 @@ export function serializeError(error: unknown): SerializedError {
   return { name: e.name, message: e.message };
 }
 
+function isModelErrorCode(code: unknown): code is ModelErrorCode {
+  return (MODEL_ERROR_CODES as readonly unknown[]).includes(code);
+}
+
 export function deserializeError(data: SerializedError): Error {
   if (data.name === 'InvalidImageError') return new InvalidImageError(data.message, data.index ?? 0);
   if (data.name === 'AbortError') return new AbortError(data.message);
-  if (data.name === 'ModelError' && data.code) return new ModelError(data.code as ModelErrorCode, data.message);
+  if (data.name === 'ModelError' && isModelErrorCode(data.code)) return new ModelError(data.code, data.message);
   const error = new Error(data.message);
   error.name = data.name;
   return error;

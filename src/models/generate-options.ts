@@ -1,5 +1,5 @@
 // GenerateOptions checked once against the pack, with defaults filled in. A bad value throws
-// an `invalid_request` ModelError naming the field.
+// an `validation_failed` ModelError naming the field.
 import { ModelError } from './errors.js';
 import type { GeneratingManifest } from './manifest.js';
 import { isUint32 } from './rng.js';
@@ -19,7 +19,7 @@ export interface ResolvedGenerate {
 }
 
 function invalid(field: string, why: string): never {
-  throw new ModelError('invalid_request', `${field} ${why}`);
+  throw new ModelError('validation_failed', `${field} ${why}`);
 }
 
 function positiveInt(field: string, value: number | undefined, fallback: number): number {

@@ -63,11 +63,11 @@ export function generates(m: Manifest): m is GeneratingManifest {
   return m.geometry !== undefined && m.generator !== undefined && m.decoder !== undefined;
 }
 
-/** `m` as a pack that generates, or an invalid_request naming the pack when it serves CLIP only. */
+/** `m` as a pack that generates, or a validation_failed error naming the pack when it serves CLIP only. */
 export function generatingManifest(m: Manifest): GeneratingManifest {
   if (!generates(m))
     throw new ModelError(
-      'invalid_request',
+      'validation_failed',
       `model ${m.name} serves CLIP only (classification and embeddings): it cannot generate`,
     );
   return m;

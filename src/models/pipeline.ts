@@ -74,7 +74,7 @@ export class Pipeline {
     const mode = this.settings.samplerMode;
     if (mode === 'host') return 'host';
     if (pack.hasGraph('sample_loop')) return 'graph';
-    if (mode === 'graph') throw new ModelError('invalid_request', `pack ${pack.name} has no sample_loop graph`);
+    if (mode === 'graph') throw new ModelError('validation_failed', `pack ${pack.name} has no sample_loop graph`);
     return 'host';
   }
 
@@ -254,7 +254,7 @@ export class Pipeline {
       const templates = r.templates ?? pack.manifest.clip.templates;
       const problem = this.requestProblem(r, templates);
       if (problem) {
-        outcomes[index] = { ok: false, error: { code: 'invalid_request', message: problem, index: -1 } };
+        outcomes[index] = { ok: false, error: { code: 'validation_failed', message: problem, index: -1 } };
         continue;
       }
       try {

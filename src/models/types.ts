@@ -116,14 +116,14 @@ export interface ClassifyRequest {
 /**
  * Per request, so that one bad request fails only itself in a micro-batch.
  * `index` is the bad image's position in the request for `invalid_image`; -1 for
- * `invalid_request` (no images, an empty label list, a template without `{}`) and
+ * `validation_failed` (no images, an empty label list, a template without `{}`) and
  * `unknown_model`, which concern the request as a whole.
  */
 export type ClassifyOutcome =
   | { ok: true; results: LabelScore[][] }
   | {
       ok: false;
-      error: { code: 'invalid_image' | 'invalid_request' | 'unknown_model'; message: string; index: number };
+      error: { code: 'invalid_image' | 'validation_failed' | 'unknown_model'; message: string; index: number };
     };
 
 export interface LabelScore {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
 import { parseFailure } from '../contracts/jobs.js';
-import { ServiceError } from '../errors.js';
+import { ERRORS, ServiceError, isErrorCode } from '../errors.js';
 import { withQueuePlace } from '../queue/depth.js';
 import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
 import { servedModel } from './model-registry.js';
@@ -59,9 +59,10 @@ export class ClipJobs {
       return new ServiceError('timeout', `the ${this.config.classifyTimeoutMs} ms wait for job ${jobId} ran out`);
     }
     const failure = parseFailure(message);
-    if (failure.code === 'invalid_image') return new ServiceError('invalid_image', failure.message);
-    if (failure.code === 'unknown_model') return new ServiceError('unknown_model', failure.message);
-    if (failure.code === 'invalid_input') return new ServiceError('validation_failed', failure.message);
-    return new ServiceError('job_failed', `job ${jobId} failed: ${failure.message}`);
+    // The client's own faults keep their code; the rest is the service's, reported as job_failed.
+    if (isErrorCode(failure.code) && ERRORS[failure.code].status < 500) {
+      return new ServiceError(failure.code, failure.message);
+    }
+    return new ServiceError('job_failed', `job ${jobId} failed: ${failure.code}: ${failure.message}`);
   }
 }

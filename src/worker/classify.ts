@@ -1,10 +1,9 @@
 // The classify queue's handlers: classify goes through the micro-batcher, embed runs alone.
-import { type Job, UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
-import { formatFailure } from '../contracts/jobs.js';
-import { InvalidImageError, ModelError } from '../models/index.js';
 import type { Engine } from '../models/types.js';
 import type { ClassifyBatcher } from './batcher.js';
+import { failureOf, jobFailure } from './failures.js';
 
 function decodeImages(images: string[]): Uint8Array[] {
   return images.map((image) => Buffer.from(image, 'base64'));
@@ -12,12 +11,7 @@ function decodeImages(images: string[]): Uint8Array[] {
 
 /** Errors about the request itself are final (a 400 for the client); others may be retried. */
 function clipFailure(error: unknown): Error {
-  if (error instanceof InvalidImageError) return new UnrecoverableError(formatFailure('invalid_image', error.message));
-  if (error instanceof ModelError && error.code === 'unknown_model')
-    return new UnrecoverableError(formatFailure('unknown_model', error.message));
-  if (error instanceof ModelError && error.code === 'invalid_request')
-    return new UnrecoverableError(formatFailure('invalid_input', error.message));
-  return error instanceof Error ? error : new Error(String(error));
+  return failureOf(error, 'internal_error');
 }
 
 export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel: string) {
@@ -31,11 +25,7 @@ export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel
       throw clipFailure(error);
     }
     if (!outcome.ok) {
-      // The engine reports any per-request fault here, not only undecodable images.
-      const code = outcome.error.code as string;
-      const failure =
-        code === 'unknown_model' ? 'unknown_model' : code === 'invalid_request' ? 'invalid_input' : 'invalid_image';
-      throw new UnrecoverableError(formatFailure(failure, outcome.error.message));
+      throw jobFailure(outcome.error.code, outcome.error.message);
     }
     return { model, results: outcome.results.map((labelScores) => ({ labels: labelScores })) };
   };

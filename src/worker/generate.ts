@@ -6,19 +6,18 @@ import {
   CONTENT_TYPES,
   type GenerateJobResult,
   type StoredImage,
-  formatFailure,
   generationPrefix,
   imageKey,
 } from '../contracts/jobs.js';
 import type { GenerationProgress } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
-import { ModelError } from '../models/index.js';
 import type { Engine, GeneratedImage } from '../models/types.js';
 import type { GenerateJob } from '../service/generation-view.js';
 import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
 import { encodeImage } from './encode.js';
 import { type PartialImageStore, recordPartialImages } from './partial-images.js';
+import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { WebhookNotifier } from '../service/webhook-events.js';
 
@@ -57,7 +56,9 @@ function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
     if (now - lastWebhook >= deps.config.webhookProgressIntervalMs) {
       lastWebhook = now;
       webhookSequence += 1;
-      deps.webhooks.notify(job.id as string, job.data.input, 'progress', webhookSequence).catch(() => {});
+      deps.webhooks
+        .notify(job.id as string, job.data.input, 'progress', webhookSequence)
+        .catch((error) => log.warn({ err: error }, 'progress webhook not queued'));
     }
   };
 }
@@ -75,7 +76,7 @@ async function storeImages(
   try {
     await deps.store.deletePrefix(generationPrefix(id));
   } catch (error) {
-    throw new Error(formatFailure('storage_failed', (error as Error).message));
+    throw jobFailure('storage_failed', (error as Error).message);
   }
   let next = 0;
   let done = 0;
@@ -90,7 +91,7 @@ async function storeImages(
         await deps.store.put(key, bytes, CONTENT_TYPES[format]);
       } catch (error) {
         failed = true;
-        throw new Error(formatFailure('storage_failed', (error as Error).message));
+        throw jobFailure('storage_failed', (error as Error).message);
       }
       stored[i] = {
         rank: image.rank,
@@ -102,7 +103,10 @@ async function storeImages(
         format,
       };
       done += 1;
-      await job.updateProgress({ stage: 'storing', completed: done, total: images.length }).catch(() => {});
+      await job
+        .updateProgress({ stage: 'storing', completed: done, total: images.length })
+        // eslint-disable-next-line no-restricted-syntax -- progress is advisory: a lost write must not fail stored images
+        .catch(() => {});
     }
   };
   // Every write settles before a failure is reported, so no write lands after the cleanup.
@@ -112,19 +116,8 @@ async function storeImages(
   return stored;
 }
 
-function canceled(message: string): UnrecoverableError {
-  return new UnrecoverableError(formatFailure('canceled', message));
-}
-
-/** Bad input is final; anything else may be transient and is retried with backoff. */
-function failureOf(error: unknown): Error {
-  if (error instanceof UnrecoverableError) return error;
-  if (error instanceof ModelError) {
-    if (error.code === 'unknown_model') return new UnrecoverableError(formatFailure('unknown_model', error.message));
-    if (error.code === 'invalid_request') return new UnrecoverableError(formatFailure('invalid_input', error.message));
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return new Error(/^[a-z_]+: /.test(message) ? message : formatFailure('generation_failed', message));
+function canceled(message: string): Error {
+  return jobFailure('canceled', message);
 }
 
 export function createGenerateHandler(deps: GenerateDeps) {
@@ -193,7 +186,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
         throw new WaitingError();
       }
       if (tracked.signal.aborted && tracked.signal.reason === CANCELED) throw canceled('canceled by request');
-      const failure = failureOf(error);
+      const failure = failureOf(error, 'generation_failed');
       log.warn({ err: failure }, 'generation attempt failed');
       const lastAttempt = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (storing && lastAttempt) {

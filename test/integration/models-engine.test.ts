@@ -177,12 +177,12 @@ describe('engine on the committed packs', () => {
 
   test('bad generation options are refused naming the field', async () => {
     const cases: [object, RegExp, string][] = [
-      [{ candidates: 2, n: 3 }, /^n must be at most candidates/, 'invalid_request'],
-      [{ topK: 0 }, /^topK must be a positive integer/, 'invalid_request'],
-      [{ topK: 257 }, /^topK must be at most the codebook size 256/, 'invalid_request'],
-      [{ temperature: 0 }, /^temperature must be a positive number/, 'invalid_request'],
-      [{ seed: -1 }, /^seed must be an unsigned 32-bit integer/, 'invalid_request'],
-      [{ prompt: ' ' }, /^prompt must be a non-empty string/, 'invalid_request'],
+      [{ candidates: 2, n: 3 }, /^n must be at most candidates/, 'validation_failed'],
+      [{ topK: 0 }, /^topK must be a positive integer/, 'validation_failed'],
+      [{ topK: 257 }, /^topK must be at most the codebook size 256/, 'validation_failed'],
+      [{ temperature: 0 }, /^temperature must be a positive number/, 'validation_failed'],
+      [{ seed: -1 }, /^seed must be an unsigned 32-bit integer/, 'validation_failed'],
+      [{ prompt: ' ' }, /^prompt must be a non-empty string/, 'validation_failed'],
       [{ model: 'nope' }, /unknown model "nope": available are demo-shapes, micro-dalle1/, 'unknown_model'],
     ];
     for (const [change, message, code] of cases) {
@@ -220,7 +220,7 @@ describe('engine on the committed packs', () => {
     });
     assert.deepEqual(outcomes[1], {
       ok: false,
-      error: { code: 'invalid_request', message: 'labels must not be empty', index: -1 },
+      error: { code: 'validation_failed', message: 'labels must not be empty', index: -1 },
     });
     assert.ok(outcomes[2].ok);
     if (!outcomes[2].ok) return;

@@ -139,7 +139,7 @@ describe('an OpenAI CLIP checkpoint exported into packs', () => {
   test('the CLIP-only pack refuses a generation by name', async () => {
     await assert.rejects(
       engine.generate({ prompt: 'a red circle', candidates: 4, n: 2, seed: 5, model: names.clip_only_pack }),
-      (error: ModelError) => error.code === 'invalid_request' && /serves CLIP only/.test(error.message),
+      (error: ModelError) => error.code === 'validation_failed' && /serves CLIP only/.test(error.message),
     );
   });
 });

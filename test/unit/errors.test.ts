@@ -1,9 +1,11 @@
-// The error catalogue: every code is documented in the OpenAPI document under its status,
-// and problem details carry what RFC 9457 asks for.
+// The error catalogue: every code is documented in docs/errors.md and every response code in
+// the OpenAPI document under its status; problem details carry what RFC 9457 asks for.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ERRORS, ERROR_CODES, ServiceError, fieldError, toProblem } from '../../src/errors.js';
+import { ERRORS, ERROR_CODES, FAILURE_CODES, ServiceError, fieldError, toProblem } from '../../src/errors.js';
+import { parseFailure } from '../../src/contracts/jobs.js';
+import { MODEL_ERROR_CODES } from '../../src/lib/model-error-codes.js';
 
 const document = JSON.parse(readFileSync(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'));
 
@@ -21,7 +23,7 @@ function documentedCodes(): Map<string, Set<number>> {
   return codes;
 }
 
-test('every code in the catalogue is documented by some route, under its own status', () => {
+test('every response code is documented by some route, under its own status', () => {
   const documented = documentedCodes();
   for (const code of ERROR_CODES) {
     assert.ok(documented.has(code), `${code} is documented in openapi/openapi.json`);
@@ -34,8 +36,53 @@ test('every code in the catalogue is documented by some route, under its own sta
   for (const code of documented.keys()) assert.ok(code in ERRORS, `${code} is documented but not in the catalogue`);
 });
 
-test('the Problem schema lists exactly the catalogue codes', () => {
+test('the Problem schema lists exactly the response codes, a generation error exactly the job codes', () => {
   assert.deepEqual(document.components.schemas.Problem.properties.code.enum, ERROR_CODES);
+  const generation = document.paths['/generations/{id}'].get.responses['200'].content['application/json'].schema;
+  const error = generation.properties.error.anyOf.find((schema: any) => schema.type === 'object');
+  assert.deepEqual(error.properties.code.enum, FAILURE_CODES);
+});
+
+/** The rows of docs/errors.md's table, as cells. */
+function documentedTable(): string[][] {
+  const text = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('| `'))
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split('|')
+        .map((cell) => cell.trim()),
+    );
+}
+
+test('docs/errors.md documents every code with its status, place and retry rule, and no other code', () => {
+  const rows = documentedTable();
+  const expected = Object.entries(ERRORS).map(([code, spec]) => [
+    `\`${code}\``,
+    String(spec.status),
+    spec.in.join(', '),
+    spec.in.includes('job' as never) ? (spec.retry ? 'yes' : 'no') : '—',
+    spec.title,
+  ]);
+  assert.deepEqual(
+    rows.map((row) => row[0]),
+    expected.map((row) => row[0]),
+    'the same codes in the same order',
+  );
+  assert.deepEqual(rows, expected);
+});
+
+test("the engine's codes are job codes of the catalogue", () => {
+  for (const code of MODEL_ERROR_CODES) assert.ok((FAILURE_CODES as string[]).includes(code), code);
+});
+
+test('failure reasons read back their code; unknown and former ones are mapped', () => {
+  assert.deepEqual(parseFailure('storage_failed: S3 said no'), { code: 'storage_failed', message: 'S3 said no' });
+  assert.deepEqual(parseFailure('invalid_input: topK too big'), { code: 'validation_failed', message: 'topK too big' });
+  assert.equal(parseFailure('no_such_code: x').code, 'internal_error');
+  assert.equal(parseFailure('job stalled more than allowable limit').code, 'worker_lost');
 });
 
 test('codes are stable snake_case, statuses are 4xx or 5xx, titles are set', () => {
