@@ -10,6 +10,9 @@ npx tsc -p tsconfig.json --noEmit
 echo "== format"
 npx prettier --check . --log-level warn
 
+echo "== lint"
+npx eslint .
+
 echo "== import cycles"
 npx madge --circular --extensions ts src
 

@@ -114,6 +114,7 @@ async function main(): Promise<void> {
     return;
   }
   send({ type: 'ready', packs: summaries() });
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises -- a call's errors are answered inside; one on close ends the thread, which the engine reports as engine_closed
   port.on('message', async (message: ToThread) => {
     if (message.type === 'close') {
       closing = true;

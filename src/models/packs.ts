@@ -103,7 +103,7 @@ export class Pack {
     return this.info.manifest;
   }
 
-  /** The manifest of a pack that generates; an invalid_request when it serves CLIP only. */
+  /** The manifest of a pack that generates; a validation_failed error when it serves CLIP only. */
   get generating(): GeneratingManifest {
     return generatingManifest(this.manifest);
   }
@@ -154,6 +154,7 @@ export class Pack {
   async release(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
+    // A session that failed to load holds nothing to release.
     for (const pending of all) await (await pending.catch(() => undefined))?.release();
   }
 

@@ -99,7 +99,7 @@ export class Queues {
         connection: { url: this.config.redisUrl, maxRetriesPerRequest: null },
         prefix: this.config.queuePrefix,
       });
-      events.on('error', () => {});
+      events.on('error', () => {}); // a lost subscription shows as a wait that times out
       await events.waitUntilReady();
       return events;
     })();

@@ -185,7 +185,11 @@ export class Generations {
         .zadd(this.keys.ownerGenerations(owner.id), 0, id)
         .exec();
     } catch (error) {
+      // The rollback is best effort: the add's error is the one to report, and a rollback that
+      // fails too means Redis is down for it as well.
+      // eslint-disable-next-line no-restricted-syntax -- see above
       if (recordKey) await this.redis.del(recordKey).catch(() => {});
+      // eslint-disable-next-line no-restricted-syntax -- see above
       await Promise.all([releaseSlot(), refundCandidates()]).catch(() => {});
       throw error;
     }

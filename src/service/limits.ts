@@ -2,7 +2,6 @@
 // requests per minute (a sliding window over one-minute counters), candidates per UTC day,
 // and generations queued or processing at once.
 import type { Redis } from 'ioredis';
-import type { Limits } from '../config.js';
 import { isTerminal } from '../contracts/status.js';
 import { ServiceError } from '../errors.js';
 import type { Principal } from './api-keys.js';

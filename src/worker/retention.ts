@@ -26,6 +26,7 @@ export async function sweepExpired(
     // A generation still waiting or running after the retention period is left alone.
     if (job && state !== 'completed' && state !== 'failed') continue;
     await store.deletePrefix(generationPrefix(id));
+    // eslint-disable-next-line no-restricted-syntax -- another sweeper may have removed the job first; it only has to be gone
     await job?.remove().catch(() => {});
     // Without the job its owner is unknown: that key's list drops the id when it meets it.
     const owner = (job?.data as { owner?: string } | undefined)?.owner ?? ANONYMOUS;
@@ -43,7 +44,7 @@ export async function sweepExpired(
 
 export function startRetentionSweeper(run: () => Promise<unknown>, intervalMs: number, log: Logger): () => void {
   const timer = setInterval(
-    () => run().catch((error) => log.warn({ err: error }, 'retention sweep failed')),
+    () => void run().catch((error) => log.warn({ err: error }, 'retention sweep failed')),
     intervalMs,
   );
   timer.unref();

@@ -210,7 +210,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       logger.warn({ err: error }, 'model registry update failed'),
     );
   await publish();
-  const modelsTimer = setInterval(publish, MODELS_REFRESH_MS).unref();
+  const modelsTimer = setInterval(() => void publish(), MODELS_REFRESH_MS).unref();
   const stopSweeper = startRetentionSweeper(
     () => sweepExpired(queues, store, keys, config.retentionSeconds, logger),
     Math.min(60_000, config.retentionSeconds * 100),

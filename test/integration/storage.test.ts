@@ -73,6 +73,7 @@ async function listen(server: http.Server): Promise<string> {
 /** The folder store behind the same signed `/files/<key>` route the API serves. */
 async function startFsBackend(): Promise<Backend> {
   const dir = await mkdtemp(join(tmpdir(), 'storage-fs-'));
+  // eslint-disable-next-line prefer-const -- the server below reads it, and is created first
   let store: ObjectStore | undefined;
   const server = http.createServer(async (request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');

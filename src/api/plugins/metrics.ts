@@ -26,11 +26,12 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
     async collect() {
       this.reset();
       const counts = await Promise.all(
-        QUEUE_NAMES.map((name) =>
-          options.queues
-            .get(name)
-            .getJobCounts(...STATES)
-            .catch(() => null),
+        QUEUE_NAMES.map(
+          (name) =>
+            options.queues
+              .get(name)
+              .getJobCounts(...STATES)
+              .catch(() => null), // a queue Redis cannot count is left out of this scrape
         ),
       );
       QUEUE_NAMES.forEach((queue, i) => {
