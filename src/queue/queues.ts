@@ -12,6 +12,17 @@ const CONNECT_TIMEOUT_MS = 2000;
 
 export type TypedQueue<Q extends QueueName> = Queue<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>;
 
+/** A value made on first use. */
+class Lazy<T> {
+  value: T | undefined;
+  get(create: () => T): T {
+    return (this.value ??= create());
+  }
+}
+
+/** One handle per queue name, each typed by the jobs that name carries (src/contracts/jobs.ts). */
+type QueueHandles = { [Q in QueueName]: Lazy<TypedQueue<Q>> };
+
 /** Job options per queue; the worker's retry and retention behaviour follows from these. */
 export function jobDefaults(config: Config, name: QueueName) {
   switch (name) {
@@ -41,7 +52,7 @@ export function jobDefaults(config: Config, name: QueueName) {
 }
 
 export class Queues {
-  private readonly queues = new Map<QueueName, Queue>();
+  private readonly queues: QueueHandles = { generate: new Lazy(), classify: new Lazy(), webhooks: new Lazy() };
   private events: Promise<QueueEvents> | undefined;
   private commandConnection: Redis | undefined;
 
@@ -77,19 +88,19 @@ export class Queues {
   }
 
   get<Q extends QueueName>(name: Q): TypedQueue<Q> {
-    let queue = this.queues.get(name);
-    if (!queue) {
-      queue = new Queue(name, {
-        connection: this.redis,
-        prefix: this.config.queuePrefix,
-        defaultJobOptions: jobDefaults(this.config, name),
-      });
-      queue.on('error', () => {}); // connection errors surface as failed commands
-      // BullMQ holds a listener per command in flight; a busy API has many at once.
-      queue.setMaxListeners(1000);
-      this.queues.set(name, queue);
-    }
-    return queue as unknown as TypedQueue<Q>;
+    return this.queues[name].get(() => this.create(name));
+  }
+
+  private create<Q extends QueueName>(name: Q): TypedQueue<Q> {
+    const queue = new Queue<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>(name, {
+      connection: this.redis,
+      prefix: this.config.queuePrefix,
+      defaultJobOptions: jobDefaults(this.config, name),
+    });
+    queue.on('error', () => {}); // connection errors surface as failed commands
+    // BullMQ holds a listener per command in flight; a busy API has many at once.
+    queue.setMaxListeners(1000);
+    return queue;
   }
 
   /** Completion events of the classify queue, which synchronous requests wait on. */
@@ -115,9 +126,10 @@ export class Queues {
   async close(): Promise<void> {
     const events = this.events;
     this.events = undefined;
-    await Promise.allSettled([...this.queues.values()].map((queue) => queue.close()));
+    const handles = Object.values(this.queues);
+    await Promise.allSettled(handles.map((handle) => handle.value?.close()));
+    for (const handle of handles) handle.value = undefined;
     if (events) await (await events).close();
-    this.queues.clear();
     this.commandConnection?.disconnect();
     this.commandConnection = undefined;
   }
