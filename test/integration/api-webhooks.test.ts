@@ -1,7 +1,9 @@
 // Webhooks from a generation arrive at a loopback receiver, signed so that the
 // standardwebhooks library verifies them; a receiver failing for a while gets retries.
 import assert from 'node:assert/strict';
+import { type EventEmitter, on } from 'node:events';
 import { after, before, describe, test } from 'node:test';
+import { QueueEvents } from 'bullmq';
 import { Webhook } from 'standardwebhooks';
 import {
   type Harness,
@@ -41,6 +43,29 @@ describe('webhooks', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     throw new Error(`webhooks for ${id} did not arrive`);
+  }
+
+  /**
+   * Listens on the webhooks queue's event stream from now on; `seen` resolves when it reports
+   * `event` for `jobId`, and fails after 30 s.
+   */
+  async function webhookQueueEvent(event: string, jobId: string): Promise<{ seen: Promise<void> }> {
+    const events = new QueueEvents('webhooks', {
+      connection: { url: h.config.redisUrl },
+      prefix: h.config.queuePrefix,
+    });
+    await events.waitUntilReady();
+    // BullMQ's listener types name its documented events only; the stream carries `duplicated` too.
+    const emitter: EventEmitter = events;
+    const stream = on(emitter, event, { signal: AbortSignal.timeout(30_000) });
+    const seen = (async () => {
+      try {
+        for await (const [args] of stream) if ((args as { jobId: string }).jobId === jobId) return;
+      } finally {
+        await events.close();
+      }
+    })();
+    return { seen };
   }
 
   test('start, progress and completed arrive signed; completed carries the finished generation', async () => {
@@ -89,10 +114,16 @@ describe('webhooks', () => {
       }),
     );
     const events = await eventsFor(accepted.id, (list) => list.length > 0);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const all = await eventsFor(accepted.id, () => true);
+    // A start or progress event would have been queued before `completed` was: none was.
+    const queued = await h.services.queues
+      .get('webhooks')
+      .getJobs(['completed', 'failed', 'waiting', 'active', 'delayed']);
     assert.deepEqual(
-      all.map((e) => e.event),
+      queued.filter((job) => job.data.generation_id === accepted.id).map((job) => job.id),
+      [`${accepted.id}-completed`],
+    );
+    assert.deepEqual(
+      events.map((e) => e.event),
       ['completed'],
     );
     assert.equal(events[0].status, 'succeeded');
@@ -108,11 +139,11 @@ describe('webhooks', () => {
       );
       assert.equal((await fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' })).status, 202);
       await eventsFor(id, (list) => list.some((e) => e.event === 'completed'));
+      // The worker then discards the job and queues `completed` again: the queue finds that
+      // event already there, so no second one is sent.
+      const duplicated = await webhookQueueEvent('duplicated', `${id}-completed`);
       await generate.resume();
-      // The worker then discards the job; that must not send a second `completed`.
-      const job = await generate.getJob(id);
-      while ((await job?.getState()) !== 'failed') await new Promise((resolve) => setTimeout(resolve, 50));
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await duplicated.seen;
       const events = await eventsFor(id, () => true);
       assert.deepEqual(
         events.map((e) => [e.event, e.status]),
