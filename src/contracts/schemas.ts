@@ -340,6 +340,7 @@ export const Problem = Type.Object(
   },
   { $id: 'Problem', title: 'Problem details (RFC 9457)' },
 );
+export type Problem = Static<typeof Problem>;
 
 /** The body of a webhook delivery: the generation as GET /generations/:id renders it, and the event. */
 export const WebhookEventBody = Type.Intersect([ref(Generation), Type.Object({ event: StringEnum(WEBHOOK_EVENTS) })], {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { pino } from 'pino';
+import { GenerationAccepted, GenerationList, Problem } from '../../src/contracts/schemas.js';
 import { serviceKeys } from '../../src/queue/keys.js';
 import { sweepExpired } from '../../src/worker/retention.js';
 import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
@@ -44,8 +45,14 @@ describe('generations', () => {
       [1, 2],
     );
     assert.ok(done.images[0].score >= done.images[1].score, 'rank 1 has the best score');
-    for (const key of ['queue_ms', 'sample_ms', 'decode_ms', 'rerank_ms', 'store_ms', 'total_ms'])
-      assert.equal(typeof done.metrics[key], 'number', key);
+    assert.deepEqual(Object.keys(done.metrics ?? {}).sort(), [
+      'decode_ms',
+      'queue_ms',
+      'rerank_ms',
+      'sample_ms',
+      'store_ms',
+      'total_ms',
+    ]);
     assert.ok(done.started_at && done.completed_at && done.completed_at >= done.started_at);
     assert.equal(done.error, null);
 
@@ -100,7 +107,10 @@ describe('generations', () => {
   });
 
   test('a seed is drawn when absent and always returned; n defaults to at most candidates', async () => {
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a dot', candidates: 3 }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'a dot', candidates: 3 }),
+      GenerationAccepted,
+    );
     assert.ok(Number.isInteger(accepted.seed) && accepted.seed >= 0 && accepted.seed < 2 ** 32);
     const done = await waitFor(h.baseUrl, accepted.id, terminal);
     assert.equal(done.input.seed, accepted.seed);
@@ -123,7 +133,10 @@ describe('generations', () => {
     assert.equal(second.headers.get('idempotent-replayed'), 'true');
     const [a, b] = [await json(first), await json(second)];
     assert.deepEqual(b, a);
-    const other = await json(await post(h.baseUrl, '/generations', body, { 'idempotency-key': `${key}-other` }));
+    const other = await json(
+      await post(h.baseUrl, '/generations', body, { 'idempotency-key': `${key}-other` }),
+      GenerationAccepted,
+    );
     assert.notEqual(other.id, a.id);
     const reused = await post(
       h.baseUrl,
@@ -132,7 +145,7 @@ describe('generations', () => {
       { 'idempotency-key': key },
     );
     assert.equal(reused.status, 422);
-    assert.equal((await json(reused)).code, 'idempotency_key_reused');
+    assert.equal((await json(reused, Problem)).code, 'idempotency_key_reused');
     await waitFor(h.baseUrl, a.id, terminal);
     await waitFor(h.baseUrl, other.id, terminal);
   });
@@ -140,16 +153,26 @@ describe('generations', () => {
   test('list is newest first, pages with a cursor and filters by status', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i += 1)
-      ids.push((await json(await post(h.baseUrl, '/generations', { prompt: `list ${i}`, candidates: 1, n: 1 }))).id);
+      ids.push(
+        (
+          await json(
+            await post(h.baseUrl, '/generations', { prompt: `list ${i}`, candidates: 1, n: 1 }),
+            GenerationAccepted,
+          )
+        ).id,
+      );
     for (const id of ids) await waitFor(h.baseUrl, id, terminal);
 
-    const page1 = await json(await fetch(`${h.baseUrl}/generations?limit=2`));
+    const page1 = await json(await fetch(`${h.baseUrl}/generations?limit=2`), GenerationList);
     assert.deepEqual(
       page1.data.map((g: any) => g.id),
       [ids[2], ids[1]],
     );
     assert.equal(typeof page1.next_cursor, 'string');
-    const page2 = await json(await fetch(`${h.baseUrl}/generations?limit=2&cursor=${page1.next_cursor}`));
+    const page2 = await json(
+      await fetch(`${h.baseUrl}/generations?limit=2&cursor=${page1.next_cursor}`),
+      GenerationList,
+    );
     assert.equal(page2.data[0].id, ids[0]);
     const all: string[] = [];
     let cursor: string | null = null;
@@ -161,28 +184,34 @@ describe('generations', () => {
     assert.deepEqual(all, [...all].sort().reverse(), 'ids sort by creation time');
     assert.equal(new Set(all).size, all.length);
 
-    const succeeded = await json(await fetch(`${h.baseUrl}/generations?status=succeeded&limit=100`));
+    const succeeded = await json(await fetch(`${h.baseUrl}/generations?status=succeeded&limit=100`), GenerationList);
     assert.ok(succeeded.data.length >= 3);
     assert.ok(succeeded.data.every((g: any) => g.status === 'succeeded'));
-    const failed = await json(await fetch(`${h.baseUrl}/generations?status=failed`));
+    const failed = await json(await fetch(`${h.baseUrl}/generations?status=failed`), GenerationList);
     assert.deepEqual(failed.data, []);
   });
 
   test('DELETE removes a finished generation and its stored images', async () => {
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'to delete', candidates: 2, n: 2 }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'to delete', candidates: 2, n: 2 }),
+      GenerationAccepted,
+    );
     const done = await waitFor(h.baseUrl, accepted.id, terminal);
     assert.equal((await fetch(done.images[0].url)).status, 200);
     const deleted = await fetch(`${h.baseUrl}/generations/${accepted.id}`, { method: 'DELETE' });
     assert.equal(deleted.status, 204);
     assert.equal((await fetch(`${h.baseUrl}/generations/${accepted.id}`)).status, 404);
     for (const image of done.images) assert.equal((await fetch(image.url)).status, 404, 'the image is gone');
-    const list = await json(await fetch(`${h.baseUrl}/generations?limit=100`));
+    const list = await json(await fetch(`${h.baseUrl}/generations?limit=100`), GenerationList);
     assert.ok(!list.data.some((g: any) => g.id === accepted.id));
     assert.equal((await fetch(`${h.baseUrl}/generations/${accepted.id}`, { method: 'DELETE' })).status, 404);
   });
 
   test('cancel stops a running generation, which ends canceled; a finished one answers 409', async () => {
-    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'a long one', candidates: 512, n: 1 }));
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'a long one', candidates: 512, n: 1 }),
+      GenerationAccepted,
+    );
     await waitFor(h.baseUrl, accepted.id, (g) => g.status === 'processing' && g.progress !== null);
     const cancel = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
     assert.equal(cancel.status, 202);
@@ -192,14 +221,20 @@ describe('generations', () => {
     assert.ok(done.completed_at);
     const again = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
     assert.equal(again.status, 409);
-    assert.equal((await json(again)).code, 'generation_finished');
+    assert.equal((await json(again, Problem)).code, 'generation_finished');
   });
 
   test('retention removes finished generations and their images, never unfinished ones', async () => {
-    const finished = await json(await post(h.baseUrl, '/generations', { prompt: 'expires', candidates: 1, n: 1 }));
+    const finished = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'expires', candidates: 1, n: 1 }),
+      GenerationAccepted,
+    );
     const done = await waitFor(h.baseUrl, finished.id, terminal);
     await h.services.queues.get('generate').pause();
-    const waiting = await json(await post(h.baseUrl, '/generations', { prompt: 'still queued', candidates: 1, n: 1 }));
+    const waiting = await json(
+      await post(h.baseUrl, '/generations', { prompt: 'still queued', candidates: 1, n: 1 }),
+      GenerationAccepted,
+    );
     try {
       // A retention of zero: everything created before now has expired.
       const removed = await sweepExpired(

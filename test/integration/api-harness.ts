@@ -8,12 +8,15 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Static, TSchema } from '@fastify/type-provider-typebox';
+import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from '../../src/api/app.js';
 import { type Services, createServices } from '../../src/api/services.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { Generation, NAMED_SCHEMAS } from '../../src/contracts/schemas.js';
 import { createEngine } from '../../src/models/index.js';
 import type { Engine } from '../../src/models/types.js';
 import { type WorkerOptions, type WorkerRuntime, startWorker } from '../../src/worker/worker.js';
@@ -203,8 +206,37 @@ export async function removeQueues(config: Config): Promise<void> {
   }
 }
 
-export async function json(response: Response): Promise<any> {
-  return response.json();
+// The named schemas refer to each other by `$id`, as in the OpenAPI document.
+const contract = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+for (const named of NAMED_SCHEMAS) contract.addSchema(named);
+const validators = new WeakMap<TSchema, ValidateFunction>();
+
+function validatorOf(schema: TSchema): ValidateFunction {
+  let validate = validators.get(schema);
+  if (!validate) {
+    const id = (schema as { $id?: string }).$id;
+    validate = (id ? contract.getSchema(id) : undefined) ?? contract.compile(schema);
+    validators.set(schema, validate);
+  }
+  return validate;
+}
+
+/**
+ * The body of `response` as its contract type (src/contracts/schemas.ts), after checking that
+ * it matches the schema: a response that drifts from the contract fails the test here.
+ */
+export async function json<S extends TSchema>(response: Response, schema: S): Promise<Static<S>>;
+/** A body with no contract schema to check (a test's own server, a proxy), loosely typed. */
+export async function json(response: Response): Promise<any>;
+export async function json(response: Response, schema?: TSchema): Promise<unknown> {
+  const body: unknown = await response.json();
+  if (!schema) return body;
+  const validate = validatorOf(schema);
+  if (!validate(body)) {
+    const problems = contract.errorsText(validate.errors);
+    throw new Error(`${response.url} answered ${JSON.stringify(body).slice(0, 300)}: not the contract (${problems})`);
+  }
+  return body;
 }
 
 export function post(
@@ -224,13 +256,13 @@ export function post(
 export async function waitFor(
   baseUrl: string,
   id: string,
-  done: (generation: any) => boolean,
+  done: (generation: Generation) => boolean,
   timeoutMs = 60_000,
-): Promise<any> {
+): Promise<Generation> {
   const deadline = Date.now() + timeoutMs;
-  let last: any;
+  let last: Generation | undefined;
   while (Date.now() < deadline) {
-    last = await json(await fetch(`${baseUrl}/generations/${id}`));
+    last = await json(await fetch(`${baseUrl}/generations/${id}`), Generation);
     if (done(last)) return last;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -56,14 +56,14 @@ describe('worker process', () => {
     const running = await waitFor(
       h.baseUrl,
       accepted.id,
-      (g) => g.status === 'processing' && g.progress?.completed > 0,
+      (g) => g.status === 'processing' && (g.progress?.completed ?? 0) > 0,
     );
-    assert.ok(running.progress.completed < running.progress.total);
+    assert.ok(running.progress && (running.progress.completed ?? 0) < running.progress.total);
     const cancel = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
     assert.equal(cancel.status, 202);
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 30_000);
     assert.equal(done.status, 'canceled');
-    assert.ok(done.progress.completed < done.progress.total, 'it stopped before the end');
+    assert.ok(done.progress && (done.progress.completed ?? 0) < done.progress.total, 'it stopped before the end');
 
     // The worker is free again: the next generation runs to the end.
     const next = await json(await post(h.baseUrl, '/generations', { prompt: 'after the cancel', candidates: 2, n: 1 }));
@@ -104,7 +104,7 @@ describe('worker process', () => {
     const running = await waitFor(
       h.baseUrl,
       accepted.id,
-      (g) => g.status === 'processing' && g.progress?.completed > 0,
+      (g) => g.status === 'processing' && (g.progress?.completed ?? 0) > 0,
     );
     assert.ok(running.started_at);
     child.kill('SIGTERM');

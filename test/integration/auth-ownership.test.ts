@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
+import { until } from './faults-harness.js';
 import {
   type Harness,
   type WebhookDelivery,
@@ -54,20 +55,17 @@ describe('ownership across two keys', () => {
 
   const get = (client: Client, path: string) => fetch(`${h.baseUrl}${path}`, { headers: client.headers });
 
-  async function finished(client: Client, id: string): Promise<any> {
-    for (;;) {
+  function finished(client: Client, id: string): Promise<any> {
+    return until(`generation ${id} finished`, async () => {
       const generation = await json(await get(client, `/generations/${id}`));
-      if (terminal(generation)) return generation;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+      return terminal(generation) ? generation : undefined;
+    });
   }
 
-  async function completedEvent(id: string): Promise<WebhookDelivery> {
-    for (;;) {
-      const found = deliveries.find((d) => JSON.parse(d.body).id === id && JSON.parse(d.body).event === 'completed');
-      if (found) return found;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  function completedEvent(id: string): Promise<WebhookDelivery> {
+    return until(`the completed webhook of ${id}`, () =>
+      deliveries.find((d) => JSON.parse(d.body).id === id && JSON.parse(d.body).event === 'completed'),
+    );
   }
 
   test('another key gets 404 for get, cancel and delete, and does not see it listed', async () => {

@@ -47,7 +47,7 @@ describe('fault: Redis restarted', () => {
     const running = await json(
       await post(baseUrl, '/generations', { prompt: 'through the outage', candidates: 384, n: 2 }),
     );
-    await waitFor(baseUrl, running.id, (g) => g.status === 'processing' && g.progress?.completed > 0);
+    await waitFor(baseUrl, running.id, (g) => g.status === 'processing' && (g.progress?.completed ?? 0) > 0);
     const waiting = await json(
       await post(baseUrl, '/generations', { prompt: 'queued through the outage', candidates: 4, n: 2 }),
     );

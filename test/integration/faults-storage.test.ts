@@ -49,8 +49,8 @@ describe('fault: storage unavailable', () => {
     );
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
     assert.equal(done.status, 'failed');
-    assert.equal(done.error.code, 'storage_failed');
-    assert.match(done.error.message, /not a directory|ENOTDIR/i);
+    assert.equal(done.error?.code, 'storage_failed');
+    assert.match(done.error?.message ?? '', /not a directory|ENOTDIR/i);
     assert.deepEqual(done.images, []);
     assert.equal(done.metrics, null);
     const job = await h.services.queues.get('generate').getJob(accepted.id);
@@ -120,8 +120,8 @@ describe('fault: storage failing half-way through a generation', () => {
     const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'half stored', candidates: 4, n: 3 }));
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
     assert.equal(done.status, 'failed');
-    assert.equal(done.error.code, 'storage_failed');
-    assert.match(done.error.message, /disk full/);
+    assert.equal(done.error?.code, 'storage_failed');
+    assert.match(done.error?.message ?? '', /disk full/);
     assert.equal(stored, 2, 'each of the two attempts stored one image before failing');
     const folder = join(h.env.STORAGE_DIR, generationPrefix(accepted.id));
     const left = await readdir(folder).catch(() => []);
@@ -160,8 +160,8 @@ describe('fault: an S3 store that stops answering', () => {
     );
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
     assert.equal(done.status, 'failed');
-    assert.equal(done.error.code, 'storage_failed');
-    assert.match(done.error.message, /timeout/i);
+    assert.equal(done.error?.code, 'storage_failed');
+    assert.match(done.error?.message ?? '', /timeout/i);
     assert.deepEqual(done.images, []);
     assert.equal((await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade, 2);
   });

@@ -78,7 +78,13 @@ describe('fault: webhook receiver down', () => {
     let unavailable = 1;
     servers.push(await receiver(port, () => (unavailable-- > 0 ? 503 : 204), attempts));
     await until('the delivery', () => attempts.some((attempt) => attempt.status === 204), 15_000, 20);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Once the job is completed no attempt can follow.
+    await until(
+      'the webhook job completed',
+      async () => (await (await webhooks.getJob(`${accepted.id}-completed`))?.getState()) === 'completed',
+      15_000,
+      20,
+    );
     assert.deepEqual(
       attempts.map((attempt) => attempt.status),
       [503, 204],
