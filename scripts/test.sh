@@ -28,4 +28,17 @@ fi
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 # One file at a time: the model tests use both cores and the queue tests share one Redis.
-node --import tsx --test --test-concurrency=1 --test-timeout=180000 "${files[@]}"
+# TAP for logs and CI (which reads the closing "# tests / # pass / # fail" lines), the spec
+# reporter on a terminal; each file's duration goes to a file printed after the run.
+reporter=tap
+[ -t 1 ] && reporter=spec
+durations=$(mktemp)
+trap 'rm -f "$durations"' EXIT
+status=0
+node --import tsx --test --test-concurrency=1 --test-timeout=180000 \
+  --test-reporter="$reporter" --test-reporter-destination=stdout \
+  --test-reporter=./scripts/test-file-durations.mjs --test-reporter-destination="$durations" \
+  "${files[@]}" || status=$?
+echo "== test file durations (slowest first)"
+cat "$durations"
+exit "$status"
