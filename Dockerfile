@@ -4,8 +4,9 @@
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-# .npmrc skips onnxruntime-node's CUDA download: the API runs no GPU work.
-RUN npm ci --no-audit --no-fund
+# No install scripts run (package.json allowScripts); the variable makes onnxruntime-node's skip
+# its CUDA download under npm versions that still run them. The API runs no GPU work.
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command (`npm test`): static checks, the Python side's fast checks, then every
-# TypeScript test file against real Redis, onnxruntime and sharp.
+# The test command (`npm test`): static checks, then every TypeScript test file against real
+# Redis, onnxruntime and sharp. Needs Node, Redis and chromium, no Python (the training side's
+# checks are `npm run test:training`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +21,9 @@ echo "== openapi lint"
 # The recommended rules (redocly.yaml); no telemetry, no update check: the tests stay offline.
 REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx redocly lint --format=stylish
 
-if [ -d training/tests ]; then
-  echo "== python checks"
-  /usr/bin/python3 -m unittest discover -s training/tests -t . -v
-fi
-
 echo "== tests"
-mapfile -t files < <(find test -name '*.test.ts' | sort)
+# test/training needs Python's packages and runs with `npm run test:training`.
+mapfile -t files < <(find test -path test/training -prune -o -name '*.test.ts' -print | sort)
 # One file at a time: the model tests use both cores and the queue tests share one Redis.
 # TAP for logs and CI (which reads the closing "# tests / # pass / # fail" lines), the spec
 # reporter on a terminal; each file's duration goes to a file printed after the run.

@@ -198,18 +198,29 @@ describe('Dockerfiles', () => {
     assert.match(text, /^CMD \["node", "dist\/worker\/main\.js"\]$/m);
   });
 
-  test('the GPU image installs the CUDA provider despite the project npm config skipping it', () => {
-    const text = read('Dockerfile.gpu');
-    const match = /ONNXRUNTIME_NODE_INSTALL=(\S+) npm ci/.exec(text);
-    assert.ok(match, 'Dockerfile.gpu sets ONNXRUNTIME_NODE_INSTALL for npm ci');
-    assert.match(read('.npmrc'), /^onnxruntime-node-install=skip$/m);
-    // Ask the installed package's own install logic what it makes of the two settings together.
-    const decision = execFileSync(
+  /** What onnxruntime-node's own install logic makes of ONNXRUNTIME_NODE_INSTALL=`value`. */
+  const installDecision = (value: string): string =>
+    execFileSync(
       process.execPath,
       ['-e', "process.stdout.write(String(require('onnxruntime-node/script/install-utils.js').parseInstallFlag()))"],
-      { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: match[1], npm_config_onnxruntime_node_install: 'skip' } },
+      { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: value } },
     ).toString();
-    assert.notEqual(decision, 'false', 'the install script would still skip the CUDA provider');
+
+  test('only the GPU image runs onnxruntime-node install script, and it asks for the CUDA provider', () => {
+    const allowScripts = (JSON.parse(read('package.json')) as { allowScripts: Record<string, boolean> }).allowScripts;
+    assert.equal(allowScripts['onnxruntime-node'], false, 'package.json denies the CUDA download');
+    assert.doesNotMatch(read('.npmrc'), /onnxruntime/, 'no package-specific npm config (npm warns on it)');
+    const gpu = read('Dockerfile.gpu');
+    assert.match(gpu, /npm pkg set allowScripts\.onnxruntime-node=true --json/);
+    const match = /ONNXRUNTIME_NODE_INSTALL=(\S+) npm ci/.exec(gpu);
+    assert.ok(match, 'Dockerfile.gpu sets ONNXRUNTIME_NODE_INSTALL for npm ci');
+    assert.notEqual(installDecision(match[1]), 'false', 'the install script would skip the CUDA provider');
+    // Where npm still runs install scripts, the API image and CI skip the download themselves.
+    for (const file of ['Dockerfile', '.ci/run']) {
+      const skip = /ONNXRUNTIME_NODE_INSTALL=(\S+) npm ci/.exec(read(file));
+      assert.ok(skip, `${file} sets ONNXRUNTIME_NODE_INSTALL for npm ci`);
+      assert.equal(installDecision(skip[1]), 'false', `${file} skips the download`);
+    }
   });
 
   test('the images run entry points that `npm run build` compiles', () => {

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { createEngine, ModelError, type Engine, type Log } from '../../src/models/index.js';
 import { l2normalize } from '../../src/models/clip.js';
 import { checkClipPack, cosine, type ClipReference } from '../../src/models/clip-check.js';
-import { type Harness, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+import { type Harness, json, post, startHarness, terminal, waitFor } from '../integration/api-harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The training side's checks (`npm run test:training`): the Python unit tests, and the OpenAI
+# CLIP exporter run for real on a small checkpoint and served by the engine. Needs what
+# `npm test` needs plus /usr/bin/python3 with Debian's python3-numpy, python3-pil,
+# python3-torch and python3-regex.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== python checks"
+/usr/bin/python3 -m unittest discover -s training/tests -t . -v
+
+echo "== training tests"
+mapfile -t files < <(find test/training -name '*.test.ts' | sort)
+node --import tsx --test --test-concurrency=1 --test-timeout=600000 "${files[@]}"
