@@ -16,12 +16,16 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 test('the compiled engine runs its inference thread from plain .js', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'models-dist-'));
   try {
-    const sources = (await readdir(join(root, 'src/models')))
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => join(root, 'src/models', f));
+    // src/models and the one layer it may import, src/lib.
+    const sources = [];
+    for (const part of ['src/models', 'src/lib']) {
+      const files = (await readdir(join(root, part))).filter((f) => f.endsWith('.ts'));
+      sources.push(...files.map((f) => join(root, part, f)));
+    }
     await build({
       entryPoints: sources,
-      outdir: join(dir, 'dist/models'),
+      outbase: join(root, 'src'),
+      outdir: join(dir, 'dist'),
       format: 'esm',
       platform: 'node',
       target: 'node20',
