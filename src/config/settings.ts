@@ -1,0 +1,299 @@
+// Every environment variable the service reads, grouped by concern, each with its default
+// (once, here) and what it does. src/config.ts reads them through this table; `npm run
+// config-docs` writes .env.example and the README's configuration tables from it, and a test
+// checks that all three agree.
+
+export interface Setting {
+  name: string;
+  /** The value an unset or empty variable stands for, as it would be written; none when computed or absent. */
+  default?: string;
+  /** Left empty in .env.example although it has a default: setting it at all changes behaviour. */
+  blankInExample?: true;
+  /** What it does: the comment in .env.example and the README's "what". */
+  doc: string;
+}
+
+export interface SettingGroup {
+  title: string;
+  settings: readonly Setting[];
+}
+
+export const SETTING_GROUPS: readonly SettingGroup[] = [
+  {
+    title: 'HTTP',
+    settings: [
+      { name: 'PORT', default: '3000', doc: 'Port the API listens on.' },
+      {
+        name: 'HOST',
+        default: '0.0.0.0',
+        doc: "Address the API (and, unless WORKER_METRICS_HOST is set, the worker's metrics) binds to.",
+      },
+      {
+        name: 'PUBLIC_BASE_URL',
+        doc: 'Absolute base of every URL the API hands out (image URLs, Location). Default http://localhost:PORT.',
+      },
+      { name: 'BODY_LIMIT_BYTES', default: '16777216', doc: 'Largest request body in bytes (base64 images in JSON).' },
+      { name: 'LOG_LEVEL', default: 'info', doc: 'pino log level: fatal, error, warn, info, debug, trace or silent.' },
+    ],
+  },
+  {
+    title: 'Redis and queues',
+    settings: [
+      {
+        name: 'REDIS_URL',
+        default: 'redis://127.0.0.1:6379',
+        blankInExample: true,
+        doc: 'Redis for the queues. Unset: the default, and then `npm start` starts a redis-server itself when none answers.',
+      },
+      { name: 'QUEUE_PREFIX', default: 'dalle', doc: 'BullMQ key prefix; wrap it in {braces} for Redis Cluster.' },
+      {
+        name: 'QUEUE_FULL_RETRY_AFTER_SECONDS',
+        default: '5',
+        doc: 'Retry-After (seconds) sent with a 503 queue_full.',
+      },
+      {
+        name: 'LOCK_DURATION_MS',
+        default: '30000',
+        doc: 'BullMQ job lock duration in milliseconds; renewed while a job runs.',
+      },
+      {
+        name: 'STALLED_INTERVAL_MS',
+        default: '30000',
+        doc: 'How often BullMQ looks for jobs whose worker died, in milliseconds.',
+      },
+      { name: 'MAX_STALLED_COUNT', default: '2', doc: 'Times a job may stall (worker died) before it fails.' },
+    ],
+  },
+  {
+    title: 'Generations',
+    settings: [
+      {
+        name: 'GENERATE_MAX_QUEUED',
+        default: '1000',
+        doc: 'Waiting generate jobs past which POST /generations answers 503 queue_full.',
+      },
+      {
+        name: 'GENERATE_ATTEMPTS',
+        default: '3',
+        doc: 'Tries for a generation that fails for a transient reason (bad input is never retried).',
+      },
+      {
+        name: 'GENERATE_BACKOFF_MS',
+        default: '5000',
+        doc: 'First retry delay for generations in milliseconds, doubled each try.',
+      },
+      { name: 'GENERATE_CONCURRENCY', default: '1', doc: 'Generations run at once per worker (one per GPU).' },
+      {
+        name: 'RETENTION_SECONDS',
+        default: '604800',
+        doc: 'Finished generations and their images are removed after this many seconds (7 days).',
+      },
+      {
+        name: 'IDEMPOTENCY_TTL_SECONDS',
+        default: '86400',
+        doc: 'How long an Idempotency-Key keeps returning the same generation, in seconds (24 h).',
+      },
+    ],
+  },
+  {
+    title: 'CLIP requests (classify, embed)',
+    settings: [
+      {
+        name: 'CLASSIFY_MAX_QUEUED',
+        default: '1000',
+        doc: 'Waiting classify jobs past which POST /clip/classify answers 503 queue_full.',
+      },
+      {
+        name: 'CLASSIFY_TIMEOUT_MS',
+        default: '30000',
+        doc: 'How long POST /clip/classify waits for its job, in milliseconds.',
+      },
+      { name: 'CLASSIFY_BATCH_MAX', default: '32', doc: 'Most classify jobs run as one batch.' },
+      {
+        name: 'CLASSIFY_BATCH_WAIT_MS',
+        default: '10',
+        doc: 'Longest a classify job waits for others to fill its batch, in milliseconds.',
+      },
+    ],
+  },
+  {
+    title: 'OpenAI-compatible API (/v1)',
+    settings: [
+      {
+        name: 'OPENAI_WAIT_TIMEOUT_MS',
+        default: '300000',
+        doc: 'How long POST /v1/images/generations waits for its generation, in milliseconds.',
+      },
+      {
+        name: 'OPENAI_MODEL_ALIASES',
+        doc: 'OpenAI model names accepted under /v1 as alias=pack pairs, comma-separated (e.g. dall-e-2=demo-shapes); none by default.',
+      },
+    ],
+  },
+  {
+    title: 'Models',
+    settings: [
+      { name: 'MODELS_DIR', default: './packs', doc: 'Folder of model packs.' },
+      {
+        name: 'DEFAULT_MODEL',
+        doc: 'Pack a generation runs on when it names none. Default: the first pack (by name) that generates.',
+      },
+      {
+        name: 'DEFAULT_CLIP_MODEL',
+        doc: 'Pack /clip/classify and /clip/embed run on when they name none (e.g. a CLIP-only pack). Default: DEFAULT_MODEL.',
+      },
+      {
+        name: 'DEVICE',
+        default: 'cpu',
+        doc: 'Inference device: cpu, cuda or cuda:N; start-up fails if CUDA cannot load.',
+      },
+      { name: 'CPU_THREADS', doc: "onnxruntime intra-op threads on the CPU. Default: onnxruntime's choice." },
+      { name: 'SAMPLE_BATCH', doc: "Candidates sampled per forward pass. Default: the engine's (64)." },
+    ],
+  },
+  {
+    title: 'Worker process',
+    settings: [
+      {
+        name: 'WORKER_QUEUES',
+        default: 'generate,classify,webhooks',
+        doc: 'Queues this worker process serves, comma-separated.',
+      },
+      {
+        name: 'WORKER_METRICS_PORT',
+        default: '9464',
+        doc: "Port of the worker's Prometheus /metrics (0: any free port).",
+      },
+      { name: 'WORKER_METRICS_HOST', doc: "Address the worker's metrics bind to. Default: HOST." },
+      {
+        name: 'SHUTDOWN_TIMEOUT_MS',
+        default: '30000',
+        doc: 'How long SIGTERM waits for running jobs before returning them to the queue, in milliseconds.',
+      },
+    ],
+  },
+  {
+    title: 'Images from clients',
+    settings: [
+      { name: 'IMAGE_FETCH_TIMEOUT_MS', default: '10000', doc: 'Timeout for fetching an image URL, in milliseconds.' },
+      {
+        name: 'IMAGE_MAX_BYTES',
+        default: '10485760',
+        doc: 'Largest image accepted by URL, base64 or upload, in bytes (10 MiB).',
+      },
+      {
+        name: 'IMAGE_FETCH_MAX_REDIRECTS',
+        default: '3',
+        doc: 'Redirects an image URL may take; each target is checked like the first URL.',
+      },
+      {
+        name: 'IMAGE_MAX_PIXELS',
+        default: '40000000',
+        doc: 'Largest image the worker decodes, in pixels (width x height); larger ones get 400 invalid_image.',
+      },
+      {
+        name: 'OUTBOUND_ALLOW',
+        doc: 'Hosts, IP addresses and CIDRs (comma-separated) that image URLs and webhook receivers may reach although private, loopback or link-local; everything else non-public is refused. Empty: none.',
+      },
+    ],
+  },
+  {
+    title: 'Object storage',
+    settings: [
+      { name: 'STORAGE', default: 'fs', doc: 'Where images are stored: fs (a local folder, served by the API) or s3.' },
+      {
+        name: 'IMAGE_URL_TTL_SECONDS',
+        default: '3600',
+        doc: 'Lifetime of image URLs in responses, in seconds (at most 604800).',
+      },
+      { name: 'STORAGE_DIR', default: './data/images', doc: 'fs: folder that holds the images.' },
+      {
+        name: 'FILE_URL_SECRET',
+        doc: 'fs: HMAC key (16+ characters) for signed /files/ URLs. Default: random per process; set it when several API processes serve files.',
+      },
+      { name: 'S3_ENDPOINT', doc: 's3: custom endpoint for S3-compatible stores (MinIO, R2). Default: AWS.' },
+      { name: 'S3_REGION', default: 'us-east-1', doc: 's3: region.' },
+      { name: 'S3_BUCKET', doc: 's3: bucket (required when STORAGE=s3).' },
+      {
+        name: 'S3_FORCE_PATH_STYLE',
+        default: 'false',
+        doc: 's3: path-style URLs (http://host/bucket/key); MinIO needs true.',
+      },
+      {
+        name: 'S3_ACCESS_KEY_ID',
+        doc: 's3: access key id; set both keys or neither (then the AWS default credential chain applies).',
+      },
+      { name: 'S3_SECRET_ACCESS_KEY', doc: 's3: secret access key.' },
+      {
+        name: 'S3_PUBLIC_BASE_URL',
+        doc: 's3: public base (public bucket or CDN) for image URLs; when unset, URLs are presigned.',
+      },
+      {
+        name: 'S3_PRESIGN_EXPIRES_SECONDS',
+        default: '3600',
+        doc: 's3: longest lifetime of a presigned URL, in seconds (SigV4 allows at most 604800).',
+      },
+      {
+        name: 'S3_REQUEST_TIMEOUT_MS',
+        default: '30000',
+        doc: "s3: each attempt of a request fails after this long (the client retries twice), so a store that stops answering fails the job's storage step instead of holding it forever.",
+      },
+      { name: 'S3_CONNECT_TIMEOUT_MS', default: '5000', doc: 's3: opening a connection fails after this long.' },
+    ],
+  },
+  {
+    title: 'Webhooks',
+    settings: [
+      {
+        name: 'WEBHOOK_SECRET',
+        doc: 'Signing secret, whsec_ + base64 of 24-64 random bytes. Unset: requests naming a webhook get 400.',
+      },
+      {
+        name: 'WEBHOOK_TIMEOUT_MS',
+        default: '10000',
+        doc: 'Limit for one delivery attempt, connect to last byte, in milliseconds.',
+      },
+      { name: 'WEBHOOK_ATTEMPTS', default: '8', doc: 'Delivery attempts before a webhook is dropped.' },
+      { name: 'WEBHOOK_BACKOFF_MS', default: '1000', doc: 'First retry delay in milliseconds, doubled each attempt.' },
+      {
+        name: 'WEBHOOK_PROGRESS_INTERVAL_MS',
+        default: '2000',
+        doc: 'Least time between two progress webhooks of one generation, in milliseconds.',
+      },
+      { name: 'WEBHOOK_CONCURRENCY', default: '8', doc: 'Webhook deliveries run at once per worker.' },
+    ],
+  },
+  {
+    title: 'Access (API keys, limits)',
+    settings: [
+      {
+        name: 'API_KEYS',
+        doc: 'API keys as name:key pairs, comma-separated (keys of at least 16 characters; hashed on load). With none here and none created by `npm run keys`, the API is open.',
+      },
+      {
+        name: 'RATE_LIMIT_PER_MINUTE',
+        default: '0',
+        doc: 'Requests per minute per key, over a sliding 60 s window (0: unlimited); a key in the store may override it.',
+      },
+      {
+        name: 'MAX_CONCURRENT_GENERATIONS',
+        default: '0',
+        doc: 'Generations queued or processing at once per key (0: unlimited); a key in the store may override it.',
+      },
+      {
+        name: 'CANDIDATES_PER_DAY',
+        default: '0',
+        doc: 'Candidates sampled per UTC day per key (0: unlimited); a key in the store may override it.',
+      },
+    ],
+  },
+];
+
+const BY_NAME = new Map(SETTING_GROUPS.flatMap((group) => group.settings.map((setting) => [setting.name, setting])));
+
+/** The setting called `name`; a name missing from the table is a programming error. */
+export function setting(name: string): Setting {
+  const found = BY_NAME.get(name);
+  if (!found) throw new Error(`${name} is not in the settings table (src/config/settings.ts)`);
+  return found;
+}
