@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { withQueuePlace } from '../../src/queue/depth.js';
 import { type Harness, json, post, startHarness } from './api-harness.js';
+import { GenerationAccepted } from '../../src/contracts/schemas.js';
 
 const RACERS = 16;
 
@@ -29,7 +30,9 @@ describe('queue depth under concurrent requests', () => {
       assert.equal((await json(response)).code, 'queue_full');
       assert.equal(response.headers.get('retry-after'), '5');
     }
-    const accepted = await Promise.all(responses.filter((r) => r.status === 202).map(json));
+    const accepted = await Promise.all(
+      responses.filter((r) => r.status === 202).map((r) => json(r, GenerationAccepted)),
+    );
     for (const { id } of accepted)
       assert.equal((await json(await fetch(`${h.baseUrl}/generations/${id}`))).status, 'queued');
     assert.equal(await h.services.queues.get('generate').getWaitingCount(), 4);

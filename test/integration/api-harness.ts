@@ -230,7 +230,8 @@ export async function json<S extends TSchema>(response: Response, schema: S): Pr
 export async function json(response: Response): Promise<any>;
 export async function json(response: Response, schema?: TSchema): Promise<unknown> {
   const body: unknown = await response.json();
-  if (!schema) return body;
+  // Passed straight to Array#map, json gets an index here: only a schema object is one.
+  if (typeof schema !== 'object') return body;
   const validate = validatorOf(schema);
   if (!validate(body)) {
     const problems = contract.errorsText(validate.errors);
