@@ -82,7 +82,11 @@ export function isPublicAddress(address: string): boolean {
 function inAllowedRange(address: string, allow: AllowList): boolean {
   if (!ipaddr.isValid(address)) return false;
   const parsed = ipaddr.process(address);
-  return allow.ranges.some(([base, bits]) => base.kind() === parsed.kind() && parsed.match(base as never, bits));
+  return allow.ranges.some(([base, bits]) => {
+    if (parsed instanceof ipaddr.IPv4 && base instanceof ipaddr.IPv4) return parsed.match(base, bits);
+    if (parsed instanceof ipaddr.IPv6 && base instanceof ipaddr.IPv6) return parsed.match(base, bits);
+    return false;
+  });
 }
 
 /** Whether a connection to `address` (reached through `host`) is permitted. */

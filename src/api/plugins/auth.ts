@@ -38,6 +38,8 @@ function presentedKey(request: FastifyRequest): string | undefined {
 }
 
 export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, queues }: AuthOptions) => {
+  // Fastify's typing wants the declared type as the initial value (a library-forced cast): the
+  // auth hook sets the principal before any handler that reads it runs.
   app.decorateRequest('principal', null as unknown as Principal);
 
   app.addHook('onReady', async () => {
