@@ -27,9 +27,7 @@ function checkManifest() {
 
 // The contract's sampling rule for one row of logits.
 export function sampleRow(logits, u, topK, temperature, topP) {
-  const order = Array.from(logits.keys())
-    .sort((a, b) => logits[b] - logits[a] || a - b)
-    .slice(0, topK);
+  const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, topK);
   const scaled = order.map((i) => logits[i] / temperature);
   const max = scaled[0];
   const exps = scaled.map((z) => Math.exp(z - max));
@@ -37,11 +35,7 @@ export function sampleRow(logits, u, topK, temperature, topP) {
   let probs = exps.map((e) => e / sum);
   if (topP < 1) {
     let before = 0;
-    probs = probs.map((p) => {
-      const kept = before < topP ? p : 0;
-      before += p;
-      return kept;
-    });
+    probs = probs.map((p) => { const kept = before < topP ? p : 0; before += p; return kept; });
   }
   const cumulative = [];
   probs.reduce((acc, p, j) => (cumulative[j] = acc + p), 0);
@@ -62,7 +56,8 @@ async function session(file) {
   return ort.InferenceSession.create(join(packDir, file));
 }
 
-async function hostSample(text, uniforms, batch, n, topK, temperature, topP) {
+// Row b samples with settings[b]; a schema-1 loop takes one setting for the whole batch.
+async function hostSample(text, uniforms, batch, n, settings) {
   const { codebook_size: k } = manifest.geometry;
   const prefill = await session(manifest.generator.graphs.prefill);
   const step = await session(manifest.generator.graphs.step);
@@ -73,72 +68,54 @@ async function hostSample(text, uniforms, batch, n, topK, temperature, topP) {
     const picked = new BigInt64Array(batch);
     for (let b = 0; b < batch; b++) {
       const row = Array.from(logits.subarray(b * k, (b + 1) * k));
+      const { topK, temperature, topP } = settings[b];
       picked[b] = BigInt(sampleRow(row, uniforms[b * n + i], topK, temperature, topP));
       tokens[b * n + i] = picked[b];
     }
-    if (i + 1 < n)
-      out = await step.run({ image_token: new ort.Tensor('int64', picked, [batch, 1]), past_kv: out.present_kv });
+    if (i + 1 < n) out = await step.run({ image_token: new ort.Tensor('int64', picked, [batch, 1]), past_kv: out.present_kv });
   }
   return tokens;
 }
 
-async function checkSampleLoop(topK, temperature, topP) {
-  const {
-    text_length: t,
-    image_grid: [rows, cols],
-  } = manifest.geometry;
+function settingInputs(settings) {
+  const rows = manifest.schema_version >= 2 ? settings : settings.slice(0, 1);
+  return {
+    top_k: new ort.Tensor('int64', BigInt64Array.from(rows, (s) => BigInt(s.topK)), [rows.length]),
+    temperature: new ort.Tensor('float32', Float32Array.from(rows, (s) => s.temperature), [rows.length]),
+    top_p: new ort.Tensor('float32', Float32Array.from(rows, (s) => s.topP), [rows.length]),
+  };
+}
+
+// Rows with different prompts (and, from schema 2, different settings) in one run.
+async function checkSampleLoop(settings) {
+  const { text_length: t, image_grid: [rows, cols] } = manifest.geometry;
   const n = rows * cols;
-  const batch = 2;
-  const text = new ort.Tensor(
-    'int64',
-    BigInt64Array.from({ length: batch * t }, (_, i) => BigInt((i * 7) % 40)),
-    [batch, t],
-  );
+  const batch = settings.length;
+  const text = new ort.Tensor('int64', BigInt64Array.from({ length: batch * t }, (_, i) => BigInt((i * (7 + Math.floor(i / t))) % 40)), [batch, t]);
   const uniforms = uniformsFor(batch, n, 1234);
-  const host = await hostSample(text, uniforms, batch, n, topK, temperature, topP);
+  const host = await hostSample(text, uniforms, batch, n, settings);
   const loop = await session(manifest.generator.graphs.sample_loop);
-  const out = await loop.run({
-    text_tokens: text,
-    uniforms: new ort.Tensor('float32', uniforms, [batch, n]),
-    top_k: new ort.Tensor('int64', BigInt64Array.from([BigInt(topK)]), [1]),
-    temperature: new ort.Tensor('float32', Float32Array.from([temperature]), [1]),
-    top_p: new ort.Tensor('float32', Float32Array.from([topP]), [1]),
-  });
+  const out = await loop.run({ text_tokens: text, uniforms: new ort.Tensor('float32', uniforms, [batch, n]), ...settingInputs(settings) });
   const got = out.image_tokens.data;
   let same = 0;
   for (let i = 0; i < got.length; i++) same += got[i] === host[i] ? 1 : 0;
-  check(
-    same === got.length,
-    `sample_loop matched host sampling on ${same}/${got.length} tokens (top_k ${topK}, top_p ${topP})`,
-  );
-  console.log(
-    `sample_loop == prefill+step+rule: ${got.length} tokens, top_k ${topK}, temperature ${temperature}, top_p ${topP}`,
-  );
+  const label = settings.map((s) => `${s.topK}/${s.temperature}/${s.topP}`).join(', ');
+  check(same === got.length, `sample_loop matched host sampling on ${same}/${got.length} tokens (top_k/temperature/top_p ${label})`);
+  console.log(`sample_loop == prefill+step+rule: ${got.length} tokens, ${batch} rows, top_k/temperature/top_p ${label}`);
 }
 
 async function checkDecoderAndClip() {
-  const {
-    image_grid: [rows, cols],
-    image_size: [h, w],
-    codebook_size: k,
-  } = manifest.geometry;
+  const { image_grid: [rows, cols], image_size: [h, w], codebook_size: k } = manifest.geometry;
   const decoder = await session(manifest.decoder.graph);
   const tokens = BigInt64Array.from({ length: 3 * rows * cols }, (_, i) => BigInt((i * 13) % k));
   const { pixels } = await decoder.run({ image_tokens: new ort.Tensor('int64', tokens, [3, rows * cols]) });
-  check(
-    pixels.type === 'uint8' && pixels.dims.join() === [3, h, w, 3].join(),
-    `decoder output ${pixels.type} ${pixels.dims}`,
-  );
+  check(pixels.type === 'uint8' && pixels.dims.join() === [3, h, w, 3].join(), `decoder output ${pixels.type} ${pixels.dims}`);
   const { size } = manifest.clip.preprocess;
   const image = await session(manifest.clip.graphs.image);
-  const { image_embeds: e } = await image.run({
-    pixel_values: new ort.Tensor('float32', new Float32Array(3 * 3 * size * size), [3, 3, size, size]),
-  });
+  const { image_embeds: e } = await image.run({ pixel_values: new ort.Tensor('float32', new Float32Array(3 * 3 * size * size), [3, 3, size, size]) });
   check(e.dims.join() === [3, manifest.clip.embed_dim].join(), `image_embeds ${e.dims}`);
   const c = manifest.clip.context_length;
-  const ids = BigInt64Array.from({ length: 2 * c }, (_, i) =>
-    BigInt(i % c === 0 ? manifest.clip.bos_id : i % c === 3 ? manifest.clip.eos_id : 5),
-  );
+  const ids = BigInt64Array.from({ length: 2 * c }, (_, i) => BigInt(i % c === 0 ? manifest.clip.bos_id : i % c === 3 ? manifest.clip.eos_id : 5));
   const text = await session(manifest.clip.graphs.text);
   const { text_embeds: te } = await text.run({ input_ids: new ort.Tensor('int64', ids, [2, c]) });
   check(te.dims.join() === [2, manifest.clip.embed_dim].join(), `text_embeds ${te.dims}`);
@@ -149,6 +126,9 @@ checkManifest();
 console.log(`${manifest.name}: manifest valid, ${Object.keys(manifest.files).length} files match their sha256`);
 await checkDecoderAndClip();
 if (manifest.generator.graphs.sample_loop) {
-  await checkSampleLoop(manifest.generator.sampling_defaults.top_k, 1.0, 1.0);
-  await checkSampleLoop(16, 0.7, 0.8);
+  const defaults = { topK: manifest.generator.sampling_defaults.top_k, temperature: 1.0, topP: 1.0 };
+  const nucleus = { topK: 16, temperature: 0.7, topP: 0.8 };
+  await checkSampleLoop([defaults, defaults]);
+  await checkSampleLoop([nucleus, nucleus]);
+  if (manifest.schema_version >= 2) await checkSampleLoop([nucleus, defaults, { topK: 3, temperature: 1.3, topP: 1.0 }]);
 }

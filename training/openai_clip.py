@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from training.bpe import bytes_to_unicode
 from training.export import OPSET, torchscript_exporter
-from training.pack import file_entry
+from training.pack import SCHEMA_VERSION, file_entry
 
 # OpenAI's preprocessing (clip/clip.py): bicubic resize of the short side, centre crop.
 MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -455,7 +455,7 @@ def export_pack(checkpoint, bpe, out, base=None, name=None, version=None, refere
     checkpoint_name = os.path.splitext(os.path.basename(checkpoint))[0]
     os.makedirs(out)
     if base is None:
-        manifest = {"schema_version": 1, "name": name or f"openai-clip-{checkpoint_name.lower()}"[:64],
+        manifest = {"schema_version": SCHEMA_VERSION, "name": name or f"openai-clip-{checkpoint_name.lower()}"[:64],
                     "version": version or checkpoint_name[:64],
                     "description": f"OpenAI CLIP {checkpoint_name} alone: zero-shot classification and embeddings, no generator."}
         kept = set()

@@ -11,6 +11,8 @@ TEMPLATES = ["a {}", "there is a {}", "an image of a {}", "a {} on a plain backg
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 PIXEL_MEAN = [0.5, 0.5, 0.5]
 PIXEL_STD = [0.5, 0.5, 0.5]
+# 2: sample_loop takes top_k, temperature and top_p per row ([B]); see packs/CONTRACT.md.
+SCHEMA_VERSION = 2
 
 
 def pad_text(ids, length, bos_eos=False):
@@ -34,7 +36,7 @@ def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_de
     if with_loop:
         graphs["sample_loop"] = GRAPH_FILES["sample_loop"]
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "name": name,
         "version": version,
         "description": description,

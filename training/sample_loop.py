@@ -61,33 +61,52 @@ def _const(name, value, dtype=TensorProto.INT64, dims=None):
 
 
 def sampling_nodes(prefix, logits, uniform, token):
-    """The contract's sampling rule: logits [B, K], uniform [B] -> token [B, 1] (codebook index)."""
+    """The contract's sampling rule, per row: logits [B, K], uniform [B] -> token [B, 1].
+
+    ONNX TopK takes one k, so it takes the batch's largest and masks each row to its own
+    top_k before the softmax; temperature and top_p are [B] too, so rows of different jobs
+    share one run.
+    """
     p = prefix
     return [
-        helper.make_node("Div", [logits, "temperature"], [p + "scaled"]),
-        helper.make_node("TopK", [p + "scaled", "top_k"], [p + "values", p + "indices"], axis=-1, largest=1, sorted=1),
-        helper.make_node("Softmax", [p + "values"], [p + "probs"], axis=-1),
+        _const(p + "axes1", [1], dims=[1]),
+        helper.make_node("Unsqueeze", ["temperature", p + "axes1"], [p + "temperature_col"]),
+        helper.make_node("Unsqueeze", ["top_k", p + "axes1"], [p + "top_k_col"]),
+        helper.make_node("Unsqueeze", ["top_p", p + "axes1"], [p + "top_p_col"]),
+        helper.make_node("Div", [logits, p + "temperature_col"], [p + "scaled"]),
+        helper.make_node("ReduceMax", ["top_k"], [p + "k_max"], keepdims=1),
+        helper.make_node("TopK", [p + "scaled", p + "k_max"], [p + "values", p + "indices"],
+                         axis=-1, largest=1, sorted=1),
+        _const(p + "zero_int", 0),
+        _const(p + "one_step", 1),
+        helper.make_node("Squeeze", [p + "k_max"], [p + "k_max_scalar"]),
+        helper.make_node("Range", [p + "zero_int", p + "k_max_scalar", p + "one_step"], [p + "positions"]),
+        helper.make_node("Less", [p + "positions", p + "top_k_col"], [p + "in_k"]),
+        _const(p + "minus_inf", float("-inf"), TensorProto.FLOAT),
+        helper.make_node("Where", [p + "in_k", p + "values", p + "minus_inf"], [p + "values_k"]),
+        helper.make_node("Softmax", [p + "values_k"], [p + "softmax"], axis=-1),
+        _const(p + "zero", 0.0, TensorProto.FLOAT),
+        helper.make_node("Where", [p + "in_k", p + "softmax", p + "zero"], [p + "probs"]),
         _const(p + "axis1", 1),
         helper.make_node("CumSum", [p + "probs", p + "axis1"], [p + "before"], exclusive=1),
-        helper.make_node("Less", [p + "before", "top_p"], [p + "in_nucleus"]),
+        helper.make_node("Less", [p + "before", p + "top_p_col"], [p + "in_nucleus"]),
         _const(p + "one", 1.0, TensorProto.FLOAT, [1]),
-        helper.make_node("GreaterOrEqual", ["top_p", p + "one"], [p + "no_nucleus"]),
+        helper.make_node("GreaterOrEqual", [p + "top_p_col", p + "one"], [p + "no_nucleus"]),
         helper.make_node("Or", [p + "in_nucleus", p + "no_nucleus"], [p + "keep"]),
-        _const(p + "zero", 0.0, TensorProto.FLOAT),
         helper.make_node("Where", [p + "keep", p + "probs", p + "zero"], [p + "kept"]),
         helper.make_node("CumSum", [p + "kept", p + "axis1"], [p + "cumulative"]),
         _const(p + "last", -1),
         helper.make_node("Gather", [p + "cumulative", p + "last"], [p + "total"], axis=1),
         helper.make_node("Mul", [uniform, p + "total"], [p + "threshold_flat"]),
-        _const(p + "axes1", [1], dims=[1]),
         helper.make_node("Unsqueeze", [p + "threshold_flat", p + "axes1"], [p + "threshold"]),
-        # cumulative is non-decreasing, so the first j with c_j > threshold is the count
-        # of positions with c_j <= threshold; Min keeps the last position against rounding.
+        # cumulative is non-decreasing (flat past the row's own k), so the first j with
+        # c_j > threshold is the count of positions with c_j <= threshold; Min keeps the
+        # row's last position against rounding.
         helper.make_node("LessOrEqual", [p + "cumulative", p + "threshold"], [p + "below"]),
         helper.make_node("Cast", [p + "below"], [p + "below_int"], to=TensorProto.INT64),
         helper.make_node("ReduceSum", [p + "below_int", p + "axes1"], [p + "count"], keepdims=1),
         _const(p + "one_int", 1, dims=[1]),
-        helper.make_node("Sub", ["top_k", p + "one_int"], [p + "last_position"]),
+        helper.make_node("Sub", [p + "top_k_col", p + "one_int"], [p + "last_position"]),
         helper.make_node("Min", [p + "count", p + "last_position"], [p + "position"]),
         helper.make_node("GatherElements", [p + "indices", p + "position"], [token], axis=1),
     ]
@@ -139,9 +158,9 @@ def build(prefill_path, step_path, image_tokens, out_path):
     text_length = prefill.input[0].type.tensor_type.shape.dim[1].dim_value
     inputs = [vi("text_tokens", TensorProto.INT64, ["B", text_length]),
               vi("uniforms", TensorProto.FLOAT, ["B", image_tokens]),
-              vi("top_k", TensorProto.INT64, [1]),
-              vi("temperature", TensorProto.FLOAT, [1]),
-              vi("top_p", TensorProto.FLOAT, [1])]
+              vi("top_k", TensorProto.INT64, ["B"]),
+              vi("temperature", TensorProto.FLOAT, ["B"]),
+              vi("top_p", TensorProto.FLOAT, ["B"])]
     outputs = [vi("image_tokens", TensorProto.INT64, ["B", image_tokens])]
     graph = helper.make_graph(nodes, "sample_loop", inputs, outputs, initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
@@ -149,3 +168,32 @@ def build(prefill_path, step_path, image_tokens, out_path):
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, out_path)
+
+
+def rebuild_pack(pack_dir):
+    """Rebuild a pack's sample_loop from its own prefill and step graphs (no retraining) and
+    bring its manifest to the current schema with the new file's checksum."""
+    import json
+    import os
+    from training.pack import SCHEMA_VERSION, file_entry
+
+    manifest_path = os.path.join(pack_dir, "manifest.json")
+    with open(manifest_path) as f:
+        doc = json.load(f)
+    graphs = doc["generator"]["graphs"]
+    rows, cols = doc["geometry"]["image_grid"]
+    loop = graphs["sample_loop"]
+    build(os.path.join(pack_dir, graphs["prefill"]), os.path.join(pack_dir, graphs["step"]),
+          rows * cols, os.path.join(pack_dir, loop))
+    doc["schema_version"] = SCHEMA_VERSION
+    doc["files"][loop] = file_entry(os.path.join(pack_dir, loop))
+    with open(manifest_path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    import sys
+    for pack in sys.argv[1:]:
+        rebuild_pack(pack)
+        print(f"{pack}: sample_loop rebuilt")
