@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../src/models/index.js';
 import { Pack } from '../src/models/packs.js';
 import { candidateSeed } from '../src/models/rng.js';
-import { sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
+import { rowsOf, sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
 import { generatorText } from '../src/models/tokenizers.js';
 import { runPythonReference } from './python-reference.js';
 import { bestMs, fmt, timed } from './timing.js';
@@ -58,11 +58,13 @@ async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promi
   const run = path === 'host' ? sampleChunkHost : sampleChunkLoop;
   const chunk = (seed: number) =>
     run(sessions, {
-      textIds: text.ids,
-      seeds: Array.from({ length: SAMPLER_BATCH }, (_, i) => candidateSeed(seed, i)),
+      rows: rowsOf(
+        text.ids,
+        Array.from({ length: SAMPLER_BATCH }, (_, i) => candidateSeed(seed, i)),
+        { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 },
+      ),
       imageTokens: N,
       codebookSize: m.geometry.codebook_size,
-      params: { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 },
       checkpoint() {},
     });
   await chunk(0); // warm-up: first-run allocations

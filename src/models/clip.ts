@@ -125,6 +125,17 @@ export class Clip {
     return labels.map((l) => this.labelCache.get(keyOf(l))!);
   }
 
+  /** A generation prompt's embedding, embedded alone (so it never depends on company) and cached. */
+  async promptEmbedding(prompt: string): Promise<Float32Array> {
+    const key = JSON.stringify(['prompt', prompt]);
+    let embedding = this.labelCache.get(key);
+    if (!embedding) {
+      [embedding] = await this.embedTexts([prompt]);
+      this.remember(key, embedding);
+    }
+    return embedding;
+  }
+
   private remember(key: string, value: Float32Array): void {
     if (this.labelCache.size >= LABEL_CACHE_LIMIT) {
       this.labelCache.delete(this.labelCache.keys().next().value!);

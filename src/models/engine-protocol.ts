@@ -1,7 +1,17 @@
 // Messages between the engine (calling thread) and the inference thread.
 import type { SerializedError } from './errors.js';
 import type { LogLevel } from './log.js';
-import type { EngineOptions, GenerationProgress, PackSummary } from './types.js';
+import type { GenerateInput } from './generate-options.js';
+import type {
+  ChunkResult,
+  ClassifyOutcome,
+  ClassifyRequest,
+  EngineOptions,
+  GenerateResult,
+  GenerationProgress,
+  MixedChunk,
+  PackSummary,
+} from './types.js';
 
 /**
  * What a thread serves: `generate` runs generations (and the CLIP reranking inside them),
@@ -12,10 +22,29 @@ export type ThreadRole = 'generate' | 'clip';
 /** EngineOptions as they cross the thread boundary (everything but the logger), and the role. */
 export type ThreadOptions = Omit<EngineOptions, 'logger'> & { role: ThreadRole };
 
-export type CallMethod = 'generate' | 'classify' | 'embedImages' | 'embedTexts';
+/** Every call the threads serve: its arguments (a tuple) and its result. */
+export interface EngineCalls {
+  generate: { args: [input: GenerateInput]; result: GenerateResult };
+  runChunk: { args: [chunk: MixedChunk]; result: ChunkResult };
+  classify: { args: [requests: ClassifyRequest[]]; result: ClassifyOutcome[] };
+  embedImages: { args: [images: Uint8Array[], model: string | undefined]; result: Float32Array[] };
+  embedTexts: { args: [texts: string[], model: string | undefined]; result: Float32Array[] };
+}
 
-export type ToThread =
-  { type: 'call'; id: number; method: CallMethod; args: unknown[]; cancel?: SharedArrayBuffer } | { type: 'close' };
+export type CallMethod = keyof EngineCalls;
+
+/** One call message per method, discriminated by `method`, so the thread reads typed args. */
+export interface CallOf<M extends CallMethod> {
+  type: 'call';
+  id: number;
+  method: M;
+  args: EngineCalls[M]['args'];
+  cancel?: SharedArrayBuffer;
+}
+
+export type CallMessage = { [M in CallMethod]: CallOf<M> }[CallMethod];
+
+export type ToThread = CallMessage | { type: 'close' };
 
 export type FromThread =
   | { type: 'ready'; packs: PackSummary[] }

@@ -2,15 +2,13 @@
 // that makes it) and answers the engine by message, so the caller's event loop stays free.
 import { parentPort, workerData } from 'node:worker_threads';
 import { AbortError, ModelError, serializeError } from './errors.js';
-import type { CallMethod, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
-import type { GenerateInput } from './generate-options.js';
+import type { CallMessage, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
 import type { Log, LogLevel } from './log.js';
 import { generates } from './manifest.js';
 import { ALL_GRAPHS, CLIP_GRAPHS, defaultPackName, listPacks, Pack } from './packs.js';
 import { Pipeline, type JobHooks } from './pipeline.js';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './preprocess.js';
 import { logProviderSettings, parseDevice, type ProviderSettings } from './providers.js';
-import type { ClassifyRequest } from './types.js';
 
 const port = parentPort!;
 const send = (message: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
@@ -80,16 +78,18 @@ function hooksFor(id: number, cancel: SharedArrayBuffer | undefined): JobHooks {
   };
 }
 
-function call(pipeline: Pipeline, method: CallMethod, args: unknown[], hooks: JobHooks): Promise<unknown> {
-  switch (method) {
+function call(pipeline: Pipeline, message: CallMessage, hooks: JobHooks): Promise<unknown> {
+  switch (message.method) {
     case 'generate':
-      return pipeline.generate(args[0] as GenerateInput, hooks);
+      return pipeline.generate(...message.args, hooks);
+    case 'runChunk':
+      return pipeline.runChunk(...message.args, hooks);
     case 'classify':
-      return pipeline.classify(args[0] as ClassifyRequest[]);
+      return pipeline.classify(...message.args);
     case 'embedImages':
-      return pipeline.embedImages(args[0] as Uint8Array[], args[1] as string | undefined);
+      return pipeline.embedImages(...message.args);
     case 'embedTexts':
-      return pipeline.embedTexts(args[0] as string[], args[1] as string | undefined);
+      return pipeline.embedTexts(...message.args);
   }
 }
 
@@ -124,8 +124,8 @@ async function main(): Promise<void> {
       port.close();
       return;
     }
-    const { id, method, args, cancel } = message;
-    const running = call(pipeline, method, args, hooksFor(id, cancel));
+    const { id } = message;
+    const running = call(pipeline, message, hooksFor(id, message.cancel));
     inFlight.add(running);
     try {
       const result = await running;

@@ -5,9 +5,18 @@
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { AbortError, deserializeError, ModelError } from './errors.js';
-import type { CallMethod, FromThread, ThreadOptions, ThreadRole, ToThread } from './engine-protocol.js';
+import type {
+  CallMethod,
+  CallOf,
+  EngineCalls,
+  FromThread,
+  ThreadOptions,
+  ThreadRole,
+  ToThread,
+} from './engine-protocol.js';
 import type { Log } from './log.js';
 import type {
+  ChunkResult,
   ClassifyOutcome,
   ClassifyRequest,
   Engine,
@@ -15,6 +24,7 @@ import type {
   GenerateOptions,
   GenerateResult,
   GenerationProgress,
+  MixedChunk,
   PackSummary,
 } from './types.js';
 
@@ -104,16 +114,18 @@ class InferenceThread {
     this.pending.clear();
   }
 
-  call<T>(
-    method: CallMethod,
-    args: unknown[],
+  call<M extends CallMethod>(
+    method: M,
+    args: EngineCalls[M]['args'],
     extra: { cancel?: SharedArrayBuffer; onProgress?: PendingCall['onProgress'] } = {},
-  ): Promise<T> {
+  ): Promise<EngineCalls[M]['result']> {
+    type Result = EngineCalls[M]['result'];
     if (this.closed) return Promise.reject(new ModelError('engine_closed', 'the engine is closed'));
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<Result>((resolve, reject) => {
+      // The thread answers call `id` with this method's result.
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress: extra.onProgress });
-      const message: ToThread = { type: 'call', id, method, args, ...(extra.cancel ? { cancel: extra.cancel } : {}) };
+      const message: CallOf<M> = { type: 'call', id, method, args, ...(extra.cancel ? { cancel: extra.cancel } : {}) };
       this.thread.postMessage(message);
     });
   }
@@ -148,10 +160,15 @@ class ThreadedEngine implements Engine {
     const raise = () => Atomics.store(new Int32Array(cancel), 0, 1);
     signal?.addEventListener('abort', raise, { once: true });
     try {
-      return await this.generation.call<GenerateResult>('generate', [input], { cancel, onProgress });
+      return await this.generation.call('generate', [input], { cancel, onProgress });
     } finally {
       signal?.removeEventListener('abort', raise);
     }
+  }
+
+  /** Not cancellable: the rows belong to several generations; the scheduler drops a canceled one's next rows. */
+  runChunk(chunk: MixedChunk): Promise<ChunkResult> {
+    return this.generation.call('runChunk', [chunk]);
   }
 
   classify(requests: ClassifyRequest[]): Promise<ClassifyOutcome[]> {

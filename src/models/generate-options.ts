@@ -30,22 +30,37 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
 
 export type GenerateInput = Omit<GenerateOptions, 'signal' | 'onProgress'>;
 
+/** Sampling settings checked against the pack, defaults filled in. */
+export function resolveSampling(
+  options: Pick<GenerateInput, 'topK' | 'temperature' | 'topP'>,
+  m: GeneratingManifest,
+): SamplingParams {
+  const d = m.generator.sampling_defaults;
+  const topK = positiveInt('topK', options.topK, d.top_k);
+  if (topK > m.geometry.codebook_size) {
+    invalid('topK', `must be at most the codebook size ${m.geometry.codebook_size}, got ${topK}`);
+  }
+  const temperature = options.temperature ?? d.temperature;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) {
+    invalid('temperature', `must be a positive number, got ${temperature}`);
+  }
+  const topP = options.topP ?? d.top_p ?? 1;
+  if (!(topP > 0 && topP <= 1)) invalid('topP', `must be in (0, 1], got ${topP}`);
+  return { topK, temperature, topP };
+}
+
+/** The prompt and seed every generation needs, checked. */
+export function checkPromptAndSeed(prompt: string, seed: number): void {
+  if (typeof prompt !== 'string' || prompt.trim() === '') invalid('prompt', 'must be a non-empty string');
+  if (!isUint32(seed)) invalid('seed', `must be an unsigned 32-bit integer, got ${seed}`);
+}
+
 export function resolveGenerate(options: GenerateInput, m: GeneratingManifest, defaultBatch: number): ResolvedGenerate {
-  if (typeof options.prompt !== 'string' || options.prompt.trim() === '')
-    invalid('prompt', 'must be a non-empty string');
-  if (!isUint32(options.seed)) invalid('seed', `must be an unsigned 32-bit integer, got ${options.seed}`);
+  checkPromptAndSeed(options.prompt, options.seed);
   const candidates = positiveInt('candidates', options.candidates, DEFAULT_CANDIDATES);
   const n = positiveInt('n', options.n, Math.min(DEFAULT_KEEP, candidates));
   if (n > candidates) invalid('n', `must be at most candidates (${candidates}), got ${n}`);
   const batch = positiveInt('batch', options.batch, defaultBatch);
-  const d = m.generator.sampling_defaults;
-  const topK = positiveInt('topK', options.topK, d.top_k);
-  if (topK > m.geometry.codebook_size)
-    invalid('topK', `must be at most the codebook size ${m.geometry.codebook_size}, got ${topK}`);
-  const temperature = options.temperature ?? d.temperature;
-  if (!(temperature > 0) || !Number.isFinite(temperature))
-    invalid('temperature', `must be a positive number, got ${temperature}`);
-  const topP = options.topP ?? d.top_p ?? 1;
-  if (!(topP > 0 && topP <= 1)) invalid('topP', `must be in (0, 1], got ${topP}`);
-  return { prompt: options.prompt, seed: options.seed, candidates, n, batch, params: { topK, temperature, topP } };
+  const params = resolveSampling(options, m);
+  return { prompt: options.prompt, seed: options.seed, candidates, n, batch, params };
 }

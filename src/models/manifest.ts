@@ -32,7 +32,8 @@ export interface GenerationSections {
 
 /** A pack's manifest. Without the generation sections the pack serves CLIP only. */
 export interface Manifest extends Partial<GenerationSections> {
-  schema_version: 1;
+  /** 2: sample_loop takes its settings per row; 1: one setting per run (packs/CONTRACT.md). */
+  schema_version: 1 | 2;
   name: string;
   version: string;
   description?: string;

@@ -9,11 +9,14 @@ import type { Pack } from './packs.js';
 import { preprocessRaw, type Preprocess } from './preprocess.js';
 import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
-import { sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from './sampler.js';
+import { runMixedChunk } from './mixed-chunk.js';
+import { rowsOf, sampleChunkHost, sampleChunkLoop, type GeneratorSessions, type SampleRow } from './sampler.js';
 import { generatorText } from './tokenizers.js';
 import type {
+  ChunkResult,
   ClassifyOutcome,
   ClassifyRequest,
+  MixedChunk,
   GeneratedImage,
   GenerateResult,
   GenerationProgress,
@@ -55,6 +58,10 @@ export class Pipeline {
     return `unknown model "${name}": available are ${[...this.packs.keys()].join(', ')}`;
   }
 
+  get clipBatch(): number {
+    return this.settings.clipBatch;
+  }
+
   clip(pack: Pack): Clip {
     let clip = this.clips.get(pack.name);
     if (!clip) {
@@ -78,6 +85,24 @@ export class Pipeline {
     return 'host';
   }
 
+  async sessions(pack: Pack, sampler: 'host' | 'graph'): Promise<GeneratorSessions> {
+    const base = { prefill: await pack.session('prefill'), step: await pack.session('step') };
+    return sampler === 'graph' ? { ...base, sampleLoop: await pack.session('sample_loop') } : base;
+  }
+
+  /** Codebook indices of `rows` ([rows × N]) in one sampler call; rows may mix generations. */
+  async sampleRows(pack: Pack, rows: SampleRow[], sampler: 'host' | 'graph', checkpoint: () => void) {
+    const g = pack.generating.geometry;
+    const run = sampler === 'graph' ? sampleChunkLoop : sampleChunkHost;
+    return run(await this.sessions(pack, sampler), {
+      rows,
+      imageTokens: g.image_grid[0] * g.image_grid[1],
+      codebookSize: g.codebook_size,
+      perRowSettings: pack.manifest.schema_version >= 2,
+      checkpoint,
+    });
+  }
+
   /** All candidates' codebook indices, [candidates × N], chunk by chunk. */
   async sample(
     pack: Pack,
@@ -88,32 +113,21 @@ export class Pipeline {
   ): Promise<Int32Array> {
     const g = pack.generating.geometry;
     const N = g.image_grid[0] * g.image_grid[1];
-    const sessions: GeneratorSessions =
-      sampler === 'graph'
-        ? {
-            prefill: await pack.session('prefill'),
-            step: await pack.session('step'),
-            sampleLoop: await pack.session('sample_loop'),
-          }
-        : { prefill: await pack.session('prefill'), step: await pack.session('step') };
     const tokens = new Int32Array(job.candidates * N);
-    const run = sampler === 'graph' ? sampleChunkLoop : sampleChunkHost;
     for (let start = 0; start < job.candidates; start += job.batch) {
       hooks.checkpoint();
       const end = Math.min(job.candidates, start + job.batch);
       const seeds = Array.from({ length: end - start }, (_, i) => candidateSeed(job.seed, start + i));
-      const chunk = await run(sessions, {
-        textIds,
-        seeds,
-        imageTokens: N,
-        codebookSize: g.codebook_size,
-        params: job.params,
-        checkpoint: hooks.checkpoint,
-      });
+      const chunk = await this.sampleRows(pack, rowsOf(textIds, seeds, job.params), sampler, hooks.checkpoint);
       tokens.set(chunk, start * N);
       hooks.progress({ stage: 'sampling', completed: end, total: job.candidates });
     }
     return tokens;
+  }
+
+  /** One mixed chunk of several generations: sampled, decoded and scored (mixed-chunk.ts). */
+  runChunk(chunk: MixedChunk, hooks: JobHooks): Promise<ChunkResult> {
+    return runMixedChunk(this, chunk, hooks.checkpoint);
   }
 
   async generate(options: GenerateInput, hooks: JobHooks): Promise<GenerateResult> {
@@ -182,6 +196,7 @@ export class Pipeline {
           width: decoded.width,
           height: decoded.height,
           pixels,
+          tokens: tokens.slice(candidate * N, (candidate + 1) * N),
         });
       });
       rerankMs += elapsed(start);
@@ -197,7 +212,7 @@ export class Pipeline {
     return { images, decodeMs, rerankMs };
   }
 
-  private async embedDecoded(clip: Clip, decoded: DecodedChunk, count: number, p: Preprocess): Promise<Float32Array[]> {
+  async embedDecoded(clip: Clip, decoded: DecodedChunk, count: number, p: Preprocess): Promise<Float32Array[]> {
     const { width, height } = decoded;
     const bytes = width * height * 3;
     const pixels = clip.pixelBuffer(count);

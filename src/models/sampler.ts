@@ -1,6 +1,7 @@
 // Image-token sampling: the host loop (prefill + one step per token with the KV cache fed
 // back) and the device-resident path (the pack's sample_loop graph). Both draw candidate b's
 // token k with uniformAt(seed_b, k), so their tokens agree and chunking changes nothing.
+// Every row carries its own prompt and sampling settings, so one chunk may mix generations.
 import * as ort from 'onnxruntime-node';
 import { fillUniforms, uniformAt } from './rng.js';
 import { RowScratch, sampleRow, type SamplingParams } from './sampling.js';
@@ -11,90 +12,173 @@ export interface GeneratorSessions {
   sampleLoop?: ort.InferenceSession;
 }
 
-export interface ChunkRequest {
-  /** Padded text ids, length T (the same prompt for every candidate). */
+export interface SampleRow {
+  /** Padded text ids, length T; rows of one prompt may share the array. */
   textIds: BigInt64Array;
-  /** One seed per candidate of the chunk. */
-  seeds: number[];
+  /** The candidate's own seed. */
+  seed: number;
+  params: SamplingParams;
+}
+
+export interface ChunkRequest {
+  rows: SampleRow[];
   /** N = rows × cols. */
   imageTokens: number;
   codebookSize: number;
-  params: SamplingParams;
+  /**
+   * Whether the sample_loop graph takes settings per row (pack schema 2). Without it, rows
+   * of different settings run as separate graph calls. Default true.
+   */
+  perRowSettings?: boolean;
   /** Throws (an AbortError) when the job is canceled; called every few steps. */
   checkpoint: () => void;
+}
+
+/** Rows of one prompt and one setting: a chunk of a single generation. */
+export function rowsOf(textIds: BigInt64Array, seeds: number[], params: SamplingParams): SampleRow[] {
+  return seeds.map((seed) => ({ textIds, seed, params }));
 }
 
 /** Steps between cancellation checks in the host loop: a check costs one atomic load. */
 const STEPS_PER_CHECK = 8;
 
-function tileKv(kv: ort.Tensor, batch: number): ort.Tensor {
-  const [layers, pair, one, heads, positions, headDim] = kv.dims;
-  if (one !== 1) throw new Error(`prefill cache batch is ${one}, expected 1`);
+/** The distinct prompts of the rows (by content), and which one each row uses. */
+function distinctPrompts(rows: SampleRow[]): { prompts: BigInt64Array[]; ofRow: number[] } {
+  const index = new Map<string, number>();
+  const prompts: BigInt64Array[] = [];
+  const ofRow = rows.map(({ textIds }) => {
+    const key = textIds.join(',');
+    let i = index.get(key);
+    if (i === undefined) {
+      i = prompts.push(textIds) - 1;
+      index.set(key, i);
+    }
+    return i;
+  });
+  return { prompts, ofRow };
+}
+
+function stackText(prompts: BigInt64Array[]): ort.Tensor {
+  const T = prompts[0].length;
+  const text = new BigInt64Array(prompts.length * T);
+  prompts.forEach((ids, i) => text.set(ids, i * T));
+  return new ort.Tensor('int64', text, [prompts.length, T]);
+}
+
+/** The prefill cache of each row's prompt: [L, 2, P, H, T, D] → [L, 2, B, H, T, D]. */
+function gatherKv(kv: ort.Tensor, ofRow: number[]): ort.Tensor {
+  const [layers, pair, prompts, heads, positions, headDim] = kv.dims;
   const block = heads * positions * headDim;
   const source = kv.data as Float32Array;
+  const batch = ofRow.length;
   const out = new Float32Array(layers * pair * batch * block);
   for (let lp = 0; lp < layers * pair; lp++) {
-    const row = source.subarray(lp * block, (lp + 1) * block);
-    for (let b = 0; b < batch; b++) out.set(row, (lp * batch + b) * block);
+    ofRow.forEach((p, b) => {
+      const start = (lp * prompts + p) * block;
+      out.set(source.subarray(start, start + block), (lp * batch + b) * block);
+    });
   }
   return new ort.Tensor('float32', out, [layers, pair, batch, heads, positions, headDim]);
 }
 
-function pickAll(
-  logits: Float32Array,
-  req: ChunkRequest,
-  step: number,
-  scratch: RowScratch,
-  tokens: Int32Array,
-  sharedRow: boolean,
-): BigInt64Array {
-  const batch = req.seeds.length;
-  const V = req.codebookSize;
-  const picked = new BigInt64Array(batch);
-  for (let b = 0; b < batch; b++) {
-    const u = uniformAt(req.seeds[b], step);
-    const token = sampleRow(logits, sharedRow ? 0 : b * V, V, u, req.params, scratch);
-    tokens[b * req.imageTokens + step] = token;
-    picked[b] = BigInt(token);
+class Picker {
+  private readonly scratch = new Map<number, RowScratch>();
+
+  constructor(
+    private readonly req: ChunkRequest,
+    private readonly tokens: Int32Array,
+  ) {}
+
+  private scratchFor(k: number): RowScratch {
+    let s = this.scratch.get(k);
+    if (!s) this.scratch.set(k, (s = new RowScratch(k)));
+    return s;
   }
-  return picked;
+
+  /** Samples token `step` of every row; `logitRow[b]` is the logits row that row b reads. */
+  pick(logits: Float32Array, step: number, logitRow: (b: number) => number): BigInt64Array {
+    const { rows, codebookSize: V, imageTokens: N } = this.req;
+    const picked = new BigInt64Array(rows.length);
+    rows.forEach((row, b) => {
+      const u = uniformAt(row.seed, step);
+      const token = sampleRow(logits, logitRow(b) * V, V, u, row.params, this.scratchFor(row.params.topK));
+      this.tokens[b * N + step] = token;
+      picked[b] = BigInt(token);
+    });
+    return picked;
+  }
 }
 
-/** Host loop: one prefill (batch 1, cache tiled), then N-1 steps. Returns [B × N] codebook indices. */
+/** Host loop: one prefill per distinct prompt, its cache gathered per row, then N-1 steps. Returns [B × N]. */
 export async function sampleChunkHost(sessions: GeneratorSessions, req: ChunkRequest): Promise<Int32Array> {
-  const batch = req.seeds.length;
+  const batch = req.rows.length;
   const N = req.imageTokens;
   const tokens = new Int32Array(batch * N);
-  const scratch = new RowScratch(req.params.topK);
-  const text = new ort.Tensor('int64', req.textIds, [1, req.textIds.length]);
-  const first = await sessions.prefill.run({ text_tokens: text });
-  let picked = pickAll(first.logits.data as Float32Array, req, 0, scratch, tokens, true);
-  let kv = tileKv(first.present_kv, batch);
+  const picker = new Picker(req, tokens);
+  const { prompts, ofRow } = distinctPrompts(req.rows);
+  const first = await sessions.prefill.run({ text_tokens: stackText(prompts) });
+  let picked = picker.pick(first.logits.data as Float32Array, 0, (b) => ofRow[b]);
+  let kv = gatherKv(first.present_kv, ofRow);
   for (let step = 1; step < N; step++) {
     if (step % STEPS_PER_CHECK === 0) req.checkpoint();
     const out = await sessions.step.run({ image_token: new ort.Tensor('int64', picked, [batch, 1]), past_kv: kv });
-    picked = pickAll(out.logits.data as Float32Array, req, step, scratch, tokens, false);
+    picked = picker.pick(out.logits.data as Float32Array, step, (b) => b);
     kv = out.present_kv;
   }
   return tokens;
 }
 
-/** Device-resident path: the pack's sample_loop graph, fed the same uniforms. */
-export async function sampleChunkLoop(sessions: GeneratorSessions, req: ChunkRequest): Promise<Int32Array> {
-  if (!sessions.sampleLoop) throw new Error('this pack has no sample_loop graph');
-  const batch = req.seeds.length;
-  const N = req.imageTokens;
-  const T = req.textIds.length;
+const settingKey = (p: SamplingParams) => `${p.topK}/${p.temperature}/${p.topP}`;
+
+/** One sample_loop run over `rows`; `settings` holds one entry per row, or one for all. */
+async function runLoop(loop: ort.InferenceSession, rows: SampleRow[], settings: SamplingParams[], N: number) {
+  const batch = rows.length;
+  const T = rows[0].textIds.length;
   const text = new BigInt64Array(batch * T);
-  for (let b = 0; b < batch; b++) text.set(req.textIds, b * T);
   const uniforms = new Float32Array(batch * N);
-  req.seeds.forEach((seed, b) => fillUniforms(seed, N, uniforms, b * N));
-  const out = await sessions.sampleLoop.run({
+  rows.forEach((row, b) => {
+    text.set(row.textIds, b * T);
+    fillUniforms(row.seed, N, uniforms, b * N);
+  });
+  const out = await loop.run({
     text_tokens: new ort.Tensor('int64', text, [batch, T]),
     uniforms: new ort.Tensor('float32', uniforms, [batch, N]),
-    top_k: new ort.Tensor('int64', BigInt64Array.of(BigInt(req.params.topK)), [1]),
-    temperature: new ort.Tensor('float32', Float32Array.of(req.params.temperature), [1]),
-    top_p: new ort.Tensor('float32', Float32Array.of(req.params.topP), [1]),
+    top_k: new ort.Tensor(
+      'int64',
+      BigInt64Array.from(settings, (s) => BigInt(s.topK)),
+      [settings.length],
+    ),
+    temperature: new ort.Tensor(
+      'float32',
+      Float32Array.from(settings, (s) => s.temperature),
+      [settings.length],
+    ),
+    top_p: new ort.Tensor(
+      'float32',
+      Float32Array.from(settings, (s) => s.topP),
+      [settings.length],
+    ),
   });
-  return Int32Array.from(out.image_tokens.data as BigInt64Array, Number);
+  return out.image_tokens.data as BigInt64Array;
+}
+
+/** Device-resident path: the pack's sample_loop graph, fed the same uniforms. */
+export async function sampleChunkLoop(sessions: GeneratorSessions, req: ChunkRequest): Promise<Int32Array> {
+  const loop = sessions.sampleLoop;
+  if (!loop) throw new Error('this pack has no sample_loop graph');
+  const N = req.imageTokens;
+  if (req.perRowSettings ?? true) {
+    const settings = req.rows.map((row) => row.params);
+    return Int32Array.from(await runLoop(loop, req.rows, settings, N), Number);
+  }
+  // A schema-1 graph takes one setting for the whole batch: one run per distinct setting.
+  const groups = new Map<string, number[]>();
+  req.rows.forEach((row, b) => groups.set(settingKey(row.params), [...(groups.get(settingKey(row.params)) ?? []), b]));
+  const tokens = new Int32Array(req.rows.length * N);
+  for (const members of groups.values()) {
+    const rows = members.map((b) => req.rows[b]);
+    const out = await runLoop(loop, rows, [rows[0].params], N);
+    members.forEach((b, i) => tokens.set(Int32Array.from(out.subarray(i * N, (i + 1) * N), Number), b * N));
+  }
+  return tokens;
 }

@@ -86,6 +86,48 @@ export interface GeneratedImage {
   height: number;
   /** RGB, row-major, width × height × 3 bytes. */
   pixels: Uint8Array;
+  /** The candidate's codebook indices, row-major over the image grid. */
+  tokens: Int32Array;
+}
+
+/** One generation's share of a mixed chunk: its candidates `first` … `first + count - 1`. */
+export interface ChunkPart {
+  /** The caller's name for the generation, echoed in its outcome. */
+  key: string;
+  prompt: string;
+  /** The generation's seed; candidate i samples with candidateSeed(seed, i) as always. */
+  seed: number;
+  first: number;
+  count: number;
+  /** Default: the pack's sampling_defaults. */
+  topK?: number;
+  temperature?: number;
+  topP?: number;
+  /** Best candidates the generation keeps: at most this many come back with pixels. */
+  n: number;
+  /** The generation's n-th best so far, once it holds n: only candidates that beat it come back. */
+  floor?: { candidate: number; score: number };
+}
+
+/** Rows of several generations of one pack, sampled, decoded and scored in one pass. */
+export interface MixedChunk {
+  /** Pack name; default the engine's default pack. */
+  model?: string;
+  parts: ChunkPart[];
+}
+
+/** Candidates of a part worth keeping, best first (rank 0: the caller ranks them). */
+export type ChunkPartOutcome =
+  | { key: string; ok: true; promptTokens: number; truncated: boolean; images: GeneratedImage[] }
+  | { key: string; ok: false; error: { code: 'validation_failed' | 'unknown_model'; message: string } };
+
+export interface ChunkResult {
+  model: string;
+  sampler: 'host' | 'graph';
+  /** Rows sampled: the valid parts' candidates. */
+  rows: number;
+  parts: ChunkPartOutcome[];
+  timings: { sampleMs: number; decodeMs: number; rerankMs: number };
 }
 
 export interface GenerateResult {
@@ -155,6 +197,11 @@ export interface PackSummary {
 export interface Engine {
   packs(): PackSummary[];
   generate(options: GenerateOptions): Promise<GenerateResult>;
+  /**
+   * Samples, decodes and scores one chunk of rows from several generations (own prompt,
+   * seed and settings per row). A part with bad input fails alone, in its outcome.
+   */
+  runChunk(chunk: MixedChunk): Promise<ChunkResult>;
   /**
    * Classifies several requests in one pass (CLIP runs once over all their images).
    * Each outcome holds one ranked label list per image, sorted by score descending.

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { loadPack, type Log } from '../../src/models/index.js';
 import { Pack } from '../../src/models/packs.js';
 import { candidateSeed } from '../../src/models/rng.js';
-import { sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from '../../src/models/sampler.js';
+import { rowsOf, sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from '../../src/models/sampler.js';
 import type { SamplingParams } from '../../src/models/sampling.js';
 import { generatorText } from '../../src/models/tokenizers.js';
 
@@ -64,11 +64,9 @@ async function sampleAll(
     const seeds = Array.from({ length: Math.min(batch, count - start) }, (_, i) => candidateSeed(seed, start + i));
     out.set(
       await run(l.sessions, {
-        textIds: l.textIds,
-        seeds,
+        rows: rowsOf(l.textIds, seeds, params),
         imageTokens: l.N,
         codebookSize: l.V,
-        params,
         checkpoint() {},
       }),
       start * l.N,
@@ -151,6 +149,33 @@ describe('demo-shapes sampler', () => {
         `${JSON.stringify(params)}: ${diff} of ${host.length} tokens differ between the host loop and sample_loop`,
       );
       assert.equal(diff, 0);
+    }
+  });
+
+  test('rows of different prompts and settings in one chunk draw what each draws alone, on both paths', async () => {
+    const m = l.pack.generating;
+    const tokenizer = await l.pack.tokenizer('generator');
+    const text = (prompt: string) =>
+      generatorText(tokenizer, prompt, m.geometry.text_length, m.generator.text_pad_id).ids;
+    const jobs = [
+      { textIds: l.textIds, seed: 11, params: defaults },
+      { textIds: text('a small green cross'), seed: 12, params: { topK: 5, temperature: 0.7, topP: 1 } },
+      { textIds: text('a large blue circle'), seed: 13, params: { topK: 48, temperature: 1.2, topP: 0.85 } },
+    ];
+    const rows = jobs.flatMap((j) => rowsOf(j.textIds, [candidateSeed(j.seed, 0), candidateSeed(j.seed, 1)], j.params));
+    const request = { imageTokens: l.N, codebookSize: l.V, checkpoint() {} };
+    for (const [path, run] of [
+      ['host', sampleChunkHost],
+      ['graph', sampleChunkLoop],
+    ] as const) {
+      const mixed = await run(l.sessions, { ...request, rows });
+      // A schema-1 loop takes one setting per run: the sampler splits the chunk by setting.
+      const grouped = await run(l.sessions, { ...request, rows, perRowSettings: false });
+      for (const [i, row] of rows.entries()) {
+        const alone = await run(l.sessions, { ...request, rows: [row] });
+        assert.deepEqual(mixed.subarray(i * l.N, (i + 1) * l.N), alone, `${path} row ${i}`);
+        assert.deepEqual(grouped.subarray(i * l.N, (i + 1) * l.N), alone, `${path} row ${i}, grouped`);
+      }
     }
   });
 });

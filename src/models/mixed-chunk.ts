@@ -1,0 +1,161 @@
+// One engine call for the worker's scheduler: rows of several generations (own prompt, seed
+// and settings each) sampled in one sampler run, then decoded and scored with CLIP at once.
+// Each candidate depends only on its own seed and prompt, so a generation's images are the
+// same whichever company its rows keep.
+import type { Clip } from './clip.js';
+import { decodeTokens, type DecodedChunk } from './decoder.js';
+import { ModelError } from './errors.js';
+import { checkPromptAndSeed, resolveSampling } from './generate-options.js';
+import type { Pack } from './packs.js';
+import type { Preprocess } from './preprocess.js';
+import { BestN } from './rerank.js';
+import { candidateSeed } from './rng.js';
+import type { SampleRow } from './sampler.js';
+import { generatorText } from './tokenizers.js';
+import type { ChunkPart, ChunkPartOutcome, ChunkResult, GeneratedImage, MixedChunk } from './types.js';
+
+/** What the chunk needs from the pipeline (kept structural: no import cycle). */
+export interface ChunkContext {
+  pack(name: string | undefined): Pack;
+  clip(pack: Pack): Clip;
+  samplerFor(pack: Pack): 'host' | 'graph';
+  sampleRows(pack: Pack, rows: SampleRow[], sampler: 'host' | 'graph', checkpoint: () => void): Promise<Int32Array>;
+  embedDecoded(clip: Clip, decoded: DecodedChunk, count: number, p: Preprocess): Promise<Float32Array[]>;
+  readonly clipBatch: number;
+}
+
+interface ReadyPart {
+  part: ChunkPart;
+  promptTokens: number;
+  truncated: boolean;
+  /** The part's first row in the chunk. */
+  offset: number;
+  prompt: Float32Array;
+  best: BestN<GeneratedImage>;
+}
+
+const elapsed = (start: number) => performance.now() - start;
+
+function checkCounts(part: ChunkPart): void {
+  const ok = (v: number, min: number) => Number.isInteger(v) && v >= min;
+  if (!ok(part.first, 0) || !ok(part.count, 1) || !ok(part.n, 1)) {
+    throw new ModelError('validation_failed', 'first must be ≥ 0, count and n ≥ 1 (integers)');
+  }
+}
+
+function failed(key: string, error: unknown): ChunkPartOutcome {
+  if (error instanceof ModelError && (error.code === 'validation_failed' || error.code === 'unknown_model')) {
+    return { key, ok: false, error: { code: error.code, message: error.message } };
+  }
+  throw error;
+}
+
+/** Resolves each part against the pack; a bad part becomes its own failed outcome. */
+async function prepare(ctx: ChunkContext, pack: Pack, parts: ChunkPart[]) {
+  const m = pack.generating;
+  const tokenizer = await pack.tokenizer('generator');
+  const clip = ctx.clip(pack);
+  const rows: SampleRow[] = [];
+  const ready: ReadyPart[] = [];
+  const outcomes = new Map<string, ChunkPartOutcome>();
+  for (const part of parts) {
+    try {
+      checkPromptAndSeed(part.prompt, part.seed);
+      checkCounts(part);
+      const params = resolveSampling(part, m);
+      const text = generatorText(tokenizer, part.prompt, m.geometry.text_length, m.generator.text_pad_id);
+      const prompt = await clip.promptEmbedding(part.prompt);
+      const best = new BestN<GeneratedImage>(part.n);
+      ready.push({ part, promptTokens: text.tokenCount, truncated: text.truncated, offset: rows.length, prompt, best });
+      for (let i = 0; i < part.count; i++) {
+        rows.push({ textIds: text.ids, seed: candidateSeed(part.seed, part.first + i), params });
+      }
+    } catch (error) {
+      outcomes.set(part.key, failed(part.key, error));
+    }
+  }
+  return { rows, ready, outcomes };
+}
+
+/** Whether a candidate beats the part's n-th best so far (ties: the lower index wins). */
+function beatsFloor(part: ChunkPart, candidate: number, score: number): boolean {
+  const f = part.floor;
+  return !f || score > f.score || (score === f.score && candidate < f.candidate);
+}
+
+/** Decodes and scores every row, offering each to its part's best n. */
+async function score(ctx: ChunkContext, pack: Pack, ready: ReadyPart[], tokens: Int32Array, rows: number) {
+  const g = pack.generating.geometry;
+  const N = g.image_grid[0] * g.image_grid[1];
+  const clip = ctx.clip(pack);
+  const decoder = await pack.session('decoder');
+  const partOf = new Array<ReadyPart>(rows);
+  for (const r of ready) partOf.fill(r, r.offset, r.offset + r.part.count);
+  let decodeMs = 0;
+  let rerankMs = 0;
+  for (let first = 0; first < rows; first += ctx.clipBatch) {
+    const count = Math.min(ctx.clipBatch, rows - first);
+    let start = performance.now();
+    const decoded = await decodeTokens(decoder, tokens.subarray(first * N), count, N);
+    decodeMs += elapsed(start);
+    start = performance.now();
+    const embeddings = await ctx.embedDecoded(clip, decoded, count, pack.manifest.clip.preprocess);
+    const bytes = decoded.width * decoded.height * 3;
+    embeddings.forEach((embedding, i) => {
+      const row = first + i;
+      const r = partOf[row];
+      const candidate = r.part.first + row - r.offset;
+      const s = clip.score(embedding, r.prompt);
+      if (!beatsFloor(r.part, candidate, s) || !r.best.wouldKeep({ candidate, score: s })) return;
+      r.best.offer({
+        rank: 0,
+        candidate,
+        seed: candidateSeed(r.part.seed, candidate),
+        score: s,
+        width: decoded.width,
+        height: decoded.height,
+        pixels: decoded.pixels.slice(i * bytes, (i + 1) * bytes),
+        tokens: tokens.slice(row * N, (row + 1) * N),
+      });
+    });
+    rerankMs += elapsed(start);
+  }
+  return { decodeMs, rerankMs };
+}
+
+export async function runMixedChunk(
+  ctx: ChunkContext,
+  chunk: MixedChunk,
+  checkpoint: () => void,
+): Promise<ChunkResult> {
+  let pack: Pack;
+  try {
+    pack = ctx.pack(chunk.model);
+    void pack.generating; // throws for a CLIP-only pack
+  } catch (error) {
+    return {
+      model: chunk.model ?? '',
+      sampler: 'host',
+      rows: 0,
+      parts: chunk.parts.map((p) => failed(p.key, error)),
+      timings: { sampleMs: 0, decodeMs: 0, rerankMs: 0 },
+    };
+  }
+  const sampler = ctx.samplerFor(pack);
+  const { rows, ready, outcomes } = await prepare(ctx, pack, chunk.parts);
+  const start = performance.now();
+  const tokens = rows.length > 0 ? await ctx.sampleRows(pack, rows, sampler, checkpoint) : new Int32Array(0);
+  const sampleMs = elapsed(start);
+  const { decodeMs, rerankMs } = await score(ctx, pack, ready, tokens, rows.length);
+  for (const r of ready) {
+    const { key } = r.part;
+    outcomes.set(key, { key, ok: true, promptTokens: r.promptTokens, truncated: r.truncated, images: r.best.result() });
+  }
+  return {
+    model: pack.name,
+    sampler,
+    rows: rows.length,
+    parts: chunk.parts.map((p) => outcomes.get(p.key)!),
+    timings: { sampleMs, decodeMs, rerankMs },
+  };
+}
