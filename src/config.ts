@@ -29,9 +29,13 @@ export interface Config {
   defaultModel: string | undefined;
   defaultClipModel: string | undefined;
   device: DeviceName;
-  /** CPU_THREADS, SAMPLE_BATCH: unset leaves the choice to onnxruntime and the engine. */
+  /** CPU_THREADS: unset leaves the choice to onnxruntime. */
   cpuThreads: number | undefined;
-  sampleBatch: number | undefined;
+  /**
+   * GENERATE_BATCH_CANDIDATES (was SAMPLE_BATCH): most candidate rows per engine call, shared
+   * by the active generations (src/worker/SCHEDULER.md); 32 on cpu, 512 on cuda when unset.
+   */
+  generateBatchCandidates: number;
   /** STORAGE, STORAGE_DIR, FILE_URL_SECRET, S3_*. */
   storage: StorageOptions;
   /** IMAGE_URL_TTL_SECONDS. */
@@ -80,8 +84,11 @@ export interface Config {
   lockDurationMs: number;
   stalledIntervalMs: number;
   maxStalledCount: number;
-  /** GENERATE_CONCURRENCY (one generation per GPU at a time), WEBHOOK_CONCURRENCY. */
-  generateConcurrency: number;
+  /**
+   * GENERATE_MAX_ACTIVE (was GENERATE_CONCURRENCY): generations a worker holds at once, their
+   * chunks batched together; 16 on cpu, 64 on cuda when unset. WEBHOOK_CONCURRENCY.
+   */
+  generateMaxActive: number;
   webhookConcurrency: number;
   /** WORKER_QUEUES: the queues this worker serves. */
   workerQueues: QueueName[];
@@ -90,6 +97,8 @@ export interface Config {
   workerMetricsHost: string;
   /** SHUTDOWN_TIMEOUT_MS: how long SIGTERM waits for running jobs. */
   shutdownTimeoutMs: number;
+  /** Renamed variables still in use: messages the worker logs as warnings at start. */
+  warnings: string[];
   /**
    * API_KEYS: `name:key,name2:key2`, hashed on load. With none here and none in the key store
    * the API is open (the local quick start).
@@ -131,6 +140,7 @@ type Env = Record<string, string | undefined>;
 /** Reads variables, collecting every problem so one start-up names them all. */
 class Reader {
   readonly problems: string[] = [];
+  readonly warnings: string[] = [];
   constructor(private readonly env: Env) {}
 
   raw(name: string): string | undefined {
@@ -189,6 +199,20 @@ class Reader {
       this.problems.push(`${name}=${JSON.stringify(text)}: expected an absolute ${protocols.join(' or ')} URL`);
     }
     return text;
+  }
+
+  /** A renamed variable: the new name, else the old one with a warning, else `computed`. */
+  renamedInt(name: string, old: string, computed: number, min: number, max: number): number {
+    const source = this.text(name) === undefined && this.text(old) !== undefined ? old : name;
+    if (source === old) this.warnings.push(`${old} is deprecated: set ${name} instead`);
+    const text = this.text(source);
+    if (text === undefined) return computed;
+    const value = Number(text);
+    if (!/^-?[0-9]+$/.test(text) || value < min || value > max) {
+      this.problems.push(`${source}=${JSON.stringify(text)}: expected an integer from ${min} to ${max}`);
+      return computed;
+    }
+    return value;
   }
 
   require(name: string): string {
@@ -327,6 +351,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     .url('PUBLIC_BASE_URL', ['http:', 'https:'], `http://localhost:${port}`)
     .replace(/\/+$/, '');
   const redisUrl = read.url('REDIS_URL', ['redis:', 'rediss:']);
+  const device = deviceName(read);
+  const onGpu = device !== 'cpu';
   const config: Config = {
     port,
     host,
@@ -338,9 +364,9 @@ export function loadConfig(env: Env): Readonly<Config> {
     modelsDir: read.string('MODELS_DIR'),
     defaultModel: read.raw('DEFAULT_MODEL'),
     defaultClipModel: read.raw('DEFAULT_CLIP_MODEL'),
-    device: deviceName(read),
+    device,
     cpuThreads: read.optionalInt('CPU_THREADS', 1, 1024),
-    sampleBatch: read.optionalInt('SAMPLE_BATCH', 1, 4096),
+    generateBatchCandidates: read.renamedInt('GENERATE_BATCH_CANDIDATES', 'SAMPLE_BATCH', onGpu ? 512 : 32, 1, 4096),
     storage: readStorage(read, publicBaseUrl),
     imageUrlTtlSeconds: read.int('IMAGE_URL_TTL_SECONDS', 1, 604800),
     webhookSecret: readWebhookSecret(read),
@@ -369,7 +395,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     lockDurationMs: read.int('LOCK_DURATION_MS', 1000),
     stalledIntervalMs: read.int('STALLED_INTERVAL_MS', 1000),
     maxStalledCount: read.int('MAX_STALLED_COUNT', 0, 100),
-    generateConcurrency: read.int('GENERATE_CONCURRENCY', 1, 64),
+    generateMaxActive: read.renamedInt('GENERATE_MAX_ACTIVE', 'GENERATE_CONCURRENCY', onGpu ? 64 : 16, 1, 256),
     webhookConcurrency: read.int('WEBHOOK_CONCURRENCY', 1, 1024),
     workerQueues: readWorkerQueues(read),
     workerMetricsPort: read.int('WORKER_METRICS_PORT', 0, 65535),
@@ -377,6 +403,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 0),
     apiKeys: readApiKeys(read),
     limits: readLimits(read),
+    warnings: read.warnings,
   };
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);

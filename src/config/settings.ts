@@ -82,7 +82,14 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
         default: '5000',
         doc: 'First retry delay for generations in milliseconds, doubled each try.',
       },
-      { name: 'GENERATE_CONCURRENCY', default: '1', doc: 'Generations run at once per worker (one per GPU).' },
+      {
+        name: 'GENERATE_MAX_ACTIVE',
+        doc: 'Generations a worker holds at once, their chunks batched together (src/worker/SCHEDULER.md). Default: 16 on cpu, 64 on cuda.',
+      },
+      {
+        name: 'GENERATE_CONCURRENCY',
+        doc: 'Deprecated name of GENERATE_MAX_ACTIVE, read (with a warning) when that is unset.',
+      },
       {
         name: 'RETENTION_SECONDS',
         default: '604800',
@@ -148,7 +155,14 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
         doc: 'Inference device: cpu, cuda or cuda:N; start-up fails if CUDA cannot load.',
       },
       { name: 'CPU_THREADS', doc: "onnxruntime intra-op threads on the CPU. Default: onnxruntime's choice." },
-      { name: 'SAMPLE_BATCH', doc: "Candidates sampled per forward pass. Default: the engine's (64)." },
+      {
+        name: 'GENERATE_BATCH_CANDIDATES',
+        doc: 'Candidate rows per engine call, shared by the active generations. Default: 32 on cpu, 512 on cuda.',
+      },
+      {
+        name: 'SAMPLE_BATCH',
+        doc: 'Deprecated name of GENERATE_BATCH_CANDIDATES, read (with a warning) when that is unset.',
+      },
     ],
   },
   {

@@ -28,6 +28,7 @@ interface ReadyPart {
   part: ChunkPart;
   promptTokens: number;
   truncated: boolean;
+  promptUsed: string;
   /** The part's first row in the chunk. */
   offset: number;
   prompt: Float32Array;
@@ -66,7 +67,15 @@ async function prepare(ctx: ChunkContext, pack: Pack, parts: ChunkPart[]) {
       const text = generatorText(tokenizer, part.prompt, m.geometry.text_length, m.generator.text_pad_id);
       const prompt = await clip.promptEmbedding(part.prompt);
       const best = new BestN<GeneratedImage>(part.n);
-      ready.push({ part, promptTokens: text.tokenCount, truncated: text.truncated, offset: rows.length, prompt, best });
+      ready.push({
+        part,
+        promptTokens: text.tokenCount,
+        truncated: text.truncated,
+        promptUsed: text.usedText,
+        offset: rows.length,
+        prompt,
+        best,
+      });
       for (let i = 0; i < part.count; i++) {
         rows.push({ textIds: text.ids, seed: candidateSeed(part.seed, part.first + i), params });
       }
@@ -149,7 +158,8 @@ export async function runMixedChunk(
   const { decodeMs, rerankMs } = await score(ctx, pack, ready, tokens, rows.length);
   for (const r of ready) {
     const { key } = r.part;
-    outcomes.set(key, { key, ok: true, promptTokens: r.promptTokens, truncated: r.truncated, images: r.best.result() });
+    const { promptTokens, truncated, promptUsed } = r;
+    outcomes.set(key, { key, ok: true, promptTokens, truncated, promptUsed, images: r.best.result() });
   }
   return {
     model: pack.name,

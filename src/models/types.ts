@@ -118,7 +118,7 @@ export interface MixedChunk {
 
 /** Candidates of a part worth keeping, best first (rank 0: the caller ranks them). */
 export type ChunkPartOutcome =
-  | { key: string; ok: true; promptTokens: number; truncated: boolean; images: GeneratedImage[] }
+  | { key: string; ok: true; promptTokens: number; truncated: boolean; promptUsed: string; images: GeneratedImage[] }
   | { key: string; ok: false; error: { code: 'validation_failed' | 'unknown_model'; message: string } };
 
 export interface ChunkResult {

@@ -1,5 +1,6 @@
-// The generate handler: runs the engine with the job's input, reports progress on the job
-// (and as throttled webhooks), stores the kept images, and maps failures to retry or not.
+// The generate handler: hands the job's input to the scheduler (which batches it with the
+// other active generations), reports progress on the job (and as throttled webhooks), stores
+// the kept images, and maps failures to retry or not.
 import { UnrecoverableError, WaitingError } from 'bullmq';
 import type { Config } from '../config.js';
 import {
@@ -11,7 +12,7 @@ import {
 } from '../contracts/jobs.js';
 import type { GenerationProgress } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
-import type { Engine, GeneratedImage } from '../models/types.js';
+import type { GeneratedImage } from '../models/types.js';
 import type { GenerateJob } from '../service/generation-view.js';
 import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
@@ -19,16 +20,19 @@ import { encodeImage } from './encode.js';
 import { type PartialImageStore, recordPartialImages } from './partial-images.js';
 import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
+import type { GenerationScheduler } from './scheduler.js';
 import type { WebhookNotifier } from '../service/webhook-events.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const STORE_CONCURRENCY = 4;
 
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 export interface GenerateDeps {
   config: Config;
   /** The pack a generation that names none runs on. */
   defaultModel: string;
-  engine: Engine;
+  scheduler: GenerationScheduler;
   store: ObjectStore;
   cancels: CancelWatcher;
   webhooks: WebhookNotifier;
@@ -57,7 +61,7 @@ function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
       lastWebhook = now;
       webhookSequence += 1;
       deps.webhooks
-        .notify(job.id as string, job.data.input, 'progress', webhookSequence)
+        .notify(String(job.id), job.data.input, 'progress', webhookSequence)
         .catch((error) => log.warn({ err: error }, 'progress webhook not queued'));
     }
   };
@@ -76,7 +80,7 @@ async function storeImages(
   try {
     await deps.store.deletePrefix(generationPrefix(id));
   } catch (error) {
-    throw jobFailure('storage_failed', (error as Error).message);
+    throw jobFailure('storage_failed', messageOf(error));
   }
   let next = 0;
   let done = 0;
@@ -91,7 +95,7 @@ async function storeImages(
         await deps.store.put(key, bytes, CONTENT_TYPES[format]);
       } catch (error) {
         failed = true;
-        throw jobFailure('storage_failed', (error as Error).message);
+        throw jobFailure('storage_failed', messageOf(error));
       }
       stored[i] = {
         rank: image.rank,
@@ -122,7 +126,7 @@ function canceled(message: string): Error {
 
 export function createGenerateHandler(deps: GenerateDeps) {
   return async (job: GenerateJob, token?: string): Promise<GenerateJobResult> => {
-    const id = job.id as string;
+    const id = String(job.id);
     const log = deps.logger.child({ jobId: id, queue: 'generate', attempt: job.attemptsMade + 1 });
     if (await deps.cancels.isRequested(id)) throw canceled('canceled before it started');
     const input = job.data.input;
@@ -134,7 +138,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
     const partials = recordPartialImages(deps.partialImages, id, progressReporter(job, deps, log), log);
     try {
       log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
-      const result = await deps.engine.generate({
+      const result = await deps.scheduler.submit({
         prompt: input.prompt,
         model: input.model ?? deps.defaultModel,
         candidates: input.candidates,

@@ -1,5 +1,5 @@
 // Worker-side Prometheus figures, served on the worker's own port: job and stage durations,
-// classify batch sizes, jobs in flight.
+// classify batch sizes, the generation scheduler's batches, jobs in flight.
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -35,6 +35,30 @@ export function createWorkerMetrics() {
       name: 'dalle_classify_batch_size',
       help: 'Classify requests per engine call (micro-batching)',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers,
+    }),
+    generationBatchRows: new Histogram({
+      name: 'dalle_generation_batch_rows',
+      help: 'Candidate rows per generation engine call (scheduler batches)',
+      buckets: [1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
+      registers,
+    }),
+    generationBatchJobs: new Histogram({
+      name: 'dalle_generation_batch_jobs',
+      help: 'Generations sharing one engine call',
+      buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64],
+      registers,
+    }),
+    generationBatchFill: new Histogram({
+      name: 'dalle_generation_batch_fill_ratio',
+      help: 'Rows of a generation batch over GENERATE_BATCH_CANDIDATES',
+      buckets: [0.1, 0.25, 0.5, 0.75, 0.9, 1],
+      registers,
+    }),
+    generationFirstBatchWait: new Histogram({
+      name: 'dalle_generation_first_batch_seconds',
+      help: "Time from a generation's start on the worker to its first batch",
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
     webhookDeliveries: new Counter({

@@ -1,14 +1,13 @@
 // A worker process's parts: the engine, one BullMQ Worker per served queue with a handler
 // per job name, cross-process cancel, webhooks, metrics port, model registry, retention.
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { Config } from '../config.js';
-import { JOB_QUEUE, type JobName, type QueueData, type QueueJobName, type QueueResult } from '../contracts/jobs.js';
+import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js';
 import type { QueueName } from '../contracts/queues.js';
 import type { ModelInfo } from '../contracts/schemas.js';
 import type { Logger } from '../logger.js';
 import { createEngine, defaultPackName, ModelError } from '../models/index.js';
 import type { Engine, PackSummary } from '../models/types.js';
-import type { GenerateJob } from '../service/generation-view.js';
 import { serviceKeys } from '../queue/keys.js';
 import { publishModels } from '../service/model-registry.js';
 import { Queues } from '../queue/queues.js';
@@ -17,15 +16,15 @@ import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
 import { createClassifyHandler, createEmbedHandler } from './classify.js';
+import { type Handlers, type JobFor, type Processor, isNamed, processorsFor } from './dispatch.js';
 import { createGenerateHandler } from './generate.js';
 import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
+import { GenerationScheduler } from './scheduler.js';
 import { createWebhookProcessor } from './webhook-delivery.js';
 
 const MODELS_TTL_SECONDS = 45;
 const MODELS_REFRESH_MS = 15_000;
-
-type Handler = (job: Job, token?: string) => Promise<unknown>;
 
 export interface WorkerRuntime {
   metricsPort: number;
@@ -97,10 +96,11 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       defaultPack: config.defaultModel,
       device: config.device,
       cpuThreads: config.cpuThreads,
-      sampleBatch: config.sampleBatch,
+      sampleBatch: config.generateBatchCandidates,
       maxImagePixels: config.imageMaxPixels,
       logger: logger.child({ component: 'models' }),
     }));
+  for (const warning of config.warnings) logger.warn(warning);
   const packs = engine.packs();
   let defaults: DefaultModels;
   try {
@@ -122,53 +122,53 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     onBatch: (size) => metrics.batchSize.observe(size),
   });
 
-  const handlers: { [N in JobName]: Handler } = {
-    generate: createGenerateHandler({
-      config,
-      defaultModel: defaults.generations,
-      engine,
-      store,
-      cancels,
-      webhooks,
-      metrics,
-      logger,
-      partialImages: { redis: queues.redis, keys },
-    }) as Handler,
-    classify: createClassifyHandler(batcher, defaults.clip) as Handler,
-    embed: createEmbedHandler(engine, defaults.clip) as Handler,
-    webhook: createWebhookProcessor({ config, queues, store, keys, metrics }) as Handler,
+  const scheduler = new GenerationScheduler(engine, {
+    batchCandidates: config.generateBatchCandidates,
+    onBatch: ({ rows, jobs, capacity }) => {
+      metrics.generationBatchRows.observe(rows);
+      metrics.generationBatchJobs.observe(jobs);
+      metrics.generationBatchFill.observe(rows / capacity);
+    },
+    onFirstBatch: (seconds) => metrics.generationFirstBatchWait.observe(seconds),
+  });
+  const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, webhooks, metrics };
+  const partialImages = { redis: queues.redis, keys };
+  const handlers: Handlers = {
+    generate: createGenerateHandler({ ...generateDeps, logger, partialImages }),
+    classify: createClassifyHandler(batcher, defaults.clip),
+    embed: createEmbedHandler(engine, defaults.clip),
+    webhook: createWebhookProcessor({ config, queues, store, keys, metrics }),
   };
+  const processors = processorsFor(handlers);
   const concurrency: Record<QueueName, number> = {
-    generate: config.generateConcurrency,
+    // Every generation held at once joins the scheduler's batches.
+    generate: config.generateMaxActive,
     // Twice the batch size, so that the next batch fills while one runs.
     classify: config.classifyBatchMax * 2,
     webhooks: config.webhookConcurrency,
   };
 
-  const workers = config.workerQueues.map((queueName) => {
-    const names = (Object.keys(JOB_QUEUE) as JobName[]).filter((name) => JOB_QUEUE[name] === queueName);
-    const worker = new Worker<
-      QueueData<typeof queueName>,
-      QueueResult<typeof queueName>,
-      QueueJobName<typeof queueName>
-    >(
+  const timed =
+    <Q extends QueueName>(queueName: Q, processor: Processor<Q>): Processor<Q> =>
+    async (job, token) => {
+      const end = metrics.jobDuration.startTimer({ queue: queueName });
+      metrics.activeJobs.inc({ queue: queueName });
+      try {
+        const result = await processor(job, token);
+        end({ outcome: 'completed' });
+        return result;
+      } catch (error) {
+        end({ outcome: error instanceof Error && error.name === 'WaitingError' ? 'returned' : 'failed' });
+        throw error;
+      } finally {
+        metrics.activeJobs.dec({ queue: queueName });
+      }
+    };
+
+  const startQueueWorker = <Q extends QueueName>(queueName: Q) => {
+    const worker = new Worker<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>(
       queueName,
-      async (job, token) => {
-        const handler = (names as string[]).includes(job.name) ? handlers[job.name as JobName] : undefined;
-        if (!handler) throw new UnrecoverableError(`internal_error: no handler for job ${job.name} on ${queueName}`);
-        const end = metrics.jobDuration.startTimer({ queue: queueName });
-        metrics.activeJobs.inc({ queue: queueName });
-        try {
-          const result = await handler(job as Job, token);
-          end({ outcome: 'completed' });
-          return result as never;
-        } catch (error) {
-          end({ outcome: (error as Error).name === 'WaitingError' ? 'returned' : 'failed' });
-          throw error;
-        } finally {
-          metrics.activeJobs.dec({ queue: queueName });
-        }
-      },
+      timed(queueName, processors[queueName]),
       {
         // Options, not a client: BullMQ then owns the connections and closes them with the worker.
         connection: {
@@ -185,21 +185,25 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     );
     worker.on('error', (error) => logger.warn({ err: error, queue: queueName }, 'worker error'));
     return worker;
-  });
-
-  const generateWorker = workers.find((worker) => worker.name === 'generate');
-  const onFinished = (job: GenerateJob | undefined) => {
-    if (job)
-      webhooks
-        .notify(job.id as string, job.data.input, 'completed')
-        .catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
   };
-  generateWorker?.on('completed', (job) => onFinished(job as unknown as GenerateJob));
+  const workers = config.workerQueues.map((queueName) => startQueueWorker(queueName));
+
+  const onFinished = (job: JobFor<'generate'>) =>
+    webhooks
+      .notify(String(job.id), job.data.input, 'completed')
+      .catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
+  const generateWorker = workers.find((worker) => worker.name === 'generate');
+  generateWorker?.on('completed', (job) => {
+    if (isNamed(job, 'generate')) void onFinished(job);
+  });
   // Only a final failure completes the generation; a failed attempt with retries left does not.
   generateWorker?.on('failed', (job) => {
+    if (!job || !isNamed(job, 'generate')) return;
     job
-      ?.getState()
-      .then((state) => state === 'failed' && onFinished(job as unknown as GenerateJob))
+      .getState()
+      .then((state) => {
+        if (state === 'failed') void onFinished(job);
+      })
       .catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
   });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));

@@ -27,7 +27,7 @@ describe('worker process', () => {
   let h: Harness;
   const children: ChildProcess[] = [];
   // Small chunks: a long generation passes many cancellation points.
-  const workerEnv = { SAMPLE_BATCH: '8', CPU_THREADS: '1', SHUTDOWN_TIMEOUT_MS: '500' };
+  const workerEnv = { GENERATE_BATCH_CANDIDATES: '8', CPU_THREADS: '1', SHUTDOWN_TIMEOUT_MS: '500' };
 
   before(async () => {
     h = await startHarness({ worker: false });
@@ -99,7 +99,7 @@ describe('worker process', () => {
     const child = spawnWorker({ ...h.env, ...workerEnv, WORKER_QUEUES: 'generate' });
     children.push(child);
     const accepted = await json(
-      await post(h.baseUrl, '/generations', { prompt: 'survive a shutdown', candidates: 128, n: 1 }),
+      await post(h.baseUrl, '/generations', { prompt: 'survive a shutdown', candidates: 384, n: 1 }),
     );
     const running = await waitFor(
       h.baseUrl,

@@ -30,7 +30,9 @@ describe('fault: Redis restarted', () => {
       LOCK_DURATION_MS: '2000',
       STALLED_INTERVAL_MS: '1000',
       GENERATE_BACKOFF_MS: '100',
-      SAMPLE_BATCH: '8',
+      GENERATE_BATCH_CANDIDATES: '8',
+      // One generation at a time, so that the second one waits in the queue through the outage.
+      GENERATE_MAX_ACTIVE: '1',
       CPU_THREADS: '1',
     };
     services.push(spawnService('src/api/main.ts', env), spawnService('src/worker/main.ts', env));

@@ -16,7 +16,7 @@ describe('fault: worker killed mid-generation', () => {
   // Short lock and stall check, so a dead worker's job is noticed within seconds.
   const env = { LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000', MAX_STALLED_COUNT: '2' };
   const workerEnv = {
-    SAMPLE_BATCH: '8',
+    GENERATE_BATCH_CANDIDATES: '8',
     CPU_THREADS: '1',
     WORKER_QUEUES: 'generate,classify,webhooks',
     LOG_LEVEL: 'warn',

@@ -1,0 +1,132 @@
+// The generation scheduler on a real engine (committed packs, onnxruntime, sharp): a job's
+// output is the same alone or mixed with others, round-robin lets a small job past a large
+// one, and a cancel or a bad input removes only that job.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  AbortError,
+  createEngine,
+  ModelError,
+  type Engine,
+  type GenerateResult,
+  type GenerationProgress,
+  type Log,
+} from '../../src/models/index.js';
+import { encodeImage } from '../../src/worker/encode.js';
+import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/worker/scheduler.js';
+
+const modelsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
+const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
+type Job = Omit<ScheduledGeneration, 'signal'> & { signal?: AbortSignal };
+
+const job = (prompt: string, extra: Partial<Job> = {}): Job => ({
+  model: 'demo-shapes',
+  prompt,
+  seed: 42,
+  candidates: 24,
+  n: 4,
+  ...extra,
+});
+
+function scheduler(engine: Engine, batchCandidates: number, batches: BatchStats[] = []) {
+  return new GenerationScheduler(engine, { batchCandidates, onBatch: (stats) => batches.push(stats) });
+}
+
+const submit = (s: GenerationScheduler, j: Job) => s.submit({ ...j, signal: j.signal ?? new AbortController().signal });
+
+async function pngs(result: GenerateResult): Promise<Buffer[]> {
+  return Promise.all(result.images.map((i) => encodeImage(i.pixels, i.width, i.height, 'png')));
+}
+
+describe('generation scheduler', () => {
+  let engine: Engine;
+  before(async () => (engine = await createEngine({ modelsDir, logger: quiet, clipBatch: 8 })));
+  after(() => engine.close());
+
+  test('a job gives the same tokens, ranks, PNG bytes and scores alone as among three others', async () => {
+    const target = job('a red circle', { topK: 16, temperature: 0.9, topP: 0.95 });
+    const others = [
+      job('a blue square', { seed: 7, candidates: 16, topK: 4, temperature: 1.3 }),
+      job('a green cross above a yellow triangle', { seed: 8, candidates: 40, topK: 64, temperature: 0.7, topP: 0.8 }),
+      job('a small cyan circle', { seed: 9, candidates: 8, n: 2 }),
+    ];
+    const alone = await submit(scheduler(engine, 16), target);
+    const batches: BatchStats[] = [];
+    const s = scheduler(engine, 16, batches);
+    const [mixed] = await Promise.all([target, ...others].map((j) => submit(s, j)));
+    assert.equal(batches[0].jobs, 4, 'the first batch holds rows of all four');
+    assert.deepEqual(
+      mixed.images.map((i) => [i.rank, i.candidate, i.seed]),
+      alone.images.map((i) => [i.rank, i.candidate, i.seed]),
+    );
+    mixed.images.forEach((image, i) => {
+      assert.deepEqual(image.tokens, alone.images[i].tokens);
+      assert.ok(Math.abs(image.score - alone.images[i].score) <= 1e-6, `score of rank ${i + 1}`);
+    });
+    assert.deepEqual(await pngs(mixed), await pngs(alone));
+  });
+
+  test('round-robin: a small job submitted behind a large one joins the next batch and finishes first', async () => {
+    const batches: BatchStats[] = [];
+    let firstBatch = () => {};
+    const started = new Promise<void>((resolve) => (firstBatch = resolve));
+    const s = new GenerationScheduler(engine, {
+      batchCandidates: 8,
+      onBatch: (stats) => {
+        batches.push(stats);
+        firstBatch();
+      },
+    });
+    const finished: string[] = [];
+    const large = submit(s, job('a large red square', { candidates: 48 })).then(() => finished.push('large'));
+    await started;
+    const small = submit(s, job('a small blue circle', { candidates: 8, n: 2 })).then(() => finished.push('small'));
+    await Promise.all([large, small]);
+    assert.deepEqual(finished, ['small', 'large']);
+    // The first batch ran before the small job came; the next one holds both.
+    assert.deepEqual(
+      batches.slice(0, 3).map((b) => b.jobs),
+      [1, 2, 2],
+    );
+    assert.ok(batches.every((b) => b.rows <= 8));
+  });
+
+  test('progress per job: stages in order, counts only rising', async () => {
+    const seen: GenerationProgress[] = [];
+    const s = scheduler(engine, 8);
+    await Promise.all([
+      submit(s, job('a red circle', { candidates: 20, onProgress: (p) => seen.push(p) })),
+      submit(s, job('a blue square', { candidates: 12 })),
+    ]);
+    const stages = ['sampling', 'decoding', 'reranking'];
+    for (let i = 1; i < seen.length; i++) {
+      const [a, b] = [seen[i - 1], seen[i]];
+      assert.ok(stages.indexOf(b.stage) >= stages.indexOf(a.stage), `${a.stage} then ${b.stage}`);
+      if (a.stage === b.stage) assert.ok(b.completed > a.completed);
+    }
+    assert.deepEqual(seen.at(-1), { stage: 'reranking', completed: 20, total: 20 });
+  });
+
+  test('a cancel removes only that job; a bad input fails only its own job', async () => {
+    const batches: BatchStats[] = [];
+    const s = scheduler(engine, 8, batches);
+    const controller = new AbortController();
+    const canceled = submit(s, {
+      ...job('a red circle', { candidates: 64 }),
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    });
+    const bad = submit(s, job('a blue square', { topK: 100_000 }));
+    const good = submit(s, job('a green cross', { candidates: 24 }));
+    await assert.rejects(canceled, (error) => error instanceof AbortError);
+    await assert.rejects(bad, (error) => error instanceof ModelError && error.code === 'validation_failed');
+    const result = await good;
+    assert.equal(result.images.length, 4);
+    assert.equal(s.size, 0);
+    // The canceled job had 64 candidates; far fewer rows than that ran.
+    const rows = batches.reduce((sum, b) => sum + b.rows, 0);
+    assert.ok(rows < 24 + 24 + 64, `${rows} rows`);
+  });
+});
