@@ -12,7 +12,7 @@ rm -rf "$OUT"
 mkdir -p "$DIST"
 # onnxruntime-node comes from the kit and sharp is native: both stay outside the bundle.
 # The engine thread is a second entry point next to the benchmark, where engine.ts looks for it.
-npx esbuild bench/models.ts bench/clip.ts src/models/engine-thread.ts --bundle --platform=node --format=esm \
+npx esbuild bench/models.ts bench/clip.ts bench/gpu/scheduler-sweep.ts src/models/engine-thread.ts --bundle --platform=node --format=esm \
   --target=node20 --outdir="$DIST" --entry-names='[name]' --out-extension:.js=.mjs \
   --external:onnxruntime-node --external:sharp --log-level=warning \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"

@@ -2,7 +2,7 @@
 # On the GPU machine, from the repository root, once the CUDA kit's parts have been received
 # (bench/gpu/README.md): parity with the PyTorch fixtures on CUDA, then bench:models on CUDA
 # and on the same machine's CPU, and bench:clip (a real-size ViT-B/32 pack built there) on
-# CUDA, each with PyTorch on the same device. Results go to $OUT.
+# CUDA, each with PyTorch on the same device; then the sampler batch sweep and the scheduler. Results go to $OUT.
 #   bash bench/gpu/run.sh [--kit /tmp/cuda-kit] [--skip-unpack]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,4 +40,6 @@ step bench-demo-cuda node .gpu-bundle/dist/bench-models.mjs --root . --device cu
 step bench-micro-cuda node .gpu-bundle/dist/bench-models.mjs --root . --device cuda --pack micro-dalle1 --candidates 64 --python "$PYTHON" --reference-state .gpu-bundle/micro-dalle1.pt
 step bench-demo-cpu node .gpu-bundle/dist/bench-models.mjs --root . --device cpu --python "$PYTHON" --reference-state .gpu-bundle/demo-shapes.pt
 step bench-clip-cuda node .gpu-bundle/dist/bench-clip.mjs --root . --device cuda --python "$PYTHON"
+# The sampler batch sweep at DALL·E 1 geometry and the generation scheduler in process.
+step scheduler-sweep-cuda node .gpu-bundle/dist/scheduler-sweep.mjs --root . --device cuda
 exit "$status"
