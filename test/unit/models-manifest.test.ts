@@ -68,6 +68,17 @@ test('a malformed manifest names the field', async () => {
   }
 });
 
+test('schema 2 (per-row sampling settings) is current; schema 1 packs still load; others are refused', async () => {
+  const current = await manifestOf(demoDir);
+  assert.equal(validateManifest(current).schema_version, 2);
+  assert.equal(validateManifest({ ...current, schema_version: 1 }).schema_version, 1);
+  await rejectsWith(
+    () => validateManifest({ ...current, schema_version: 3 }),
+    'pack_invalid_manifest',
+    /schema_version must be equal to one of/,
+  );
+});
+
 test('without geometry, generator and decoder a manifest is a CLIP-only pack', async () => {
   const clipOnly = await manifestOf(demoDir);
   delete clipOnly.geometry;
