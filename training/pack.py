@@ -11,8 +11,9 @@ TEMPLATES = ["a {}", "there is a {}", "an image of a {}", "a {} on a plain backg
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 PIXEL_MEAN = [0.5, 0.5, 0.5]
 PIXEL_STD = [0.5, 0.5, 0.5]
-# 2: sample_loop takes top_k, temperature and top_p per row ([B]); see packs/CONTRACT.md.
-SCHEMA_VERSION = 2
+# 2: sample_loop takes top_k, temperature and top_p per row ([B]); 3: a manifest may state its
+# weights' `license`; see packs/CONTRACT.md.
+SCHEMA_VERSION = 3
 
 
 def pad_text(ids, length, bos_eos=False):

@@ -137,7 +137,15 @@ def _loop_body(step_graph, weight_names):
 
 
 def build(prefill_path, step_path, image_tokens, out_path):
-    prefill, step = onnx.load(prefill_path).graph, onnx.load(step_path).graph
+    model = build_model(onnx.load(prefill_path), onnx.load(step_path), image_tokens)
+    onnx.checker.check_model(model)
+    onnx.save(model, out_path)
+
+
+def build_model(prefill_model, step_model, image_tokens):
+    """The sample_loop ModelProto from prefill's and step's (in memory, so that a caller can
+    store weights outside the graphs before saving)."""
+    prefill, step = prefill_model.graph, step_model.graph
     initializers, (prefill_names, step_names) = _shared_weights([prefill, step], ["prefill/", "step/"])
     prefill_nodes, prefill_out = _rename_graph(prefill, "prefill/", {"text_tokens": "text_tokens"}, prefill_names)
     body = _loop_body(step, step_names)
@@ -166,8 +174,7 @@ def build(prefill_path, step_path, image_tokens, out_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                               producer_name="dalle-serve-training")
     model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, out_path)
+    return model
 
 
 def rebuild_pack(pack_dir):

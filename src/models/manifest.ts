@@ -32,11 +32,13 @@ export interface GenerationSections {
 
 /** A pack's manifest. Without the generation sections the pack serves CLIP only. */
 export interface Manifest extends Partial<GenerationSections> {
-  /** 2: sample_loop takes its settings per row; 1: one setting per run (packs/CONTRACT.md). */
-  schema_version: 1 | 2;
+  /** 3: as 2, with an optional license; 2: sample_loop takes its settings per row; 1: one setting per run (packs/CONTRACT.md). */
+  schema_version: 1 | 2 | 3;
   name: string;
   version: string;
   description?: string;
+  /** The weights' license as their publisher states it (schema 3). */
+  license?: string;
   clip: {
     tokenizer: string;
     context_length: number;

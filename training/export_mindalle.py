@@ -1,0 +1,277 @@
+"""Export minDALL-E (Kakao Brain) into a model pack.
+
+    /usr/bin/python3 -m training.export_mindalle --checkpoint 1.3B --out packs/mindalle-1.3b \\
+        [--clip-checkpoint ViT-B-32.pt --clip-bpe bpe_simple_vocab_16e6.txt.gz] [--fp16] [--external-data]
+
+`--checkpoint` is the folder of upstream's release (`1.3B.tar.gz` unpacked): `config.yaml`,
+`stage1_last.ckpt` (VQGAN), `stage2_last.ckpt` (GPT) and `tokenizer/bpe-16k-{vocab.json,merges.txt}`.
+Checkpoints are read for their tensors only (training/safe_pickle.py). The pack gets prefill,
+step and sample_loop (training/sample_loop.py, per-row sampling settings), the decoder (codebook
+lookup → post-quant conv → VQGAN decoder → uint8), the tokenizer as a tokenizer.json
+(training/mindalle_tokenizer.py) and, from `--clip-*`, OpenAI CLIP for reranking
+(training/openai_clip.py). Without `--clip-*` the folder lacks the CLIP every servable pack has:
+finish it with `python3 -m training.openai_clip --base OUT --out FINAL ...`.
+
+`--fp16` stores the weights as float16 with a Cast to float32 in the graph (half the files; the
+arithmetic and the contract's tensors stay float32). The generator's graphs keep their weights in
+one shared file (`generator.weights`, ONNX external data) when they would pass protobuf's 2 GB,
+or with `--external-data`: prefill, step and sample_loop then point at the same bytes.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import torch
+import yaml
+
+from training import mindalle_tokenizer as tok
+from training import safe_pickle
+from training.export import GRAPH_FILES, OPSET, Prefill, Step, torchscript_exporter
+from training.mindalle import Stage1Decoder, Stage2
+from training.pack import SCHEMA_VERSION, file_entry
+
+LICENSE = "CC-BY-NC-SA-4.0 (minDALL-E weights, Kakao Brain; code Apache-2.0)"
+TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.json", "generator.weights"
+# Besides tensors, a Lightning checkpoint may pickle its hyper-parameters (OmegaConf) and trainer state.
+STAND_IN_PACKAGES = ("omegaconf", "pytorch_lightning", "lightning_fabric", "typing", "pathlib", "argparse")
+PROTOBUF_LIMIT = 2 ** 31 - 1
+# Upstream's sampling defaults (dalle/models/__init__.py: top_k 256, temperature 1; no top_p).
+SAMPLING_DEFAULTS = {"top_k": 256, "temperature": 1.0}
+STAGE1_DEFAULTS = {"double_z": False, "z_channels": 256, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+                   "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2, "attn_resolutions": [16], "pdrop": 0.0}
+
+
+def read_release(folder):
+    """(config, stage-1 tensors, stage-2 tensors, vocab, merges) from upstream's release folder."""
+    def path(*parts):
+        p = os.path.join(folder, *parts)
+        if not os.path.exists(p):
+            raise SystemExit(f"{p} is missing: --checkpoint is the unpacked minDALL-E release folder")
+        return p
+
+    with open(path("config.yaml")) as f:
+        config = yaml.safe_load(f)
+    stage1 = safe_pickle.load_state_dict(path("stage1_last.ckpt"), STAND_IN_PACKAGES)
+    stage2 = safe_pickle.load_state_dict(path("stage2_last.ckpt"), STAND_IN_PACKAGES)
+    vocab = tok.read_vocab(path("tokenizer", "bpe-16k-vocab.json"))
+    merges = tok.read_merges(path("tokenizer", "bpe-16k-merges.txt"))
+    return config, stage1, stage2, vocab, merges
+
+
+def build_models(config, stage1, stage2):
+    hp2 = config["stage2"].get("hparams", {})
+    gpt = Stage2.from_state(stage2, heads=hp2.get("n_heads", 24), approximate_gelu=hp2.get("gelu_use_approx", False))
+    hparams = {**STAGE1_DEFAULTS, **config["stage1"].get("hparams", {})}
+    vqgan = Stage1Decoder.from_state(stage1, hparams)
+    if vqgan.grid ** 2 != gpt.image_tokens:
+        raise SystemExit(f"stage 1 decodes a {vqgan.grid}×{vqgan.grid} grid, stage 2 samples {gpt.image_tokens} tokens")
+    if vqgan.quantize.embedding.num_embeddings != gpt.tok_emb_img.num_embeddings:
+        raise SystemExit("stage 1's codebook and stage 2's image vocabulary differ in size")
+    return gpt, vqgan
+
+
+# --- ONNX ---
+
+def _export(module, args, path, inputs, outputs, dynamic_axes):
+    with torch.no_grad():
+        torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=dynamic_axes,
+                          opset_version=OPSET, do_constant_folding=False, **torchscript_exporter())
+
+
+def weights_to_fp16(model, min_elements=1024):
+    """Float initializers of `min_elements` or more as float16, each behind a Cast to float32."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for init in model.graph.initializer:
+        if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
+            name = init.name
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name + "/fp16"))
+            casts.append(helper.make_node("Cast", [name + "/fp16"], [name], to=TensorProto.FLOAT, name="cast/" + name))
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(casts + nodes)
+    return model
+
+
+def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024):
+    """Saves {file name: ModelProto} with every large initializer in one external-data file,
+    each distinct tensor stored once (4 KiB aligned) and referenced by all graphs that use it."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    stored = {}
+    with open(os.path.join(out_dir, data_file), "wb") as data:
+        for name, model in models.items():
+            for init in model.graph.initializer:
+                raw = init.raw_data or numpy_helper.to_array(init).tobytes()
+                if len(raw) < min_bytes:
+                    continue
+                key = (init.data_type, tuple(init.dims), hashlib.sha256(raw).hexdigest())
+                if key not in stored:
+                    data.write(b"\0" * (-data.tell() % 4096))
+                    stored[key] = (data.tell(), len(raw))
+                    data.write(raw)
+                offset, length = stored[key]
+                dims, dtype, tensor_name = list(init.dims), init.data_type, init.name
+                init.Clear()
+                init.name, init.data_type = tensor_name, dtype
+                init.dims.extend(dims)
+                init.data_location = TensorProto.EXTERNAL
+                for key_, value in (("location", data_file), ("offset", str(offset)), ("length", str(length))):
+                    entry = init.external_data.add()
+                    entry.key, entry.value = key_, value
+            onnx.save(model, os.path.join(out_dir, name))
+
+
+def export_generator(gpt, out_dir, fp16=False, external=None):
+    """prefill, step and sample_loop into out_dir; returns the files written."""
+    import onnx
+    from training import sample_loop
+
+    work = tempfile.mkdtemp(dir=out_dir)  # torch writes a graph over 2 GB as one file per tensor
+    try:
+        text = torch.zeros(2, gpt.text_length, dtype=torch.long)
+        _export(Prefill(gpt), (text,), os.path.join(work, "prefill.onnx"), ["text_tokens"], ["logits", "present_kv"],
+                {"text_tokens": {0: "B"}, "logits": {0: "B"}, "present_kv": {2: "B"}})
+        with torch.no_grad():
+            _, kv = gpt.prefill(text)
+        _export(Step(gpt), (torch.zeros(2, 1, dtype=torch.long), kv), os.path.join(work, "step.onnx"),
+                ["image_token", "past_kv"], ["logits", "present_kv"],
+                {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"}, "logits": {0: "B"},
+                 "present_kv": {2: "B", 4: "P_next"}})
+        prefill, step = onnx.load(os.path.join(work, "prefill.onnx")), onnx.load(os.path.join(work, "step.onnx"))
+    finally:
+        shutil.rmtree(work)
+    if fp16:
+        weights_to_fp16(prefill)
+        weights_to_fp16(step)
+    loop = sample_loop.build_model(prefill, step, gpt.image_tokens)
+    models = {GRAPH_FILES["prefill"]: prefill, GRAPH_FILES["step"]: step, GRAPH_FILES["sample_loop"]: loop}
+    if external is None:
+        external = max(m.ByteSize() for m in models.values()) > PROTOBUF_LIMIT
+    if external:
+        save_sharing_weights(models, out_dir)
+    else:
+        for name, model in models.items():
+            onnx.save(model, os.path.join(out_dir, name))
+    onnx.checker.check_model(os.path.join(out_dir, GRAPH_FILES["sample_loop"]))
+    return list(models) + ([WEIGHTS_FILE] if external else [])
+
+
+def export_decoder(vqgan, out_dir, fp16=False):
+    import onnx
+
+    path = os.path.join(out_dir, GRAPH_FILES["decoder"])
+    _export(vqgan, (torch.zeros(2, vqgan.grid ** 2, dtype=torch.long),), path, ["image_tokens"], ["pixels"],
+            {"image_tokens": {0: "B"}, "pixels": {0: "B"}})
+    if fp16:
+        model = onnx.load(path)
+        weights_to_fp16(model)
+        onnx.save(model, path)
+    return [GRAPH_FILES["decoder"]]
+
+
+# --- The pack ---
+
+def generation_sections(gpt, vqgan, pad_id):
+    return {
+        "geometry": {
+            "text_length": gpt.text_length,
+            "text_vocab_size": gpt.tok_emb_txt.num_embeddings,
+            "image_grid": [vqgan.grid, vqgan.grid],
+            "codebook_size": gpt.tok_emb_img.num_embeddings,
+            "image_size": [vqgan.resolution, vqgan.resolution],
+            "image_token_offset": gpt.tok_emb_txt.num_embeddings,
+        },
+        "generator": {
+            "tokenizer": TOKENIZER_FILE,
+            "text_pad_id": pad_id,
+            "layers": gpt.layers,
+            "heads": gpt.heads,
+            "head_dim": gpt.head_dim,
+            "graphs": {k: GRAPH_FILES[k] for k in ("prefill", "step", "sample_loop")},
+            "sampling_defaults": {**SAMPLING_DEFAULTS,
+                                  "top_k": min(SAMPLING_DEFAULTS["top_k"], gpt.tok_emb_img.num_embeddings)},
+        },
+        "decoder": {"graph": GRAPH_FILES["decoder"]},
+    }
+
+
+def add_clip(out_dir, checkpoint, bpe):
+    """The `clip` section and files from training/openai_clip.py's exporter."""
+    from training import openai_clip as oc
+
+    model = oc.load_model(checkpoint)
+    merges = oc.read_merges(bpe)
+    size, context = oc.export_graphs(model, out_dir)
+    with open(os.path.join(out_dir, oc.TOKENIZER_FILE), "w") as f:
+        json.dump(oc.tokenizer_json(merges), f, ensure_ascii=False)
+    return oc.clip_section(model, merges, size, context), [oc.IMAGE_FILE, oc.TEXT_FILE, oc.TOKENIZER_FILE]
+
+
+def export_pack(checkpoint, out, clip_checkpoint=None, clip_bpe=None, fp16=False, external=None, name=None,
+                version=None):
+    if os.path.exists(out):
+        raise SystemExit(f"{out} exists; choose a new folder")
+    if (clip_checkpoint is None) != (clip_bpe is None):
+        raise SystemExit("--clip-checkpoint and --clip-bpe come together")
+    config, stage1, stage2, vocab, merges = read_release(checkpoint)
+    gpt, vqgan = build_models(config, stage1, stage2)
+    _, pad_id = tok.special_ids(vocab)
+    if pad_id >= gpt.tok_emb_txt.num_embeddings:
+        raise SystemExit(f"[PAD] is id {pad_id}, outside stage 2's {gpt.tok_emb_txt.num_embeddings} text embeddings")
+    os.makedirs(out)
+    files = export_generator(gpt, out, fp16, external) + export_decoder(vqgan, out, fp16)
+    with open(os.path.join(out, TOKENIZER_FILE), "w", encoding="utf-8") as f:
+        json.dump(tok.tokenizer_json(vocab, merges), f, ensure_ascii=False)
+    files.append(TOKENIZER_FILE)
+    release = os.path.basename(os.path.normpath(checkpoint))
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name or f"mindalle-{release.lower()}"[:64],
+        "version": version or release[:64],
+        "description": f"minDALL-E {release} (Kakao Brain): {gpt.layers} layers, width {gpt.heads * gpt.head_dim}, "
+                       f"{gpt.text_length} text + {gpt.image_tokens} image tokens, VQGAN f16 decoder.",
+        "license": LICENSE,
+        **generation_sections(gpt, vqgan, pad_id),
+    }
+    if clip_checkpoint:
+        manifest["clip"], clip_files = add_clip(out, clip_checkpoint, clip_bpe)
+        files += clip_files
+    manifest["files"] = {n: file_entry(os.path.join(out, n)) for n in sorted(files)}
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="minDALL-E's release folder (config.yaml, "
+                                                            "stage1_last.ckpt, stage2_last.ckpt, tokenizer/)")
+    parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
+    parser.add_argument("--clip-checkpoint", help="OpenAI CLIP checkpoint for reranking (as training.openai_clip takes)")
+    parser.add_argument("--clip-bpe", help="its merges file (bpe_simple_vocab_16e6.txt.gz or merges.txt)")
+    parser.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
+    parser.add_argument("--external-data", action="store_true", default=None,
+                        help="one shared weights file for the generator's graphs even under 2 GB")
+    parser.add_argument("--name", help="pack name (default mindalle-<folder>)")
+    parser.add_argument("--version", help="pack version (default <folder>)")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    manifest = export_pack(args.checkpoint, args.out, args.clip_checkpoint, args.clip_bpe, args.fp16,
+                           args.external_data, args.name, args.version)
+    print(json.dumps({"pack": args.out, "name": manifest["name"], "geometry": manifest["geometry"],
+                      "clip": "clip" in manifest, "bytes": sum(f["bytes"] for f in manifest["files"].values())}))
+    if "clip" not in manifest:
+        print(f"{args.out} has no CLIP yet: add it with python3 -m training.openai_clip --base {args.out} ...")
+
+
+if __name__ == "__main__":
+    main()
