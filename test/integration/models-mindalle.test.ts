@@ -1,0 +1,133 @@
+// The minDALL-E and dVAE exporters end to end: seeded random checkpoints in upstream's layouts
+// (training/tests/make_upstream_checkpoints.py) are exported by the command lines a user runs;
+// onnxruntime must give upstream's token ids, logits and pixels (the committed fixture), and the
+// engine must generate with both packs: minDALL-E's geometry with its weights in one shared
+// external-data file, and the dVAE decoder paired with the micro pack's DALL·E 1 generator.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createEngine, type Engine, type Log } from '../../src/models/index.js';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const fixture = join(root, 'training/tests/fixtures/upstream-small.json');
+const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
+const python = (...args: string[]) =>
+  run('/usr/bin/python3', args, { cwd: root, env: { ...process.env, OPENBLAS_NUM_THREADS: '1' }, maxBuffer: 1 << 24 });
+
+describe('exported minDALL-E and dVAE packs', () => {
+  let dir: string;
+  let engine: Engine;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mindalle-'));
+    await python('-m', 'training.tests.make_upstream_checkpoints', dir, '--with-dalle1-dvae');
+    await python(
+      ...['-m', 'training.export_mindalle', '--checkpoint', join(dir, 'mindalle'), '--name', 'mindalle-tiny'],
+      ...['--out', join(dir, 'packs', 'mindalle-tiny'), '--external-data'],
+      ...['--clip-checkpoint', join(dir, 'clip', 'ViT-T-16.pt'), '--clip-bpe', join(dir, 'clip', 'bpe.txt.gz')],
+    );
+    await python(
+      ...['-m', 'training.export_dvae_decoder', '--checkpoint', join(dir, 'dvae-dalle1', 'decoder.pkl')],
+      ...['--base', join(root, 'packs', 'micro-dalle1'), '--out', join(dir, 'packs', 'micro-dalle1-dvae')],
+    );
+    await python(
+      ...['-m', 'training.export_dvae_decoder', '--checkpoint', join(dir, 'dvae', 'decoder.pkl')],
+      ...['--grid', '4', '--out', join(dir, 'dvae-small.onnx')],
+    );
+    engine = await createEngine({ modelsDir: join(dir, 'packs'), logger: quiet, sampleBatch: 4, clipBatch: 4 });
+  });
+
+  after(async () => {
+    await engine?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("onnxruntime gives upstream's token ids, prefill and step logits and decoder pixels", async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        'training/check_upstream.mjs',
+        join(dir, 'packs', 'mindalle-tiny'),
+        fixture,
+        '--dvae',
+        join(dir, 'dvae-small.onnx'),
+      ],
+      { cwd: root },
+    );
+    const report = JSON.parse(stdout) as {
+      ok: boolean;
+      tokenizer_mismatches: unknown[];
+      prefill: number;
+      dvae: number;
+    };
+    assert.equal(report.ok, true, stdout);
+    assert.deepEqual(report.tokenizer_mismatches, []);
+  });
+
+  test('the minDALL-E pack states its license and keeps the generator weights once', async () => {
+    const manifest = JSON.parse(await readFile(join(dir, 'packs', 'mindalle-tiny', 'manifest.json'), 'utf8')) as {
+      schema_version: number;
+      license: string;
+      files: Record<string, { bytes: number }>;
+    };
+    assert.equal(manifest.schema_version, 3);
+    assert.match(manifest.license, /CC-BY-NC-SA-4\.0/);
+    const graphs = ['generator-prefill.onnx', 'generator-step.onnx', 'generator-sample-loop.onnx'];
+    const inGraphs = graphs.reduce((sum, g) => sum + manifest.files[g].bytes, 0);
+    assert.ok(inGraphs < manifest.files['generator.weights'].bytes, `${inGraphs} bytes in the graphs themselves`);
+  });
+
+  test("generates at minDALL-E's layout: 64 text tokens, ranked images, reproducible by seed", async () => {
+    const packs = engine.packs().map((p) => p.name);
+    assert.deepEqual(packs, ['micro-dalle1-dvae', 'mindalle-tiny']);
+    const request = {
+      prompt: 'An oil painting of the sea at night!',
+      seed: 5,
+      candidates: 4,
+      n: 2,
+      model: 'mindalle-tiny',
+    };
+    const first = await engine.generate(request);
+    assert.equal(first.truncated, false);
+    assert.equal(first.images.length, 2);
+    for (const image of first.images) {
+      assert.equal(image.width, 64);
+      assert.equal(image.pixels.length, 64 * 64 * 3);
+    }
+    const again = await engine.generate(request);
+    again.images.forEach((image, i) => assert.deepEqual(image.pixels, first.images[i].pixels));
+    const other = await engine.generate({ ...request, seed: 6 });
+    assert.notDeepEqual(
+      other.images.map((i) => Buffer.from(i.pixels).toString('base64')),
+      first.images.map((i) => Buffer.from(i.pixels).toString('base64')),
+    );
+  });
+
+  test('a prompt over 64 tokens is truncated and says so', async () => {
+    const long = Array.from({ length: 8 }, () => 'the quick brown fox jumps over the lazy dog').join(' ');
+    const result = await engine.generate({ prompt: long, seed: 1, candidates: 1, n: 1, model: 'mindalle-tiny' });
+    assert.equal(result.truncated, true);
+    assert.ok(result.promptTokens > 64, `${result.promptTokens} tokens`);
+  });
+
+  test("the dVAE decoder pairs with the micro pack's DALL·E 1 generator: 256×256 images", async () => {
+    const result = await engine.generate({
+      prompt: 'a red circle',
+      seed: 2,
+      candidates: 2,
+      n: 1,
+      model: 'micro-dalle1-dvae',
+    });
+    assert.equal(result.images.length, 1);
+    assert.equal(result.images[0].width, 256);
+    assert.equal(result.images[0].height, 256);
+    const distinct = new Set(result.images[0].pixels);
+    assert.ok(distinct.size > 8, `${distinct.size} distinct byte values`);
+  });
+});

@@ -1,0 +1,120 @@
+"""The minDALL-E and dVAE exporters against upstream's own answers (fixtures/upstream-small.json,
+written by make_upstream_fixtures.py from Kakao Brain's and OpenAI's code on the seeded random
+checkpoints of make_upstream_checkpoints.py)."""
+import base64
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+from training import export_dvae_decoder, export_mindalle, mindalle_tokenizer as tok, safe_pickle
+from training.tests import make_upstream_checkpoints as make
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "upstream-small.json")
+# float32 through different but equivalent arithmetic (fused attention, one GELU formula).
+LOGIT_TOLERANCE = 1e-4
+
+
+def pixels_of(entry):
+    return np.frombuffer(base64.b64decode(entry["base64"]), dtype=np.uint8).reshape(entry["shape"])
+
+
+class UpstreamExportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        torch.set_num_threads(2)
+        with open(FIXTURE) as f:
+            cls.fixture = json.load(f)
+        cls.dir = tempfile.mkdtemp()
+        make.write_mindalle(os.path.join(cls.dir, "mindalle"), "small")
+        make.write_dvae(os.path.join(cls.dir, "dvae"), "small")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def test_checkpoints_are_the_ones_the_fixtures_were_computed_on(self):
+        for name, digest in self.fixture["digests"].items():
+            self.assertEqual(make.state_digest(self.path(*name.split("/"))), digest, name)
+
+    def test_tokenizer_gives_upstreams_ids(self):
+        vocab = tok.read_vocab(self.path("mindalle", "tokenizer", "bpe-16k-vocab.json"))
+        merges = tok.read_merges(self.path("mindalle", "tokenizer", "bpe-16k-merges.txt"))
+        for prompt, ids in zip(self.fixture["prompts"], self.fixture["token_ids"]):
+            self.assertEqual(tok.reference_encode(prompt, vocab, merges), ids, prompt)
+        _, pad = tok.special_ids(vocab)
+        self.assertEqual(pad, len(vocab), "[PAD] is added after the vocabulary, as add_special_tokens does")
+        self.assertIn(tok.UNK, tok.tokenizer_json(vocab, merges)["model"]["unk_token"])
+
+    def test_generator_matches_upstream_prefill_and_step_logits(self):
+        config, stage1, stage2, _, _ = export_mindalle.read_release(self.path("mindalle"))
+        gpt, _ = export_mindalle.build_models(config, stage1, stage2)
+        texts = torch.tensor([self.fixture["token_ids"][i] for i in self.fixture["text_tokens_rows"]])
+        path = torch.tensor(self.fixture["image_path"])
+        with torch.no_grad():
+            logits, kv = gpt.prefill(texts)
+            self.assertEqual(list(kv.shape), [gpt.layers, 2, 2, gpt.heads, 64, gpt.head_dim])
+            np.testing.assert_allclose(logits.flatten().numpy(), self.fixture["prefill_logits"], atol=LOGIT_TOLERANCE)
+            for k, expected in enumerate(self.fixture["step_logits"]):
+                logits, kv = gpt.step(path[:, k:k + 1], kv)
+                np.testing.assert_allclose(logits.flatten().numpy(), expected, atol=LOGIT_TOLERANCE, err_msg=f"step {k}")
+
+    def test_decoder_matches_upstream_pixels(self):
+        config, stage1, stage2, _, _ = export_mindalle.read_release(self.path("mindalle"))
+        _, vqgan = export_mindalle.build_models(config, stage1, stage2)
+        with torch.no_grad():
+            pixels = vqgan(torch.tensor(self.fixture["image_path"])).numpy().astype(int)
+        expected = pixels_of(self.fixture["decoder_pixels"]).astype(int)
+        self.assertEqual(pixels.shape, expected.shape)
+        self.assertLessEqual(np.abs(pixels - expected).max(), 1)  # a rounding step at most
+
+    def test_dvae_decoder_matches_upstream_pixels(self):
+        model = export_dvae_decoder.load_decoder(self.path("dvae", "decoder.pkl"))
+        model.grid = make.SIZES["small"]["dvae"]["grid"]
+        with torch.no_grad():
+            pixels = model(torch.tensor(self.fixture["dvae_codes"])).numpy().astype(int)
+        expected = pixels_of(self.fixture["dvae_pixels"]).astype(int)
+        self.assertEqual(pixels.shape, expected.shape)
+        self.assertLessEqual(np.abs(pixels - expected).max(), 1)
+
+    def test_pickle_that_would_run_code_is_refused_without_running_it(self):
+        class Payload:
+            def __reduce__(self):
+                return (os.system, ("touch " + self_marker,))
+
+        self_marker = self.path("ran")
+        evil = self.path("evil.pkl")
+        torch.save({"state_dict": {"w": torch.zeros(1)}, "hook": Payload()}, evil)
+        with self.assertRaises(pickle.UnpicklingError) as caught:
+            safe_pickle.load_state_dict(evil, export_dvae_decoder.STAND_IN_PACKAGES)
+        self.assertIn("system", str(caught.exception))
+        self.assertFalse(os.path.exists(self_marker))
+
+    def test_export_writes_a_pack_with_license_and_shared_weights(self):
+        out = self.path("pack")
+        manifest = export_mindalle.export_pack(self.path("mindalle"), out, external=True, name="mindalle-tiny")
+        self.assertEqual(manifest["license"], export_mindalle.LICENSE)
+        self.assertEqual(manifest["schema_version"], 3)
+        self.assertEqual(manifest["geometry"]["text_length"], 64)
+        self.assertEqual(manifest["geometry"]["image_grid"], [4, 4])
+        self.assertEqual(manifest["generator"]["text_pad_id"], self.fixture["token_ids"][-1][0])
+        self.assertNotIn("clip", manifest)
+        self.assertIn(export_mindalle.WEIGHTS_FILE, manifest["files"])
+        # Every generator tensor lives once in the shared file: no graph holds the large ones.
+        graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"] for g in ("prefill", "step", "sample_loop"))
+        self.assertLess(graphs, manifest["files"][export_mindalle.WEIGHTS_FILE]["bytes"] / 2)
+        params = sum(t.numel() for k, t in torch.load(self.path("mindalle", "stage2_last.ckpt"))["state_dict"].items()
+                     if not k.startswith("head_txt."))
+        self.assertLess(manifest["files"][export_mindalle.WEIGHTS_FILE]["bytes"], params * 4 * 1.1)
+
+
+if __name__ == "__main__":
+    unittest.main()
