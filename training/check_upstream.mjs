@@ -1,7 +1,8 @@
 // Checks an exported minDALL-E pack (and optionally a dVAE decoder graph) with onnxruntime-node
 // against upstream's answers (training/tests/make_upstream_fixtures.py): the pack's tokenizer.json
 // gives upstream's ids, prefill and step give upstream's logits, the decoder upstream's pixels.
-// Usage: node training/check_upstream.mjs PACK FIXTURE.json [--dvae decoder.onnx]
+// Usage: node training/check_upstream.mjs PACK FIXTURE.json [--dvae decoder.onnx] [--fp16]
+// (--fp16: a pack exported with float16 weights; its logits may differ by 1e-2)
 // Prints one JSON line of the largest differences; exits 1 when any is over its tolerance.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,10 +10,10 @@ import ort from 'onnxruntime-node';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 const [packDir, fixturePath, ...rest] = process.argv.slice(2);
-const dvaeGraph = rest[0] === '--dvae' ? rest[1] : undefined;
+const dvaeGraph = rest.includes('--dvae') ? rest[rest.indexOf('--dvae') + 1] : undefined;
 const manifest = JSON.parse(readFileSync(join(packDir, 'manifest.json'), 'utf8'));
 const fixture = JSON.parse(readFileSync(fixturePath, 'utf8'));
-const LOGIT_TOLERANCE = 1e-3;
+const LOGIT_TOLERANCE = rest.includes('--fp16') ? 1e-2 : 1e-3;
 const PIXEL_TOLERANCE = 1;
 
 const session = (file) => ort.InferenceSession.create(file);

@@ -462,7 +462,10 @@ def export_pack(checkpoint, bpe, out, base=None, name=None, version=None, refere
     else:
         with open(os.path.join(base, "manifest.json")) as f:
             manifest = json.load(f)
-        kept = {manifest["generator"]["tokenizer"], manifest["decoder"]["graph"], *manifest["generator"]["graphs"].values()}
+        # Every file of the base but its CLIP's: external weight files go with the graphs that use them.
+        clip_files = {manifest["clip"]["tokenizer"], *manifest["clip"]["graphs"].values()} if "clip" in manifest else set()
+        kept = ({manifest["generator"]["tokenizer"], manifest["decoder"]["graph"], *manifest["generator"]["graphs"].values()}
+                | (set(manifest["files"]) - clip_files))
         for file in kept:
             shutil.copyfile(os.path.join(base, file), os.path.join(out, file))
         base_name, base_version = manifest["name"], manifest["version"]

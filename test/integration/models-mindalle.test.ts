@@ -70,6 +70,22 @@ describe('exported minDALL-E and dVAE packs', () => {
     assert.deepEqual(report.tokenizer_mismatches, []);
   });
 
+  test('with --fp16 the weights take half the bytes and the logits stay within 1e-2 of upstream', async () => {
+    const out = join(dir, 'mindalle-fp16');
+    await python('-m', 'training.export_mindalle', '--checkpoint', join(dir, 'mindalle'), '--out', out, '--fp16');
+    const { stdout } = await run(process.execPath, ['training/check_upstream.mjs', out, fixture, '--fp16'], {
+      cwd: root,
+    });
+    assert.equal((JSON.parse(stdout) as { ok: boolean }).ok, true, stdout);
+    const files = async (pack: string) =>
+      (JSON.parse(await readFile(join(pack, 'manifest.json'), 'utf8')) as { files: Record<string, { bytes: number }> })
+        .files;
+    // The fp16 step graph holds every generator weight; the float32 pack's shared file holds each once.
+    const step = (await files(out))['generator-step.onnx'].bytes;
+    const float32 = (await files(join(dir, 'packs', 'mindalle-tiny')))['generator.weights'].bytes;
+    assert.ok(step < 0.6 * float32, `${step} bytes against ${float32}`);
+  });
+
   test('the minDALL-E pack states its license and keeps the generator weights once', async () => {
     const manifest = JSON.parse(await readFile(join(dir, 'packs', 'mindalle-tiny', 'manifest.json'), 'utf8')) as {
       schema_version: number;
