@@ -30,6 +30,7 @@ from training.export import GRAPH_FILES, OPSET, torchscript_exporter
 from training.pack import SCHEMA_VERSION, file_entry
 
 LOGIT_LAPLACE_EPS = 0.1
+LICENSE = "dVAE decoder: Modified MIT (OpenAI)"
 # What a pickled dall_e Decoder names besides tensors: its own classes and torch.nn's.
 STAND_IN_PACKAGES = ("dall_e", "torch.nn")
 DALLE1_GRID, DALLE1_CODES, DALLE1_PIXELS = [32, 32], 8192, [256, 256]
@@ -135,6 +136,7 @@ def onto_base(model, base, out):
     manifest["version"] = f"{manifest['version']}+dvae"[:64]
     manifest["description"] = f"The generator and CLIP of {os.path.basename(base.rstrip('/'))}, decoded by OpenAI's dVAE decoder."
     manifest["schema_version"] = max(manifest["schema_version"], SCHEMA_VERSION)
+    manifest["license"] = "; ".join(filter(None, [manifest.get("license"), LICENSE]))[:200]
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
