@@ -6,7 +6,9 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import tempfile
+import types
 import unittest
 
 import numpy as np
@@ -97,6 +99,30 @@ class UpstreamExportTest(unittest.TestCase):
             safe_pickle.load_state_dict(evil, export_dvae_decoder.STAND_IN_PACKAGES)
         self.assertIn("system", str(caught.exception))
         self.assertFalse(os.path.exists(self_marker))
+
+    def test_lightning_checkpoint_with_pickled_hyper_parameters_gives_its_tensors(self):
+        # A Lightning .ckpt pickles OmegaConf objects beside the weights: PyTorch's tensors-only
+        # reader refuses it, the stand-ins read it without importing omegaconf.
+        module = types.ModuleType("omegaconf.dictconfig")
+
+        class DictConfig:
+            def __init__(self, content):
+                self._content = content
+
+        DictConfig.__module__, DictConfig.__qualname__ = module.__name__, "DictConfig"
+        module.DictConfig = DictConfig
+        fakes = {"omegaconf": types.ModuleType("omegaconf"), module.__name__: module}
+        sys.modules.update(fakes)
+        try:
+            path = self.path("lightning.ckpt")
+            torch.save({"state_dict": {"w": torch.arange(3.0)}, "epoch": 4,
+                        "hyper_parameters": DictConfig({"embed_dim": 64})}, path)
+        finally:
+            for name in fakes:
+                del sys.modules[name]
+        state = safe_pickle.load_state_dict(path, export_mindalle.STAND_IN_PACKAGES)
+        self.assertEqual(list(state), ["w"])
+        self.assertTrue(torch.equal(state["w"], torch.arange(3.0)))
 
     def test_export_writes_a_pack_with_license_and_shared_weights(self):
         out = self.path("pack")
