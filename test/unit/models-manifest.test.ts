@@ -68,12 +68,13 @@ test('a malformed manifest names the field', async () => {
   }
 });
 
-test('schema 2 (per-row sampling settings) is current; schema 1 packs still load; others are refused', async () => {
+test('schemas 1 to 3 load (3 adds license, 2 per-row sampling settings); others are refused', async () => {
   const current = await manifestOf(demoDir);
   assert.equal(validateManifest(current).schema_version, 2);
   assert.equal(validateManifest({ ...current, schema_version: 1 }).schema_version, 1);
+  assert.equal(validateManifest({ ...current, schema_version: 3, license: 'CC-BY-NC-SA-4.0' }).schema_version, 3);
   await rejectsWith(
-    () => validateManifest({ ...current, schema_version: 3 }),
+    () => validateManifest({ ...current, schema_version: 4 }),
     'pack_invalid_manifest',
     /schema_version must be equal to one of/,
   );
