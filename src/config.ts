@@ -42,11 +42,17 @@ export interface Config {
   imageUrlTtlSeconds: number;
   /** WEBHOOK_SECRET: signs webhooks; without it requests naming a webhook get 400. */
   webhookSecret: string | undefined;
-  /** WEBHOOK_TIMEOUT_MS, WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF_MS, WEBHOOK_PROGRESS_INTERVAL_MS. */
+  /** WEBHOOK_TIMEOUT_MS, WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF_MS. */
   webhookTimeoutMs: number;
   webhookAttempts: number;
   webhookBackoffMs: number;
-  webhookProgressIntervalMs: number;
+  /**
+   * PROGRESS_EVENT_INTERVAL_MS: least time between two `progress` events of a generation within
+   * one stage (a stage change is always an event); webhooks and the event stream.
+   */
+  progressEventIntervalMs: number;
+  /** SSE_HEARTBEAT_MS: a comment line on an idle event stream, so proxies keep it open. */
+  sseHeartbeatMs: number;
   /** GENERATE_MAX_QUEUED, CLASSIFY_MAX_QUEUED: past this many waiting jobs → 503. */
   generateMaxQueued: number;
   classifyMaxQueued: number;
@@ -373,7 +379,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     webhookTimeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 1),
     webhookAttempts: read.int('WEBHOOK_ATTEMPTS', 1, 100),
     webhookBackoffMs: read.int('WEBHOOK_BACKOFF_MS', 1),
-    webhookProgressIntervalMs: read.int('WEBHOOK_PROGRESS_INTERVAL_MS', 0),
+    progressEventIntervalMs: read.int('PROGRESS_EVENT_INTERVAL_MS', 0),
+    sseHeartbeatMs: read.int('SSE_HEARTBEAT_MS', 10),
     generateMaxQueued: read.int('GENERATE_MAX_QUEUED', 0),
     classifyMaxQueued: read.int('CLASSIFY_MAX_QUEUED', 0),
     queueFullRetryAfterSeconds: read.int('QUEUE_FULL_RETRY_AFTER_SECONDS', 1),

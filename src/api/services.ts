@@ -1,8 +1,10 @@
 // What the routes call: the queues, the generation and CLIP job producers, the object store.
 import type { Config } from '../config.js';
 import { KeyStore } from '../service/api-keys.js';
+import { EventHub } from '../service/event-hub.js';
 import { ClipJobs } from '../service/clip-jobs.js';
 import { Generations } from '../service/generations.js';
+import { serviceKeys } from '../queue/keys.js';
 import { Queues } from '../queue/queues.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 
@@ -13,12 +15,15 @@ export interface Services {
   generations: Generations;
   clip: ClipJobs;
   keyStore: KeyStore;
+  /** Follows event logs for the open event streams, on one Redis connection. */
+  eventHub: EventHub;
   close(): Promise<void>;
 }
 
 export function createServices(config: Config): Services {
   const queues = new Queues(config);
   const store = createObjectStore(config.storage);
+  const eventHub = new EventHub(config.redisUrl, queues, serviceKeys(config.queuePrefix));
   return {
     config,
     queues,
@@ -26,6 +31,10 @@ export function createServices(config: Config): Services {
     generations: new Generations(config, queues, store),
     clip: new ClipJobs(config, queues),
     keyStore: new KeyStore(queues, config),
-    close: () => queues.close(),
+    eventHub,
+    close: async () => {
+      eventHub.close();
+      await queues.close();
+    },
   };
 }

@@ -269,12 +269,22 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       { name: 'WEBHOOK_ATTEMPTS', default: '8', doc: 'Delivery attempts before a webhook is dropped.' },
       { name: 'WEBHOOK_BACKOFF_MS', default: '1000', doc: 'First retry delay in milliseconds, doubled each attempt.' },
-      {
-        name: 'WEBHOOK_PROGRESS_INTERVAL_MS',
-        default: '2000',
-        doc: 'Least time between two progress webhooks of one generation, in milliseconds.',
-      },
       { name: 'WEBHOOK_CONCURRENCY', default: '8', doc: 'Webhook deliveries run at once per worker.' },
+    ],
+  },
+  {
+    title: 'Events (webhooks and GET /generations/:id/events)',
+    settings: [
+      {
+        name: 'PROGRESS_EVENT_INTERVAL_MS',
+        default: '1000',
+        doc: 'Least time between two progress events of one generation within a stage, in milliseconds (a stage change is always one).',
+      },
+      {
+        name: 'SSE_HEARTBEAT_MS',
+        default: '15000',
+        doc: 'An idle event stream gets a comment line this often, in milliseconds, so proxies keep it open.',
+      },
     ],
   },
   {

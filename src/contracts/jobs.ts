@@ -95,6 +95,8 @@ export interface WebhookJobData {
   generation_id: string;
   event: WebhookEvent;
   url: string;
+  /** The event's id in the generation's event log, whose entry the body is rendered from (absent on older jobs). */
+  event_id?: string;
 }
 
 /** Every job, discriminated by its BullMQ name. */

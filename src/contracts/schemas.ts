@@ -130,7 +130,11 @@ const GenerationInputView = Type.Object({
   webhook_events_filter: Type.Array(StringEnum(WEBHOOK_EVENTS)),
 });
 
-const GenerationUrls = Type.Object({ get: Type.String(), cancel: Type.String() });
+const GenerationUrls = Type.Object({
+  get: Type.String(),
+  cancel: Type.String(),
+  stream: Type.String({ description: 'Server-sent events: start, progress and the terminal event (completed).' }),
+});
 
 const WebhookFailure = Type.Object(
   {

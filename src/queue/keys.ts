@@ -15,6 +15,10 @@ export function serviceKeys(prefix: string) {
     webhookFailure: (id: string) => `${base}:webhook-failed:${id}`,
     /** Hash (index, png): the best image of a running generation so far, for streamed partial images. */
     partialImage: (id: string) => `${base}:partial:${id}`,
+    /** Stream (capped): one generation's event log (start, progress, completed), read by webhooks and SSE. */
+    events: (id: string) => `${base}:events:${id}`,
+    /** Hash: event id → its entry id in the log, so a repeated event is written once and a stream can resume. */
+    eventIds: (id: string) => `${base}:events:${id}:ids`,
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
     /** String: JSON list of the model packs the workers serve. */
     models: `${base}:models`,

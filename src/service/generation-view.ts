@@ -10,6 +10,11 @@ import type { ObjectStore } from '../storage/index.js';
 import type { ServiceKeys } from '../queue/keys.js';
 
 export type GenerateJob = Job<GenerateJobData, GenerateJobResult, 'generate'>;
+/** What a view reads of a job: the job itself, or the job as one of its logged events saw it. */
+export type GenerationSnapshot = Pick<
+  GenerateJob,
+  'id' | 'data' | 'returnvalue' | 'failedReason' | 'finishedOn' | 'processedOn' | 'progress'
+>;
 
 export function statusOf(
   state: JobState | 'unknown',
@@ -39,7 +44,11 @@ function progressOf(progress: unknown): GenerationProgress | null {
 }
 
 export function generationUrls(publicBaseUrl: string, id: string) {
-  return { get: `${publicBaseUrl}/generations/${id}`, cancel: `${publicBaseUrl}/generations/${id}/cancel` };
+  return {
+    get: `${publicBaseUrl}/generations/${id}`,
+    cancel: `${publicBaseUrl}/generations/${id}/cancel`,
+    stream: `${publicBaseUrl}/generations/${id}/events`,
+  };
 }
 
 /**
@@ -75,7 +84,7 @@ export async function readGenerationMarks(redis: Redis, keys: ServiceKeys, id: s
 export async function buildGenerationView(
   config: Pick<Config, 'publicBaseUrl' | 'imageUrlTtlSeconds'>,
   store: ObjectStore,
-  job: GenerateJob,
+  job: GenerationSnapshot,
   state: JobState | 'unknown',
   { cancelRequestedAt, webhookFailure }: GenerationMarks,
 ): Promise<Generation> {

@@ -2,7 +2,7 @@
 // list, cancel across processes, delete.
 import { createHash, randomInt } from 'node:crypto';
 import type { Config } from '../config.js';
-import { type GenerationInput, WEBHOOK_EVENTS, generationPrefix } from '../contracts/jobs.js';
+import { type GenerationInput, WEBHOOK_EVENTS, formatFailure, generationPrefix } from '../contracts/jobs.js';
 import type {
   CreateGenerationBody,
   Generation,
@@ -27,7 +27,7 @@ import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
 import { servedModel } from './model-registry.js';
 import { RateLimiter } from './limits.js';
 import type { Queues } from '../queue/queues.js';
-import { WebhookNotifier } from './webhook-events.js';
+import { GenerationEvents } from './generation-events.js';
 
 const DEFAULT_CANDIDATES = 512;
 const DEFAULT_N = 32;
@@ -73,7 +73,7 @@ function ownerOf(job: GenerateJob): string {
 
 export class Generations {
   private readonly keys: ServiceKeys;
-  private readonly webhooks: WebhookNotifier;
+  readonly events: GenerationEvents;
   readonly limiter: RateLimiter;
 
   constructor(
@@ -82,7 +82,7 @@ export class Generations {
     private readonly store: ObjectStore,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
-    this.webhooks = new WebhookNotifier(queues);
+    this.events = new GenerationEvents(queues, this.keys, config.retentionSeconds);
     this.limiter = new RateLimiter(queues, this.keys, config.retentionSeconds);
   }
 
@@ -232,7 +232,7 @@ export class Generations {
   }
 
   /** The generation when `owner` made it; another key's generation is as absent as a missing one. */
-  private async job(id: string, owner: string): Promise<GenerateJob> {
+  async job(id: string, owner: string): Promise<GenerateJob> {
     await this.queues.connected();
     const job = isGenerationId(id)
       ? ((await this.queues.get('generate').getJob(id)) as GenerateJob | undefined)
@@ -242,7 +242,7 @@ export class Generations {
     return job;
   }
 
-  private async view(job: GenerateJob): Promise<Generation> {
+  async view(job: GenerateJob): Promise<Generation> {
     const [current, marks] = await Promise.all([
       currentState(this.queues.get('generate'), job),
       readGenerationMarks(this.redis, this.keys, job.id as string),
@@ -300,8 +300,13 @@ export class Generations {
     await this.redis.set(this.keys.cancel(id), String(Date.now()), 'EX', this.config.retentionSeconds, 'NX');
     await this.redis.publish(this.keys.cancelChannel, id);
     const after = await this.view(job);
-    // Canceled while queued: finished now, so its `completed` webhook goes now too.
-    if (after.status === 'canceled') await this.webhooks.notify(id, job.data.input, 'completed');
+    // Canceled while queued: finished now, so its terminal event (and webhook) is written now too.
+    if (after.status === 'canceled') {
+      await this.events.finished(id, job.data.input, {
+        state: 'failed',
+        reason: formatFailure('canceled', 'canceled while queued'),
+      });
+    }
     return after;
   }
 
@@ -320,7 +325,7 @@ export class Generations {
       .multi()
       .zrem(this.keys.generationIndex, id)
       .zrem(this.keys.ownerGenerations(owner), id)
-      .del(this.keys.cancel(id), this.keys.webhookFailure(id))
+      .del(this.keys.cancel(id), this.keys.webhookFailure(id), this.keys.events(id), this.keys.eventIds(id))
       .exec();
   }
 }

@@ -1,5 +1,5 @@
 // The generate handler: hands the job's input to the scheduler (which batches it with the
-// other active generations), reports progress on the job (and as throttled webhooks), stores
+// other active generations), reports progress on the job (and as throttled events in its log), stores
 // the kept images, and maps failures to retry or not.
 import { UnrecoverableError, WaitingError } from 'bullmq';
 import type { Config } from '../config.js';
@@ -21,7 +21,7 @@ import { type PartialImageStore, recordPartialImages } from './partial-images.js
 import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { GenerationScheduler } from './scheduler.js';
-import type { WebhookNotifier } from '../service/webhook-events.js';
+import type { GenerationEvents } from '../service/generation-events.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const STORE_CONCURRENCY = 4;
@@ -35,20 +35,22 @@ export interface GenerateDeps {
   scheduler: GenerationScheduler;
   store: ObjectStore;
   cancels: CancelWatcher;
-  webhooks: WebhookNotifier;
+  events: GenerationEvents;
   metrics: WorkerMetrics;
   logger: Logger;
   /** Where new best candidates go while a generation runs (streamed partial images). */
   partialImages?: PartialImageStore;
 }
 
-/** Writes progress to the job at most every 250 ms and as `progress` webhooks at the configured pace. */
+/** Writes progress to the job at most every 250 ms and as `progress` events at the configured pace. */
 function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
   let lastWrite = 0;
-  let lastWebhook = Date.now();
   let lastStage = '';
-  let webhookSequence = 0;
+  const progressEvent = deps.events.progressReporter(job, deps.config.progressEventIntervalMs, (error) =>
+    log.warn({ err: error }, 'progress event not written'),
+  );
   return (progress: GenerationProgress) => {
+    progressEvent(progress);
     const now = Date.now();
     const stageChanged = progress.stage !== lastStage;
     if (stageChanged || now - lastWrite >= PROGRESS_WRITE_INTERVAL_MS || progress.completed === progress.total) {
@@ -56,13 +58,6 @@ function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
       lastStage = progress.stage;
       job.updateProgress(progress).catch((error) => log.warn({ err: error }, 'progress update failed'));
       if (stageChanged) log.info({ progress }, 'generation stage');
-    }
-    if (now - lastWebhook >= deps.config.webhookProgressIntervalMs) {
-      lastWebhook = now;
-      webhookSequence += 1;
-      deps.webhooks
-        .notify(String(job.id), job.data.input, 'progress', webhookSequence)
-        .catch((error) => log.warn({ err: error }, 'progress webhook not queued'));
     }
   };
 }
@@ -132,7 +127,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
     const input = job.data.input;
     const started = Date.now();
     deps.metrics.queueWait.observe({ queue: 'generate' }, (started - job.timestamp) / 1000);
-    await deps.webhooks.notify(id, input, 'start');
+    await deps.events.start(job);
     const tracked = deps.cancels.track(id);
     let storing = false;
     const partials = recordPartialImages(deps.partialImages, id, progressReporter(job, deps, log), log);

@@ -1,5 +1,5 @@
-// Webhooks: generation events become jobs on the `webhooks` queue (service/webhook-events.ts); their processor renders
-// the generation as GET /generations/:id does, adds `event`, signs and POSTs it. BullMQ
+// Webhooks: logged generation events become jobs on the `webhooks` queue (service/generation-events.ts); their
+// processor renders the event as GET /generations/:id showed it then, adds `event`, signs and POSTs it. BullMQ
 // retries with exponential backoff; a receiver that says "never" (4xx) is not retried.
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Config } from '../config.js';
@@ -14,6 +14,7 @@ import {
 } from '../service/generation-view.js';
 import type { ServiceKeys } from '../queue/keys.js';
 import type { Queues } from '../queue/queues.js';
+import { type GenerationEventBody, GenerationEventLog, renderEvent } from '../service/generation-events.js';
 import { recordWebhookFailure } from '../service/webhook-events.js';
 import type { ObjectStore } from '../storage/index.js';
 import { WebhookDeliveryError, deliverWebhook } from '../webhooks/index.js';
@@ -28,6 +29,28 @@ interface WebhookProcessorDeps {
 }
 
 export function createWebhookProcessor({ config, queues, store, keys, metrics }: WebhookProcessorDeps) {
+  const log = new GenerationEventLog(queues, keys, config.retentionSeconds);
+
+  /** The body from the event log; a job queued before the log (no event_id) renders the generation as it is now. */
+  async function body(
+    job: Job<WebhookJobData, void, 'webhook'>,
+    generation: GenerateJob,
+  ): Promise<GenerationEventBody> {
+    const { generation_id: id, event, event_id: eventId } = job.data;
+    const [current, marks] = await Promise.all([
+      currentState(queues.get('generate'), generation),
+      readGenerationMarks(queues.redis, keys, id),
+    ]);
+    if (eventId !== undefined) {
+      const logged = await log.find(id, eventId);
+      if (!logged) throw new UnrecoverableError(`event ${eventId} is no longer in the log of generation ${id}`);
+      return renderEvent(config, store, current.job, logged, marks);
+    }
+    const view = await buildGenerationView(config, store, current.job, current.state, marks);
+    if (event === 'completed' && !isTerminal(view.status)) throw new Error(`generation ${id} is not finished yet`);
+    return { ...view, event };
+  }
+
   return async (job: Job<WebhookJobData, void, 'webhook'>): Promise<void> => {
     const { generation_id: id, event, url } = job.data;
     const generation = (await queues.get('generate').getJob(id)) as GenerateJob | undefined;
@@ -40,18 +63,12 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics }:
       config.webhookSecret,
     );
     if (!secret) throw new UnrecoverableError('no webhook secret: WEBHOOK_SECRET is not configured');
-    const [current, marks] = await Promise.all([
-      currentState(queues.get('generate'), generation),
-      readGenerationMarks(queues.redis, keys, id),
-    ]);
-    const view = await buildGenerationView(config, store, current.job, current.state, marks);
-    // `completed` is queued as the job finishes; BullMQ may not show it finished yet.
-    if (event === 'completed' && !isTerminal(view.status)) throw new Error(`generation ${id} is not finished yet`);
+    const payload = await body(job, generation);
     try {
       await deliverWebhook({
         url,
         id: job.id as string,
-        body: JSON.stringify({ ...view, event }),
+        body: JSON.stringify(payload),
         secret,
         timeoutMs: config.webhookTimeoutMs,
         // Clients choose these URLs: only public receivers, bar OUTBOUND_ALLOW.

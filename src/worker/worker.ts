@@ -11,16 +11,17 @@ import type { Engine, PackSummary } from '../models/types.js';
 import { serviceKeys } from '../queue/keys.js';
 import { publishModels } from '../service/model-registry.js';
 import { Queues } from '../queue/queues.js';
-import { WebhookNotifier } from '../service/webhook-events.js';
+import { GenerationEvents } from '../service/generation-events.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
 import { createClassifyHandler, createEmbedHandler } from './classify.js';
-import { type Handlers, type JobFor, type Processor, isNamed, processorsFor } from './dispatch.js';
+import { type Handlers, type Processor, isNamed, processorsFor } from './dispatch.js';
 import { createGenerateHandler } from './generate.js';
 import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
 import { GenerationScheduler } from './scheduler.js';
+import { withTerminalEvent } from './terminal-event.js';
 import { createWebhookProcessor } from './webhook-delivery.js';
 
 const MODELS_TTL_SECONDS = 45;
@@ -115,7 +116,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const metrics = createWorkerMetrics();
   const cancels = new CancelWatcher(config.redisUrl, queues.redis, keys);
   await cancels.start();
-  const webhooks = new WebhookNotifier(queues);
+  const events = new GenerationEvents(queues, keys, config.retentionSeconds);
   const batcher = new ClassifyBatcher(engine, {
     maxBatch: config.classifyBatchMax,
     maxWaitMs: config.classifyBatchWaitMs,
@@ -131,10 +132,10 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     },
     onFirstBatch: (seconds) => metrics.generationFirstBatchWait.observe(seconds),
   });
-  const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, webhooks, metrics };
+  const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, events, metrics };
   const partialImages = { redis: queues.redis, keys };
   const handlers: Handlers = {
-    generate: createGenerateHandler({ ...generateDeps, logger, partialImages }),
+    generate: withTerminalEvent(createGenerateHandler({ ...generateDeps, logger, partialImages }), events),
     classify: createClassifyHandler(batcher, defaults.clip),
     embed: createEmbedHandler(engine, defaults.clip),
     webhook: createWebhookProcessor({ config, queues, store, keys, metrics }),
@@ -188,24 +189,16 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   };
   const workers = config.workerQueues.map((queueName) => startQueueWorker(queueName));
 
-  const onFinished = (job: JobFor<'generate'>) =>
-    webhooks
-      .notify(String(job.id), job.data.input, 'completed')
-      .catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
-  const generateWorker = workers.find((worker) => worker.name === 'generate');
-  generateWorker?.on('completed', (job) => {
-    if (isNamed(job, 'generate')) void onFinished(job);
-  });
-  // Only a final failure completes the generation; a failed attempt with retries left does not.
-  generateWorker?.on('failed', (job) => {
-    if (!job || !isNamed(job, 'generate')) return;
-    job
-      .getState()
-      .then((state) => {
-        if (state === 'failed') void onFinished(job);
-      })
-      .catch((error) => logger.warn({ err: error }, 'completed webhook not queued'));
-  });
+  // The processor writes every terminal event; this covers the one failure no processor sees:
+  // a job that stalled more often than allowed, failed by BullMQ itself.
+  workers
+    .find((worker) => worker.name === 'generate')
+    ?.on('failed', (job, error) => {
+      if (!job || !isNamed(job, 'generate') || !/stalled/i.test(error.message)) return;
+      events
+        .finished(String(job.id), job.data.input, { state: 'failed', reason: error.message })
+        .catch((failure) => logger.warn({ err: failure }, 'terminal event not written'));
+    });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
   const modelList = packs.map((pack) => modelInfo(pack, defaults));

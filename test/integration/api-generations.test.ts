@@ -33,6 +33,7 @@ describe('generations', () => {
     assert.deepEqual(accepted.urls, {
       get: `${h.baseUrl}/generations/${accepted.id}`,
       cancel: `${h.baseUrl}/generations/${accepted.id}/cancel`,
+      stream: `${h.baseUrl}/generations/${accepted.id}/events`,
     });
 
     const done = await waitFor(h.baseUrl, accepted.id, terminal);

@@ -25,7 +25,7 @@ describe('webhooks', () => {
   let deliveries: WebhookReceiver['deliveries'];
 
   before(async () => {
-    h = await startHarness({ env: { WEBHOOK_PROGRESS_INTERVAL_MS: '0' } });
+    h = await startHarness({ env: { PROGRESS_EVENT_INTERVAL_MS: '0' } });
     receiver = await startWebhookReceiver();
     ({ url: receiverUrl, deliveries } = receiver);
   });

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin';
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { QUEUE_NAMES } from '../../contracts/queues.js';
 import type { Queues } from '../../queue/queues.js';
+import { openStreamCount } from '../event-stream.js';
 
 const STATES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'] as const;
 
@@ -37,6 +38,15 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
       QUEUE_NAMES.forEach((queue, i) => {
         for (const [state, count] of Object.entries(counts[i] ?? {})) this.set({ queue, state }, count);
       });
+    },
+  });
+
+  new Gauge({
+    name: 'dalle_event_streams_open',
+    help: 'Event streams (GET /generations/:id/events) open in this process',
+    registers: [registry],
+    collect() {
+      this.set(openStreamCount());
     },
   });
 

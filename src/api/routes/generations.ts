@@ -11,13 +11,24 @@ import {
   ListGenerationsQuery,
   ref,
 } from '../../contracts/schemas.js';
+import { serviceKeys } from '../../queue/keys.js';
+import { endAllStreams, streamEvents } from '../event-stream.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
 
 const tags = ['generations'];
 
-export async function generationRoutes(instance: FastifyInstance, { generations }: Services): Promise<void> {
+export async function generationRoutes(instance: FastifyInstance, services: Services): Promise<void> {
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
+  const { generations } = services;
+  const streams = {
+    ...services,
+    keys: serviceKeys(services.config.queuePrefix),
+    log: generations.events.log,
+    hub: services.eventHub,
+  };
+  // Open streams would hold the server open: they end when it closes.
+  app.addHook('preClose', async () => endAllStreams());
 
   app.post('/generations', {
     schema: {
@@ -76,6 +87,25 @@ export async function generationRoutes(instance: FastifyInstance, { generations 
       response: { 200: ref(Generation), ...problemResponses('not_found') },
     },
     handler: async (request) => generations.get(request.params.id, request.principal.id),
+  });
+
+  app.get('/generations/:id/events', {
+    schema: {
+      tags,
+      operationId: 'streamGenerationEvents',
+      summary: 'Follow a generation as server-sent events',
+      description:
+        'Events `start`, `progress` (each stage change, then at most every `PROGRESS_EVENT_INTERVAL_MS`) and `completed` (the terminal event, whatever the outcome), each with an `id:` that stays the same if the job is retried and `data:` the body its webhook has (this generation as `GET /generations/:id` showed it then, plus `event`). A `Last-Event-ID` header resumes after that event. A comment line comes every `SSE_HEARTBEAT_MS` while idle; the stream closes after `completed`. A finished generation answers with its `completed` event at once.',
+      params: GenerationIdParams,
+      response: {
+        200: {
+          description: 'A text/event-stream of `id:`, `event:` and `data:` (JSON) lines',
+          content: { 'text/event-stream': { schema: { type: 'string' } } },
+        },
+        ...problemResponses('not_found'),
+      },
+    },
+    handler: async (request, reply) => streamEvents(streams, request.params.id, request, reply),
   });
 
   app.delete('/generations/:id', {

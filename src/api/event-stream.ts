@@ -1,0 +1,151 @@
+// GET /generations/:id/events: the generation's event log as server-sent events. Each event's
+// data is its webhook body (GET /generations/:id as of the event, plus `event`); `id:` is the
+// event id, so `Last-Event-ID` resumes after it. The stream ends after the terminal event.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import { isTerminal } from '../contracts/status.js';
+import type { ServiceKeys } from '../queue/keys.js';
+import type { Queues } from '../queue/queues.js';
+import type { EventHub } from '../service/event-hub.js';
+import {
+  type GenerationEvent,
+  type GenerationEventBody,
+  type GenerationEventLog,
+  renderEvent,
+  terminalEventId,
+} from '../service/generation-events.js';
+import { type GenerateJob, readGenerationMarks } from '../service/generation-view.js';
+import type { Generations } from '../service/generations.js';
+import type { ObjectStore } from '../storage/index.js';
+
+export interface EventStreamDeps {
+  config: Config;
+  queues: Queues;
+  keys: ServiceKeys;
+  store: ObjectStore;
+  generations: Generations;
+  log: GenerationEventLog;
+  hub: EventHub;
+}
+
+/** The open streams of this process, ended when the server closes. */
+const openStreams = new Set<() => void>();
+
+export function endAllStreams(): void {
+  for (const end of [...openStreams]) end();
+}
+
+/** Event streams open in this process (the metric `dalle_event_streams_open`). */
+export function openStreamCount(): number {
+  return openStreams.size;
+}
+
+function lastEventId(request: FastifyRequest): string | undefined {
+  const header = request.headers['last-event-id'];
+  return typeof header === 'string' && header.length > 0 ? header : undefined;
+}
+
+function frame(body: GenerationEventBody, id: string): string {
+  return `id: ${id}\nevent: ${body.event}\ndata: ${JSON.stringify(body)}\n\n`;
+}
+
+interface Backlog {
+  /** Logged events to send at once, oldest first. */
+  events: GenerationEvent[];
+  /** The entry after which following the log starts. */
+  cursor: string;
+  /** Nothing follows: the terminal event is among `events`, or the client has it already. */
+  done: boolean;
+  /** A terminal event made from the job itself, for a generation that finished without one logged. */
+  synthetic?: GenerationEventBody;
+}
+
+/**
+ * What to send at once. A finished generation gets its terminal event alone; a client resuming
+ * gets whatever it has not seen yet.
+ */
+async function backlog(deps: EventStreamDeps, job: GenerateJob, resumeFrom: string | undefined): Promise<Backlog> {
+  const id = job.id as string;
+  const resumeEntry = resumeFrom === undefined ? null : await deps.log.entryIdOf(id, resumeFrom);
+  if (resumeEntry !== null && resumeFrom === terminalEventId(id))
+    return { events: [], cursor: resumeEntry, done: true };
+  if (resumeEntry === null) {
+    const terminal = await deps.log.terminal(id);
+    if (terminal) return { events: [terminal], cursor: terminal.entryId, done: true };
+    // Finished before events were logged (or its log expired): the terminal event from the job itself.
+    const view = await deps.generations.view(job);
+    if (isTerminal(view.status))
+      return { events: [], cursor: '0-0', done: true, synthetic: { ...view, event: 'completed' } };
+  }
+  const events = await deps.log.read(id, resumeEntry ?? '0-0');
+  return {
+    events,
+    cursor: events.at(-1)?.entryId ?? resumeEntry ?? '0-0',
+    done: events.some((event) => event.event === 'completed'),
+  };
+}
+
+export async function streamEvents(
+  deps: EventStreamDeps,
+  generationId: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const job = await deps.generations.job(generationId, request.principal.id);
+  const id = job.id as string;
+  const start = await backlog(deps, job, lastEventId(request));
+
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': request.id,
+  });
+  raw.flushHeaders();
+
+  let ended = false;
+  let unsubscribe = () => {};
+  const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+    openStreams.delete(end);
+    raw.end();
+  };
+  openStreams.add(end);
+  raw.on('close', end);
+  // A client gone while the backlog was read has already closed: nothing would call `end`.
+  if (request.raw.socket.destroyed) return end();
+
+  // Rendering is asynchronous; a chain keeps the events in log order.
+  let chain = Promise.resolve();
+  const send = (event: GenerationEvent) => {
+    chain = chain
+      .then(async () => {
+        if (ended) return;
+        const marks = await readGenerationMarks(deps.queues.redis, deps.keys, id);
+        raw.write(frame(await renderEvent(deps.config, deps.store, job, event, marks), event.id));
+        if (event.event === 'completed') end();
+      })
+      .catch((error) => {
+        request.log.warn({ err: error }, 'event stream ended by a failed read');
+        end();
+      });
+  };
+
+  if (start.synthetic) {
+    raw.write(frame(start.synthetic, terminalEventId(id)));
+    return end();
+  }
+  for (const event of start.events) send(event);
+  if (start.done) {
+    await chain;
+    return end();
+  }
+  if (!ended) unsubscribe = deps.hub.subscribe(id, start.cursor, send);
+}
