@@ -19,6 +19,7 @@ COPY --from=build --chown=root:root /app/dist ./dist
 COPY package.json ./
 # The API reads pack manifests (GET /models, request validation); the schema lives in packs/.
 COPY packs ./packs
+COPY public ./public
 USER node
 EXPOSE 3000
 CMD ["node", "dist/api/main.js"]

@@ -13,6 +13,7 @@ import { clipRoutes } from './routes/clip.js';
 import { addOpenAISchemas, openAIRoutes } from './openai/index.js';
 import { fileRoutes } from './routes/files.js';
 import { generationRoutes } from './routes/generations.js';
+import { playgroundRoutes } from './routes/playground.js';
 import { systemRoutes } from './routes/system.js';
 import { usageRoutes } from './routes/usage.js';
 import type { Services } from './services.js';
@@ -67,5 +68,6 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   await app.register(fileRoutes, services);
   await app.register(usageRoutes, services);
   await app.register(openAIRoutes, { ...services, prefix: '/v1' });
+  await app.register(playgroundRoutes);
   return app;
 }

@@ -1,0 +1,214 @@
+// The playground: generate from a prompt, watch the progress arrive over the event stream, see
+// the ranked candidates, and classify one of them against labels of your own.
+import { ProblemError, api, storeKey, storedKey } from './api.js';
+import { followEvents } from './events.js';
+
+const $ = (id) => document.getElementById(id);
+// Where each stage's progress sits on the one bar.
+const STAGE_SPAN = { sampling: [0, 0.85], decoding: [0.85, 0.9], reranking: [0.9, 0.95], storing: [0.95, 1] };
+
+function showError(error) {
+  const box = $('error');
+  box.textContent = error instanceof Error ? error.message : String(error);
+  box.hidden = false;
+}
+
+function clearError() {
+  $('error').hidden = true;
+  $('error').textContent = '';
+}
+
+function announce(text) {
+  $('status').textContent = text;
+}
+
+/** Whether the server answers 401 to a request without a key. */
+async function keysRequired() {
+  const response = await fetch('/models');
+  return response.status === 401;
+}
+
+async function loadModels() {
+  const select = $('model');
+  const { data } = await api('/models');
+  const generators = data.filter((model) => model.generation);
+  select.replaceChildren(
+    ...generators.map((model) => {
+      const option = new Option(model.name, model.name);
+      option.selected = model.default_for.includes('generations');
+      return option;
+    }),
+  );
+  const showExtras = () => describeModel(generators.find((model) => model.name === select.value));
+  select.onchange = showExtras;
+  showExtras();
+}
+
+/** Example prompts and the vocabulary, when /models lists them for the model. */
+function describeModel(model) {
+  const examples = model?.examples ?? [];
+  $('examples').hidden = examples.length === 0;
+  $('examples')
+    .querySelector('ul')
+    .replaceChildren(
+      ...examples.map((text) => {
+        const item = document.createElement('li');
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.textContent = text;
+        button.onclick = () => {
+          $('prompt').value = text;
+          $('prompt').focus();
+        };
+        item.append(button);
+        return item;
+      }),
+    );
+  const vocabulary = model?.vocabulary ?? [];
+  $('vocabulary').hidden = vocabulary.length === 0;
+  $('vocabulary').querySelector('p').textContent = vocabulary.join(', ');
+}
+
+function setProgress(progress) {
+  const [from, to] = STAGE_SPAN[progress.stage] ?? [0, 1];
+  const share = progress.total > 0 ? progress.completed / progress.total : 0;
+  $('progress').setAttribute('value', String(from + (to - from) * share));
+  $('progress-label').textContent = `${progress.stage}: ${progress.completed} / ${progress.total}`;
+}
+
+/** Image URLs of the local store are the API's own: read them from this page's origin. */
+function sameOrigin(url) {
+  const parsed = new URL(url, location.href);
+  return parsed.pathname.startsWith('/files/') ? parsed.pathname + parsed.search : url;
+}
+
+function renderGrid(generation) {
+  const prompt = generation.input.prompt;
+  $('grid').replaceChildren(
+    ...generation.images.map((image) => {
+      const item = document.createElement('li');
+      const figure = document.createElement('figure');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.setAttribute('aria-pressed', 'false');
+      const img = document.createElement('img');
+      img.src = sameOrigin(image.url);
+      img.width = image.width;
+      img.height = image.height;
+      img.alt = `Candidate ranked ${image.rank} for “${prompt}”`;
+      button.append(img);
+      button.onclick = () => selectForClassify(button, img);
+      const caption = document.createElement('figcaption');
+      caption.textContent = `#${image.rank} · CLIP ${image.score.toFixed(3)} · seed ${image.seed}`;
+      figure.append(button, caption);
+      item.append(figure);
+      return item;
+    }),
+  );
+  $('results').hidden = false;
+}
+
+async function generate(event) {
+  event.preventDefault();
+  clearError();
+  $('results').hidden = true;
+  $('classify').hidden = true;
+  const button = $('generate');
+  button.disabled = true;
+  try {
+    const body = {
+      prompt: $('prompt').value.trim(),
+      candidates: Number($('candidates').value),
+      n: Number($('n').value),
+      ...($('seed').value !== '' && { seed: Number($('seed').value) }),
+      ...($('model').value && { model: $('model').value }),
+    };
+    const accepted = await api('/generations', { method: 'POST', json: body });
+    $('progress-section').hidden = false;
+    $('progress').setAttribute('value', '0');
+    $('progress-label').textContent = 'Queued';
+    announce('Generating');
+    const finished = await followEvents(
+      `/generations/${encodeURIComponent(accepted.id)}/events`,
+      (name, generation) => {
+        if (name === 'start') $('progress-label').textContent = 'Started';
+        if (generation.progress) setProgress(generation.progress);
+      },
+    );
+    if (finished.status !== 'succeeded') {
+      throw new Error(finished.error?.message ?? `the generation was ${finished.status}`);
+    }
+    $('progress').setAttribute('value', '1');
+    $('progress-label').textContent = `Done: ${finished.images.length} of ${finished.input.candidates} candidates kept`;
+    renderGrid(finished);
+    announce(`${finished.images.length} images ready`);
+  } catch (error) {
+    showError(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+let selected;
+
+function selectForClassify(button, img) {
+  for (const other of $('grid').querySelectorAll('button')) other.setAttribute('aria-pressed', 'false');
+  button.setAttribute('aria-pressed', 'true');
+  selected = img;
+  $('classify-image').src = img.src;
+  $('classify-image').alt = img.alt;
+  $('scores').replaceChildren();
+  $('classify').hidden = false;
+  $('labels').focus();
+}
+
+async function classify(event) {
+  event.preventDefault();
+  clearError();
+  if (!selected) return;
+  try {
+    // The image's own bytes, uploaded: the service is never asked to fetch a URL.
+    const image = await fetch(selected.src);
+    if (!image.ok) throw new Error(`could not read the image (HTTP ${image.status})`);
+    const form = new FormData();
+    form.append('image', await image.blob(), 'candidate.png');
+    for (const label of $('labels').value.split(',')) {
+      if (label.trim()) form.append('labels', label.trim());
+    }
+    const result = await api('/clip/classify', { method: 'POST', body: form });
+    $('scores').replaceChildren(
+      ...result.results[0].labels.map(({ label, score }) => {
+        const item = document.createElement('li');
+        const bar = document.createElement('span');
+        bar.className = 'bar';
+        bar.style.width = `${(score * 100).toFixed(1)}%`;
+        item.append(`${label}: ${(score * 100).toFixed(1)}%`, bar);
+        return item;
+      }),
+    );
+    announce('Classified');
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function start() {
+  $('generate-form').addEventListener('submit', generate);
+  $('classify-form').addEventListener('submit', classify);
+  const keyInput = $('api-key');
+  keyInput.value = storedKey();
+  keyInput.addEventListener('change', () => {
+    storeKey(keyInput.value.trim());
+    clearError();
+    loadModels().catch(showError);
+  });
+  try {
+    if (await keysRequired()) $('key-field').hidden = false;
+    if ($('key-field').hidden || storedKey()) await loadModels();
+    else showError(new ProblemError(401, { detail: 'This server needs an API key: enter it above.' }));
+  } catch (error) {
+    showError(error);
+  }
+}
+
+start();

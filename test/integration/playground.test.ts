@@ -1,0 +1,224 @@
+// The playground in a real browser (Debian's chromium, headless, driven by playwright-core):
+// generate with progress from the event stream, see decoded images, classify one; at 375 px;
+// with the keyboard alone; and with keys required. One browser for the file. A failing test
+// prints the page's console and leaves a screenshot in var/screenshots/.
+// `npm run screenshots` runs the first test with PLAYGROUND_SCREENSHOT set to write docs/playground.png.
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Harness, closeSharedEngine, startHarness } from './api-harness.js';
+
+const FAILURE_DIR = 'var/screenshots';
+const WAIT_MS = 120_000;
+
+let browser: Browser;
+
+async function withPage(
+  name: string,
+  baseUrl: string,
+  viewport: { width: number; height: number },
+  run: (page: Page) => Promise<void>,
+): Promise<void> {
+  const context = await browser.newContext({ viewport, baseURL: baseUrl });
+  const page = await context.newPage();
+  const consoleLines: string[] = [];
+  page.on('console', (message) => consoleLines.push(`[${message.type()}] ${message.text()}`));
+  page.on('pageerror', (error) => consoleLines.push(`[pageerror] ${error.message}`));
+  try {
+    await run(page);
+  } catch (error) {
+    await mkdir(FAILURE_DIR, { recursive: true });
+    const path = `${FAILURE_DIR}/${name.replace(/\W+/g, '-')}.png`;
+    await page.screenshot({ path, fullPage: true }).catch(() => {});
+    process.stderr.write(`\n--- page console (${name}) ---\n${consoleLines.join('\n')}\n--- screenshot: ${path}\n`);
+    throw error;
+  } finally {
+    await context.close();
+  }
+}
+
+// Functions run in the page (the page's CSP refuses evaluated strings); this file is typed for
+// Node, so they reach the DOM through `globalThis`.
+
+/** Records each value the progress bar shows, and whether the grid had images yet. */
+async function watchProgress(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = globalThis as any;
+    w.progressLog = [];
+    const bar = w.document.getElementById('progress');
+    new w.MutationObserver(() =>
+      w.progressLog.push({
+        value: Number(bar.getAttribute('value')),
+        gridShown: w.document.querySelectorAll('#grid img').length > 0,
+      }),
+    ).observe(bar, { attributes: true, attributeFilter: ['value'] });
+  });
+}
+
+/** The values strictly between empty and full that the bar showed before the grid appeared. */
+async function progressValuesBeforeGrid(page: Page): Promise<number[]> {
+  const log: { value: number; gridShown: boolean }[] = await page.evaluate(() => (globalThis as any).progressLog);
+  const shown = log.filter((entry) => !entry.gridShown && entry.value > 0 && entry.value < 1);
+  return [...new Set(shown.map((entry) => entry.value))];
+}
+
+async function decodedImages(page: Page, count: number): Promise<void> {
+  await page.waitForFunction(
+    (n) => {
+      const images: any[] = [...(globalThis as any).document.querySelectorAll('#grid img')];
+      return images.length === n && images.every((image) => image.complete && image.naturalWidth > 0);
+    },
+    count,
+    { timeout: WAIT_MS },
+  );
+  const alts = await page.locator('#grid img').evaluateAll((images) => images.map((i) => i.getAttribute('alt')));
+  assert.ok(
+    alts.every((alt) => alt && alt.length > 10),
+    alts.join(),
+  );
+  const captions = await page.locator('#grid figcaption').allTextContents();
+  assert.ok(
+    captions.every((caption) => /CLIP -?\d+\.\d{3}/.test(caption) && /seed \d+/.test(caption)),
+    captions.join(),
+  );
+}
+
+async function scores(page: Page): Promise<string[]> {
+  await page.waitForFunction(() => (globalThis as any).document.querySelectorAll('#scores li').length >= 2, null, {
+    timeout: WAIT_MS,
+  });
+  return page.locator('#scores li').allTextContents();
+}
+
+/** Presses Tab until the (first) element matching `selector` has the focus. */
+async function tabTo(page: Page, selector: string): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    if (
+      await page
+        .locator(selector)
+        .first()
+        .evaluate((element) => element.matches(':focus'))
+    )
+      return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+});
+after(async () => {
+  await browser.close();
+  await closeSharedEngine();
+});
+
+describe('playground', () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ env: { PROGRESS_EVENT_INTERVAL_MS: '50', SAMPLE_BATCH: '16' } });
+  });
+  after(() => h.close());
+
+  test('generate, watch the progress, see the ranked images, classify one', async () => {
+    await withPage('generate', h.baseUrl, { width: 1100, height: 900 }, async (page) => {
+      await page.goto('/');
+      assert.equal(await page.locator('a[href="/docs"]').count(), 1);
+      assert.ok(await page.locator('#key-field').isHidden(), 'no key field on an open server');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      await page.fill('#prompt', 'a red circle above a blue square');
+      await page.fill('#candidates', '256');
+      await page.fill('#n', '8');
+      await page.fill('#seed', '42');
+      await watchProgress(page);
+      await page.click('#generate');
+      await decodedImages(page, 8);
+      const values = await progressValuesBeforeGrid(page);
+      assert.ok(values.length >= 2, `the bar moved before the grid: ${values.join()}`);
+      await page.click('#grid li:first-child button');
+      await page.fill('#labels', 'red circle, blue square, green triangle');
+      await page.click('#classify-form button');
+      const texts = await scores(page);
+      assert.equal(texts.length, 3);
+      assert.ok(
+        texts.every((text) => /^(red circle|blue square|green triangle): \d+\.\d%$/.test(text)),
+        texts.join(),
+      );
+      if (process.env.PLAYGROUND_SCREENSHOT) {
+        await page.screenshot({ path: process.env.PLAYGROUND_SCREENSHOT, fullPage: true });
+      }
+    });
+  });
+
+  test('at 375 px nothing scrolls sideways', async () => {
+    await withPage('narrow', h.baseUrl, { width: 375, height: 800 }, async (page) => {
+      await page.goto('/');
+      await page.fill('#candidates', '64');
+      await page.fill('#n', '4');
+      await page.click('#generate');
+      await decodedImages(page, 4);
+      await page.click('#grid li:first-child button');
+      await page.click('#classify-form button');
+      await scores(page);
+      const width: number = await page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth);
+      assert.ok(width <= 375, `page is ${width} px wide`);
+    });
+  });
+
+  test('the whole flow with the keyboard alone', async () => {
+    await withPage('keyboard', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').options.length > 0);
+      await tabTo(page, '#prompt');
+      await page.keyboard.press('ControlOrMeta+A');
+      await page.keyboard.type('a green triangle');
+      await tabTo(page, '#candidates');
+      await page.keyboard.press('ControlOrMeta+A');
+      await page.keyboard.type('32');
+      await tabTo(page, '#n');
+      await page.keyboard.press('ControlOrMeta+A');
+      await page.keyboard.type('3');
+      await tabTo(page, '#generate');
+      await page.keyboard.press('Enter');
+      await decodedImages(page, 3);
+      await tabTo(page, '#grid button');
+      await page.keyboard.press('Enter');
+      const focused = await page.evaluate(() => (globalThis as any).document.activeElement?.id);
+      assert.equal(focused, 'labels', 'focus moves to the labels');
+      await page.keyboard.press('Enter');
+      await scores(page);
+    });
+  });
+});
+
+describe('playground with API keys required', () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ worker: false, env: { API_KEYS: 'alice:alice-key-0123456789abcdef' } });
+  });
+  after(() => h.close());
+
+  test('shows the key field, and the 401 problem’s detail for a wrong key', async () => {
+    await withPage('keys', h.baseUrl, { width: 1000, height: 800 }, async (page) => {
+      await page.goto('/');
+      await page.locator('#key-field').waitFor({ state: 'visible' });
+      await page.fill('#api-key', 'not-the-key-0123456789');
+      await page.press('#api-key', 'Tab');
+      await page.click('#generate');
+      await page.locator('#error').filter({ hasText: 'not valid' }).waitFor({ timeout: WAIT_MS });
+      assert.equal(await page.locator('#error').textContent(), 'the API key is not valid or has been revoked');
+      // The right key lists the models, and is kept for the tab only.
+      await page.fill('#api-key', 'alice-key-0123456789abcdef');
+      await page.press('#api-key', 'Tab');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('error').hidden === true);
+      assert.equal(await page.evaluate("sessionStorage.getItem('dalle-serve.api-key')"), 'alice-key-0123456789abcdef');
+    });
+  });
+});
