@@ -85,16 +85,16 @@ async function backlog(deps: EventStreamDeps, job: GenerateJob, resumeFrom: stri
   };
 }
 
-export async function streamEvents(
-  deps: EventStreamDeps,
-  generationId: string,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): Promise<void> {
-  const job = await deps.generations.job(generationId, request.principal.id);
-  const id = job.id as string;
-  const start = await backlog(deps, job, lastEventId(request));
+interface SseResponse {
+  write(text: string): void;
+  /** Ends the response once; `onEnd` callbacks run then (also when the client goes away). */
+  end(): void;
+  readonly ended: boolean;
+  onEnd(callback: () => void): void;
+}
 
+/** Takes the response over from Fastify and starts the stream: headers, heartbeat, cleanup on close. */
+function openSse(request: FastifyRequest, reply: FastifyReply, heartbeatMs: number): SseResponse {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, {
@@ -105,47 +105,65 @@ export async function streamEvents(
     'x-request-id': request.id,
   });
   raw.flushHeaders();
-
+  const callbacks: (() => void)[] = [];
   let ended = false;
-  let unsubscribe = () => {};
-  const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), deps.config.sseHeartbeatMs);
+  const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), heartbeatMs);
   const end = () => {
     if (ended) return;
     ended = true;
     clearInterval(heartbeat);
-    unsubscribe();
     openStreams.delete(end);
+    for (const callback of callbacks) callback();
     raw.end();
   };
   openStreams.add(end);
   raw.on('close', end);
-  // A client gone while the backlog was read has already closed: nothing would call `end`.
-  if (request.raw.socket.destroyed) return end();
+  // A client gone while the backlog was read has closed already: no 'close' is coming.
+  if (request.raw.socket.destroyed) end();
+  return {
+    write: (text) => raw.write(text),
+    end,
+    get ended() {
+      return ended;
+    },
+    onEnd: (callback) => callbacks.push(callback),
+  };
+}
+
+export async function streamEvents(
+  deps: EventStreamDeps,
+  generationId: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  const job = await deps.generations.job(generationId, request.principal.id);
+  const id = job.id as string;
+  const start = await backlog(deps, job, lastEventId(request));
+  const sse = openSse(request, reply, deps.config.sseHeartbeatMs);
+  if (start.synthetic) {
+    sse.write(frame(start.synthetic, terminalEventId(id)));
+    return sse.end();
+  }
 
   // Rendering is asynchronous; a chain keeps the events in log order.
   let chain = Promise.resolve();
   const send = (event: GenerationEvent) => {
     chain = chain
       .then(async () => {
-        if (ended) return;
+        if (sse.ended) return;
         const marks = await readGenerationMarks(deps.queues.redis, deps.keys, id);
-        raw.write(frame(await renderEvent(deps.config, deps.store, job, event, marks), event.id));
-        if (event.event === 'completed') end();
+        sse.write(frame(await renderEvent(deps.config, deps.store, job, event, marks), event.id));
+        if (event.event === 'completed') sse.end();
       })
       .catch((error) => {
         request.log.warn({ err: error }, 'event stream ended by a failed read');
-        end();
+        sse.end();
       });
   };
-
-  if (start.synthetic) {
-    raw.write(frame(start.synthetic, terminalEventId(id)));
-    return end();
-  }
   for (const event of start.events) send(event);
   if (start.done) {
     await chain;
-    return end();
+    return sse.end();
   }
-  if (!ended) unsubscribe = deps.hub.subscribe(id, start.cursor, send);
+  if (!sse.ended) sse.onEnd(deps.hub.subscribe(id, start.cursor, send));
 }

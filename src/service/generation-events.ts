@@ -33,6 +33,8 @@ export interface GenerationEvent {
   event: GenerationEventName;
   /** When it was written (ms since epoch). */
   at: number;
+  /** When the attempt that wrote it started (ms since epoch): the body's `started_at`. */
+  startedAt?: number;
   progress?: GenerationProgress;
   outcome?: GenerationOutcome;
 }
@@ -55,7 +57,7 @@ type StreamEntry = [string, string[]];
 
 export function parseEntry([entryId, fields]: StreamEntry): GenerationEvent {
   const field = (name: string) => fields[fields.indexOf(name) + 1];
-  const data = JSON.parse(field('data')) as Pick<GenerationEvent, 'at' | 'progress' | 'outcome'>;
+  const data = JSON.parse(field('data')) as Pick<GenerationEvent, 'at' | 'startedAt' | 'progress' | 'outcome'>;
   return { id: field('id'), entryId, event: field('event') as GenerationEventName, ...data };
 }
 
@@ -123,32 +125,22 @@ export class GenerationEventLog {
   }
 }
 
-/** The job as it stood when the event was written: the state and fields a view reads. */
+/**
+ * The job as it stood when the event was written, from the event alone (and the job's id and
+ * data), so that every reader renders the same body whenever it reads.
+ */
 function snapshotAt(job: GenerateJob, logged: GenerationEvent): { job: GenerationSnapshot; state: JobState } {
   const outcome = logged.outcome;
-  if (!outcome) {
-    const running = {
-      progress: logged.progress ?? 0,
-      processedOn: job.processedOn ?? logged.at,
-      finishedOn: undefined,
-    };
-    return { job: { ...pick(job), ...running }, state: 'active' };
-  }
-  return {
-    job: {
-      ...pick(job),
-      returnvalue: outcome.state === 'completed' ? outcome.result : (null as unknown as GenerateJobResult),
-      failedReason: outcome.state === 'failed' ? outcome.reason : '',
-      finishedOn: logged.at,
-      progress: logged.progress ?? 0,
-    },
-    state: outcome.state,
+  const snapshot: GenerationSnapshot = {
+    id: job.id,
+    data: job.data,
+    processedOn: logged.startedAt,
+    progress: logged.progress ?? 0,
+    returnvalue: outcome?.state === 'completed' ? outcome.result : (null as unknown as GenerateJobResult),
+    failedReason: outcome?.state === 'failed' ? outcome.reason : '',
+    finishedOn: outcome ? logged.at : undefined,
   };
-}
-
-function pick(job: GenerateJob): GenerationSnapshot {
-  const { id, data, returnvalue, failedReason, finishedOn, processedOn, progress } = job;
-  return { id, data, returnvalue, failedReason, finishedOn, processedOn, progress };
+  return { job: snapshot, state: outcome ? outcome.state : 'active' };
 }
 
 /** The body of an event, for its webhook and its SSE `data:` alike: GET /generations/:id as of the event, plus `event`. */
@@ -201,19 +193,27 @@ export class GenerationEvents {
 
   start(job: GenerateJob): Promise<void> {
     const id = job.id as string;
-    return this.record(id, job.data.input, { id: `${id}-start`, event: 'start' });
+    return this.record(id, job.data.input, { id: `${id}-start`, event: 'start', startedAt: job.processedOn });
   }
 
-  /** The terminal event (with the last progress reported), after the progress events still being written. */
+  /**
+   * The terminal event, after the progress events still being written; it keeps the last
+   * progress reported, which GET /generations/:id goes on showing.
+   */
   async finished(
-    generationId: string,
-    input: GenerationInput,
+    job: Pick<GenerateJob, 'id' | 'data' | 'processedOn'>,
     outcome: GenerationOutcome,
     progress?: GenerationProgress,
   ): Promise<void> {
-    await this.settle(generationId);
-    const event = { id: terminalEventId(generationId), event: 'completed' as const, outcome };
-    await this.record(generationId, input, progress ? { ...event, progress } : event);
+    const id = job.id as string;
+    await this.settle(id);
+    await this.record(id, job.data.input, {
+      id: terminalEventId(id),
+      event: 'completed',
+      outcome,
+      startedAt: job.processedOn,
+      progress,
+    });
   }
 
   /** Waits for the generation's progress events being written, and forgets them. */
@@ -238,7 +238,12 @@ export class GenerationEvents {
       sequence = progress.stage === stage ? sequence + 1 : 1;
       stage = progress.stage;
       lastAt = now;
-      const event = { id: `${id}-progress-${stage}-${sequence}`, event: 'progress' as const, progress };
+      const event = {
+        id: `${id}-progress-${stage}-${sequence}`,
+        event: 'progress' as const,
+        progress,
+        startedAt: job.processedOn,
+      };
       const before = this.pending.get(id) ?? Promise.resolve();
       this.pending.set(id, before.then(() => this.record(id, job.data.input, event)).catch(onError));
     };

@@ -302,7 +302,7 @@ export class Generations {
     const after = await this.view(job);
     // Canceled while queued: finished now, so its terminal event (and webhook) is written now too.
     if (after.status === 'canceled') {
-      await this.events.finished(id, job.data.input, {
+      await this.events.finished(job, {
         state: 'failed',
         reason: formatFailure('canceled', 'canceled while queued'),
       });

@@ -28,7 +28,7 @@ export function withTerminalEvent(handler: GenerateHandler, events: GenerationEv
     // queueing the webhook again in case that attempt died before it had (its id keeps it single).
     const logged = await events.log.terminal(id);
     if (logged?.outcome) {
-      await events.finished(id, job.data.input, logged.outcome, logged.progress);
+      await events.finished(job, logged.outcome, logged.progress);
       if (logged.outcome.state === 'completed') return logged.outcome.result;
       throw new UnrecoverableError(logged.outcome.reason);
     }
@@ -38,13 +38,13 @@ export function withTerminalEvent(handler: GenerateHandler, events: GenerationEv
     } catch (error) {
       if (isFinal(error, job)) {
         const outcome = { state: 'failed' as const, reason: (error as Error).message };
-        await events.finished(id, job.data.input, outcome, lastProgress(job));
+        await events.finished(job, outcome, lastProgress(job));
       } else {
         await events.settle(id);
       }
       throw error;
     }
-    await events.finished(id, job.data.input, { state: 'completed', result }, lastProgress(job));
+    await events.finished(job, { state: 'completed', result }, lastProgress(job));
     return result;
   };
 }

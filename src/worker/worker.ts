@@ -196,7 +196,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     ?.on('failed', (job, error) => {
       if (!job || !isNamed(job, 'generate') || !/stalled/i.test(error.message)) return;
       events
-        .finished(String(job.id), job.data.input, { state: 'failed', reason: error.message })
+        .finished(job, { state: 'failed', reason: error.message })
         .catch((failure) => logger.warn({ err: failure }, 'terminal event not written'));
     });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
