@@ -118,7 +118,7 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
     GENERATE_ATTEMPTS: '5',
     WEBHOOK_BACKOFF_MS: '200',
     WEBHOOK_ATTEMPTS: '8',
-    WEBHOOK_PROGRESS_INTERVAL_MS: '300',
+    PROGRESS_EVENT_INTERVAL_MS: '300',
     CLASSIFY_TIMEOUT_MS: '60000',
     SHUTDOWN_TIMEOUT_MS: '2000',
     CPU_THREADS: '1',
