@@ -38,6 +38,25 @@ export default tseslint.config(
     },
   },
   {
+    // The playground's modules run in the browser.
+    files: ['public/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'document',
+          'location',
+          'sessionStorage',
+          'fetch',
+          'FormData',
+          'Option',
+          'URL',
+          'setTimeout',
+          'TextDecoderStream',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     // Tests and benchmarks read JSON bodies and library internals loosely.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -69,6 +69,7 @@ export class EventHub {
     this.reader = reader;
     // Sent before the first XREAD on the same connection, so it answers first.
     this.readerId = reader.client('ID') as Promise<number>;
+    // eslint-disable-next-line no-restricted-syntax -- without the id, wake() does nothing and reads end within BLOCK_MS
     this.readerId.catch(() => {});
     void this.follow(reader);
   }
@@ -84,7 +85,7 @@ export class EventHub {
     const readerId = this.readerId;
     readerId
       ?.then((id) => this.queues.redis.client('UNBLOCK', id))
-      // Harmless when it fails: the read ends within BLOCK_MS anyway.
+      // eslint-disable-next-line no-restricted-syntax -- harmless when it fails: the read ends within BLOCK_MS anyway
       .catch(() => {});
   }
 

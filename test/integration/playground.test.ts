@@ -30,6 +30,7 @@ async function withPage(
   } catch (error) {
     await mkdir(FAILURE_DIR, { recursive: true });
     const path = `${FAILURE_DIR}/${name.replace(/\W+/g, '-')}.png`;
+    // eslint-disable-next-line no-restricted-syntax -- a page too broken to screenshot still reports the failure below
     await page.screenshot({ path, fullPage: true }).catch(() => {});
     process.stderr.write(`\n--- page console (${name}) ---\n${consoleLines.join('\n')}\n--- screenshot: ${path}\n`);
     throw error;
