@@ -106,10 +106,16 @@ export interface Config {
   /** Renamed variables still in use: messages the worker logs as warnings at start. */
   warnings: string[];
   /**
-   * API_KEYS: `name:key,name2:key2`, hashed on load. With none here and none in the key store
-   * the API is open (the local quick start).
+   * API_KEYS: `name:key,name2:key2`, hashed on load; more keys live in the key store
+   * (`npm run keys`).
    */
   apiKeys: ConfigApiKey[];
+  /**
+   * AUTH_MODE: `keys`, every request needs a key from API_KEYS or the key store; `open` (what
+   * `npm start` sets when API_KEYS is unset) serves everyone as `anonymous`. Only this setting
+   * opens the API: no state of Redis does.
+   */
+  authMode: AuthMode;
   /**
    * Defaults for every key (store keys may override them); 0 means unlimited.
    * RATE_LIMIT_PER_MINUTE: requests; MAX_CONCURRENT_GENERATIONS: queued + processing;
@@ -117,6 +123,8 @@ export interface Config {
    */
   limits: Limits;
 }
+
+export type AuthMode = 'keys' | 'open';
 
 export interface ConfigApiKey {
   name: string;
@@ -409,9 +417,12 @@ export function loadConfig(env: Env): Readonly<Config> {
     workerMetricsHost: read.string('WORKER_METRICS_HOST', host),
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 0),
     apiKeys: readApiKeys(read),
+    authMode: read.oneOf('AUTH_MODE', ['keys', 'open'] as const),
     limits: readLimits(read),
     warnings: read.warnings,
   };
+  if (config.authMode === 'open' && config.apiKeys.length > 0)
+    read.problems.push('AUTH_MODE=open serves everyone without a key: unset API_KEYS or set AUTH_MODE=keys');
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);
 }

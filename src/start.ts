@@ -54,14 +54,16 @@ async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
   throw new Error('redis-server did not start; install Redis or set REDIS_URL');
 }
 
-let config = exitOnConfigError(() => loadConfig(process.env));
+// The local quick start is open unless keys are configured; AUTH_MODE in the environment wins.
+const env = { ...(process.env.API_KEYS ? {} : { AUTH_MODE: 'open' }), ...process.env };
+let config = exitOnConfigError(() => loadConfig(env));
 const logger = createLogger(config.logLevel, 'dalle-serve');
 let redis: ChildProcess | undefined;
 if (config.redisUrlIsDefault && !(await answers(config.redisUrl))) {
   const started = await startRedis();
   redis = started.child;
   logger.info({ redisUrl: started.url }, 'started a redis-server child');
-  config = loadConfig({ ...process.env, REDIS_URL: started.url });
+  config = loadConfig({ ...env, REDIS_URL: started.url });
 }
 const stopRedis = () => redis?.kill('SIGTERM');
 process.on('exit', stopRedis);

@@ -260,7 +260,7 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
     settings: [
       {
         name: 'WEBHOOK_SECRET',
-        doc: 'Signing secret, whsec_ + base64 of 24-64 random bytes. Unset: requests naming a webhook get 400.',
+        doc: 'whsec_ + base64 of 24-64 random bytes. Each API_KEYS key signs with a secret derived from it and the key (GET /webhook-secret shows a key its own); stored keys sign with their own; it signs itself only in open mode. Unset: requests naming a webhook get 400 (stored keys still sign).',
       },
       {
         name: 'WEBHOOK_TIMEOUT_MS',
@@ -292,7 +292,12 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
     settings: [
       {
         name: 'API_KEYS',
-        doc: 'API keys as name:key pairs, comma-separated (keys of at least 16 characters; hashed on load). With none here and none created by `npm run keys`, the API is open.',
+        doc: 'API keys as name:key pairs, comma-separated (keys of at least 16 characters; hashed on load). More keys: `npm run keys`.',
+      },
+      {
+        name: 'AUTH_MODE',
+        default: 'keys',
+        doc: 'keys: every request needs a key (from API_KEYS or the key store), whatever Redis holds. open: no key needed, everyone is `anonymous` (npm start sets it when API_KEYS is unset; refused together with API_KEYS).',
       },
       {
         name: 'RATE_LIMIT_PER_MINUTE',

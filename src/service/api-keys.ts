@@ -1,13 +1,13 @@
 // API keys: those from config (API_KEYS) and those in the Redis key store (`npm run keys`).
 // Keys are random 32-byte secrets, so a plain SHA-256 is enough to keep them unusable if
 // Redis leaks: there is nothing to brute-force that a slow password hash would protect.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Config, Limits } from '../config.js';
-import { generateWebhookSecret } from '../webhooks/index.js';
+import { generateWebhookSecret, parseWebhookSecret } from '../webhooks/index.js';
 import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
 
-/** The owner of requests and generations in open mode (no key configured anywhere). */
+/** The owner of requests and generations in open mode (AUTH_MODE=open). */
 export const ANONYMOUS = 'anonymous';
 const KEY_PREFIX = 'dsk_';
 
@@ -18,7 +18,7 @@ export interface ApiKeyRecord {
   revoked: boolean;
   /** Overrides of the config's default limits (a missing field takes the default). */
   limits: Limits;
-  /** Signs this key's webhooks; config keys and the anonymous owner use WEBHOOK_SECRET. */
+  /** Signs this key's webhooks; without one, a secret derived from WEBHOOK_SECRET and the id. */
   webhook_secret?: string;
 }
 
@@ -50,15 +50,30 @@ function fromHash(fields: Record<string, string>): ApiKeyRecord | null {
   };
 }
 
+/**
+ * The webhook secret of a key that has none of its own (every API_KEYS key): HMAC-SHA256 of
+ * the key id under WEBHOOK_SECRET, so each key's differs, no other key's receiver accepts it,
+ * and every process computes the same one without storing it. `anonymous` (open mode, a
+ * single client) signs with WEBHOOK_SECRET itself.
+ */
+export function derivedWebhookSecret(webhookSecret: string | undefined, owner: string): string | undefined {
+  if (webhookSecret === undefined || owner === ANONYMOUS) return webhookSecret;
+  const key = createHmac('sha256', parseWebhookSecret(webhookSecret))
+    .update(`dalle-serve key webhook secret\n${owner}`)
+    .digest();
+  return `whsec_${key.toString('base64')}`;
+}
+
 /** The secret that signs the webhooks of generations owned by `owner`. */
 export async function ownerWebhookSecret(
   redis: Redis,
   keys: ServiceKeys,
   owner: string,
-  fallback: string | undefined,
+  webhookSecret: string | undefined,
 ): Promise<string | undefined> {
-  if (owner === ANONYMOUS || owner.startsWith('cfg-')) return fallback;
-  return (await redis.hget(keys.apiKey(owner), 'webhook_secret')) ?? fallback;
+  const stored =
+    owner === ANONYMOUS || owner.startsWith('cfg-') ? null : await redis.hget(keys.apiKey(owner), 'webhook_secret');
+  return stored ?? derivedWebhookSecret(webhookSecret, owner);
 }
 
 export class KeyStore {
@@ -68,13 +83,18 @@ export class KeyStore {
   /** `connection` is read lazily (the API's Queues, or an object holding a CLI's Redis). */
   constructor(
     private readonly connection: { readonly redis: Redis },
-    private readonly config: Pick<Config, 'queuePrefix' | 'apiKeys' | 'limits' | 'webhookSecret'>,
+    private readonly config: Pick<Config, 'queuePrefix' | 'apiKeys' | 'limits' | 'webhookSecret' | 'authMode'>,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
     this.configKeys = new Map(
       config.apiKeys.map(({ name, hash }) => [
         hash,
-        { id: configKeyId(name), name, limits: { ...config.limits }, webhookSecret: config.webhookSecret },
+        {
+          id: configKeyId(name),
+          name,
+          limits: { ...config.limits },
+          webhookSecret: derivedWebhookSecret(config.webhookSecret, configKeyId(name)),
+        },
       ]),
     );
   }
@@ -83,9 +103,14 @@ export class KeyStore {
     return this.connection.redis;
   }
 
-  /** Open mode: no key in config and none ever created in the store (a revoked key still closes it). */
-  async isOpen(): Promise<boolean> {
-    return this.configKeys.size === 0 && (await this.redis.scard(this.keys.apiKeyIds)) === 0;
+  /** Open mode is configured (AUTH_MODE=open), never inferred from what Redis holds. */
+  get isOpen(): boolean {
+    return this.config.authMode === 'open';
+  }
+
+  /** Whether any key could authenticate: for the start-up warning of a closed API with none. */
+  async hasKeys(): Promise<boolean> {
+    return this.configKeys.size > 0 || (await this.redis.scard(this.keys.apiKeyIds)) > 0;
   }
 
   anonymous(): Principal {
@@ -110,7 +135,7 @@ export class KeyStore {
       id: record.id,
       name: record.name,
       limits: { ...this.config.limits, ...record.limits },
-      webhookSecret: record.webhook_secret ?? this.config.webhookSecret,
+      webhookSecret: record.webhook_secret ?? derivedWebhookSecret(this.config.webhookSecret, record.id),
     };
   }
 

@@ -354,7 +354,7 @@ describe('errors without a worker', () => {
 describe('errors of API keys and their limits', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ worker: false });
+    h = await startHarness({ worker: false, env: { AUTH_MODE: 'keys' } });
   });
   after(() => h.close());
 

@@ -84,6 +84,8 @@ export function loopbackEnv(port: number, storageDir: string, prefixStem = 'test
     WORKER_METRICS_PORT: '0',
     WORKER_METRICS_HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
+    // Most tests act as one client; tests of keys set AUTH_MODE=keys (or API_KEYS).
+    AUTH_MODE: 'open',
   };
 }
 
@@ -102,6 +104,7 @@ export async function startHarness({
     WEBHOOK_BACKOFF_MS: '100',
     GENERATE_BACKOFF_MS: '100',
     SHUTDOWN_TIMEOUT_MS: '2000',
+    ...(env.API_KEYS && { AUTH_MODE: 'keys' }),
     ...env,
   };
   const config = loadConfig(fullEnv);

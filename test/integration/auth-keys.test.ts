@@ -1,11 +1,13 @@
-// API keys through real HTTP on real Redis: open mode while no key exists anywhere, 401
-// problem+json with WWW-Authenticate once one does, config and store keys, revocation,
-// public endpoints, and the key CLI run as a child process against the test's prefix.
+// API keys through real HTTP on real Redis: open mode only when AUTH_MODE=open, 401
+// problem+json with WWW-Authenticate otherwise, whatever Redis holds (even flushed), config
+// and store keys, revocation, public endpoints, and the key CLI run as a child process
+// against the test's prefix.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { type Harness, json, post, startHarness } from './api-harness.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { type Harness, json, post, removeQueues, startHarness } from './api-harness.js';
 
 const run = promisify(execFile);
 const ALICE = 'alice-key-0123456789abcdef';
@@ -31,10 +33,10 @@ async function publicEndpointsAnswer(baseUrl: string): Promise<void> {
   assert.equal((await fetch(`${baseUrl}/readyz`)).status, 503);
 }
 
-describe('open mode: no key configured or stored', () => {
+describe('open mode: AUTH_MODE=open', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ worker: false });
+    h = await startHarness({ worker: false, env: { AUTH_MODE: 'open' } });
   });
   after(() => h.close());
 
@@ -45,15 +47,46 @@ describe('open mode: no key configured or stored', () => {
     assert.equal(usage.key.id, 'anonymous');
   });
 
-  test('a stored key closes the API; its revocation does not reopen it', async () => {
-    const { key, record } = await h.services.keyStore.create('first');
+  test('a stored key does not change the mode: only the setting does', async () => {
+    const { key } = await h.services.keyStore.create('first');
+    assert.equal((await json(await fetch(`${h.baseUrl}/usage`, { headers: auth(key) }))).key.id, 'anonymous');
+    assert.equal((await fetch(`${h.baseUrl}/generations`)).status, 200);
+  });
+
+  test('AUTH_MODE=open with API_KEYS is refused at start', () => {
+    assert.throws(
+      () => loadConfig({ ...h.env, API_KEYS: `alice:${ALICE}` }),
+      (error: ConfigError) => error.problems.some((problem) => problem.startsWith('AUTH_MODE=open')),
+    );
+  });
+});
+
+describe('closed by default: AUTH_MODE=keys', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ worker: false, env: { AUTH_MODE: '' } });
+  });
+  after(() => h.close());
+
+  test('with no key anywhere every request is 401, never open', async () => {
+    assert.equal(h.config.authMode, 'keys');
     await expectUnauthorized(await fetch(`${h.baseUrl}/generations`));
-    const mine = await json(await fetch(`${h.baseUrl}/generations`, { headers: auth(key) }));
-    assert.deepEqual(mine.data, [], 'the anonymous generation is not the new key’s');
+    await expectUnauthorized(await post(h.baseUrl, '/generations', { prompt: 'x' }));
+  });
+
+  test('keys only in the store, then the store flushed: 401, never open', async () => {
+    const { key, record } = await h.services.keyStore.create('first');
+    assert.equal((await fetch(`${h.baseUrl}/generations`, { headers: auth(key) })).status, 200);
     assert.equal((await fetch(`${h.baseUrl}/generations`, { headers: { 'x-api-key': key } })).status, 200);
     await h.services.keyStore.revoke(record.id);
     await expectUnauthorized(await fetch(`${h.baseUrl}/generations`, { headers: auth(key) }));
+    await h.services.keyStore.create('second');
+    // Everything under the prefix gone, as after a Redis restart that kept nothing on disk.
+    await removeQueues(h.config);
+    assert.equal(await h.services.keyStore.hasKeys(), false);
     await expectUnauthorized(await fetch(`${h.baseUrl}/generations`));
+    await expectUnauthorized(await fetch(`${h.baseUrl}/usage`, { headers: auth(key) }));
+    await expectUnauthorized(await post(h.baseUrl, '/generations', { prompt: 'after the flush' }));
     await publicEndpointsAnswer(h.baseUrl);
   });
 });
@@ -91,7 +124,7 @@ describe('keys from API_KEYS', () => {
 describe('npm run keys', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ worker: false });
+    h = await startHarness({ worker: false, env: { AUTH_MODE: 'keys' } });
   });
   after(() => h.close());
 

@@ -14,7 +14,7 @@ describe('listing among many keys', () => {
   before(async () => {
     h = await startHarness({
       worker: false,
-      env: { WEBHOOK_SECRET: '', GENERATE_MAX_QUEUED: String(BUSY_GENERATIONS + 10) },
+      env: { AUTH_MODE: 'keys', WEBHOOK_SECRET: '', GENERATE_MAX_QUEUED: String(BUSY_GENERATIONS + 10) },
     });
     const bearer = async (name: string) => ({
       authorization: `Bearer ${(await h.services.keyStore.create(name)).key}`,

@@ -33,7 +33,7 @@ describe('ownership across two keys', () => {
   let deliveries: WebhookReceiver['deliveries'];
 
   before(async () => {
-    h = await startHarness();
+    h = await startHarness({ env: { AUTH_MODE: 'keys' } });
     const client = async (name: string): Promise<Client> => {
       const { key, record } = await h.services.keyStore.create(name);
       return {

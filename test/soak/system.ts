@@ -111,6 +111,7 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
     WEBHOOK_SECRET,
     OUTBOUND_ALLOW: '127.0.0.1',
     API_KEYS: `alice:${KEYS.alice},bob:${KEYS.bob}`,
+    AUTH_MODE: 'keys',
     LOG_LEVEL: 'warn',
     LOCK_DURATION_MS: '3000',
     STALLED_INTERVAL_MS: '1000',

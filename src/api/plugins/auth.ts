@@ -1,7 +1,7 @@
 // Who is asking: an API key from `Authorization: Bearer <key>` or `X-API-Key`, checked against
-// API_KEYS and the key store, then counted against the key's per-minute limit. With no key
-// anywhere the API is open and every request acts as `anonymous` (the local quick start).
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// API_KEYS and the key store, then counted against the key's per-minute limit. Only
+// AUTH_MODE=open (the local quick start) lets requests in without a key, as `anonymous`.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ServiceError } from '../../errors.js';
 import type { KeyStore, Principal } from '../../service/api-keys.js';
@@ -37,20 +37,38 @@ function presentedKey(request: FastifyRequest): string | undefined {
   return typeof header === 'string' ? header.trim() : undefined;
 }
 
+/** The key's principal, or a 401 with its challenge. */
+async function authenticated(request: FastifyRequest, reply: FastifyReply, keyStore: KeyStore): Promise<Principal> {
+  const key = presentedKey(request);
+  const principal = key ? await keyStore.authenticate(key) : null;
+  if (principal) return principal;
+  reply.header('WWW-Authenticate', key === undefined ? CHALLENGE : `${CHALLENGE}, error="invalid_token"`);
+  throw new ServiceError(
+    'unauthorized',
+    key === undefined
+      ? 'send an API key as "Authorization: Bearer <key>"'
+      : 'the API key is not valid or has been revoked',
+  );
+}
+
 export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, queues }: AuthOptions) => {
   // Fastify's typing wants the declared type as the initial value (a library-forced cast): the
   // auth hook sets the principal before any handler that reads it runs.
   app.decorateRequest('principal', null as unknown as Principal);
 
   app.addHook('onReady', async () => {
+    if (keyStore.isOpen) {
+      app.log.warn('AUTH_MODE=open: the API serves anyone who can reach it, without a key');
+      return;
+    }
     // Not awaited: start-up must not wait on Redis; the warning follows when it answers.
     queues
       .connected()
-      .then(() => keyStore.isOpen())
-      .then((open) => {
-        if (open)
+      .then(() => keyStore.hasKeys())
+      .then((any) => {
+        if (!any)
           app.log.warn(
-            'no API key is configured (API_KEYS) or stored (npm run keys): the API is open to anyone who can reach it',
+            'no API key is configured (API_KEYS) or stored (npm run keys): every request gets 401 until one is created',
           );
       })
       // eslint-disable-next-line no-restricted-syntax -- with Redis down the mode is unknown; /readyz reports Redis
@@ -59,25 +77,8 @@ export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, q
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.public || request.url.startsWith('/docs')) return;
-    const key = presentedKey(request);
     await queues.connected();
-    const principal = key ? await keyStore.authenticate(key) : null;
-    if (!principal) {
-      // Open mode ignores whatever key a client sends: there is none it could match.
-      if (await keyStore.isOpen()) {
-        request.principal = keyStore.anonymous();
-      } else {
-        reply.header('WWW-Authenticate', key === undefined ? CHALLENGE : `${CHALLENGE}, error="invalid_token"`);
-        throw new ServiceError(
-          'unauthorized',
-          key === undefined
-            ? 'send an API key as "Authorization: Bearer <key>"'
-            : 'the API key is not valid or has been revoked',
-        );
-      }
-    } else {
-      request.principal = principal;
-    }
+    request.principal = keyStore.isOpen ? keyStore.anonymous() : await authenticated(request, reply, keyStore);
     const { limit, remaining, resetSeconds } = await limiter.hitRequest(request.principal);
     if (limit !== undefined) {
       reply.header('RateLimit-Limit', String(limit));

@@ -1,6 +1,8 @@
-// GET /usage: the calling key's own counters and limits (null: unlimited).
+// GET /usage: the calling key's own counters and limits (null: unlimited). GET /webhook-secret:
+// the secret that signs the calling key's webhooks, so its receivers can verify them.
 import { type TypeBoxTypeProvider, Type } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { ANONYMOUS } from '../../service/api-keys.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
 
@@ -13,6 +15,14 @@ const Usage = Type.Object({
     requests_this_minute: Type.Integer({ description: 'Including this request' }),
     concurrent_generations: Type.Integer({ description: 'Generations queued or processing' }),
     candidates_today: Type.Integer({ description: 'Candidates asked for since 00:00 UTC' }),
+  }),
+});
+
+const WebhookSecret = Type.Object({
+  key: Type.Object({ id: Type.String(), name: Type.String() }),
+  webhook_secret: Type.Union([Type.String({ pattern: '^whsec_' }), Type.Null()], {
+    description:
+      "Standard Webhooks secret (`whsec_…`) of this key. null in open mode (the server's WEBHOOK_SECRET signs; its operator knows it) or when webhooks are not configured",
   }),
 });
 
@@ -35,6 +45,19 @@ export async function usageRoutes(instance: FastifyInstance, { generations }: Se
         },
         usage: await generations.limiter.usage(request.principal),
       };
+    },
+  });
+  instance.withTypeProvider<TypeBoxTypeProvider>().get('/webhook-secret', {
+    schema: {
+      operationId: 'getWebhookSecret',
+      tags: ['system'],
+      summary: "The secret that signs the calling key's webhooks",
+      response: { 200: WebhookSecret, ...problemResponses() },
+    },
+    handler: async (request, reply) => {
+      const { id, name, webhookSecret } = request.principal;
+      reply.header('cache-control', 'no-store');
+      return { key: { id, name }, webhook_secret: id === ANONYMOUS ? null : (webhookSecret ?? null) };
     },
   });
 }
