@@ -1,6 +1,6 @@
 // The service's configuration: read once from the environment, validated, frozen. This is
 // the only module that reads process.env; everything else receives a Config.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { QUEUE_NAMES, type QueueName } from './contracts/queues.js';
 import type { DeviceName } from './models/types.js';
 import { type AllowList, EMPTY_ALLOW_LIST, parseAllowList } from './net/outbound.js';
@@ -239,9 +239,10 @@ class Reader {
 function readStorage(read: Reader, publicBaseUrl: string): StorageOptions {
   const kind = read.oneOf('STORAGE', ['fs', 's3'] as const);
   if (kind === 'fs') {
-    // A per-process secret suits one API process; several API replicas need a shared one.
-    const signingSecret = read.string('FILE_URL_SECRET', randomBytes(32).toString('hex'));
-    if (signingSecret.length < 16) read.problems.push('FILE_URL_SECRET: expected at least 16 characters');
+    // Unset: every API and worker process shares one made on first start and kept in Redis.
+    const signingSecret = read.raw('FILE_URL_SECRET');
+    if (signingSecret !== undefined && signingSecret.length < 16)
+      read.problems.push('FILE_URL_SECRET: expected at least 16 characters');
     return { kind, dir: read.string('STORAGE_DIR'), publicBaseUrl, signingSecret };
   }
   const accessKeyId = read.raw('S3_ACCESS_KEY_ID');

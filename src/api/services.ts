@@ -6,12 +6,15 @@ import { ClipJobs } from '../service/clip-jobs.js';
 import { Generations } from '../service/generations.js';
 import { serviceKeys } from '../queue/keys.js';
 import { Queues } from '../queue/queues.js';
-import { type ObjectStore, createObjectStore } from '../storage/index.js';
+import { type ObjectStore, type StorageOptions, createObjectStore } from '../storage/index.js';
+import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
 
 export interface Services {
   config: Config;
   queues: Queues;
   store: ObjectStore;
+  /** config.storage with the secret the /files/ route checks (shared through Redis when unset). */
+  storage: StorageOptions;
   generations: Generations;
   clip: ClipJobs;
   keyStore: KeyStore;
@@ -22,10 +25,12 @@ export interface Services {
 
 export function createServices(config: Config): Services {
   const queues = new Queues(config);
-  const store = createObjectStore(config.storage);
+  const storage = withSharedFileUrlSecret(config.storage, queues, serviceKeys(config.queuePrefix));
+  const store = createObjectStore(storage);
   const eventHub = new EventHub(config.redisUrl, queues, serviceKeys(config.queuePrefix));
   return {
     config,
+    storage,
     queues,
     store,
     generations: new Generations(config, queues, store),

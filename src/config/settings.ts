@@ -223,7 +223,7 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       { name: 'STORAGE_DIR', default: './data/images', doc: 'fs: folder that holds the images.' },
       {
         name: 'FILE_URL_SECRET',
-        doc: 'fs: HMAC key (16+ characters) for signed /files/ URLs. Default: random per process; set it when several API processes serve files.',
+        doc: 'fs: HMAC key (16+ characters) for signed /files/ URLs. Unset: one random secret made on first start and kept in Redis, shared by every API and worker process (set it to keep URLs valid across a Redis that lost its data).',
       },
       { name: 'S3_ENDPOINT', doc: 's3: custom endpoint for S3-compatible stores (MinIO, R2). Default: AWS.' },
       { name: 'S3_REGION', default: 'us-east-1', doc: 's3: region.' },

@@ -20,6 +20,8 @@ export function serviceKeys(prefix: string) {
     /** Hash: event id → its entry id in the log, so a repeated event is written once and a stream can resume. */
     eventIds: (id: string) => `${base}:events:${id}:ids`,
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
+    /** String: the /files/ URL signing secret shared by every process when FILE_URL_SECRET is unset. */
+    fileUrlSecret: `${base}:file-url-secret`,
     /** String: JSON list of the model packs the workers serve. */
     models: `${base}:models`,
     /** Set of every API key id ever created in the store (revoked ones too). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { FsStorageOptions, ObjectStore, ObjectUrl, StoredObject } from './object-store.js';
-import { assertSigningSecret, fileUrlQuery } from './signed-url.js';
+import { assertSigningSecret, fileUrlQuery, resolveSigningSecret } from './signed-url.js';
 import {
   InvalidStorageArgumentError,
   assertValidBody,
@@ -71,7 +71,7 @@ async function removeFolder(folder: string): Promise<number> {
  * hidden sidecar file (`.<name>.type`) beside the object, so any type round-trips.
  */
 export function createFsStore(options: FsStorageOptions): ObjectStore {
-  assertSigningSecret(options.signingSecret);
+  if (typeof options.signingSecret !== 'function') assertSigningSecret(options.signingSecret);
   if (typeof options.dir !== 'string' || options.dir === '') {
     throw new Error('fs storage needs a folder: set dir');
   }
@@ -156,8 +156,9 @@ export function createFsStore(options: FsStorageOptions): ObjectStore {
     assertValidKey(key);
     assertValidLifetime(expiresInSeconds);
     const expires = Math.floor(Date.now() / 1000) + expiresInSeconds;
+    const secret = await resolveSigningSecret(options.signingSecret);
     return {
-      url: `${baseUrl}/files/${key}?${fileUrlQuery(options.signingSecret, key, expires)}`,
+      url: `${baseUrl}/files/${key}?${fileUrlQuery(secret, key, expires)}`,
       expiresAt: new Date(expires * 1000),
     };
   }

@@ -7,10 +7,11 @@ export type {
   ObjectStore,
   ObjectUrl,
   S3StorageOptions,
+  SigningSecretSource,
   StorageOptions,
   StoredObject,
 } from './object-store.js';
-export { verifyFileSignature } from './signed-url.js';
+export { resolveSigningSecret, verifyFileSignature } from './signed-url.js';
 export { InvalidStorageArgumentError, assertValidKey, isValidKey } from './validation.js';
 export { createFsStore } from './fs-store.js';
 export { createS3Store } from './s3-store.js';

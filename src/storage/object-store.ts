@@ -27,14 +27,20 @@ export interface ObjectStore {
   url(key: string, expiresInSeconds: number): Promise<ObjectUrl>;
 }
 
+/** Resolves the file URL signing secret; called on each use, so it should cache. */
+export type SigningSecretSource = () => Promise<string>;
+
 export interface FsStorageOptions {
   kind: 'fs';
   /** Folder that holds the objects; created on first write. */
   dir: string;
   /** Absolute base URL of the API, which serves `/files/<key>` to signed requests. */
   publicBaseUrl: string;
-  /** HMAC key for file URLs (at least 16 characters). */
-  signingSecret: string;
+  /**
+   * HMAC key for file URLs (at least 16 characters), or where to get it on first use (a
+   * secret shared through Redis by processes that were given none).
+   */
+  signingSecret?: string | SigningSecretSource;
 }
 
 export interface S3StorageOptions {

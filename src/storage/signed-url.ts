@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { SigningSecretSource } from './object-store.js';
 import { isValidKey } from './validation.js';
 
 const MIN_SECRET_LENGTH = 16;
@@ -9,6 +10,13 @@ export function assertSigningSecret(secret: unknown): asserts secret is string {
   if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
     throw new Error(`file URL signing secret must be a string of at least ${MIN_SECRET_LENGTH} characters`);
   }
+}
+
+/** The secret itself, or what its source resolves to (checked the same way). */
+export async function resolveSigningSecret(secret: string | SigningSecretSource | undefined): Promise<string> {
+  const value = typeof secret === 'function' ? await secret() : secret;
+  assertSigningSecret(value);
+  return value;
 }
 
 // A newline cannot occur in a key, so `key\nexpires` is unambiguous where `key + expires`

@@ -13,6 +13,7 @@ import { publishModels } from '../service/model-registry.js';
 import { Queues } from '../queue/queues.js';
 import { GenerationEvents } from '../service/generation-events.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
+import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
 import { createClassifyHandler, createEmbedHandler } from './classify.js';
@@ -112,7 +113,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   }
   const keys = serviceKeys(config.queuePrefix);
   const queues = new Queues(config);
-  const store = options.store ?? createObjectStore(config.storage);
+  const store = options.store ?? createObjectStore(withSharedFileUrlSecret(config.storage, queues, keys));
   const metrics = createWorkerMetrics();
   const cancels = new CancelWatcher(config.redisUrl, queues.redis, keys);
   await cancels.start();

@@ -4,20 +4,41 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
-import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config.js';
+import {
+  type Harness,
+  WEBHOOK_SECRET,
+  closeSharedEngine,
+  freePort,
+  json,
+  loopbackEnv,
+  post,
+  removeQueues,
+  startHarness,
+  startWebhookReceiver,
+  terminal,
+  waitFor,
+} from './api-harness.js';
 
-function spawnWorker(env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+function spawnWorker(env: Record<string, string>, entry = 'src/worker/main.ts'): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     env: { ...process.env, ...env, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return child;
 }
 
-async function waitReady(h: Harness, ready: boolean, timeoutMs = 60_000): Promise<void> {
+async function waitReady(h: Pick<Harness, 'baseUrl'>, ready: boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if ((await fetch(`${h.baseUrl}/readyz`)).status === (ready ? 200 : 503)) return;
+    const status = await fetch(`${h.baseUrl}/readyz`).then(
+      (response) => response.status,
+      () => 0,
+    );
+    if (status === (ready ? 200 : 503)) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`readyz did not become ${ready ? 200 : 503}`);
@@ -115,5 +136,46 @@ describe('worker process', () => {
     await h.startWorker({ WORKER_QUEUES: 'generate' });
     const done = await waitFor(h.baseUrl, accepted.id, terminal, 120_000);
     assert.equal(done.status, 'succeeded');
+  });
+});
+
+describe('API and worker as separate processes, FILE_URL_SECRET unset', () => {
+  const children: ChildProcess[] = [];
+  let env: Record<string, string>;
+  let dir: string;
+  after(async () => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await removeQueues(loadConfig(env));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('image URLs the worker signs for webhooks are served by the API', async () => {
+    const port = await freePort();
+    dir = await mkdtemp(join(tmpdir(), 'dalle-two-processes-'));
+    const { FILE_URL_SECRET: _unset, ...base } = loopbackEnv(port, dir);
+    env = { ...base, WEBHOOK_SECRET, OUTBOUND_ALLOW: '127.0.0.1', CPU_THREADS: '1' };
+    const receiver = await startWebhookReceiver();
+    try {
+      children.push(spawnWorker(env), spawnWorker(env, 'src/api/main.ts'));
+      const api = { baseUrl: `http://127.0.0.1:${port}` };
+      await waitReady(api, true);
+      const body = { prompt: 'two processes', candidates: 2, n: 1, webhook: receiver.url };
+      const accepted = await json(
+        await post(api.baseUrl, '/generations', { ...body, webhook_events_filter: ['completed'] }),
+      );
+      const done = await waitFor(api.baseUrl, accepted.id, terminal, 120_000);
+      assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+      assert.equal((await fetch(done.images[0].url)).status, 200, 'a URL the API signed');
+      const deadline = Date.now() + 60_000;
+      while (receiver.deliveries.length === 0 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      const event = JSON.parse(receiver.deliveries[0].body);
+      assert.equal(event.id, accepted.id);
+      const fromWorker = await fetch(event.images[0].url);
+      assert.equal(fromWorker.status, 200, 'a URL the worker signed');
+      assert.match(fromWorker.headers.get('content-type') ?? '', /^image\//);
+    } finally {
+      await receiver.close();
+    }
   });
 });

@@ -2,12 +2,11 @@
 import type { FastifyInstance } from 'fastify';
 import { type TypeBoxTypeProvider, Type } from '@fastify/type-provider-typebox';
 import { ServiceError } from '../../errors.js';
-import { verifyFileSignature } from '../../storage/index.js';
+import { resolveSigningSecret, verifyFileSignature } from '../../storage/index.js';
 import type { Services } from '../services.js';
 import { publicProblemResponses } from './responses.js';
 
-export async function fileRoutes(app: FastifyInstance, { store, config }: Services): Promise<void> {
-  const storage = config.storage;
+export async function fileRoutes(app: FastifyInstance, { store, storage }: Services): Promise<void> {
   if (storage.kind !== 'fs') return;
   app.withTypeProvider<TypeBoxTypeProvider>().get('/files/*', {
     // The signature is the credential: these URLs are handed to browsers and receivers.
@@ -34,7 +33,8 @@ export async function fileRoutes(app: FastifyInstance, { store, config }: Servic
       const { expires, signature } = request.query;
       const notFound = new ServiceError('not_found', 'no such file, or its URL has expired');
       if (expires === undefined || signature === undefined) throw notFound;
-      if (!verifyFileSignature(storage.signingSecret, key, expires, signature)) throw notFound;
+      const secret = await resolveSigningSecret(storage.signingSecret);
+      if (!verifyFileSignature(secret, key, expires, signature)) throw notFound;
       const object = await store.get(key);
       if (!object) throw notFound;
       const maxAge = Math.max(0, Number(expires) - Math.floor(Date.now() / 1000));
