@@ -97,15 +97,15 @@ function post(
   };
   return new Promise((resolve, reject) => {
     const request = transport.request(target, options, (response) => {
-      const status = response.statusCode ?? 0;
+      // The status is the answer, taken with the headers: a body still trickling at the
+      // timeout (whose abort would otherwise reject) or cut off changes nothing.
+      resolve(response.statusCode ?? 0);
       let received = 0;
       response.on('data', (chunk: Buffer) => {
         received += chunk.length;
         if (received > RESPONSE_BODY_LIMIT_BYTES) response.destroy();
       });
-      // The status is the answer; a body cut off, or still trickling at the timeout, changes nothing.
-      response.on('error', () => resolve(status));
-      response.on('close', () => resolve(status));
+      response.on('error', () => {});
     });
     request.on('error', reject);
     request.end(body);

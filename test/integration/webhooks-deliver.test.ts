@@ -155,6 +155,26 @@ describe('deliverWebhook', () => {
     assert.equal(result.status, 200);
   });
 
+  test('a 2xx whose body dribbles past the timeout is delivered: the status is the answer', async () => {
+    let stopped = false;
+    answer = (_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      const dribble = setInterval(() => {
+        if (response.destroyed || stopped) clearInterval(dribble);
+        else response.write('.');
+      }, 50);
+      response.on('close', () => clearInterval(dribble));
+    };
+    try {
+      // The body never ends; the timeout passes while it is still arriving.
+      const result = await deliver({ timeoutMs: 300 });
+      assert.equal(result.status, 200);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+    } finally {
+      stopped = true;
+    }
+  });
+
   test('a refused connection is retryable and names the origin only', async () => {
     const error = await failure(deliver({ url: 'http://user:pass@127.0.0.1:1/hook?token=secret' }));
     assert.equal(error.retryable, true);
