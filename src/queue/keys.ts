@@ -9,6 +9,8 @@ export function serviceKeys(prefix: string) {
     ownerGenerations: (owner: string) => `${base}:generations:owner:${owner}`,
     /** String: when a cancel was requested (ms since epoch). */
     cancel: (id: string) => `${base}:cancel:${id}`,
+    /** String: set by the worker when a generation's result is final; a cancel after it gets 409. */
+    committed: (id: string) => `${base}:committed:${id}`,
     /** Pub/sub channel carrying the ids of generations to cancel. */
     cancelChannel: `${base}:cancel`,
     /** String: JSON of a webhook event given up on (the dead letter GET /generations/:id shows). */

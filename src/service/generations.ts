@@ -28,6 +28,7 @@ import { servedModel } from './model-registry.js';
 import { RateLimiter } from './limits.js';
 import type { Queues } from '../queue/queues.js';
 import { GenerationEvents } from './generation-events.js';
+import { recordCancel } from './cancel-commit.js';
 
 const DEFAULT_CANDIDATES = 512;
 const DEFAULT_N = 32;
@@ -297,7 +298,8 @@ export class Generations {
     const before = await this.view(job);
     if (isTerminal(before.status))
       throw new ServiceError('generation_finished', `generation ${id} already ${before.status}`);
-    await this.redis.set(this.keys.cancel(id), String(Date.now()), 'EX', this.config.retentionSeconds, 'NX');
+    if (!(await recordCancel(this.redis, this.keys, id, this.config.retentionSeconds)))
+      throw new ServiceError('generation_finished', `generation ${id} is past the point where it can be canceled`);
     await this.redis.publish(this.keys.cancelChannel, id);
     const after = await this.view(job);
     // Canceled while queued: finished now, so its terminal event (and webhook) is written now too.
@@ -325,7 +327,13 @@ export class Generations {
       .multi()
       .zrem(this.keys.generationIndex, id)
       .zrem(this.keys.ownerGenerations(owner), id)
-      .del(this.keys.cancel(id), this.keys.webhookFailure(id), this.keys.events(id), this.keys.eventIds(id))
+      .del(
+        this.keys.cancel(id),
+        this.keys.committed(id),
+        this.keys.webhookFailure(id),
+        this.keys.events(id),
+        this.keys.eventIds(id),
+      )
       .exec();
   }
 }

@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { ServiceKeys } from '../queue/keys.js';
 import { createRedis } from '../queue/redis.js';
+import { commitGeneration } from '../service/cancel-commit.js';
 
 /** The abort reason of a canceled generation (distinct from a shutdown). */
 export const CANCELED = 'canceled';
@@ -27,6 +28,11 @@ export class CancelWatcher {
     this.subscriber.on('error', () => {});
     await this.subscriber.subscribe(this.keys.cancelChannel);
     this.poll = setInterval(() => void this.pollRunning(), this.pollIntervalMs).unref();
+  }
+
+  /** The point of no return: false when a cancel was recorded first (see cancel-commit.ts). */
+  commit(id: string): Promise<boolean> {
+    return commitGeneration(this.redis, this.keys, id);
   }
 
   async isRequested(id: string): Promise<boolean> {

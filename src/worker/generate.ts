@@ -160,6 +160,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
       })) {
         deps.metrics.stageDuration.observe({ stage }, ms / 1000);
       }
+      if (!(await deps.cancels.commit(id))) throw canceled('canceled by request');
       const round = (ms: number) => Math.round(ms * 10) / 10;
       log.info({ images: images.length, totalMs: Date.now() - started }, 'generation succeeded');
       return {

@@ -34,7 +34,7 @@ export async function sweepExpired(
       .multi()
       .zrem(keys.generationIndex, id)
       .zrem(keys.ownerGenerations(owner), id)
-      .del(keys.cancel(id), keys.webhookFailure(id), keys.events(id), keys.eventIds(id))
+      .del(keys.cancel(id), keys.committed(id), keys.webhookFailure(id), keys.events(id), keys.eventIds(id))
       .exec();
     removed += 1;
   }

@@ -1,0 +1,78 @@
+// A cancel answered 202 always ends canceled, and one that comes too late is a 409: the worker
+// commits a result in Redis only while no cancel is recorded, and the API records a cancel
+// only while no result is committed. Cancels are sent while images are being stored (through
+// the real object store, from inside its put) and at varied moments against many small
+// generations.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { ObjectStore } from '../../src/storage/index.js';
+import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+
+describe('cancel against the last stage', () => {
+  let h: Harness;
+  /** The answer to the cancel sent from inside the store's first put of each generation. */
+  const cancelDuringStore = new Map<string, Promise<number>>();
+
+  before(async () => {
+    h = await startHarness({ worker: false });
+    const inner = h.services.store;
+    const store: ObjectStore = {
+      ...inner,
+      async put(key, body, contentType) {
+        const id = key.split('/')[1];
+        if (id && !cancelDuringStore.has(id)) {
+          const answer = fetch(`${h.baseUrl}/generations/${id}/cancel`, { method: 'POST' }).then((r) => r.status);
+          cancelDuringStore.set(id, answer);
+          await answer;
+        }
+        return inner.put(key, body, contentType);
+      },
+    };
+    await h.startWorker({}, { store });
+  });
+  after(async () => {
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  test('a cancel sent while the images are being stored ends canceled', async () => {
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'store then cancel', candidates: 2 }));
+    const done = await waitFor(h.baseUrl, accepted.id, terminal, 120_000);
+    const answer = await cancelDuringStore.get(accepted.id);
+    assert.equal(answer, 202);
+    assert.equal(done.status, 'canceled');
+    assert.deepEqual(done.images, []);
+  });
+});
+
+describe('cancels at varied moments', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(async () => {
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  test('every 202 ends canceled; every 409 ends succeeded', async () => {
+    const outcomes: { delayMs: number; cancel: number; status: string }[] = [];
+    for (let round = 0; round < 24; round += 1) {
+      const accepted = await json(
+        await post(h.baseUrl, '/generations', { prompt: `race ${round}`, candidates: 1, n: 1 }),
+      );
+      // From at once to past the end of a one-candidate generation.
+      const delayMs = (round % 8) * 40;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const cancel = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
+      const done = await waitFor(h.baseUrl, accepted.id, terminal, 120_000);
+      outcomes.push({ delayMs, cancel: cancel.status, status: done.status });
+      if (cancel.status === 202) assert.equal(done.status, 'canceled', JSON.stringify(outcomes.at(-1)));
+      else {
+        assert.equal(cancel.status, 409);
+        assert.equal((await json(cancel)).code, 'generation_finished');
+        assert.equal(done.status, 'succeeded', JSON.stringify(outcomes.at(-1)));
+      }
+    }
+  });
+});
