@@ -70,6 +70,8 @@ export interface Config {
   /** IMAGE_FETCH_TIMEOUT_MS, IMAGE_MAX_BYTES, IMAGE_FETCH_MAX_REDIRECTS: image URLs and uploads. */
   imageFetchTimeoutMs: number;
   imageMaxBytes: number;
+  /** CLIP_REQUEST_MAX_IMAGE_BYTES: the images of one classify or embed request together; past it 413 images_too_large. */
+  clipRequestMaxImageBytes: number;
   imageFetchMaxRedirects: number;
   /**
    * IMAGE_MAX_PIXELS: the largest image the worker decodes. A few KiB of PNG can claim
@@ -400,6 +402,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     classifyBatchWaitMs: read.int('CLASSIFY_BATCH_WAIT_MS', 0, 60_000),
     imageFetchTimeoutMs: read.int('IMAGE_FETCH_TIMEOUT_MS', 1),
     imageMaxBytes: read.int('IMAGE_MAX_BYTES', 1),
+    clipRequestMaxImageBytes: read.int('CLIP_REQUEST_MAX_IMAGE_BYTES', 1),
     imageFetchMaxRedirects: read.int('IMAGE_FETCH_MAX_REDIRECTS', 0, 20),
     imageMaxPixels: read.int('IMAGE_MAX_PIXELS', 1),
     outboundAllow: readOutboundAllow(read),

@@ -46,6 +46,12 @@ export const ERRORS = {
     title: 'The Idempotency-Key was used with a different request',
   },
   payload_too_large: { status: 413, retry: false, in: RESPONSE, title: 'The request body is too large' },
+  images_too_large: {
+    status: 413,
+    retry: false,
+    in: RESPONSE,
+    title: 'The images of the request are too large together',
+  },
   unsupported_media_type: {
     status: 415,
     retry: false,

@@ -5,7 +5,8 @@ import type { Config } from '../config.js';
 import type { ClassifyJobData, EmbedJobData } from '../contracts/jobs.js';
 import { ClassifyBody, type EmbedBody } from '../contracts/schemas.js';
 import { ServiceError, fieldError } from '../errors.js';
-import { resolveImage } from './images.js';
+import type { PendingClipJob } from '../service/clip-jobs.js';
+import { resolveImages } from './images.js';
 import { validationFailed } from './plugins/validation.js';
 
 /** NFC, so that the same words typed as composed or decomposed characters are one text. */
@@ -16,32 +17,34 @@ function normalized(texts: string[], field: string, unique: boolean): string[] {
   return out;
 }
 
-export async function classifyJobFromJson(body: ClassifyBody, config: Config): Promise<ClassifyJobData> {
+/** A CLIP request checked, its images not read yet: ClipJobs reads them once it has a place. */
+type ClipRequest<D> = PendingClipJob<D>;
+
+export function classifyRequestFromJson(body: ClassifyBody, config: Config): ClipRequest<ClassifyJobData> {
   if ((body.image === undefined) === (body.images === undefined))
     throw fieldError('image', 'or images is required, and not both');
   if (body.top_k !== undefined && body.top_k > body.labels.length)
     throw fieldError('top_k', `must be at most the number of labels (${body.labels.length})`);
-  const images = body.image
-    ? [await resolveImage(body.image, 'image', config)]
-    : await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config)));
+  const inputs = body.image ? [body.image] : (body.images ?? []);
+  const field = body.image ? 'image' : 'images';
   return {
-    images,
-    labels: normalized(body.labels, 'labels', true),
-    ...(body.templates && { templates: normalized(body.templates, 'templates', false) }),
-    ...(body.top_k !== undefined && { top_k: body.top_k }),
-    ...(body.model !== undefined && { model: body.model }),
+    data: {
+      labels: normalized(body.labels, 'labels', true),
+      ...(body.templates && { templates: normalized(body.templates, 'templates', false) }),
+      ...(body.top_k !== undefined && { top_k: body.top_k }),
+      ...(body.model !== undefined && { model: body.model }),
+    },
+    images: () => resolveImages(inputs, field, config),
   };
 }
 
-export async function embedJobFromJson(body: EmbedBody, config: Config): Promise<EmbedJobData> {
+export function embedRequestFromJson(body: EmbedBody, config: Config): ClipRequest<EmbedJobData> {
   if ((body.images === undefined) === (body.texts === undefined))
     throw fieldError('images', 'or texts is required, and not both');
   const model = body.model === undefined ? {} : { model: body.model };
-  if (body.texts) return { texts: normalized(body.texts, 'texts', false), ...model };
-  return {
-    images: await Promise.all((body.images ?? []).map((image, i) => resolveImage(image, `images[${i}]`, config))),
-    ...model,
-  };
+  if (body.texts) return { data: { texts: normalized(body.texts, 'texts', false), ...model } };
+  const inputs = body.images ?? [];
+  return { data: model, images: () => resolveImages(inputs, 'images', config) };
 }
 
 // The multipart form is checked against the JSON body's schema once its parts are read.
@@ -61,7 +64,10 @@ function listValues(value: string): string[] {
   return [value];
 }
 
-export async function classifyJobFromMultipart(request: FastifyRequest, config: Config): Promise<ClassifyJobData> {
+export async function classifyRequestFromMultipart(
+  request: FastifyRequest,
+  config: Config,
+): Promise<ClipRequest<ClassifyJobData>> {
   const images: { base64: string }[] = [];
   const lists: Record<string, string[]> = {};
   const scalars: Record<string, string> = {};
@@ -99,5 +105,5 @@ export async function classifyJobFromMultipart(request: FastifyRequest, config: 
     ...(scalars.model !== undefined && { model: scalars.model }),
   };
   if (!validateClassifyBody(body)) throw validationFailed(validateClassifyBody.errors ?? [], 'body');
-  return classifyJobFromJson(body as ClassifyBody, config);
+  return classifyRequestFromJson(body as ClassifyBody, config);
 }

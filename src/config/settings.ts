@@ -196,6 +196,11 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
         doc: 'Largest image accepted by URL, base64 or upload, in bytes (10 MiB).',
       },
       {
+        name: 'CLIP_REQUEST_MAX_IMAGE_BYTES',
+        default: '67108864',
+        doc: 'The bytes of all the images of one classify or embed request together (64 MiB); past it 413 images_too_large.',
+      },
+      {
         name: 'IMAGE_FETCH_MAX_REDIRECTS',
         default: '3',
         doc: 'Redirects an image URL may take; each target is checked like the first URL.',

@@ -61,9 +61,17 @@ export interface GenerateJobResult {
   metrics: GenerationMetrics;
 }
 
-/** Images travel base64-encoded: the API fetches URLs and reads uploads, the worker decodes. */
+/**
+ * The images of a CLIP job: the API fetches URLs and reads uploads into a Redis list of their
+ * bytes (`key`, with a TTL, deleted when the request ends); the worker reads it.
+ */
+export interface ClipImagesRef {
+  key: string;
+  count: number;
+}
+
 export interface ClassifyJobData {
-  images: string[];
+  images: ClipImagesRef;
   labels: string[];
   templates?: string[];
   top_k?: number;
@@ -81,7 +89,7 @@ export interface ClassifyJobResult {
 }
 
 export interface EmbedJobData {
-  images?: string[];
+  images?: ClipImagesRef;
   texts?: string[];
   model?: string;
 }

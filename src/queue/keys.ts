@@ -24,6 +24,8 @@ export function serviceKeys(prefix: string) {
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
     /** String: the /files/ URL signing secret shared by every process when FILE_URL_SECRET is unset. */
     fileUrlSecret: `${base}:file-url-secret`,
+    /** List: the image bytes of one CLIP job (see service/clip-images.ts). */
+    clipImages: (jobId: string) => `${base}:clip-images:${jobId}`,
     /** String: JSON list of the model packs the workers serve. */
     models: `${base}:models`,
     /** Set of every API key id ever created in the store (revoked ones too). */

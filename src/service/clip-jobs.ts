@@ -1,7 +1,14 @@
 // The producer side of CLIP jobs: a request enqueues one job and waits for its result.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
-import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
+import type {
+  ClassifyJobData,
+  ClassifyJobResult,
+  ClipImagesRef,
+  EmbedJobData,
+  EmbedJobResult,
+} from '../contracts/jobs.js';
+import { ClipImages } from './clip-images.js';
 import { parseFailure } from '../contracts/jobs.js';
 import { ERRORS, ServiceError, isErrorCode } from '../errors.js';
 import { withQueuePlace } from '../queue/depth.js';
@@ -13,43 +20,67 @@ type ClipJob =
   | { name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult }
   | { name: 'embed'; data: EmbedJobData; result: EmbedJobResult };
 
+/** A checked request whose images are read only once it has a place in the queue. */
+export interface PendingClipJob<D> {
+  data: Omit<D, 'images'>;
+  images?: () => Promise<Uint8Array[]>;
+}
+
 export class ClipJobs {
   private readonly keys: ServiceKeys;
+  private readonly images: ClipImages;
 
   constructor(
     private readonly config: Config,
     private readonly queues: Queues,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
+    this.images = new ClipImages(queues, this.keys);
   }
 
-  classify(data: ClassifyJobData): Promise<ClassifyJobResult> {
-    return this.run<Extract<ClipJob, { name: 'classify' }>>('classify', data);
+  classify(request: PendingClipJob<ClassifyJobData>): Promise<ClassifyJobResult> {
+    return this.run<Extract<ClipJob, { name: 'classify' }>>('classify', request);
   }
 
-  embed(data: EmbedJobData): Promise<EmbedJobResult> {
-    return this.run<Extract<ClipJob, { name: 'embed' }>>('embed', data);
+  embed(request: PendingClipJob<EmbedJobData>): Promise<EmbedJobResult> {
+    return this.run<Extract<ClipJob, { name: 'embed' }>>('embed', request);
   }
 
-  private async run<J extends ClipJob>(name: J['name'], data: J['data']): Promise<J['result']> {
+  /**
+   * The model and a queue place first, then the images (URL fetches included), then the job;
+   * the images are deleted and a job still waiting is removed when the request ends.
+   */
+  private async run<J extends ClipJob>(name: J['name'], request: PendingClipJob<J['data']>): Promise<J['result']> {
     await this.queues.connected();
     const queue = this.queues.get('classify');
-    await servedModel(this.queues.redis, this.keys, data.model, 'clip');
+    await servedModel(this.queues.redis, this.keys, request.data.model, 'clip');
     const place = {
       queue,
       maxQueued: this.config.classifyMaxQueued,
       retryAfterSeconds: this.config.queueFullRetryAfterSeconds,
     };
     const jobId = randomUUID();
-    const { events, job } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
-      // Subscribe before adding, so that a fast worker's completion is not missed.
-      const events = await this.queues.classifyEvents();
-      return { events, job: await queue.add(name, data, { jobId }) };
-    });
+    let ref: ClipImagesRef | undefined;
     try {
-      return (await job.waitUntilFinished(events, this.config.classifyTimeoutMs)) as J['result'];
-    } catch (error) {
-      throw this.toServiceError(error, job.id as string);
+      const { events, job } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
+        if (request.images) ref = await this.images.put(jobId, await request.images(), this.config.classifyTimeoutMs);
+        const data = { ...request.data, ...(ref && { images: ref }) } as J['data'];
+        // Subscribe before adding, so that a fast worker's completion is not missed.
+        const events = await this.queues.classifyEvents();
+        return { events, job: await queue.add(name, data, { jobId }) };
+      });
+      try {
+        return (await job.waitUntilFinished(events, this.config.classifyTimeoutMs)) as J['result'];
+      } catch (error) {
+        const failure = this.toServiceError(error, jobId);
+        // Nobody waits for it any more: a job no worker has taken yet never runs.
+        // eslint-disable-next-line no-restricted-syntax -- a job a worker holds cannot be removed; it runs and its images are gone
+        if (failure.code === 'timeout') await job.remove().catch(() => {});
+        throw failure;
+      }
+    } finally {
+      // eslint-disable-next-line no-restricted-syntax -- the answer stands; the images expire by their TTL anyway
+      await this.images.remove(ref).catch(() => {});
     }
   }
 

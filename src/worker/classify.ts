@@ -1,12 +1,22 @@
 // The classify queue's handlers: classify goes through the micro-batcher, embed runs alone.
 import type { Job } from 'bullmq';
-import type { ClassifyJobData, ClassifyJobResult, EmbedJobData, EmbedJobResult } from '../contracts/jobs.js';
+import type {
+  ClassifyJobData,
+  ClassifyJobResult,
+  ClipImagesRef,
+  EmbedJobData,
+  EmbedJobResult,
+} from '../contracts/jobs.js';
 import type { Engine } from '../models/types.js';
+import type { ClipImages } from '../service/clip-images.js';
 import type { ClassifyBatcher } from './batcher.js';
 import { failureOf, jobFailure } from './failures.js';
 
-function decodeImages(images: string[]): Uint8Array[] {
-  return images.map((image) => Buffer.from(image, 'base64'));
+/** The job's images, read from beside it; gone means the request gave up, and so does the job. */
+async function loadImages(store: ClipImages, ref: ClipImagesRef): Promise<Uint8Array[]> {
+  const images = await store.load(ref);
+  if (!images) throw jobFailure('canceled', 'the images of this job are gone: its request ended');
+  return images;
 }
 
 /** Errors about the request itself are final (a 400 for the client); others may be retried. */
@@ -14,13 +24,14 @@ function clipFailure(error: unknown): Error {
   return failureOf(error, 'internal_error');
 }
 
-export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel: string) {
+export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel: string, store: ClipImages) {
   return async (job: Job<ClassifyJobData, ClassifyJobResult, 'classify'>): Promise<ClassifyJobResult> => {
     const { images, labels, templates, top_k: topK } = job.data;
     const model = job.data.model ?? defaultClipModel;
+    const bytes = await loadImages(store, images);
     let outcome;
     try {
-      outcome = await batcher.submit({ images: decodeImages(images), labels, templates, topK, model });
+      outcome = await batcher.submit({ images: bytes, labels, templates, topK, model });
     } catch (error) {
       throw clipFailure(error);
     }
@@ -31,14 +42,13 @@ export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel
   };
 }
 
-export function createEmbedHandler(engine: Engine, defaultClipModel: string) {
+export function createEmbedHandler(engine: Engine, defaultClipModel: string, store: ClipImages) {
   return async (job: Job<EmbedJobData, EmbedJobResult, 'embed'>): Promise<EmbedJobResult> => {
     const { images, texts } = job.data;
     const model = job.data.model ?? defaultClipModel;
+    const bytes = images ? await loadImages(store, images) : undefined;
     try {
-      const vectors = images
-        ? await engine.embedImages(decodeImages(images), model)
-        : await engine.embedTexts(texts ?? [], model);
+      const vectors = bytes ? await engine.embedImages(bytes, model) : await engine.embedTexts(texts ?? [], model);
       return { model, embeddings: vectors.map((vector) => Array.from(vector)) };
     } catch (error) {
       throw clipFailure(error);

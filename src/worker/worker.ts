@@ -14,6 +14,7 @@ import { Queues } from '../queue/queues.js';
 import { GenerationEvents } from '../service/generation-events.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
+import { ClipImages } from '../service/clip-images.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
 import { createClassifyHandler, createEmbedHandler } from './classify.js';
@@ -135,10 +136,11 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   });
   const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, events, metrics };
   const partialImages = { redis: queues.redis, keys };
+  const clipImages = new ClipImages(queues, keys);
   const handlers: Handlers = {
     generate: withTerminalEvent(createGenerateHandler({ ...generateDeps, logger, partialImages }), events),
-    classify: createClassifyHandler(batcher, defaults.clip),
-    embed: createEmbedHandler(engine, defaults.clip),
+    classify: createClassifyHandler(batcher, defaults.clip, clipImages),
+    embed: createEmbedHandler(engine, defaults.clip, clipImages),
     webhook: createWebhookProcessor({ config, queues, store, keys, metrics }),
   };
   const processors = processorsFor(handlers);

@@ -53,7 +53,7 @@ const CLASSIFY = { method: 'POST', path: '/clip/classify' };
 describe('errors with a worker', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ env: { BODY_LIMIT_BYTES: '200000' } });
+    h = await startHarness({ env: { BODY_LIMIT_BYTES: '200000', CLIP_REQUEST_MAX_IMAGE_BYTES: '1000' } });
   });
   after(async () => {
     await h.close();
@@ -145,6 +145,12 @@ describe('errors with a worker', () => {
       'payload_too_large',
       GENERATIONS,
     );
+  });
+
+  test('images_too_large: the images of one request past CLIP_REQUEST_MAX_IMAGE_BYTES together', async () => {
+    const image = { base64: await tinyPng() };
+    const body = { images: Array.from({ length: 16 }, () => image), labels: ['a', 'b'] };
+    await expectProblem(await post(h.baseUrl, '/clip/classify', body), 'images_too_large', CLASSIFY);
   });
 
   test('not_found for any unknown id, whatever its shape, and for unknown routes', async () => {

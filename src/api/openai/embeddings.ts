@@ -45,7 +45,7 @@ export async function openAIEmbeddingRoutes(instance: FastifyInstance, { clip, c
       const { input, encoding_format: encoding = 'float' } = request.body;
       const texts = (typeof input === 'string' ? [input] : input).map((text) => text.normalize('NFC'));
       const model = resolveModelAlias(config, request.body.model);
-      const result = await clip.embed({ texts, ...(model !== undefined && { model }) });
+      const result = await clip.embed({ data: { texts, ...(model !== undefined && { model }) } });
       return {
         object: 'list' as const,
         model: request.body.model ?? result.model,

@@ -9,7 +9,7 @@ import {
   EmbedResponse,
   ref,
 } from '../../contracts/schemas.js';
-import { classifyJobFromJson, classifyJobFromMultipart, embedJobFromJson } from '../clip-requests.js';
+import { classifyRequestFromJson, classifyRequestFromMultipart, embedRequestFromJson } from '../clip-requests.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
 
@@ -23,6 +23,7 @@ const clipErrors = [
   'url_not_allowed',
   'unknown_model',
   'payload_too_large',
+  'images_too_large',
   'unsupported_media_type',
   'job_failed',
   'queue_full',
@@ -48,10 +49,10 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
       response: { 200: ref(ClassifyResponse), ...problemResponses(...clipErrors) },
     },
     handler: async (request) => {
-      const data = request.isMultipart()
-        ? await classifyJobFromMultipart(request, config)
-        : await classifyJobFromJson(request.body as ClassifyBody, config);
-      return clip.classify(data);
+      const clipRequest = request.isMultipart()
+        ? await classifyRequestFromMultipart(request, config)
+        : classifyRequestFromJson(request.body as ClassifyBody, config);
+      return clip.classify(clipRequest);
     },
   });
 
@@ -64,7 +65,7 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
       response: { 200: ref(EmbedResponse), ...problemResponses(...clipErrors) },
     },
     handler: async (request) => {
-      const result = await clip.embed(await embedJobFromJson(request.body, config));
+      const result = await clip.embed(embedRequestFromJson(request.body, config));
       return { model: result.model, dim: result.embeddings[0]?.length ?? 0, embeddings: result.embeddings };
     },
   });

@@ -1,0 +1,101 @@
+// What a classify or embed request costs before and after it is answered: the model and a
+// queue place are checked before any image URL is fetched; the images of one request are
+// capped together; they wait beside the job in Redis (not base64 inside it) and are deleted,
+// with a job no worker took, when the request gives up (504).
+import assert from 'node:assert/strict';
+import { type Server, createServer } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
+import { type Harness, closeSharedEngine, json, post, startHarness } from './api-harness.js';
+
+async function png(size: number): Promise<Buffer> {
+  return sharp({ create: { width: size, height: size, channels: 3, background: { r: 200, g: 40, b: 40 } } })
+    .png()
+    .toBuffer();
+}
+
+/** A loopback image server that counts the requests it gets. */
+async function imageServer(image: Buffer): Promise<{ url: string; hits: () => number; server: Server }> {
+  let hits = 0;
+  const server = createServer((_request, response) => {
+    hits += 1;
+    response.writeHead(200, { 'content-type': 'image/png' }).end(image);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/a.png`, hits: () => hits, server };
+}
+
+const labels = ['circle', 'square'];
+
+describe('checks before any fetch', () => {
+  let h: Harness;
+  let images: Awaited<ReturnType<typeof imageServer>>;
+  before(async () => {
+    h = await startHarness({ env: { CLASSIFY_MAX_QUEUED: '0' } });
+    images = await imageServer(await png(16));
+  });
+  after(async () => {
+    images.server.close();
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  test('an unknown model and a full queue are refused without fetching the image', async () => {
+    const unknown = await post(h.baseUrl, '/clip/classify', { image: { url: images.url }, labels, model: 'nope' });
+    assert.equal(unknown.status, 400);
+    assert.equal((await json(unknown)).code, 'unknown_model');
+    const full = await post(h.baseUrl, '/clip/classify', { image: { url: images.url }, labels });
+    assert.equal(full.status, 503);
+    assert.equal((await json(full)).code, 'queue_full');
+    const embed = await post(h.baseUrl, '/clip/embed', { images: [{ url: images.url }] });
+    assert.equal(embed.status, 503);
+    assert.equal(images.hits(), 0, 'no image was fetched');
+  });
+});
+
+describe('the images of a request', () => {
+  let h: Harness;
+  let image: Buffer;
+  before(async () => {
+    image = await png(48);
+    h = await startHarness({
+      worker: false,
+      env: { CLASSIFY_TIMEOUT_MS: '1500', CLIP_REQUEST_MAX_IMAGE_BYTES: String(image.byteLength * 2) },
+    });
+  });
+  after(() => h.close());
+
+  test('past CLIP_REQUEST_MAX_IMAGE_BYTES together: 413 images_too_large, nothing queued', async () => {
+    const one = { base64: image.toString('base64') };
+    const response = await post(h.baseUrl, '/clip/classify', { images: [one, one, one], labels });
+    assert.equal(response.status, 413);
+    const body = await json(response);
+    assert.equal(body.code, 'images_too_large');
+    assert.equal(body.errors[0].field, 'images');
+    assert.equal(await h.services.queues.get('classify').count(), 0);
+  });
+
+  test('they wait beside the job with a TTL, and go with a job nobody waits for (504)', async () => {
+    const queue = h.services.queues.get('classify');
+    const pending = post(h.baseUrl, '/clip/classify', { images: [{ base64: image.toString('base64') }], labels });
+    let waiting;
+    for (const deadline = Date.now() + 30_000; !waiting && Date.now() < deadline;) {
+      [waiting] = await queue.getWaiting();
+      if (!waiting) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(waiting, 'the job is queued');
+    const ref = waiting.data.images;
+    assert.ok(ref && typeof ref === 'object' && !Array.isArray(ref), 'a reference, not the images');
+    assert.equal(ref.count, 1);
+    assert.ok(!JSON.stringify(waiting.data).includes(image.toString('base64').slice(0, 64)), 'no base64 in the job');
+    const redis = h.services.queues.redis;
+    assert.deepEqual(await redis.lrangeBuffer(ref.key, 0, -1), [image]);
+    assert.ok((await redis.pttl(ref.key)) > 0, 'the images expire by themselves too');
+
+    const response = await pending;
+    assert.equal(response.status, 504);
+    assert.equal((await json(response)).code, 'timeout');
+    assert.equal(await queue.getJob(waiting.id as string), undefined, 'the job is removed');
+    assert.equal(await redis.exists(ref.key), 0, 'its images are deleted');
+  });
+});
