@@ -52,6 +52,8 @@ class InferenceThread {
   private nextId = 1;
   private closed = false;
   private readonly exited: Promise<void>;
+  /** Told once when the thread dies without being closed (after start-up). */
+  readonly deathListeners: ((error: Error) => void)[] = [];
   summaries: PackSummary[] = [];
 
   constructor(
@@ -80,9 +82,12 @@ class InferenceThread {
         this.failAll(error);
       });
       this.thread.on('exit', (code) => {
+        const closing = this.closed;
         this.closed = true;
         reject(new ModelError('engine_closed', `inference thread exited with code ${code} during start-up`));
-        this.failAll(new ModelError('engine_closed', `inference thread exited with code ${code}`));
+        const error = new ModelError('engine_closed', `inference thread exited with code ${code}`);
+        this.failAll(error);
+        if (!closing) for (const listener of this.deathListeners) listener(error);
       });
     });
   }
@@ -181,6 +186,11 @@ class ThreadedEngine implements Engine {
 
   embedTexts(texts: string[], model?: string): Promise<Float32Array[]> {
     return this.clip.call('embedTexts', [texts, model]);
+  }
+
+  onFailure(listener: (error: Error) => void): void {
+    this.generation.deathListeners.push(listener);
+    this.clip.deathListeners.push(listener);
   }
 
   async close(): Promise<void> {

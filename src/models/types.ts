@@ -210,5 +210,7 @@ export interface Engine {
   /** L2-normalised CLIP embeddings. */
   embedImages(images: Uint8Array[], model?: string): Promise<Float32Array[]>;
   embedTexts(texts: string[], model?: string): Promise<Float32Array[]>;
+  /** Called when an inference thread dies by itself: every later call fails. */
+  onFailure?(listener: (error: Error) => void): void;
   close(): Promise<void>;
 }

@@ -26,8 +26,10 @@ export function serviceKeys(prefix: string) {
     fileUrlSecret: `${base}:file-url-secret`,
     /** List: the image bytes of one CLIP job (see service/clip-images.ts). */
     clipImages: (jobId: string) => `${base}:clip-images:${jobId}`,
-    /** String: JSON list of the model packs the workers serve. */
-    models: `${base}:models`,
+    /** Sorted set (score: expiry ms) of the model registry's entries, one per distinct list of packs. */
+    modelsEntries: `${base}:models`,
+    /** String: JSON list of the model packs one or more workers serve (expires with them). */
+    modelsEntry: (entry: string) => `${base}:models:${entry}`,
     /** Set of every API key id ever created in the store (revoked ones too). */
     apiKeyIds: `${base}:apikeys`,
     /** Hash: one stored API key's record (see api-keys.ts). */

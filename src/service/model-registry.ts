@@ -1,5 +1,8 @@
 // The model packs the workers serve, published to Redis so that the API can list and check
-// model names without loading any model itself.
+// model names without loading any model itself. Each distinct list of packs is its own entry
+// with its own TTL, so workers serving different packs are all listed (merged by name) and a
+// dead worker's packs drop out when its entry expires.
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ModelInfo } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
@@ -11,13 +14,28 @@ export async function publishModels(
   models: ModelInfo[],
   ttlSeconds: number,
 ): Promise<void> {
-  await redis.set(keys.models, JSON.stringify(models), 'EX', ttlSeconds);
+  const text = JSON.stringify(models);
+  // Workers serving the same packs share an entry: it says the same either way.
+  const entry = createHash('sha256').update(text).digest('hex').slice(0, 32);
+  await redis
+    .multi()
+    .set(keys.modelsEntry(entry), text, 'EX', ttlSeconds)
+    .zadd(keys.modelsEntries, Date.now() + ttlSeconds * 1000, entry)
+    .zremrangebyscore(keys.modelsEntries, '-inf', Date.now())
+    .exec();
 }
 
-/** The packs of the live workers; empty when none has reported. */
+/** The packs of the live workers, each name once (the first entry's); empty when none has reported. */
 export async function readModels(redis: Redis, keys: ServiceKeys): Promise<ModelInfo[]> {
-  const text = await redis.get(keys.models);
-  return text ? (JSON.parse(text) as ModelInfo[]) : [];
+  const entries = await redis.zrangebyscore(keys.modelsEntries, Date.now(), '+inf');
+  if (entries.length === 0) return [];
+  const texts = await redis.mget(entries.map((entry) => keys.modelsEntry(entry)));
+  const byName = new Map<string, ModelInfo>();
+  for (const text of texts) {
+    for (const info of text ? (JSON.parse(text) as ModelInfo[]) : [])
+      if (!byName.has(info.name)) byName.set(info.name, info);
+  }
+  return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /**

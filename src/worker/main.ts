@@ -6,7 +6,8 @@ import { startWorker } from './worker.js';
 
 const config = exitOnConfigError(() => loadConfig(process.env));
 const logger = createLogger(config.logLevel, 'worker');
-const worker = await startWorker(config, logger).catch((error) => {
+// A dead inference thread stops the worker; exiting non-zero lets its supervisor restart it.
+const worker = await startWorker(config, logger, { onEngineFailure: () => process.exit(1) }).catch((error) => {
   logger.fatal({ err: error }, 'worker failed to start');
   process.exit(1);
 });

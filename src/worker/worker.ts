@@ -15,6 +15,7 @@ import { GenerationEvents } from '../service/generation-events.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
 import { ClipImages } from '../service/clip-images.js';
+import { stopOnEngineFailure } from './engine-health.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
 import { createClassifyHandler, createEmbedHandler } from './classify.js';
@@ -40,6 +41,8 @@ export interface WorkerOptions {
   engine?: Engine;
   /** The image store; by default the one STORAGE_* configures (tests wrap it to inject faults). */
   store?: ObjectStore;
+  /** Told after the worker stopped because an inference thread died (`npm run worker` exits 1). */
+  onEngineFailure?: (error: Error) => void;
 }
 
 interface DefaultModels {
@@ -241,5 +244,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     await new Promise((resolve) => server.close(resolve));
     if (!options.engine) await engine.close();
   };
-  return { metricsPort, metrics, stop: () => (stopping ??= stop()) };
+  const stopOnce = () => (stopping ??= stop());
+  stopOnEngineFailure(engine, logger, stopOnce, options.onEngineFailure);
+  return { metricsPort, metrics, stop: stopOnce };
 }

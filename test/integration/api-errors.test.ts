@@ -222,13 +222,13 @@ describe('errors with a worker', () => {
     const tinyPngBase64 = await tinyPng();
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
     // With no model list published yet, the worker itself refuses the name.
-    await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).models);
+    await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).modelsEntries);
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
   });
 
   test('a generation the engine refuses fails at once with a reason, without retries', async () => {
     // With no model list published, the API cannot check top_k against the codebook.
-    await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).models);
+    await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).modelsEntries);
     const { id } = await json(await post(h.baseUrl, '/generations', { prompt: 'ok', candidates: 1, top_k: 257 }));
     const failed = await waitFor(h.baseUrl, id, (g) => g.status === 'failed');
     assert.equal(failed.error?.code, 'validation_failed');
