@@ -121,7 +121,12 @@ export class Generations {
     const bodyFingerprint = fingerprint(body);
     if (recordKey) {
       const replay = await this.replay(recordKey, bodyFingerprint);
-      if (replay) return { accepted: replay, replayed: true };
+      if (replay) {
+        // Mends an index write that failed when the generation was accepted.
+        // eslint-disable-next-line no-restricted-syntax -- the replay stands; the next one tries the index again
+        await this.index(replay.id, owner.id).catch(() => {});
+        return { accepted: replay, replayed: true };
+      }
     }
     const id = newGenerationId();
     const place = {
@@ -180,11 +185,6 @@ export class Generations {
       await this.queues
         .get('generate')
         .add('generate', { input, created_at: createdAt, owner: owner.id }, { jobId: id });
-      await this.redis
-        .multi()
-        .zadd(this.keys.generationIndex, 0, id)
-        .zadd(this.keys.ownerGenerations(owner.id), 0, id)
-        .exec();
     } catch (error) {
       // The rollback is best effort: the add's error is the one to report, and a rollback that
       // fails too means Redis is down for it as well.
@@ -194,7 +194,22 @@ export class Generations {
       await Promise.all([releaseSlot(), refundCandidates()]).catch(() => {});
       throw error;
     }
+    // The job exists and will run: a failed index write keeps its idempotency record and its
+    // quota (a retry replays this id and writes the index again) rather than inviting a second.
+    // eslint-disable-next-line no-restricted-syntax -- the 202 stands: the job runs, and a replay writes the index
+    await this.index(id, owner.id).catch(() => {});
     return { accepted, replayed: false };
+  }
+
+  /** Lists the generation for its owner and for retention; repeating it changes nothing. */
+  private async index(id: string, owner: string): Promise<void> {
+    const results = await this.redis
+      .multi()
+      .zadd(this.keys.generationIndex, 0, id)
+      .zadd(this.keys.ownerGenerations(owner), 0, id)
+      .exec();
+    const failed = results?.find(([error]) => error);
+    if (failed) throw failed[0];
   }
 
   private async replay(recordKey: string, bodyFingerprint: string): Promise<GenerationAccepted | null> {
