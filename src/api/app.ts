@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { MAX_IMAGES_PER_REQUEST, NAMED_SCHEMAS } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
 import { authPlugin } from './plugins/auth.js';
+import { charsetPlugin } from './plugins/charset.js';
 import { errorsPlugin, sendProblem } from './plugins/errors.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { swaggerPlugin } from './plugins/swagger.js';
@@ -42,6 +43,7 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   for (const schema of NAMED_SCHEMAS) app.addSchema(schema);
   addOpenAISchemas(app);
   await app.register(errorsPlugin);
+  await app.register(charsetPlugin);
   await app.register(swaggerPlugin, { publicBaseUrl: config.publicBaseUrl });
   await app.register(metricsPlugin, { queues: services.queues });
   await app.register(authPlugin, {

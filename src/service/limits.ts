@@ -28,6 +28,12 @@ export interface Usage {
   concurrent_generations: number;
 }
 
+// KEYS: the active set. ARGV: limit, now, id. 1: added; 0: the set already holds the limit.
+const ADMIT_SCRIPT = `
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+return 1`;
+
 export class RateLimiter {
   constructor(
     private readonly queues: Queues,
@@ -63,6 +69,9 @@ export class RateLimiter {
     // The weight falls to 0 at the end of this minute, when only this minute's count is left.
     const resetSeconds = secondsUntil((minute + 1) * MINUTE_MS, now);
     if (limit !== undefined && inWindow > limit) {
+      // A refused request is not served, so it does not count: a client retrying too fast
+      // gets back in as soon as its accepted requests allow, not later.
+      await this.redis.decr(key);
       // Wait until enough of the previous minute has slid out (or this minute ends).
       const excess = inWindow - limit;
       const waitMs = previous > 0 && count <= limit ? (excess / previous) * MINUTE_MS : (minute + 1) * MINUTE_MS - now;
@@ -100,24 +109,23 @@ export class RateLimiter {
   }
 
   /**
-   * Adds a generation to the key's active set, refusing it when that makes more than the
-   * limit. Adding before counting means two racing requests cannot both slip past it.
+   * Adds a generation to the key's active set unless the set already holds the limit: finished
+   * ones are pruned first, then one script counts and adds, so racing requests take exactly the
+   * places left (a refused one never sits in the set where it would turn others away).
    */
   async admitGeneration(principal: Principal, id: string, now = Date.now()): Promise<() => Promise<void>> {
     const key = this.keys.activeGenerations(principal.id);
-    await this.redis
-      .multi()
-      .zremrangebyscore(key, '-inf', String(now - this.retentionSeconds * 1000))
-      .zadd(key, String(now), id)
-      .exec();
+    await this.redis.zremrangebyscore(key, '-inf', String(now - this.retentionSeconds * 1000));
     const release = async () => {
       await this.redis.zrem(key, id);
     };
     const limit = principal.limits.concurrent_generations;
-    if (limit === undefined) return release;
-    const active = await this.countActive(principal.id);
-    if (active > limit) {
-      await release();
+    if (limit === undefined) {
+      await this.redis.zadd(key, String(now), id);
+      return release;
+    }
+    await this.countActive(principal.id, now);
+    if ((await this.redis.eval(ADMIT_SCRIPT, 1, key, limit, now, id)) !== 1) {
       throw new ServiceError('quota_exceeded', `this key may have ${limit} generations queued or processing at once`, {
         retryAfterSeconds: 5,
       });

@@ -22,7 +22,7 @@ describe('rate limits and quotas per key', () => {
   let h: Harness;
   let store: Harness['services']['keyStore'];
   before(async () => {
-    h = await startHarness({ worker: false, env: { RATE_LIMIT_PER_MINUTE: '1000' } });
+    h = await startHarness({ worker: false, env: { AUTH_MODE: 'keys', RATE_LIMIT_PER_MINUTE: '1000' } });
     store = h.services.keyStore;
   });
   after(() => h.close());
@@ -61,17 +61,17 @@ describe('rate limits and quotas per key', () => {
     for (let i = 0; i < 10; i++) await limiter.hitRequest(principal, minute - 1000);
     await assert.rejects(limiter.hitRequest(principal, minute - 1000), (e: any) => e.code === 'rate_limited');
     // One second into the next minute the last 60 s still hold the burst: a fixed window would
-    // grant ten more here. 11 of the previous minute (the refusal counts too) × 59/60 + 1 > 10.
+    // grant ten more here. 10 of the previous minute (a refusal does not count) × 59/60 + 1 > 10.
     await assert.rejects(limiter.hitRequest(principal, minute + 1000), (e: any) => {
       assert.equal(e.code, 'rate_limited');
-      // Until 11 × (59/60 - t) + 1 ≤ 10: t = 9.9 s.
-      assert.equal(e.extra.retryAfterSeconds, 10);
+      // Until 10 × (59/60 - t) + 1 ≤ 10: t = 5 s.
+      assert.equal(e.extra.retryAfterSeconds, 5);
       return true;
     });
-    // Half a minute on, half of the burst has slid out: 2 this minute + 11 / 2 ≤ 10.
+    // Half a minute on, half of the burst has slid out: 1 this minute + 10 / 2 ≤ 10.
     const half = await limiter.hitRequest(principal, minute + 30_000);
     assert.equal(half.limit, 10);
-    assert.equal(half.remaining, 2); // 10 - 7.5, rounded down
+    assert.equal(half.remaining, 4); // 10 - 6
   });
 
   test('concurrent generations: one queued slot, the second is 429 quota_exceeded', async () => {
