@@ -74,7 +74,8 @@ async function runFaults(
   counts: Record<Fault, number>,
 ): Promise<void> {
   const end = Date.now() + seconds * 1000 * 0.8;
-  const slotMs = Math.max(5000, (seconds * 1000 * 0.8) / FAULTS.length);
+  // Short runs fit every fault once; longer ones repeat them about every half minute.
+  const slotMs = Math.min(7500, (seconds * 1000 * 0.8) / FAULTS.length);
   while (Date.now() < end) {
     const order = [...FAULTS].sort(() => random() - 0.5);
     for (const fault of order) {
