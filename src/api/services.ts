@@ -28,17 +28,19 @@ export function createServices(config: Config): Services {
   const storage = withSharedFileUrlSecret(config.storage, queues, serviceKeys(config.queuePrefix));
   const store = createObjectStore(storage);
   const eventHub = new EventHub(config.redisUrl, queues, serviceKeys(config.queuePrefix));
+  const clip = new ClipJobs(config, queues);
   return {
     config,
     storage,
     queues,
     store,
     generations: new Generations(config, queues, store),
-    clip: new ClipJobs(config, queues),
+    clip,
     keyStore: new KeyStore(queues, config),
     eventHub,
     close: async () => {
       eventHub.close();
+      await clip.close();
       await queues.close();
     },
   };

@@ -70,8 +70,19 @@ export interface ClipImagesRef {
   count: number;
 }
 
+/** The outcome of a CLIP job, published to the channel its request named (`reply_to`). */
+export interface ClipReply {
+  id: string;
+  /** The job's return value when it completed. */
+  result?: unknown;
+  /** Its failed reason (`code: message`) when it failed for good. */
+  failure?: string;
+}
+
 export interface ClassifyJobData {
   images: ClipImagesRef;
+  /** The pub/sub channel the waiting request listens on; absent: the job is read back from BullMQ. */
+  reply_to?: string;
   labels: string[];
   templates?: string[];
   top_k?: number;
@@ -90,6 +101,7 @@ export interface ClassifyJobResult {
 
 export interface EmbedJobData {
   images?: ClipImagesRef;
+  reply_to?: string;
   texts?: string[];
   model?: string;
 }

@@ -26,6 +26,8 @@ export function serviceKeys(prefix: string) {
     fileUrlSecret: `${base}:file-url-secret`,
     /** List: the image bytes of one CLIP job (see service/clip-images.ts). */
     clipImages: (jobId: string) => `${base}:clip-images:${jobId}`,
+    /** Pub/sub channel: the outcomes of the CLIP jobs one API process waits for (see service/clip-replies.ts). */
+    clipReplies: (processId: string) => `${base}:clip-replies:${processId}`,
     /** Sorted set (score: expiry ms) of the model registry's entries, one per distinct list of packs. */
     modelsEntries: `${base}:models`,
     /** String: JSON list of the model packs one or more workers serve (expires with them). */

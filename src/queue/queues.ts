@@ -1,6 +1,6 @@
 // The BullMQ queues with their job defaults: attempts, backoff, retention. Created on first
 // use so that building the API (e.g. to write the OpenAPI document) needs no Redis.
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js';
@@ -34,7 +34,7 @@ export function jobDefaults(config: Config, name: QueueName) {
         removeOnFail: { age: config.retentionSeconds },
       };
     case 'classify':
-      // A classify request waits for its job; the result is read from the event stream.
+      // A classify request waits for its job's reply; a finished job is kept for reading back.
       return {
         attempts: 2,
         backoff: { type: 'fixed', delay: 100 },
@@ -53,7 +53,6 @@ export function jobDefaults(config: Config, name: QueueName) {
 
 export class Queues {
   private readonly queues: QueueHandles = { generate: new Lazy(), classify: new Lazy(), webhooks: new Lazy() };
-  private events: Promise<QueueEvents> | undefined;
   private commandConnection: Redis | undefined;
 
   constructor(private readonly config: Config) {}
@@ -103,20 +102,6 @@ export class Queues {
     return queue;
   }
 
-  /** Completion events of the classify queue, which synchronous requests wait on. */
-  classifyEvents(): Promise<QueueEvents> {
-    this.events ??= (async () => {
-      const events = new QueueEvents('classify', {
-        connection: { url: this.config.redisUrl, maxRetriesPerRequest: null },
-        prefix: this.config.queuePrefix,
-      });
-      events.on('error', () => {}); // a lost subscription shows as a wait that times out
-      await events.waitUntilReady();
-      return events;
-    })();
-    return this.events;
-  }
-
   /** Live workers per queue, as BullMQ counts them from Redis client names. */
   async workerCounts(): Promise<Record<QueueName, number>> {
     const counts = await Promise.all(QUEUE_NAMES.map((name) => this.get(name).getWorkersCount()));
@@ -124,12 +109,9 @@ export class Queues {
   }
 
   async close(): Promise<void> {
-    const events = this.events;
-    this.events = undefined;
     const handles = Object.values(this.queues);
     await Promise.allSettled(handles.map((handle) => handle.value?.close()));
     for (const handle of handles) handle.value = undefined;
-    if (events) await (await events).close();
     this.commandConnection?.disconnect();
     this.commandConnection = undefined;
   }

@@ -14,9 +14,14 @@ export class ClipImages {
     private readonly keys: ServiceKeys,
   ) {}
 
+  /** Where `count` images of job `jobId` are kept. */
+  ref(jobId: string, count: number): ClipImagesRef {
+    return { key: this.keys.clipImages(jobId), count };
+  }
+
   /** Stores the images of job `jobId` until `waitMs` (plus a margin) has passed. */
   async put(jobId: string, images: Uint8Array[], waitMs: number): Promise<ClipImagesRef> {
-    const key = this.keys.clipImages(jobId);
+    const { key } = this.ref(jobId, images.length);
     const buffers = images.map((image) => Buffer.from(image.buffer, image.byteOffset, image.byteLength));
     await this.connection.redis
       .multi()

@@ -9,12 +9,13 @@ import type {
   EmbedJobResult,
 } from '../contracts/jobs.js';
 import { ClipImages } from './clip-images.js';
+import { type ClipOutcome, ClipReplies } from './clip-replies.js';
 import { parseFailure } from '../contracts/jobs.js';
 import { ERRORS, ServiceError, isErrorCode } from '../errors.js';
 import { withQueuePlace } from '../queue/depth.js';
 import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
 import { servedModel } from './model-registry.js';
-import type { Queues } from '../queue/queues.js';
+import type { Queues, TypedQueue } from '../queue/queues.js';
 
 type ClipJob =
   | { name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult }
@@ -29,6 +30,7 @@ export interface PendingClipJob<D> {
 export class ClipJobs {
   private readonly keys: ServiceKeys;
   private readonly images: ClipImages;
+  private readonly replies: ClipReplies;
 
   constructor(
     private readonly config: Config,
@@ -36,6 +38,11 @@ export class ClipJobs {
   ) {
     this.keys = serviceKeys(config.queuePrefix);
     this.images = new ClipImages(queues, this.keys);
+    this.replies = new ClipReplies(config.redisUrl, this.keys, (jobId) => this.readBack(jobId));
+  }
+
+  close(): Promise<void> {
+    return this.replies.close();
   }
 
   classify(request: PendingClipJob<ClassifyJobData>): Promise<ClassifyJobResult> {
@@ -61,34 +68,73 @@ export class ClipJobs {
     };
     const jobId = randomUUID();
     let ref: ClipImagesRef | undefined;
+    let answered = false;
     try {
-      const { events, job } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
-        if (request.images) ref = await this.images.put(jobId, await request.images(), this.config.classifyTimeoutMs);
-        const data = { ...request.data, ...(ref && { images: ref }) } as J['data'];
-        // Subscribe before adding, so that a fast worker's completion is not missed.
-        const events = await this.queues.classifyEvents();
-        return { events, job: await queue.add(name, data, { jobId }) };
+      await this.replies.listen();
+      const { job, reply } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
+        const images = request.images && (await request.images());
+        ref = images && this.images.ref(jobId, images.length);
+        const data = { ...request.data, reply_to: this.replies.channel, ...(ref && { images: ref }) } as J['data'];
+        return this.add(queue, name, data, jobId, images);
       });
-      try {
-        return (await job.waitUntilFinished(events, this.config.classifyTimeoutMs)) as J['result'];
-      } catch (error) {
-        const failure = this.toServiceError(error, jobId);
-        // Nobody waits for it any more: a job no worker has taken yet never runs.
-        // eslint-disable-next-line no-restricted-syntax -- a job a worker holds cannot be removed; it runs and its images are gone
-        if (failure.code === 'timeout') await job.remove().catch(() => {});
-        throw failure;
+      const outcome = await reply;
+      if (outcome && 'result' in outcome) {
+        answered = true;
+        return outcome.result as J['result'];
       }
+      const failure = outcome ? this.toServiceError(outcome.failure, jobId) : this.timeout(jobId);
+      // Nobody waits for it any more: a job no worker has taken yet never runs.
+      // eslint-disable-next-line no-restricted-syntax -- a job a worker holds cannot be removed; it runs and its images are gone
+      if (!outcome) await job.remove().catch(() => {});
+      throw failure;
     } finally {
+      this.replies.forget(jobId);
       // eslint-disable-next-line no-restricted-syntax -- the answer stands; the images expire by their TTL anyway
-      await this.images.remove(ref).catch(() => {});
+      const removing = ref ? this.images.remove(ref).catch(() => {}) : undefined;
+      // An answer need not wait for it; a request that gives up leaves nothing behind.
+      if (!answered) await removing;
     }
   }
 
-  private toServiceError(error: unknown, jobId: string): ServiceError {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/timed out/i.test(message)) {
-      return new ServiceError('timeout', `the ${this.config.classifyTimeoutMs} ms wait for job ${jobId} ran out`);
+  /**
+   * Stores the images and adds the job without a round trip between them: both go down the one
+   * command connection in that order, so a worker never finds the job before its images.
+   */
+  private async add<J extends ClipJob>(
+    queue: TypedQueue<'classify'>,
+    name: J['name'],
+    data: J['data'],
+    jobId: string,
+    images: Uint8Array[] | undefined,
+  ) {
+    // The wait starts before the job exists, so that no reply can come before it.
+    const reply = this.replies.wait(jobId, this.config.classifyTimeoutMs);
+    const stored = images ? this.images.put(jobId, images, this.config.classifyTimeoutMs) : undefined;
+    const [put, added] = await Promise.allSettled([stored, queue.add(name, data as never, { jobId })]);
+    if (put.status === 'rejected') {
+      // eslint-disable-next-line no-restricted-syntax -- a job without its images fails by itself
+      if (added.status === 'fulfilled') await added.value.remove().catch(() => {});
+      throw put.reason;
     }
+    if (added.status === 'rejected') throw added.reason;
+    return { job: added.value, reply };
+  }
+
+  private timeout(jobId: string): ServiceError {
+    return new ServiceError('timeout', `the ${this.config.classifyTimeoutMs} ms wait for job ${jobId} ran out`);
+  }
+
+  /** The job's outcome as BullMQ holds it, for a reply that may have been lost. */
+  private async readBack(jobId: string): Promise<ClipOutcome | undefined> {
+    const queue = this.queues.get('classify');
+    const state = await queue.getJobState(jobId);
+    if (state !== 'completed' && state !== 'failed') return undefined;
+    const job = await queue.getJob(jobId);
+    if (!job) return undefined;
+    return state === 'completed' ? { result: job.returnvalue } : { failure: job.failedReason };
+  }
+
+  private toServiceError(message: string, jobId: string): ServiceError {
     const failure = parseFailure(message);
     // The client's own faults keep their code; the rest is the service's, reported as job_failed.
     if (isErrorCode(failure.code) && ERRORS[failure.code].status < 500) {

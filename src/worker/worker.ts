@@ -19,6 +19,7 @@ import { stopOnEngineFailure } from './engine-health.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
 import { createClassifyHandler, createEmbedHandler } from './classify.js';
+import { replyToClipRequests } from './clip-replies.js';
 import { type Handlers, type Processor, isNamed, processorsFor } from './dispatch.js';
 import { createGenerateHandler } from './generate.js';
 import { createWorkerMetrics, serveMetrics } from './metrics.js';
@@ -194,6 +195,8 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     return worker;
   };
   const workers = config.workerQueues.map((queueName) => startQueueWorker(queueName));
+  const classifyWorker = workers.find((worker) => worker.name === 'classify');
+  if (classifyWorker) replyToClipRequests(classifyWorker, queues.redis, logger);
 
   // The processor writes every terminal event; this covers the one failure no processor sees:
   // a job that stalled more often than allowed, failed by BullMQ itself.

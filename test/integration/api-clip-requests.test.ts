@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import type { ClassifyJobData } from '../../src/contracts/jobs.js';
 import { type Harness, closeSharedEngine, json, post, startHarness } from './api-harness.js';
 
 async function png(size: number): Promise<Buffer> {
@@ -97,5 +98,54 @@ describe('the images of a request', () => {
     assert.equal((await json(response)).code, 'timeout');
     assert.equal(await queue.getJob(waiting.id as string), undefined, 'the job is removed');
     assert.equal(await redis.exists(ref.key), 0, 'its images are deleted');
+  });
+});
+
+describe('the wait for a reply', () => {
+  let h: Harness;
+  let image: Buffer;
+  before(async () => {
+    image = await png(32);
+    h = await startHarness({ worker: false });
+  });
+  after(async () => {
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  test('a reply lost while the subscription was down is read back from the job after the reconnect', async () => {
+    const queue = h.services.queues.get('classify');
+    const pending = post(h.baseUrl, '/clip/classify', { image: { base64: image.toString('base64') }, labels });
+    let waiting;
+    for (const deadline = Date.now() + 30_000; !waiting && Date.now() < deadline;) {
+      [waiting] = await queue.getWaiting();
+      if (!waiting) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(waiting?.id, 'the job is queued');
+    // Its reply goes where nobody listens, as if published while the subscription was down.
+    const channel = (waiting.data as ClassifyJobData).reply_to;
+    assert.ok(channel, 'the job names the channel its request listens on');
+    await waiting.updateData({ ...(waiting.data as ClassifyJobData), reply_to: `${channel}:lost` });
+    const worker = await h.startWorker({ WORKER_QUEUES: 'classify' });
+    try {
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+        if ((await queue.getJobState(waiting.id)) === 'completed') break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(await queue.getJobState(waiting.id), 'completed');
+      // The API's subscriber drops and comes back: what it missed is read back.
+      const redis = h.services.queues.redis;
+      const name = `dalle-serve:clip-replies:${channel.split(':').pop()}`;
+      const clients = String(await redis.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).split('\n');
+      const id = clients.find((line) => line.includes(` name=${name} `))?.match(/^id=(\d+)/)?.[1];
+      assert.ok(id, 'the API subscribes under its channel name');
+      await redis.call('CLIENT', 'KILL', 'ID', id);
+      const response = await pending;
+      assert.equal(response.status, 200);
+      const body = (await json(response)) as { results: { labels: { label: string }[] }[] };
+      assert.deepEqual(body.results[0].labels.map((score) => score.label).sort(), [...labels].sort());
+    } finally {
+      await worker.stop();
+    }
   });
 });

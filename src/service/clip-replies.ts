@@ -1,0 +1,108 @@
+// How a CLIP request waits for its job: one pub/sub subscription per API process, on a channel
+// each job names (`reply_to`); the worker publishes the job's outcome there once BullMQ has
+// recorded it. No per-request subscription, no reading of the queue's whole event stream.
+// A message can be lost (the subscription dropped for a moment): after a reconnect, and when a
+// wait runs out, the job is read back from BullMQ instead, which keeps finished CLIP jobs a while.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { ClipReply } from '../contracts/jobs.js';
+import type { ServiceKeys } from '../queue/keys.js';
+import { createRedis } from '../queue/redis.js';
+
+export type ClipOutcome = { result: unknown } | { failure: string };
+
+/** The outcome of a job as BullMQ holds it; undefined while it is unfinished or gone. */
+export type ReadBack = (jobId: string) => Promise<ClipOutcome | undefined>;
+
+function outcomeOf(reply: ClipReply): ClipOutcome {
+  return reply.failure !== undefined ? { failure: reply.failure } : { result: reply.result };
+}
+
+export class ClipReplies {
+  /** This process's channel; jobs carry it as `reply_to`. */
+  readonly channel: string;
+  private readonly processId = randomUUID();
+  private subscriber: Redis | undefined;
+  private listening: Promise<void> | undefined;
+  private readonly waiting = new Map<string, (outcome: ClipOutcome | undefined) => void>();
+
+  constructor(
+    private readonly redisUrl: string,
+    keys: ServiceKeys,
+    private readonly readBack: ReadBack,
+  ) {
+    this.channel = keys.clipReplies(this.processId);
+  }
+
+  /** Subscribes once; resolves when messages on the channel are received. */
+  listen(): Promise<void> {
+    this.listening ??= this.subscribe().catch((error: unknown) => {
+      this.listening = undefined;
+      throw error;
+    });
+    return this.listening;
+  }
+
+  /**
+   * The outcome of job `jobId`, or undefined when `timeoutMs` passes with the job unfinished.
+   * Call before the job is added, so that no reply can come first; `forget` if it is not added.
+   */
+  wait(jobId: string, timeoutMs: number): Promise<ClipOutcome | undefined> {
+    return new Promise((resolve) => {
+      const settle = (outcome: ClipOutcome | undefined) => {
+        clearTimeout(timer);
+        this.waiting.delete(jobId);
+        resolve(outcome);
+      };
+      // At the deadline, the job itself: its reply may have been lost.
+      const timer = setTimeout(() => void this.readBackOne(jobId, settle, true), timeoutMs);
+      this.waiting.set(jobId, settle);
+    });
+  }
+
+  forget(jobId: string): void {
+    this.waiting.get(jobId)?.(undefined);
+  }
+
+  async close(): Promise<void> {
+    for (const settle of this.waiting.values()) settle(undefined);
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    this.listening = undefined;
+    subscriber?.disconnect();
+  }
+
+  private async subscribe(): Promise<void> {
+    const subscriber = createRedis(this.redisUrl, 'blocking', {
+      // Named after its channel, so that an operator can tell whose it is.
+      connectionName: `dalle-serve:clip-replies:${this.processId}`,
+    });
+    this.subscriber = subscriber;
+    subscriber.on('error', () => {}); // a lost subscription is covered by the read-backs
+    subscriber.on('message', (_channel: string, text: string) => this.deliver(text));
+    await subscriber.subscribe(this.channel);
+    // ioredis subscribes again after a reconnect; what was published meanwhile is read back.
+    subscriber.on('ready', () => {
+      for (const [jobId, settle] of this.waiting) void this.readBackOne(jobId, settle, false);
+    });
+  }
+
+  private deliver(text: string): void {
+    let reply: ClipReply;
+    try {
+      reply = JSON.parse(text) as ClipReply;
+    } catch {
+      return; // not ours
+    }
+    this.waiting.get(reply.id)?.(outcomeOf(reply));
+  }
+
+  private async readBackOne(
+    jobId: string,
+    settle: (outcome: ClipOutcome | undefined) => void,
+    final: boolean,
+  ): Promise<void> {
+    const outcome = await this.readBack(jobId).catch(() => undefined);
+    if (outcome || final) settle(outcome);
+  }
+}
