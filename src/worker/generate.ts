@@ -185,13 +185,15 @@ export function createGenerateHandler(deps: GenerateDeps) {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      if (tracked.signal.aborted && tracked.signal.reason === CANCELED) throw canceled('canceled by request');
-      const failure = failureOf(error, 'generation_failed');
+      const failure =
+        tracked.signal.aborted && tracked.signal.reason === CANCELED
+          ? canceled('canceled by request')
+          : failureOf(error, 'generation_failed');
       log.warn({ err: failure }, 'generation attempt failed');
       const lastAttempt = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (storing && lastAttempt) {
         // A retry starts by clearing the folder; after the last attempt nothing would, and a
-        // failed generation must not keep half of its images until retention.
+        // failed or canceled generation must not keep its images until retention.
         await deps.store
           .deletePrefix(generationPrefix(id))
           .catch((cleanup) => log.warn({ err: cleanup }, 'removing the partly stored images failed'));

@@ -42,6 +42,9 @@ describe('cancel against the last stage', () => {
     assert.equal(answer, 202);
     assert.equal(done.status, 'canceled');
     assert.deepEqual(done.images, []);
+    // The images written before the cancel was seen are removed with the attempt.
+    const stored = await h.services.store.get(`generations/${accepted.id}/1.png`);
+    assert.equal(stored, null, 'a canceled generation keeps no images');
   });
 });
 
