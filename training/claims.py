@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from training import shapes_world as world
+from training import phrasing, shapes_world as world
 
 ANY = -1
 COLOURS = list(world.COLOURS)
 SHAPES, SIZES, RELATIONS = world.SHAPES, world.SIZES, world.RELATIONS
 _INVERSE = {RELATIONS.index(r): RELATIONS.index(i) for r, i in world.INVERSE_RELATION.items()}
 
-# Scene row: [objects, colour0, shape0, size0, colour1, shape1, size1, relation].
-# Claim row: [kind, colour0, shape0, size0, colour1, shape1, size1, relation], ANY = unstated.
+# Scene row: [objects, colour0, shape0, size0, colour1, shape1, size1, relation, hpos, vpos].
+# Claim row: [kind, colour0, shape0, size0, colour1, shape1, size1, relation, hpos, vpos],
+# ANY = unstated. The place (hpos, vpos) is a single object's only.
 SOME_OBJECT, ONE_OBJECT, TWO_OBJECTS = 0, 1, 2
+COLUMNS, HPOS_COL, VPOS_COL = phrasing.COLUMNS, phrasing.HPOS_COL, phrasing.VPOS_COL
 
-_PARTIAL_TEMPLATES = {
+PARTIAL_TEMPLATES = {
     "shape": ["a {shape}", "there is a {shape}"],
     "size shape": ["a {size} {shape}"],
     "colour": ["something {colour}", "a {colour} thing"],
@@ -32,44 +34,35 @@ _PARTIAL_TEMPLATES = {
 
 
 def scene_rows(scenes: list[world.Scene]) -> np.ndarray:
-    rows = np.full((len(scenes), 8), ANY, dtype=np.int16)
+    rows = np.full((len(scenes), COLUMNS), ANY, dtype=np.int16)
     for i, scene in enumerate(scenes):
         rows[i, 0] = len(scene.objects)
         for j, obj in enumerate(scene.objects):
             rows[i, 1 + 3 * j:4 + 3 * j] = (COLOURS.index(obj.colour), SHAPES.index(obj.shape), SIZES.index(obj.size))
         if scene.relation is not None:
             rows[i, 7] = RELATIONS.index(scene.relation)
+        else:
+            h, v = world.position_of(scene.objects[0].cx, scene.objects[0].cy)
+            rows[i, HPOS_COL], rows[i, VPOS_COL] = world.HPOS.index(h), world.VPOS.index(v)
     return rows
 
 
-def scene_of(row: np.ndarray) -> world.Scene:
-    """A scene with the row's attributes (positions are not part of any caption)."""
-    objects = tuple(world.Obj(SHAPES[row[2 + 3 * j]], COLOURS[row[1 + 3 * j]], SIZES[row[3 + 3 * j]], 0.0, 0.0)
-                    for j in range(row[0]))
-    return world.Scene(objects, RELATIONS[row[7]] if row[7] != ANY else None)
-
-
 def full_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np.ndarray]:
-    """One of the world's own captions of the scene, and its claim: sizes only where stated."""
-    text, sized = world.describe(scene_of(row), rng)
-    claim = row.copy()
-    claim[0] = ONE_OBJECT if row[0] == 1 else TWO_OBJECTS
-    for j, stated in enumerate(sized):
-        if not stated:
-            claim[3 + 3 * j] = ANY
-    return text, claim
+    """A caption of the whole scene in one of the training phrasings (phrasing.py), and its
+    claim: sizes and place only where stated."""
+    return phrasing.training_caption(row, rng)
 
 
 def partial_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np.ndarray]:
     """A caption that names one attribute or two of one of the scene's objects."""
     j = int(rng.integers(row[0]))
     colour, shape, size = row[1 + 3 * j:4 + 3 * j]
-    kinds = list(_PARTIAL_TEMPLATES)
+    kinds = list(PARTIAL_TEMPLATES)
     kind = kinds[int(rng.integers(len(kinds)))]
-    templates = _PARTIAL_TEMPLATES[kind]
+    templates = PARTIAL_TEMPLATES[kind]
     text = templates[int(rng.integers(len(templates)))].format(
         colour=COLOURS[colour], shape=SHAPES[shape], size=SIZES[size])
-    claim = np.full(8, ANY, dtype=np.int16)
+    claim = np.full(COLUMNS, ANY, dtype=np.int16)
     claim[0] = SOME_OBJECT
     claim[1:4] = (colour if "colour" in kind else ANY, shape if "shape" in kind else ANY,
                   size if "size" in kind else ANY)
@@ -89,7 +82,8 @@ def truth(claims: np.ndarray, scenes: np.ndarray) -> np.ndarray:
     kind, count = claims[:, 0:1], scenes[None, :, 0]
     rel = claims[:, 7:8]
     inverse = np.array([_INVERSE.get(int(r), ANY) for r in scenes[:, 7]], dtype=np.int16)[None, :]
-    one = (count == 1) & _matches(c_first, first)
+    place = _matches(claims[:, HPOS_COL:VPOS_COL + 1], scenes[:, HPOS_COL:VPOS_COL + 1])
+    one = (count == 1) & _matches(c_first, first) & place
     two = (count == 2) & (
         (_matches(c_first, first) & _matches(c_second, second) & (rel == scenes[None, :, 7]))
         | (_matches(c_first, second) & _matches(c_second, first) & (rel == inverse)))

@@ -181,15 +181,22 @@ def _matches(read: ObjRead, obj: world.Obj, check_size: bool) -> bool:
     return read.colour == obj.colour and read.shape == obj.shape and (not check_size or read.size == obj.size)
 
 
-def judge(image: np.ndarray, scene: world.Scene, check_size: bool = True) -> bool:
+def position_holds(read: ObjRead, h: str | None, v: str | None) -> bool:
+    """Whether the object is in the stated place (None: that axis is not stated)."""
+    at_h, at_v = world.position_of(read.cx, read.cy)
+    return h in (None, at_h) and v in (None, at_v)
+
+
+def judge(image: np.ndarray, scene: world.Scene, check_size: bool = True,
+          position: tuple[str | None, str | None] = (None, None)) -> bool:
     """Whether the image shows the scene: as many objects, each with the scene's colour and
-    shape (and size, when check_size; captions that leave size out should pass False), and
-    for two objects the scene's relation between them."""
+    shape (and size, when check_size; captions that leave size out should pass False), for
+    two objects the scene's relation between them, and for one the stated position."""
     reads = read_objects(image)
     if len(reads) != len(scene.objects):
         return False
     if len(reads) == 1:
-        return _matches(reads[0], scene.objects[0], check_size)
+        return _matches(reads[0], scene.objects[0], check_size) and position_holds(reads[0], *position)
     first, second = scene.objects
     for a, b in ((reads[0], reads[1]), (reads[1], reads[0])):
         if _matches(a, first, check_size) and _matches(b, second, check_size) and relation_holds(scene.relation, a, b):

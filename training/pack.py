@@ -32,11 +32,12 @@ def file_entry(path):
     return {"sha256": digest.hexdigest(), "bytes": os.path.getsize(path)}
 
 
-def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_defaults, with_loop):
+def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_defaults, with_loop,
+             vocabulary=None, examples=None):
     graphs = {"prefill": GRAPH_FILES["prefill"], "step": GRAPH_FILES["step"]}
     if with_loop:
         graphs["sample_loop"] = GRAPH_FILES["sample_loop"]
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
         "version": version,
@@ -73,6 +74,17 @@ def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_de
             "templates": TEMPLATES,
         },
     }
+    return with_words(doc, vocabulary, examples)
+
+
+def with_words(doc, vocabulary, examples):
+    """The words the pack was trained on, so the service can say which prompt words it never
+    saw, and prompts that show it at its best (both optional)."""
+    if vocabulary is not None:
+        doc["vocabulary"] = sorted(set(vocabulary))
+    if examples is not None:
+        doc["examples"] = list(examples)
+    return doc
 
 
 def write(pack_dir, tokenizer_path, **fields):

@@ -46,4 +46,13 @@ for pack in demo-shapes micro-dalle1; do
   node training/check_onnx.mjs "packs/$pack"
   node training/check_reference.mjs "packs/$pack" test/fixtures/reference
 done
-"$PYTHON" -m training.evaluate packs/demo-shapes --out "$RUN/evaluation.json"
+# The training and the held-out phrasings side by side, one core each.
+for phrasings in training heldout; do
+  EVAL_THREADS=1 "$PYTHON" -m training.evaluate packs/demo-shapes --phrasings "$phrasings" \
+    --out "$RUN/evaluation-$phrasings.json" > "$RUN/evaluation-$phrasings.out" 2>&1 &
+  eval "evaluation_$phrasings=\$!"
+done
+wait "$evaluation_training" || { cat "$RUN/evaluation-training.out"; exit 1; }
+wait "$evaluation_heldout" || { cat "$RUN/evaluation-heldout.out"; exit 1; }
+"$PYTHON" -m training.evaluate --merge "$RUN/evaluation-training.json" "$RUN/evaluation-heldout.json" \
+  --out "$RUN/evaluation.json"

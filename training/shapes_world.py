@@ -26,6 +26,12 @@ SIZES: list[str] = ["small", "large"]
 # Bounding-box extent in pixels; the gap between the ranges keeps size readable from pixels.
 SIZE_EXTENT: dict[str, tuple[float, float]] = {"small": (12.0, 16.0), "large": (22.0, 26.0)}
 RELATIONS: list[str] = ["left of", "right of", "above", "below"]
+# Where a single object is: each axis in three bands with clear gaps between them, so that
+# "on the left", "at the top" or "in the centre" is decidable from pixels.
+HPOS: list[str] = ["left", "centre", "right"]
+VPOS: list[str] = ["top", "middle", "bottom"]
+BAND_FRACTION = 0.2  # each band's width as a fraction of the range the centre may take
+CENTRE_BAND = 7.0  # pixels from the image centre that still count as the centre, per axis
 # (colour, shape) pairs the train split never contains: one per shape, one per colour, so
 # every colour and every shape is still seen in training.
 HELDOUT_PAIRS: set[tuple[str, str]] = {
@@ -119,6 +125,24 @@ def _place_pair(rng: np.random.Generator, relation: str, s0: float, s1: float):
     return (p0, c0), (p1, c1)
 
 
+def _banded(u: float, half: float) -> float:
+    """A centre coordinate in one of three bands (near the low edge, at the middle, near the
+    high edge), the band and the place inside it both read from one uniform draw."""
+    lo, hi = half, IMAGE_SIZE - half
+    width = (hi - lo) * BAND_FRACTION
+    band = min(int(u * 3), 2)
+    start = (lo, IMAGE_SIZE / 2 - width / 2, hi - width)[band]
+    return start + (u * 3 - band) * width
+
+
+def position_of(cx: float, cy: float) -> tuple[str, str]:
+    """The (horizontal, vertical) place of an object centred at (cx, cy)."""
+    def band(offset: float, names: list[str]) -> str:
+        return names[1] if abs(offset) < CENTRE_BAND else names[0 if offset < 0 else 2]
+
+    return band(cx - IMAGE_SIZE / 2, HPOS), band(cy - IMAGE_SIZE / 2, VPOS)
+
+
 def sample_scene(rng: np.random.Generator, split: str = "train", n_objects: int | None = None) -> Scene:
     n = int(rng.integers(1, 3)) if n_objects is None else n_objects
     if n not in (1, 2):
@@ -128,7 +152,7 @@ def sample_scene(rng: np.random.Generator, split: str = "train", n_objects: int 
     extents = [_uniform(rng, *SIZE_EXTENT[s]) for s in sizes]
     if n == 1:
         half = extents[0] / 2 + EDGE_MARGIN
-        centres = [(_uniform(rng, half, IMAGE_SIZE - half), _uniform(rng, half, IMAGE_SIZE - half))]
+        centres = [(_banded(float(rng.random()), half), _banded(float(rng.random()), half))]
         relation = None
     else:
         relation = _pick(rng, RELATIONS)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training import claims, configs, export, oracle, pack, shapes_world
+from training import claims, configs, export, oracle, pack, phrasing, shapes_world
 from training.bpe import Tokenizer
 from training.models import CLIP, VQVAE, Generator
 from training.pack import PIXEL_MEAN, PIXEL_STD, pad_text
@@ -47,14 +47,11 @@ def clip_pixels(images_uint8, device):
 def load_data(run_dir, scenes, log):
     path = os.path.join(run_dir, "data.npz")
     if not os.path.exists(path):
-        images, captions, scene_list = shapes_world.make_dataset(scenes, DATA_SEED, "train")
-        tokenizer = Tokenizer.load(TOKENIZER)
-        ids = [tokenizer.encode(c) for c in captions]
-        gen_text = np.array([pad_text(t, configs.DEMO["gpt"].text_length) for t in ids], dtype=np.int64)
-        np.savez(path, images=images, gen_text=gen_text, scenes=claims.scene_rows(scene_list))
-        log(stage="data", scenes=scenes, longest_caption=max(map(len, ids)))
+        images, _, scene_list = shapes_world.make_dataset(scenes, DATA_SEED, "train")
+        np.savez(path, images=images, scenes=claims.scene_rows(scene_list))
+        log(stage="data", scenes=scenes)
     data = np.load(path)
-    return data["images"], data["gen_text"], data["scenes"]
+    return data["images"], data["scenes"]
 
 
 def sampler(n, batch, seed):
@@ -112,30 +109,45 @@ def colour_groups(images):
     return groups
 
 
-class ClipCaptions:
-    """Fresh captions for each CLIP batch: the world's own wording, or with PARTIAL_RATE a
-    partial one ("a square", "something red"), with the claim each makes."""
-    PARTIAL_RATE = 0.3
+class Captions:
+    """Fresh captions for each batch, in the many phrasings of phrasing.py, with the claim
+    each makes; with partial_rate, a partial one instead ("a square", "something red").
+    A caption longer than the text length is drawn again, so none is ever cut short."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, length, bos_eos, partial_rate=0.0):
         self.rng, self.tokenizer, self.ids = np.random.default_rng(seed), Tokenizer.load(TOKENIZER), {}
-        self.context = configs.DEMO["clip"].context_length
+        self.length, self.bos_eos, self.partial_rate = length, bos_eos, partial_rate
+        self.room = length - 2 if bos_eos else length
+
+    def draw(self, row):
+        while True:
+            make = claims.partial_caption if self.rng.random() < self.partial_rate else claims.full_caption
+            text, claim = make(row, self.rng)
+            if text not in self.ids:
+                ids = self.tokenizer.encode(text)
+                self.ids[text] = pad_text(ids, self.length, self.bos_eos) if len(ids) <= self.room else None
+            if self.ids[text] is not None:
+                return self.ids[text], claim
 
     def __call__(self, rows):
-        texts, claim_rows = zip(*[
-            (claims.partial_caption if self.rng.random() < self.PARTIAL_RATE else claims.full_caption)(row, self.rng)
-            for row in rows])
-        for text in texts:
-            if text not in self.ids:
-                self.ids[text] = pad_text(self.tokenizer.encode(text), self.context, True)
-        return np.array([self.ids[t] for t in texts], dtype=np.int64), np.stack(claim_rows)
+        ids, claim_rows = zip(*[self.draw(row) for row in rows])
+        return np.array(ids, dtype=np.int64), np.stack(claim_rows)
+
+
+def clip_captions(seed):
+    """CLIP's captions: for 30% of the scenes a partial caption."""
+    return Captions(seed, configs.DEMO["clip"].context_length, True, partial_rate=0.3)
+
+
+def generator_captions(seed):
+    return Captions(seed, configs.DEMO["gpt"].text_length, False)
 
 
 def train_clip(images, scene_rows, profile, device, run_dir, log):
     torch.manual_seed(1)
     model = CLIP(configs.DEMO["clip"]).to(device)
     draw, rng = sampler(len(images), profile["clip_batch"], 11), np.random.default_rng(13)
-    groups, captions = colour_groups(images), ClipCaptions(14)
+    groups, captions = colour_groups(images), clip_captions(14)
 
     def batch(step):
         # Colour alone separates most of a random batch; every other batch shares one
@@ -155,15 +167,15 @@ def train_clip(images, scene_rows, profile, device, run_dir, log):
     return train("clip", model, batch, profile["clip_steps"], 1.5e-3, run_dir, log, warmup=50, weight_decay=0.1)
 
 
-def train_generator(codes, gen_text, profile, device, run_dir, log):
+def train_generator(codes, scene_rows, profile, device, run_dir, log):
     torch.manual_seed(2)
     model = Generator(configs.DEMO["gpt"]).to(device)
-    draw = sampler(len(codes), profile["gpt_batch"], 12)
+    draw, captions = sampler(len(codes), profile["gpt_batch"], 12), generator_captions(15)
     k = model.config.codebook_size
 
     def batch(step):
         idx = draw()
-        text = torch.from_numpy(gen_text[idx]).to(device)
+        text = torch.from_numpy(captions(scene_rows[idx])[0]).to(device)
         image = torch.from_numpy(codes[idx]).to(device)
         logits = model(text, image)
         return F.cross_entropy(logits.reshape(-1, k), image.reshape(-1)), {}
@@ -180,12 +192,12 @@ def run(run_dir, device, stages, pack_dir, profile_name=None):
     os.makedirs(run_dir, exist_ok=True)
     profile_name = profile_name or ("cuda" if device.startswith("cuda") else "cpu")
     profile, log = PROFILES[profile_name], Log(run_dir)
-    images, gen_text, scene_rows = load_data(run_dir, profile["scenes"], log)
+    images, scene_rows = load_data(run_dir, profile["scenes"], log)
     if {"vqvae", "generator", "pack"} & set(stages):
         vqvae = train_vqvae(images, profile, device, run_dir, log)
     if {"generator", "pack"} & set(stages):
         codes = encode_codes(vqvae, images, device, run_dir, log)
-        generator = train_generator(codes, gen_text, profile, device, run_dir, log)
+        generator = train_generator(codes, scene_rows, profile, device, run_dir, log)
     if {"clip", "pack"} & set(stages):
         clip = train_clip(images, scene_rows, profile, device, run_dir, log)
     if "pack" in stages:
@@ -199,11 +211,12 @@ def write_pack(models, pack_dir, profile_name):
     os.makedirs(pack_dir, exist_ok=True)
     export.export_all(generator, vqvae, clip, pack_dir)
     machine = "a GPU (the cuda profile)" if profile_name == "cuda" else "a 2-core CPU"
-    pack.write(pack_dir, TOKENIZER, name="demo-shapes", version="1.1.0",
+    pack.write(pack_dir, TOKENIZER, name="demo-shapes", version="1.2.0",
                description="DALL·E-style generator, VQ-VAE and CLIP trained on the synthetic shapes world "
                            f"(training/README.md), on {machine}.",
                gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
-               sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True)
+               sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True,
+               vocabulary=phrasing.vocabulary(), examples=phrasing.EXAMPLES)
 
 
 def main():

@@ -41,7 +41,7 @@ class TruthTest(unittest.TestCase):
     def test_partial_captions_are_true_of_any_scene_with_such_an_object(self):
         scenes = claims.scene_rows([scene(RED_CIRCLE, BLUE_SQUARE, relation="below"), scene(BLUE_SQUARE),
                                     scene(RED_CIRCLE)])
-        square = np.full(8, claims.ANY, dtype=np.int16)
+        square = np.full(claims.COLUMNS, claims.ANY, dtype=np.int16)
         square[0], square[2] = claims.SOME_OBJECT, claims.SHAPES.index("square")
         np.testing.assert_array_equal(claims.truth(square[None], scenes), [[True, True, False]])
 
