@@ -98,3 +98,44 @@ def write(pack_dir, tokenizer_path, **fields):
         json.dump(doc, f, indent=2)
         f.write("\n")
     return doc
+
+
+def write_words(pack_dir, vocabulary, examples):
+    """Add (or replace) vocabulary and examples in a pack's manifest.json; the files and their
+    checksums are untouched."""
+    path = os.path.join(pack_dir, "manifest.json")
+    with open(path) as f:
+        doc = json.load(f)
+    files = doc.pop("files")
+    doc.pop("vocabulary", None)
+    doc.pop("examples", None)
+    doc = with_words(doc, vocabulary, examples)
+    doc["files"] = files
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
+def main():
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Write the words a pack was trained on and its example prompts into its manifest "
+                    "(training.train does this on export). By default the current recipe's (training/phrasing.py).")
+    parser.add_argument("pack")
+    parser.add_argument("--vocabulary", help="a JSON list of words, for a pack made by an earlier recipe")
+    parser.add_argument("--examples", help="a JSON list of prompts")
+    args = parser.parse_args()
+    from training import phrasing
+
+    def read(path, default):
+        if not path:
+            return default
+        with open(path) as f:
+            return json.load(f)
+
+    write_words(args.pack, read(args.vocabulary, phrasing.vocabulary()), read(args.examples, phrasing.EXAMPLES))
+
+
+if __name__ == "__main__":
+    main()

@@ -57,6 +57,8 @@ export interface GenerateJobResult {
   truncated: boolean;
   /** The prompt as the generator read it (cut when truncated); absent on older jobs. */
   prompt_used?: string;
+  /** Prompt words outside the pack's vocabulary; null when it lists none; absent on older jobs. */
+  unknown_words?: string[] | null;
   images: StoredImage[];
   metrics: GenerationMetrics;
 }

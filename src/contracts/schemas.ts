@@ -167,6 +167,20 @@ export const Generation = Type.Object(
     ),
     images: Type.Array(ref(GenerationImage)),
     metrics: Nullable(Metrics),
+    prompt_tokens: Nullable(
+      Type.Integer({
+        description: "Tokens in the prompt by the pack's tokenizer; null until the generation succeeded.",
+      }),
+    ),
+    truncated: Nullable(
+      Type.Boolean({
+        description: "Whether the prompt was longer than the pack's text length and cut; null until it succeeded.",
+      }),
+    ),
+    unknown_words: Nullable(Type.Array(Type.String()), {
+      description:
+        'Prompt words the pack was never trained on (lower-cased, each once): the pack still draws something, but not from understanding them. Null until the generation succeeded, or when the pack lists no vocabulary.',
+    }),
     webhook: Nullable(WebhookFailure),
     urls: GenerationUrls,
   },
@@ -314,6 +328,13 @@ export const ModelInfo = Type.Object(
       { description: 'The generator: null for a pack that serves CLIP only (classification and embeddings).' },
     ),
     embed_dim: Type.Integer(),
+    vocabulary: Nullable(Type.Array(Type.String()), {
+      description:
+        "The words the pack was trained on; a generation reports the prompt's other words as unknown_words. Null when the pack does not say.",
+    }),
+    examples: Type.Array(Type.String(), {
+      description: 'Prompts that show the pack at its best; empty when it lists none.',
+    }),
   },
   { $id: 'ModelInfo' },
 );

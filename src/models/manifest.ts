@@ -39,6 +39,10 @@ export interface Manifest extends Partial<GenerationSections> {
   description?: string;
   /** The weights' license as their publisher states it (schema 3). */
   license?: string;
+  /** The words the pack was trained on (any schema version): prompt words outside it are reported. */
+  vocabulary?: string[];
+  /** Prompts that show the pack at its best (any schema version). */
+  examples?: string[];
   clip: {
     tokenizer: string;
     context_length: number;

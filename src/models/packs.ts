@@ -164,6 +164,8 @@ export class Pack {
       name: m.name,
       version: m.version,
       ...(m.description !== undefined ? { description: m.description } : {}),
+      ...(m.vocabulary !== undefined ? { vocabulary: [...m.vocabulary] } : {}),
+      ...(m.examples !== undefined ? { examples: [...m.examples] } : {}),
       generation: generates(m) ? generationSummary(m) : null,
       embedDim: m.clip.embed_dim,
       providers: { ...this.providers },

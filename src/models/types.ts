@@ -177,6 +177,10 @@ export interface PackSummary {
   name: string;
   version: string;
   description?: string;
+  /** The words the pack was trained on, when its manifest lists them. */
+  vocabulary?: string[];
+  /** Prompts that show the pack at its best, when its manifest lists them. */
+  examples?: string[];
   /** The generator's geometry and defaults; null for a pack that serves CLIP only. */
   generation: {
     textLength: number;

@@ -121,6 +121,9 @@ export async function buildGenerationView(
     error: status === 'failed' ? parseFailure(job.failedReason) : null,
     images,
     metrics: result?.metrics ?? null,
+    prompt_tokens: result?.prompt_tokens ?? null,
+    truncated: result?.truncated ?? null,
+    unknown_words: result?.unknown_words ?? null,
     webhook: webhookFailure,
     urls: generationUrls(config.publicBaseUrl, id),
   };

@@ -22,6 +22,7 @@ import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { GenerationScheduler } from './scheduler.js';
 import type { GenerationEvents } from '../service/generation-events.js';
+import { unknownWords } from '../lib/prompt-words.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const STORE_CONCURRENCY = 4;
@@ -40,6 +41,8 @@ export interface GenerateDeps {
   logger: Logger;
   /** Where new best candidates go while a generation runs (streamed partial images). */
   partialImages?: PartialImageStore;
+  /** Each pack's training vocabulary, by pack name, for the prompt words it never saw. */
+  vocabularies?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** Writes progress to the job at most every 250 ms and as `progress` events at the configured pace. */
@@ -168,6 +171,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
         prompt_tokens: result.promptTokens,
         truncated: result.truncated,
         prompt_used: result.promptUsed,
+        unknown_words: unknownWords(input.prompt, deps.vocabularies?.get(result.model)),
         images,
         metrics: {
           queue_ms: Math.max(0, started - job.timestamp),

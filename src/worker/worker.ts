@@ -72,6 +72,10 @@ function defaultModels(packs: PackSummary[], config: Config): DefaultModels {
   return defaults;
 }
 
+function packVocabularies(packs: PackSummary[]): Map<string, ReadonlySet<string>> {
+  return new Map(packs.flatMap((pack) => (pack.vocabulary ? [[pack.name, new Set(pack.vocabulary)] as const] : [])));
+}
+
 function modelInfo(pack: PackSummary, defaults: DefaultModels): ModelInfo {
   return {
     name: pack.name,
@@ -80,6 +84,8 @@ function modelInfo(pack: PackSummary, defaults: DefaultModels): ModelInfo {
     default_for: (['generations', 'clip'] as const).filter((purpose) => defaults[purpose] === pack.name),
     generation: generationInfo(pack.generation),
     embed_dim: pack.embedDim,
+    vocabulary: pack.vocabulary ?? null,
+    examples: pack.examples ?? [],
   };
 }
 
@@ -138,11 +144,15 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     },
     onFirstBatch: (seconds) => metrics.generationFirstBatchWait.observe(seconds),
   });
+  const vocabularies = packVocabularies(packs);
   const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, events, metrics };
   const partialImages = { redis: queues.redis, keys };
   const clipImages = new ClipImages(queues, keys);
   const handlers: Handlers = {
-    generate: withTerminalEvent(createGenerateHandler({ ...generateDeps, logger, partialImages }), events),
+    generate: withTerminalEvent(
+      createGenerateHandler({ ...generateDeps, logger, partialImages, vocabularies }),
+      events,
+    ),
     classify: createClassifyHandler(batcher, defaults.clip, clipImages),
     embed: createEmbedHandler(engine, defaults.clip, clipImages),
     webhook: createWebhookProcessor({ config, queues, store, keys, metrics }),

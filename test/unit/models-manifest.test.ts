@@ -80,6 +80,33 @@ test('schemas 1 to 3 load (3 adds license, 2 per-row sampling settings); others 
   );
 });
 
+test('vocabulary and examples are optional in every schema version, and checked when present', async () => {
+  const current = await manifestOf(demoDir);
+  assert.ok(current.vocabulary.includes('circle'), 'the demo pack lists the words it was trained on');
+  assert.ok(current.examples.length > 0);
+  for (const schema_version of [1, 2]) {
+    const listed = validateManifest({ ...current, schema_version });
+    assert.deepEqual(listed.vocabulary, current.vocabulary);
+    assert.deepEqual(listed.examples, current.examples);
+    const bare: Record<string, any> = { ...current, schema_version };
+    delete bare.vocabulary;
+    delete bare.examples;
+    const m = validateManifest(bare);
+    assert.equal(m.vocabulary, undefined);
+    assert.equal(m.examples, undefined);
+  }
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ vocabulary: ['red', 'Red'] }, /vocabulary\.1 must match pattern/],
+    [{ vocabulary: ['two words'] }, /vocabulary\.0 must match pattern/],
+    [{ vocabulary: ['red', 'red'] }, /vocabulary must NOT have duplicate items/],
+    [{ vocabulary: 'red circle' }, /vocabulary must be array/],
+    [{ examples: [''] }, /examples\.0 must NOT have fewer than 1 characters/],
+  ];
+  for (const [change, pattern] of cases) {
+    await rejectsWith(() => validateManifest({ ...current, ...change }), 'pack_invalid_manifest', pattern);
+  }
+});
+
 test('without geometry, generator and decoder a manifest is a CLIP-only pack', async () => {
   const clipOnly = await manifestOf(demoDir);
   delete clipOnly.geometry;
