@@ -10,6 +10,21 @@ DEMO = {
                        heads=4, embed_dim=64, stem_channels=32),
 }
 
+# The larger variant, for a GPU (train.py's `cuda` profile): the same geometry, so the same
+# data, tokenizer and serving path, with a generator and CLIP about 8x and 4x the demo's.
+# Each generator graph holds its own copy of the weights, so it is not for the repository.
+DEMO_LARGE = {
+    "gpt": GPTConfig(text_vocab_size=512, text_length=24, codebook_size=256, grid=8,
+                     width=256, layers=8, heads=8),
+    "vq": DEMO["vq"],
+    "clip": CLIPConfig(image_size=64, patch=8, vision_width=128, vision_layers=4,
+                       text_vocab_size=512, context_length=32, text_width=128, text_layers=4,
+                       heads=4, embed_dim=128, stem_channels=32),
+}
+
+# The demo packs by name: the committed one and the larger variant.
+VARIANTS = {"demo-shapes": DEMO, "demo-shapes-large": DEMO_LARGE}
+
 # DALL·E 1's geometry at a tiny width, so the serving code runs at real sizes; the CLIP
 # side mimics ViT-B/32's input (224 px, patch 32, context 77).
 MICRO = {

@@ -18,7 +18,7 @@ import torch
 from training import configs
 from training.random_pack import build_models
 
-CONFIGS_BY_PACK = {"demo-shapes": configs.DEMO, "micro-dalle1": configs.MICRO}
+CONFIGS_BY_PACK = {**configs.VARIANTS, "micro-dalle1": configs.MICRO}
 
 
 def read_initializers(path, prefix=""):

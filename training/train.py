@@ -22,14 +22,16 @@ DATA_SEED = 1
 
 # Steps sized so that the whole recipe, evaluation included, fits in an hour on two shared
 # CPU cores (35 minutes measured on a quiet one: training/README.md).
+# `pack` names the model sizes (configs.VARIANTS) and the pack written.
 PROFILES = {
-    "cpu": {"scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 4000, "clip_batch": 128,
-            "gpt_steps": 4000, "gpt_batch": 32},
-    "cuda": {"scenes": 100000, "vq_steps": 6000, "vq_batch": 128, "clip_steps": 4000, "clip_batch": 512,
-             "gpt_steps": 20000, "gpt_batch": 256},
-    # A few steps of everything, to check the pipeline end to end.
-    "smoke": {"scenes": 512, "vq_steps": 3, "vq_batch": 8, "clip_steps": 3, "clip_batch": 8,
-              "gpt_steps": 3, "gpt_batch": 8},
+    "cpu": {"pack": "demo-shapes", "scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 4000,
+            "clip_batch": 128, "gpt_steps": 4000, "gpt_batch": 32},
+    # The larger variant on a GPU: more scenes and, for the many phrasings, many more steps.
+    "cuda": {"pack": "demo-shapes-large", "scenes": 100000, "vq_steps": 6000, "vq_batch": 128,
+             "clip_steps": 10000, "clip_batch": 512, "gpt_steps": 30000, "gpt_batch": 256},
+    # A few steps of everything at the larger variant's sizes, to check that path end to end.
+    "smoke": {"pack": "demo-shapes-large", "scenes": 512, "vq_steps": 3, "vq_batch": 8, "clip_steps": 3,
+              "clip_batch": 8, "gpt_steps": 3, "gpt_batch": 8},
 }
 
 
@@ -59,9 +61,13 @@ def sampler(n, batch, seed):
     return lambda: rng.integers(0, n, batch)
 
 
+def sizes(profile):
+    return configs.VARIANTS[profile["pack"]]
+
+
 def train_vqvae(images, profile, device, run_dir, log):
     torch.manual_seed(0)
-    model = VQVAE(configs.DEMO["vq"]).to(device)
+    model = VQVAE(sizes(profile)["vq"]).to(device)
     with torch.no_grad():  # start the codebook on real latents so no code starts dead
         latents = model.encode_latents(to_pixels(images[:512], device)).reshape(-1, model.config.code_dim)
         picks = latents[torch.randperm(len(latents))[: model.config.codebook_size]]
@@ -134,20 +140,20 @@ class Captions:
         return np.array(ids, dtype=np.int64), np.stack(claim_rows)
 
 
-def clip_captions(seed):
+def clip_captions(seed, cfg=configs.DEMO):
     """CLIP's captions: for 30% of the scenes a partial caption."""
-    return Captions(seed, configs.DEMO["clip"].context_length, True, partial_rate=0.3)
+    return Captions(seed, cfg["clip"].context_length, True, partial_rate=0.3)
 
 
-def generator_captions(seed):
-    return Captions(seed, configs.DEMO["gpt"].text_length, False)
+def generator_captions(seed, cfg=configs.DEMO):
+    return Captions(seed, cfg["gpt"].text_length, False)
 
 
 def train_clip(images, scene_rows, profile, device, run_dir, log):
     torch.manual_seed(1)
-    model = CLIP(configs.DEMO["clip"]).to(device)
+    model = CLIP(sizes(profile)["clip"]).to(device)
     draw, rng = sampler(len(images), profile["clip_batch"], 11), np.random.default_rng(13)
-    groups, captions = colour_groups(images), clip_captions(14)
+    groups, captions = colour_groups(images), clip_captions(14, sizes(profile))
 
     def batch(step):
         # Colour alone separates most of a random batch; every other batch shares one
@@ -169,8 +175,8 @@ def train_clip(images, scene_rows, profile, device, run_dir, log):
 
 def train_generator(codes, scene_rows, profile, device, run_dir, log):
     torch.manual_seed(2)
-    model = Generator(configs.DEMO["gpt"]).to(device)
-    draw, captions = sampler(len(codes), profile["gpt_batch"], 12), generator_captions(15)
+    model = Generator(sizes(profile)["gpt"]).to(device)
+    draw, captions = sampler(len(codes), profile["gpt_batch"], 12), generator_captions(15, sizes(profile))
     k = model.config.codebook_size
 
     def batch(step):
@@ -201,17 +207,17 @@ def run(run_dir, device, stages, pack_dir, profile_name=None):
     if {"clip", "pack"} & set(stages):
         clip = train_clip(images, scene_rows, profile, device, run_dir, log)
     if "pack" in stages:
-        write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, profile_name)
+        write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, profile_name, profile["pack"])
         log(stage="pack", status="done", pack=pack_dir)
 
 
-def write_pack(models, pack_dir, profile_name):
+def write_pack(models, pack_dir, profile_name, name="demo-shapes"):
     generator, vqvae, clip = models
-    cfg = configs.DEMO
+    cfg = configs.VARIANTS[name]
     os.makedirs(pack_dir, exist_ok=True)
     export.export_all(generator, vqvae, clip, pack_dir)
     machine = "a GPU (the cuda profile)" if profile_name == "cuda" else "a 2-core CPU"
-    pack.write(pack_dir, TOKENIZER, name="demo-shapes", version="1.2.0",
+    pack.write(pack_dir, TOKENIZER, name=name, version="1.2.0",
                description="DALL·E-style generator, VQ-VAE and CLIP trained on the synthetic shapes world "
                            f"(training/README.md), on {machine}.",
                gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),

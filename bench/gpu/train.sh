@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# On the GPU machine: the recipe's training stages with the `cuda` profile (bigger data, more
-# steps), writing the run (checkpoints, log.jsonl) under $OUT/run. That Python has PyTorch but
+# On the GPU machine: the recipe's training stages with the `cuda` profile (the larger variant,
+# demo-shapes-large: bigger models, data and step counts), writing the run (checkpoints,
+# log.jsonl) under $OUT/run. That Python has PyTorch but
 # no onnx package, so export, fixtures and evaluation happen back here:
 #   bash training/reproduce.sh --run <the fetched run folder>   (every trained stage is loaded, not redone)
 #   bash bench/gpu/train.sh [--profile cuda|smoke] [--device cuda]
