@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { type Generation, GenerationAccepted, ModelList } from '../../src/contracts/schemas.js';
 import {
   type Harness,
   type WebhookReceiver,
@@ -36,9 +37,9 @@ describe('what a pack knows', () => {
     await closeSharedEngine();
   });
 
-  async function generate(prompt: string): Promise<{ view: any; webhook: any }> {
+  async function generate(prompt: string): Promise<{ view: Generation; webhook: any }> {
     const body = { prompt, candidates: 2, n: 1, webhook: receiver.url, webhook_events_filter: ['completed'] };
-    const { id } = await json(await post(h.baseUrl, '/generations', body));
+    const { id } = await json(await post(h.baseUrl, '/generations', body), GenerationAccepted);
     const view = await waitFor(h.baseUrl, id, terminal);
     assert.equal(view.status, 'succeeded', JSON.stringify(view.error));
     const deadline = Date.now() + 30_000;
@@ -51,12 +52,14 @@ describe('what a pack knows', () => {
   }
 
   test('GET /models lists the vocabulary and the examples of the pack', async () => {
-    const { data } = await json(await fetch(`${h.baseUrl}/models`));
-    const demo = data.find((model: any) => model.name === 'demo-shapes');
+    const { data } = await json(await fetch(`${h.baseUrl}/models`), ModelList);
+    const demo = data.find((model) => model.name === 'demo-shapes');
+    assert.ok(demo);
     assert.deepEqual(demo.vocabulary, manifest.vocabulary);
     assert.deepEqual(demo.examples, manifest.examples);
-    assert.ok(demo.vocabulary.includes('circle') && !demo.vocabulary.includes('skateboard'));
-    const micro = data.find((model: any) => model.name === 'micro-dalle1');
+    assert.ok(demo.vocabulary?.includes('circle') && !demo.vocabulary.includes('skateboard'));
+    const micro = data.find((model) => model.name === 'micro-dalle1');
+    assert.ok(micro);
     assert.equal(micro.vocabulary, null, 'a pack that lists no vocabulary says nothing');
     assert.deepEqual(micro.examples, []);
   });
@@ -65,8 +68,10 @@ describe('what a pack knows', () => {
     const { view, webhook } = await generate('A red circle riding a Skateboard, a SKATEBOARD!');
     assert.deepEqual(view.unknown_words, ['riding', 'skateboard']);
     assert.equal(view.truncated, false);
-    assert.ok(view.prompt_tokens > 0);
-    for (const field of ['unknown_words', 'truncated', 'prompt_tokens']) assert.deepEqual(webhook[field], view[field]);
+    assert.ok((view.prompt_tokens ?? 0) > 0);
+    for (const field of ['unknown_words', 'truncated', 'prompt_tokens'] as const) {
+      assert.deepEqual(webhook[field], view[field]);
+    }
   });
 
   test("a prompt in the pack's own words has none unknown; prompt_tokens is the tokenizer's count", async () => {
