@@ -2,6 +2,7 @@
 # Reproduce the demo pack from nothing: data, VQ-VAE, CLIP, generator, export, evaluation,
 # reference fixtures and the onnxruntime checks; the micro pack is rebuilt from its seed.
 #   bash training/reproduce.sh [--device cuda] [--run DIR] [--profile cpu|cuda|smoke]
+# The cpu profile makes packs/demo-shapes; cuda and smoke the larger variant, packs/demo-shapes-large.
 # A run folder trained elsewhere (bench/gpu/train.sh) is finished here with its profile:
 # its trained stages are loaded, not redone.
 # Needs Debian's python3-torch, python3-onnx, python3-numpy, python3-pil and Node with the
@@ -19,6 +20,14 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
+# The profile train.py picks by default: cuda on a GPU.
+# The larger variant is not committed: its reference fixture stays in the run folder, and the
+# smoke profile's evaluation is a token one.
+case "${PROFILE:-$DEVICE}" in
+  cpu) PACK=demo-shapes REFERENCE=test/fixtures/reference EVALUATE=() ;;
+  smoke) PACK=demo-shapes-large REFERENCE="$RUN/reference" EVALUATE=(--prompts 1 --candidates 16 --top 4) ;;
+  *) PACK=demo-shapes-large REFERENCE="$RUN/reference" EVALUATE=() ;;
+esac
 PYTHON="${PYTHON:-/usr/bin/python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 TOKENIZER=training/tokenizer/shapes-bpe.json
@@ -29,7 +38,7 @@ if [ ! -f "$TOKENIZER" ]; then
 fi
 # OpenBLAS's own threads fight torch's pool on a small CPU; one each is faster.
 export OPENBLAS_NUM_THREADS=1
-train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack packs/demo-shapes ${PROFILE:+--profile "$PROFILE"} "$@"; }
+train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack "packs/$PACK" ${PROFILE:+--profile "$PROFILE"} "$@"; }
 train --stages data
 # One core each: the image tokenizer then the generator (it trains on the tokenizer's
 # codes), and beside them CLIP, which needs neither.
@@ -41,14 +50,16 @@ wait "$generator" || { cat "$RUN/generator.out"; exit 1; }
 wait "$clip" || { cat "$RUN/clip.out"; exit 1; }
 train --stages pack
 "$PYTHON" -m training.random_pack micro packs/micro-dalle1 "$TOKENIZER"
-for pack in demo-shapes micro-dalle1; do
-  "$PYTHON" -m training.reference "packs/$pack" test/fixtures/reference
+mkdir -p "$REFERENCE"
+for pack in "$PACK" micro-dalle1; do
+  reference=$([ "$pack" = "$PACK" ] && echo "$REFERENCE" || echo test/fixtures/reference)
+  "$PYTHON" -m training.reference "packs/$pack" "$reference"
   node training/check_onnx.mjs "packs/$pack"
-  node training/check_reference.mjs "packs/$pack" test/fixtures/reference
+  node training/check_reference.mjs "packs/$pack" "$reference"
 done
 # The training and the held-out phrasings side by side, one core each.
 for phrasings in training heldout; do
-  EVAL_THREADS=1 "$PYTHON" -m training.evaluate packs/demo-shapes --phrasings "$phrasings" \
+  EVAL_THREADS=1 "$PYTHON" -m training.evaluate "packs/$PACK" --phrasings "$phrasings" ${EVALUATE[@]+"${EVALUATE[@]}"} \
     --out "$RUN/evaluation-$phrasings.json" > "$RUN/evaluation-$phrasings.out" 2>&1 &
   eval "evaluation_$phrasings=\$!"
 done
