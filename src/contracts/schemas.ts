@@ -335,6 +335,10 @@ export const ModelInfo = Type.Object(
     examples: Type.Array(Type.String(), {
       description: 'Prompts that show the pack at its best; empty when it lists none.',
     }),
+    license: Nullable(Type.String(), {
+      description:
+        "The weights' license as their publisher states it (for example CC-BY-NC-SA-4.0); null when the pack does not say.",
+    }),
   },
   { $id: 'ModelInfo' },
 );

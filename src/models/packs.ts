@@ -166,6 +166,7 @@ export class Pack {
       ...(m.description !== undefined ? { description: m.description } : {}),
       ...(m.vocabulary !== undefined ? { vocabulary: [...m.vocabulary] } : {}),
       ...(m.examples !== undefined ? { examples: [...m.examples] } : {}),
+      ...(m.license !== undefined ? { license: m.license } : {}),
       generation: generates(m) ? generationSummary(m) : null,
       embedDim: m.clip.embed_dim,
       providers: { ...this.providers },

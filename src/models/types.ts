@@ -181,6 +181,8 @@ export interface PackSummary {
   vocabulary?: string[];
   /** Prompts that show the pack at its best, when its manifest lists them. */
   examples?: string[];
+  /** The weights' license, when the manifest states it (schema 3). */
+  license?: string;
   /** The generator's geometry and defaults; null for a pack that serves CLIP only. */
   generation: {
     textLength: number;

@@ -25,6 +25,11 @@ export async function publishModels(
     .exec();
 }
 
+/** An entry from a worker older than these fields (a rolling upgrade) reads as a pack that states none. */
+function withNewerFields(info: ModelInfo): ModelInfo {
+  return { ...info, vocabulary: info.vocabulary ?? null, examples: info.examples ?? [], license: info.license ?? null };
+}
+
 /** The packs of the live workers, each name once (the first entry's); empty when none has reported. */
 export async function readModels(redis: Redis, keys: ServiceKeys): Promise<ModelInfo[]> {
   const entries = await redis.zrangebyscore(keys.modelsEntries, Date.now(), '+inf');
@@ -33,7 +38,7 @@ export async function readModels(redis: Redis, keys: ServiceKeys): Promise<Model
   const byName = new Map<string, ModelInfo>();
   for (const text of texts) {
     for (const info of text ? (JSON.parse(text) as ModelInfo[]) : [])
-      if (!byName.has(info.name)) byName.set(info.name, info);
+      if (!byName.has(info.name)) byName.set(info.name, withNewerFields(info));
   }
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -86,6 +86,7 @@ function modelInfo(pack: PackSummary, defaults: DefaultModels): ModelInfo {
     embed_dim: pack.embedDim,
     vocabulary: pack.vocabulary ?? null,
     examples: pack.examples ?? [],
+    license: pack.license ?? null,
   };
 }
 

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { type Generation, GenerationAccepted, ModelList } from '../../src/contracts/schemas.js';
+import { type Generation, GenerationAccepted, type ModelInfo, ModelList } from '../../src/contracts/schemas.js';
+import { serviceKeys } from '../../src/queue/keys.js';
+import { publishModels } from '../../src/service/model-registry.js';
 import {
   type Harness,
   type WebhookReceiver,
@@ -58,10 +60,29 @@ describe('what a pack knows', () => {
     assert.deepEqual(demo.vocabulary, manifest.vocabulary);
     assert.deepEqual(demo.examples, manifest.examples);
     assert.ok(demo.vocabulary?.includes('circle') && !demo.vocabulary.includes('skateboard'));
+    assert.equal(demo.license, null, 'the demo manifest states no license');
     const micro = data.find((model) => model.name === 'micro-dalle1');
     assert.ok(micro);
     assert.equal(micro.vocabulary, null, 'a pack that lists no vocabulary says nothing');
     assert.deepEqual(micro.examples, []);
+  });
+
+  test("an older worker's entry without vocabulary, examples or license reads as a pack stating none", async () => {
+    const older = {
+      name: 'older-pack',
+      version: '1',
+      description: null,
+      default_for: [],
+      generation: null,
+      embed_dim: 8,
+    };
+    const keys = serviceKeys(h.config.queuePrefix);
+    await publishModels(h.services.queues.redis, keys, [older as unknown as ModelInfo], 60);
+    const { data } = await json(await fetch(`${h.baseUrl}/models`), ModelList);
+    assert.deepEqual(
+      data.find((model) => model.name === 'older-pack'),
+      { ...older, vocabulary: null, examples: [], license: null },
+    );
   });
 
   test('words the pack never saw are reported, each once, lower-cased, in the view and the webhook', async () => {

@@ -94,6 +94,8 @@ describe('exported minDALL-E and dVAE packs', () => {
     };
     assert.equal(manifest.schema_version, 3);
     assert.match(manifest.license, /CC-BY-NC-SA-4\.0/);
+    // The engine reports it with the pack, for GET /models.
+    assert.equal(engine.packs().find((pack) => pack.name === 'mindalle-tiny')?.license, manifest.license);
     const graphs = ['generator-prefill.onnx', 'generator-step.onnx', 'generator-sample-loop.onnx'];
     const inGraphs = graphs.reduce((sum, g) => sum + manifest.files[g].bytes, 0);
     assert.ok(inGraphs < manifest.files['generator.weights'].bytes, `${inGraphs} bytes in the graphs themselves`);
