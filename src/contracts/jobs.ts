@@ -111,6 +111,8 @@ export interface EmbedJobData {
 export interface EmbedJobResult {
   model: string;
   embeddings: number[][];
+  /** CLIP tokens the texts took together (texts only; OpenAI's usage). */
+  tokens?: number;
 }
 
 export interface WebhookJobData {

@@ -107,6 +107,13 @@ export class Clip {
     return embeddings;
   }
 
+  /** How many tokens each text takes in CLIP's context: start and end tokens included, after truncation. */
+  async textTokenCounts(texts: string[]): Promise<number[]> {
+    const tokenizer = await this.pack.tokenizer('clip');
+    const room = this.config.context_length - 2;
+    return texts.map((text) => Math.min(tokenizer.encode(text).length, room) + 2);
+  }
+
   /** One ensembled embedding per label: templates filled, embedded, averaged, normalised. */
   async labelEmbeddings(labels: string[], templates: string[]): Promise<Float32Array[]> {
     const keyOf = (label: string) => JSON.stringify([templates, label]);

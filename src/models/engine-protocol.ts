@@ -29,6 +29,7 @@ export interface EngineCalls {
   classify: { args: [requests: ClassifyRequest[]]; result: ClassifyOutcome[] };
   embedImages: { args: [images: Uint8Array[], model: string | undefined]; result: Float32Array[] };
   embedTexts: { args: [texts: string[], model: string | undefined]; result: Float32Array[] };
+  countTextTokens: { args: [texts: string[], model: string | undefined]; result: number[] };
 }
 
 export type CallMethod = keyof EngineCalls;

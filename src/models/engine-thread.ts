@@ -90,6 +90,8 @@ function call(pipeline: Pipeline, message: CallMessage, hooks: JobHooks): Promis
       return pipeline.embedImages(...message.args);
     case 'embedTexts':
       return pipeline.embedTexts(...message.args);
+    case 'countTextTokens':
+      return pipeline.countTextTokens(...message.args);
   }
 }
 

@@ -188,6 +188,10 @@ class ThreadedEngine implements Engine {
     return this.clip.call('embedTexts', [texts, model]);
   }
 
+  countTextTokens(texts: string[], model?: string): Promise<number[]> {
+    return this.clip.call('countTextTokens', [texts, model]);
+  }
+
   onFailure(listener: (error: Error) => void): void {
     this.generation.deathListeners.push(listener);
     this.clip.deathListeners.push(listener);

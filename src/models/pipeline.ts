@@ -310,4 +310,8 @@ export class Pipeline {
     if (texts.length === 0) return [];
     return this.clip(this.pack(model)).embedTexts(texts);
   }
+
+  async countTextTokens(texts: string[], model?: string): Promise<number[]> {
+    return this.clip(this.pack(model)).textTokenCounts(texts);
+  }
 }

@@ -216,6 +216,8 @@ export interface Engine {
   /** L2-normalised CLIP embeddings. */
   embedImages(images: Uint8Array[], model?: string): Promise<Float32Array[]>;
   embedTexts(texts: string[], model?: string): Promise<Float32Array[]>;
+  /** CLIP tokens each text takes (start and end included, after truncation to the context). */
+  countTextTokens(texts: string[], model?: string): Promise<number[]>;
   /** Called when an inference thread dies by itself: every later call fails. */
   onFailure?(listener: (error: Error) => void): void;
   close(): Promise<void>;

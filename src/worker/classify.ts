@@ -48,8 +48,16 @@ export function createEmbedHandler(engine: Engine, defaultClipModel: string, sto
     const model = job.data.model ?? defaultClipModel;
     const bytes = images ? await loadImages(store, images) : undefined;
     try {
-      const vectors = bytes ? await engine.embedImages(bytes, model) : await engine.embedTexts(texts ?? [], model);
-      return { model, embeddings: vectors.map((vector) => Array.from(vector)) };
+      if (bytes) {
+        const vectors = await engine.embedImages(bytes, model);
+        return { model, embeddings: vectors.map((vector) => Array.from(vector)) };
+      }
+      const [vectors, counts] = await Promise.all([
+        engine.embedTexts(texts ?? [], model),
+        engine.countTextTokens(texts ?? [], model),
+      ]);
+      const tokens = counts.reduce((sum, count) => sum + count, 0);
+      return { model, embeddings: vectors.map((vector) => Array.from(vector)), tokens };
     } catch (error) {
       throw clipFailure(error);
     }

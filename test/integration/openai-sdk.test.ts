@@ -157,7 +157,9 @@ describe('/v1 with the openai SDK', () => {
       const [a, b, c] = response.data.map((entry) => entry.embedding);
       assert.ok(Math.abs(cosine(a, b) - 1) < 1e-6, `self cosine ${cosine(a, b)}`);
       assert.ok(cosine(a, c) < cosine(a, b), `unrelated cosine ${cosine(a, c)}`);
-      assert.equal(typeof response.usage.total_tokens, 'number');
+      // Each text's CLIP tokens, start and end included: the two equal prompts count alike.
+      assert.ok(response.usage.prompt_tokens > 3 * 2, `usage ${JSON.stringify(response.usage)}`);
+      assert.equal(response.usage.total_tokens, response.usage.prompt_tokens);
     }
     base64.data[0].embedding.forEach((value, i) => assert.ok(Math.abs(value - floats.data[0].embedding[i]) < 1e-6));
     const single = await openai.embeddings.create({
@@ -165,6 +167,11 @@ describe('/v1 with the openai SDK', () => {
       encoding_format: 'float',
     } as OpenAI.EmbeddingCreateParams);
     assert.equal(single.data.length, 1);
+    const twice = await openai.embeddings.create({
+      input: [PROMPT, PROMPT],
+      encoding_format: 'float',
+    } as OpenAI.EmbeddingCreateParams);
+    assert.equal(twice.usage.prompt_tokens, 2 * single.usage.prompt_tokens);
   });
 
   test('a bad model, a size the pack does not draw and an unknown field are BadRequestErrors naming the field', async () => {

@@ -25,7 +25,7 @@ export async function openAIEmbeddingRoutes(instance: FastifyInstance, { clip, c
       operationId: 'openaiCreateEmbeddings',
       summary: 'Create text embeddings (OpenAI)',
       description:
-        'CLIP text embeddings, L2-normalised, one per input in order. `usage` counts are 0: tokens are not counted.',
+        'CLIP text embeddings, L2-normalised, one per input in order. `usage` counts the CLIP tokens the inputs took (start and end tokens included, after truncation to the context).',
       body: EmbeddingsBody,
       response: {
         200: ref(EmbeddingsResponse),
@@ -54,7 +54,7 @@ export async function openAIEmbeddingRoutes(instance: FastifyInstance, { clip, c
           index,
           embedding: encoding === 'base64' ? base64Floats(embedding) : embedding,
         })),
-        usage: { prompt_tokens: 0, total_tokens: 0 },
+        usage: { prompt_tokens: result.tokens ?? 0, total_tokens: result.tokens ?? 0 },
       };
     },
   });
