@@ -317,8 +317,13 @@ export class Generations {
       throw new ServiceError('generation_finished', `generation ${id} is past the point where it can be canceled`);
     await this.redis.publish(this.keys.cancelChannel, id);
     const after = await this.view(job);
-    // Canceled while queued: finished now, so its terminal event (and webhook) is written now too.
+    // Canceled while queued: finished now, so its terminal event (and webhook) is written now too,
+    // and it keeps no images (a queued job may hold those of an attempt whose worker was killed).
     if (after.status === 'canceled') {
+      await this.store
+        .deletePrefix(generationPrefix(id))
+        // A store that fails here leaves them to the worker that picks the job up, which removes them too.
+        .catch(() => undefined);
       await this.events.finished(job, {
         state: 'failed',
         reason: formatFailure('canceled', 'canceled while queued'),

@@ -122,17 +122,26 @@ function canceled(message: string): Error {
   return jobFailure('canceled', message);
 }
 
+async function removeImages(id: string, deps: GenerateDeps, log: Logger): Promise<void> {
+  await deps.store
+    .deletePrefix(generationPrefix(id))
+    .catch((cleanup: unknown) => log.warn({ err: cleanup }, 'removing the stored images failed'));
+}
+
 export function createGenerateHandler(deps: GenerateDeps) {
   return async (job: GenerateJob, token?: string): Promise<GenerateJobResult> => {
     const id = String(job.id);
     const log = deps.logger.child({ jobId: id, queue: 'generate', attempt: job.attemptsMade + 1 });
-    if (await deps.cancels.isRequested(id)) throw canceled('canceled before it started');
+    if (await deps.cancels.isRequested(id)) {
+      // An earlier attempt, killed while storing, may have left images behind.
+      await removeImages(id, deps, log);
+      throw canceled('canceled before it started');
+    }
     const input = job.data.input;
     const started = Date.now();
     deps.metrics.queueWait.observe({ queue: 'generate' }, (started - job.timestamp) / 1000);
     await deps.events.start(job);
     const tracked = deps.cancels.track(id);
-    let storing = false;
     const partials = recordPartialImages(deps.partialImages, id, progressReporter(job, deps, log), log);
     try {
       log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
@@ -151,7 +160,6 @@ export function createGenerateHandler(deps: GenerateDeps) {
       await partials.flush();
       if (tracked.signal.aborted || (await deps.cancels.isRequested(id))) throw canceled('canceled by request');
       const storeStarted = performance.now();
-      storing = true;
       const images = await storeImages(id, result.images, deps, job);
       const storeMs = performance.now() - storeStarted;
       const { sampleMs, decodeMs, rerankMs } = result.timings;
@@ -195,13 +203,9 @@ export function createGenerateHandler(deps: GenerateDeps) {
           : failureOf(error, 'generation_failed');
       log.warn({ err: failure }, 'generation attempt failed');
       const lastAttempt = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (storing && lastAttempt) {
-        // A retry starts by clearing the folder; after the last attempt nothing would, and a
-        // failed or canceled generation must not keep its images until retention.
-        await deps.store
-          .deletePrefix(generationPrefix(id))
-          .catch((cleanup) => log.warn({ err: cleanup }, 'removing the partly stored images failed'));
-      }
+      // A retry starts by clearing the folder; after the last attempt nothing would, and a failed
+      // or canceled generation keeps no images, also none an earlier attempt (killed) left.
+      if (lastAttempt) await removeImages(id, deps, log);
       throw failure;
     } finally {
       tracked.release();

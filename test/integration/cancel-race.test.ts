@@ -5,6 +5,8 @@
 // generations.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { serviceKeys } from '../../src/queue/keys.js';
+import { recordCancel } from '../../src/service/cancel-commit.js';
 import type { ObjectStore } from '../../src/storage/index.js';
 import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
 
@@ -77,5 +79,42 @@ describe('cancels at varied moments', () => {
         assert.equal(done.status, 'succeeded', JSON.stringify(outcomes.at(-1)));
       }
     }
+  });
+});
+
+describe('a canceled generation keeps no images an earlier attempt left', () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ worker: false });
+  });
+  after(async () => {
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  test('canceled while queued: the API removes them', async () => {
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'left behind', candidates: 2 }));
+    const key = `generations/${accepted.id}/1.png`;
+    // What a worker killed while storing leaves before its job goes back to the queue.
+    await h.services.store.put(key, new Uint8Array([1, 2, 3]), 'image/png');
+    const cancel = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
+    assert.equal(cancel.status, 202);
+    assert.equal(await h.services.store.get(key), null, 'the API removed the images');
+  });
+
+  test('a cancel recorded while its worker was dead: the worker that picks the job up removes them', async () => {
+    const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'left by the dead', candidates: 2 }));
+    const key = `generations/${accepted.id}/1.png`;
+    await h.services.store.put(key, new Uint8Array([1, 2, 3]), 'image/png');
+    // The cancel a client sent while a killed worker still held the job (its lock not yet lapsed).
+    assert.ok(await recordCancel(h.services.queues.redis, serviceKeys(h.config.queuePrefix), accepted.id, 60));
+    const job = await h.services.queues.get('generate').getJob(accepted.id);
+    assert.ok(job);
+    await h.startWorker();
+    const deadline = Date.now() + 60_000;
+    while ((await job.getState()) !== 'failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await job.getState(), 'failed');
+    assert.equal(await h.services.store.get(key), null, 'the worker removed the images');
   });
 });

@@ -89,9 +89,14 @@ async function runFaults(
   }
 }
 
-/** Waits until every accepted generation is terminal and each webhook one has its completed event. */
+/**
+ * Waits until the system has settled: every accepted generation terminal, each webhook one with
+ * its completed event, and no generation job left in the queue (a job canceled while queued
+ * reads as canceled at once; the worker that takes it up then finishes it).
+ */
 async function drain(system: SoakSystem, history: History): Promise<void> {
   const pending = async () => {
+    if ((await system.pendingJobs()) > 0) return true;
     for (const generation of history.generations.values()) {
       if (generation.deleted) continue;
       const response = await fetch(`${system.apis[0]}/generations/${generation.id}`, {

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { WEBHOOK_SECRET, freePort, loopbackEnv } from '../integration/api-harness.js';
 import {
   type PrivateRedis,
@@ -93,6 +94,8 @@ export interface SoakSystem {
   stopRedis(): Promise<void>;
   startRedis(): Promise<void>;
   failStorage(on: boolean): Promise<void>;
+  /** Generation jobs still waiting, delayed or running: 0 once the system has settled. */
+  pendingJobs(): Promise<number>;
   logs(): string;
   close(): Promise<void>;
 }
@@ -105,8 +108,9 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
   const faultFile = join(dir, 'storage-fails');
   await mkdir(storageDir, { recursive: true });
   const apiPorts = [await freePort(), await freePort()];
+  const loopback = loopbackEnv(apiPorts[0], storageDir, 'soak');
   const base = {
-    ...loopbackEnv(apiPorts[0], storageDir, 'soak'),
+    ...loopback,
     REDIS_URL: redis.url,
     WEBHOOK_SECRET,
     OUTBOUND_ALLOW: '127.0.0.1',
@@ -157,6 +161,15 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
     async failStorage(on) {
       if (on) await writeFile(faultFile, 'fail');
       else if (existsSync(faultFile)) await rm(faultFile);
+    },
+    async pendingJobs() {
+      const queue = new Queue('generate', { connection: { url: redis.url }, prefix: loopback.QUEUE_PREFIX });
+      try {
+        const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized');
+        return Object.values(counts).reduce((sum, count) => sum + count, 0);
+      } finally {
+        await queue.close();
+      }
     },
     logs: () => [...apis, ...workers].map((service) => service.output().slice(-3000)).join('\n---\n'),
     async close() {
