@@ -128,9 +128,11 @@ export async function check(
   return violations;
 }
 
-/** An event's body without its signed URLs, which are signed anew at each delivery. */
+/** An event's body without its signed URLs and their expiry, which are signed anew at each delivery. */
 function eventContent(body: object): string {
-  return JSON.stringify(body, (key, value: unknown) => (key === 'url' || key === 'urls' ? undefined : value));
+  return JSON.stringify(body, (key, value: unknown) =>
+    ['url', 'urls', 'expires_at'].includes(key) ? undefined : value,
+  );
 }
 
 function checkWebhooks(system: SoakSystem, id: string, view: FinalView | undefined, violations: Violations): void {
