@@ -6,14 +6,23 @@ const ALWAYS: ErrorCode[] = ['internal_error', 'service_unavailable'];
 /** What every route behind an API key may answer. */
 const AUTHENTICATED: ErrorCode[] = ['unauthorized', 'rate_limited'];
 
-export function problemResponses(...codes: ErrorCode[]) {
-  return publicProblemResponses(...AUTHENTICATED, ...codes);
+/** How an error body is documented: its name in the description, media type and schema. */
+export interface ErrorBodyShape {
+  label: string;
+  mediaType: string;
+  schemaRef: string;
 }
 
-/** For routes served without a key. */
-export function publicProblemResponses(...codes: ErrorCode[]) {
+const PROBLEM: ErrorBodyShape = {
+  label: 'Problem details',
+  mediaType: 'application/problem+json',
+  schemaRef: 'Problem#',
+};
+
+/** One response per HTTP status among the codes, listing the codes it may carry, in order. */
+export function errorResponsesByStatus(codes: ErrorCode[], shape: ErrorBodyShape) {
   const byStatus = new Map<number, ErrorCode[]>();
-  for (const code of [...codes, ...ALWAYS]) {
+  for (const code of codes) {
     const status = ERRORS[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
@@ -21,9 +30,18 @@ export function publicProblemResponses(...codes: ErrorCode[]) {
     [...byStatus].map(([status, statusCodes]) => [
       status,
       {
-        description: `Problem details with code ${statusCodes.map((code) => `\`${code}\``).join(', ')}`,
-        content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } },
+        description: `${shape.label} with code ${statusCodes.map((code) => `\`${code}\``).join(', ')}`,
+        content: { [shape.mediaType]: { schema: { $ref: shape.schemaRef } } },
       },
     ]),
   );
+}
+
+export function problemResponses(...codes: ErrorCode[]) {
+  return publicProblemResponses(...AUTHENTICATED, ...codes);
+}
+
+/** For routes served without a key. */
+export function publicProblemResponses(...codes: ErrorCode[]) {
+  return errorResponsesByStatus([...codes, ...ALWAYS], PROBLEM);
 }
