@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from training import safe_pickle
 from training.export import GRAPH_FILES, OPSET, torchscript_exporter
-from training.pack import SCHEMA_VERSION, file_entry
+from training.pack import SCHEMA_VERSION, file_entry, write_manifest
 
 LOGIT_LAPLACE_EPS = 0.1
 LICENSE = "dVAE decoder: Modified MIT (OpenAI)"
@@ -137,9 +137,7 @@ def onto_base(model, base, out):
     manifest["description"] = f"The generator and CLIP of {os.path.basename(base.rstrip('/'))}, decoded by OpenAI's dVAE decoder."
     manifest["schema_version"] = max(manifest["schema_version"], SCHEMA_VERSION)
     manifest["license"] = "; ".join(filter(None, [manifest.get("license"), LICENSE]))[:200]
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    write_manifest(out, manifest)
     return manifest
 
 

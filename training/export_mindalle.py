@@ -18,7 +18,6 @@ one shared file (`generator.weights`, ONNX external data) when they would pass p
 or with `--external-data`: prefill, step and sample_loop then point at the same bytes.
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from training import mindalle_tokenizer as tok
 from training import safe_pickle
 from training.export import GRAPH_FILES, OPSET, Prefill, Step, torchscript_exporter
 from training.mindalle import Stage1Decoder, Stage2
-from training.pack import SCHEMA_VERSION, file_entry
+from training.pack import SCHEMA_VERSION, file_entry, write_manifest
 
 LICENSE = "CC-BY-NC-SA-4.0 (minDALL-E weights, Kakao Brain; code Apache-2.0)"
 TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.json", "generator.weights"
@@ -103,16 +102,17 @@ def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024
     """Saves {file name: ModelProto} with every large initializer in one external-data file,
     each distinct tensor stored once (4 KiB aligned) and referenced by all graphs that use it."""
     import onnx
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
+    from training.sample_loop import content_key, tensor_bytes
 
     stored = {}
     with open(os.path.join(out_dir, data_file), "wb") as data:
         for name, model in models.items():
             for init in model.graph.initializer:
-                raw = init.raw_data or numpy_helper.to_array(init).tobytes()
+                raw = tensor_bytes(init)
                 if len(raw) < min_bytes:
                     continue
-                key = (init.data_type, tuple(init.dims), hashlib.sha256(raw).hexdigest())
+                key = content_key(init, raw)
                 if key not in stored:
                     data.write(b"\0" * (-data.tell() % 4096))
                     stored[key] = (data.tell(), len(raw))
@@ -245,9 +245,7 @@ def export_pack(checkpoint, out, clip_checkpoint=None, clip_bpe=None, fp16=False
         manifest["clip"], clip_files = add_clip(out, clip_checkpoint, clip_bpe)
         files += clip_files
     manifest["files"] = {n: file_entry(os.path.join(out, n)) for n in sorted(files)}
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    write_manifest(out, manifest)
     return manifest
 
 

@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from training.bpe import bytes_to_unicode
 from training.export import OPSET, torchscript_exporter
-from training.pack import SCHEMA_VERSION, file_entry
+from training.pack import SCHEMA_VERSION, file_entry, write_manifest
 
 # OpenAI's preprocessing (clip/clip.py): bicubic resize of the short side, centre crop.
 MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -478,9 +478,7 @@ def export_pack(checkpoint, bpe, out, base=None, name=None, version=None, refere
     manifest["clip"] = clip_section(model, merges, size, context)
     names = kept | {IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE}
     manifest["files"] = {n: file_entry(os.path.join(out, n)) for n in sorted(names)}
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    write_manifest(out, manifest)
     if reference:
         with open(reference, "w") as f:
             json.dump(reference_outputs(model, merges, manifest["clip"]), f)

@@ -24,6 +24,13 @@ def pad_text(ids, length, bos_eos=False):
     return ids + [PAD_ID] * (length - len(ids))
 
 
+def write_manifest(pack_dir, doc):
+    """manifest.json as every tool here writes it: indented, ending in a newline."""
+    with open(os.path.join(pack_dir, "manifest.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
 def file_entry(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -94,9 +101,7 @@ def write(pack_dir, tokenizer_path, **fields):
     names = {TOKENIZER_FILE, doc["decoder"]["graph"], *doc["generator"]["graphs"].values(),
              *doc["clip"]["graphs"].values()}
     doc["files"] = {n: file_entry(os.path.join(pack_dir, n)) for n in sorted(names)}
-    with open(os.path.join(pack_dir, "manifest.json"), "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+    write_manifest(pack_dir, doc)
     return doc
 
 
@@ -111,9 +116,7 @@ def write_words(pack_dir, vocabulary, examples):
     doc.pop("examples", None)
     doc = with_words(doc, vocabulary, examples)
     doc["files"] = files
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+    write_manifest(pack_dir, doc)
 
 
 def main():

@@ -35,14 +35,22 @@ def _rename_graph(graph, prefix, input_map, weight_names):
     return nodes, outputs
 
 
+def tensor_bytes(init):
+    return init.raw_data or numpy_helper.to_array(init).tobytes()
+
+
+def content_key(init, raw):
+    """One key per distinct tensor: its type, shape and the digest of its bytes (`raw`)."""
+    return (init.data_type, tuple(init.dims), hashlib.sha256(raw).hexdigest())
+
+
 def _shared_weights(graphs, prefixes):
     """Map each graph's initializer names to one name per distinct tensor content."""
     by_content, initializers, maps = {}, [], []
     for graph, prefix in zip(graphs, prefixes):
         names = {}
         for init in graph.initializer:
-            key = (init.data_type, tuple(init.dims), hashlib.sha256(init.raw_data or
-                   numpy_helper.to_array(init).tobytes()).hexdigest())
+            key = content_key(init, tensor_bytes(init))
             if key not in by_content:
                 shared = onnx.TensorProto()
                 shared.CopyFrom(init)
@@ -182,7 +190,7 @@ def rebuild_pack(pack_dir):
     bring its manifest to the current schema with the new file's checksum."""
     import json
     import os
-    from training.pack import SCHEMA_VERSION, file_entry
+    from training.pack import SCHEMA_VERSION, file_entry, write_manifest
 
     manifest_path = os.path.join(pack_dir, "manifest.json")
     with open(manifest_path) as f:
@@ -194,9 +202,7 @@ def rebuild_pack(pack_dir):
           rows * cols, os.path.join(pack_dir, loop))
     doc["schema_version"] = SCHEMA_VERSION
     doc["files"][loop] = file_entry(os.path.join(pack_dir, loop))
-    with open(manifest_path, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+    write_manifest(pack_dir, doc)
 
 
 if __name__ == "__main__":
