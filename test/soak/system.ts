@@ -6,6 +6,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { serviceKeys } from '../../src/queue/keys.js';
 import { WEBHOOK_SECRET, freePort, loopbackEnv } from '../integration/api-harness.js';
 import {
   type PrivateRedis,
@@ -94,6 +96,8 @@ export interface SoakSystem {
   stopRedis(): Promise<void>;
   startRedis(): Promise<void>;
   failStorage(on: boolean): Promise<void>;
+  /** Whether the service's index lists the generation (whoever made it). */
+  generationExists(id: string): Promise<boolean>;
   /** Generation jobs still waiting, delayed or running: 0 once the system has settled. */
   pendingJobs(): Promise<number>;
   logs(): string;
@@ -161,6 +165,14 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
     async failStorage(on) {
       if (on) await writeFile(faultFile, 'fail');
       else if (existsSync(faultFile)) await rm(faultFile);
+    },
+    async generationExists(id) {
+      const client = new Redis(redis.url);
+      try {
+        return (await client.zscore(serviceKeys(loopback.QUEUE_PREFIX).generationIndex, id)) !== null;
+      } finally {
+        client.disconnect();
+      }
     },
     async pendingJobs() {
       const queue = new Queue('generate', { connection: { url: redis.url }, prefix: loopback.QUEUE_PREFIX });
