@@ -6,7 +6,10 @@ to 64; no BOS/EOS. CharBPETokenizer means: BertNormalizer (clean text, CJK chara
 accent stripping) then Lowercase; the BERT pre-tokenizer (split on whitespace, every punctuation
 character a word of its own); BPE with `</w>` ending each word and `[UNK]` for each character the
 vocabulary lacks. `tokenizer_json` writes exactly that pipeline; `reference_encode` re-implements
-it in Python (the `tokenizers` library is not installed here) to check the TypeScript side's ids.
+it in Python (Python's `tokenizers` is not a Debian package) for the fixtures, and
+test/training/mindalle-tokenizer.test.ts holds both to the library itself (its Node binding).
+
+    python3 -m training.mindalle_tokenizer TOKENIZER_DIR OUT.json   # bpe-16k-{vocab.json,merges.txt} in
 
 One difference by choice, as for the other packs: `[PAD]` or `[UNK]` typed in a prompt stays text
 in the service (upstream's library turns them into their special ids).
@@ -146,3 +149,14 @@ def reference_encode(text, vocab, merges, length=64):
         rest = rest[cut + len(token):]
     ids = ids[:length]
     return ids + [pad_id] * (length - len(ids))
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    folder, out = sys.argv[1:3]
+    doc = tokenizer_json(read_vocab(os.path.join(folder, "bpe-16k-vocab.json")),
+                         read_merges(os.path.join(folder, "bpe-16k-merges.txt")))
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False)
