@@ -5,7 +5,7 @@ import { AbortError, ModelError, serializeError } from './errors.js';
 import type { CallMessage, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
 import type { Log, LogLevel } from './log.js';
 import { generates } from './manifest.js';
-import { ALL_GRAPHS, CLIP_GRAPHS, defaultPackName, listPacks, Pack } from './packs.js';
+import { CLIP_GRAPHS, defaultPackName, listPacks, Pack } from './packs.js';
 import { Pipeline, type JobHooks } from './pipeline.js';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './preprocess.js';
 import { logProviderSettings, parseDevice, type ProviderSettings } from './providers.js';
@@ -40,15 +40,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
       `default pack "${defaultPack}" not found: available are ${[...packs.keys()].join(', ')}`,
     );
   }
-  const graphs = options.role === 'clip' ? CLIP_GRAPHS : ALL_GRAPHS;
-  if (options.eager ?? true) {
-    for (const pack of packs.values()) await pack.createAll(graphs);
-  } else if (device.kind === 'cuda') {
-    // Lazy sessions, but a CUDA provider that cannot load must still fail at start-up.
-    await packs.get(defaultPack)!.session('clip_text');
-  }
-  log.info({ role: options.role, packs: [...packs.keys()], defaultPack }, 'model packs loaded');
-  return new Pipeline(
+  const pipeline = new Pipeline(
     packs,
     defaultPack,
     {
@@ -59,6 +51,17 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     },
     log,
   );
+  if (options.eager ?? true) {
+    for (const pack of packs.values()) {
+      const generating = options.role !== 'clip' && generates(pack.manifest);
+      await pack.createAll(generating ? pipeline.generationGraphs(pack) : CLIP_GRAPHS);
+    }
+  } else if (device.kind === 'cuda') {
+    // Lazy sessions, but a CUDA provider that cannot load must still fail at start-up.
+    await packs.get(defaultPack)!.session('clip_text');
+  }
+  log.info({ role: options.role, packs: [...packs.keys()], defaultPack }, 'model packs loaded');
+  return pipeline;
 }
 
 const summaries = () => [...packs.values()].map((p) => p.summary());

@@ -86,6 +86,7 @@ export const ALL_GRAPHS: readonly GraphName[] = [
   'clip_text',
 ];
 export const CLIP_GRAPHS: readonly GraphName[] = ['clip_image', 'clip_text'];
+const SAMPLER_GRAPHS: readonly GraphName[] = ['prefill', 'step', 'sample_loop'];
 
 /** A pack with its sessions, created once on first use (or all at start-up with `createAll`). */
 export class Pack {
@@ -147,7 +148,7 @@ export class Pack {
   /** Creates the sessions and tokenizers of `graphs` now (default: every graph). */
   async createAll(graphs: readonly GraphName[] = ALL_GRAPHS): Promise<void> {
     for (const graph of graphs.filter((g) => this.hasGraph(g))) await this.session(graph);
-    if (graphs.includes('prefill') && this.hasGraph('prefill')) await this.tokenizer('generator');
+    if (graphs.some((g) => SAMPLER_GRAPHS.includes(g) && this.hasGraph(g))) await this.tokenizer('generator');
     if (graphs.includes('clip_text')) await this.tokenizer('clip');
   }
 

@@ -5,12 +5,12 @@ import { decodeTokens, type DecodedChunk } from './decoder.js';
 import { InvalidImageError, ModelError } from './errors.js';
 import { resolveGenerate, type GenerateInput, type ResolvedGenerate } from './generate-options.js';
 import type { Log } from './log.js';
-import type { Pack } from './packs.js';
+import { CLIP_GRAPHS, type GraphName, type Pack } from './packs.js';
 import { preprocessRaw, type Preprocess } from './preprocess.js';
 import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
 import { runMixedChunk } from './mixed-chunk.js';
-import { rowsOf, sampleChunkHost, sampleChunkLoop, type GeneratorSessions, type SampleRow } from './sampler.js';
+import { rowsOf, sampleChunkHost, sampleChunkLoop, type SampleRow } from './sampler.js';
 import { generatorText } from './tokenizers.js';
 import type {
   ChunkResult,
@@ -85,22 +85,24 @@ export class Pipeline {
     return 'host';
   }
 
-  async sessions(pack: Pack, sampler: 'host' | 'graph'): Promise<GeneratorSessions> {
-    const base = { prefill: await pack.session('prefill'), step: await pack.session('step') };
-    return sampler === 'graph' ? { ...base, sampleLoop: await pack.session('sample_loop') } : base;
+  /** The graphs a generation on `pack` runs, sessions only for its sampler's (at full size each holds GBs). */
+  generationGraphs(pack: Pack): GraphName[] {
+    const sampling: GraphName[] = this.samplerFor(pack) === 'graph' ? ['sample_loop'] : ['prefill', 'step'];
+    return [...sampling, 'decoder', ...CLIP_GRAPHS];
   }
 
   /** Codebook indices of `rows` ([rows × N]) in one sampler call; rows may mix generations. */
   async sampleRows(pack: Pack, rows: SampleRow[], sampler: 'host' | 'graph', checkpoint: () => void) {
     const g = pack.generating.geometry;
-    const run = sampler === 'graph' ? sampleChunkLoop : sampleChunkHost;
-    return run(await this.sessions(pack, sampler), {
+    const chunk = {
       rows,
       imageTokens: g.image_grid[0] * g.image_grid[1],
       codebookSize: g.codebook_size,
       perRowSettings: pack.manifest.schema_version >= 2,
       checkpoint,
-    });
+    };
+    if (sampler === 'graph') return sampleChunkLoop({ sampleLoop: await pack.session('sample_loop') }, chunk);
+    return sampleChunkHost({ prefill: await pack.session('prefill'), step: await pack.session('step') }, chunk);
   }
 
   /** All candidates' codebook indices, [candidates × N], chunk by chunk. */

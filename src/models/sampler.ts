@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { fillUniforms, uniformAt } from './rng.js';
 import { RowScratch, sampleRow, type SamplingParams } from './sampling.js';
 
+/** The host loop runs prefill and step; the graph path only sample_loop. */
 export interface GeneratorSessions {
   prefill: ort.InferenceSession;
   step: ort.InferenceSession;
@@ -110,7 +111,10 @@ class Picker {
 }
 
 /** Host loop: one prefill per distinct prompt, its cache gathered per row, then N-1 steps. Returns [B × N]. */
-export async function sampleChunkHost(sessions: GeneratorSessions, req: ChunkRequest): Promise<Int32Array> {
+export async function sampleChunkHost(
+  sessions: Pick<GeneratorSessions, 'prefill' | 'step'>,
+  req: ChunkRequest,
+): Promise<Int32Array> {
   const batch = req.rows.length;
   const N = req.imageTokens;
   const tokens = new Int32Array(batch * N);
@@ -163,7 +167,10 @@ async function runLoop(loop: ort.InferenceSession, rows: SampleRow[], settings: 
 }
 
 /** Device-resident path: the pack's sample_loop graph, fed the same uniforms. */
-export async function sampleChunkLoop(sessions: GeneratorSessions, req: ChunkRequest): Promise<Int32Array> {
+export async function sampleChunkLoop(
+  sessions: Pick<GeneratorSessions, 'sampleLoop'>,
+  req: ChunkRequest,
+): Promise<Int32Array> {
   const loop = sessions.sampleLoop;
   if (!loop) throw new Error('this pack has no sample_loop graph');
   const N = req.imageTokens;

@@ -30,7 +30,7 @@ describe('engine on the committed packs', () => {
   before(async () => (engine = await createEngine({ modelsDir, logger: quiet, sampleBatch: 4, clipBatch: 8 })));
   after(() => engine.close());
 
-  test('lists both packs with the provider of every session', () => {
+  test('lists both packs with the provider of every session, created for the graph sampler only', () => {
     const packs = engine.packs();
     assert.deepEqual(
       packs.map((p) => p.name),
@@ -39,14 +39,8 @@ describe('engine on the committed packs', () => {
     const demo = packs[0];
     assert.equal(demo.generation?.textLength, 24);
     assert.deepEqual(demo.generation?.imageSize, [64, 64]);
-    assert.deepEqual(Object.keys(demo.providers).sort(), [
-      'clip_image',
-      'clip_text',
-      'decoder',
-      'prefill',
-      'sample_loop',
-      'step',
-    ]);
+    // The sample_loop graph samples alone: no prefill and step sessions (GBs each at full size).
+    assert.deepEqual(Object.keys(demo.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'sample_loop']);
     assert.ok(Object.values(demo.providers).every((p) => p === 'cpu'));
   });
 
@@ -271,6 +265,10 @@ describe('engine with the host sampling loop', () => {
     const [a, b] = [await host.generate(request), await graph.generate(request)];
     assert.equal(a.sampler, 'host');
     assert.equal(b.sampler, 'graph');
+    // Each created the sessions of its own sampler and no other.
+    const sessions = (engine: Engine) => Object.keys(engine.packs()[0].providers).sort();
+    assert.deepEqual(sessions(host), ['clip_image', 'clip_text', 'decoder', 'prefill', 'step']);
+    assert.deepEqual(sessions(graph), ['clip_image', 'clip_text', 'decoder', 'sample_loop']);
     assert.deepEqual(
       a.images.map((i) => [i.candidate, i.score]),
       b.images.map((i) => [i.candidate, i.score]),
@@ -339,23 +337,22 @@ describe('engine start-up', () => {
     }
   });
 
-  test("a placement probe reports where each session's kernels ran", async () => {
-    const engine = await createEngine({ modelsDir, logger: quiet, probePlacement: true });
-    try {
-      for (const pack of engine.packs()) {
-        assert.deepEqual(Object.keys(pack.providers).sort(), [
-          'clip_image',
-          'clip_text',
-          'decoder',
-          'prefill',
-          'sample_loop',
-          'step',
-        ]);
-        for (const [graph, provider] of Object.entries(pack.providers))
-          assert.match(provider, /^cpu \(CPU \d+ kernels\)$/, `${pack.name} ${graph}`);
+  test("a placement probe reports where each session's kernels ran, at start-up for the chosen sampler's", async () => {
+    for (const [samplerMode, sampling] of [
+      ['auto', ['sample_loop']],
+      ['host', ['prefill', 'step']],
+    ] as const) {
+      const engine = await createEngine({ modelsDir, logger: quiet, probePlacement: true, samplerMode });
+      try {
+        for (const pack of engine.packs()) {
+          const expected = ['clip_image', 'clip_text', 'decoder', ...sampling].sort();
+          assert.deepEqual(Object.keys(pack.providers).sort(), expected, `${samplerMode} ${pack.name}`);
+          for (const [graph, provider] of Object.entries(pack.providers))
+            assert.match(provider, /^cpu \(CPU \d+ kernels\)$/, `${pack.name} ${graph}`);
+        }
+      } finally {
+        await engine.close();
       }
-    } finally {
-      await engine.close();
     }
   });
 
