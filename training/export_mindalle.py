@@ -81,16 +81,27 @@ def _export(module, args, path, inputs, outputs, dynamic_axes):
                           opset_version=OPSET, do_constant_folding=False, **torchscript_exporter())
 
 
-def weights_to_fp16(model, min_elements=1024):
-    """Float initializers of `min_elements` or more as float16, each behind a Cast to float32."""
-    import onnx
+def weights_to_fp16(model, min_elements=1024, base_dir=None):
+    """Float initializers of `min_elements` or more as float16, each behind a Cast to float32.
+    One kept in external data (under `base_dir`) is converted one tensor at a time into a file
+    beside its own."""
     from onnx import TensorProto, helper, numpy_helper
+    from training.sample_loop import external_ref, set_external, tensor_bytes
 
     casts = []
     for init in model.graph.initializer:
         if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
             name = init.name
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name + "/fp16"))
+            ref = external_ref(init)
+            if ref is None:
+                init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name + "/fp16"))
+            else:
+                half = np.frombuffer(tensor_bytes(init, base_dir), dtype=np.float32).astype(np.float16).tobytes()
+                location = ref[0] + ".fp16"
+                with open(os.path.join(base_dir, location), "wb") as f:
+                    f.write(half)
+                init.name, init.data_type = name + "/fp16", TensorProto.FLOAT16
+                set_external(init, location, 0, len(half))
             casts.append(helper.make_node("Cast", [name + "/fp16"], [name], to=TensorProto.FLOAT, name="cast/" + name))
     nodes = list(model.graph.node)
     del model.graph.node[:]
@@ -98,68 +109,96 @@ def weights_to_fp16(model, min_elements=1024):
     return model
 
 
-def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024):
+def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024, base_dir=None):
     """Saves {file name: ModelProto} with every large initializer in one external-data file,
-    each distinct tensor stored once (4 KiB aligned) and referenced by all graphs that use it."""
+    each distinct tensor stored once (4 KiB aligned) and referenced by all graphs that use it.
+    Initializers already in external data (under `base_dir`) are read one at a time."""
     import onnx
-    from onnx import TensorProto
-    from training.sample_loop import content_key, tensor_bytes
+    from training.sample_loop import content_key, external_ref, set_external, tensor_bytes
 
-    stored = {}
+    stored, known = {}, {}  # content key -> (offset, length); external reference -> content key
     with open(os.path.join(out_dir, data_file), "wb") as data:
         for name, model in models.items():
             for init in model.graph.initializer:
-                raw = tensor_bytes(init)
-                if len(raw) < min_bytes:
-                    continue
-                key = content_key(init, raw)
-                if key not in stored:
-                    data.write(b"\0" * (-data.tell() % 4096))
-                    stored[key] = (data.tell(), len(raw))
-                    data.write(raw)
-                offset, length = stored[key]
-                dims, dtype, tensor_name = list(init.dims), init.data_type, init.name
-                init.Clear()
-                init.name, init.data_type = tensor_name, dtype
-                init.dims.extend(dims)
-                init.data_location = TensorProto.EXTERNAL
-                for key_, value in (("location", data_file), ("offset", str(offset)), ("length", str(length))):
-                    entry = init.external_data.add()
-                    entry.key, entry.value = key_, value
+                ref = external_ref(init)
+                key = known.get((init.data_type, tuple(init.dims), ref)) if ref else None
+                if key is None:
+                    raw = tensor_bytes(init, base_dir)
+                    if len(raw) < min_bytes:
+                        if ref:  # small enough to live in the graph
+                            dims, dtype, tensor_name = list(init.dims), init.data_type, init.name
+                            init.Clear()
+                            init.name, init.data_type, init.raw_data = tensor_name, dtype, raw
+                            init.dims.extend(dims)
+                        continue
+                    key = content_key(init, raw)
+                    if ref:
+                        known[(init.data_type, tuple(init.dims), ref)] = key
+                    if key not in stored:
+                        data.write(b"\0" * (-data.tell() % 4096))
+                        stored[key] = (data.tell(), len(raw))
+                        data.write(raw)
+                set_external(init, data_file, *stored[key])
             onnx.save(model, os.path.join(out_dir, name))
+
+
+def _load_graph(path, root):
+    """The graph at `path` without its external data, which it names relative to `root`."""
+    import onnx
+    from training.sample_loop import external_ref, set_external
+
+    model = onnx.load(path, load_external_data=False)
+    folder = os.path.relpath(os.path.dirname(path), root)
+    for init in model.graph.initializer:
+        ref = external_ref(init)
+        if ref:
+            set_external(init, os.path.join(folder, ref[0]), ref[1],
+                         ref[2] if ref[2] >= 0 else os.path.getsize(os.path.join(os.path.dirname(path), ref[0])))
+    return model
 
 
 def export_generator(gpt, out_dir, fp16=False, external=None):
-    """prefill, step and sample_loop into out_dir; returns the files written."""
+    """prefill, step and sample_loop into out_dir; returns the files written.
+
+    Over 2 GB, torch writes each graph's tensors as files in its own work folder; they are read
+    back one at a time (fp16, deduplication, the shared file), so the weights are held in
+    memory only by the module itself."""
     import onnx
+    from onnx import TensorProto
     from training import sample_loop
 
-    work = tempfile.mkdtemp(dir=out_dir)  # torch writes a graph over 2 GB as one file per tensor
+    work = tempfile.mkdtemp(dir=out_dir)
     try:
+        paths = {g: os.path.join(work, g, g + ".onnx") for g in ("prefill", "step")}
+        for path in paths.values():
+            os.makedirs(os.path.dirname(path))
         text = torch.zeros(2, gpt.text_length, dtype=torch.long)
-        _export(Prefill(gpt), (text,), os.path.join(work, "prefill.onnx"), ["text_tokens"], ["logits", "present_kv"],
+        _export(Prefill(gpt), (text,), paths["prefill"], ["text_tokens"], ["logits", "present_kv"],
                 {"text_tokens": {0: "B"}, "logits": {0: "B"}, "present_kv": {2: "B"}})
         with torch.no_grad():
             _, kv = gpt.prefill(text)
-        _export(Step(gpt), (torch.zeros(2, 1, dtype=torch.long), kv), os.path.join(work, "step.onnx"),
+        _export(Step(gpt), (torch.zeros(2, 1, dtype=torch.long), kv), paths["step"],
                 ["image_token", "past_kv"], ["logits", "present_kv"],
                 {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"}, "logits": {0: "B"},
                  "present_kv": {2: "B", 4: "P_next"}})
-        prefill, step = onnx.load(os.path.join(work, "prefill.onnx")), onnx.load(os.path.join(work, "step.onnx"))
+        prefill, step = _load_graph(paths["prefill"], work), _load_graph(paths["step"], work)
+        spilled = any(i.data_location == TensorProto.EXTERNAL for m in (prefill, step) for i in m.graph.initializer)
+        if fp16:
+            weights_to_fp16(prefill, base_dir=work)
+            weights_to_fp16(step, base_dir=work)
+        loop = sample_loop.build_model(prefill, step, gpt.image_tokens, work)
+        models = {GRAPH_FILES["prefill"]: prefill, GRAPH_FILES["step"]: step, GRAPH_FILES["sample_loop"]: loop}
+        if external is None:
+            external = spilled or max(m.ByteSize() for m in models.values()) > PROTOBUF_LIMIT
+        if spilled and not external:
+            raise SystemExit("the generator's weights pass protobuf's 2 GB: they need external data")
+        if external:
+            save_sharing_weights(models, out_dir, base_dir=work)
+        else:
+            for name, model in models.items():
+                onnx.save(model, os.path.join(out_dir, name))
     finally:
         shutil.rmtree(work)
-    if fp16:
-        weights_to_fp16(prefill)
-        weights_to_fp16(step)
-    loop = sample_loop.build_model(prefill, step, gpt.image_tokens)
-    models = {GRAPH_FILES["prefill"]: prefill, GRAPH_FILES["step"]: step, GRAPH_FILES["sample_loop"]: loop}
-    if external is None:
-        external = max(m.ByteSize() for m in models.values()) > PROTOBUF_LIMIT
-    if external:
-        save_sharing_weights(models, out_dir)
-    else:
-        for name, model in models.items():
-            onnx.save(model, os.path.join(out_dir, name))
     onnx.checker.check_model(os.path.join(out_dir, GRAPH_FILES["sample_loop"]))
     return list(models) + ([WEIGHTS_FILE] if external else [])
 
@@ -223,6 +262,7 @@ def export_pack(checkpoint, out, clip_checkpoint=None, clip_bpe=None, fp16=False
         raise SystemExit("--clip-checkpoint and --clip-bpe come together")
     config, stage1, stage2, vocab, merges = read_release(checkpoint)
     gpt, vqgan = build_models(config, stage1, stage2)
+    del stage1, stage2  # the modules hold the tensors they use; the rest (stage 1's encoder) goes
     _, pad_id = tok.special_ids(vocab)
     if pad_id >= gpt.tok_emb_txt.num_embeddings:
         raise SystemExit(f"[PAD] is id {pad_id}, outside stage 2's {gpt.tok_emb_txt.num_embeddings} text embeddings")

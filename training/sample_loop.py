@@ -2,9 +2,11 @@
 
 Each iteration applies the contract's sampling rule to the step's logits with that token's
 uniform, so the KV cache stays inside the execution provider for the whole image.
-Weights shared by prefill and step are stored once (matched by content).
+Weights shared by prefill and step are stored once (matched by content). Graphs may keep
+their weights in external data (over 2 GB): their bytes are read one tensor at a time.
 """
 import hashlib
+import os
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -35,8 +37,35 @@ def _rename_graph(graph, prefix, input_map, weight_names):
     return nodes, outputs
 
 
-def tensor_bytes(init):
-    return init.raw_data or numpy_helper.to_array(init).tobytes()
+def external_ref(init):
+    """(location, offset, length) of an initializer kept in external data, else None."""
+    if init.data_location != TensorProto.EXTERNAL:
+        return None
+    entries = {e.key: e.value for e in init.external_data}
+    return entries["location"], int(entries.get("offset", 0)), int(entries.get("length", -1))
+
+
+def tensor_bytes(init, base_dir=None):
+    """An initializer's bytes; external data is read from its file under `base_dir`."""
+    ref = external_ref(init)
+    if ref is None:
+        return init.raw_data or numpy_helper.to_array(init).tobytes()
+    location, offset, length = ref
+    with open(os.path.join(base_dir, location), "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+def set_external(init, location, offset, length):
+    """Points `init` at `length` bytes of `location` from `offset`, dropping its own data."""
+    dims, dtype, name = list(init.dims), init.data_type, init.name
+    init.Clear()
+    init.name, init.data_type = name, dtype
+    init.dims.extend(dims)
+    init.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        entry = init.external_data.add()
+        entry.key, entry.value = key, value
 
 
 def content_key(init, raw):
@@ -44,13 +73,13 @@ def content_key(init, raw):
     return (init.data_type, tuple(init.dims), hashlib.sha256(raw).hexdigest())
 
 
-def _shared_weights(graphs, prefixes):
+def _shared_weights(graphs, prefixes, base_dir):
     """Map each graph's initializer names to one name per distinct tensor content."""
     by_content, initializers, maps = {}, [], []
     for graph, prefix in zip(graphs, prefixes):
         names = {}
         for init in graph.initializer:
-            key = content_key(init, tensor_bytes(init))
+            key = content_key(init, tensor_bytes(init, base_dir))
             if key not in by_content:
                 shared = onnx.TensorProto()
                 shared.CopyFrom(init)
@@ -150,11 +179,12 @@ def build(prefill_path, step_path, image_tokens, out_path):
     onnx.save(model, out_path)
 
 
-def build_model(prefill_model, step_model, image_tokens):
+def build_model(prefill_model, step_model, image_tokens, base_dir=None):
     """The sample_loop ModelProto from prefill's and step's (in memory, so that a caller can
-    store weights outside the graphs before saving)."""
+    store weights outside the graphs before saving). Their external data, if any, is under
+    `base_dir`, and the loop's initializers point at the same files."""
     prefill, step = prefill_model.graph, step_model.graph
-    initializers, (prefill_names, step_names) = _shared_weights([prefill, step], ["prefill/", "step/"])
+    initializers, (prefill_names, step_names) = _shared_weights([prefill, step], ["prefill/", "step/"], base_dir)
     prefill_nodes, prefill_out = _rename_graph(prefill, "prefill/", {"text_tokens": "text_tokens"}, prefill_names)
     body = _loop_body(step, step_names)
     nodes = prefill_nodes + [
