@@ -11,12 +11,14 @@ Writes into OUT:
   geometry, for `export_dvae_decoder --base packs/micro-dalle1`;
 - `clip/`: a tiny OpenAI-layout CLIP (training/tests/make_openai_clip_case.py) for reranking.
 
-    /usr/bin/python3 -m training.tests.make_upstream_checkpoints OUT [--size small|layer]
+    /usr/bin/python3 -m training.tests.make_upstream_checkpoints OUT [--size small|layer|full]
 
 `small` (committed fixtures): GPT 2 layers, width 64, 4 heads, 64 text + 16 image tokens,
 256 codes; VQGAN with 32 channels at minDALL-E's f16 layout (64×64 pixels); dVAE with 512 codes
 on a 4×4 grid. `layer`: one GPT layer at minDALL-E's width (1536, 24 heads, 16,384 + 16,384
 vocabulary, 64 + 256 positions), minDALL-E's VQGAN and OpenAI's dVAE decoder at their real sizes.
+`full`: as `layer` with minDALL-E's 42 layers (1.3B parameters, a 5.3 GB stage-2 file; the tensors
+are held once, about 5.5 GB of memory).
 """
 import argparse
 import collections
@@ -39,6 +41,8 @@ SIZES = {
               "vqgan": dict(embed_dim=256, n_embed=16384, z_channels=256, resolution=256, ch=128),
               "dvae": dict(n_init=128, n_hid=256, n_blk_per_group=2, vocab_size=8192, grid=32)},
 }
+# minDALL-E 1.3B's own geometry (42 layers), for the full-size measurement (bench/mindalle-full.sh).
+SIZES["full"] = {**SIZES["layer"], "gpt": {**SIZES["layer"]["gpt"], "layers": 42}}
 # A narrow dVAE decoder on DALL·E 1's real geometry (8,192 codes, 32×32 → 256×256), to pair with
 # packs/micro-dalle1's generator.
 DALLE1_DVAE = dict(n_init=16, n_hid=64, n_blk_per_group=1, vocab_size=8192, grid=32)
