@@ -75,10 +75,11 @@ def build_models(config, stage1, stage2):
 
 # --- ONNX ---
 
-def _export(module, args, path, inputs, outputs, dynamic_axes):
+def _export(module, args, path, inputs, outputs, dynamic_axes, export_params=True):
     with torch.no_grad():
         torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=dynamic_axes,
-                          opset_version=OPSET, do_constant_folding=False, **torchscript_exporter())
+                          opset_version=OPSET, do_constant_folding=False, export_params=export_params,
+                          **torchscript_exporter())
 
 
 def weights_to_fp16(model, min_elements=1024, base_dir=None):
@@ -142,47 +143,64 @@ def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024
             onnx.save(model, os.path.join(out_dir, name))
 
 
-def _load_graph(path, root):
-    """The graph at `path` without its external data, which it names relative to `root`."""
+def _export_graph(module, args, path, inputs, outputs, dynamic_axes, weights_dir):
+    """The module's graph with its parameters as initializers: in the graph, or, when they pass
+    protobuf's 2 GB, as external data with one file per tensor in `weights_dir`, written once
+    for all the graphs that use it (torch would write each graph's own copy)."""
     import onnx
-    from training.sample_loop import external_ref, set_external
+    from onnx import numpy_helper
+    from training.sample_loop import set_external
 
-    model = onnx.load(path, load_external_data=False)
-    folder = os.path.relpath(os.path.dirname(path), root)
-    for init in model.graph.initializer:
-        ref = external_ref(init)
-        if ref:
-            set_external(init, os.path.join(folder, ref[0]), ref[1],
-                         ref[2] if ref[2] >= 0 else os.path.getsize(os.path.join(os.path.dirname(path), ref[0])))
-    return model
+    _export(module, args, path, inputs, outputs, dynamic_axes, export_params=False)
+    model = onnx.load(path)
+    params = module.state_dict()  # the graph's parameter inputs carry these names
+    used = [value.name for value in model.graph.input if value.name in params]
+    spill = sum(params[n].numel() * params[n].element_size() for n in used) > PROTOBUF_LIMIT
+    for name in used:
+        tensor = params[name].contiguous()
+        if not spill:
+            model.graph.initializer.append(numpy_helper.from_array(tensor.numpy(), name))
+            continue
+        location = os.path.join(os.path.basename(weights_dir), name)
+        if not os.path.exists(os.path.join(weights_dir, name)):
+            with open(os.path.join(weights_dir, name), "wb") as f:
+                f.write(tensor.numpy().data)
+        init = model.graph.initializer.add()
+        init.name, init.data_type = name, onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[tensor.numpy().dtype]
+        init.dims.extend(tensor.shape)
+        set_external(init, location, 0, tensor.numel() * tensor.element_size())
+    kept = [value for value in model.graph.input if value.name not in params]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    return model, spill
 
 
 def export_generator(gpt, out_dir, fp16=False, external=None):
     """prefill, step and sample_loop into out_dir; returns the files written.
 
-    Over 2 GB, torch writes each graph's tensors as files in its own work folder; they are read
-    back one at a time (fp16, deduplication, the shared file), so the weights are held in
-    memory only by the module itself."""
+    Over 2 GB, the weights go to one file per tensor in a work folder (_export_graph) and are
+    read back one at a time (fp16, deduplication, the shared file), so they are held in memory
+    by the module alone, except while torch traces: its tracer clones every parameter
+    (torch.jit._trace.ONNXTracedModule), so the peak is twice the weights for that moment."""
     import onnx
-    from onnx import TensorProto
     from training import sample_loop
 
     work = tempfile.mkdtemp(dir=out_dir)
     try:
-        paths = {g: os.path.join(work, g, g + ".onnx") for g in ("prefill", "step")}
-        for path in paths.values():
-            os.makedirs(os.path.dirname(path))
+        weights = os.path.join(work, "weights")
+        os.makedirs(weights)
         text = torch.zeros(2, gpt.text_length, dtype=torch.long)
-        _export(Prefill(gpt), (text,), paths["prefill"], ["text_tokens"], ["logits", "present_kv"],
-                {"text_tokens": {0: "B"}, "logits": {0: "B"}, "present_kv": {2: "B"}})
+        prefill, prefill_spilled = _export_graph(
+            Prefill(gpt), (text,), os.path.join(work, "prefill.onnx"), ["text_tokens"], ["logits", "present_kv"],
+            {"text_tokens": {0: "B"}, "logits": {0: "B"}, "present_kv": {2: "B"}}, weights)
         with torch.no_grad():
             _, kv = gpt.prefill(text)
-        _export(Step(gpt), (torch.zeros(2, 1, dtype=torch.long), kv), paths["step"],
-                ["image_token", "past_kv"], ["logits", "present_kv"],
-                {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"}, "logits": {0: "B"},
-                 "present_kv": {2: "B", 4: "P_next"}})
-        prefill, step = _load_graph(paths["prefill"], work), _load_graph(paths["step"], work)
-        spilled = any(i.data_location == TensorProto.EXTERNAL for m in (prefill, step) for i in m.graph.initializer)
+        step, step_spilled = _export_graph(
+            Step(gpt), (torch.zeros(2, 1, dtype=torch.long), kv), os.path.join(work, "step.onnx"),
+            ["image_token", "past_kv"], ["logits", "present_kv"],
+            {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"}, "logits": {0: "B"},
+             "present_kv": {2: "B", 4: "P_next"}}, weights)
+        spilled = prefill_spilled or step_spilled
         if fp16:
             weights_to_fp16(prefill, base_dir=work)
             weights_to_fp16(step, base_dir=work)

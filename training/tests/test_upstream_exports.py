@@ -10,6 +10,7 @@ import sys
 import tempfile
 import types
 import unittest
+from unittest import mock
 
 import numpy as np
 import torch
@@ -140,6 +141,18 @@ class UpstreamExportTest(unittest.TestCase):
         params = sum(t.numel() for k, t in torch.load(self.path("mindalle", "stage2_last.ckpt"))["state_dict"].items()
                      if not k.startswith("head_txt."))
         self.assertLess(manifest["files"][export_mindalle.WEIGHTS_FILE]["bytes"], params * 4 * 1.1)
+
+    def test_weights_past_2_gb_go_through_files_one_tensor_at_a_time_into_the_same_pack(self):
+        # minDALL-E's 5 GB: with the limit lowered, this small export takes that path.
+        for fp16 in (False, True):
+            inline, spilled = self.path(f"inline-{fp16}"), self.path(f"spilled-{fp16}")
+            export_mindalle.export_pack(self.path("mindalle"), inline, fp16=fp16, external=True, name="m")
+            with mock.patch.object(export_mindalle, "PROTOBUF_LIMIT", 1000):
+                export_mindalle.export_pack(self.path("mindalle"), spilled, fp16=fp16, name="m")
+            self.assertEqual(sorted(os.listdir(inline)), sorted(os.listdir(spilled)))
+            for name in os.listdir(inline):
+                with open(os.path.join(inline, name), "rb") as a, open(os.path.join(spilled, name), "rb") as b:
+                    self.assertEqual(a.read(), b.read(), f"{name}, fp16 {fp16}")
 
 
 if __name__ == "__main__":
