@@ -12,7 +12,7 @@ rm -rf "$OUT"
 mkdir -p "$DIST"
 # onnxruntime-node comes from the kit and sharp is native: both stay outside the bundle.
 # The engine thread is a second entry point next to the benchmark, where engine.ts looks for it.
-npx esbuild bench/models.ts bench/clip.ts bench/gpu/scheduler-sweep.ts src/models/engine-thread.ts --bundle --platform=node --format=esm \
+npx esbuild bench/models.ts bench/clip.ts bench/gpu/scheduler-sweep.ts bench/gpu/sampler-full.ts src/models/engine-thread.ts --bundle --platform=node --format=esm \
   --target=node20 --outdir="$DIST" --entry-names='[name]' --out-extension:.js=.mjs \
   --external:onnxruntime-node --external:sharp --log-level=warning \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
@@ -26,4 +26,12 @@ tar -cJf "$OUT/node_modules.tar.xz" -C node_modules sharp detect-libc semver @im
 for pack in demo-shapes micro-dalle1; do
   PYTHONPATH=. /usr/bin/python3 -m training.pack_weights "packs/$pack" "$OUT/$pack.pt"
 done
+# minDALL-E's full-size sample_loop without its weights, which run.sh writes there (a pack
+# exported here by bench/mindalle-full.sh; skipped without one).
+FULL="${MINDALLE_FULL:-/tmp/mindalle-full/packs-fp32/mindalle-full}"
+if [ -f "$FULL/manifest.json" ]; then
+  PYTHONPATH=. /usr/bin/python3 bench/gpu/mindalle_full_weights.py layout "$FULL" "$OUT/mindalle-full"
+else
+  echo "no full-size minDALL-E pack at $FULL: the bundle leaves its sampler run out" >&2
+fi
 du -sh "$OUT"

@@ -2,7 +2,8 @@
 # On the GPU machine, from the repository root, once the CUDA kit's parts have been received
 # (bench/gpu/README.md): parity with the PyTorch fixtures on CUDA, then bench:models on CUDA
 # and on the same machine's CPU, and bench:clip (a real-size ViT-B/32 pack built there) on
-# CUDA, each with PyTorch on the same device; then the sampler batch sweep and the scheduler. Results go to $OUT.
+# CUDA, each with PyTorch on the same device; then the sampler batch sweep and the scheduler,
+# and minDALL-E's sample_loop at full size when the bundle has it. Results go to $OUT.
 #   bash bench/gpu/run.sh [--kit /tmp/cuda-kit] [--skip-unpack]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,4 +43,12 @@ step bench-demo-cpu node .gpu-bundle/dist/bench-models.mjs --root . --device cpu
 step bench-clip-cuda node .gpu-bundle/dist/bench-clip.mjs --root . --device cuda --python "$PYTHON"
 # The sampler batch sweep at DALL·E 1 geometry and the generation scheduler in process.
 step scheduler-sweep-cuda node .gpu-bundle/dist/scheduler-sweep.mjs --root . --device cuda
+# minDALL-E's sample_loop at full size: the seeded random release (PyTorch only), its weights
+# laid out as the graph sent here expects, then the sampler at 1 to 64 rows with GPU memory.
+if [ -f .gpu-bundle/mindalle-full/weights-layout.json ]; then
+  FULL_RELEASE=/tmp/mindalle-full-release
+  step mindalle-full-release env PYTHONPATH=. "$PYTHON" -m training.tests.make_upstream_checkpoints "$FULL_RELEASE" --size full --without-clip
+  step mindalle-full-weights env PYTHONPATH=. "$PYTHON" bench/gpu/mindalle_full_weights.py weights .gpu-bundle/mindalle-full "$FULL_RELEASE/mindalle"
+  step mindalle-full-sampler-cuda node .gpu-bundle/dist/sampler-full.mjs --dir .gpu-bundle/mindalle-full --device cuda
+fi
 exit "$status"
