@@ -3,7 +3,7 @@
 # `make_upstream_checkpoints --size full` (42 layers, width 1536, 1.3B parameters), exported by
 # training.export_mindalle, then served by the engine (bench/mindalle-full.ts): session load
 # time, one generation of 2 candidates end to end, time per candidate. Each step's peak memory
-# comes from /usr/bin/time -v. Not run in CI: it needs about 22 GB of disk and 40 minutes.
+# comes from /usr/bin/time -v. Not run in CI: it needs about 16 GB of disk (22 GB with --fp16).
 #
 #   bash bench/mindalle-full.sh [--work DIR] [--fp16] [--steps release,export,serve]
 #
