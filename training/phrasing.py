@@ -44,6 +44,13 @@ CANONICAL_RATE = 0.6  # how often an attribute with synonyms keeps the world's o
 ARTICLE_RATE = 0.8
 SIZE_RATE = 0.5
 POSITION_RATE = 0.5  # single objects: how often the caption says where the object is
+# How often a caption is in the world's own plain wording (shapes_world's templates, which pack
+# 1.1 was trained on alone): the many phrasings spread a small model's steps thin, and the
+# plain wording is what most prompts look like, so half the captions keep it.
+PLAIN_RATE = 0.5
+PLAIN_SINGLE_KEYS = ["{a}", "there is {a}", "an image of {a}", "{a} on a plain background"]
+PLAIN_PAIR_KEYS = ["{a} {r} {b}", "there is {a} {r} {b}", "an image of {a} {r} {b}"]
+PLAIN_POSITION_KEYS = ["{a} {pos}", "there is {a} {pos}"]
 
 # Scene and claim rows (claims.py): [objects, colour0, shape0, size0, colour1, shape1, size1,
 # relation, hpos, vpos]; positions are stated for single objects only.
@@ -142,6 +149,7 @@ def training_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np
     claim = row.copy()
     claim[0] = 1 if row[0] == 1 else 2
     claim[HPOS_COL] = claim[VPOS_COL] = ANY
+    plain = rng.random() < PLAIN_RATE
     objects = []
     for j in range(row[0]):
         colour, shape, size = row[1 + 3 * j:4 + 3 * j]
@@ -149,16 +157,32 @@ def training_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np
         if not sized:
             claim[3 + 3 * j] = ANY
         objects.append(object_phrase(claims_colour(colour), world.SHAPES[shape],
-                                     world.SIZES[size] if sized else None, rng))
+                                     world.SIZES[size] if sized else None, None if plain else rng))
     if row[0] == 2:
-        key = _draw_key(rng, pair_keys(world.RELATIONS[row[7]]))
+        relation = world.RELATIONS[row[7]]
+        if plain:
+            return _plain_pair(rng, relation, objects), claim
+        key = _draw_key(rng, pair_keys(relation))
         return key.format(a=objects[0], b=objects[1]), claim
     if row[HPOS_COL] != ANY and rng.random() < POSITION_RATE:
         phrase, h, v = _pick(rng, position_words(*_cell(row)))
+        if plain:
+            phrase = canonical_position(*_cell(row))
+            h, v = next((h, v) for words, h, v in position_words(*_cell(row)) if words == phrase)
         claim[HPOS_COL] = ANY if h is None else world.HPOS.index(h)
         claim[VPOS_COL] = ANY if v is None else world.VPOS.index(v)
-        return _draw_key(rng, position_keys(phrase)).format(a=objects[0]), claim
-    return _draw_key(rng, single_keys()).format(a=objects[0]), claim
+        keys = [k.replace("{pos}", phrase) for k in PLAIN_POSITION_KEYS] if plain else position_keys(phrase)
+        return _draw_key(rng, keys).format(a=objects[0]), claim
+    return _draw_key(rng, PLAIN_SINGLE_KEYS if plain else single_keys()).format(a=objects[0]), claim
+
+
+def _plain_pair(rng: np.random.Generator, relation: str, objects: list[str]) -> str:
+    """The world's plain pair wording: one of three templates, or the pair the other way round
+    ("b right of a") as often as any one of them."""
+    if rng.random() < 0.25:
+        return f"{objects[1]} {world.RELATION_PHRASE[world.INVERSE_RELATION[relation]]} {objects[0]}"
+    key = _pick(rng, PLAIN_PAIR_KEYS).replace("{r}", world.RELATION_PHRASE[relation])
+    return key.format(a=objects[0], b=objects[1])
 
 
 def claims_colour(index: int) -> str:

@@ -47,7 +47,7 @@ EDGE_MARGIN = 2.0  # pixels between an object and the image border
 RELATION_GAP = 4.0  # pixels between two objects' boxes along the relation's axis
 SUPERSAMPLE = 4
 
-_RELATION_PHRASE = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
+RELATION_PHRASE = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
 INVERSE_RELATION: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 _ALL_PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
 _TRAIN_PAIRS = [p for p in _ALL_PAIRS if p not in HELDOUT_PAIRS]
@@ -221,7 +221,7 @@ def describe(scene: Scene, rng: np.random.Generator) -> tuple[str, tuple[bool, .
         return _pick(rng, _SINGLE_TEMPLATES).format(a=phrases[0]), sized
     return _pick(rng, _PAIR_TEMPLATES).format(
         a=phrases[0], b=phrases[1],
-        rel=_RELATION_PHRASE[scene.relation], inv=_RELATION_PHRASE[INVERSE_RELATION[scene.relation]],
+        rel=RELATION_PHRASE[scene.relation], inv=RELATION_PHRASE[INVERSE_RELATION[scene.relation]],
     ), sized
 
 
@@ -234,7 +234,7 @@ def canonical_caption(scene: Scene) -> str:
     phrases = [_phrase(o, True) for o in scene.objects]
     if scene.relation is None:
         return phrases[0]
-    return f"{phrases[0]} {_RELATION_PHRASE[scene.relation]} {phrases[1]}"
+    return f"{phrases[0]} {RELATION_PHRASE[scene.relation]} {phrases[1]}"
 
 
 def make_dataset(n: int, seed: int, split: str = "train") -> tuple[np.ndarray, list[str], list[Scene]]:

@@ -24,8 +24,8 @@ DATA_SEED = 1
 # CPU cores (35 minutes measured on a quiet one: training/README.md).
 # `pack` names the model sizes (configs.VARIANTS) and the pack written.
 PROFILES = {
-    "cpu": {"pack": "demo-shapes", "scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 4000,
-            "clip_batch": 128, "gpt_steps": 4000, "gpt_batch": 32},
+    "cpu": {"pack": "demo-shapes", "scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 6000,
+            "clip_batch": 128, "gpt_steps": 7000, "gpt_batch": 32},
     # The larger variant on a GPU: more scenes and, for the many phrasings, many more steps.
     "cuda": {"pack": "demo-shapes-large", "scenes": 100000, "vq_steps": 6000, "vq_batch": 128,
              "clip_steps": 10000, "clip_batch": 512, "gpt_steps": 30000, "gpt_batch": 256},

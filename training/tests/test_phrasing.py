@@ -76,6 +76,22 @@ class CaptionTest(unittest.TestCase):
         self.assertGreater(len({phrasing.training_caption(pair, rng)[0] for _ in range(300)}), 100)
         self.assertGreater(len({phrasing.training_caption(single, rng)[0] for _ in range(300)}), 50)
 
+    def test_half_the_captions_keep_the_worlds_plain_wording(self):
+        rng, world_rng = np.random.default_rng(9), np.random.default_rng(10)
+        scenes = [world.sample_scene(world_rng, "train", n) for n in (1, 2) for _ in range(10)]
+        for scene, row in zip(scenes, claims.scene_rows(scenes)):
+            plain = {world.describe(scene, world_rng)[0] for _ in range(200)}  # every template, sized or not
+            drawn = [phrasing.training_caption(row, rng)[0] for _ in range(400)]
+            if len(scene.objects) == 1:  # plain wording with its place said the evaluation's way
+                obj = scene.objects[0]
+                place = " " + phrasing.canonical_position(*world.position_of(obj.cx, obj.cy))
+                drawn = [text.removesuffix(place) for text in drawn]
+            share = np.mean([text in plain for text in drawn])
+            self.assertGreater(share, 0.3, scene)
+            self.assertLess(share, 0.7, scene)
+            if len(scene.objects) == 2:  # the evaluation's training phrasing is drawn, not just possible
+                self.assertGreater(np.mean([t == world.canonical_caption(scene) for t in drawn]), 0.01)
+
     def test_captions_are_drawn_up_to_the_text_length_and_never_cut(self):
         tokenizer = Tokenizer.load(TOKENIZER)
         length = configs.DEMO["gpt"].text_length
