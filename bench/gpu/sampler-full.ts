@@ -12,9 +12,8 @@ import { parseArgs } from 'node:util';
 import { parseDevice, type Log } from '../../src/models/index.js';
 import type { GeneratingManifest } from '../../src/models/manifest.js';
 import { createSession } from '../../src/models/providers.js';
-import { candidateSeed } from '../../src/models/rng.js';
-import { rowsOf, sampleChunkLoop } from '../../src/models/sampler.js';
 import { timed } from '../timing.js';
+import { timeSampleLoop } from './sample-loop-timing.js';
 
 const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const { values } = parseArgs({
@@ -39,7 +38,6 @@ function gpuMemoryUsedMiB(): number | null {
 }
 
 const m = JSON.parse(await readFile(join(values.dir, 'manifest.json'), 'utf8')) as GeneratingManifest;
-const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
 const before = gpuMemoryUsedMiB();
 const settings = { device, allowCpuFallback: false };
 const graph = join(values.dir, m.generator.graphs.sample_loop!);
@@ -50,32 +48,15 @@ log({
   load_ms: Math.round(loadMs),
   gpu_used_mib: { before, after_load: gpuMemoryUsedMiB() },
 });
-const d = m.generator.sampling_defaults;
-const params = { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 };
 // Any prompt: the graph's cost does not depend on the text ids.
 const textIds = new BigInt64Array(m.geometry.text_length).fill(BigInt(m.generator.text_pad_id));
 for (const rows of values.rows.split(',').map(Number)) {
-  const run = (seed: number) =>
-    sampleChunkLoop(
-      { sampleLoop: created.session },
-      {
-        rows: rowsOf(
-          textIds,
-          Array.from({ length: rows }, (_, i) => candidateSeed(seed, i)),
-          params,
-        ),
-        imageTokens: N,
-        codebookSize: m.geometry.codebook_size,
-        checkpoint() {},
-      },
-    );
-  await run(0);
-  const ms = Math.min((await timed(() => run(1)))[1], (await timed(() => run(2)))[1]);
+  const { ms, tokensPerS } = await timeSampleLoop(created.session, m, textIds, rows);
   log({
     rows,
     ms: Math.round(ms),
     ms_per_candidate: Math.round(ms / rows),
-    tokens_per_s: Math.round((rows * N) / (ms / 1000)),
+    tokens_per_s: Math.round(tokensPerS),
     gpu_used_mib: gpuMemoryUsedMiB(),
   });
 }

@@ -10,12 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../../src/models/index.js';
 import { Pack } from '../../src/models/packs.js';
-import { candidateSeed } from '../../src/models/rng.js';
-import { rowsOf, sampleChunkLoop } from '../../src/models/sampler.js';
 import { generatorText } from '../../src/models/tokenizers.js';
 import type { GenerateResult } from '../../src/models/types.js';
 import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/worker/scheduler.js';
 import { timed } from '../timing.js';
+import { timeSampleLoop } from './sample-loop-timing.js';
 
 const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const { values } = parseArgs({
@@ -37,41 +36,16 @@ async function sweep(): Promise<void> {
   const settings = { device, allowCpuFallback: false, probePlacement: device.kind === 'cuda' };
   const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, quiet);
   const m = pack.generating;
-  const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
-  const sessions = {
-    prefill: await pack.session('prefill'),
-    step: await pack.session('step'),
-    sampleLoop: await pack.session('sample_loop'),
-  };
+  const sampleLoop = await pack.session('sample_loop');
   const text = generatorText(
     await pack.tokenizer('generator'),
     'a red circle',
     m.geometry.text_length,
     m.generator.text_pad_id,
   );
-  const d = m.generator.sampling_defaults;
-  const params = { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 };
   for (const rows of values.rows.split(',').map(Number)) {
-    const run = (seed: number) =>
-      sampleChunkLoop(sessions, {
-        rows: rowsOf(
-          text.ids,
-          Array.from({ length: rows }, (_, i) => candidateSeed(seed, i)),
-          params,
-        ),
-        imageTokens: N,
-        codebookSize: m.geometry.codebook_size,
-        checkpoint() {},
-      });
-    await run(0);
-    const ms = Math.min((await timed(() => run(1)))[1], (await timed(() => run(2)))[1]);
-    log({
-      sweep: values.pack,
-      device: values.device,
-      rows,
-      ms: Math.round(ms),
-      tokens_per_s: Math.round((rows * N) / (ms / 1000)),
-    });
+    const { ms, tokensPerS } = await timeSampleLoop(sampleLoop, m, text.ids, rows);
+    log({ sweep: values.pack, device: values.device, rows, ms: Math.round(ms), tokens_per_s: Math.round(tokensPerS) });
   }
   log({ providers: pack.summary().providers });
   await pack.release();
