@@ -24,6 +24,9 @@ _INVERSE = {RELATIONS.index(r): RELATIONS.index(i) for r, i in world.INVERSE_REL
 # Claim row: [kind, colour0, shape0, size0, colour1, shape1, size1, relation, hpos, vpos],
 # ANY = unstated. The place (hpos, vpos) is a single object's only.
 SOME_OBJECT, ONE_OBJECT, TWO_OBJECTS = 0, 1, 2
+# A scene row's colour when its image shows it in another colour (CLIP's recoloured images):
+# no palette colour is true of it.
+NO_COLOUR = -2
 COLUMNS, HPOS_COL, VPOS_COL = phrasing.COLUMNS, phrasing.HPOS_COL, phrasing.VPOS_COL
 
 PARTIAL_TEMPLATES = {
@@ -53,11 +56,12 @@ def full_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np.nda
     return phrasing.training_caption(row, rng)
 
 
-def partial_caption(row: np.ndarray, rng: np.random.Generator) -> tuple[str, np.ndarray]:
-    """A caption that names one attribute or two of one of the scene's objects."""
+def partial_caption(row: np.ndarray, rng: np.random.Generator, colourless: bool = False) -> tuple[str, np.ndarray]:
+    """A caption that names one attribute or two of one of the scene's objects; colourless,
+    never its colour (for an image that shows it in another colour)."""
     j = int(rng.integers(row[0]))
     colour, shape, size = row[1 + 3 * j:4 + 3 * j]
-    kinds = list(PARTIAL_TEMPLATES)
+    kinds = [kind for kind in PARTIAL_TEMPLATES if not (colourless and "colour" in kind)]
     kind = kinds[int(rng.integers(len(kinds)))]
     templates = PARTIAL_TEMPLATES[kind]
     text = templates[int(rng.integers(len(templates)))].format(

@@ -21,10 +21,10 @@ TOKENIZER = os.path.join(os.path.dirname(__file__), "tokenizer", "shapes-bpe.jso
 DATA_SEED = 1
 
 # Steps sized so that the whole recipe, evaluation included, fits in an hour on two shared
-# CPU cores (35 minutes measured on a quiet one: training/README.md).
+# CPU cores (50 minutes measured for the third 1.2 run: training/README.md).
 # `pack` names the model sizes (configs.VARIANTS) and the pack written.
 PROFILES = {
-    "cpu": {"pack": "demo-shapes", "scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 6000,
+    "cpu": {"pack": "demo-shapes", "scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 4000,
             "clip_batch": 128, "gpt_steps": 7000, "gpt_batch": 32},
     # The larger variant on a GPU: more scenes and, for the many phrasings, many more steps.
     "cuda": {"pack": "demo-shapes-large", "scenes": 100000, "vq_steps": 6000, "vq_batch": 128,
@@ -125,35 +125,96 @@ class Captions:
         self.length, self.bos_eos, self.partial_rate = length, bos_eos, partial_rate
         self.room = length - 2 if bos_eos else length
 
-    def draw(self, row):
+    def draw(self, row, colourless=False):
         while True:
-            make = claims.partial_caption if self.rng.random() < self.partial_rate else claims.full_caption
-            text, claim = make(row, self.rng)
+            if colourless:
+                text, claim = claims.partial_caption(row, self.rng, colourless=True)
+            elif self.rng.random() < self.partial_rate:
+                text, claim = claims.partial_caption(row, self.rng)
+            else:
+                text, claim = claims.full_caption(row, self.rng)
             if text not in self.ids:
                 ids = self.tokenizer.encode(text)
                 self.ids[text] = pad_text(ids, self.length, self.bos_eos) if len(ids) <= self.room else None
             if self.ids[text] is not None:
                 return self.ids[text], claim
 
-    def __call__(self, rows):
-        ids, claim_rows = zip(*[self.draw(row) for row in rows])
+    def __call__(self, rows, colourless=None):
+        colourless = np.zeros(len(rows), bool) if colourless is None else colourless
+        ids, claim_rows = zip(*[self.draw(row, no_colour) for row, no_colour in zip(rows, colourless)])
         return np.array(ids, dtype=np.int64), np.stack(claim_rows)
 
 
-def clip_captions(seed, cfg=configs.DEMO):
-    """CLIP's captions: for 30% of the scenes a partial caption."""
-    return Captions(seed, cfg["clip"].context_length, True, partial_rate=0.3)
+# How often CLIP gets a partial caption ("a square", "something red") instead of a full one.
+CLIP_PARTIAL_RATE = 0.3
+# How many of CLIP's images show their objects in other colours, random ones far from every
+# palette colour, with a caption that names no colour ("a large circle"): the image tower must
+# then tell shapes apart whatever their colour, rather than read shape through colour (every
+# yellow thing in the train split is a circle, a triangle or a cross, so a yellow square "is"
+# one of those), which is what fails on a colour-shape pair never seen. No palette colour is
+# ever given to a shape it is not seen with, so the held-out pairs stay unseen.
+CLIP_RECOLOUR_RATE = 0.25
+_PALETTE = np.array(list(shapes_world.COLOURS.values()), np.float32)
+_BACKGROUND = np.array(shapes_world.BACKGROUND, np.float32)
+
+
+def off_palette_colour(rng):
+    """A colour far from every palette colour and from the background."""
+    while True:
+        colour = rng.uniform(0, 255, 3).astype(np.float32)
+        if np.linalg.norm(_PALETTE - colour, axis=1).min() > 90 and np.linalg.norm(colour - _BACKGROUND) > 120:
+            return colour
+
+
+def recolour(images_uint8, scene_rows, rng):
+    """Each object's colour replaced by an off-palette one, anti-aliased edges kept: a pixel is
+    the background plus a fraction of (object colour - background), and keeps its fraction."""
+    out = images_uint8.astype(np.float32)
+    for i, row in enumerate(scene_rows):
+        offset = out[i] - _BACKGROUND
+        colours = [int(row[1 + 3 * j]) for j in range(row[0])]
+        fractions, misfits = [], []
+        for colour in colours:
+            direction = _PALETTE[colour] - _BACKGROUND
+            fraction = np.clip((offset @ direction) / (direction @ direction), 0, 1)
+            fractions.append(fraction)
+            misfits.append(np.linalg.norm(offset - fraction[..., None] * direction, axis=-1))
+        owner = np.argmin(np.stack(misfits), 0)  # which object a pixel belongs to
+        targets = {colour: off_palette_colour(rng) for colour in sorted(set(colours))}
+        recoloured = np.zeros_like(offset)
+        for j, colour in enumerate(colours):
+            mine = owner == j
+            recoloured[mine] = fractions[j][mine][:, None] * (targets[colour] - _BACKGROUND)
+        out[i] = _BACKGROUND + recoloured
+    return np.round(out).clip(0, 255).astype(np.uint8)
+
+
+def clip_captions(seed, cfg=configs.DEMO, partial_rate=CLIP_PARTIAL_RATE):
+    return Captions(seed, cfg["clip"].context_length, True, partial_rate=partial_rate)
 
 
 def generator_captions(seed, cfg=configs.DEMO):
     return Captions(seed, cfg["gpt"].text_length, False)
 
 
-def train_clip(images, scene_rows, profile, device, run_dir, log):
+def clip_examples(images, scene_rows, captions, recoloured, rng):
+    """A CLIP batch: the images (the recoloured ones in off-palette colours), caption ids (a
+    recoloured image's names no colour) and the truth table [image, caption], where no palette
+    colour is true of a recoloured image."""
+    rows, shown = scene_rows.copy(), images.copy()
+    ids, claim_rows = captions(rows, recoloured)
+    shown[recoloured] = recolour(shown[recoloured], rows[recoloured], rng)
+    rows[np.ix_(recoloured, [1, 4])] = claims.NO_COLOUR
+    return shown, ids, claims.truth(claim_rows, rows).T
+
+
+def train_clip(images, scene_rows, profile, device, run_dir, log, partial_rate=CLIP_PARTIAL_RATE,
+               recolour_rate=CLIP_RECOLOUR_RATE, after_step=None):
     torch.manual_seed(1)
     model = CLIP(sizes(profile)["clip"]).to(device)
     draw, rng = sampler(len(images), profile["clip_batch"], 11), np.random.default_rng(13)
-    groups, captions = colour_groups(images), clip_captions(14, sizes(profile))
+    pick_rng, colour_rng = np.random.default_rng(16), np.random.default_rng(17)
+    groups, captions = colour_groups(images), clip_captions(14, sizes(profile), partial_rate)
 
     def batch(step):
         # Colour alone separates most of a random batch; every other batch shares one
@@ -163,14 +224,16 @@ def train_clip(images, scene_rows, profile, device, run_dir, log):
             idx = rng.choice(group, profile["clip_batch"], replace=False)
         else:
             idx = draw()
-        ids, claim_rows = captions(scene_rows[idx])
-        positives = torch.from_numpy(claims.truth(claim_rows, scene_rows[idx]).T.copy()).to(device)
-        pixels = clip_pixels(images[idx], device)
+        recoloured = pick_rng.random(len(idx)) < recolour_rate
+        shown, ids, truth = clip_examples(images[idx], scene_rows[idx], captions, recoloured, colour_rng)
+        positives = torch.from_numpy(truth.copy()).to(device)
+        pixels = clip_pixels(shown, device)
         loss = model(pixels, torch.from_numpy(ids).to(device), positives)
         return loss, {"logit_scale": model.logit_scale().item(),
                       "positives_per_image": positives.float().sum(1).mean().item()}
 
-    return train("clip", model, batch, profile["clip_steps"], 1.5e-3, run_dir, log, warmup=50, weight_decay=0.1)
+    return train("clip", model, batch, profile["clip_steps"], 1.5e-3, run_dir, log, warmup=50, weight_decay=0.1,
+                 after_step=after_step and (lambda step: after_step(step, model)))
 
 
 def train_generator(codes, scene_rows, profile, device, run_dir, log):

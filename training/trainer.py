@@ -27,8 +27,9 @@ class Log:
             f.write(line + "\n")
 
 
-def train(name, model, batches, steps, lr, run_dir, log, warmup=100, weight_decay=0.01, every=200):
-    """Runs `steps` optimiser steps of loss = batches(step) -> (loss, metrics)."""
+def train(name, model, batches, steps, lr, run_dir, log, warmup=100, weight_decay=0.01, every=200, after_step=None):
+    """Runs `steps` optimiser steps of loss = batches(step) -> (loss, metrics); after_step(step),
+    if given, runs after each (a measurement along the way)."""
     done_path = os.path.join(run_dir, f"{name}.pt")
     # A run trained on a GPU may be finished on a CPU: load onto wherever the model is.
     device = next(model.parameters()).device
@@ -57,6 +58,8 @@ def train(name, model, batches, steps, lr, run_dir, log, warmup=100, weight_deca
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
+        if after_step:
+            after_step(step)
         if step % 25 == 0 or step == steps - 1:
             rate = (step + 1 - start) / (time.time() - began)
             log(stage=name, step=step, loss=round(loss.item(), 4), steps_per_s=round(rate, 3),

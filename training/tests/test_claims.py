@@ -57,3 +57,46 @@ class TruthTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RecolouredImagesTest(unittest.TestCase):
+    def test_a_recoloured_scene_gets_colourless_captions_and_no_colour_is_true_of_it(self):
+        rng = np.random.default_rng(5)
+        rows = claims.scene_rows([world.sample_scene(rng) for _ in range(300)])
+        recoloured = rows.copy()
+        recoloured[:, [1, 4]] = claims.NO_COLOUR
+        made = [claims.partial_caption(row, rng, colourless=True) for row in rows]
+        for text, _ in made:
+            self.assertFalse(set(text.split()) & set(world.COLOURS), text)
+        self.assertTrue(claims.truth(np.stack([c for _, c in made]), recoloured).diagonal().all())
+        coloured = [claims.full_caption(row, rng)[1] for row in rows]
+        self.assertFalse(claims.truth(np.stack(coloured), recoloured).any())
+
+    def test_recolouring_keeps_every_shape_and_gives_it_a_colour_off_the_palette(self):
+        from training.train import recolour
+
+        images, _, scenes = world.make_dataset(64, 9)
+        shown = recolour(images, claims.scene_rows(scenes), np.random.default_rng(1))
+        background = np.all(images == world.BACKGROUND, axis=-1)
+        self.assertTrue(np.all(shown[background] == world.BACKGROUND))
+        # Object interiors: exactly a palette colour before, far from all of them after.
+        palette = np.array(list(world.COLOURS.values()), float)
+        interior = (images[..., None, :] == palette.astype(np.uint8)).all(-1).any(-1)
+        self.assertGreater(interior.sum(), 64 * 50)
+        distance = np.linalg.norm(shown[interior].astype(float)[:, None, :] - palette[None], axis=-1)
+        self.assertGreater(distance.min(), 60)
+
+    def test_a_clip_batch_shows_its_recoloured_images_off_the_palette_and_knows_their_truth(self):
+        from training.train import clip_captions, clip_examples
+
+        images, _, scenes = world.make_dataset(64, 9)
+        recoloured = np.arange(64) % 3 == 0
+        # Full captions only: every image in its own colours gets a caption naming them.
+        shown, ids, truth = clip_examples(images, claims.scene_rows(scenes), clip_captions(2, partial_rate=0.0),
+                                          recoloured, np.random.default_rng(1))
+        self.assertEqual(len(ids), 64)
+        self.assertTrue(truth.diagonal().all())
+        self.assertFalse((shown[recoloured] == images[recoloured]).all())
+        np.testing.assert_array_equal(shown[~recoloured], images[~recoloured])
+        self.assertFalse(truth[np.ix_(recoloured, ~recoloured)].any())  # no palette colour is true of it
+        self.assertTrue(truth[np.ix_(~recoloured, recoloured)].any())  # while "a circle" is true of a red one
