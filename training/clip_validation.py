@@ -68,25 +68,21 @@ def main():
                          "context_length": train.sizes(profile)["clip"].context_length, "templates": TEMPLATES}}
     tokenizer = Tokenizer.load(train.TOKENIZER)
 
-    def probe_accuracy(model, idx):
-        model.eval()
-        scorer = Scorer(model, manifest, tokenizer)
-        predicted = (scorer.images(images[idx]) @ scorer.label_embeddings(LABELS).t()).argmax(-1).numpy()
-        model.train()
-        return float((predicted == pairs[idx, 0]).mean())
-
-    def shape_accuracy(model, idx):
-        """Shape alone ("a circle" against "a square", ...): whether the image tower sees the shape."""
-        model.eval()
-        scorer = Scorer(model, manifest, tokenizer)
-        shapes = scorer.label_embeddings(world.SHAPES)
-        predicted = (scorer.images(images[idx]) @ shapes.t()).argmax(-1).numpy()
-        model.train()
-        return float((predicted == rows[idx, 2]).mean())
-
     def measure(model):
-        return {"validation_pairs": probe_accuracy(model, probe), "seen_pairs": probe_accuracy(model, seen_probe),
-                "validation_shapes": shape_accuracy(model, probe)}
+        """Zero-shot over all 24 colour-shape labels on both probes, and the validation pairs'
+        shape alone ("a circle" against "a square", ...): whether the image tower sees the shape."""
+        model.eval()
+        scorer = Scorer(model, manifest, tokenizer)
+        pair_labels, shape_labels = scorer.label_embeddings(LABELS), scorer.label_embeddings(world.SHAPES)
+        probe_images, seen_images = scorer.images(images[probe]), scorer.images(images[seen_probe])
+        model.train()
+
+        def accuracy(embedded, labels, truth):
+            return float(((embedded @ labels.t()).argmax(-1).numpy() == truth).mean())
+
+        return {"validation_pairs": accuracy(probe_images, pair_labels, pairs[probe, 0]),
+                "seen_pairs": accuracy(seen_images, pair_labels, pairs[seen_probe, 0]),
+                "validation_shapes": accuracy(probe_images, shape_labels, rows[probe, 2])}
 
     def every(step, model):
         if (step + 1) % args.every == 0:
