@@ -11,12 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../src/models/index.js';
+import { createEngine, loadPack, parseDevice, type DeviceName, silentLog } from '../src/models/index.js';
 import { CLIP_GRAPHS, Pack } from '../src/models/packs.js';
 import { runPythonReference } from './python-reference.js';
 import { bestMs, fmt, timed } from './timing.js';
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const BATCHES = [1, 8, 32];
 const LABELS = ['cat', 'dog', 'red square', 'car', 'tree'];
 
@@ -77,7 +76,7 @@ async function main(): Promise<void> {
     );
     const packDir = join(dir, 'packs', reference.pack);
     const settings = { device, allowCpuFallback: false, cpuThreads, probePlacement: device.kind === 'cuda' };
-    const pack = new Pack(await loadPack(packDir), settings, quiet);
+    const pack = new Pack(await loadPack(packDir), settings, silentLog);
     const [, loadMs] = await timed(() => pack.createAll(CLIP_GRAPHS));
     const { size, mean } = pack.manifest.clip.preprocess;
     const context = pack.manifest.clip.context_length;
@@ -109,7 +108,7 @@ async function main(): Promise<void> {
       modelsDir: join(dir, 'packs'),
       device: values.device as DeviceName,
       cpuThreads,
-      logger: quiet,
+      logger: silentLog,
     });
     const photo = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#c03030' } })
       .jpeg()

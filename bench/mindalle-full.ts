@@ -3,10 +3,9 @@
 // start-up's session creation, then one generation end to end (its candidates sampled in one
 // chunk, decoded and reranked), the process's memory after each, printed as one JSON line.
 import { parseArgs } from 'node:util';
-import { createEngine, type Log } from '../src/models/index.js';
+import { createEngine, silentLog } from '../src/models/index.js';
 import { timed } from './timing.js';
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const { values } = parseArgs({
   options: {
     'models-dir': { type: 'string' },
@@ -26,7 +25,7 @@ const [engine, loadMs] = await timed(() =>
   createEngine({
     modelsDir: values['models-dir']!,
     device: 'cpu',
-    logger: quiet,
+    logger: silentLog,
     sampleBatch: candidates,
     clipBatch: candidates,
     ...(values.threads ? { cpuThreads: Number(values.threads) } : {}),

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
-import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../src/models/index.js';
+import { createEngine, loadPack, parseDevice, type DeviceName, silentLog } from '../src/models/index.js';
 import { Pack } from '../src/models/packs.js';
 import { candidateSeed } from '../src/models/rng.js';
 import { rowsOf, sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
@@ -18,7 +18,6 @@ import { generatorText } from '../src/models/tokenizers.js';
 import { runPythonReference } from './python-reference.js';
 import { bestMs, fmt, timed } from './timing.js';
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const SAMPLER_BATCH = 64;
 const CLIP_BATCHES = [1, 16, 64];
 
@@ -123,7 +122,7 @@ async function pythonReference(packName: string): Promise<Reference | undefined>
 }
 
 async function main(): Promise<void> {
-  const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, quiet);
+  const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, silentLog);
   await pack.createAll();
   console.log(
     `pack ${pack.name} ${pack.manifest.version}; onnxruntime-node ${ort.env.versions.common}; providers ${JSON.stringify(pack.providers)}; cpu threads ${cpuThreads ?? 'default'}`,

@@ -9,13 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDevice, type Log } from '../../src/models/index.js';
+import { parseDevice, silentLog } from '../../src/models/index.js';
 import type { GeneratingManifest } from '../../src/models/manifest.js';
 import { createSession } from '../../src/models/providers.js';
 import { timed } from '../timing.js';
 import { timeSampleLoop } from './sample-loop-timing.js';
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const { values } = parseArgs({
   options: {
     dir: { type: 'string', default: '.gpu-bundle/mindalle-full' },
@@ -41,7 +40,7 @@ const m = JSON.parse(await readFile(join(values.dir, 'manifest.json'), 'utf8')) 
 const before = gpuMemoryUsedMiB();
 const settings = { device, allowCpuFallback: false };
 const graph = join(values.dir, m.generator.graphs.sample_loop!);
-const [created, loadMs] = await timed(() => createSession(graph, settings, quiet, 'mindalle-full/sample_loop'));
+const [created, loadMs] = await timed(() => createSession(graph, settings, silentLog, 'mindalle-full/sample_loop'));
 log({
   graph,
   provider: created.provider,

@@ -8,7 +8,7 @@
 //    of them alone, which must give the same tokens, ranks and scores (within 1e-6).
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createEngine, loadPack, parseDevice, type DeviceName, type Log } from '../../src/models/index.js';
+import { createEngine, loadPack, parseDevice, type DeviceName, silentLog } from '../../src/models/index.js';
 import { Pack } from '../../src/models/packs.js';
 import { generatorText } from '../../src/models/tokenizers.js';
 import type { GenerateResult } from '../../src/models/types.js';
@@ -16,7 +16,6 @@ import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '
 import { timed } from '../timing.js';
 import { timeSampleLoop } from './sample-loop-timing.js';
 
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const { values } = parseArgs({
   options: {
     device: { type: 'string', default: 'cpu' },
@@ -34,7 +33,7 @@ const log = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
 async function sweep(): Promise<void> {
   const settings = { device, allowCpuFallback: false, probePlacement: device.kind === 'cuda' };
-  const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, quiet);
+  const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, silentLog);
   const m = pack.generating;
   const sampleLoop = await pack.session('sample_loop');
   const text = generatorText(
@@ -74,7 +73,11 @@ function same(a: GenerateResult, b: GenerateResult): boolean {
 }
 
 async function scheduler(): Promise<void> {
-  const engine = await createEngine({ modelsDir: `${root}packs`, device: values.device as DeviceName, logger: quiet });
+  const engine = await createEngine({
+    modelsDir: `${root}packs`,
+    device: values.device as DeviceName,
+    logger: silentLog,
+  });
   const batches: BatchStats[] = [];
   const batchCandidates = Number(values.batch);
   const make = () => new GenerationScheduler(engine, { batchCandidates, onBatch: (b) => batches.push(b) });

@@ -4,5 +4,5 @@ export { AbortError, InvalidImageError, ModelError, type ModelErrorCode } from '
 export { defaultPackName, listPacks, loadPack, type PackInfo } from './packs.js';
 export { validateManifest, type Manifest } from './manifest.js';
 export { parseDevice, VALID_DEVICE_NAMES, type Device } from './providers.js';
-export type { Log } from './log.js';
+export { type Log, silentLog } from './log.js';
 export type * from './types.js';

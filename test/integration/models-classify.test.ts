@@ -4,11 +4,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { createEngine, loadPack, type Engine, type Log } from '../../src/models/index.js';
+import { createEngine, loadPack, type Engine, silentLog } from '../../src/models/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const scenesDir = `${root}test/fixtures/scenes/`;
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple', 'cyan'];
 const SHAPES = ['circle', 'square', 'triangle', 'cross'];
 const LABELS = COLOURS.flatMap((c) => SHAPES.map((s) => `${c} ${s}`));
@@ -25,7 +24,7 @@ before(
     (engine = await createEngine({
       modelsDir: `${root}packs`,
       defaultPack: 'demo-shapes',
-      logger: quiet,
+      logger: silentLog,
       eager: false,
     })),
 );

@@ -4,12 +4,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { loadPack, type Log } from '../../src/models/index.js';
+import { loadPack, silentLog } from '../../src/models/index.js';
 import { Clip, dot, l2normalize } from '../../src/models/clip.js';
 import { Pack } from '../../src/models/packs.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 let pack: Pack;
 let clip: Clip;
 
@@ -17,7 +16,7 @@ before(async () => {
   pack = new Pack(
     await loadPack(`${root}packs/demo-shapes`),
     { device: { kind: 'cpu' }, allowCpuFallback: false },
-    quiet,
+    silentLog,
   );
   clip = new Clip(pack, 16, 1e8);
 });

@@ -11,12 +11,11 @@ import {
   ModelError,
   type Engine,
   type GenerationProgress,
-  type Log,
+  silentLog,
 } from '../../src/models/index.js';
 import { candidateSeed } from '../../src/models/rng.js';
 
 const modelsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const PROMPT = 'a red circle above a blue square';
 
 async function png(r: number, g: number, b: number): Promise<Uint8Array> {
@@ -27,7 +26,7 @@ async function png(r: number, g: number, b: number): Promise<Uint8Array> {
 
 describe('engine on the committed packs', () => {
   let engine: Engine;
-  before(async () => (engine = await createEngine({ modelsDir, logger: quiet, sampleBatch: 4, clipBatch: 8 })));
+  before(async () => (engine = await createEngine({ modelsDir, logger: silentLog, sampleBatch: 4, clipBatch: 8 })));
   after(() => engine.close());
 
   test('lists both packs with the provider of every session, created for the graph sampler only', () => {
@@ -252,8 +251,8 @@ describe('engine with the host sampling loop', () => {
   let host: Engine;
   let graph: Engine;
   before(async () => {
-    host = await createEngine({ modelsDir, logger: quiet, samplerMode: 'host', eager: false });
-    graph = await createEngine({ modelsDir, logger: quiet, samplerMode: 'graph', eager: false });
+    host = await createEngine({ modelsDir, logger: silentLog, samplerMode: 'host', eager: false });
+    graph = await createEngine({ modelsDir, logger: silentLog, samplerMode: 'graph', eager: false });
   });
   after(async () => {
     await host.close();
@@ -301,7 +300,7 @@ describe('engine with the host sampling loop', () => {
 
 describe('engine start-up', () => {
   test('an unknown device name fails and lists the valid ones', async () => {
-    await assert.rejects(createEngine({ modelsDir, logger: quiet, device: 'gpu' as never }), (e: unknown) => {
+    await assert.rejects(createEngine({ modelsDir, logger: silentLog, device: 'gpu' as never }), (e: unknown) => {
       assert.ok(
         e instanceof ModelError && e.code === 'invalid_device' && /valid names are cpu, cuda/.test(e.message),
         String(e),
@@ -311,14 +310,14 @@ describe('engine start-up', () => {
   });
 
   test('CUDA that cannot load fails start-up with the reason, or falls back when allowed', async () => {
-    await assert.rejects(createEngine({ modelsDir, logger: quiet, device: 'cuda', eager: false }), (e: unknown) => {
+    await assert.rejects(createEngine({ modelsDir, logger: silentLog, device: 'cuda', eager: false }), (e: unknown) => {
       assert.ok(e instanceof ModelError && e.code === 'device_unavailable', String(e));
       assert.match(e.message, /cuda:0 requested but the CUDA provider failed/);
       return true;
     });
     const engine = await createEngine({
       modelsDir,
-      logger: quiet,
+      logger: silentLog,
       device: 'cuda',
       eager: false,
       allowCpuFallback: true,
@@ -342,7 +341,7 @@ describe('engine start-up', () => {
       ['auto', ['sample_loop']],
       ['host', ['prefill', 'step']],
     ] as const) {
-      const engine = await createEngine({ modelsDir, logger: quiet, probePlacement: true, samplerMode });
+      const engine = await createEngine({ modelsDir, logger: silentLog, probePlacement: true, samplerMode });
       try {
         for (const pack of engine.packs()) {
           const expected = ['clip_image', 'clip_text', 'decoder', ...sampling].sort();
@@ -357,7 +356,7 @@ describe('engine start-up', () => {
   });
 
   test('close stops a running generation with an AbortError, then refuses new calls', async () => {
-    const engine = await createEngine({ modelsDir, logger: quiet, eager: false });
+    const engine = await createEngine({ modelsDir, logger: silentLog, eager: false });
     let sampling!: () => void;
     const sampled = new Promise<void>((resolve) => (sampling = resolve));
     const running = engine.generate({
@@ -382,7 +381,7 @@ describe('engine start-up', () => {
 
   test('a models folder without packs fails start-up', async () => {
     await assert.rejects(
-      createEngine({ modelsDir: fileURLToPath(new URL('../../src/', import.meta.url)), logger: quiet }),
+      createEngine({ modelsDir: fileURLToPath(new URL('../../src/', import.meta.url)), logger: silentLog }),
       { code: 'pack_file_missing' },
     );
   });

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { loadPack, type Log } from '../../src/models/index.js';
+import { loadPack, silentLog } from '../../src/models/index.js';
 import { Clip, l2normalize } from '../../src/models/clip.js';
 import { decodeTokens } from '../../src/models/decoder.js';
 import { Pack } from '../../src/models/packs.js';
@@ -15,7 +15,6 @@ import { clipText, generatorText } from '../../src/models/tokenizers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixtures = `${root}test/fixtures/reference/`;
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 interface Reference {
   files: Record<string, string>;
@@ -50,7 +49,7 @@ for (const name of ['demo-shapes', 'micro-dalle1']) {
       pack = new Pack(
         await loadPack(`${root}packs/${name}`),
         { device: { kind: 'cpu' }, allowCpuFallback: false },
-        quiet,
+        silentLog,
       );
       ref = JSON.parse(await readFile(`${fixtures}${name}.json`, 'utf8')) as Reference;
     });

@@ -5,7 +5,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { loadPack, type Log } from '../../src/models/index.js';
+import { loadPack, silentLog } from '../../src/models/index.js';
 import { Pack } from '../../src/models/packs.js';
 import { candidateSeed } from '../../src/models/rng.js';
 import { rowsOf, sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from '../../src/models/sampler.js';
@@ -13,7 +13,6 @@ import type { SamplingParams } from '../../src/models/sampling.js';
 import { generatorText } from '../../src/models/tokenizers.js';
 
 const packsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const PROMPT = 'a red circle above a blue square';
 
 interface Loaded {
@@ -25,7 +24,11 @@ interface Loaded {
 }
 
 async function open(name: string): Promise<Loaded> {
-  const pack = new Pack(await loadPack(packsDir + name), { device: { kind: 'cpu' }, allowCpuFallback: false }, quiet);
+  const pack = new Pack(
+    await loadPack(packsDir + name),
+    { device: { kind: 'cpu' }, allowCpuFallback: false },
+    silentLog,
+  );
   const m = pack.generating;
   const sessions = {
     prefill: await pack.session('prefill'),

@@ -11,13 +11,12 @@ import {
   type Engine,
   type GenerateResult,
   type GenerationProgress,
-  type Log,
+  silentLog,
 } from '../../src/models/index.js';
 import { encodeImage } from '../../src/worker/encode.js';
 import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/worker/scheduler.js';
 
 const modelsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 type Job = Omit<ScheduledGeneration, 'signal'> & { signal?: AbortSignal };
 
@@ -42,7 +41,7 @@ async function pngs(result: GenerateResult): Promise<Buffer[]> {
 
 describe('generation scheduler', () => {
   let engine: Engine;
-  before(async () => (engine = await createEngine({ modelsDir, logger: quiet, clipBatch: 8 })));
+  before(async () => (engine = await createEngine({ modelsDir, logger: silentLog, clipBatch: 8 })));
   after(() => engine.close());
 
   test('a job gives the same tokens, ranks, PNG bytes and scores alone as among three others', async () => {

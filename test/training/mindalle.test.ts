@@ -11,12 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createEngine, type Engine, type Log } from '../../src/models/index.js';
+import { createEngine, type Engine, silentLog } from '../../src/models/index.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixture = join(root, 'training/tests/fixtures/upstream-small.json');
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const python = (...args: string[]) =>
   run('/usr/bin/python3', args, { cwd: root, env: { ...process.env, OPENBLAS_NUM_THREADS: '1' }, maxBuffer: 1 << 24 });
 
@@ -40,7 +39,7 @@ describe('exported minDALL-E and dVAE packs', () => {
       ...['-m', 'training.export_dvae_decoder', '--checkpoint', join(dir, 'dvae', 'decoder.pkl')],
       ...['--grid', '4', '--out', join(dir, 'dvae-small.onnx')],
     );
-    engine = await createEngine({ modelsDir: join(dir, 'packs'), logger: quiet, sampleBatch: 4, clipBatch: 4 });
+    engine = await createEngine({ modelsDir: join(dir, 'packs'), logger: silentLog, sampleBatch: 4, clipBatch: 4 });
   });
 
   after(async () => {

@@ -10,13 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { createEngine, ModelError, type Engine, type Log } from '../../src/models/index.js';
+import { createEngine, ModelError, type Engine, silentLog } from '../../src/models/index.js';
 import { l2normalize } from '../../src/models/clip.js';
 import { checkClipPack, cosine, type ClipReference } from '../../src/models/clip-check.js';
 import { type Harness, json, post, startHarness, terminal, waitFor } from '../integration/api-harness.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 type Reference = ClipReference & { logit_scale: number };
 
@@ -39,7 +38,7 @@ after(() => rm(dir, { recursive: true, force: true }));
 describe('an OpenAI CLIP checkpoint exported into packs', () => {
   let engine: Engine;
   before(async () => {
-    engine = await createEngine({ modelsDir: join(dir, 'packs'), logger: quiet, sampleBatch: 4, clipBatch: 8 });
+    engine = await createEngine({ modelsDir: join(dir, 'packs'), logger: silentLog, sampleBatch: 4, clipBatch: 8 });
   });
   after(() => engine?.close());
 
@@ -61,7 +60,7 @@ describe('an OpenAI CLIP checkpoint exported into packs', () => {
         join(dir, 'packs', pack),
         reference,
         { device: { kind: 'cpu' }, allowCpuFallback: false },
-        quiet,
+        silentLog,
       );
       assert.deepEqual(check.tokenMismatches, [], pack);
       check.textCosines.forEach((similarity, i) =>
