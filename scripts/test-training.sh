@@ -2,7 +2,7 @@
 # The training side's checks (`npm run test:training`): the Python unit tests, and the OpenAI
 # CLIP exporter run for real on a small checkpoint and served by the engine. Needs what
 # `npm test` needs plus /usr/bin/python3 with Debian's python3-numpy, python3-pil,
-# python3-torch and python3-regex.
+# python3-torch, python3-regex and python3-onnx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,13 +1,17 @@
 """Model sizes of the two shipped packs; the geometry is fixed by packs/CONTRACT.md."""
 from training.models import CLIPConfig, GPTConfig, VQConfig
 
+# Half the least distance of a palette colour from the background (cyan's), in CLIP's normalised
+# pixel units (mean 0.5, std 0.5): an object's interior always reaches it, decoder noise does not.
+SHAPE_MASK_THRESHOLD = 0.8
+
 DEMO = {
     "gpt": GPTConfig(text_vocab_size=512, text_length=24, codebook_size=256, grid=8,
                      width=128, layers=4, heads=4),
     "vq": VQConfig(image_size=64, grid=8, codebook_size=256, code_dim=32, hidden=128),
     "clip": CLIPConfig(image_size=64, patch=8, vision_width=64, vision_layers=2,
                        text_vocab_size=512, context_length=32, text_width=64, text_layers=2,
-                       heads=4, embed_dim=64, stem_channels=32),
+                       heads=4, embed_dim=64, stem_channels=32, shape_mask_threshold=SHAPE_MASK_THRESHOLD),
 }
 
 # The larger variant, for a GPU (train.py's `cuda` profile): the same geometry, so the same
@@ -19,7 +23,7 @@ DEMO_LARGE = {
     "vq": DEMO["vq"],
     "clip": CLIPConfig(image_size=64, patch=8, vision_width=128, vision_layers=4,
                        text_vocab_size=512, context_length=32, text_width=128, text_layers=4,
-                       heads=4, embed_dim=128, stem_channels=32),
+                       heads=4, embed_dim=128, stem_channels=32, shape_mask_threshold=SHAPE_MASK_THRESHOLD),
 }
 
 # The demo packs by name: the committed one and the larger variant.

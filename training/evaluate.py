@@ -23,6 +23,7 @@ from training.bpe import Tokenizer
 from training.pack import pad_text
 from training.pack_weights import load_pack
 from training.sampling import sample_images
+from training.train import decode_codes
 
 EVAL_SEED = 2024
 LABELS = [f"{colour} {shape}" for colour in world.COLOURS for shape in world.SHAPES]
@@ -67,13 +68,6 @@ def zero_shot(scorer, split, count, seed):
     return float((predicted.numpy() == np.array(truth)).mean())
 
 
-def decode(vqvae, tokens):
-    with torch.no_grad():
-        chunks = [vqvae.decode(tokens[i:i + 256]) for i in range(0, len(tokens), 256)]
-    x = torch.cat(chunks)
-    return (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 class Prompt:
     """A prompt about a scene, and what the oracle checks: size always, place where stated."""
 
@@ -89,7 +83,7 @@ def adherence(models, prompt, candidates, keep, seed):
     defaults = manifest["generator"]["sampling_defaults"]
     tokens = sample_images(generator, text, uniforms, defaults["top_k"], defaults["temperature"],
                            defaults.get("top_p", 1.0))
-    images = decode(vqvae, tokens)
+    images = decode_codes(vqvae, tokens, "cpu")
     matches = np.array([oracle.judge(image, prompt.scene, position=prompt.position) for image in images])
     scores = (scorer.images(images) @ scorer.text([prompt.text]).t()).squeeze(1)
     top = scores.topk(keep).indices.numpy()
@@ -127,6 +121,9 @@ def heldout_prompt(scene, kind, i):
 PHRASINGS = {"training": training_prompt, "heldout": heldout_prompt}
 
 
+GROUPS = ("single object", "two objects", "held-out pairs", "positions")
+
+
 def prompt_groups(count, seed):
     rng = np.random.default_rng(seed)
     groups = {
@@ -139,7 +136,7 @@ def prompt_groups(count, seed):
     return groups
 
 
-def evaluate(pack_dir, prompts, candidates, keep, phrasings=("training", "heldout"), zero_shot_count=240):
+def evaluate(pack_dir, prompts, candidates, keep, phrasings=("training", "heldout"), zero_shot_count=240, groups=None):
     torch.set_num_threads(int(os.environ.get("EVAL_THREADS", "2")))
     began = time.time()
     manifest, generator, vqvae, clip, _ = load_pack(pack_dir)
@@ -153,6 +150,8 @@ def evaluate(pack_dir, prompts, candidates, keep, phrasings=("training", "heldou
     for phrasing_name in phrasings:
         table = result["adherence"].setdefault(phrasing_name, {})
         for group, scenes in prompt_groups(prompts, EVAL_SEED + 2).items():
+            if groups and group not in groups:
+                continue
             asked = [PHRASINGS[phrasing_name](s, "positions" if group == "positions" else "objects", i)
                      for i, s in enumerate(scenes)]
             rows = [adherence(models, p, candidates, keep, EVAL_SEED + i) for i, p in enumerate(asked)]
@@ -192,7 +191,8 @@ def main():
     parser.add_argument("pack", nargs="?")
     parser.add_argument("--phrasings", default="training,heldout", help="comma-separated, from " + ", ".join(PHRASINGS))
     parser.add_argument("--merge", nargs="+", help="result files of separate runs, to merge into --out")
-    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--prompts", type=int, default=8, help="per group; the first 8 are always the same")
+    parser.add_argument("--groups", help="comma-separated, from " + ", ".join(GROUPS) + "; default all")
     parser.add_argument("--candidates", type=int, default=512)
     parser.add_argument("--top", type=int, default=32)
     parser.add_argument("--out", default=None)
@@ -204,7 +204,8 @@ def main():
                 results.append(json.load(f))
         result = merge(results)
     else:
-        result = evaluate(args.pack, args.prompts, args.candidates, args.top, args.phrasings.split(","))
+        result = evaluate(args.pack, args.prompts, args.candidates, args.top, args.phrasings.split(","),
+                          groups=args.groups and args.groups.split(","))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

@@ -53,6 +53,10 @@ class CLIPConfig:
     embed_dim: int = 64
     eos_id: int = 2
     stem_channels: int = 0  # > 0: a convolutional stem before the patch embedding
+    # > 0 (needs stem_channels): the stem's convolutions see only where objects are, never
+    # their colour (ShapeStem); the least distance from the background, in normalised pixel
+    # units, that an object's interior has.
+    shape_mask_threshold: float = 0.0
 
 
 def config_dict(config):
@@ -281,19 +285,60 @@ def _init_weights(module):
 # ---------------------------------------------------------------- CLIP
 
 
+def conv_stem(in_channels, s):
+    """Two overlapping stride-2 convolutions before the patch embedding: small data teaches a
+    ViT shape far faster with them ("early convolutions", Xiao et al.)."""
+    return nn.Sequential(nn.Conv2d(in_channels, s, 3, stride=2, padding=1), nn.GELU(),
+                         nn.Conv2d(s, 2 * s, 3, stride=2, padding=1), nn.GELU())
+
+
+class ShapeStem(nn.Module):
+    """Patch tokens made of two parts that meet only when added: where the objects are, seen
+    by the convolutions without their colour, and each patch's object colour, seen without
+    the shape. With colour in its convolutions an image tower learns shape separately for
+    each colour (a green thing is told apart only from the other shapes green things come
+    in), and a colour-shape pair it never saw falls outside what it learnt; shape read from
+    a colourless mask is learnt once, from every colour.
+
+    The mask is each pixel's distance from the background (the mean colour of the image's
+    border, where the world never draws) over the largest such distance around it: 1 inside
+    any object, the anti-aliased fraction at its edges whatever the colour. The denominator
+    never falls below `threshold`, so that background and decoder noise stay near 0."""
+
+    def __init__(self, c: CLIPConfig):
+        super().__init__()
+        self.threshold = c.shape_mask_threshold
+        self.shape = conv_stem(1, c.stem_channels)
+        self.shape_patches = nn.Conv2d(2 * c.stem_channels, c.vision_width, c.patch // 4, stride=c.patch // 4)
+        self.patch = c.patch
+        # Per patch: the mask-weighted mean colour (the object's colour) and the coverage.
+        self.colour = nn.Sequential(nn.Conv2d(4, c.vision_width, 1), nn.GELU(), nn.Conv2d(c.vision_width, c.vision_width, 1))
+
+    def mask(self, x):
+        border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, 1:-1, 0], x[:, :, 1:-1, -1]], -1)
+        background = border.mean(-1).view(-1, 3, 1, 1)
+        distance = ((x - background) ** 2).sum(1, keepdim=True).sqrt()
+        nearby = F.max_pool2d(distance, 3, stride=1, padding=1).clamp(min=self.threshold)
+        return distance / nearby
+
+    def forward(self, x):
+        mask = self.mask(x)
+        coverage = F.avg_pool2d(mask, self.patch)
+        colour = F.avg_pool2d(mask * x, self.patch) / (coverage + 1e-3)
+        shape = self.shape_patches(self.shape(mask))
+        return shape + self.colour(torch.cat([colour, coverage], 1))
+
+
 class VisionTower(nn.Module):
     def __init__(self, c: CLIPConfig):
         super().__init__()
         patches = (c.image_size // c.patch) ** 2
         self.stem, channels, stride = nn.Identity(), 3, c.patch
         if c.stem_channels:
-            # Two overlapping stride-2 convolutions before the patch embedding: small data
-            # teaches a ViT shape far faster with them ("early convolutions", Xiao et al.).
-            s = c.stem_channels
-            self.stem = nn.Sequential(nn.Conv2d(3, s, 3, stride=2, padding=1), nn.GELU(),
-                                      nn.Conv2d(s, 2 * s, 3, stride=2, padding=1), nn.GELU())
-            channels, stride = 2 * s, c.patch // 4
+            self.stem, channels, stride = conv_stem(3, c.stem_channels), 2 * c.stem_channels, c.patch // 4
         self.patchify = nn.Conv2d(channels, c.vision_width, stride, stride=stride)
+        if c.shape_mask_threshold:  # the stem makes the patch tokens itself
+            self.stem, self.patchify = ShapeStem(c), nn.Identity()
         self.cls = nn.Parameter(torch.randn(c.vision_width) * 0.02)
         self.pos = nn.Parameter(torch.randn(patches + 1, c.vision_width) * 0.02)
         self.ln_pre = nn.LayerNorm(c.vision_width)

@@ -9,6 +9,7 @@ kept under another name, which in practice only happens for untouched initial va
 machine without the onnx package (a GPU box with only PyTorch) can load them: `load_pack(P, OUT.pt)`.
 """
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import os
 import torch
 
 from training import configs
+from training.models import CLIP
 from training.random_pack import build_models
 
 CONFIGS_BY_PACK = {**configs.VARIANTS, "micro-dalle1": configs.MICRO}
@@ -61,7 +63,11 @@ def load_pack(pack_dir, state_path=None):
     decoder_weights = read_initializers(path(manifest["decoder"]["graph"]), "vqvae.")
     missing += ["vqvae." + n for n in _load(vqvae, decoder_weights) if not n.startswith("encoder.")
                 and not n.startswith("ema_")]
-    missing += ["clip.visual." + n for n in _load(clip.visual, read_initializers(path(manifest["clip"]["graphs"]["image"])))]
+    image_weights = read_initializers(path(manifest["clip"]["graphs"]["image"]))
+    if clip.config.shape_mask_threshold and not any(n.startswith("stem.shape.") for n in image_weights):
+        # A pack from before the shape stem (1.1.0 and earlier): colour went into its stem.
+        clip = CLIP(dataclasses.replace(clip.config, shape_mask_threshold=0.0))
+    missing += ["clip.visual." + n for n in _load(clip.visual, image_weights)]
     missing += ["clip.text." + n for n in _load(clip.text, read_initializers(path(manifest["clip"]["graphs"]["text"])))]
     with torch.no_grad():
         clip.log_scale.fill_(math.log(manifest["clip"]["logit_scale"]))

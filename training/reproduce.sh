@@ -40,9 +40,10 @@ fi
 export OPENBLAS_NUM_THREADS=1
 train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack "packs/$PACK" ${PROFILE:+--profile "$PROFILE"} "$@"; }
 train --stages data
-# One core each: the image tokenizer then the generator (it trains on the tokenizer's
-# codes), and beside them CLIP, which needs neither.
-train --stages vqvae,generator --threads 1 > "$RUN/generator.out" 2>&1 &
+# The image tokenizer first: the generator trains on its codes and CLIP on its reconstructions
+# too. Then one core each for the generator and CLIP.
+train --stages vqvae
+train --stages generator --threads 1 > "$RUN/generator.out" 2>&1 &
 generator=$!
 train --stages clip --threads 1 > "$RUN/clip.out" 2>&1 &
 clip=$!
