@@ -68,27 +68,42 @@ class DecodedImagesTest(unittest.TestCase):
 
 
 class PackWeightsTest(unittest.TestCase):
-    def test_a_pack_from_before_the_shape_stem_loads_with_its_own_image_tower(self):
-        import tempfile
-
+    def write_pack(self, out, cfg, version):
         from training import export, pack
-        from training.pack_weights import load_pack
         from training.random_pack import build_models
         from training.train import TOKENIZER
 
+        generator, vqvae, clip = build_models(cfg, seed=3)
+        export.export_all(generator, vqvae, clip, out, with_loop=False)
+        pack.write(out, TOKENIZER, name="demo-shapes", version=version, description="a test pack",
+                   gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
+                   sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=False)
+        return clip
+
+    def test_a_pack_from_before_the_shape_stem_loads_with_its_own_image_tower(self):
+        import tempfile
+
+        from training.pack_weights import load_pack
+
         before = dict(configs.DEMO, clip=dataclasses.replace(configs.DEMO["clip"], shape_mask_threshold=0.0))
-        generator, vqvae, clip = build_models(before, seed=3)
         with tempfile.TemporaryDirectory() as out:
-            export.export_all(generator, vqvae, clip, out, with_loop=False)
-            pack.write(out, TOKENIZER, name="demo-shapes", version="1.1.0", description="before the stem",
-                       gpt=before["gpt"], vq=before["vq"], clip=before["clip"], logit_scale=clip.logit_scale().item(),
-                       sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=False)
+            clip = self.write_pack(out, before, "1.1.0")
             _, _, _, loaded, _ = load_pack(out)
         self.assertEqual(loaded.config.shape_mask_threshold, 0.0)
         self.assertIn("visual.stem.0.weight", loaded.state_dict())
         for name, value in clip.state_dict().items():
             self.assertTrue(torch.equal(loaded.state_dict()[name], value), name)
 
+    def test_a_weight_of_another_shape_is_refused_by_name(self):
+        import tempfile
+
+        from training.pack_weights import load_pack
+
+        narrower = dict(configs.DEMO, clip=dataclasses.replace(configs.DEMO["clip"], embed_dim=32))
+        with tempfile.TemporaryDirectory() as out:
+            self.write_pack(out, narrower, "9.9.9")
+            with self.assertRaisesRegex(ValueError, r"proj\.weight: the graph holds \(32, 64\), the model \(64, 64\)"):
+                load_pack(out)
 
 if __name__ == "__main__":
     unittest.main()
