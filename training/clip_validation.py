@@ -18,10 +18,9 @@ import os
 import numpy as np
 import torch
 
-from training import claims, configs, phrasing, shapes_world as world, train
+from training import configs, phrasing, shapes_world as world, train
 from training.bpe import Tokenizer
 from training.evaluate import LABELS, Scorer
-from training.models import CLIP
 from training.pack import TEMPLATES
 from training.trainer import Log
 
@@ -62,7 +61,8 @@ def two_object_probe(vqvae, count=240, seed=4242):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default="training/runs/demo", help="a run folder with data.npz and the image tokenizer (trained there if missing)")
+    parser.add_argument("--data", default="training/runs/demo",
+                        help="a run folder with data.npz and the image tokenizer (trained there if missing)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--plain-rate", type=float, default=phrasing.PLAIN_RATE)
     parser.add_argument("--partial-rate", type=float, default=train.CLIP_PARTIAL_RATE)

@@ -37,11 +37,12 @@ def read_initializers(path, prefix=""):
 def _load(module, weights):
     own = module.state_dict()
     for name, value in weights.items():
-        if name in own and own[name].shape != value.shape:
+        if name not in own:
+            continue
+        if own[name].shape != value.shape:
             # Loading around it would leave the initial value in place and a wrong model.
             raise ValueError(f"{name}: the graph holds {tuple(value.shape)}, the model {tuple(own[name].shape)}")
-        if name in own:
-            own[name] = value
+        own[name] = value
     module.load_state_dict(own)
     return sorted(set(own) - set(weights))
 
