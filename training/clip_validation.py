@@ -125,7 +125,7 @@ def main():
             log(stage="validation", step=step + 1, **measure(model))
 
     config = dataclasses.replace(train.sizes(profile)["clip"], shape_mask_threshold=args.shape_mask)
-    model = train.train_clip(images[seen], decoded[seen], rows[seen], profile, "cpu", args.out, log,
+    model = train.train_clip(images[seen], lambda: decoded[seen], rows[seen], profile, "cpu", args.out, log,
                              partial_rate=args.partial_rate, recolour_rate=args.recolour_rate,
                              decoded_rate=args.decoded_rate, after_step=every, config=config)
     result = {"plain_rate": args.plain_rate, "partial_rate": args.partial_rate, "recolour_rate": args.recolour_rate,

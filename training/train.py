@@ -5,6 +5,7 @@ Stages (each resumable from training/runs/<run>/): data, vqvae, codes, clip, gen
 then export of the pack.
 """
 import argparse
+import functools
 import os
 
 import numpy as np
@@ -21,7 +22,7 @@ TOKENIZER = os.path.join(os.path.dirname(__file__), "tokenizer", "shapes-bpe.jso
 DATA_SEED = 1
 
 # Steps sized so that the whole recipe, evaluation included, fits in an hour on two shared
-# CPU cores (50 minutes measured for the third 1.2 run: training/README.md).
+# CPU cores (30 minutes measured for pack 1.2.0, about 50 on a slower host: training/README.md).
 # `pack` names the model sizes (configs.VARIANTS) and the pack written.
 PROFILES = {
     "cpu": {"pack": "demo-shapes", "scenes": 48000, "vq_steps": 3000, "vq_batch": 32, "clip_steps": 4000,
@@ -226,7 +227,9 @@ def clip_examples(images, scene_rows, captions, recoloured, rng):
 
 def train_clip(images, decoded, scene_rows, profile, device, run_dir, log, partial_rate=CLIP_PARTIAL_RATE,
                recolour_rate=CLIP_RECOLOUR_RATE, decoded_rate=CLIP_DECODED_RATE, after_step=None, config=None):
-    """`decoded`: each scene of `images` through the image tokenizer (decode_codes)."""
+    """`decoded()`: each scene of `images` through the image tokenizer (decode_codes), called
+    once and only if CLIP still has to train (a finished run's clip.pt is loaded instead)."""
+    decoded = functools.cache(decoded)
     torch.manual_seed(1)
     model = CLIP(config or sizes(profile)["clip"]).to(device)
     draw, rng = sampler(len(images), profile["clip_batch"], 11), np.random.default_rng(13)
@@ -243,7 +246,7 @@ def train_clip(images, decoded, scene_rows, profile, device, run_dir, log, parti
             idx = draw()
         recoloured = pick_rng.random(len(idx)) < recolour_rate
         reconstructed = (pick_rng.random(len(idx)) < decoded_rate)[:, None, None, None]
-        source = np.where(reconstructed, decoded[idx], images[idx])
+        source = np.where(reconstructed, decoded()[idx], images[idx])
         shown, ids, truth = clip_examples(source, scene_rows[idx], captions, recoloured, colour_rng)
         positives = torch.from_numpy(truth.copy()).to(device)
         pixels = clip_pixels(shown, device)
@@ -290,7 +293,7 @@ def run(run_dir, device, stages, pack_dir, profile_name=None):
     if {"generator", "pack"} & set(stages):
         generator = train_generator(codes, scene_rows, profile, device, run_dir, log)
     if {"clip", "pack"} & set(stages):
-        clip = train_clip(images, decode_codes(vqvae, codes, device), scene_rows, profile, device, run_dir, log)
+        clip = train_clip(images, lambda: decode_codes(vqvae, codes, device), scene_rows, profile, device, run_dir, log)
     if "pack" in stages:
         write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, profile_name, profile["pack"])
         log(stage="pack", status="done", pack=pack_dir)
