@@ -4,8 +4,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { isTerminal } from '../contracts/status.js';
-import type { ServiceKeys } from '../queue/keys.js';
-import type { Queues } from '../queue/queues.js';
 import type { EventHub } from '../service/event-hub.js';
 import {
   type GenerationEvent,
@@ -14,14 +12,12 @@ import {
   renderEvent,
   terminalEventId,
 } from '../service/generation-events.js';
-import { type GenerateJob, readGenerationMarks } from '../service/generation-view.js';
 import type { Generations } from '../service/generations.js';
+import type { GenerationRecord } from '../service/lifecycle.js';
 import type { ObjectStore } from '../storage/index.js';
 
 export interface EventStreamDeps {
   config: Config;
-  queues: Queues;
-  keys: ServiceKeys;
   store: ObjectStore;
   generations: Generations;
   log: GenerationEventLog;
@@ -56,7 +52,7 @@ interface Backlog {
   cursor: string;
   /** Nothing follows: the terminal event is among `events`, or the client has it already. */
   done: boolean;
-  /** A terminal event made from the job itself, for a generation that finished without one logged. */
+  /** A terminal event made from the record itself, for a generation whose log has expired. */
   synthetic?: GenerationEventBody;
 }
 
@@ -64,16 +60,20 @@ interface Backlog {
  * What to send at once. A finished generation gets its terminal event alone; a client resuming
  * gets whatever it has not seen yet.
  */
-async function backlog(deps: EventStreamDeps, job: GenerateJob, resumeFrom: string | undefined): Promise<Backlog> {
-  const id = job.id as string;
+async function backlog(
+  deps: EventStreamDeps,
+  record: GenerationRecord,
+  resumeFrom: string | undefined,
+): Promise<Backlog> {
+  const id = record.id;
   const resumeEntry = resumeFrom === undefined ? null : await deps.log.entryIdOf(id, resumeFrom);
   if (resumeEntry !== null && resumeFrom === terminalEventId(id))
     return { events: [], cursor: resumeEntry, done: true };
   if (resumeEntry === null) {
     const terminal = await deps.log.terminal(id);
     if (terminal) return { events: [terminal], cursor: terminal.entryId, done: true };
-    // Finished before events were logged (or its log expired): the terminal event from the job itself.
-    const view = await deps.generations.view(job);
+    // Its log expired: the terminal event from the record itself.
+    const view = await deps.generations.view(record);
     if (isTerminal(view.status))
       return { events: [], cursor: '0-0', done: true, synthetic: { ...view, event: 'completed' } };
   }
@@ -136,9 +136,9 @@ export async function streamEvents(
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
-  const job = await deps.generations.job(generationId, request.principal.id);
-  const id = job.id as string;
-  const start = await backlog(deps, job, lastEventId(request));
+  const record = await deps.generations.record(generationId, request.principal.id);
+  const id = record.id;
+  const start = await backlog(deps, record, lastEventId(request));
   const sse = openSse(request, reply, deps.config.sseHeartbeatMs);
   if (start.synthetic) {
     sse.write(frame(start.synthetic, terminalEventId(id)));
@@ -151,8 +151,9 @@ export async function streamEvents(
     chain = chain
       .then(async () => {
         if (sse.ended) return;
-        const marks = await readGenerationMarks(deps.queues.redis, deps.keys, id);
-        sse.write(frame(await renderEvent(deps.config, deps.store, job, event, marks), event.id));
+        // Read again for what changes after the event (a webhook given up on); gone once deleted.
+        const current = (await deps.generations.lifecycle.read(id)) ?? record;
+        sse.write(frame(await renderEvent(deps.config, deps.store, current, event), event.id));
         if (event.event === 'completed') sse.end();
       })
       .catch((error) => {

@@ -32,37 +32,6 @@ export interface GenerateJobData {
   owner?: string;
 }
 
-export interface StoredImage {
-  rank: number;
-  key: string;
-  score: number;
-  seed: number;
-  width: number;
-  height: number;
-  format: OutputFormat;
-}
-
-export interface GenerationMetrics {
-  queue_ms: number;
-  sample_ms: number;
-  decode_ms: number;
-  rerank_ms: number;
-  store_ms: number;
-  total_ms: number;
-}
-
-export interface GenerateJobResult {
-  model: string;
-  prompt_tokens: number;
-  truncated: boolean;
-  /** The prompt as the generator read it (cut when truncated); absent on older jobs. */
-  prompt_used?: string;
-  /** Prompt words outside the pack's vocabulary; null when it lists none; absent on older jobs. */
-  unknown_words?: string[] | null;
-  images: StoredImage[];
-  metrics: GenerationMetrics;
-}
-
 /**
  * The images of a CLIP job: the API fetches URLs and reads uploads into a Redis list of their
  * bytes (`key`, with a TTL, deleted when the request ends); the worker reads it.
@@ -119,8 +88,8 @@ export interface WebhookJobData {
   generation_id: string;
   event: WebhookEvent;
   url: string;
-  /** The event's id in the generation's event log, whose entry the body is rendered from (absent on older jobs). */
-  event_id?: string;
+  /** The event's id in the generation's event log, whose entry the body is rendered from; also the job's id. */
+  event_id: string;
 }
 
 /** Every job, discriminated by its BullMQ name. */
@@ -129,7 +98,8 @@ export type JobPayload =
       queue: 'generate';
       name: 'generate';
       data: GenerateJobData;
-      result: GenerateJobResult;
+      // What a generation ends with lives in its record (src/service/lifecycle.ts), not in the job.
+      result: void;
       progress: GenerationProgress;
     }
   | { queue: 'classify'; name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult; progress: never }
@@ -179,6 +149,11 @@ export function generationPrefix(id: string): string {
   return `generations/${id}/`;
 }
 
-export function imageKey(id: string, rank: number, format: OutputFormat): string {
-  return `${generationPrefix(id)}${rank}.${EXTENSIONS[format]}`;
+/** Each attempt's images under a name prefix of their own, so that no attempt deletes another's. */
+export function attemptPrefix(id: string, attempt: number): string {
+  return `${generationPrefix(id)}a${attempt}-`;
+}
+
+export function imageKey(id: string, attempt: number, rank: number, format: OutputFormat): string {
+  return `${attemptPrefix(id, attempt)}${rank}.${EXTENSIONS[format]}`;
 }

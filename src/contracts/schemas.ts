@@ -6,11 +6,11 @@ import { OUTPUT_FORMATS, WEBHOOK_EVENTS } from './jobs.js';
 import { GENERATION_STAGES, GENERATION_STATUSES } from './status.js';
 
 /** A string enum as JSON Schema `enum` (clear validation messages, plain OpenAPI). */
-function StringEnum<T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
+export function StringEnum<T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
 
-function Nullable<T extends TSchema>(schema: T, options: TSchemaOptions = {}) {
+export function Nullable<T extends TSchema>(schema: T, options: TSchemaOptions = {}) {
   return Type.Union([schema, Type.Null()], options);
 }
 
@@ -87,7 +87,7 @@ export const IdempotencyHeaders = Type.Object({
 
 export const GenerationIdParams = Type.Object({ id: Type.String({ description: 'Generation id' }) });
 
-const Progress = Type.Object({
+export const Progress = Type.Object({
   stage: StringEnum(GENERATION_STAGES),
   completed: Type.Integer(),
   total: Type.Integer(),
@@ -107,7 +107,7 @@ export const GenerationImage = Type.Object(
   { $id: 'GenerationImage' },
 );
 
-const Metrics = Type.Object({
+export const Metrics = Type.Object({
   queue_ms: Type.Number(),
   sample_ms: Type.Number(),
   decode_ms: Type.Number(),
@@ -116,7 +116,7 @@ const Metrics = Type.Object({
   total_ms: Type.Number(),
 });
 
-const GenerationInputView = Type.Object({
+export const GenerationInputView = Type.Object({
   prompt: Type.String(),
   candidates: Type.Integer(),
   n: Type.Integer(),
@@ -136,7 +136,7 @@ const GenerationUrls = Type.Object({
   stream: Type.String({ description: 'Server-sent events: start, progress and the terminal event (completed).' }),
 });
 
-const WebhookFailure = Type.Object(
+export const WebhookFailure = Type.Object(
   {
     status: StringEnum(['failed'] as const),
     event: StringEnum(WEBHOOK_EVENTS),

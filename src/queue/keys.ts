@@ -7,14 +7,16 @@ export function serviceKeys(prefix: string) {
     generationIndex: `${base}:generations`,
     /** The same, for one key's generations only: its list never wades through other keys' ids. */
     ownerGenerations: (owner: string) => `${base}:generations:owner:${owner}`,
-    /** String: when a cancel was requested (ms since epoch). */
-    cancel: (id: string) => `${base}:cancel:${id}`,
-    /** String: set by the worker when a generation's result is final; a cancel after it gets 409. */
-    committed: (id: string) => `${base}:committed:${id}`,
+    /** Hash: a generation's record, the one truth of its life (see service/lifecycle.ts). */
+    generation: (id: string) => `${base}:generation:${id}`,
+    /** Sorted set (score: created ms) of the generations not yet terminal, which upkeep repairs when their job is lost. */
+    openGenerations: `${base}:generations:open`,
+    /** Sorted set (score: due ms) of webhook jobs a transition owes, until they are on the webhooks queue. */
+    webhookOutbox: `${base}:webhook-outbox`,
+    /** Sorted set (score: due ms) of object-store prefixes to delete, until the store has deleted them. */
+    storageGarbage: `${base}:storage-garbage`,
     /** Pub/sub channel carrying the ids of generations to cancel. */
     cancelChannel: `${base}:cancel`,
-    /** String: JSON of a webhook event given up on (the dead letter GET /generations/:id shows). */
-    webhookFailure: (id: string) => `${base}:webhook-failed:${id}`,
     /** Hash (index, png): the best image of a running generation so far, for streamed partial images. */
     partialImage: (id: string) => `${base}:partial:${id}`,
     /** Stream (capped): one generation's event log (start, progress, completed), read by webhooks and SSE. */

@@ -1,38 +1,41 @@
 // The producer side of generations: enqueue (with idempotency and backpressure), read,
 // list, cancel across processes, delete.
 import { createHash, randomInt } from 'node:crypto';
+import { Type } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
-import { type GenerationInput, WEBHOOK_EVENTS, formatFailure, generationPrefix } from '../contracts/jobs.js';
-import type {
-  CreateGenerationBody,
-  Generation,
+import { type GenerationInput, WEBHOOK_EVENTS } from '../contracts/jobs.js';
+import {
+  type CreateGenerationBody,
+  type Generation,
   GenerationAccepted,
-  ListGenerationsQuery,
+  type ListGenerationsQuery,
 } from '../contracts/schemas.js';
-import { isTerminal } from '../contracts/status.js';
 import { ServiceError, fieldError } from '../errors.js';
 import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
 import type { ObjectStore } from '../storage/index.js';
-import { ANONYMOUS, type Principal } from './api-keys.js';
+import type { Principal } from './api-keys.js';
 import { withQueuePlace } from '../queue/depth.js';
-import {
-  type GenerateJob,
-  buildGenerationView,
-  currentState,
-  generationUrls,
-  readGenerationMarks,
-} from './generation-view.js';
+import { generationUrls, renderGeneration } from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
 import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
 import { servedModel } from './model-registry.js';
 import { RateLimiter } from './limits.js';
 import type { Queues } from '../queue/queues.js';
-import { GenerationEvents } from './generation-events.js';
-import { recordCancel } from './cancel-commit.js';
+import { GenerationEventLog } from './generation-events.js';
+import { type GenerationRecord, Lifecycle } from './lifecycle.js';
+import { jsonCodec } from './redis-codec.js';
+import { StorageGarbage } from './storage-garbage.js';
+import { WebhookOutbox } from './webhook-outbox.js';
 
 const DEFAULT_CANDIDATES = 512;
 const DEFAULT_N = 32;
 const LIST_SCAN_LIMIT = 1000;
+/** How long a replayed request waits for the first request with its key to finish adding the job. */
+const REPLAY_WAIT_MS = 5000;
+const REPLAY_POLL_MS = 50;
+
+const IdempotencyRecord = Type.Object({ fingerprint: Type.String(), accepted: GenerationAccepted });
+const idempotencyRecords = jsonCodec(IdempotencyRecord);
 
 export function normalizeGenerationInput(body: CreateGenerationBody): GenerationInput {
   const candidates = body.candidates ?? DEFAULT_CANDIDATES;
@@ -63,18 +66,10 @@ function fingerprint(value: unknown): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-interface IdempotencyRecord {
-  fingerprint: string;
-  accepted: GenerationAccepted;
-}
-
-function ownerOf(job: GenerateJob): string {
-  return job.data.owner ?? ANONYMOUS;
-}
-
 export class Generations {
   private readonly keys: ServiceKeys;
-  readonly events: GenerationEvents;
+  readonly lifecycle: Lifecycle;
+  readonly events: GenerationEventLog;
   readonly limiter: RateLimiter;
 
   constructor(
@@ -83,8 +78,11 @@ export class Generations {
     private readonly store: ObjectStore,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
-    this.events = new GenerationEvents(queues, this.keys, config.retentionSeconds);
-    this.limiter = new RateLimiter(queues, this.keys, config.retentionSeconds);
+    const outbox = new WebhookOutbox(queues, this.keys);
+    const garbage = new StorageGarbage(queues, this.keys, store);
+    this.lifecycle = new Lifecycle(queues, this.keys, config.retentionSeconds, outbox, garbage);
+    this.events = new GenerationEventLog(queues, this.keys);
+    this.limiter = new RateLimiter(queues, this.keys, config.retentionSeconds, this.lifecycle);
   }
 
   private get redis() {
@@ -120,13 +118,9 @@ export class Generations {
         : this.keys.idempotency(createHash('sha256').update(`${owner.id}\n${idempotencyKey}`).digest('hex'));
     const bodyFingerprint = fingerprint(body);
     if (recordKey) {
-      const replay = await this.replay(recordKey, bodyFingerprint);
-      if (replay) {
-        // Mends an index write that failed when the generation was accepted.
-        // eslint-disable-next-line no-restricted-syntax -- the replay stands; the next one tries the index again
-        await this.index(replay.id, owner.id).catch(() => {});
-        return { accepted: replay, replayed: true };
-      }
+      const text = await this.redis.get(recordKey);
+      const replay = text === null ? null : await this.replay(recordKey, text, bodyFingerprint);
+      if (replay) return { accepted: replay, replayed: true };
     }
     const id = newGenerationId();
     const place = {
@@ -145,13 +139,20 @@ export class Generations {
     bodyFingerprint: string,
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     const releaseSlot = await this.limiter.admitGeneration(owner, id);
-    let refundCandidates: (() => Promise<void>) | undefined;
+    let refundCandidates: () => Promise<void>;
     try {
       refundCandidates = await this.limiter.reserveCandidates(owner, input.candidates);
     } catch (error) {
       await releaseSlot();
       throw error;
     }
+    // Best effort: the error that made the request fail is the one to report, and a refund that
+    // fails too means Redis is down for it as well.
+    const refund = () =>
+      Promise.all([releaseSlot(), refundCandidates()]).then(
+        () => undefined,
+        () => undefined,
+      );
     const createdAt = new Date().toISOString();
     const accepted: GenerationAccepted = {
       id,
@@ -160,69 +161,92 @@ export class Generations {
       seed: input.seed,
       urls: generationUrls(this.config.publicBaseUrl, id),
     };
-    if (recordKey) {
-      const record: IdempotencyRecord = { fingerprint: bodyFingerprint, accepted };
-      const claimed = await this.redis.set(
-        recordKey,
-        JSON.stringify(record),
-        'EX',
-        this.config.idempotencyTtlSeconds,
-        'NX',
-      );
-      if (claimed === null) {
-        // Another request with this key won the race between our read and our write.
-        const replay = await this.replay(recordKey, bodyFingerprint).catch(async (error) => {
-          await Promise.all([releaseSlot(), refundCandidates?.()]);
-          throw error;
-        });
-        if (replay) {
-          await Promise.all([releaseSlot(), refundCandidates()]);
-          return { accepted: replay, replayed: true };
-        }
-      }
+    const idempotency = recordKey && {
+      key: recordKey,
+      value: idempotencyRecords.encode({ fingerprint: bodyFingerprint, accepted }),
+      ttlSeconds: this.config.idempotencyTtlSeconds,
+    };
+    let created;
+    try {
+      created = await this.lifecycle.create({
+        id,
+        owner: owner.id,
+        input,
+        createdAt,
+        ...(idempotency && { idempotency }),
+      });
+    } catch (error) {
+      await refund();
+      throw error;
+    }
+    if (created.outcome === 'replay' && recordKey) {
+      // Another request with this key won the race between our read and our record.
+      await refund();
+      const replay = await this.replay(recordKey, created.value, bodyFingerprint);
+      if (replay) return { accepted: replay, replayed: true };
+      throw new ServiceError('service_unavailable', 'a request with this Idempotency-Key was just withdrawn; retry', {
+        retryAfterSeconds: 1,
+      });
     }
     try {
       await this.queues
         .get('generate')
         .add('generate', { input, created_at: createdAt, owner: owner.id }, { jobId: id });
     } catch (error) {
-      // The rollback is best effort: the add's error is the one to report, and a rollback that
-      // fails too means Redis is down for it as well.
-      // eslint-disable-next-line no-restricted-syntax -- see above
-      if (recordKey) await this.redis.del(recordKey).catch(() => {});
-      // eslint-disable-next-line no-restricted-syntax -- see above
-      await Promise.all([releaseSlot(), refundCandidates()]).catch(() => {});
+      // The add may have reached Redis before it failed: taking the record back is safe either
+      // way, as a worker drops a job whose record is gone. A discard that fails too is left to
+      // the workers' upkeep, which discards a record whose job never appeared.
+
+      await this.lifecycle.discard(id, owner.id, recordKey).catch(() => false);
+      await refund();
       throw error;
     }
-    // The job exists and will run: a failed index write keeps its idempotency record and its
-    // quota (a retry replays this id and writes the index again) rather than inviting a second.
-    // eslint-disable-next-line no-restricted-syntax -- the 202 stands: the job runs, and a replay writes the index
-    await this.index(id, owner.id).catch(() => {});
+    // The job is on the queue: a note that fails here is made by the attempt that starts it.
+
+    const kept = await this.lifecycle.markEnqueued(id).catch(() => true);
+    if (!kept) {
+      // Upkeep took the record back while the add hung (over a minute): the job will be dropped.
+      throw new ServiceError('service_unavailable', 'the job queue answered too late; retry', {
+        retryAfterSeconds: 1,
+      });
+    }
     return { accepted, replayed: false };
   }
 
-  /** Lists the generation for its owner and for retention; repeating it changes nothing. */
-  private async index(id: string, owner: string): Promise<void> {
-    const results = await this.redis
-      .multi()
-      .zadd(this.keys.generationIndex, 0, id)
-      .zadd(this.keys.ownerGenerations(owner), 0, id)
-      .exec();
-    const failed = results?.find(([error]) => error);
-    if (failed) throw failed[0];
-  }
-
-  private async replay(recordKey: string, bodyFingerprint: string): Promise<GenerationAccepted | null> {
-    const text = await this.redis.get(recordKey);
-    if (text === null) return null;
-    const record = JSON.parse(text) as IdempotencyRecord;
+  /**
+   * The answer a request with a known Idempotency-Key replays, once the first request's job is on
+   * the queue; null when the first request took its generation back (it failed to add the job).
+   */
+  private async replay(recordKey: string, text: string, bodyFingerprint: string): Promise<GenerationAccepted | null> {
+    const record = idempotencyRecords.decode(text, 'an idempotency record');
     if (record.fingerprint !== bodyFingerprint) {
       throw new ServiceError(
         'idempotency_key_reused',
         'this Idempotency-Key was first used with a different request body',
       );
     }
-    return record.accepted;
+    const id = record.accepted.id;
+    const deadline = Date.now() + REPLAY_WAIT_MS;
+    for (;;) {
+      const [status, enqueued] = await this.redis.hmget(this.keys.generation(id), 'status', 'enqueued');
+      if (status === null) {
+        // Deleted or expired since (the answer stands), or taken back with its idempotency record.
+        return (await this.redis.exists(recordKey)) === 1 ? record.accepted : null;
+      }
+      if (enqueued === '1' || status !== 'queued') return record.accepted;
+      if ((await this.redis.exists(this.queues.get('generate').toKey(id))) === 1) {
+        await this.lifecycle.markEnqueued(id);
+        return record.accepted;
+      }
+      if (Date.now() >= deadline) {
+        throw new ServiceError(
+          'service_unavailable',
+          'the first request with this Idempotency-Key is still being accepted; retry',
+          { retryAfterSeconds: 1 },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, REPLAY_POLL_MS));
+    }
   }
 
   private assertWebhookUsable(url: string, owner: Principal): void {
@@ -247,27 +271,24 @@ export class Generations {
     }
   }
 
-  /** The generation when `owner` made it; another key's generation is as absent as a missing one. */
-  async job(id: string, owner: string): Promise<GenerateJob> {
-    await this.queues.connected();
-    const job = isGenerationId(id)
-      ? ((await this.queues.get('generate').getJob(id)) as GenerateJob | undefined)
-      : undefined;
-    if (!job || ownerOf(job) !== owner)
-      throw new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
-    return job;
+  private notFound(id: string): ServiceError {
+    return new ServiceError('not_found', `no generation ${JSON.stringify(id.slice(0, 100))}`);
   }
 
-  async view(job: GenerateJob): Promise<Generation> {
-    const [current, marks] = await Promise.all([
-      currentState(this.queues.get('generate'), job),
-      readGenerationMarks(this.redis, this.keys, job.id as string),
-    ]);
-    return buildGenerationView(this.config, this.store, current.job, current.state, marks);
+  /** The generation's record when `owner` made it; another key's generation is as absent as a missing one. */
+  async record(id: string, owner: string): Promise<GenerationRecord> {
+    await this.queues.connected();
+    const record = isGenerationId(id) ? await this.lifecycle.read(id) : null;
+    if (!record || record.owner !== owner) throw this.notFound(id);
+    return record;
+  }
+
+  view(record: GenerationRecord): Promise<Generation> {
+    return renderGeneration(this.config, this.store, record);
   }
 
   async get(id: string, owner: string): Promise<Generation> {
-    return this.view(await this.job(id, owner));
+    return this.view(await this.record(id, owner));
   }
 
   async list(query: ListGenerationsQuery, owner: string): Promise<{ data: Generation[]; next_cursor: string | null }> {
@@ -275,7 +296,6 @@ export class Generations {
     if (query.cursor !== undefined && !isGenerationId(query.cursor))
       throw fieldError('cursor', 'is not a cursor returned by this API');
     await this.queues.connected();
-    const queue = this.queues.get('generate');
     const index = this.keys.ownerGenerations(owner);
     const data: Generation[] = [];
     let from = query.cursor === undefined ? '+' : `(${query.cursor}`;
@@ -288,72 +308,50 @@ export class Generations {
         exhausted = true;
         break;
       }
-      for (const id of ids) {
+      const records = await this.lifecycle.readMany(ids);
+      for (const [i, id] of ids.entries()) {
         from = `(${id}`;
         lastSeen = id;
         scanned += 1;
-        const job = (await queue.getJob(id)) as GenerateJob | undefined;
-        if (!job) {
+        const record = records[i];
+        if (!record) {
           // Removed by retention or DELETE: drop it from the indexes too.
           await this.redis.multi().zrem(index, id).zrem(this.keys.generationIndex, id).exec();
           continue;
         }
-        if (ownerOf(job) !== owner) continue;
-        const view = await this.view(job);
-        if (query.status === undefined || view.status === query.status) data.push(view);
+        if (record.owner !== owner) continue;
+        if (query.status === undefined || record.status === query.status) data.push(await this.view(record));
         if (data.length === limit) break;
       }
     }
     return { data, next_cursor: exhausted ? null : lastSeen };
   }
 
-  /** Marks the generation canceled for every process: a key the worker checks, and a message. */
+  /**
+   * Cancels a queued generation at once; a running one stops at its next chunk, on whichever
+   * worker runs it (told by a message, and by the record it polls), and ends canceled.
+   */
   async cancel(id: string, owner: string): Promise<Generation> {
-    const job = await this.job(id, owner);
-    const before = await this.view(job);
-    if (isTerminal(before.status))
-      throw new ServiceError('generation_finished', `generation ${id} already ${before.status}`);
-    if (!(await recordCancel(this.redis, this.keys, id, this.config.retentionSeconds)))
-      throw new ServiceError('generation_finished', `generation ${id} is past the point where it can be canceled`);
-    await this.redis.publish(this.keys.cancelChannel, id);
-    const after = await this.view(job);
-    // Canceled while queued: finished now, so its terminal event (and webhook) is written now too,
-    // and it keeps no images (a queued job may hold those of an attempt whose worker was killed).
-    if (after.status === 'canceled') {
-      await this.store
-        .deletePrefix(generationPrefix(id))
-        // A store that fails here leaves them to the worker that picks the job up, which removes them too.
-        .catch(() => undefined);
-      await this.events.finished(job, {
-        state: 'failed',
-        reason: formatFailure('canceled', 'canceled while queued'),
-      });
-    }
-    return after;
+    await this.record(id, owner);
+    const canceled = await this.lifecycle.cancel(id);
+    if (canceled.outcome === 'missing') throw this.notFound(id);
+    if (canceled.outcome === 'finished')
+      throw new ServiceError('generation_finished', `generation ${id} already ${canceled.status}`);
+    if (canceled.outcome === 'requested') await this.redis.publish(this.keys.cancelChannel, id);
+    return this.get(id, owner);
   }
 
   async remove(id: string, owner: string): Promise<void> {
-    const job = await this.job(id, owner);
-    const view = await this.view(job);
-    if (!isTerminal(view.status))
-      throw new ServiceError('generation_not_finished', `generation ${id} is ${view.status}; cancel it first`);
-    try {
-      await job.remove();
-    } catch {
-      throw new ServiceError('generation_not_finished', `generation ${id} is being picked up by a worker; retry`);
-    }
-    await this.store.deletePrefix(generationPrefix(id));
-    await this.redis
-      .multi()
-      .zrem(this.keys.generationIndex, id)
-      .zrem(this.keys.ownerGenerations(owner), id)
-      .del(
-        this.keys.cancel(id),
-        this.keys.committed(id),
-        this.keys.webhookFailure(id),
-        this.keys.events(id),
-        this.keys.eventIds(id),
-      )
-      .exec();
+    await this.record(id, owner);
+    const removed = await this.lifecycle.remove(id, owner);
+    if (removed.outcome === 'missing') throw this.notFound(id);
+    if (removed.outcome === 'unfinished')
+      throw new ServiceError('generation_not_finished', `generation ${id} is ${removed.status}; cancel it first`);
+    // The job is only transport now; one a worker holds is dropped when it finds no record.
+
+    await this.queues
+      .get('generate')
+      .remove(id)
+      .catch(() => 0);
   }
 }

@@ -2,16 +2,15 @@
 // requests per minute (a sliding window over one-minute counters), candidates per UTC day,
 // and generations queued or processing at once.
 import type { Redis } from 'ioredis';
-import { isTerminal } from '../contracts/status.js';
 import { ServiceError } from '../errors.js';
 import type { Principal } from './api-keys.js';
-import { type GenerateJob, statusOf } from './generation-view.js';
+import type { Lifecycle } from './lifecycle.js';
 import type { ServiceKeys } from '../queue/keys.js';
 import type { Queues } from '../queue/queues.js';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
-/** How long a generation may sit in the active set before its job exists. */
+/** How long a generation may sit in the active set before its record exists. */
 const PENDING_ADD_MS = 30_000;
 
 function utcDay(now: number): string {
@@ -39,6 +38,7 @@ export class RateLimiter {
     private readonly queues: Queues,
     private readonly keys: ServiceKeys,
     private readonly retentionSeconds: number,
+    private readonly lifecycle: Pick<Lifecycle, 'statuses'>,
   ) {}
 
   private get redis(): Redis {
@@ -137,17 +137,16 @@ export class RateLimiter {
   async countActive(owner: string, now = Date.now()): Promise<number> {
     const key = this.keys.activeGenerations(owner);
     const entries = await this.redis.zrange(key, '0', '-1', 'WITHSCORES');
-    const queue = this.queues.get('generate');
+    const ids = entries.filter((_, i) => i % 2 === 0);
+    const statuses = await this.lifecycle.statuses(ids);
     let active = 0;
-    for (let i = 0; i < entries.length; i += 2) {
-      const id = entries[i];
-      const job = (await queue.getJob(id)) as GenerateJob | undefined;
-      // A missing job is either being added by its request right now or gone (deleted, expired).
-      const running = job
-        ? !isTerminal(
-            statusOf(await job.getState(), job.failedReason, (await this.redis.exists(this.keys.cancel(id))) === 1),
-          )
-        : now - Number(entries[i + 1]) < PENDING_ADD_MS;
+    for (const [i, id] of ids.entries()) {
+      const status = statuses[i];
+      // No record: either being created by its request right now, or gone (deleted, expired).
+      const running =
+        status === null
+          ? now - Number(entries[2 * i + 1]) < PENDING_ADD_MS
+          : status === 'queued' || status === 'processing';
       if (running) active += 1;
       else await this.redis.zrem(key, id);
     }

@@ -140,7 +140,15 @@ export function createFsStore(options: FsStorageOptions): ObjectStore {
     }
     let deleted = 0;
     for (const entry of entries) {
-      if (entry.name.startsWith('.') || !entry.name.startsWith(namePrefix)) continue;
+      if (entry.name.startsWith('.')) {
+        // A hidden file belongs to the object it is named after (a content-type sidecar, or the
+        // temp file of a write cut short, of an object or of its sidecar): it goes with the
+        // prefix even when its object never came to be.
+        if (entry.name.replace(/^\.+/, '').startsWith(namePrefix) && entry.isFile())
+          await unlinkIfPresent(join(folder, entry.name));
+        continue;
+      }
+      if (!entry.name.startsWith(namePrefix)) continue;
       const path = join(folder, entry.name);
       if (entry.isDirectory()) {
         deleted += await removeFolder(path);

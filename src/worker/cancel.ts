@@ -1,10 +1,10 @@
-// Cross-process cancel. The API sets a key and publishes the id; whichever worker runs the
-// generation aborts it (the engine stops at its next chunk). A poll of the keys covers
-// messages missed while the subscriber was reconnecting.
+// Cross-process cancel. The API records the cancel on the generation's record and publishes
+// the id; whichever worker runs the generation aborts it (the engine stops at its next chunk).
+// A poll of the running generations' records covers messages missed while the subscriber was
+// reconnecting.
 import type { Redis } from 'ioredis';
 import type { ServiceKeys } from '../queue/keys.js';
 import { createRedis } from '../queue/redis.js';
-import { commitGeneration } from '../service/cancel-commit.js';
 
 /** The abort reason of a canceled generation (distinct from a shutdown). */
 export const CANCELED = 'canceled';
@@ -30,15 +30,6 @@ export class CancelWatcher {
     this.poll = setInterval(() => void this.pollRunning(), this.pollIntervalMs).unref();
   }
 
-  /** The point of no return: false when a cancel was recorded first (see cancel-commit.ts). */
-  commit(id: string): Promise<boolean> {
-    return commitGeneration(this.redis, this.keys, id);
-  }
-
-  async isRequested(id: string): Promise<boolean> {
-    return (await this.redis.exists(this.keys.cancel(id))) === 1;
-  }
-
   /** An AbortSignal for one running generation; release it when the job ends. */
   track(id: string): { signal: AbortSignal; release(): void } {
     const controller = new AbortController();
@@ -58,7 +49,9 @@ export class CancelWatcher {
 
   private async pollRunning(): Promise<void> {
     for (const id of this.running.keys()) {
-      if (await this.isRequested(id).catch(() => false)) this.abort(id, CANCELED);
+      // A poll that fails is the next tick's to repeat.
+      const requested = await this.redis.hexists(this.keys.generation(id), 'cancel_requested_at').catch(() => 0);
+      if (requested === 1) this.abort(id, CANCELED);
     }
   }
 

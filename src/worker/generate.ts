@@ -1,31 +1,31 @@
-// The generate handler: hands the job's input to the scheduler (which batches it with the
-// other active generations), reports progress on the job (and as throttled events in its log), stores
-// the kept images, and maps failures to retry or not.
+// The generate handler: starts an attempt on the generation's record, hands the input to the
+// scheduler (which batches it with the other active generations), records progress (and
+// throttled events), stores the kept images under the attempt's own names and commits them.
+// Every outcome goes through the lifecycle (src/service/lifecycle.ts); what BullMQ is told only
+// decides whether it runs the job again.
 import { UnrecoverableError, WaitingError } from 'bullmq';
+import { ReplyError } from 'ioredis';
 import type { Config } from '../config.js';
-import {
-  CONTENT_TYPES,
-  type GenerateJobResult,
-  type StoredImage,
-  generationPrefix,
-  imageKey,
-} from '../contracts/jobs.js';
+import { CONTENT_TYPES, imageKey, parseFailure } from '../contracts/jobs.js';
+import type { GenerationResult, StoredImage } from '../contracts/records.js';
 import type { GenerationProgress } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
 import type { GeneratedImage } from '../models/types.js';
-import type { GenerateJob } from '../service/generation-view.js';
+import type { Lifecycle } from '../service/lifecycle.js';
 import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
+import type { JobFor } from './dispatch.js';
 import { encodeImage } from './encode.js';
 import { type PartialImageStore, recordPartialImages } from './partial-images.js';
 import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { GenerationScheduler } from './scheduler.js';
-import type { GenerationEvents } from '../service/generation-events.js';
 import { unknownWords } from '../lib/prompt-words.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const STORE_CONCURRENCY = 4;
+/** How long an attempt keeps asking Redis for the outcome of its commit or failure through an outage. */
+const TRANSITION_RETRY_MS = 30_000;
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -36,7 +36,7 @@ export interface GenerateDeps {
   scheduler: GenerationScheduler;
   store: ObjectStore;
   cancels: CancelWatcher;
-  events: GenerationEvents;
+  lifecycle: Lifecycle;
   metrics: WorkerMetrics;
   logger: Logger;
   /** Where new best candidates go while a generation runs (streamed partial images). */
@@ -45,41 +45,67 @@ export interface GenerateDeps {
   vocabularies?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-/** Writes progress to the job at most every 250 ms and as `progress` events at the configured pace. */
-function progressReporter(job: GenerateJob, deps: GenerateDeps, log: Logger) {
-  let lastWrite = 0;
-  let lastStage = '';
-  const progressEvent = deps.events.progressReporter(job, deps.config.progressEventIntervalMs, (error) =>
-    log.warn({ err: error }, 'progress event not written'),
-  );
-  return (progress: GenerationProgress) => {
-    progressEvent(progress);
-    const now = Date.now();
-    const stageChanged = progress.stage !== lastStage;
-    if (stageChanged || now - lastWrite >= PROGRESS_WRITE_INTERVAL_MS || progress.completed === progress.total) {
-      lastWrite = now;
-      lastStage = progress.stage;
-      job.updateProgress(progress).catch((error) => log.warn({ err: error }, 'progress update failed'));
-      if (stageChanged) log.info({ progress }, 'generation stage');
+/**
+ * Runs a transition until Redis answers it (a script's error is an answer): an attempt that does
+ * not know whether its commit happened can neither keep nor delete its images.
+ */
+async function answered<T>(transition: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + TRANSITION_RETRY_MS;
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
+    try {
+      return await transition();
+    } catch (error) {
+      if (error instanceof ReplyError || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
+  }
+}
+
+/**
+ * The attempt's progress: into its record at most every 250 ms (and at each stage change and
+ * each stage's end), and as a `progress` event at each stage change, then at most once per
+ * `PROGRESS_EVENT_INTERVAL_MS`, numbered per stage so that a retried attempt writes the same ids.
+ * Written one at a time, in order.
+ */
+function progressRecorder(id: string, attempt: number, deps: GenerateDeps, log: Logger) {
+  let stage = '';
+  let sequence = 0;
+  let lastWrite = 0;
+  let lastEvent = 0;
+  let writes = Promise.resolve();
+  const report = (progress: GenerationProgress) => {
+    const now = Date.now();
+    const stageChanged = progress.stage !== stage;
+    let eventId: string | undefined;
+    if (stageChanged || now - lastEvent >= deps.config.progressEventIntervalMs) {
+      sequence = stageChanged ? 1 : sequence + 1;
+      lastEvent = now;
+      eventId = `${id}-progress-${progress.stage}-${sequence}`;
+    }
+    const stageEnded = progress.completed === progress.total;
+    if (eventId === undefined && !stageEnded && now - lastWrite < PROGRESS_WRITE_INTERVAL_MS) return;
+    if (stageChanged) log.info({ progress }, 'generation stage');
+    stage = progress.stage;
+    lastWrite = now;
+    writes = writes
+      .then(() => deps.lifecycle.progress(id, attempt, progress, eventId))
+      .then(
+        () => undefined,
+        (error: unknown) => log.warn({ err: error }, 'progress not recorded'),
+      );
   };
+  return { report, settled: () => writes };
 }
 
 async function storeImages(
   id: string,
+  attempt: number,
   images: GeneratedImage[],
+  format: StoredImage['format'],
   deps: GenerateDeps,
-  job: GenerateJob,
+  report: (progress: GenerationProgress) => void,
 ): Promise<StoredImage[]> {
-  const format = job.data.input.output_format;
   const stored: StoredImage[] = new Array(images.length);
-  // An earlier attempt killed while storing may have left images or temp files: start clean,
-  // so the generation holds exactly this attempt's images.
-  try {
-    await deps.store.deletePrefix(generationPrefix(id));
-  } catch (error) {
-    throw jobFailure('storage_failed', messageOf(error));
-  }
   let next = 0;
   let done = 0;
   let failed = false;
@@ -88,7 +114,7 @@ async function storeImages(
       const i = next++;
       const image = images[i];
       const bytes = await encodeImage(image.pixels, image.width, image.height, format);
-      const key = imageKey(id, image.rank, format);
+      const key = imageKey(id, attempt, image.rank, format);
       try {
         await deps.store.put(key, bytes, CONTENT_TYPES[format]);
       } catch (error) {
@@ -105,47 +131,37 @@ async function storeImages(
         format,
       };
       done += 1;
-      await job
-        .updateProgress({ stage: 'storing', completed: done, total: images.length })
-        // eslint-disable-next-line no-restricted-syntax -- progress is advisory: a lost write must not fail stored images
-        .catch(() => {});
+      report({ stage: 'storing', completed: done, total: images.length });
     }
   };
-  // Every write settles before a failure is reported, so no write lands after the cleanup.
+  // Every write settles before a failure is reported, so none lands after the attempt gave up.
   const settled = await Promise.allSettled(Array.from({ length: Math.min(STORE_CONCURRENCY, images.length) }, worker));
   const rejected = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (rejected) throw rejected.reason;
   return stored;
 }
 
-function canceled(message: string): Error {
-  return jobFailure('canceled', message);
-}
-
-async function removeImages(id: string, deps: GenerateDeps, log: Logger): Promise<void> {
-  await deps.store
-    .deletePrefix(generationPrefix(id))
-    .catch((cleanup: unknown) => log.warn({ err: cleanup }, 'removing the stored images failed'));
-}
-
 export function createGenerateHandler(deps: GenerateDeps) {
-  return async (job: GenerateJob, token?: string): Promise<GenerateJobResult> => {
+  return async (job: JobFor<'generate'>, token?: string): Promise<void> => {
     const id = String(job.id);
-    const log = deps.logger.child({ jobId: id, queue: 'generate', attempt: job.attemptsMade + 1 });
-    if (await deps.cancels.isRequested(id)) {
-      // An earlier attempt, killed while storing, may have left images behind.
-      await removeImages(id, deps, log);
-      throw canceled('canceled before it started');
+    const jobLog = deps.logger.child({ jobId: id, queue: 'generate' });
+    const started = await deps.lifecycle.start(id);
+    if (started.outcome !== 'run') {
+      // Canceled, deleted or finished by an earlier attempt that died before BullMQ heard.
+      jobLog.info({ started }, 'nothing to run');
+      return;
     }
+    const { attempt } = started;
+    const log = jobLog.child({ attempt });
     const input = job.data.input;
-    const started = Date.now();
-    deps.metrics.queueWait.observe({ queue: 'generate' }, (started - job.timestamp) / 1000);
-    await deps.events.start(job);
+    const startedAt = Date.now();
+    deps.metrics.queueWait.observe({ queue: 'generate' }, (startedAt - job.timestamp) / 1000);
     const tracked = deps.cancels.track(id);
-    const partials = recordPartialImages(deps.partialImages, id, progressReporter(job, deps, log), log);
+    const progress = progressRecorder(id, attempt, deps, log);
+    const partials = recordPartialImages(deps.partialImages, id, progress.report, log);
     try {
       log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
-      const result = await deps.scheduler.submit({
+      const generated = await deps.scheduler.submit({
         prompt: input.prompt,
         model: input.model ?? deps.defaultModel,
         candidates: input.candidates,
@@ -158,11 +174,15 @@ export function createGenerateHandler(deps: GenerateDeps) {
         onProgress: partials.onProgress,
       });
       await partials.flush();
-      if (tracked.signal.aborted || (await deps.cancels.isRequested(id))) throw canceled('canceled by request');
+      if (tracked.signal.aborted) throw jobFailure('canceled', 'canceled by request');
+      if (!(await deps.lifecycle.isCurrent(id, attempt))) {
+        log.warn('a later attempt took over: nothing stored');
+        return;
+      }
       const storeStarted = performance.now();
-      const images = await storeImages(id, result.images, deps, job);
+      const images = await storeImages(id, attempt, generated.images, input.output_format, deps, progress.report);
       const storeMs = performance.now() - storeStarted;
-      const { sampleMs, decodeMs, rerankMs } = result.timings;
+      const { sampleMs, decodeMs, rerankMs } = generated.timings;
       for (const [stage, ms] of Object.entries({
         sampling: sampleMs,
         decoding: decodeMs,
@@ -171,18 +191,16 @@ export function createGenerateHandler(deps: GenerateDeps) {
       })) {
         deps.metrics.stageDuration.observe({ stage }, ms / 1000);
       }
-      if (!(await deps.cancels.commit(id))) throw canceled('canceled by request');
       const round = (ms: number) => Math.round(ms * 10) / 10;
-      log.info({ images: images.length, totalMs: Date.now() - started }, 'generation succeeded');
-      return {
-        model: result.model,
-        prompt_tokens: result.promptTokens,
-        truncated: result.truncated,
-        prompt_used: result.promptUsed,
-        unknown_words: unknownWords(input.prompt, deps.vocabularies?.get(result.model)),
+      const result: GenerationResult = {
+        model: generated.model,
+        prompt_tokens: generated.promptTokens,
+        truncated: generated.truncated,
+        prompt_used: generated.promptUsed,
+        unknown_words: unknownWords(input.prompt, deps.vocabularies?.get(generated.model)),
         images,
         metrics: {
-          queue_ms: Math.max(0, started - job.timestamp),
+          queue_ms: Math.max(0, startedAt - job.timestamp),
           sample_ms: round(sampleMs),
           decode_ms: round(decodeMs),
           rerank_ms: round(rerankMs),
@@ -190,22 +208,35 @@ export function createGenerateHandler(deps: GenerateDeps) {
           total_ms: Date.now() - job.timestamp,
         },
       };
+      await progress.settled();
+      const outcome = await answered(() => deps.lifecycle.commit(id, attempt, result));
+      // Canceled, superseded by a later attempt, ended or gone meanwhile: these images are nobody's.
+      if (outcome !== 'committed') await deps.lifecycle.abandonAttempt(id, attempt);
+      log.info({ outcome, images: images.length, totalMs: Date.now() - startedAt }, 'generation attempt ended');
     } catch (error) {
       if (tracked.signal.aborted && tracked.signal.reason === SHUTDOWN && token) {
-        // Shutting down mid-job: hand the job back to the queue for another worker.
+        // Shutting down mid-job: hand the job back to the queue for another worker, whose
+        // attempt starts afresh.
         log.warn('returning the job to the queue on shutdown');
+        await answered(() => deps.lifecycle.handBack(id, attempt));
+        await deps.lifecycle.abandonAttempt(id, attempt);
         await job.moveToWait(token);
         throw new WaitingError();
       }
       const failure =
         tracked.signal.aborted && tracked.signal.reason === CANCELED
-          ? canceled('canceled by request')
+          ? jobFailure('canceled', 'canceled by request')
           : failureOf(error, 'generation_failed');
-      log.warn({ err: failure }, 'generation attempt failed');
-      const lastAttempt = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      // A retry starts by clearing the folder; after the last attempt nothing would, and a failed
-      // or canceled generation keeps no images, also none an earlier attempt (killed) left.
-      if (lastAttempt) await removeImages(id, deps, log);
+      const final = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      await progress.settled();
+      const outcome = await answered(() => deps.lifecycle.fail(id, attempt, parseFailure(failure.message), final));
+      log.warn({ err: failure, outcome }, 'generation attempt failed');
+      // Unless this attempt's own commit went through after all (its answer lost), its images
+      // go: retried, the next attempt stores its own; ended, the generation keeps none (written
+      // after another process ended it, they would escape the deletion it listed).
+      if (outcome !== 'succeeded') await deps.lifecycle.abandonAttempt(id, attempt);
+      // Only a generation queued again is worth another run of its job.
+      if (outcome !== 'queued') throw new UnrecoverableError(failure.message);
       throw failure;
     } finally {
       tracked.release();

@@ -11,7 +11,9 @@ import type { Engine, PackSummary } from '../models/types.js';
 import { serviceKeys } from '../queue/keys.js';
 import { publishModels } from '../service/model-registry.js';
 import { Queues } from '../queue/queues.js';
-import { GenerationEvents } from '../service/generation-events.js';
+import { Lifecycle } from '../service/lifecycle.js';
+import { StorageGarbage } from '../service/storage-garbage.js';
+import { WebhookOutbox } from '../service/webhook-outbox.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
 import { ClipImages } from '../service/clip-images.js';
@@ -25,7 +27,7 @@ import { createGenerateHandler } from './generate.js';
 import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
 import { GenerationScheduler } from './scheduler.js';
-import { withTerminalEvent } from './terminal-event.js';
+import { startUpkeep } from './upkeep.js';
 import { createWebhookProcessor } from './webhook-delivery.js';
 
 const MODELS_TTL_SECONDS = 45;
@@ -129,7 +131,9 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const metrics = createWorkerMetrics();
   const cancels = new CancelWatcher(config.redisUrl, queues.redis, keys);
   await cancels.start();
-  const events = new GenerationEvents(queues, keys, config.retentionSeconds);
+  const outbox = new WebhookOutbox(queues, keys);
+  const garbage = new StorageGarbage(queues, keys, store);
+  const lifecycle = new Lifecycle(queues, keys, config.retentionSeconds, outbox, garbage);
   const batcher = new ClassifyBatcher(engine, {
     maxBatch: config.classifyBatchMax,
     maxWaitMs: config.classifyBatchWaitMs,
@@ -146,17 +150,14 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     onFirstBatch: (seconds) => metrics.generationFirstBatchWait.observe(seconds),
   });
   const vocabularies = packVocabularies(packs);
-  const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, events, metrics };
+  const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, lifecycle, metrics };
   const partialImages = { redis: queues.redis, keys };
   const clipImages = new ClipImages(queues, keys);
   const handlers: Handlers = {
-    generate: withTerminalEvent(
-      createGenerateHandler({ ...generateDeps, logger, partialImages, vocabularies }),
-      events,
-    ),
+    generate: createGenerateHandler({ ...generateDeps, logger, partialImages, vocabularies }),
     classify: createClassifyHandler(batcher, defaults.clip, clipImages),
     embed: createEmbedHandler(engine, defaults.clip, clipImages),
-    webhook: createWebhookProcessor({ config, queues, store, keys, metrics }),
+    webhook: createWebhookProcessor({ config, queues, store, keys, metrics, lifecycle }),
   };
   const processors = processorsFor(handlers);
   const concurrency: Record<QueueName, number> = {
@@ -209,15 +210,23 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const classifyWorker = workers.find((worker) => worker.name === 'classify');
   if (classifyWorker) replyToClipRequests(classifyWorker, queues.redis, logger);
 
-  // The processor writes every terminal event; this covers the one failure no processor sees:
-  // a job that stalled more often than allowed, failed by BullMQ itself.
+  // The processor records every outcome it sees; a job BullMQ fails by itself (stalled more
+  // often than allowed) ends here, through the same lifecycle, as lost. On a generation that
+  // ended already, the failure changes nothing.
   workers
     .find((worker) => worker.name === 'generate')
     ?.on('failed', (job, error) => {
-      if (!job || !isNamed(job, 'generate') || !/stalled/i.test(error.message)) return;
-      events
-        .finished(job, { state: 'failed', reason: error.message })
-        .catch((failure) => logger.warn({ err: failure }, 'terminal event not written'));
+      if (!job || !isNamed(job, 'generate')) return;
+      const id = String(job.id);
+      // Only a job BullMQ will never run again ends its generation.
+      job
+        .getState()
+        .then((state) =>
+          state === 'failed'
+            ? lifecycle.fail(id, 'any', { code: 'worker_lost', message: error.message }, true)
+            : undefined,
+        )
+        .catch((failure: unknown) => logger.warn({ err: failure }, 'lost generation not recorded'));
     });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
@@ -229,9 +238,13 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   await publish();
   const modelsTimer = setInterval(() => void publish(), MODELS_REFRESH_MS).unref();
   const stopSweeper = startRetentionSweeper(
-    () => sweepExpired(queues, store, keys, config.retentionSeconds, logger),
+    () => sweepExpired({ queues, keys, lifecycle, retentionSeconds: config.retentionSeconds, log: logger }),
     Math.min(60_000, config.retentionSeconds * 100),
     logger,
+  );
+  const stopUpkeep = startUpkeep(
+    { lifecycle, outbox, garbage, queue: queues.get('generate'), log: logger },
+    { owedIntervalMs: 1000, openIntervalMs: 10_000 },
   );
   const { server, port: metricsPort } = await serveMetrics(
     metrics.registry,
@@ -244,6 +257,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const stop = async () => {
     clearInterval(modelsTimer);
     stopSweeper();
+    stopUpkeep();
     const closing = Promise.all(workers.map((worker) => worker.close()));
     const timeout = new Promise<'timeout'>((resolve) =>
       setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref(),

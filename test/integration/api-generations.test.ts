@@ -238,13 +238,13 @@ describe('generations', () => {
     );
     try {
       // A retention of zero: everything created before now has expired.
-      const removed = await sweepExpired(
-        h.services.queues,
-        h.services.store,
-        serviceKeys(h.config.queuePrefix),
-        0,
-        pino({ level: 'silent' }),
-      );
+      const removed = await sweepExpired({
+        queues: h.services.queues,
+        keys: serviceKeys(h.config.queuePrefix),
+        lifecycle: h.services.generations.lifecycle,
+        retentionSeconds: 0,
+        log: pino({ level: 'silent' }),
+      });
       assert.ok(removed >= 1);
       assert.equal((await fetch(`${h.baseUrl}/generations/${finished.id}`)).status, 404);
       assert.equal((await fetch(done.images[0].url)).status, 404, 'its image is gone');

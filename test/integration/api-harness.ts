@@ -23,7 +23,8 @@ import { type WorkerOptions, type WorkerRuntime, startWorker } from '../../src/w
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const WEBHOOK_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-const silent = pino({ level: 'silent' });
+// TEST_LOG_LEVEL=info shows the in-process API's and workers' logs when a test needs reading.
+const silent = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,14 +1,14 @@
-// A cancel answered 202 always ends canceled, and one that comes too late is a 409: the worker
-// commits a result in Redis only while no cancel is recorded, and the API records a cancel
-// only while no result is committed. Cancels are sent while images are being stored (through
-// the real object store, from inside its put) and at varied moments against many small
-// generations.
+// A cancel answered 202 always ends canceled, and one that comes too late is a 409: the
+// generation's record decides (src/service/lifecycle.ts), the worker's commit ends canceled once
+// a cancel is recorded and a cancel after the commit finds it finished. Cancels are sent while
+// images are being stored (through the real object store, from inside its put) and at varied
+// moments against many small generations.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { serviceKeys } from '../../src/queue/keys.js';
-import { recordCancel } from '../../src/service/cancel-commit.js';
+import { generationPrefix, imageKey } from '../../src/contracts/jobs.js';
 import type { ObjectStore } from '../../src/storage/index.js';
 import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
+import { until } from './faults-harness.js';
 
 describe('cancel against the last stage', () => {
   let h: Harness;
@@ -45,8 +45,11 @@ describe('cancel against the last stage', () => {
     assert.equal(done.status, 'canceled');
     assert.deepEqual(done.images, []);
     // The images written before the cancel was seen are removed with the attempt.
-    const stored = await h.services.store.get(`generations/${accepted.id}/1.png`);
-    assert.equal(stored, null, 'a canceled generation keeps no images');
+    await until(
+      'the canceled generation keeps no images',
+      async () => (await h.services.store.get(imageKey(accepted.id, 1, 1, 'png'))) === null,
+      10_000,
+    );
   });
 });
 
@@ -95,7 +98,7 @@ describe('a canceled generation keeps no images an earlier attempt left', () => 
 
   test('canceled while queued: the API removes them', async () => {
     const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'left behind', candidates: 2 }));
-    const key = `generations/${accepted.id}/1.png`;
+    const key = `${generationPrefix(accepted.id)}a1-1.png`;
     // What a worker killed while storing leaves before its job goes back to the queue.
     await h.services.store.put(key, new Uint8Array([1, 2, 3]), 'image/png');
     const cancel = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
@@ -105,16 +108,18 @@ describe('a canceled generation keeps no images an earlier attempt left', () => 
 
   test('a cancel recorded while its worker was dead: the worker that picks the job up removes them', async () => {
     const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'left by the dead', candidates: 2 }));
-    const key = `generations/${accepted.id}/1.png`;
+    const lifecycle = h.services.generations.lifecycle;
+    // What a worker killed while storing leaves: its attempt begun, some images written.
+    assert.deepEqual(await lifecycle.start(accepted.id), { outcome: 'run', attempt: 1 });
+    const key = imageKey(accepted.id, 1, 1, 'png');
     await h.services.store.put(key, new Uint8Array([1, 2, 3]), 'image/png');
-    // The cancel a client sent while a killed worker still held the job (its lock not yet lapsed).
-    assert.ok(await recordCancel(h.services.queues.redis, serviceKeys(h.config.queuePrefix), accepted.id, 60));
-    const job = await h.services.queues.get('generate').getJob(accepted.id);
-    assert.ok(job);
+    // The cancel a client sent while the killed worker still held the job (its lock not yet lapsed).
+    const cancel = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
+    assert.equal(cancel.status, 202);
+    assert.equal((await json(cancel)).status, 'processing', 'it ends canceled once a worker takes it up');
     await h.startWorker();
-    const deadline = Date.now() + 60_000;
-    while ((await job.getState()) !== 'failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(await job.getState(), 'failed');
-    assert.equal(await h.services.store.get(key), null, 'the worker removed the images');
+    const done = await waitFor(h.baseUrl, accepted.id, terminal, 60_000);
+    assert.equal(done.status, 'canceled');
+    await until('the worker removed the images', async () => (await h.services.store.get(key)) === null, 10_000);
   });
 });

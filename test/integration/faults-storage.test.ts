@@ -53,8 +53,10 @@ describe('fault: storage unavailable', () => {
     assert.match(done.error?.message ?? '', /not a directory|ENOTDIR/i);
     assert.deepEqual(done.images, []);
     assert.equal(done.metrics, null);
+    // The record ends first; BullMQ hears of it once the attempt has cleaned up.
     const job = await h.services.queues.get('generate').getJob(accepted.id);
-    assert.equal(job?.attemptsMade, 3, 'retried before giving up');
+    await until('the job failed', async () => (await job?.getState()) === 'failed', 30_000);
+    assert.equal((await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade, 3, 'retried first');
     const succeeded = await json(await fetch(`${h.baseUrl}/generations?status=succeeded`));
     assert.deepEqual(succeeded.data, []);
   });
@@ -95,14 +97,13 @@ describe('fault: storage failing half-way through a generation', () => {
     h = await startHarness({ worker: false, env: { GENERATE_ATTEMPTS: '2', GENERATE_BACKOFF_MS: '100' } });
     // The configured folder store, with every write after an attempt's first one failing.
     const real = createObjectStore(h.config.storage);
+    let currentAttempt: string | undefined;
     let writesThisAttempt = 0;
     const failing: ObjectStore = {
       ...real,
-      async deletePrefix(prefix) {
-        writesThisAttempt = 0; // each attempt starts by clearing the generation's folder
-        return real.deletePrefix(prefix);
-      },
       async put(key, body, contentType) {
+        const attempt = /\/a(\d+)-/.exec(key)?.[1];
+        if (attempt !== currentAttempt) [currentAttempt, writesThisAttempt] = [attempt, 0];
         writesThisAttempt += 1;
         if (writesThisAttempt > 1) throw new Error('disk full');
         await real.put(key, body, contentType);
@@ -124,8 +125,8 @@ describe('fault: storage failing half-way through a generation', () => {
     assert.match(done.error?.message ?? '', /disk full/);
     assert.equal(stored, 2, 'each of the two attempts stored one image before failing');
     const folder = join(h.env.STORAGE_DIR, generationPrefix(accepted.id));
-    const left = await readdir(folder).catch(() => []);
-    assert.deepEqual(left, [], `left in ${folder}`);
+    // Deleted just after the failure is recorded.
+    await until('no image left', async () => (await readdir(folder).catch(() => [])).length === 0, 10_000);
   });
 });
 
@@ -163,6 +164,8 @@ describe('fault: an S3 store that stops answering', () => {
     assert.equal(done.error?.code, 'storage_failed');
     assert.match(done.error?.message ?? '', /timeout/i);
     assert.deepEqual(done.images, []);
+    const job = await h.services.queues.get('generate').getJob(accepted.id);
+    await until('the job failed', async () => (await job?.getState()) === 'failed', 30_000);
     assert.equal((await h.services.queues.get('generate').getJob(accepted.id))?.attemptsMade, 2);
   });
 });

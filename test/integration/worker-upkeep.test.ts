@@ -10,6 +10,7 @@ import type { ModelInfo } from '../../src/contracts/schemas.js';
 import { createEngine } from '../../src/models/index.js';
 import type { Engine } from '../../src/models/types.js';
 import { serviceKeys } from '../../src/queue/keys.js';
+import { normalizeGenerationInput } from '../../src/service/generations.js';
 import { newGenerationId } from '../../src/service/ids.js';
 import { publishModels } from '../../src/service/model-registry.js';
 import { sweepExpired } from '../../src/worker/retention.js';
@@ -79,25 +80,28 @@ describe('retention sweep', () => {
 
   test('100 generations stuck past retention do not hide an expired one behind them', async () => {
     const keys = serviceKeys(h.config.queuePrefix);
-    const queue = h.services.queues.get('generate');
     const redis = h.services.queues.redis;
+    const lifecycle = h.services.generations.lifecycle;
     const old = Date.now() - 60_000;
     const stuck = Array.from({ length: 120 }, (_, i) => newGenerationId(old + i));
-    await queue.addBulk(
-      stuck.map((id) => ({
-        name: 'generate' as const,
-        data: { input: { prompt: 'stuck' }, created_at: new Date(old).toISOString() } as never,
-        opts: { jobId: id },
-      })),
-    );
+    const input = normalizeGenerationInput({ prompt: 'stuck', candidates: 1 });
+    for (const id of stuck) {
+      await lifecycle.create({ id, owner: 'anonymous', input, createdAt: new Date(old).toISOString() });
+    }
     const expired = newGenerationId(old + 500);
-    await h.services.store.put(`${generationPrefix(expired)}0.png`, new Uint8Array([1, 2, 3]), 'image/png');
-    await redis.zadd(keys.generationIndex, 0, expired, ...stuck.flatMap((id) => [0, id]));
+    await h.services.store.put(`${generationPrefix(expired)}a1-1.png`, new Uint8Array([1, 2, 3]), 'image/png');
+    await redis.zadd(keys.generationIndex, 0, expired);
 
-    const removed = await sweepExpired(h.services.queues, h.services.store, keys, 1, silent);
+    const removed = await sweepExpired({
+      queues: h.services.queues,
+      keys,
+      lifecycle,
+      retentionSeconds: 1,
+      log: silent,
+    });
     assert.equal(removed, 1);
     assert.equal(await redis.zscore(keys.generationIndex, expired), null);
-    assert.equal(await h.services.store.get(`${generationPrefix(expired)}0.png`), null);
+    assert.equal(await h.services.store.get(`${generationPrefix(expired)}a1-1.png`), null);
     assert.equal(await redis.zcard(keys.generationIndex), stuck.length, 'the stuck ones are left alone');
   });
 });

@@ -114,6 +114,16 @@ describe('folder store', () => {
     assert.deepEqual(await readdir(join(dir, 'tree')), []);
   });
 
+  test('deletePrefix by name takes the hidden files of writes cut short too, and nothing else', async () => {
+    await store.put('names/a1-1.png', new Uint8Array([1]), 'image/png');
+    await store.put('names/a2-1.png', new Uint8Array([1]), 'image/png');
+    // What a process killed mid-put leaves: the object's temp file, or its sidecar's.
+    await writeFile(join(dir, 'names', '.a1-2.png.0123456789ab.tmp'), 'cut short');
+    await writeFile(join(dir, 'names', '..a1-3.png.type.0123456789ab.tmp'), 'cut short');
+    assert.equal(await store.deletePrefix('names/a1-'), 1);
+    assert.deepEqual((await readdir(join(dir, 'names'))).sort(), ['.a2-1.png.type', 'a2-1.png']);
+  });
+
   test('url() is the signed /files/ route under the public base URL', async () => {
     const before = Math.floor(Date.now() / 1000);
     const { url, expiresAt } = await store.url('generations/g1/1.png', 900);

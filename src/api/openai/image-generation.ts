@@ -7,7 +7,6 @@ import { isTerminal } from '../../contracts/status.js';
 import { ServiceError, fieldError } from '../../errors.js';
 import { serviceKeys } from '../../queue/keys.js';
 import type { Principal } from '../../service/api-keys.js';
-import type { GenerateJob } from '../../service/generation-view.js';
 import { readModels } from '../../service/model-registry.js';
 import { type PartialImage, readPartialImage } from '../../service/partial-images.js';
 import type { Services } from '../services.js';
@@ -138,9 +137,12 @@ export interface FinishedImage {
 }
 
 /** The generation's images best first, with the prompt the model really read. */
-export async function finishedImages(services: Services, generation: Generation): Promise<FinishedImage[]> {
-  const job = (await services.queues.get('generate').getJob(generation.id)) as GenerateJob | undefined;
-  const result = job?.returnvalue;
+export async function finishedImages(
+  services: Services,
+  generation: Generation,
+  owner: string,
+): Promise<FinishedImage[]> {
+  const result = (await services.generations.record(generation.id, owner)).result;
   if (!result) throw new ServiceError('not_found', `generation ${generation.id} is gone`);
   const revisedPrompt = result.prompt_used ?? generation.input.prompt;
   const keys = new Map(result.images.map((image) => [image.rank, image.key]));

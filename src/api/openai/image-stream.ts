@@ -58,7 +58,7 @@ export function streamImageGeneration(
       },
     });
     assertSucceeded(generation);
-    for (const image of await finishedImages(services, generation)) {
+    for (const image of await finishedImages(services, generation, request.principal.id)) {
       stream.write(
         sseEvent('image_generation.completed', {
           type: 'image_generation.completed',

@@ -11,7 +11,6 @@ import {
   ListGenerationsQuery,
   ref,
 } from '../../contracts/schemas.js';
-import { serviceKeys } from '../../queue/keys.js';
 import { endAllStreams, streamEvents } from '../event-stream.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
@@ -23,8 +22,7 @@ export async function generationRoutes(instance: FastifyInstance, services: Serv
   const { generations } = services;
   const streams = {
     ...services,
-    keys: serviceKeys(services.config.queuePrefix),
-    log: generations.events.log,
+    log: generations.events,
     hub: services.eventHub,
   };
   // Open streams would hold the server open: they end when it closes.

@@ -1,0 +1,23 @@
+// A Lua script sent by its SHA (EVALSHA) and loaded with EVAL only when the server lacks it (a
+// restarted Redis, a new replica): the script's text crosses the wire once per server, not per call.
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+export type ScriptArg = string | number;
+
+export class RedisScript {
+  private readonly sha: string;
+
+  constructor(private readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(redis: Redis, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return redis.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
