@@ -33,7 +33,7 @@ export interface Config {
   cpuThreads: number | undefined;
   /**
    * GENERATE_BATCH_CANDIDATES (was SAMPLE_BATCH): most candidate rows per engine call, shared
-   * by the active generations (src/worker/SCHEDULER.md); 32 on cpu, 512 on cuda when unset.
+   * by the active generations (src/models/SCHEDULER.md); 32 on cpu, 512 on cuda when unset.
    */
   generateBatchCandidates: number;
   /** STORAGE, STORAGE_DIR, FILE_URL_SECRET, S3_*. */

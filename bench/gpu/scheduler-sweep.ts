@@ -12,7 +12,7 @@ import { createEngine, loadPack, parseDevice, type DeviceName, silentLog } from 
 import { Pack } from '../../src/models/packs.js';
 import { generatorText } from '../../src/models/tokenizers.js';
 import type { GenerateResult } from '../../src/models/types.js';
-import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/worker/scheduler.js';
+import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/models/scheduler.js';
 import { timed } from '../timing.js';
 import { timeSampleLoop } from './sample-loop-timing.js';
 

@@ -84,7 +84,7 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       {
         name: 'GENERATE_MAX_ACTIVE',
-        doc: 'Generations a worker holds at once, their chunks batched together (src/worker/SCHEDULER.md). Default: 16 on cpu, 64 on cuda.',
+        doc: 'Generations a worker holds at once, their chunks batched together (src/models/SCHEDULER.md). Default: 16 on cpu, 64 on cuda.',
       },
       {
         name: 'GENERATE_CONCURRENCY',

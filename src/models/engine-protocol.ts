@@ -1,20 +1,10 @@
 // Messages between the engine (calling thread) and the inference thread.
 import type { SerializedError } from './errors.js';
 import type { LogLevel } from './log.js';
-import type { GenerateInput } from './generate-options.js';
-import type {
-  ChunkResult,
-  ClassifyOutcome,
-  ClassifyRequest,
-  EngineOptions,
-  GenerateResult,
-  GenerationProgress,
-  MixedChunk,
-  PackSummary,
-} from './types.js';
+import type { ChunkResult, ClassifyOutcome, ClassifyRequest, EngineOptions, MixedChunk, PackSummary } from './types.js';
 
 /**
- * What a thread serves: `generate` runs generations (and the CLIP reranking inside them),
+ * What a thread serves: `generate` runs generation chunks (and the CLIP reranking inside them),
  * `clip` classification and embeddings, so that neither waits behind the other.
  */
 export type ThreadRole = 'generate' | 'clip';
@@ -24,7 +14,6 @@ export type ThreadOptions = Omit<EngineOptions, 'logger'> & { role: ThreadRole }
 
 /** Every call the threads serve: its arguments (a tuple) and its result. */
 export interface EngineCalls {
-  generate: { args: [input: GenerateInput]; result: GenerateResult };
   runChunk: { args: [chunk: MixedChunk]; result: ChunkResult };
   classify: { args: [requests: ClassifyRequest[]]; result: ClassifyOutcome[] };
   embedImages: { args: [images: Uint8Array[], model: string | undefined]; result: Float32Array[] };
@@ -40,6 +29,7 @@ export interface CallOf<M extends CallMethod> {
   id: number;
   method: M;
   args: EngineCalls[M]['args'];
+  /** Raised (set to 1) to stop the call at its next checkpoint. */
   cancel?: SharedArrayBuffer;
 }
 
@@ -52,6 +42,5 @@ export type FromThread =
   | { type: 'init-error'; error: SerializedError }
   | { type: 'result'; id: number; result: unknown; packs: PackSummary[] }
   | { type: 'error'; id: number; error: SerializedError; packs: PackSummary[] }
-  | { type: 'progress'; id: number; progress: GenerationProgress }
   | { type: 'log'; level: LogLevel; obj: object; msg?: string }
   | { type: 'closed' };

@@ -44,7 +44,6 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     packs,
     defaultPack,
     {
-      sampleBatch: options.sampleBatch ?? 64,
       clipBatch: options.clipBatch ?? 64,
       samplerMode: options.samplerMode ?? 'auto',
       maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
@@ -66,27 +65,25 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
 
 const summaries = () => [...packs.values()].map((p) => p.summary());
 
-// Set by close: running generations stop at their next checkpoint before sessions are released.
+// Set by close: a running chunk stops at its next checkpoint before sessions are released.
 let closing = false;
 const inFlight = new Set<Promise<unknown>>();
 
-function hooksFor(id: number, cancel: SharedArrayBuffer | undefined): JobHooks {
+/** A chunk's checkpoint: it stops when the engine closes, or when every generation in it was canceled. */
+function hooksFor(cancel: SharedArrayBuffer | undefined): JobHooks {
   const flag = cancel ? new Int32Array(cancel) : undefined;
   return {
     checkpoint: () => {
       if (flag && Atomics.load(flag, 0) !== 0) throw new AbortError('generation canceled');
       if (closing) throw new AbortError('the engine is closing');
     },
-    progress: (progress) => send({ type: 'progress', id, progress }),
   };
 }
 
-function call(pipeline: Pipeline, message: CallMessage, hooks: JobHooks): Promise<unknown> {
+function call(pipeline: Pipeline, message: CallMessage): Promise<unknown> {
   switch (message.method) {
-    case 'generate':
-      return pipeline.generate(...message.args, hooks);
     case 'runChunk':
-      return pipeline.runChunk(...message.args, hooks);
+      return pipeline.runChunk(...message.args, hooksFor(message.cancel));
     case 'classify':
       return pipeline.classify(...message.args);
     case 'embedImages':
@@ -130,7 +127,7 @@ async function main(): Promise<void> {
       return;
     }
     const { id } = message;
-    const running = call(pipeline, message, hooksFor(id, message.cancel));
+    const running = call(pipeline, message);
     inFlight.add(running);
     try {
       const result = await running;

@@ -5,6 +5,8 @@
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { AbortError, deserializeError, ModelError } from './errors.js';
+import { DEFAULT_CANDIDATES, DEFAULT_KEEP, DEFAULT_SAMPLE_BATCH } from './generate-options.js';
+import { GenerationScheduler } from './scheduler.js';
 import type {
   CallMethod,
   CallOf,
@@ -23,7 +25,6 @@ import type {
   EngineOptions,
   GenerateOptions,
   GenerateResult,
-  GenerationProgress,
   MixedChunk,
   PackSummary,
 } from './types.js';
@@ -31,7 +32,6 @@ import type {
 interface PendingCall {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
-  onProgress?: (progress: GenerationProgress) => void;
 }
 
 // Compiled, the thread is plain .js. Under tsx the sources are .ts, and Node 20 does not apply
@@ -97,9 +97,6 @@ class InferenceThread {
       case 'log':
         this.log[message.level](message.obj, message.msg);
         return;
-      case 'progress':
-        this.pending.get(message.id)?.onProgress?.(message.progress);
-        return;
       case 'result':
       case 'error': {
         this.summaries = message.packs;
@@ -122,15 +119,15 @@ class InferenceThread {
   call<M extends CallMethod>(
     method: M,
     args: EngineCalls[M]['args'],
-    extra: { cancel?: SharedArrayBuffer; onProgress?: PendingCall['onProgress'] } = {},
+    cancel?: SharedArrayBuffer,
   ): Promise<EngineCalls[M]['result']> {
     type Result = EngineCalls[M]['result'];
     if (this.closed) return Promise.reject(new ModelError('engine_closed', 'the engine is closed'));
     const id = this.nextId++;
     return new Promise<Result>((resolve, reject) => {
       // The thread answers call `id` with this method's result.
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress: extra.onProgress });
-      const message: CallOf<M> = { type: 'call', id, method, args, ...(extra.cancel ? { cancel: extra.cancel } : {}) };
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      const message: CallOf<M> = { type: 'call', id, method, args, ...(cancel && { cancel }) };
       this.thread.postMessage(message);
     });
   }
@@ -149,6 +146,7 @@ class ThreadedEngine implements Engine {
   constructor(
     private readonly generation: InferenceThread,
     private readonly clip: InferenceThread,
+    private readonly sampleBatch: number,
   ) {}
 
   /** The generation thread's view, with the providers of the sessions that serve CLIP calls. */
@@ -157,23 +155,26 @@ class ThreadedEngine implements Engine {
     return this.generation.summaries.map((p) => ({ ...p, providers: { ...p.providers, ...clipViews.get(p.name) } }));
   }
 
-  async generate(options: GenerateOptions): Promise<GenerateResult> {
-    const { signal, onProgress, ...input } = options;
+  /** One generation alone: a scheduler of its own, batches of `batch` rows (default `sampleBatch`). */
+  generate(options: GenerateOptions): Promise<GenerateResult> {
+    const { batch = this.sampleBatch, candidates = DEFAULT_CANDIDATES, ...request } = options;
+    if (!Number.isInteger(batch) || batch < 1)
+      return Promise.reject(new ModelError('validation_failed', `batch must be a positive integer, got ${batch}`));
+    const n = request.n ?? Math.min(DEFAULT_KEEP, candidates);
+    return new GenerationScheduler(this, { batchCandidates: batch }).submit({ ...request, candidates, n });
+  }
+
+  async runChunk(chunk: MixedChunk, signal?: AbortSignal): Promise<ChunkResult> {
     if (signal?.aborted) throw new AbortError('generation canceled');
-    // The thread polls this flag between chunks (and every few steps of the host loop).
+    // The thread polls this flag between steps of the host loop and between sampler runs.
     const cancel = new SharedArrayBuffer(4);
     const raise = () => Atomics.store(new Int32Array(cancel), 0, 1);
     signal?.addEventListener('abort', raise, { once: true });
     try {
-      return await this.generation.call('generate', [input], { cancel, onProgress });
+      return await this.generation.call('runChunk', [chunk], signal && cancel);
     } finally {
       signal?.removeEventListener('abort', raise);
     }
-  }
-
-  /** Not cancellable: the rows belong to several generations; the scheduler drops a canceled one's next rows. */
-  runChunk(chunk: MixedChunk): Promise<ChunkResult> {
-    return this.generation.call('runChunk', [chunk]);
   }
 
   classify(requests: ClassifyRequest[]): Promise<ClassifyOutcome[]> {
@@ -214,7 +215,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   // One after the other: the first fails fast on a bad device or pack, with one message.
   const generation = await open('generate');
   try {
-    return new ThreadedEngine(generation, await open('clip'));
+    return new ThreadedEngine(generation, await open('clip'), options.sampleBatch ?? DEFAULT_SAMPLE_BATCH);
   } catch (error) {
     await generation.close();
     throw error;

@@ -1,5 +1,5 @@
-// GenerateOptions checked once against the pack, with defaults filled in. A bad value throws
-// an `validation_failed` ModelError naming the field.
+// A generation's settings checked against the pack, with defaults filled in. A bad value
+// throws a `validation_failed` ModelError naming the field.
 import { ModelError } from './errors.js';
 import type { GeneratingManifest } from './manifest.js';
 import { isUint32 } from './rng.js';
@@ -8,15 +8,8 @@ import type { GenerateOptions } from './types.js';
 
 export const DEFAULT_CANDIDATES = 512;
 export const DEFAULT_KEEP = 32;
-
-export interface ResolvedGenerate {
-  prompt: string;
-  seed: number;
-  candidates: number;
-  n: number;
-  batch: number;
-  params: SamplingParams;
-}
+/** Candidates per batch of a generation run alone (engine.generate), unless the engine says. */
+export const DEFAULT_SAMPLE_BATCH = 64;
 
 function invalid(field: string, why: string): never {
   throw new ModelError('validation_failed', `${field} ${why}`);
@@ -28,11 +21,9 @@ function positiveInt(field: string, value: number | undefined, fallback: number)
   return v;
 }
 
-export type GenerateInput = Omit<GenerateOptions, 'signal' | 'onProgress'>;
-
 /** Sampling settings checked against the pack, defaults filled in. */
 export function resolveSampling(
-  options: Pick<GenerateInput, 'topK' | 'temperature' | 'topP'>,
+  options: Pick<GenerateOptions, 'topK' | 'temperature' | 'topP'>,
   m: GeneratingManifest,
 ): SamplingParams {
   const d = m.generator.sampling_defaults;
@@ -53,14 +44,4 @@ export function resolveSampling(
 export function checkPromptAndSeed(prompt: string, seed: number): void {
   if (typeof prompt !== 'string' || prompt.trim() === '') invalid('prompt', 'must be a non-empty string');
   if (!isUint32(seed)) invalid('seed', `must be an unsigned 32-bit integer, got ${seed}`);
-}
-
-export function resolveGenerate(options: GenerateInput, m: GeneratingManifest, defaultBatch: number): ResolvedGenerate {
-  checkPromptAndSeed(options.prompt, options.seed);
-  const candidates = positiveInt('candidates', options.candidates, DEFAULT_CANDIDATES);
-  const n = positiveInt('n', options.n, Math.min(DEFAULT_KEEP, candidates));
-  if (n > candidates) invalid('n', `must be at most candidates (${candidates}), got ${n}`);
-  const batch = positiveInt('batch', options.batch, defaultBatch);
-  const params = resolveSampling(options, m);
-  return { prompt: options.prompt, seed: options.seed, candidates, n, batch, params };
 }

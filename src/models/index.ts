@@ -6,3 +6,10 @@ export { validateManifest, type Manifest } from './manifest.js';
 export { parseDevice, VALID_DEVICE_NAMES, type Device } from './providers.js';
 export { type Log, silentLog } from './log.js';
 export type * from './types.js';
+export {
+  GenerationScheduler,
+  type BatchStats,
+  type ChunkRunner,
+  type ScheduledGeneration,
+  type SchedulerOptions,
+} from './scheduler.js';

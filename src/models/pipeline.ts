@@ -1,42 +1,25 @@
-// One call per job kind — generate, classify, embed — over the loaded packs. Runs wherever
-// it is constructed; the engine runs it in a worker thread.
+// One call per job kind — a mixed generation chunk, classify, embed — over the loaded packs.
+// Runs wherever it is constructed; the engine runs it in a worker thread.
 import { Clip } from './clip.js';
-import { decodeTokens, type DecodedChunk } from './decoder.js';
+import type { DecodedChunk } from './decoder.js';
 import { InvalidImageError, ModelError } from './errors.js';
-import { resolveGenerate, type GenerateInput, type ResolvedGenerate } from './generate-options.js';
 import type { Log } from './log.js';
 import { CLIP_GRAPHS, type GraphName, type Pack } from './packs.js';
 import { preprocessRaw, type Preprocess } from './preprocess.js';
-import { BestN } from './rerank.js';
-import { candidateSeed } from './rng.js';
 import { runMixedChunk } from './mixed-chunk.js';
-import { rowsOf, sampleChunkHost, sampleChunkLoop, type SampleRow } from './sampler.js';
-import { generatorText } from './tokenizers.js';
-import type {
-  ChunkResult,
-  ClassifyOutcome,
-  ClassifyRequest,
-  MixedChunk,
-  GeneratedImage,
-  GenerateResult,
-  GenerationProgress,
-  LabelScore,
-} from './types.js';
+import { sampleChunkHost, sampleChunkLoop, type SampleRow } from './sampler.js';
+import type { ChunkResult, ClassifyOutcome, ClassifyRequest, MixedChunk, LabelScore } from './types.js';
 
 export interface PipelineSettings {
-  sampleBatch: number;
   clipBatch: number;
   samplerMode: 'auto' | 'host' | 'graph';
   maxImagePixels: number;
 }
 
 export interface JobHooks {
-  /** Throws an AbortError once the job is canceled. */
+  /** Throws an AbortError once the engine is closing. */
   checkpoint: () => void;
-  progress: (progress: GenerationProgress) => void;
 }
-
-const elapsed = (start: number) => performance.now() - start;
 
 export class Pipeline {
   private readonly clips = new Map<string, Clip>();
@@ -105,113 +88,9 @@ export class Pipeline {
     return sampleChunkHost({ prefill: await pack.session('prefill'), step: await pack.session('step') }, chunk);
   }
 
-  /** All candidates' codebook indices, [candidates × N], chunk by chunk. */
-  async sample(
-    pack: Pack,
-    job: ResolvedGenerate,
-    textIds: BigInt64Array,
-    sampler: 'host' | 'graph',
-    hooks: JobHooks,
-  ): Promise<Int32Array> {
-    const g = pack.generating.geometry;
-    const N = g.image_grid[0] * g.image_grid[1];
-    const tokens = new Int32Array(job.candidates * N);
-    for (let start = 0; start < job.candidates; start += job.batch) {
-      hooks.checkpoint();
-      const end = Math.min(job.candidates, start + job.batch);
-      const seeds = Array.from({ length: end - start }, (_, i) => candidateSeed(job.seed, start + i));
-      const chunk = await this.sampleRows(pack, rowsOf(textIds, seeds, job.params), sampler, hooks.checkpoint);
-      tokens.set(chunk, start * N);
-      hooks.progress({ stage: 'sampling', completed: end, total: job.candidates });
-    }
-    return tokens;
-  }
-
   /** One mixed chunk of several generations: sampled, decoded and scored (mixed-chunk.ts). */
   runChunk(chunk: MixedChunk, hooks: JobHooks): Promise<ChunkResult> {
     return runMixedChunk(this, chunk, hooks.checkpoint);
-  }
-
-  async generate(options: GenerateInput, hooks: JobHooks): Promise<GenerateResult> {
-    const pack = this.pack(options.model);
-    const m = pack.generating;
-    const job = resolveGenerate(options, m, this.settings.sampleBatch);
-    const sampler = this.samplerFor(pack);
-    const text = generatorText(
-      await pack.tokenizer('generator'),
-      job.prompt,
-      m.geometry.text_length,
-      m.generator.text_pad_id,
-    );
-    const start = performance.now();
-    const tokens = await this.sample(pack, job, text.ids, sampler, hooks);
-    const sampleMs = elapsed(start);
-    const { images, decodeMs, rerankMs } = await this.decodeAndRerank(pack, job, tokens, hooks);
-    this.log.info(
-      { model: pack.name, candidates: job.candidates, kept: images.length, sampler, sampleMs, decodeMs, rerankMs },
-      'generated',
-    );
-    return {
-      model: pack.name,
-      seed: job.seed,
-      promptTokens: text.tokenCount,
-      truncated: text.truncated,
-      promptUsed: text.usedText,
-      images,
-      sampler,
-      timings: { sampleMs, decodeMs, rerankMs },
-    };
-  }
-
-  // Decodes and scores `clipBatch` candidates at a time, keeping only the pixels of the best n.
-  private async decodeAndRerank(pack: Pack, job: ResolvedGenerate, tokens: Int32Array, hooks: JobHooks) {
-    const m = pack.generating;
-    const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
-    const clip = this.clip(pack);
-    const decoder = await pack.session('decoder');
-    const [prompt] = await clip.embedTexts([job.prompt]);
-    const best = new BestN<GeneratedImage>(job.n);
-    let decodeMs = 0;
-    let rerankMs = 0;
-    for (let first = 0; first < job.candidates; first += this.settings.clipBatch) {
-      hooks.checkpoint();
-      const count = Math.min(this.settings.clipBatch, job.candidates - first);
-      let start = performance.now();
-      const decoded = await decodeTokens(decoder, tokens.subarray(first * N), count, N);
-      decodeMs += elapsed(start);
-      hooks.progress({ stage: 'decoding', completed: first + count, total: job.candidates });
-
-      start = performance.now();
-      const embeddings = await this.embedDecoded(clip, decoded, count, m.clip.preprocess);
-      const bytes = decoded.width * decoded.height * 3;
-      const bestBefore = best.result()[0];
-      embeddings.forEach((embedding, i) => {
-        const candidate = first + i;
-        const score = clip.score(embedding, prompt);
-        if (!best.wouldKeep({ candidate, score })) return;
-        const pixels = decoded.pixels.slice(i * bytes, (i + 1) * bytes);
-        best.offer({
-          rank: 0,
-          candidate,
-          seed: candidateSeed(job.seed, candidate),
-          score,
-          width: decoded.width,
-          height: decoded.height,
-          pixels,
-          tokens: tokens.slice(candidate * N, (candidate + 1) * N),
-        });
-      });
-      rerankMs += elapsed(start);
-      const bestNow = best.result()[0];
-      hooks.progress({
-        stage: 'reranking',
-        completed: first + count,
-        total: job.candidates,
-        ...(bestNow !== bestBefore && { best: bestNow }),
-      });
-    }
-    const images = best.result().map((image, i) => ({ ...image, rank: i + 1 }));
-    return { images, decodeMs, rerankMs };
   }
 
   async embedDecoded(clip: Clip, decoded: DecodedChunk, count: number, p: Preprocess): Promise<Float32Array[]> {

@@ -68,7 +68,7 @@ export interface GenerateOptions {
   seed: number;
   /** Candidates per chunk; default the engine's `sampleBatch`. Does not change the result. */
   batch?: number;
-  /** Cancellation: checked between chunks. Rejects with an AbortError-named error. */
+  /** Cancellation: stops the running chunk at its next checkpoint. Rejects with an AbortError. */
   signal?: AbortSignal;
   onProgress?: (progress: GenerationProgress) => void;
 }
@@ -205,9 +205,11 @@ export interface Engine {
   generate(options: GenerateOptions): Promise<GenerateResult>;
   /**
    * Samples, decodes and scores one chunk of rows from several generations (own prompt,
-   * seed and settings per row). A part with bad input fails alone, in its outcome.
+   * seed and settings per row). A part with bad input fails alone, in its outcome. Aborting
+   * `signal` (the scheduler does once every generation in the chunk is canceled) stops it at
+   * its next checkpoint with an AbortError.
    */
-  runChunk(chunk: MixedChunk): Promise<ChunkResult>;
+  runChunk(chunk: MixedChunk, signal?: AbortSignal): Promise<ChunkResult>;
   /**
    * Classifies several requests in one pass (CLIP runs once over all their images).
    * Each outcome holds one ranked label list per image, sorted by score descending.

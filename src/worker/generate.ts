@@ -19,7 +19,7 @@ import { encodeImage } from './encode.js';
 import { type PartialImageStore, recordPartialImages } from './partial-images.js';
 import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
-import type { GenerationScheduler } from './scheduler.js';
+import type { GenerationScheduler } from '../models/index.js';
 import { unknownWords } from '../lib/prompt-words.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;

@@ -6,7 +6,7 @@ import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js'
 import type { QueueName } from '../contracts/queues.js';
 import type { ModelInfo } from '../contracts/schemas.js';
 import type { Logger } from '../logger.js';
-import { createEngine, defaultPackName, ModelError } from '../models/index.js';
+import { createEngine, defaultPackName, GenerationScheduler, ModelError } from '../models/index.js';
 import type { Engine, PackSummary } from '../models/types.js';
 import { serviceKeys } from '../queue/keys.js';
 import { publishModels } from '../service/model-registry.js';
@@ -26,7 +26,7 @@ import { type Handlers, type Processor, isNamed, processorsFor } from './dispatc
 import { createGenerateHandler } from './generate.js';
 import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
-import { GenerationScheduler } from './scheduler.js';
+
 import { startUpkeep } from './upkeep.js';
 import { createWebhookProcessor } from './webhook-delivery.js';
 

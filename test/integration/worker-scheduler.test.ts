@@ -14,7 +14,7 @@ import {
   silentLog,
 } from '../../src/models/index.js';
 import { encodeImage } from '../../src/worker/encode.js';
-import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/worker/scheduler.js';
+import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/models/scheduler.js';
 
 const modelsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
 
