@@ -4,7 +4,7 @@ import { KeyStore } from '../service/api-keys.js';
 import { EventHub } from '../service/event-hub.js';
 import { ClipJobs } from '../service/clip-jobs.js';
 import { Generations } from '../service/generations.js';
-import { serviceKeys } from '../queue/keys.js';
+import { serviceKeys } from '../service/redis-keys.js';
 import { Queues } from '../queue/queues.js';
 import { type ObjectStore, type StorageOptions, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';

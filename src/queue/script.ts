@@ -12,6 +12,16 @@ export class RedisScript {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
+  /** The script's reply as an array of strings (numbers as their text), the shape of every script here. */
+  async runList(redis: Redis, keys: readonly string[], args: readonly ScriptArg[]): Promise<string[]> {
+    const reply = await this.run(redis, keys, args);
+    if (!Array.isArray(reply)) throw new Error(`a script answered ${typeof reply}, not a list`);
+    return reply.map((item: unknown) => {
+      if (typeof item !== 'string' && typeof item !== 'number') throw new Error('a script answered a nested list');
+      return String(item);
+    });
+  }
+
   async run(redis: Redis, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);

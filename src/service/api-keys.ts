@@ -3,9 +3,20 @@
 // Redis leaks: there is nothing to brute-force that a slow password hash would protect.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { Type } from '@fastify/type-provider-typebox';
 import type { Config, Limits } from '../config.js';
 import { generateWebhookSecret, parseWebhookSecret } from '../webhooks/index.js';
-import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
+import { type ServiceKeys, serviceKeys } from './redis-keys.js';
+import { jsonCodec } from './redis-codec.js';
+
+/** A stored key's limits, as `npm run keys` writes them: each one a whole number, or absent. */
+const storedLimits = jsonCodec(
+  Type.Object({
+    requests_per_minute: Type.Optional(Type.Integer({ minimum: 1 })),
+    concurrent_generations: Type.Optional(Type.Integer({ minimum: 1 })),
+    candidates_per_day: Type.Optional(Type.Integer({ minimum: 1 })),
+  }),
+);
 
 /** The owner of requests and generations in open mode (AUTH_MODE=open). */
 export const ANONYMOUS = 'anonymous';
@@ -45,7 +56,7 @@ function fromHash(fields: Record<string, string>): ApiKeyRecord | null {
     name: fields.name,
     created_at: fields.created_at,
     revoked: fields.revoked === '1',
-    limits: JSON.parse(fields.limits || '{}') as Limits,
+    limits: storedLimits.decode(fields.limits || '{}', `the limits of key ${fields.id}`),
     ...(fields.webhook_secret && { webhook_secret: fields.webhook_secret }),
   };
 }
@@ -146,13 +157,14 @@ export class KeyStore {
   /** Creates a key; the key itself is returned once and only its hash is kept. */
   async create(name: string, limits: Limits = {}): Promise<{ key: string; record: ApiKeyRecord }> {
     const key = KEY_PREFIX + randomBytes(32).toString('base64url');
+    const webhookSecret = generateWebhookSecret();
     const record: ApiKeyRecord = {
       id: `key_${randomBytes(8).toString('hex')}`,
       name,
       created_at: new Date().toISOString(),
       revoked: false,
       limits,
-      webhook_secret: generateWebhookSecret(),
+      webhook_secret: webhookSecret,
     };
     await this.redis
       .multi()
@@ -163,7 +175,7 @@ export class KeyStore {
         created_at: record.created_at,
         revoked: '0',
         limits: JSON.stringify(limits),
-        webhook_secret: record.webhook_secret as string,
+        webhook_secret: webhookSecret,
       })
       .set(this.keys.apiKeyByHash(hashApiKey(key)), record.id)
       .sadd(this.keys.apiKeyIds, record.id)

@@ -3,7 +3,7 @@
 // deleted as soon as the request has its answer or gives up.
 import type { Redis } from 'ioredis';
 import type { ClipImagesRef } from '../contracts/jobs.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 
 /** Past the request's own wait: long enough for a worker that took the job just in time. */
 const TTL_MARGIN_MS = 60_000;

@@ -13,7 +13,7 @@ import { type ClipOutcome, ClipReplies } from './clip-replies.js';
 import { parseFailure } from '../contracts/jobs.js';
 import { ERRORS, ServiceError, isErrorCode } from '../errors.js';
 import { withQueuePlace } from '../queue/depth.js';
-import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
+import { type ServiceKeys, serviceKeys } from './redis-keys.js';
 import { servedModel } from './model-registry.js';
 import type { Queues, TypedQueue } from '../queue/queues.js';
 
@@ -74,12 +74,14 @@ export class ClipJobs {
       const { job, reply } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
         const images = request.images && (await request.images());
         ref = images && this.images.ref(jobId, images.length);
+        // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- the request's own data, with the two fields every CLIP job carries
         const data = { ...request.data, reply_to: this.replies.channel, ...(ref && { images: ref }) } as J['data'];
         return this.add(queue, name, data, jobId, images);
       });
       const outcome = await reply;
       if (outcome && 'result' in outcome) {
         answered = true;
+        // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- the worker's handler for this job name returned it
         return outcome.result as J['result'];
       }
       const failure = outcome ? this.toServiceError(outcome.failure, jobId) : this.timeout(jobId);
@@ -110,6 +112,7 @@ export class ClipJobs {
     // The wait starts before the job exists, so that no reply can come before it.
     const reply = this.replies.wait(jobId, this.config.classifyTimeoutMs);
     const stored = images ? this.images.put(jobId, images, this.config.classifyTimeoutMs) : undefined;
+    // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- BullMQ's add takes the queue's data union; name and data belong together by J
     const [put, added] = await Promise.allSettled([stored, queue.add(name, data as never, { jobId })]);
     if (put.status === 'rejected') {
       // eslint-disable-next-line no-restricted-syntax -- a job without its images fails by itself

@@ -1,18 +1,26 @@
-// How a CLIP request waits for its job: one pub/sub subscription per API process, on a channel
-// each job names (`reply_to`); the worker publishes the job's outcome there once BullMQ has
-// recorded it. No per-request subscription, no reading of the queue's whole event stream.
+// How a CLIP request waits for its job, both ends: one pub/sub subscription per API process
+// (ClipReplies), on a channel each job names (`reply_to`); the worker publishes the job's
+// outcome there once BullMQ has recorded it (replyToClipRequests), so a request never answers
+// ahead of Redis. No per-request subscription, no reading of the queue's whole event stream.
 // A message can be lost (the subscription dropped for a moment): after a reconnect, and when a
 // wait runs out, the job is read back from BullMQ instead, which keeps finished CLIP jobs a while.
 import { randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ClipReply } from '../contracts/jobs.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { Logger } from '../logger.js';
+import type { ServiceKeys } from './redis-keys.js';
 import { createRedis } from '../queue/redis.js';
 
 export type ClipOutcome = { result: unknown } | { failure: string };
 
 /** The outcome of a job as BullMQ holds it; undefined while it is unfinished or gone. */
 export type ReadBack = (jobId: string) => Promise<ClipOutcome | undefined>;
+
+function isClipReply(value: unknown): value is ClipReply {
+  return typeof value === 'object' && value !== null && 'id' in value && typeof value.id === 'string';
+}
 
 function outcomeOf(reply: ClipReply): ClipOutcome {
   return reply.failure !== undefined ? { failure: reply.failure } : { result: reply.result };
@@ -88,12 +96,13 @@ export class ClipReplies {
   }
 
   private deliver(text: string): void {
-    let reply: ClipReply;
+    let reply: unknown;
     try {
-      reply = JSON.parse(text) as ClipReply;
+      reply = JSON.parse(text);
     } catch {
       return; // not ours
     }
+    if (!isClipReply(reply)) return;
     this.waiting.get(reply.id)?.(outcomeOf(reply));
   }
 
@@ -105,4 +114,24 @@ export class ClipReplies {
     const outcome = await this.readBack(jobId).catch(() => undefined);
     if (outcome || final) settle(outcome);
   }
+}
+
+function publish(redis: Redis, job: Job, reply: Omit<ClipReply, 'id'>, logger: Logger): void {
+  const channel: unknown = job.data?.reply_to;
+  if (typeof channel !== 'string' || !job.id) return;
+  redis
+    .publish(channel, JSON.stringify({ id: job.id, ...reply }))
+    .catch((error: unknown) => logger.warn({ err: error, jobId: job.id }, 'clip reply not published'));
+}
+
+/**
+ * The worker's end: each outcome of the classify queue's BullMQ `worker`, published to the
+ * channel its job names. A failure that will be retried is not final and says nothing.
+ */
+export function replyToClipRequests(worker: EventEmitter, redis: Redis, logger: Logger): void {
+  worker.on('completed', (job: Job, result: unknown) => publish(redis, job, { result }, logger));
+  worker.on('failed', (job: Job | undefined, error: Error) => {
+    // finishedOn: failed for good, not moved back for another attempt.
+    if (job?.finishedOn) publish(redis, job, { failure: error.message }, logger);
+  });
 }

@@ -3,7 +3,7 @@
 // connections. The connection opens with the first subscriber and closes with the last.
 import type { Redis } from 'ioredis';
 import type { Queues } from '../queue/queues.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 import { createRedis } from '../queue/redis.js';
 import { type GenerationEvent, compareEntryIds, parseEntry } from './generation-events.js';
 
@@ -68,7 +68,7 @@ export class EventHub {
     reader.on('error', () => {}); // a failed read is retried by the loop
     this.reader = reader;
     // Sent before the first XREAD on the same connection, so it answers first.
-    this.readerId = reader.client('ID') as Promise<number>;
+    this.readerId = reader.client('ID').then(Number);
     // eslint-disable-next-line no-restricted-syntax -- without the id, wake() does nothing and reads end within BLOCK_MS
     this.readerId.catch(() => {});
     void this.follow(reader);
@@ -95,6 +95,7 @@ export class EventHub {
       const cursors = ids.map((id) => this.earliestCursor(id));
       let reply: XReadReply;
       try {
+        // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- ioredis types both protocols' shapes; this connection speaks RESP2
         reply = (await reader.xread(
           'COUNT',
           READ_COUNT,
@@ -125,7 +126,15 @@ export class EventHub {
   private deliver(generationId: string | undefined, entries: [string, string[]][]): void {
     if (generationId === undefined) return;
     for (const entry of entries) {
-      const event = parseEntry(entry);
+      let event: GenerationEvent;
+      try {
+        event = parseEntry(entry);
+      } catch {
+        // Not an event this version can read: passed over, so that it stops no one's stream.
+        for (const subscriber of this.subscribers.get(generationId) ?? [])
+          if (compareEntryIds(entry[0], subscriber.cursor) > 0) subscriber.cursor = entry[0];
+        continue;
+      }
       for (const subscriber of [...(this.subscribers.get(generationId) ?? [])]) {
         if (compareEntryIds(event.entryId, subscriber.cursor) <= 0) continue;
         subscriber.cursor = event.entryId;

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { StorageOptions } from '../storage/index.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 
 /** A source that asks Redis until it has the shared secret, then keeps it. */
 export function sharedFileUrlSecret(connection: { readonly redis: Redis }, keys: ServiceKeys): () => Promise<string> {

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import type { WebhookEvent } from '../contracts/jobs.js';
 import { WEBHOOK_EVENTS } from '../contracts/jobs.js';
 import type { Generation } from '../contracts/schemas.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 import type { Queues } from '../queue/queues.js';
 import type { ObjectStore } from '../storage/index.js';
 import { type GenerationRecord, type GenerationState, stateFromFields } from './lifecycle.js';
@@ -35,7 +35,7 @@ export const terminalEventId = (generationId: string) => `${generationId}-comple
 type StreamEntry = [string, string[]];
 
 function isEventName(name: string | undefined): name is GenerationEventName {
-  return (WEBHOOK_EVENTS as readonly (string | undefined)[]).includes(name);
+  return WEBHOOK_EVENTS.some((event) => event === name);
 }
 
 export function parseEntry([entryId, list]: StreamEntry): GenerationEvent {

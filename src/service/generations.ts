@@ -17,7 +17,7 @@ import type { Principal } from './api-keys.js';
 import { withQueuePlace } from '../queue/depth.js';
 import { generationUrls, renderGeneration } from './generation-view.js';
 import { isGenerationId, newGenerationId } from './ids.js';
-import { type ServiceKeys, serviceKeys } from '../queue/keys.js';
+import { type ServiceKeys, serviceKeys } from './redis-keys.js';
 import { servedModel } from './model-registry.js';
 import { RateLimiter } from './limits.js';
 import type { Queues } from '../queue/queues.js';

@@ -26,8 +26,9 @@ import {
 } from '../contracts/records.js';
 import type { WebhookFailure } from '../contracts/schemas.js';
 import { GENERATION_STATUSES, type GenerationProgress, type GenerationStatus } from '../contracts/status.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 import type { Queues } from '../queue/queues.js';
+import { execReplies, isFieldMap } from '../queue/redis.js';
 import { RedisScript, type ScriptArg } from '../queue/script.js';
 import { jsonCodec } from './redis-codec.js';
 import type { StorageGarbage } from './storage-garbage.js';
@@ -70,7 +71,7 @@ export const codecs = {
 };
 
 function isStatus(value: string | undefined): value is GenerationStatus {
-  return (GENERATION_STATUSES as readonly (string | undefined)[]).includes(value);
+  return GENERATION_STATUSES.some((status) => status === value);
 }
 
 function numberOrNull(text: string | undefined): number | null {
@@ -360,11 +361,11 @@ export class Lifecycle {
     if (ids.length === 0) return [];
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hgetall(this.keys.generation(id));
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await execReplies(pipeline);
     return ids.map((id, i) => {
-      const [error, fields] = replies[i] ?? [new Error('no reply')];
-      if (error) throw error;
-      return recordFromFields(id, fields as Record<string, string>);
+      const fields = replies[i];
+      if (!isFieldMap(fields)) throw new Error(`generation ${id}: HGETALL answered no hash`);
+      return recordFromFields(id, fields);
     });
   }
 
@@ -373,10 +374,9 @@ export class Lifecycle {
     if (ids.length === 0) return [];
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hget(this.keys.generation(id), 'status');
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await execReplies(pipeline);
     return ids.map((_, i) => {
-      const [error, status] = replies[i] ?? [new Error('no reply')];
-      if (error) throw error;
+      const status = replies[i];
       return typeof status === 'string' ? status : null;
     });
   }
@@ -393,7 +393,7 @@ export class Lifecycle {
 
   /** The record, queued, listed and (with an Idempotency-Key) claimed for the key, in one step. */
   async create({ id, owner, input, createdAt, idempotency }: CreateRequest): Promise<CreateOutcome> {
-    const reply = (await CREATE.run(this.redis, this.creationKeys(id, owner, idempotency?.key), [
+    const reply = await CREATE.runList(this.redis, this.creationKeys(id, owner, idempotency?.key), [
       id,
       Date.now(),
       owner,
@@ -402,7 +402,7 @@ export class Lifecycle {
       input.webhook ?? '',
       input.webhook_events_filter.join(','),
       ...(idempotency ? [idempotency.value, idempotency.ttlSeconds] : []),
-    ])) as string[];
+    ]);
     if (reply[0] === 'replay') return { outcome: 'replay', value: reply[1] };
     if (reply[0] !== 'created') throw new Error(`generation ${id} exists already`);
     return { outcome: 'created' };
@@ -429,20 +429,14 @@ export class Lifecycle {
       ...extraKeys,
     ];
     const now = Date.now();
-    const raw = (await script.run(this.redis, keys, [
-      id,
-      now,
-      this.retentionSeconds,
-      generationPrefix(id),
-      ...args,
-    ])) as (string | number)[];
+    const raw = await script.runList(this.redis, keys, [id, now, this.retentionSeconds, generationPrefix(id), ...args]);
     const webhookCount = Number(raw[2]);
-    const owedWebhooks = raw.slice(3, 3 + webhookCount).map(String);
-    const owedGarbage = raw.slice(3 + webhookCount).map(String);
+    const owedWebhooks = raw.slice(3, 3 + webhookCount);
+    const owedGarbage = raw.slice(3 + webhookCount);
     // What the transition owes is kept in Redis until it is done: settled here at once, by
     // the workers' upkeep after a crash.
     await Promise.all([this.outbox.queueOwed(owedWebhooks), this.garbage.deleteOwed(owedGarbage, now)]);
-    const reply: Reply = { outcome: String(raw[0]), detail: String(raw[1]) };
+    const reply: Reply = { outcome: raw[0], detail: raw[1] };
     return reply;
   }
 

@@ -5,8 +5,9 @@ import type { Redis } from 'ioredis';
 import { ServiceError } from '../errors.js';
 import type { Principal } from './api-keys.js';
 import type { Lifecycle } from './lifecycle.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 import type { Queues } from '../queue/queues.js';
+import { execReplies } from '../queue/redis.js';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -56,12 +57,14 @@ export class RateLimiter {
   ): Promise<{ limit?: number; remaining?: number; resetSeconds: number }> {
     const minute = Math.floor(now / MINUTE_MS);
     const key = this.keys.requests(principal.id, minute);
-    const [[, count], , [, previousText]] = (await this.redis
-      .multi()
-      .incr(key)
-      .expire(key, 120)
-      .get(this.keys.requests(principal.id, minute - 1))
-      .exec()) as [[null, number], unknown, [null, string | null]];
+    const [countReply, , previousText] = await execReplies(
+      this.redis
+        .multi()
+        .incr(key)
+        .expire(key, 120)
+        .get(this.keys.requests(principal.id, minute - 1)),
+    );
+    const count = Number(countReply);
     const limit = principal.limits.requests_per_minute;
     const previous = Number(previousText ?? 0);
     const previousWeight = 1 - (now - minute * MINUTE_MS) / MINUTE_MS;
@@ -86,11 +89,13 @@ export class RateLimiter {
   async reserveCandidates(principal: Principal, candidates: number, now = Date.now()): Promise<() => Promise<void>> {
     const key = this.keys.candidates(principal.id, utcDay(now));
     const limit = principal.limits.candidates_per_day;
-    const [[, total]] = (await this.redis
-      .multi()
-      .incrby(key, candidates)
-      .expire(key, 2 * 86_400)
-      .exec()) as [[null, number], unknown];
+    const [totalReply] = await execReplies(
+      this.redis
+        .multi()
+        .incrby(key, candidates)
+        .expire(key, 2 * 86_400),
+    );
+    const total = Number(totalReply);
     const refund = async () => {
       await this.redis.decrby(key, candidates);
     };

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ModelInfo } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 
 export async function publishModels(
   redis: Redis,
@@ -37,6 +37,7 @@ export async function readModels(redis: Redis, keys: ServiceKeys): Promise<Model
   const texts = await redis.mget(entries.map((entry) => keys.modelsEntry(entry)));
   const byName = new Map<string, ModelInfo>();
   for (const text of texts) {
+    // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- written by workers of this version or an older one, whose missing fields withNewerFields fills
     for (const info of text ? (JSON.parse(text) as ModelInfo[]) : [])
       if (!byName.has(info.name)) byName.set(info.name, withNewerFields(info));
   }

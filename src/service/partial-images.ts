@@ -1,7 +1,7 @@
 // The best image of a running generation so far, kept in Redis while it runs so that a streaming
 // client (POST /v1/images/generations with `stream`) can show it before the generation finishes.
 import type { Redis } from 'ioredis';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 
 /** Partial images outlive any stream that waits for them; they are of no use after. */
 const PARTIAL_TTL_SECONDS = 3600;

@@ -34,7 +34,7 @@ export function jsonCodec<S extends TSchema>(schema: S): Codec<Static<S>> {
       try {
         value = JSON.parse(text);
       } catch (error) {
-        throw new StoredValueError(what, (error as Error).message);
+        throw new StoredValueError(what, error instanceof Error ? error.message : String(error));
       }
       if (!validate(value)) throw new StoredValueError(what, ajv.errorsText(validate.errors));
       return value;

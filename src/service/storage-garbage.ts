@@ -2,7 +2,7 @@
 // commit) are listed in Redis before the store is asked, and stay listed until the store has
 // deleted them: a store that fails, or a process that dies in between, delays the deletion but
 // never skips it. Whoever lists a prefix deletes it at once; the workers' upkeep retries the rest.
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from './redis-keys.js';
 import type { Queues } from '../queue/queues.js';
 import { RedisScript } from '../queue/script.js';
 import type { ObjectStore } from '../storage/index.js';

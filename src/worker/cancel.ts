@@ -3,7 +3,7 @@
 // A poll of the running generations' records covers messages missed while the subscriber was
 // reconnecting.
 import type { Redis } from 'ioredis';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from '../service/redis-keys.js';
 import { createRedis } from '../queue/redis.js';
 
 /** The abort reason of a canceled generation (distinct from a shutdown). */

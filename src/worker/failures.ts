@@ -17,7 +17,7 @@ export function jobFailure(code: FailureCode, message: string): Error {
 export function failureOf(error: unknown, fallback: FailureCode): Error {
   if (error instanceof UnrecoverableError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  const code = (error as { code?: unknown } | null)?.code;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   if (isFailureCode(code)) return jobFailure(code, message);
   const parsed = parseFailure(message);
   if (message.startsWith(`${parsed.code}: `)) return jobFailure(parsed.code, parsed.message);

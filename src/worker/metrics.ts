@@ -1,7 +1,6 @@
 // Worker-side Prometheus figures, served on the worker's own port: job and stage durations,
 // classify batch sizes, the generation scheduler's batches, jobs in flight.
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function createWorkerMetrics() {
@@ -97,5 +96,7 @@ export async function serveMetrics(
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
-  return { server, port: (server.address() as AddressInfo).port };
+  const address = server.address();
+  // Listening on a TCP port, the address is an object (a string only for a pipe).
+  return { server, port: typeof address === 'object' && address ? address.port : port };
 }

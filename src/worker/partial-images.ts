@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { GenerationProgress as JobProgress } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
 import type { GenerationProgress } from '../models/types.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from '../service/redis-keys.js';
 import { savePartialImage } from '../service/partial-images.js';
 import { encodeImage } from './encode.js';
 

@@ -2,7 +2,7 @@
 // creation time, so the expired ones are a range at the start of the index.
 import type { Logger } from '../logger.js';
 import { idPrefixAt } from '../service/ids.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from '../service/redis-keys.js';
 import type { Queues } from '../queue/queues.js';
 import type { Lifecycle } from '../service/lifecycle.js';
 

@@ -6,13 +6,15 @@ import { type Job, UnrecoverableError } from 'bullmq';
 import type { Config } from '../config.js';
 import type { WebhookJobData } from '../contracts/jobs.js';
 import { ownerWebhookSecret } from '../service/api-keys.js';
-import type { ServiceKeys } from '../queue/keys.js';
+import type { ServiceKeys } from '../service/redis-keys.js';
 import type { Queues } from '../queue/queues.js';
 import { GenerationEventLog, renderEvent } from '../service/generation-events.js';
 import type { Lifecycle } from '../service/lifecycle.js';
 import type { ObjectStore } from '../storage/index.js';
 import { WebhookDeliveryError, deliverWebhook } from '../webhooks/index.js';
 import type { WorkerMetrics } from './metrics.js';
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 interface WebhookProcessorDeps {
   config: Config;
@@ -54,9 +56,9 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics, l
       // attemptsMade counts the attempts before this one.
       const attempts = job.attemptsMade + 1;
       if (!retryable || attempts >= (job.opts.attempts ?? 1)) {
-        await lifecycle.recordWebhookFailure(id, { event, attempts, last_error: (error as Error).message });
+        await lifecycle.recordWebhookFailure(id, { event, attempts, last_error: messageOf(error) });
       }
-      if (!retryable) throw new UnrecoverableError((error as Error).message);
+      if (!retryable) throw new UnrecoverableError(messageOf(error));
       throw error;
     }
   };

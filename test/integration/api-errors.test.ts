@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config.js';
 import { Problem } from '../../src/contracts/schemas.js';
 import { ERRORS, ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import { newGenerationId } from '../../src/service/ids.js';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { type Harness, closeSharedEngine, freePort, json, post, startHarness, waitFor } from './api-harness.js';
 
 const openapi = JSON.parse(readFileSync(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import {
   type Harness,
   type WebhookReceiver,

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { pino } from 'pino';
 import { GenerationAccepted, GenerationList, Problem } from '../../src/contracts/schemas.js';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { sweepExpired } from '../../src/worker/retention.js';
 import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { type Generation, GenerationAccepted, type ModelInfo, ModelList } from '../../src/contracts/schemas.js';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { publishModels } from '../../src/service/model-registry.js';
 import {
   type Harness,

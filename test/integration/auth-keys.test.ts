@@ -135,7 +135,9 @@ describe('npm run keys', () => {
       QUEUE_PREFIX: h.env.QUEUE_PREFIX,
       STORAGE_DIR: h.env.STORAGE_DIR,
     };
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/keys.ts', ...args, '--json'], { env });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/api-keys.ts', ...args, '--json'], {
+      env,
+    });
     return JSON.parse(stdout);
   }
 

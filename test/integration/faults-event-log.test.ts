@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import {
   type Harness,
   type WebhookReceiver,

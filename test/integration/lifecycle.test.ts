@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { generationPrefix, imageKey } from '../../src/contracts/jobs.js';
 import type { GenerationResult } from '../../src/contracts/records.js';
 import { isTerminal } from '../../src/contracts/status.js';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { normalizeGenerationInput } from '../../src/service/generations.js';
 import { newGenerationId } from '../../src/service/ids.js';
 import type { Lifecycle } from '../../src/service/lifecycle.js';

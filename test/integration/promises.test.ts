@@ -12,7 +12,7 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { pino } from 'pino';
 import { generationPrefix, imageKey } from '../../src/contracts/jobs.js';
 import type { GenerationResult } from '../../src/contracts/records.js';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { normalizeGenerationInput } from '../../src/service/generations.js';
 import { newGenerationId } from '../../src/service/ids.js';
 import type { ObjectStore } from '../../src/storage/index.js';

@@ -9,7 +9,7 @@ import { generationPrefix } from '../../src/contracts/jobs.js';
 import type { ModelInfo } from '../../src/contracts/schemas.js';
 import { createEngine } from '../../src/models/index.js';
 import type { Engine } from '../../src/models/types.js';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { normalizeGenerationInput } from '../../src/service/generations.js';
 import { newGenerationId } from '../../src/service/ids.js';
 import { publishModels } from '../../src/service/model-registry.js';

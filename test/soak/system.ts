@@ -7,7 +7,7 @@ import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { serviceKeys } from '../../src/queue/keys.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { WEBHOOK_SECRET, freePort, loopbackEnv } from '../integration/api-harness.js';
 import {
   type PrivateRedis,

@@ -3,17 +3,14 @@
 // it, and its images come back best first, as URLs or base64.
 import type { Config } from '../../config.js';
 import type { CreateGenerationBody, Generation, ModelInfo } from '../../contracts/schemas.js';
-import { isTerminal } from '../../contracts/status.js';
 import { ServiceError, fieldError } from '../../errors.js';
-import { serviceKeys } from '../../queue/keys.js';
+import { serviceKeys } from '../../service/redis-keys.js';
 import type { Principal } from '../../service/api-keys.js';
 import { readModels } from '../../service/model-registry.js';
 import { type PartialImage, readPartialImage } from '../../service/partial-images.js';
 import type { Services } from '../services.js';
 import { resolveModelAlias } from './models.js';
 import { type ImageGenerationBody, QUALITY_CANDIDATES } from './schemas.js';
-
-const POLL_INTERVAL_MS = 200;
 
 export interface StartedGeneration {
   id: string;
@@ -85,14 +82,19 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-/** Polls the generation until it finishes or OPENAI_WAIT_TIMEOUT_MS passes. */
+/**
+ * Waits until the generation finishes or OPENAI_WAIT_TIMEOUT_MS passes. It follows the
+ * generation's event log through the process's event hub (one blocking read serves every
+ * waiter and open stream), so each event wakes it: a progress event to look for a new best
+ * image, the terminal event to answer.
+ */
 export async function waitForGeneration(
   services: Services,
   id: string,
   owner: string,
   { onPartial, signal }: WaitOptions = {},
 ): Promise<Generation> {
-  const deadline = Date.now() + services.config.openaiWaitTimeoutMs;
+  const timeoutMs = services.config.openaiWaitTimeoutMs;
   const keys = serviceKeys(services.config.queuePrefix);
   let lastPartial = -1;
   const checkPartial = async () => {
@@ -103,19 +105,41 @@ export async function waitForGeneration(
       await onPartial(partial);
     }
   };
-  for (;;) {
-    const generation = await services.generations.get(id, owner);
-    // Read after the status: a best image recorded before the end is never skipped.
-    await checkPartial();
-    if (isTerminal(generation.status)) return generation;
-    if (signal?.aborted) throw new ServiceError('timeout', `the client left; generation ${id} goes on`);
-    if (Date.now() >= deadline) {
-      throw new ServiceError(
-        'timeout',
-        `generation ${id} did not finish within ${services.config.openaiWaitTimeoutMs} ms; it goes on: poll ${generation.urls.get}`,
-      );
+  // Another key's generation is a 404 before anything is followed.
+  await services.generations.record(id, owner);
+  let finished = false;
+  let wake = () => {};
+  const unsubscribe = services.eventHub.subscribe(id, '0-0', (event) => {
+    if (event.event === 'completed') finished = true;
+    wake();
+  });
+  const timer = setTimeout(() => wake(), timeoutMs);
+  const onAbort = () => wake();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      await checkPartial();
+      if (finished) {
+        const generation = await services.generations.get(id, owner);
+        // Read after the terminal event: a best image recorded before the end is never skipped.
+        await checkPartial();
+        return generation;
+      }
+      if (signal?.aborted) throw new ServiceError('timeout', `the client left; generation ${id} goes on`);
+      if (Date.now() >= deadline) {
+        throw new ServiceError(
+          'timeout',
+          `generation ${id} did not finish within ${timeoutMs} ms; it goes on: poll ${services.config.publicBaseUrl}/generations/${id}`,
+        );
+      }
+      await woken;
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  } finally {
+    unsubscribe();
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
 import { ServiceError } from '../../errors.js';
-import { serviceKeys } from '../../queue/keys.js';
+import { serviceKeys } from '../../service/redis-keys.js';
 import { readModels } from '../../service/model-registry.js';
 import type { Services } from '../services.js';
 import { openAIErrorResponses } from './responses.js';

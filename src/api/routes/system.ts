@@ -2,7 +2,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Health, ModelList, Readiness, ref } from '../../contracts/schemas.js';
-import { serviceKeys } from '../../queue/keys.js';
+import { serviceKeys } from '../../service/redis-keys.js';
 import { readModels } from '../../service/model-registry.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
