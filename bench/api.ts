@@ -140,6 +140,8 @@ try {
       webhook_events_filter: [],
     },
     created_at: new Date().toISOString(),
+    // As the API's jobs are: a worker drops them (they have no record) rather than adopting them.
+    recorded: true as const,
   };
   const rawAdd = await load(ENQUEUE, CONCURRENCY, async () => void (await queue.add('generate', data)));
   report.enqueue = {

@@ -30,6 +30,11 @@ export interface GenerateJobData {
   created_at: string;
   /** The id of the API key that made it (`anonymous` in open mode; absent on older jobs, read as anonymous). */
   owner?: string;
+  /**
+   * Its generation's record was made before the job (always, since records exist). A job
+   * without it was queued by an older version: the worker makes its record from the job.
+   */
+  recorded?: true;
 }
 
 /**

@@ -179,6 +179,8 @@ export class Generations {
       await refund();
       throw error;
     }
+    // Ids are UUIDv7: one that exists already is a bug, not a race.
+    if (created.outcome === 'exists') throw new Error(`generation ${id} exists already`);
     if (created.outcome === 'replay' && recordKey) {
       // Another request with this key won the race between our read and our record.
       await refund();
@@ -191,7 +193,7 @@ export class Generations {
     try {
       await this.queues
         .get('generate')
-        .add('generate', { input, created_at: createdAt, owner: owner.id }, { jobId: id });
+        .add('generate', { input, created_at: createdAt, owner: owner.id, recorded: true }, { jobId: id });
     } catch (error) {
       // The add may have reached Redis before it failed: taking the record back is safe either
       // way, as a worker drops a job whose record is gone. A discard that fails too is left to

@@ -321,7 +321,7 @@ export interface CreateRequest {
   idempotency?: { key: string; value: string; ttlSeconds: number };
 }
 
-export type CreateOutcome = { outcome: 'created' } | { outcome: 'replay'; value: string };
+export type CreateOutcome = { outcome: 'created' | 'exists' } | { outcome: 'replay'; value: string };
 
 interface Reply {
   outcome: string;
@@ -404,8 +404,14 @@ export class Lifecycle {
       ...(idempotency ? [idempotency.value, idempotency.ttlSeconds] : []),
     ]);
     if (reply[0] === 'replay') return { outcome: 'replay', value: reply[1] };
-    if (reply[0] !== 'created') throw new Error(`generation ${id} exists already`);
-    return { outcome: 'created' };
+    return { outcome: reply[0] === 'exists' ? 'exists' : 'created' };
+  }
+
+  /** A record for a job an older version queued without one, its job known to be on the queue. */
+  async adopt(request: Omit<CreateRequest, 'idempotency'>): Promise<void> {
+    // Two workers adopting the same job: the first one's record stands.
+    await this.create(request);
+    await this.markEnqueued(request.id);
   }
 
   /** Notes that the job is on the queue; false when the record is gone (discarded meanwhile). */

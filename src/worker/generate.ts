@@ -21,6 +21,7 @@ import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { GenerationScheduler } from '../models/index.js';
 import { unknownWords } from '../lib/prompt-words.js';
+import { ANONYMOUS } from '../service/api-keys.js';
 
 const PROGRESS_WRITE_INTERVAL_MS = 250;
 const STORE_CONCURRENCY = 4;
@@ -145,7 +146,14 @@ export function createGenerateHandler(deps: GenerateDeps) {
   return async (job: JobFor<'generate'>, token?: string): Promise<void> => {
     const id = String(job.id);
     const jobLog = deps.logger.child({ jobId: id, queue: 'generate' });
-    const started = await deps.lifecycle.start(id);
+    let started = await deps.lifecycle.start(id);
+    if (started.outcome === 'missing' && !job.data.recorded) {
+      // Queued by a version from before records: its generation is adopted, not dropped.
+      const { input, created_at: createdAt, owner = ANONYMOUS } = job.data;
+      await deps.lifecycle.adopt({ id, owner, input, createdAt });
+      jobLog.info('generation queued by an older version adopted');
+      started = await deps.lifecycle.start(id);
+    }
     if (started.outcome !== 'run') {
       // Canceled, deleted or finished by an earlier attempt that died before BullMQ heard.
       jobLog.info({ started }, 'nothing to run');

@@ -277,3 +277,29 @@ describe('upkeep of open generations', () => {
     assert.ok(!listed.includes(id), 'not listed either');
   });
 });
+
+describe('an upgrade from before records', () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ worker: false });
+  });
+  after(async () => {
+    await h.close();
+    await closeSharedEngine();
+  });
+
+  test('a job queued by an older version, without a record, is adopted and runs', async () => {
+    const id = newGenerationId();
+    const input = normalizeGenerationInput({ prompt: 'queued before records', candidates: 1 });
+    await h.services.queues
+      .get('generate')
+      .add('generate', { input, created_at: new Date().toISOString(), owner: 'anonymous' }, { jobId: id });
+    assert.equal((await fetch(`${h.baseUrl}/generations/${id}`)).status, 404, 'no record yet');
+    await h.startWorker();
+    await until('adopted', async () => (await fetch(`${h.baseUrl}/generations/${id}`)).status === 200, 60_000);
+    const done = await waitFor(h.baseUrl, id, terminal, 120_000);
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.images.length, 1);
+  });
+});
