@@ -23,6 +23,8 @@ export interface Config {
   /** REDIS_URL (unset: `npm start` may start Redis itself), QUEUE_PREFIX. */
   redisUrl: string;
   redisUrlIsDefault: boolean;
+  /** REDIS_STARTUP_WAIT_MS: how long a starting process waits for Redis before it gives up. */
+  redisStartupWaitMs: number;
   queuePrefix: string;
   /** MODELS_DIR, DEFAULT_MODEL, DEFAULT_CLIP_MODEL, DEVICE. */
   modelsDir: string;
@@ -80,6 +82,8 @@ export interface Config {
   imageMaxPixels: number;
   /** OUTBOUND_ALLOW: non-public hosts, IPs and CIDRs that image URLs and webhooks may reach. */
   outboundAllow: AllowList;
+  /** CORS_ORIGINS: the origins whose pages may call the API (`*`: any); empty, CORS is off. */
+  corsOrigins: readonly string[];
   /** BODY_LIMIT_BYTES. */
   bodyLimitBytes: number;
   /** RETENTION_SECONDS: finished generations and their images; IDEMPOTENCY_TTL_SECONDS. */
@@ -296,6 +300,27 @@ function readWebhookSecret(read: Reader): string | undefined {
   return secret;
 }
 
+function readCorsOrigins(read: Reader): string[] {
+  const origins = (read.raw('CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    // An origin is a scheme, host and port: what a browser sends in `Origin`, nothing more.
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin)
+      read.problems.push(`CORS_ORIGINS: ${JSON.stringify(origin)} is not an origin like https://app.example.com`);
+  }
+  if (origins.includes('*') && origins.length > 1) read.problems.push('CORS_ORIGINS: * stands alone');
+  return origins;
+}
+
 function readOutboundAllow(read: Reader): AllowList {
   try {
     return parseAllowList(read.raw('OUTBOUND_ALLOW'));
@@ -377,6 +402,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS),
     redisUrl,
     redisUrlIsDefault: read.raw('REDIS_URL') === undefined,
+    redisStartupWaitMs: read.int('REDIS_STARTUP_WAIT_MS', 0),
     queuePrefix: read.string('QUEUE_PREFIX'),
     modelsDir: read.string('MODELS_DIR'),
     defaultModel: read.raw('DEFAULT_MODEL'),
@@ -406,6 +432,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     imageFetchMaxRedirects: read.int('IMAGE_FETCH_MAX_REDIRECTS', 0, 20),
     imageMaxPixels: read.int('IMAGE_MAX_PIXELS', 1),
     outboundAllow: readOutboundAllow(read),
+    corsOrigins: readCorsOrigins(read),
     bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 1024),
     retentionSeconds: read.int('RETENTION_SECONDS', 60),
     idempotencyTtlSeconds: read.int('IDEMPOTENCY_TTL_SECONDS', 1),

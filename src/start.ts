@@ -6,7 +6,7 @@ import { createConnection, createServer } from 'node:net';
 import { startApi } from './api/server.js';
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
-import { exitOnConfigError, onShutdownSignal } from './process.js';
+import { exitOnConfigError, exitOnStartFailure, onShutdownSignal } from './process.js';
 import { startWorker } from './worker/worker.js';
 
 function answers(url: string, timeoutMs = 1000): Promise<boolean> {
@@ -54,8 +54,9 @@ async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
   throw new Error('redis-server did not start; install Redis or set REDIS_URL');
 }
 
-// The local quick start is open unless keys are configured; AUTH_MODE in the environment wins.
-const env = { ...(process.env.API_KEYS ? {} : { AUTH_MODE: 'open' }), ...process.env };
+// The local quick start is open unless keys are configured, and serves this machine only
+// unless HOST says otherwise; the environment wins.
+const env = { HOST: '127.0.0.1', ...(process.env.API_KEYS ? {} : { AUTH_MODE: 'open' }), ...process.env };
 let config = exitOnConfigError(() => loadConfig(env));
 const logger = createLogger(config.logLevel, 'dalle-serve');
 let redis: ChildProcess | undefined;
@@ -77,7 +78,6 @@ try {
     stopRedis();
   });
 } catch (error) {
-  logger.fatal({ err: error }, 'start failed');
   stopRedis();
-  process.exit(1);
+  exitOnStartFailure(logger, error);
 }

@@ -1,5 +1,6 @@
 // Builds the Fastify app; never listens (main.ts and the tests do).
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { MAX_IMAGES_PER_REQUEST, NAMED_SCHEMAS } from '../contracts/schemas.js';
@@ -24,6 +25,25 @@ export interface AppOptions {
   logger: FastifyBaseLogger;
 }
 
+/** What a page on an allowed origin may send and read: the headers the API takes and gives. */
+function corsOptions(origins: readonly string[]) {
+  return {
+    origin: origins.includes('*') ? '*' : [...origins],
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: ['authorization', 'x-api-key', 'content-type', 'idempotency-key', 'last-event-id'],
+    exposedHeaders: [
+      'location',
+      'retry-after',
+      'x-request-id',
+      'idempotent-replayed',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+    ],
+    maxAge: 600,
+  };
+}
+
 export async function buildApp({ services, logger }: AppOptions): Promise<FastifyInstance> {
   const { config } = services;
   const app = Fastify({
@@ -46,6 +66,8 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   await app.register(charsetPlugin);
   await app.register(swaggerPlugin, { publicBaseUrl: config.publicBaseUrl });
   await app.register(metricsPlugin, { queues: services.queues });
+  // Before auth: a browser's preflight carries no key and is answered here.
+  if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
   await app.register(authPlugin, {
     keyStore: services.keyStore,
     limiter: services.generations.limiter,

@@ -32,6 +32,10 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
         name: 'PUBLIC_BASE_URL',
         doc: 'Absolute base of every URL the API hands out (image URLs, Location). Default http://localhost:PORT.',
       },
+      {
+        name: 'CORS_ORIGINS',
+        doc: 'Origins (comma-separated, e.g. https://app.example.com) whose browser pages may call the API, or * for any; keys still apply. Empty: no CORS, so only same-origin pages.',
+      },
       { name: 'BODY_LIMIT_BYTES', default: '16777216', doc: 'Largest request body in bytes (base64 images in JSON).' },
       { name: 'LOG_LEVEL', default: 'info', doc: 'pino log level: fatal, error, warn, info, debug, trace or silent.' },
     ],
@@ -44,6 +48,11 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
         default: 'redis://127.0.0.1:6379',
         blankInExample: true,
         doc: 'Redis for the queues. Unset: the default, and then `npm start` starts a redis-server itself when none answers.',
+      },
+      {
+        name: 'REDIS_STARTUP_WAIT_MS',
+        default: '30000',
+        doc: 'How long a starting API or worker waits for Redis to answer, logging each retry, before it exits 1 saying what to fix.',
       },
       { name: 'QUEUE_PREFIX', default: 'dalle', doc: 'BullMQ key prefix; wrap it in {braces} for Redis Cluster.' },
       {

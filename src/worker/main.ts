@@ -1,14 +1,13 @@
 // One worker process per GPU: `npm run worker`. SIGTERM finishes or returns running jobs.
 import { loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
-import { exitOnConfigError, onShutdownSignal } from '../process.js';
+import { exitOnConfigError, exitOnStartFailure, onShutdownSignal } from '../process.js';
 import { startWorker } from './worker.js';
 
 const config = exitOnConfigError(() => loadConfig(process.env));
 const logger = createLogger(config.logLevel, 'worker');
 // A dead inference thread stops the worker; exiting non-zero lets its supervisor restart it.
-const worker = await startWorker(config, logger, { onEngineFailure: () => process.exit(1) }).catch((error) => {
-  logger.fatal({ err: error }, 'worker failed to start');
-  process.exit(1);
-});
+const worker = await startWorker(config, logger, { onEngineFailure: () => process.exit(1) }).catch((error: unknown) =>
+  exitOnStartFailure(logger, error),
+);
 onShutdownSignal(logger, () => worker.stop());

@@ -11,6 +11,8 @@ import type { Engine, PackSummary } from '../models/types.js';
 import { serviceKeys } from '../service/redis-keys.js';
 import { publishModels } from '../service/model-registry.js';
 import { Queues } from '../queue/queues.js';
+import { waitForRedis } from '../queue/redis.js';
+import { redisStartupHint } from '../process.js';
 import { Lifecycle } from '../service/lifecycle.js';
 import { StorageGarbage } from '../service/storage-garbage.js';
 import { WebhookOutbox } from '../service/webhook-outbox.js';
@@ -105,6 +107,8 @@ function generationInfo(generation: PackSummary['generation']): ModelInfo['gener
 }
 
 export async function startWorker(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerRuntime> {
+  // Before the packs load (slow at full size): a worker without Redis says so at once.
+  await waitForRedis(config.redisUrl, config.redisStartupWaitMs, logger, redisStartupHint(config));
   const engine =
     options.engine ??
     (await createEngine({
