@@ -198,13 +198,11 @@ export class Generations {
       // The add may have reached Redis before it failed: taking the record back is safe either
       // way, as a worker drops a job whose record is gone. A discard that fails too is left to
       // the workers' upkeep, which discards a record whose job never appeared.
-
       await this.lifecycle.discard(id, owner.id, recordKey).catch(() => false);
       await refund();
       throw error;
     }
     // The job is on the queue: a note that fails here is made by the attempt that starts it.
-
     const kept = await this.lifecycle.markEnqueued(id).catch(() => true);
     if (!kept) {
       // Upkeep took the record back while the add hung (over a minute): the job will be dropped.
@@ -349,8 +347,8 @@ export class Generations {
     if (removed.outcome === 'missing') throw this.notFound(id);
     if (removed.outcome === 'unfinished')
       throw new ServiceError('generation_not_finished', `generation ${id} is ${removed.status}; cancel it first`);
-    // The job is only transport now; one a worker holds is dropped when it finds no record.
-
+    // The job is only transport now: one a worker holds cannot be removed, and is dropped when
+    // the worker finds no record.
     await this.queues
       .get('generate')
       .remove(id)

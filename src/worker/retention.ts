@@ -44,7 +44,7 @@ async function sweepOne({ queues, keys, lifecycle }: RetentionDeps, id: string):
     await queues.redis.zrem(keys.generationIndex, id);
     await lifecycle.deleteImages(id);
   }
-
+  // Another sweeper may have removed the job first: it only has to be gone.
   await queues
     .get('generate')
     .remove(id)

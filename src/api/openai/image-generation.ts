@@ -6,6 +6,7 @@ import type { CreateGenerationBody, Generation, ModelInfo } from '../../contract
 import { ServiceError, fieldError } from '../../errors.js';
 import { serviceKeys } from '../../service/redis-keys.js';
 import type { Principal } from '../../service/api-keys.js';
+import { generationUrls } from '../../service/generation-view.js';
 import { readModels } from '../../service/model-registry.js';
 import { type PartialImage, readPartialImage } from '../../service/partial-images.js';
 import type { Services } from '../services.js';
@@ -131,7 +132,7 @@ export async function waitForGeneration(
       if (Date.now() >= deadline) {
         throw new ServiceError(
           'timeout',
-          `generation ${id} did not finish within ${timeoutMs} ms; it goes on: poll ${services.config.publicBaseUrl}/generations/${id}`,
+          `generation ${id} did not finish within ${timeoutMs} ms; it goes on: poll ${generationUrls(services.config.publicBaseUrl, id).get}`,
         );
       }
       await woken;
