@@ -37,10 +37,28 @@ export type CallMessage = { [M in CallMethod]: CallOf<M> }[CallMethod];
 
 export type ToThread = CallMessage | { type: 'close' };
 
+/** A call's answer names its method, so the engine checks it against the call it made. */
+export interface AnswerOf<M extends CallMethod> {
+  method: M;
+  result: EngineCalls[M]['result'];
+}
+
+export type Answer = { [M in CallMethod]: AnswerOf<M> }[CallMethod];
+
+export type ResultMessage = Answer & { type: 'result'; id: number; packs: PackSummary[] };
+
+/** Narrows an answer to the result of the method that was called. */
+export function isAnswerOf<M extends CallMethod>(
+  method: M,
+  answer: { method: CallMethod; result: unknown },
+): answer is AnswerOf<M> {
+  return answer.method === method;
+}
+
 export type FromThread =
   | { type: 'ready'; packs: PackSummary[] }
   | { type: 'init-error'; error: SerializedError }
-  | { type: 'result'; id: number; result: unknown; packs: PackSummary[] }
+  | ResultMessage
   | { type: 'error'; id: number; error: SerializedError; packs: PackSummary[] }
   | { type: 'log'; level: LogLevel; obj: object; msg?: string }
   | { type: 'closed' };

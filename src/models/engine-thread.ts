@@ -2,7 +2,7 @@
 // that makes it) and answers the engine by message, so the caller's event loop stays free.
 import { parentPort, workerData } from 'node:worker_threads';
 import { AbortError, ModelError, serializeError } from './errors.js';
-import type { CallMessage, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
+import type { Answer, CallMessage, FromThread, ThreadOptions, ToThread } from './engine-protocol.js';
 import type { Log, LogLevel } from './log.js';
 import { generates } from './manifest.js';
 import { CLIP_GRAPHS, defaultPackName, listPacks, Pack } from './packs.js';
@@ -80,18 +80,19 @@ function hooksFor(cancel: SharedArrayBuffer | undefined): JobHooks {
   };
 }
 
-function call(pipeline: Pipeline, message: CallMessage): Promise<unknown> {
+/** Runs one call; the compiler checks each method's answer against its declared result. */
+async function call(pipeline: Pipeline, message: CallMessage): Promise<Answer> {
   switch (message.method) {
     case 'runChunk':
-      return pipeline.runChunk(...message.args, hooksFor(message.cancel));
+      return { method: 'runChunk', result: await pipeline.runChunk(...message.args, hooksFor(message.cancel)) };
     case 'classify':
-      return pipeline.classify(...message.args);
+      return { method: 'classify', result: await pipeline.classify(...message.args) };
     case 'embedImages':
-      return pipeline.embedImages(...message.args);
+      return { method: 'embedImages', result: await pipeline.embedImages(...message.args) };
     case 'embedTexts':
-      return pipeline.embedTexts(...message.args);
+      return { method: 'embedTexts', result: await pipeline.embedTexts(...message.args) };
     case 'countTextTokens':
-      return pipeline.countTextTokens(...message.args);
+      return { method: 'countTextTokens', result: await pipeline.countTextTokens(...message.args) };
   }
 }
 
@@ -130,8 +131,8 @@ async function main(): Promise<void> {
     const running = call(pipeline, message);
     inFlight.add(running);
     try {
-      const result = await running;
-      send({ type: 'result', id, result, packs: summaries() }, transferablesOf(result));
+      const answer = await running;
+      send({ type: 'result', id, ...answer, packs: summaries() }, transferablesOf(answer.result));
     } catch (error) {
       send({ type: 'error', id, error: serializeError(error), packs: summaries() });
     } finally {

@@ -12,10 +12,12 @@ import type {
   CallOf,
   EngineCalls,
   FromThread,
+  ResultMessage,
   ThreadOptions,
   ThreadRole,
   ToThread,
 } from './engine-protocol.js';
+import { isAnswerOf } from './engine-protocol.js';
 import type { Log } from './log.js';
 import type {
   ChunkResult,
@@ -30,7 +32,7 @@ import type {
 } from './types.js';
 
 interface PendingCall {
-  resolve: (value: unknown) => void;
+  resolve: (answer: ResultMessage) => void;
   reject: (error: Error) => void;
 }
 
@@ -102,7 +104,7 @@ class InferenceThread {
         this.summaries = message.packs;
         const call = this.pending.get(message.id);
         this.pending.delete(message.id);
-        if (message.type === 'result') call?.resolve(message.result);
+        if (message.type === 'result') call?.resolve(message);
         else call?.reject(deserializeError(message.error));
         return;
       }
@@ -121,12 +123,14 @@ class InferenceThread {
     args: EngineCalls[M]['args'],
     cancel?: SharedArrayBuffer,
   ): Promise<EngineCalls[M]['result']> {
-    type Result = EngineCalls[M]['result'];
     if (this.closed) return Promise.reject(new ModelError('engine_closed', 'the engine is closed'));
     const id = this.nextId++;
-    return new Promise<Result>((resolve, reject) => {
-      // The thread answers call `id` with this method's result.
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    return new Promise<EngineCalls[M]['result']>((resolve, reject) => {
+      const answered = (answer: ResultMessage) => {
+        if (isAnswerOf(method, answer)) resolve(answer.result);
+        else reject(new Error(`call ${id} (${method}) was answered for ${answer.method}`));
+      };
+      this.pending.set(id, { resolve: answered, reject });
       const message: CallOf<M> = { type: 'call', id, method, args, ...(cancel && { cancel }) };
       this.thread.postMessage(message);
     });
