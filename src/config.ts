@@ -5,7 +5,7 @@ import { QUEUE_NAMES, type QueueName } from './contracts/queues.js';
 import type { DeviceName } from './models/types.js';
 import { type AllowList, EMPTY_ALLOW_LIST, parseAllowList } from './net/outbound.js';
 import type { StorageOptions } from './storage/index.js';
-import { parseWebhookSecret } from './webhooks/index.js';
+import { parseWebhookSecret } from './webhooks/secret.js';
 import { setting } from './config/settings.js';
 
 /**

@@ -4,6 +4,7 @@ import { KeyStore } from '../service/api-keys.js';
 import { EventHub } from '../service/event-hub.js';
 import { ClipJobs } from '../service/clip-jobs.js';
 import { Generations } from '../service/generations.js';
+import { PartialImages } from '../service/partial-images.js';
 import { serviceKeys } from '../service/redis-keys.js';
 import { Queues } from '../queue/queues.js';
 import { type ObjectStore, type StorageOptions, createObjectStore } from '../storage/index.js';
@@ -20,14 +21,17 @@ export interface Services {
   keyStore: KeyStore;
   /** Follows event logs for the open event streams, on one Redis connection. */
   eventHub: EventHub;
+  /** The newest best image of a running generation, for streamed partial images. */
+  partialImages: PartialImages;
   close(): Promise<void>;
 }
 
 export function createServices(config: Config): Services {
   const queues = new Queues(config);
-  const storage = withSharedFileUrlSecret(config.storage, queues, serviceKeys(config.queuePrefix));
+  const keys = serviceKeys(config.queuePrefix);
+  const storage = withSharedFileUrlSecret(config.storage, queues, keys);
   const store = createObjectStore(storage);
-  const eventHub = new EventHub(config.redisUrl, queues, serviceKeys(config.queuePrefix));
+  const eventHub = new EventHub(config.redisUrl, queues, keys);
   const clip = new ClipJobs(config, queues);
   return {
     config,
@@ -38,6 +42,7 @@ export function createServices(config: Config): Services {
     clip,
     keyStore: new KeyStore(queues, config),
     eventHub,
+    partialImages: new PartialImages(queues.redis, keys),
     close: async () => {
       eventHub.close();
       await clip.close();

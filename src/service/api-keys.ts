@@ -5,7 +5,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { Type } from '@fastify/type-provider-typebox';
 import type { Config, Limits } from '../config.js';
-import { generateWebhookSecret, parseWebhookSecret } from '../webhooks/index.js';
+import { generateWebhookSecret, parseWebhookSecret } from '../webhooks/secret.js';
 import { type ServiceKeys, serviceKeys } from './redis-keys.js';
 import { jsonCodec } from './redis-codec.js';
 

@@ -32,7 +32,7 @@ import { execReplies, isFieldMap } from '../queue/redis.js';
 import { RedisScript, type ScriptArg } from '../queue/script.js';
 import { jsonCodec } from './redis-codec.js';
 import type { StorageGarbage } from './storage-garbage.js';
-import type { WebhookOutbox } from './webhook-outbox.js';
+import type { WebhookOutbox } from '../webhooks/outbox.js';
 
 /** Entries kept per event log; the terminal event is the last one written, so never trimmed away. */
 const EVENT_LOG_MAX_EVENTS = 1000;

@@ -12,10 +12,12 @@ import { WebhookDeliveryError, isRetryableStatus } from './errors.js';
 import { signWebhook } from './sign.js';
 
 // package.json sits two folders up from both src/webhooks/ and dist/webhooks/.
-const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
-export const WEBHOOK_USER_AGENT = `dalle-serve-webhooks/${packageJson.version}`;
+const packageJson: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+const version =
+  packageJson && typeof packageJson === 'object' && 'version' in packageJson && typeof packageJson.version === 'string'
+    ? packageJson.version
+    : 'unknown';
+export const WEBHOOK_USER_AGENT = `dalle-serve-webhooks/${version}`;
 
 /** Receivers answer with a status; anything past this much body is not worth reading. */
 const RESPONSE_BODY_LIMIT_BYTES = 64 * 1024;
@@ -112,9 +114,10 @@ function post(
   });
 }
 
+/** A socket error's code (ECONNREFUSED, ETIMEDOUT…) says most; its message otherwise. */
 function describeFailure(error: unknown): string {
-  const { code, message } = error as NodeJS.ErrnoException;
-  return code ?? message;
+  if (!(error instanceof Error)) return String(error);
+  return 'code' in error && typeof error.code === 'string' ? error.code : error.message;
 }
 
 /**
@@ -126,7 +129,10 @@ export async function deliverWebhook(delivery: WebhookDelivery): Promise<Webhook
   try {
     prepared = prepare(delivery);
   } catch (error) {
-    throw new WebhookDeliveryError((error as Error).message, { retryable: false, cause: error });
+    throw new WebhookDeliveryError(error instanceof Error ? error.message : String(error), {
+      retryable: false,
+      cause: error,
+    });
   }
   const { target, headers } = prepared;
   const { body, timeoutMs, signal, blockPrivateAddresses = false, allow } = delivery;

@@ -15,8 +15,8 @@ import type { Lifecycle } from '../service/lifecycle.js';
 import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
 import type { JobFor } from './dispatch.js';
-import { encodeImage } from './encode.js';
-import { type PartialImageStore, recordPartialImages } from './partial-images.js';
+import { encodeImage } from '../lib/encode-image.js';
+import type { PartialImages } from '../service/partial-images.js';
 import { failureOf, jobFailure } from './failures.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { GenerationScheduler } from '../models/index.js';
@@ -41,7 +41,7 @@ export interface GenerateDeps {
   metrics: WorkerMetrics;
   logger: Logger;
   /** Where new best candidates go while a generation runs (streamed partial images). */
-  partialImages?: PartialImageStore;
+  partialImages: PartialImages;
   /** Each pack's training vocabulary, by pack name, for the prompt words it never saw. */
   vocabularies?: ReadonlyMap<string, ReadonlySet<string>>;
 }
@@ -166,7 +166,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
     deps.metrics.queueWait.observe({ queue: 'generate' }, (startedAt - job.timestamp) / 1000);
     const tracked = deps.cancels.track(id);
     const progress = progressRecorder(id, attempt, deps, log);
-    const partials = recordPartialImages(deps.partialImages, id, progress.report, log);
+    const partials = deps.partialImages.recorder(id, log);
     try {
       log.info({ candidates: input.candidates, n: input.n, model: input.model }, 'generation started');
       const generated = await deps.scheduler.submit({
@@ -179,7 +179,10 @@ export function createGenerateHandler(deps: GenerateDeps) {
         topP: input.top_p,
         seed: input.seed,
         signal: tracked.signal,
-        onProgress: partials.onProgress,
+        onProgress: ({ best, ...reported }) => {
+          progress.report(reported);
+          if (best) partials.record(best);
+        },
       });
       await partials.flush();
       if (tracked.signal.aborted) throw jobFailure('canceled', 'canceled by request');

@@ -15,7 +15,8 @@ import { waitForRedis } from '../queue/redis.js';
 import { redisStartupHint } from '../process.js';
 import { Lifecycle } from '../service/lifecycle.js';
 import { StorageGarbage } from '../service/storage-garbage.js';
-import { WebhookOutbox } from '../service/webhook-outbox.js';
+import { PartialImages } from '../service/partial-images.js';
+import { WebhookOutbox } from '../webhooks/outbox.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
 import { ClipImages } from '../service/clip-images.js';
@@ -30,7 +31,7 @@ import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
 
 import { startUpkeep } from './upkeep.js';
-import { createWebhookProcessor } from './webhook-delivery.js';
+import { createWebhookProcessor } from '../webhooks/processor.js';
 
 const MODELS_TTL_SECONDS = 45;
 const MODELS_REFRESH_MS = 15_000;
@@ -155,13 +156,20 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   });
   const vocabularies = packVocabularies(packs);
   const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, lifecycle, metrics };
-  const partialImages = { redis: queues.redis, keys };
+  const partialImages = new PartialImages(queues.redis, keys);
   const clipImages = new ClipImages(queues, keys);
   const handlers: Handlers = {
     generate: createGenerateHandler({ ...generateDeps, logger, partialImages, vocabularies }),
     classify: createClassifyHandler(batcher, defaults.clip, clipImages),
     embed: createEmbedHandler(engine, defaults.clip, clipImages),
-    webhook: createWebhookProcessor({ config, queues, store, keys, metrics, lifecycle }),
+    webhook: createWebhookProcessor({
+      config,
+      queues,
+      store,
+      keys,
+      deliveries: metrics.webhookDeliveries,
+      lifecycle,
+    }),
   };
   const processors = processorsFor(handlers);
   const concurrency: Record<QueueName, number> = {

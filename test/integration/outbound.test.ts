@@ -22,7 +22,8 @@ import {
   terminal,
   waitFor,
 } from './api-harness.js';
-import { WebhookDeliveryError, deliverWebhook } from '../../src/webhooks/index.js';
+import { deliverWebhook } from '../../src/webhooks/deliver.js';
+import { WebhookDeliveryError } from '../../src/webhooks/errors.js';
 
 const LOOPBACK = parseAllowList('127.0.0.1');
 const limits = { timeoutMs: 5000, maxBytes: 1024 * 1024 };

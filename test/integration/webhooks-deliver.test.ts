@@ -5,7 +5,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { WebhookDeliveryError, deliverWebhook, generateWebhookSecret } from '../../src/webhooks/index.js';
+import { deliverWebhook } from '../../src/webhooks/deliver.js';
+import { WebhookDeliveryError } from '../../src/webhooks/errors.js';
+import { generateWebhookSecret } from '../../src/webhooks/secret.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;

@@ -13,7 +13,7 @@ import {
   type GenerationProgress,
   silentLog,
 } from '../../src/models/index.js';
-import { encodeImage } from '../../src/worker/encode.js';
+import { encodeImage } from '../../src/lib/encode-image.js';
 import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/models/scheduler.js';
 
 const modelsDir = fileURLToPath(new URL('../../packs/', import.meta.url));

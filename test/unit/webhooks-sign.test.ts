@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { generateWebhookSecret, parseWebhookSecret, signWebhook } from '../../src/webhooks/index.js';
+import { generateWebhookSecret, parseWebhookSecret } from '../../src/webhooks/secret.js';
+import { signWebhook } from '../../src/webhooks/sign.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const BODY = JSON.stringify({ event: 'completed', id: 'gen_1', prompt: 'an armchair shaped like an avocado — ☕' });

@@ -8,7 +8,7 @@ import { serviceKeys } from '../../service/redis-keys.js';
 import type { Principal } from '../../service/api-keys.js';
 import { generationUrls } from '../../service/generation-view.js';
 import { readModels } from '../../service/model-registry.js';
-import { type PartialImage, readPartialImage } from '../../service/partial-images.js';
+import type { PartialImage } from '../../service/partial-images.js';
 import type { Services } from '../services.js';
 import { resolveModelAlias } from './models.js';
 import { type ImageGenerationBody, QUALITY_CANDIDATES } from './schemas.js';
@@ -96,12 +96,11 @@ export async function waitForGeneration(
   { onPartial, signal }: WaitOptions = {},
 ): Promise<Generation> {
   const timeoutMs = services.config.openaiWaitTimeoutMs;
-  const keys = serviceKeys(services.config.queuePrefix);
   let lastPartial = -1;
   const checkPartial = async () => {
     if (!onPartial) return;
-    const partial = await readPartialImage(services.queues.redis, keys, id);
-    if (partial && partial.index > lastPartial) {
+    const partial = await services.partialImages.newerThan(id, lastPartial);
+    if (partial) {
       lastPartial = partial.index;
       await onPartial(partial);
     }

@@ -1,3 +1,4 @@
+// Encodes the raw RGB pixels the engine returns: stored results and streamed partial images.
 import sharp from 'sharp';
 import type { OutputFormat } from '../contracts/jobs.js';
 

@@ -1,8 +1,9 @@
 // Webhooks: each logged generation event a generation asked for becomes a job on the `webhooks`
-// queue (src/service/webhook-outbox.ts); this processor renders the event as GET
+// queue (outbox.ts); this processor renders the event as GET
 // /generations/:id showed it then, adds `event`, signs and POSTs it. BullMQ retries with
 // exponential backoff; a receiver that says "never" (4xx) is not retried.
 import { type Job, UnrecoverableError } from 'bullmq';
+import type { Counter } from 'prom-client';
 import type { Config } from '../config.js';
 import type { WebhookJobData } from '../contracts/jobs.js';
 import { ownerWebhookSecret } from '../service/api-keys.js';
@@ -11,8 +12,8 @@ import type { Queues } from '../queue/queues.js';
 import { GenerationEventLog, renderEvent } from '../service/generation-events.js';
 import type { Lifecycle } from '../service/lifecycle.js';
 import type { ObjectStore } from '../storage/index.js';
-import { WebhookDeliveryError, deliverWebhook } from '../webhooks/index.js';
-import type { WorkerMetrics } from './metrics.js';
+import { deliverWebhook } from './deliver.js';
+import { WebhookDeliveryError } from './errors.js';
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -21,11 +22,12 @@ interface WebhookProcessorDeps {
   queues: Queues;
   store: ObjectStore;
   keys: ServiceKeys;
-  metrics: WorkerMetrics;
+  /** Counts each delivery attempt by outcome: delivered, retry, rejected. */
+  deliveries: Counter<'outcome'>;
   lifecycle: Lifecycle;
 }
 
-export function createWebhookProcessor({ config, queues, store, keys, metrics, lifecycle }: WebhookProcessorDeps) {
+export function createWebhookProcessor({ config, queues, store, keys, deliveries, lifecycle }: WebhookProcessorDeps) {
   const log = new GenerationEventLog(queues, keys);
 
   return async (job: Job<WebhookJobData, void, 'webhook'>): Promise<void> => {
@@ -49,10 +51,10 @@ export function createWebhookProcessor({ config, queues, store, keys, metrics, l
         blockPrivateAddresses: true,
         allow: config.outboundAllow,
       });
-      metrics.webhookDeliveries.inc({ outcome: 'delivered' });
+      deliveries.inc({ outcome: 'delivered' });
     } catch (error) {
       const retryable = !(error instanceof WebhookDeliveryError) || error.retryable;
-      metrics.webhookDeliveries.inc({ outcome: retryable ? 'retry' : 'rejected' });
+      deliveries.inc({ outcome: retryable ? 'retry' : 'rejected' });
       // attemptsMade counts the attempts before this one.
       const attempts = job.attemptsMade + 1;
       if (!retryable || attempts >= (job.opts.attempts ?? 1)) {
