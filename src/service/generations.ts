@@ -347,11 +347,5 @@ export class Generations {
     if (removed.outcome === 'missing') throw this.notFound(id);
     if (removed.outcome === 'unfinished')
       throw new ServiceError('generation_not_finished', `generation ${id} is ${removed.status}; cancel it first`);
-    // The job is only transport now: one a worker holds cannot be removed, and is dropped when
-    // the worker finds no record.
-    await this.queues
-      .get('generate')
-      .remove(id)
-      .catch(() => 0);
   }
 }

@@ -38,17 +38,12 @@ async function sweepOne({ queues, keys, lifecycle }: RetentionDeps, id: string):
   if (record) {
     const removed = await lifecycle.remove(id, record.owner);
     // A generation still queued or running after the retention period is left alone.
-    if (removed.outcome === 'unfinished') return false;
-  } else {
-    // No record (removed by hand, or never made): its listing and any images still go.
-    await queues.redis.zrem(keys.generationIndex, id);
-    await lifecycle.deleteImages(id);
+    return removed.outcome !== 'unfinished';
   }
-  // Another sweeper may have removed the job first: it only has to be gone.
-  await queues
-    .get('generate')
-    .remove(id)
-    .catch(() => 0);
+  // No record (removed by hand, or never made): its listing, images and job still go.
+  await queues.redis.zrem(keys.generationIndex, id);
+  await lifecycle.deleteImages(id);
+  await lifecycle.removeJob(id);
   return true;
 }
 
