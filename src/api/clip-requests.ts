@@ -48,20 +48,28 @@ export function embedRequestFromJson(body: EmbedBody, config: Config): ClipReque
 }
 
 // The multipart form is checked against the JSON body's schema once its parts are read.
-const validateClassifyBody = new Ajv({ strict: false, coerceTypes: false }).compile(ClassifyBody);
+const validateClassifyBody = new Ajv({ strict: false, coerceTypes: false, verbose: true }).compile(ClassifyBody);
 const LIST_FIELDS = new Set(['labels', 'templates']);
 const SCALAR_FIELDS = new Set(['top_k', 'model']);
 
-function listValues(value: string): string[] {
+/**
+ * A form field's values: a JSON array, or for labels the comma-separated list the CLI and the
+ * playground send too (no label holds a comma). Templates are one per field: theirs may.
+ */
+function listValues(field: string, value: string): string[] {
   if (value.trimStart().startsWith('[')) {
     try {
       const parsed: unknown = JSON.parse(value);
       if (Array.isArray(parsed)) return parsed.map(String);
     } catch {
-      // not JSON: a label that happens to start with "["
+      // not JSON: a text that happens to start with "["
     }
   }
-  return [value];
+  if (field !== 'labels') return [value];
+  return value
+    .split(',')
+    .map((label) => label.trim())
+    .filter((label) => label !== '');
 }
 
 export async function classifyRequestFromMultipart(
@@ -80,7 +88,7 @@ export async function classifyRequestFromMultipart(
         if (bytes.byteLength === 0) throw new ServiceError('invalid_image', `image ${images.length} is empty`);
         images.push({ base64: bytes.toString('base64') });
       } else if (LIST_FIELDS.has(part.fieldname)) {
-        lists[part.fieldname] = [...(lists[part.fieldname] ?? []), ...listValues(String(part.value))];
+        lists[part.fieldname] = [...(lists[part.fieldname] ?? []), ...listValues(part.fieldname, String(part.value))];
       } else if (SCALAR_FIELDS.has(part.fieldname)) {
         scalars[part.fieldname] = String(part.value);
       } else {

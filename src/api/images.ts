@@ -23,13 +23,20 @@ export async function fetchImage(url: string, limits: FetchLimits, field: string
   try {
     return (await outboundGet(url, limits)).bytes;
   } catch (error) {
+    // Each refusal names the ways round it: the image's bytes need no fetch at all.
     if (error instanceof OutboundRefusedError) {
-      throw new ServiceError('url_not_allowed', `${field}: ${error.message}`, {
-        errors: [{ field, message: error.message }],
-      });
+      throw new ServiceError(
+        'url_not_allowed',
+        `${field}: ${error.message}. Send the image itself instead (base64, or a multipart upload), or let the server fetch from this host with OUTBOUND_ALLOW`,
+        { errors: [{ field, message: error.message }] },
+      );
     }
     const why = error instanceof OutboundFetchError ? error.message : 'the URL cannot be reached';
-    throw new ServiceError('image_fetch_failed', `${field}: ${why}`, { errors: [{ field, message: why }] });
+    throw new ServiceError(
+      'image_fetch_failed',
+      `${field}: ${why}. Send the image itself instead (base64, or a multipart upload)`,
+      { errors: [{ field, message: why }] },
+    );
   }
 }
 

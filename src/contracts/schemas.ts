@@ -27,7 +27,6 @@ export const MAX_TEMPLATES = 16;
 // Text from clients: no control characters (tab and line breaks allowed in prompts and
 // texts) and no lone surrogates, which no tokenizer can encode faithfully. Unicode escapes
 // rather than raw characters, so the pattern reads the same in the OpenAPI document.
-const NO_CONTROLS = '^[^\\p{Cc}\\p{Cs}]*$';
 const PROSE = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\p{Cs}]*$';
 export const MAX_IMAGES_PER_REQUEST = 64;
 
@@ -229,11 +228,20 @@ export const ImageInput = Type.Object(
 );
 export type ImageInput = Static<typeof ImageInput>;
 
+// A comma separates labels wherever one text field holds several (a form field, the CLI, the
+// playground), so no label holds one: the same words mean the same labels on every path.
 const Label = Type.String({
   minLength: 1,
   maxLength: 100,
-  pattern: NO_CONTROLS,
-  description: 'Up to 100 characters, no control characters; NFC-normalised.',
+  pattern: '^[^\\p{Cc}\\p{Cs},]*$',
+  description: 'Up to 100 characters, no commas and no control characters; NFC-normalised.',
+});
+const Labels = Type.Array(Label, {
+  minItems: 2,
+  maxItems: MAX_LABELS,
+  uniqueItems: true,
+  description:
+    'At least two: scores are probabilities over the labels, so a single label always scores 1 (POST /clip/embed compares one text with an image).',
 });
 // Exactly one `{}`.
 const Template = Type.String({
@@ -247,7 +255,7 @@ export const ClassifyBody = Type.Object(
   {
     image: Type.Optional(ImageInput),
     images: Type.Optional(Type.Array(ImageInput, { minItems: 1, maxItems: MAX_IMAGES_PER_REQUEST })),
-    labels: Type.Array(Label, { minItems: 1, maxItems: MAX_LABELS, uniqueItems: true }),
+    labels: Labels,
     templates: Type.Optional(Type.Array(Template, { minItems: 1, maxItems: MAX_TEMPLATES })),
     top_k: Type.Optional(
       Type.Integer({
@@ -267,7 +275,10 @@ export const ClassifyMultipartBody = Type.Object({
   image: Type.Array(Type.String({ contentMediaType: 'application/octet-stream' }), {
     description: 'One part per image file.',
   }),
-  labels: Type.Array(Label, { description: 'One field per label, or one field holding a JSON array.' }),
+  labels: Type.Array(Type.String(), {
+    description:
+      'One field per label, several labels in one field separated by commas, or one field holding a JSON array; at least two labels in all.',
+  }),
   templates: Type.Optional(Type.Array(Template)),
   top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
   model: Type.Optional(ModelName),

@@ -1,13 +1,12 @@
 // Encodes the raw RGB pixels the engine returns: stored results and streamed partial images.
 import sharp from 'sharp';
-import type { OutputFormat } from '../contracts/jobs.js';
 
 /** RGB pixels (width × height × 3) to PNG, WebP or JPEG bytes. */
 export async function encodeImage(
   pixels: Uint8Array,
   width: number,
   height: number,
-  format: OutputFormat,
+  format: 'png' | 'webp' | 'jpeg',
 ): Promise<Buffer> {
   const image = sharp(pixels, { raw: { width, height, channels: 3 } });
   switch (format) {

@@ -25,7 +25,7 @@ import { GenerationEventLog } from './generation-events.js';
 import { type GenerationRecord, Lifecycle } from './lifecycle.js';
 import { jsonCodec } from './redis-codec.js';
 import { StorageGarbage } from './storage-garbage.js';
-import { WebhookOutbox } from '../webhooks/outbox.js';
+import { WebhookOutbox } from './webhooks/outbox.js';
 
 const DEFAULT_CANDIDATES = 512;
 const DEFAULT_N = 32;

@@ -33,7 +33,7 @@ import type { RedisScript, ScriptArg } from '../queue/script.js';
 import { CANCEL, COMMIT, CREATE, DELETE, DISCARD, FAIL, PROGRESS, SET_IF_PRESENT, START } from './lifecycle-scripts.js';
 import { jsonCodec } from './redis-codec.js';
 import type { StorageGarbage } from './storage-garbage.js';
-import type { WebhookOutbox } from '../webhooks/outbox.js';
+import type { WebhookOutbox } from './webhooks/outbox.js';
 
 /** What a generation is at one moment: the record's changing part, which each event keeps a copy of. */
 export interface GenerationState {

@@ -7,7 +7,7 @@ import { isTerminal } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
 import type { Lifecycle } from '../service/lifecycle.js';
 import type { StorageGarbage } from '../service/storage-garbage.js';
-import type { WebhookOutbox } from '../webhooks/outbox.js';
+import type { WebhookOutbox } from '../service/webhooks/outbox.js';
 
 /** Owed work younger than this is still being done by whoever owes it. */
 const OWED_GRACE_MS = 2000;

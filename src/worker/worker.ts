@@ -16,7 +16,7 @@ import { redisStartupHint } from '../process.js';
 import { Lifecycle } from '../service/lifecycle.js';
 import { StorageGarbage } from '../service/storage-garbage.js';
 import { PartialImages } from '../service/partial-images.js';
-import { WebhookOutbox } from '../webhooks/outbox.js';
+import { WebhookOutbox } from '../service/webhooks/outbox.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
 import { ClipImages } from '../service/clip-images.js';
@@ -31,7 +31,7 @@ import { createWorkerMetrics, serveMetrics } from './metrics.js';
 import { startRetentionSweeper, sweepExpired } from './retention.js';
 
 import { startUpkeep } from './upkeep.js';
-import { createWebhookProcessor } from '../webhooks/processor.js';
+import { createWebhookProcessor } from '../service/webhooks/processor.js';
 
 const MODELS_TTL_SECONDS = 45;
 const MODELS_REFRESH_MS = 15_000;

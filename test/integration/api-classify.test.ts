@@ -113,6 +113,47 @@ describe('clip', () => {
     assert.equal((await json(refused)).code, 'unsupported_image_format');
   });
 
+  test('labels mean the same on every path: commas separate them in a form field, no label holds one, one label is refused', async () => {
+    const upload = async (...fields: string[]) => {
+      const form = new FormData();
+      form.append('image', new Blob([red], { type: 'image/png' }), 'red.png');
+      for (const field of fields) form.append('labels', field);
+      return fetch(`${h.baseUrl}/clip/classify`, { method: 'POST', body: form });
+    };
+    const byJson = await json(
+      await post(h.baseUrl, '/clip/classify', { image: { base64: red.toString('base64') }, labels }),
+    );
+    for (const fields of [
+      ['circle, square,triangle'],
+      ['circle', 'square', 'triangle'],
+      ['circle,square', 'triangle'],
+    ]) {
+      const response = await upload(...fields);
+      assert.equal(response.status, 200, fields.join('|'));
+      assert.deepEqual((await json(response)).results[0].labels, byJson.results[0].labels, fields.join('|'));
+    }
+
+    const comma = await post(h.baseUrl, '/clip/classify', {
+      image: { base64: red.toString('base64') },
+      labels: ['circle,square', 'triangle'],
+    });
+    assert.equal(comma.status, 400);
+    const commaBody = await json(comma);
+    assert.equal(commaBody.code, 'validation_failed');
+    assert.equal(commaBody.errors[0].field, 'labels[0]');
+    assert.match(commaBody.detail, /no commas/);
+
+    for (const response of [
+      await post(h.baseUrl, '/clip/classify', { image: { base64: red.toString('base64') }, labels: ['circle'] }),
+      await upload('circle'),
+    ]) {
+      assert.equal(response.status, 400);
+      const body = await json(response);
+      assert.equal(body.errors[0].field, 'labels');
+      assert.match(body.detail, /always scores 1/);
+    }
+  });
+
   test('an undecodable image is a 400 invalid_image and fails only its own request', async () => {
     const [bad, good] = await Promise.all([
       // A PNG cut short: it passes the format check and fails in the decoder.

@@ -114,16 +114,16 @@ describe('errors with a worker', () => {
 
     const png = { base64: 'iVBORw0KGgo=' };
     for (const [body, field] of [
-      [{ labels: ['a'] }, 'image'],
-      [{ image: png, images: [png], labels: ['a'] }, 'image'],
+      [{ labels: ['a', 'b'] }, 'image'],
+      [{ image: png, images: [png], labels: ['a', 'b'] }, 'image'],
       [{ image: png, labels: [] }, 'labels'],
       [{ image: png, labels: ['a', 'a'] }, 'labels'],
       [{ image: png, labels: ['a', 'b'], top_k: 3 }, 'top_k'],
-      [{ image: {}, labels: ['a'] }, 'image'],
-      [{ image: { url: 'http://x/', base64: 'AA==' }, labels: ['a'] }, 'image'],
-      [{ image: { url: 'file:///etc/passwd' }, labels: ['a'] }, 'image.url'],
-      [{ image: png, labels: ['a'], templates: ['no placeholder'] }, 'templates[0]'],
-      [{ image: { base64: '***' }, labels: ['a'] }, 'image.base64'],
+      [{ image: {}, labels: ['a', 'b'] }, 'image'],
+      [{ image: { url: 'http://x/', base64: 'AA==' }, labels: ['a', 'b'] }, 'image'],
+      [{ image: { url: 'file:///etc/passwd' }, labels: ['a', 'b'] }, 'image.url'],
+      [{ image: png, labels: ['a', 'b'], templates: ['no placeholder'] }, 'templates[0]'],
+      [{ image: { base64: '***' }, labels: ['a', 'b'] }, 'image.base64'],
     ] as [unknown, string][]) {
       const problem = await expectProblem(await post(h.baseUrl, '/clip/classify', body), 'validation_failed', CLASSIFY);
       assert.equal(problem.errors?.[0].field, field, JSON.stringify(body));
@@ -205,7 +205,7 @@ describe('errors with a worker', () => {
     const fetchFailed = await expectProblem(
       await post(h.baseUrl, '/clip/classify', {
         images: [{ url: `http://127.0.0.1:${closedPort}/x.png` }],
-        labels: ['a'],
+        labels: ['a', 'b'],
       }),
       'image_fetch_failed',
       CLASSIFY,
@@ -218,7 +218,7 @@ describe('errors with a worker', () => {
     );
     assert.equal(unknown.errors?.[0].field, 'model');
     const classifyUnknown = () =>
-      post(h.baseUrl, '/clip/classify', { image: { base64: tinyPngBase64 }, labels: ['a'], model: 'no-such-pack' });
+      post(h.baseUrl, '/clip/classify', { image: { base64: tinyPngBase64 }, labels: ['a', 'b'], model: 'no-such-pack' });
     const tinyPngBase64 = await tinyPng();
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
     // With no model list published yet, the worker itself refuses the name.
@@ -256,14 +256,14 @@ describe('errors with a worker', () => {
     const metadata = await expectProblem(
       await post(h.baseUrl, '/clip/classify', {
         image: { url: 'http://169.254.169.254/latest/meta-data/' },
-        labels: ['a'],
+        labels: ['a', 'b'],
       }),
       'url_not_allowed',
       CLASSIFY,
     );
     assert.equal(metadata.errors?.[0].field, 'image.url');
     const indexed = await expectProblem(
-      await post(h.baseUrl, '/clip/classify', { images: [{ url: 'http://[::ffff:10.0.0.1]/x.png' }], labels: ['a'] }),
+      await post(h.baseUrl, '/clip/classify', { images: [{ url: 'http://[::ffff:10.0.0.1]/x.png' }], labels: ['a', 'b'] }),
       'url_not_allowed',
       CLASSIFY,
     );
@@ -356,7 +356,7 @@ describe('errors without a worker', () => {
 
   test('timeout when no worker answers a classify request in time', async () => {
     await expectProblem(
-      await post(h.baseUrl, '/clip/classify', { image: { base64: await tinyPng() }, labels: ['a'] }),
+      await post(h.baseUrl, '/clip/classify', { image: { base64: await tinyPng() }, labels: ['a', 'b'] }),
       'timeout',
       CLASSIFY,
     );

@@ -155,6 +155,8 @@ describe('outbound policy', () => {
         assert.equal(response.status, 400, url);
         assert.equal(body.code, 'url_not_allowed');
         assert.equal(body.errors[0].field, 'image.url');
+        // The message names the ways round the refusal.
+        assert.match(body.detail, /base64.*multipart upload.*OUTBOUND_ALLOW/);
       }
       assert.deepEqual(hits, []);
     });

@@ -5,7 +5,8 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
 import { type FieldError, ServiceError } from '../../errors.js';
 
-const shared = { useDefaults: true, removeAdditional: false, allErrors: false, strict: false } as const;
+// verbose: each error carries its schema, whose description explains a refusal better than a regex.
+const shared = { useDefaults: true, removeAdditional: false, allErrors: false, strict: false, verbose: true } as const;
 
 export function installValidators(app: FastifyInstance): void {
   const strictAjv = new Ajv({ ...shared, coerceTypes: false });
@@ -36,7 +37,15 @@ function fieldOf(error: ErrorObject, context: string): string {
   return path || context;
 }
 
+function descriptionOf(error: ErrorObject): string | undefined {
+  const schema: unknown = error.parentSchema;
+  return schema && typeof schema === 'object' && 'description' in schema && typeof schema.description === 'string'
+    ? schema.description
+    : undefined;
+}
+
 function messageOf(error: ErrorObject): string {
+  const description = descriptionOf(error);
   switch (error.keyword) {
     case 'required':
       return 'is required';
@@ -45,6 +54,11 @@ function messageOf(error: ErrorObject): string {
     case 'minProperties':
     case 'maxProperties':
       return 'must have exactly one of its properties';
+    // A pattern says nothing to a reader; the field's description says what is accepted.
+    case 'pattern':
+      return description ? `is not accepted: ${description}` : 'is not in the accepted form';
+    case 'minItems':
+      return description ? `${error.message ?? 'has too few items'}: ${description}` : (error.message ?? 'is invalid');
     default:
       return error.message ?? 'is invalid';
   }

@@ -4,16 +4,16 @@
 // exponential backoff; a receiver that says "never" (4xx) is not retried.
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Counter } from 'prom-client';
-import type { Config } from '../config.js';
-import type { WebhookJobData } from '../contracts/jobs.js';
-import { ownerWebhookSecret } from '../service/api-keys.js';
-import type { ServiceKeys } from '../service/redis-keys.js';
-import type { Queues } from '../queue/queues.js';
-import { GenerationEventLog, renderEvent } from '../service/generation-events.js';
-import type { Lifecycle } from '../service/lifecycle.js';
-import type { ObjectStore } from '../storage/index.js';
-import { deliverWebhook } from './deliver.js';
-import { WebhookDeliveryError } from './errors.js';
+import type { Config } from '../../config.js';
+import type { WebhookJobData } from '../../contracts/jobs.js';
+import { ownerWebhookSecret } from '../api-keys.js';
+import type { ServiceKeys } from '../redis-keys.js';
+import type { Queues } from '../../queue/queues.js';
+import { GenerationEventLog, renderEvent } from '../generation-events.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { ObjectStore } from '../../storage/index.js';
+import { deliverWebhook } from '../../webhooks/deliver.js';
+import { WebhookDeliveryError } from '../../webhooks/errors.js';
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 

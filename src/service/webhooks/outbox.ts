@@ -2,10 +2,10 @@
 // script that appends its event (src/service/lifecycle.ts), so no event is written without its
 // webhook. Whoever ran the transition queues them at once; the workers' upkeep queues what a
 // crash left. A webhook job's id is its event id, so queueing one twice delivers it once.
-import type { ServiceKeys } from '../service/redis-keys.js';
-import type { Queues } from '../queue/queues.js';
-import { OwedWebhook } from '../contracts/records.js';
-import { jsonCodec } from '../service/redis-codec.js';
+import type { ServiceKeys } from '../redis-keys.js';
+import type { Queues } from '../../queue/queues.js';
+import { OwedWebhook } from '../../contracts/records.js';
+import { jsonCodec } from '../redis-codec.js';
 
 const owedWebhook = jsonCodec(OwedWebhook);
 
