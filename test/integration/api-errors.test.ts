@@ -218,7 +218,11 @@ describe('errors with a worker', () => {
     );
     assert.equal(unknown.errors?.[0].field, 'model');
     const classifyUnknown = () =>
-      post(h.baseUrl, '/clip/classify', { image: { base64: tinyPngBase64 }, labels: ['a', 'b'], model: 'no-such-pack' });
+      post(h.baseUrl, '/clip/classify', {
+        image: { base64: tinyPngBase64 },
+        labels: ['a', 'b'],
+        model: 'no-such-pack',
+      });
     const tinyPngBase64 = await tinyPng();
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
     // With no model list published yet, the worker itself refuses the name.
@@ -263,7 +267,10 @@ describe('errors with a worker', () => {
     );
     assert.equal(metadata.errors?.[0].field, 'image.url');
     const indexed = await expectProblem(
-      await post(h.baseUrl, '/clip/classify', { images: [{ url: 'http://[::ffff:10.0.0.1]/x.png' }], labels: ['a', 'b'] }),
+      await post(h.baseUrl, '/clip/classify', {
+        images: [{ url: 'http://[::ffff:10.0.0.1]/x.png' }],
+        labels: ['a', 'b'],
+      }),
       'url_not_allowed',
       CLASSIFY,
     );
