@@ -1,8 +1,10 @@
-// The committed OpenAPI document is what the routes generate, and it is valid OpenAPI 3.1.
+// The committed OpenAPI document is what the routes generate, and it is valid OpenAPI 3.1; the
+// client's committed types are what openapi-typescript makes of it.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { compileErrors, validate } from '@readme/openapi-parser';
+import { CLIENT_TYPES_PATH, renderClientTypes } from '../../scripts/write-openapi.js';
 import { generateOpenApi, serializeOpenApi } from '../../src/api/openapi.js';
 
 const committedPath = new URL('../../openapi/openapi.json', import.meta.url);
@@ -10,6 +12,11 @@ const committedPath = new URL('../../openapi/openapi.json', import.meta.url);
 test('openapi/openapi.json matches the routes (run `npm run openapi` after changing them)', async () => {
   const generated = serializeOpenApi(await generateOpenApi());
   assert.equal(readFileSync(committedPath, 'utf8'), generated);
+});
+
+test('src/client/openapi-types.ts matches the document (run `npm run openapi` after changing it)', async () => {
+  const generated = await renderClientTypes(readFileSync(committedPath, 'utf8'));
+  assert.equal(readFileSync(CLIENT_TYPES_PATH, 'utf8'), generated);
 });
 
 test('the document is valid OpenAPI 3.1', async () => {
