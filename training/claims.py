@@ -29,12 +29,6 @@ SOME_OBJECT, ONE_OBJECT, TWO_OBJECTS = 0, 1, 2
 NO_COLOUR = -2
 COLUMNS, HPOS_COL, VPOS_COL = phrasing.COLUMNS, phrasing.HPOS_COL, phrasing.VPOS_COL
 
-PARTIAL_TEMPLATES = {
-    "shape": ["a {shape}", "there is a {shape}"],
-    "size shape": ["a {size} {shape}"],
-    "colour": ["something {colour}", "a {colour} thing"],
-}
-
 
 def scene_rows(scenes: list[world.Scene]) -> np.ndarray:
     rows = np.full((len(scenes), COLUMNS), ANY, dtype=np.int16)
@@ -61,9 +55,9 @@ def partial_caption(row: np.ndarray, rng: np.random.Generator, colourless: bool 
     never its colour (for an image that shows it in another colour)."""
     j = int(rng.integers(row[0]))
     colour, shape, size = row[1 + 3 * j:4 + 3 * j]
-    kinds = [kind for kind in PARTIAL_TEMPLATES if not (colourless and "colour" in kind)]
+    kinds = [kind for kind in phrasing.PARTIAL_TEMPLATES if not (colourless and "colour" in kind)]
     kind = kinds[int(rng.integers(len(kinds)))]
-    templates = PARTIAL_TEMPLATES[kind]
+    templates = phrasing.PARTIAL_TEMPLATES[kind]
     text = templates[int(rng.integers(len(templates)))].format(
         colour=COLOURS[colour], shape=SHAPES[shape], size=SIZES[size])
     claim = np.full(COLUMNS, ANY, dtype=np.int16)

@@ -51,6 +51,13 @@ PLAIN_RATE = 0.5
 PLAIN_SINGLE_KEYS = ["{a}", "there is {a}", "an image of {a}", "{a} on a plain background"]
 PLAIN_PAIR_KEYS = ["{a} {r} {b}", "there is {a} {r} {b}", "an image of {a} {r} {b}"]
 PLAIN_POSITION_KEYS = ["{a} {pos}", "there is {a} {pos}"]
+# Partial captions (claims.py): one or two attributes of one object, for CLIP. Here, with the
+# other wordings, so that vocabulary() can list their words.
+PARTIAL_TEMPLATES = {
+    "shape": ["a {shape}", "there is a {shape}"],
+    "size shape": ["a {size} {shape}"],
+    "colour": ["something {colour}", "a {colour} thing"],
+}
 
 # Scene and claim rows (claims.py): [objects, colour0, shape0, size0, colour1, shape1, size1,
 # relation, hpos, vpos]; positions are stated for single objects only.
@@ -225,13 +232,11 @@ def all_training_keys() -> list[str]:
 
 def vocabulary() -> list[str]:
     """Every word a training caption (full or partial, claims.py) can contain."""
-    from training import claims  # claims imports this module
-
     words = set()
     for key in all_training_keys():
         words.update(key.replace("{a}", "").replace("{b}", "").split())
     words.update(["a"], world.SHAPES, world.COLOURS, world.SIZES, *SYNONYMS.values())
-    for templates in claims.PARTIAL_TEMPLATES.values():
+    for templates in PARTIAL_TEMPLATES.values():
         for t in templates:
             words.update(w for w in t.split() if not w.startswith("{"))
     return sorted(words)
