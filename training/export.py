@@ -5,16 +5,9 @@ import os
 import torch
 import torch.nn as nn
 
+from training.pack import GRAPH_FILES
 
 OPSET = 17
-GRAPH_FILES = {
-    "prefill": "generator-prefill.onnx",
-    "step": "generator-step.onnx",
-    "sample_loop": "generator-sample-loop.onnx",
-    "decoder": "decoder.onnx",
-    "clip_image": "clip-image.onnx",
-    "clip_text": "clip-text.onnx",
-}
 
 
 class Prefill(nn.Module):

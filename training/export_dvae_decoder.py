@@ -26,8 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from training import safe_pickle
-from training.export import GRAPH_FILES, OPSET, torchscript_exporter
-from training.pack import SCHEMA_VERSION, file_entry, write_manifest
+from training.export import OPSET, torchscript_exporter
+from training.pack import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 
 LOGIT_LAPLACE_EPS = 0.1
 LICENSE = "dVAE decoder: Modified MIT (OpenAI)"

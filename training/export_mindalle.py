@@ -29,9 +29,9 @@ import yaml
 
 from training import mindalle_tokenizer as tok
 from training import safe_pickle
-from training.export import GRAPH_FILES, OPSET, Prefill, Step, torchscript_exporter
+from training.export import OPSET, Prefill, Step, torchscript_exporter
 from training.mindalle import Stage1Decoder, Stage2
-from training.pack import SCHEMA_VERSION, file_entry, write_manifest
+from training.pack import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 
 LICENSE = "CC-BY-NC-SA-4.0 (minDALL-E weights, Kakao Brain; code Apache-2.0)"
 TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.json", "generator.weights"

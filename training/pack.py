@@ -4,8 +4,15 @@ import json
 import os
 import shutil
 
-from training.export import GRAPH_FILES
-
+# The graphs' file names in a pack the exporters here write.
+GRAPH_FILES = {
+    "prefill": "generator-prefill.onnx",
+    "step": "generator-step.onnx",
+    "sample_loop": "generator-sample-loop.onnx",
+    "decoder": "decoder.onnx",
+    "clip_image": "clip-image.onnx",
+    "clip_text": "clip-text.onnx",
+}
 TOKENIZER_FILE = "tokenizer.json"
 TEMPLATES = ["a {}", "there is a {}", "an image of a {}", "a {} on a plain background"]
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
