@@ -2,8 +2,8 @@
 //                        [--python /usr/bin/python3] [--reference-state FILE.pt] [--root DIR]
 // Sampler tokens per second (host loop and sample_loop graph), one 512-candidate generation
 // end to end, and CLIP image-encoder images per second by batch size. Then the PyTorch
-// reference (training/bench_reference.py) on the same weights and device, and the ratios.
-// --reference-state: the pack's weights saved by training.pack_weights, for a Python
+// reference (training/eval/bench_reference.py) on the same weights and device, and the ratios.
+// --reference-state: the pack's weights saved by training.pack.weights, for a Python
 // without the onnx package (bench/gpu/README.md).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -102,7 +102,7 @@ interface Reference {
 
 // Same pack, same chunk of candidates, same device and thread count as onnxruntime here.
 async function pythonReference(packName: string): Promise<Reference | undefined> {
-  if (!existsSync(`${root}training/bench_reference.py`)) return undefined;
+  if (!existsSync(`${root}training/eval/bench_reference.py`)) return undefined;
   const args = [
     '--pack',
     `packs/${packName}`,
@@ -114,7 +114,7 @@ async function pythonReference(packName: string): Promise<Reference | undefined>
   if (values['reference-state']) args.push('--state', values['reference-state']);
   const { result, stderr } = await runPythonReference<Reference>(
     { python: values.python, root, device, cpuThreads },
-    'training.bench_reference',
+    'training.eval.bench_reference',
     args,
   );
   if (stderr.trim()) console.log(`PyTorch reference: ${stderr.trim()}`);
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
 
   const reference = await pythonReference(pack.name);
   if (!reference) {
-    console.log('PyTorch reference: training/bench_reference.py not found, no ratios');
+    console.log('PyTorch reference: training/eval/bench_reference.py not found, no ratios');
     return;
   }
   console.log(`PyTorch reference: ${JSON.stringify(reference)}`);

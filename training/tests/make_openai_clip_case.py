@@ -2,7 +2,7 @@
 
 Writes into OUT: `ViT-T-16.pt` (a TorchScript archive with the parameter names and extra
 entries of OpenAI's downloads, random weights), `bpe.txt.gz` (merges in OpenAI's file format,
-learned from a few sentences), two packs from training.openai_clip (`packs/tiny-openai-clip`
+learned from a few sentences), two packs from training.upstream.openai_clip (`packs/tiny-openai-clip`
 onto the base pack, `packs/tiny-openai-clip-only` alone, by the command line), `case.json`
 (their names) and `reference.json` (`--reference`: OpenAI's token ids, PyTorch's embeddings).
 test/integration/models-openai-clip.test.ts runs this, then checks the service against it.
@@ -20,7 +20,7 @@ import sys
 import torch
 import torch.nn as nn
 
-from training import openai_clip as oc
+from training.upstream import openai_clip as oc
 
 PACK_NAME = "tiny-openai-clip"
 CLIP_ONLY_PACK_NAME = "tiny-openai-clip-only"
@@ -110,7 +110,7 @@ def main():
 
     oc.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base, name=PACK_NAME)
     # The CLIP-only pack and PyTorch's answers through the command line, as a user runs it.
-    subprocess.run([sys.executable, "-m", "training.openai_clip", "--checkpoint", checkpoint, "--bpe", bpe,
+    subprocess.run([sys.executable, "-m", "training.upstream.openai_clip", "--checkpoint", checkpoint, "--bpe", bpe,
                     "--out", os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME), "--name", CLIP_ONLY_PACK_NAME,
                     "--reference", os.path.join(args.out, "reference.json")], check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(args.out, "case.json"), "w") as f:

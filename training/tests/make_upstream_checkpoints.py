@@ -8,7 +8,7 @@ Writes into OUT:
   `dall_e.decoder.DecoderBlock` and `dall_e.utils.Conv2d` with the attributes OpenAI's classes
   have, as OpenAI's file is (upstream's `torch.load` reads it into their real classes);
 - `dvae-dalle1/decoder.pkl` with `--with-dalle1-dvae`: a narrow dVAE decoder on DALL·E 1's
-  geometry, for `export_dvae_decoder --base packs/micro-dalle1`;
+  geometry, for `training.export.dvae_decoder --base packs/micro-dalle1`;
 - `clip/`: a tiny OpenAI-layout CLIP (training/tests/make_openai_clip_case.py) for reranking.
 
     /usr/bin/python3 -m training.tests.make_upstream_checkpoints OUT [--size small|layer|full]
@@ -126,7 +126,7 @@ def vqgan_hparams(v):
 def vqgan_state(v, seed):
     """Upstream's VQGAN names, encoder included (the exporter must skip it), random values with
     GroupNorm affine parameters near identity so activations stay in range."""
-    from training.mindalle import Stage1Decoder
+    from training.upstream.mindalle import Stage1Decoder
 
     torch.manual_seed(seed)
     decoder = Stage1Decoder(v["n_embed"], v["embed_dim"], vqgan_hparams(v))
@@ -282,7 +282,7 @@ def write_clip(out):
 def state_digest(path):
     """sha256 over a checkpoint's tensors (names and float32 bytes): the fixtures name the
     weights they were computed on, so a writer that drifts fails loudly."""
-    from training import safe_pickle
+    from training.upstream import safe_pickle
 
     state = safe_pickle.load_state_dict(path, ("dall_e", "torch.nn"))
     digest = hashlib.sha256()

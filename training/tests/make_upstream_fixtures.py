@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from training import mindalle_tokenizer as tok
 from training.tests.make_upstream_checkpoints import state_digest
+from training.upstream import mindalle_tokenizer as tok
 
 PROMPTS = [
     "a painting of a red apple on the table",
@@ -64,10 +64,10 @@ def import_upstream(mindalle_src, dalle_src):
         "dalle.models": _package("dalle.models", os.path.join(mindalle_src, "dalle", "models")),
         "dall_e": _package("dall_e", os.path.join(dalle_src, "dall_e")),
     })
-    from dalle.models.stage1.vqgan import VQGAN
-    from dalle.models.stage2.transformer import Transformer1d
     import dall_e.decoder  # noqa: F401 (torch.load finds the classes by name)
     from dall_e.utils import unmap_pixels
+    from dalle.models.stage1.vqgan import VQGAN
+    from dalle.models.stage2.transformer import Transformer1d
     return VQGAN, Transformer1d, unmap_pixels
 
 

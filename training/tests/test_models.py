@@ -4,9 +4,10 @@ import unittest
 import numpy as np
 import torch
 
-from training import configs, shapes_world as world
-from training.models import CLIPConfig, ShapeStem
-from training.train import clip_pixels
+from training.model import configs
+from training.model.models import CLIPConfig, ShapeStem
+from training.model.train import clip_pixels
+from training.world import shapes as world
 
 
 def scene_of(colour, shape="square", cx=30.0, cy=34.0):
@@ -52,9 +53,9 @@ class ShapeStemTest(unittest.TestCase):
 
 class DecodedImagesTest(unittest.TestCase):
     def test_clip_trains_on_the_images_the_packs_decoder_graph_makes(self):
-        from training.export import PixelDecoder
-        from training.models import VQVAE
-        from training.train import decode_codes
+        from training.export.graphs import PixelDecoder
+        from training.model.models import VQVAE
+        from training.model.train import decode_codes
 
         torch.manual_seed(0)
         vqvae = VQVAE(configs.DEMO["vq"]).eval()
@@ -69,13 +70,14 @@ class DecodedImagesTest(unittest.TestCase):
 
 class PackWeightsTest(unittest.TestCase):
     def write_pack(self, out, cfg, version):
-        from training import export, pack
-        from training.random_pack import build_models
-        from training.train import TOKENIZER
+        from training.export import graphs
+        from training.export.random_pack import build_models
+        from training.model.train import TOKENIZER
+        from training.pack import manifest
 
         generator, vqvae, clip = build_models(cfg, seed=3)
-        export.export_all(generator, vqvae, clip, out, with_loop=False)
-        pack.write(out, TOKENIZER, name="demo-shapes", version=version, description="a test pack",
+        graphs.export_all(generator, vqvae, clip, out, with_loop=False)
+        manifest.write(out, TOKENIZER, name="demo-shapes", version=version, description="a test pack",
                    gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
                    sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=False)
         return clip
@@ -83,7 +85,7 @@ class PackWeightsTest(unittest.TestCase):
     def test_a_pack_from_before_the_shape_stem_loads_with_its_own_image_tower(self):
         import tempfile
 
-        from training.pack_weights import load_pack
+        from training.pack.weights import load_pack
 
         before = dict(configs.DEMO, clip=dataclasses.replace(configs.DEMO["clip"], shape_mask_threshold=0.0))
         with tempfile.TemporaryDirectory() as out:
@@ -97,7 +99,7 @@ class PackWeightsTest(unittest.TestCase):
     def test_a_weight_of_another_shape_is_refused_by_name(self):
         import tempfile
 
-        from training.pack_weights import load_pack
+        from training.pack.weights import load_pack
 
         narrower = dict(configs.DEMO, clip=dataclasses.replace(configs.DEMO["clip"], embed_dim=32))
         with tempfile.TemporaryDirectory() as out:

@@ -9,7 +9,7 @@ import unittest
 
 import torch
 
-from training import openai_clip as oc
+from training.upstream import openai_clip as oc
 
 VIT_B_32 = dict(embed_dim=512, resolution=224, vision_layers=12, vision_width=768, patch=32,
                 context=77, vocab=49408, text_width=512, text_heads=8, text_layers=12)

@@ -220,7 +220,8 @@ def rebuild_pack(pack_dir):
     bring its manifest to the current schema with the new file's checksum."""
     import json
     import os
-    from training.pack import SCHEMA_VERSION, file_entry, write_manifest
+
+    from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
 
     manifest_path = os.path.join(pack_dir, "manifest.json")
     with open(manifest_path) as f:

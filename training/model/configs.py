@@ -1,5 +1,5 @@
 """Model sizes of the two shipped packs; the geometry is fixed by packs/CONTRACT.md."""
-from training.models import CLIPConfig, GPTConfig, VQConfig
+from training.model.models import CLIPConfig, GPTConfig, VQConfig
 
 # Half the least distance of a palette colour from the background (cyan's), in CLIP's normalised
 # pixel units (mean 0.5, std 0.5): an object's interior always reaches it, decoder noise does not.

@@ -1,8 +1,8 @@
 """The three models of a pack: a VQ-VAE image tokenizer, a DALL·E-style generator, CLIP.
 
-Shapes and layouts follow packs/CONTRACT.md; export.py turns each into its ONNX graphs.
+Shapes and layouts follow packs/CONTRACT.md; training/export/graphs.py turns each into its ONNX graphs.
 """
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn

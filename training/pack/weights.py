@@ -5,7 +5,7 @@ exporter stores identical tensors once; a parameter missing by name therefore eq
 kept under another name, which in practice only happens for untouched initial values
 (ones, zeros), so models start from the same seeded init as random_pack before loading.
 
-`python3 -m training.pack_weights packs/P OUT.pt` saves the rebuilt models' state, so that a
+`python3 -m training.pack.weights packs/P OUT.pt` saves the rebuilt models' state, so that a
 machine without the onnx package (a GPU box with only PyTorch) can load them: `load_pack(P, OUT.pt)`.
 """
 import argparse
@@ -16,9 +16,9 @@ import os
 
 import torch
 
-from training import configs
-from training.models import CLIP
-from training.random_pack import build_models
+from training.export.random_pack import build_models
+from training.model import configs
+from training.model.models import CLIP
 
 CONFIGS_BY_PACK = {**configs.VARIANTS, "micro-dalle1": configs.MICRO}
 

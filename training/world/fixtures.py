@@ -5,7 +5,7 @@
 - test/fixtures/scenes/: single-object renders (train pairs and held-out pairs) with their
   colour + shape labels, for zero-shot classification tests.
 
-    python3 -m training.make_fixtures
+    python3 -m training.world.fixtures
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training import shapes_world as world
-from training.bpe import Tokenizer
+from training.world import shapes as world
+from training.world.bpe import Tokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKENIZER = "training/tokenizer/shapes-bpe.json"
 PARITY_FIXTURE = ROOT / "test/fixtures/tokenizer-parity.json"
 SCENES_DIR = ROOT / "test/fixtures/scenes"

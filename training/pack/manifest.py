@@ -131,12 +131,12 @@ def main():
 
     parser = argparse.ArgumentParser(
         description="Write the words a pack was trained on and its example prompts into its manifest "
-                    "(training.train does this on export). By default the current recipe's (training/phrasing.py).")
+                    "(training.model.train does this on export). By default the current recipe's (training/world/phrasing.py).")
     parser.add_argument("pack")
     parser.add_argument("--vocabulary", help="a JSON list of words, for a pack made by an earlier recipe")
     parser.add_argument("--examples", help="a JSON list of prompts")
     args = parser.parse_args()
-    from training import phrasing
+    from training.world import phrasing
 
     def read(path, default):
         if not path:

@@ -9,7 +9,7 @@ vocabulary lacks. `tokenizer_json` writes exactly that pipeline; `reference_enco
 it in Python (Python's `tokenizers` is not a Debian package) for the fixtures, and
 test/training/mindalle-tokenizer.test.ts holds both to the library itself (its Node binding).
 
-    python3 -m training.mindalle_tokenizer TOKENIZER_DIR OUT.json   # bpe-16k-{vocab.json,merges.txt} in
+    python3 -m training.upstream.mindalle_tokenizer TOKENIZER_DIR OUT.json   # bpe-16k-{vocab.json,merges.txt} in
 
 One difference by choice, as for the other packs: `[PAD]` or `[UNK]` typed in a prompt stays text
 in the service (upstream's library turns them into their special ids).

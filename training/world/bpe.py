@@ -6,7 +6,7 @@ with GPT-2's pattern, map bytes to printable characters, apply merges lowest ran
 (leftmost on ties). Python's `re` has no \\p{L}, so the pattern is matched by hand below.
 
 Regenerate the committed shapes tokenizer:
-    python3 -m training.bpe --out training/tokenizer/shapes-bpe.json --vocab-size 512 --seed 0
+    python3 -m training.world.bpe --out training/tokenizer/shapes-bpe.json --vocab-size 512 --seed 0
 """
 from __future__ import annotations
 
@@ -235,7 +235,7 @@ def train_bpe(texts: list[str], vocab_size: int, special_tokens: list[str]) -> T
 
 
 def main() -> None:
-    from training.corpus import tokenizer_corpus
+    from training.world.corpus import tokenizer_corpus
 
     parser = argparse.ArgumentParser(description="Train the shapes-world BPE tokenizer.")
     parser.add_argument("--out", required=True)

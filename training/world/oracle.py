@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from training import shapes_world as world
+from training.world import shapes as world
 
 MIN_AREA = 24  # pixels; smaller blobs are noise (the smallest object covers about 70)
 FOREGROUND_ALPHA = 0.5  # how much of a pixel's colour must come from the palette colour

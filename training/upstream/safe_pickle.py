@@ -52,7 +52,7 @@ class RefusedGlobal(pickle.UnpicklingError):
 
 
 def _stand_in(module, name):
-    return type(name, (StandIn,), {"qualified_name": f"{module}.{name}", "__module__": "training.safe_pickle"})
+    return type(name, (StandIn,), {"qualified_name": f"{module}.{name}", "__module__": "training.upstream.safe_pickle"})
 
 
 STORAGE_DTYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "DoubleStorage": torch.float64,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from training import phrasing, shapes_world as world
+from training.world import phrasing
+from training.world import shapes as world
 
 ANY = -1
 COLOURS = list(world.COLOURS)

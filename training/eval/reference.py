@@ -1,8 +1,8 @@
 """Reference outputs of a pack computed by PyTorch, for the onnxruntime parity tests.
 
-Usage: python3 -m training.reference packs/demo-shapes [test/fixtures/reference]
+Usage: python3 -m training.eval.reference packs/demo-shapes [test/fixtures/reference]
 Writes <pack>.json and the PNG files it names. Weights come from the pack's own graphs
-(training/pack_weights.py), so the fixtures always describe the committed files.
+(training/pack/weights.py), so the fixtures always describe the committed files.
 """
 import json
 import os
@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.bpe import Tokenizer
-from training.pack import pad_text
-from training.pack_weights import load_pack
+from training.pack.manifest import pad_text
+from training.pack.weights import load_pack
+from training.world.bpe import Tokenizer
 
 PROMPTS = ["a large red circle", "a small blue square to the left of a green triangle"]
 CLIP_TEXTS = ["a red circle.", "a photo of a cyan cross.", "a blue square above a yellow triangle"]

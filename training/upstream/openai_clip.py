@@ -6,7 +6,7 @@ base pack's generator and decoder and takes the checkpoint's CLIP graphs, tokeni
 preprocessing and templates; without it, the pack holds CLIP alone and serves classification
 and embeddings only. The service loads either like any other pack:
 
-    /usr/bin/python3 -m training.openai_clip --checkpoint ViT-B-32.pt \\
+    /usr/bin/python3 -m training.upstream.openai_clip --checkpoint ViT-B-32.pt \\
         --bpe bpe_simple_vocab_16e6.txt.gz --out packs/openai-clip-vit-b-32 [--base packs/demo-shapes]
 
 `--checkpoint` is a file from OpenAI's `clip` package (a TorchScript archive, as downloaded by
@@ -26,9 +26,9 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from training.bpe import bytes_to_unicode
-from training.export import OPSET, torchscript_exporter
-from training.pack import SCHEMA_VERSION, file_entry, write_manifest
+from training.export.graphs import OPSET, torchscript_exporter
+from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
+from training.world.bpe import bytes_to_unicode
 
 # OpenAI's preprocessing (clip/clip.py): bicubic resize of the short side, centre crop.
 MEAN = [0.48145466, 0.4578275, 0.40821073]

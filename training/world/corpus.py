@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training import shapes_world as world
+from training.world import shapes as world
 
 CAPTIONS_PER_SPLIT = 20000
 EVERYDAY_REPEATS = 3  # enough for their merges to clear the trainer's minimum pair count

@@ -1,13 +1,15 @@
 """Export a pack with random weights (the micro pack, or a placeholder at the demo geometry).
 
-Usage: python3 -m training.random_pack {micro|demo} OUT_DIR TOKENIZER_JSON
+Usage: python3 -m training.export.random_pack {micro|demo} OUT_DIR TOKENIZER_JSON
 """
 import sys
 
 import torch
 
-from training import configs, export, pack
-from training.models import CLIP, VQVAE, Generator
+from training.export import graphs
+from training.model import configs
+from training.model.models import CLIP, VQVAE, Generator
+from training.pack import manifest
 
 PACKS = {
     "micro": ("micro-dalle1", configs.MICRO,
@@ -27,8 +29,8 @@ def build_models(cfg, seed=0):
 def main(kind, out_dir, tokenizer_path, seed=0):
     name, cfg, description = PACKS[kind]
     generator, vqvae, clip = build_models(cfg, seed)
-    export.export_all(generator, vqvae, clip, out_dir)
-    pack.write(out_dir, tokenizer_path, name=name, version="0.1.0-random", description=description,
+    graphs.export_all(generator, vqvae, clip, out_dir)
+    manifest.write(out_dir, tokenizer_path, name=name, version="0.1.0-random", description=description,
                gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
                sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True)
 

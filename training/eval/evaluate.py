@@ -5,9 +5,9 @@ Every group of prompts is asked twice, about the same scenes: in the training ph
 world's canonical wording) and in a held-out phrasing (phrasings/heldout.json, never trained
 on), so the difference measures generalisation to new wording rather than memory.
 
-Usage: python3 -m training.evaluate packs/demo-shapes [--prompts 8] [--candidates 512]
+Usage: python3 -m training.eval.evaluate packs/demo-shapes [--prompts 8] [--candidates 512]
            [--phrasings training,heldout] [--out FILE]
-       python3 -m training.evaluate --merge A.json B.json --out FILE   (halves run in two processes)
+       python3 -m training.eval.evaluate --merge A.json B.json --out FILE   (halves run in two processes)
 """
 import argparse
 import json
@@ -18,12 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training import oracle, phrasing, shapes_world as world
-from training.bpe import Tokenizer
-from training.pack import pad_text
-from training.pack_weights import load_pack
-from training.sampling import sample_images
-from training.train import decode_codes
+from training.model.sampling import sample_images
+from training.model.train import decode_codes
+from training.pack.manifest import pad_text
+from training.pack.weights import load_pack
+from training.world import oracle, phrasing
+from training.world import shapes as world
+from training.world.bpe import Tokenizer
 
 EVAL_SEED = 2024
 LABELS = [f"{colour} {shape}" for colour in world.COLOURS for shape in world.SHAPES]

@@ -1,7 +1,7 @@
 """PyTorch reference numbers for the TypeScript benchmark, on the same weights as a pack.
 
-Usage: python3 -m training.bench_reference --pack packs/demo-shapes --candidates 512 --batch 64
-       [--device cuda] [--state demo-shapes.pt]   (--state: weights saved by training.pack_weights)
+Usage: python3 -m training.eval.bench_reference --pack packs/demo-shapes --candidates 512 --batch 64
+       [--device cuda] [--state demo-shapes.pt]   (--state: weights saved by training.pack.weights)
 Prints one JSON object: KV-cache sampling throughput (one prefill and N-1 steps per chunk of
 `batch` candidates, the contract's sampling rule) and CLIP image throughput by batch size,
 with the BLAS library torch runs on.
@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from training.pack_weights import load_pack
-from training.sampling import sample_images
+from training.model.sampling import sample_images
+from training.pack.weights import load_pack
 
 CLIP_BATCHES = (1, 16, 64)
 ROUNDS = 3
@@ -80,7 +80,7 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--state", help="weights saved by training.pack_weights instead of the pack's graphs")
+    parser.add_argument("--state", help="weights saved by training.pack.weights instead of the pack's graphs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     manifest, generator, _, clip, _ = load_pack(args.pack, args.state)

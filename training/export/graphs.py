@@ -5,7 +5,7 @@ import os
 import torch
 import torch.nn as nn
 
-from training.pack import GRAPH_FILES
+from training.pack.manifest import GRAPH_FILES
 
 OPSET = 17
 
@@ -53,7 +53,7 @@ def _export(module, args, path, inputs, outputs, dynamic_axes):
         torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs,
                           dynamic_axes=dynamic_axes, opset_version=OPSET, **torchscript_exporter(),
                           # Unfolded, the initializers keep their parameter names, so the
-                          # weights can be read back from a pack (training/pack_weights.py).
+                          # weights can be read back from a pack (training/pack/weights.py).
                           do_constant_folding=False)
 
 
@@ -72,7 +72,7 @@ def export_generator(generator, out_dir, with_loop=True):
              "logits": {0: "B"}, "present_kv": {2: "B", 4: "P_next"}})
     if with_loop:
         loop_path = os.path.join(out_dir, GRAPH_FILES["sample_loop"])
-        from training import sample_loop  # here: training on a machine without onnx never exports
+        from training.export import sample_loop  # here: training on a machine without onnx never exports
 
         sample_loop.build(prefill_path, step_path, c.image_tokens, loop_path)
 

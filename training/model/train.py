@@ -1,6 +1,6 @@
 """Train the demo pack's three models on the shapes world's train split.
 
-Usage: python3 -m training.train --run training/runs/demo [--device cuda] [--pack packs/demo-shapes]
+Usage: python3 -m training.model.train --run training/runs/demo [--device cuda] [--pack packs/demo-shapes]
 Stages (each resumable from training/runs/<run>/): data, vqvae, codes, clip, generator,
 then export of the pack.
 """
@@ -12,13 +12,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training import claims, configs, export, oracle, pack, phrasing, shapes_world
-from training.bpe import Tokenizer
-from training.models import CLIP, VQVAE, Generator
-from training.pack import PIXEL_MEAN, PIXEL_STD, pad_text
-from training.trainer import Log, train
+from training.export import graphs
+from training.model import configs
+from training.model.models import CLIP, VQVAE, Generator
+from training.model.trainer import Log, train
+from training.pack import manifest
+from training.pack.manifest import PIXEL_MEAN, PIXEL_STD, pad_text
+from training.world import claims, oracle, phrasing, shapes
+from training.world.bpe import Tokenizer
 
-TOKENIZER = os.path.join(os.path.dirname(__file__), "tokenizer", "shapes-bpe.json")
+TOKENIZER = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "tokenizer", "shapes-bpe.json"))
 DATA_SEED = 1
 
 # Steps sized so that the whole recipe, evaluation included, fits in an hour on two shared
@@ -50,7 +53,7 @@ def clip_pixels(images_uint8, device):
 def load_data(run_dir, scenes, log):
     path = os.path.join(run_dir, "data.npz")
     if not os.path.exists(path):
-        images, _, scene_list = shapes_world.make_dataset(scenes, DATA_SEED, "train")
+        images, _, scene_list = shapes.make_dataset(scenes, DATA_SEED, "train")
         np.savez(path, images=images, scenes=claims.scene_rows(scene_list))
         log(stage="data", scenes=scenes)
     data = np.load(path)
@@ -110,7 +113,7 @@ def decode_codes(vqvae, codes, device):
 def round_trip(vqvae, device, count=240):
     """How many held-out scenes the oracle still recognises after encode -> decode: the
     ceiling for any generated image."""
-    images, _, scenes = shapes_world.make_dataset(count, DATA_SEED + 100, "heldout")
+    images, _, scenes = shapes.make_dataset(count, DATA_SEED + 100, "heldout")
     with torch.no_grad():
         decoded = vqvae.decode(vqvae.encode(to_pixels(images, device)))
     pixels = (decoded * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -120,7 +123,7 @@ def round_trip(vqvae, device, count=240):
 def colour_groups(images):
     """For each palette colour, the images that show it (object interiors are exact)."""
     groups = []
-    for rgb in shapes_world.COLOURS.values():
+    for rgb in shapes.COLOURS.values():
         present = (images == np.array(rgb, dtype=np.uint8)).all(-1).reshape(len(images), -1).any(-1)
         groups.append(np.flatnonzero(present))
     return groups
@@ -171,8 +174,8 @@ CLIP_RECOLOUR_RATE = 0.25
 # as other shapes (a decoded scene of two objects lost to one of them alone in 14-18% of
 # scenes, against none rendered).
 CLIP_DECODED_RATE = 0.5
-_PALETTE = np.array(list(shapes_world.COLOURS.values()), np.float32)
-_BACKGROUND = np.array(shapes_world.BACKGROUND, np.float32)
+_PALETTE = np.array(list(shapes.COLOURS.values()), np.float32)
+_BACKGROUND = np.array(shapes.BACKGROUND, np.float32)
 
 
 def off_palette_colour(rng):
@@ -303,9 +306,9 @@ def write_pack(models, pack_dir, profile_name, name="demo-shapes"):
     generator, vqvae, clip = models
     cfg = configs.VARIANTS[name]
     os.makedirs(pack_dir, exist_ok=True)
-    export.export_all(generator, vqvae, clip, pack_dir)
+    graphs.export_all(generator, vqvae, clip, pack_dir)
     machine = "a GPU (the cuda profile)" if profile_name == "cuda" else "a 2-core CPU"
-    pack.write(pack_dir, TOKENIZER, name=name, version="1.2.0",
+    manifest.write(pack_dir, TOKENIZER, name=name, version="1.2.0",
                description="DALL·E-style generator, VQ-VAE and CLIP trained on the synthetic shapes world "
                            f"(training/README.md), on {machine}.",
                gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),

@@ -1,11 +1,11 @@
 """Export OpenAI's dVAE decoder (DALL·E 1's image decoder, `decoder.pkl`) as a pack's decoder graph.
 
-    /usr/bin/python3 -m training.export_dvae_decoder --checkpoint decoder.pkl --out decoder.onnx
-    /usr/bin/python3 -m training.export_dvae_decoder --checkpoint decoder.pkl \\
+    /usr/bin/python3 -m training.export.dvae_decoder --checkpoint decoder.pkl --out decoder.onnx
+    /usr/bin/python3 -m training.export.dvae_decoder --checkpoint decoder.pkl \\
         --base packs/micro-dalle1 --out packs/micro-dalle1-dvae
 
 `decoder.pkl` is a whole pickled module naming the `dall_e` package's classes; it is read for its
-tensors only (training/safe_pickle.py), never by running that code. The decoder takes a one-hot
+tensors only (training/upstream/safe_pickle.py), never by running that code. The decoder takes a one-hot
 [B, 8192, 32, 32] input through a 1×1 convolution: here that convolution is a gather of one
 column per code, so the graph takes codebook indices [B, 1024] as the contract says and never
 builds the one-hot tensor. Pixels: the first 3 of the 6 output channels, sigmoid, then
@@ -25,9 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training import safe_pickle
-from training.export import OPSET, torchscript_exporter
-from training.pack import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
+from training.export.graphs import OPSET, torchscript_exporter
+from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
+from training.upstream import safe_pickle
 
 LOGIT_LAPLACE_EPS = 0.1
 LICENSE = "dVAE decoder: Modified MIT (OpenAI)"

@@ -1,16 +1,16 @@
 """Export minDALL-E (Kakao Brain) into a model pack.
 
-    /usr/bin/python3 -m training.export_mindalle --checkpoint 1.3B --out packs/mindalle-1.3b \\
+    /usr/bin/python3 -m training.export.mindalle_pack --checkpoint 1.3B --out packs/mindalle-1.3b \\
         [--clip-checkpoint ViT-B-32.pt --clip-bpe bpe_simple_vocab_16e6.txt.gz] [--fp16] [--external-data]
 
 `--checkpoint` is the folder of upstream's release (`1.3B.tar.gz` unpacked): `config.yaml`,
 `stage1_last.ckpt` (VQGAN), `stage2_last.ckpt` (GPT) and `tokenizer/bpe-16k-{vocab.json,merges.txt}`.
-Checkpoints are read for their tensors only (training/safe_pickle.py). The pack gets prefill,
-step and sample_loop (training/sample_loop.py, per-row sampling settings), the decoder (codebook
+Checkpoints are read for their tensors only (training/upstream/safe_pickle.py). The pack gets prefill,
+step and sample_loop (training/export/sample_loop.py, per-row sampling settings), the decoder (codebook
 lookup → post-quant conv → VQGAN decoder → uint8), the tokenizer as a tokenizer.json
-(training/mindalle_tokenizer.py) and, from `--clip-*`, OpenAI CLIP for reranking
-(training/openai_clip.py). Without `--clip-*` the folder lacks the CLIP every servable pack has:
-finish it with `python3 -m training.openai_clip --base OUT --out FINAL ...`.
+(training/upstream/mindalle_tokenizer.py) and, from `--clip-*`, OpenAI CLIP for reranking
+(training/upstream/openai_clip.py). Without `--clip-*` the folder lacks the CLIP every servable pack has:
+finish it with `python3 -m training.upstream.openai_clip --base OUT --out FINAL ...`.
 
 `--fp16` stores the weights as float16 with a Cast to float32 in the graph (half the files; the
 arithmetic and the contract's tensors stay float32). The generator's graphs keep their weights in
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import yaml
 
-from training import mindalle_tokenizer as tok
-from training import safe_pickle
-from training.export import OPSET, Prefill, Step, torchscript_exporter
-from training.mindalle import Stage1Decoder, Stage2
-from training.pack import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
+from training.export.graphs import OPSET, Prefill, Step, torchscript_exporter
+from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
+from training.upstream import mindalle_tokenizer as tok
+from training.upstream import safe_pickle
+from training.upstream.mindalle import Stage1Decoder, Stage2
 
 LICENSE = "CC-BY-NC-SA-4.0 (minDALL-E weights, Kakao Brain; code Apache-2.0)"
 TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.json", "generator.weights"
@@ -87,7 +87,8 @@ def weights_to_fp16(model, min_elements=1024, base_dir=None):
     One kept in external data (under `base_dir`) is converted one tensor at a time into a file
     beside its own."""
     from onnx import TensorProto, helper, numpy_helper
-    from training.sample_loop import external_ref, set_external, tensor_bytes
+
+    from training.export.sample_loop import external_ref, set_external, tensor_bytes
 
     casts = []
     for init in model.graph.initializer:
@@ -115,7 +116,8 @@ def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024
     each distinct tensor stored once (4 KiB aligned) and referenced by all graphs that use it.
     Initializers already in external data (under `base_dir`) are read one at a time."""
     import onnx
-    from training.sample_loop import content_key, external_ref, set_external, tensor_bytes
+
+    from training.export.sample_loop import content_key, external_ref, set_external, tensor_bytes
 
     stored, known = {}, {}  # content key -> (offset, length); external reference -> content key
     with open(os.path.join(out_dir, data_file), "wb") as data:
@@ -149,7 +151,8 @@ def _export_graph(module, args, path, inputs, outputs, dynamic_axes, weights_dir
     for all the graphs that use it (torch would write each graph's own copy)."""
     import onnx
     from onnx import numpy_helper
-    from training.sample_loop import set_external
+
+    from training.export.sample_loop import set_external
 
     _export(module, args, path, inputs, outputs, dynamic_axes, export_params=False)
     model = onnx.load(path)
@@ -183,7 +186,8 @@ def export_generator(gpt, out_dir, fp16=False, external=None):
     by the module alone, except while torch traces: its tracer clones every parameter
     (torch.jit._trace.ONNXTracedModule), so the peak is twice the weights for that moment."""
     import onnx
-    from training import sample_loop
+
+    from training.export import sample_loop
 
     work = tempfile.mkdtemp(dir=out_dir)
     try:
@@ -261,8 +265,8 @@ def generation_sections(gpt, vqgan, pad_id):
 
 
 def add_clip(out_dir, checkpoint, bpe):
-    """The `clip` section and files from training/openai_clip.py's exporter."""
-    from training import openai_clip as oc
+    """The `clip` section and files from training/upstream/openai_clip.py's exporter."""
+    from training.upstream import openai_clip as oc
 
     model = oc.load_model(checkpoint)
     merges = oc.read_merges(bpe)
@@ -312,7 +316,7 @@ def main():
     parser.add_argument("--checkpoint", required=True, help="minDALL-E's release folder (config.yaml, "
                                                             "stage1_last.ckpt, stage2_last.ckpt, tokenizer/)")
     parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
-    parser.add_argument("--clip-checkpoint", help="OpenAI CLIP checkpoint for reranking (as training.openai_clip takes)")
+    parser.add_argument("--clip-checkpoint", help="OpenAI CLIP checkpoint for reranking (as training.upstream.openai_clip takes)")
     parser.add_argument("--clip-bpe", help="its merges file (bpe_simple_vocab_16e6.txt.gz or merges.txt)")
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
     parser.add_argument("--external-data", action="store_true", default=None,
@@ -326,7 +330,7 @@ def main():
     print(json.dumps({"pack": args.out, "name": manifest["name"], "geometry": manifest["geometry"],
                       "clip": "clip" in manifest, "bytes": sum(f["bytes"] for f in manifest["files"].values())}))
     if "clip" not in manifest:
-        print(f"{args.out} has no CLIP yet: add it with python3 -m training.openai_clip --base {args.out} ...")
+        print(f"{args.out} has no CLIP yet: add it with python3 -m training.upstream.openai_clip --base {args.out} ...")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from training import shapes_world as world
+from training.world import shapes as world
 
 ANY = -1
 HELDOUT_FILE = os.path.join(os.path.dirname(__file__), "phrasings", "heldout.json")
@@ -44,7 +44,7 @@ CANONICAL_RATE = 0.6  # how often an attribute with synonyms keeps the world's o
 ARTICLE_RATE = 0.8
 SIZE_RATE = 0.5
 POSITION_RATE = 0.5  # single objects: how often the caption says where the object is
-# How often a caption is in the world's own plain wording (shapes_world's templates, which pack
+# How often a caption is in the world's own plain wording (shapes.py's templates, which pack
 # 1.1 was trained on alone): the many phrasings spread a small model's steps thin, and the
 # plain wording is what most prompts look like, so half the captions keep it.
 PLAIN_RATE = 0.5

@@ -1,8 +1,8 @@
 """A real-size OpenAI CLIP pack for the benchmark, and PyTorch's speed on the same weights.
 
-Usage: python3 -m training.bench_openai_clip OUT [--threads 2] [--device cpu]
+Usage: python3 -m training.eval.bench_openai_clip OUT [--threads 2] [--device cpu]
 Builds ViT-B/32 with seeded random weights in OpenAI's checkpoint layout (no download: speed
-does not depend on the values), exports it with training.openai_clip as a CLIP-only pack in
+does not depend on the values), exports it with training.upstream.openai_clip as a CLIP-only pack in
 OUT/packs/vit-b-32-random, then prints one JSON object: PyTorch's image-encoder images/s
 and text-encoder texts/s by batch size (best of three rounds), for bench/clip.ts's ratios.
 """
@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from training import openai_clip as oc
-from training.bench_reference import per_second
+from training.eval.bench_reference import per_second
+from training.upstream import openai_clip as oc
 
 PACK_NAME = "vit-b-32-random"
 VIT_B_32 = dict(embed_dim=512, resolution=224, vision_layers=12, vision_width=768, patch=32,

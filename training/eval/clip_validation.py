@@ -6,7 +6,7 @@ with four more pairs, all from the train split, taken out of its data (VALIDATIO
 every few hundred steps measures zero-shot on single-object scenes of those pairs: the same
 question, asked of pairs the final recipe does see, so choosing on it leaks nothing.
 
-Usage: python3 -m training.clip_validation --data training/runs/demo --out DIR
+Usage: python3 -m training.eval.clip_validation --data training/runs/demo --out DIR
            [--plain-rate 0.5] [--partial-rate 0.3] [--recolour-rate 0.25] [--decoded-rate 0.5] [--shape-mask 0.8]
            [--steps 4000] [--every 500]
 """
@@ -18,11 +18,13 @@ import os
 import numpy as np
 import torch
 
-from training import configs, phrasing, shapes_world as world, train
-from training.bpe import Tokenizer
-from training.evaluate import LABELS, Scorer
-from training.pack import TEMPLATES
-from training.trainer import Log
+from training.eval.evaluate import LABELS, Scorer
+from training.model import configs, train
+from training.model.trainer import Log
+from training.pack.manifest import TEMPLATES
+from training.world import phrasing
+from training.world import shapes as world
+from training.world.bpe import Tokenizer
 
 # One per shape, none a held-out pair's colour-shape twin: every colour and every shape keeps
 # at least two partners in what CLIP still sees.
