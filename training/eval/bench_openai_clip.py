@@ -2,7 +2,7 @@
 
 Usage: python3 -m training.eval.bench_openai_clip OUT [--threads 2] [--device cpu]
 Builds ViT-B/32 with seeded random weights in OpenAI's checkpoint layout (no download: speed
-does not depend on the values), exports it with training.upstream.openai_clip as a CLIP-only pack in
+does not depend on the values), exports it with training.export.openai_clip_pack as a CLIP-only pack in
 OUT/packs/vit-b-32-random, then prints one JSON object: PyTorch's image-encoder images/s
 and text-encoder texts/s by batch size (best of three rounds), for bench/clip.ts's ratios.
 """
@@ -15,7 +15,9 @@ import time
 import torch
 
 from training.eval.bench_reference import per_second
+from training.export import openai_clip_pack
 from training.upstream import openai_clip as oc
+from training.world.bpe import bytes_to_unicode
 
 PACK_NAME = "vit-b-32-random"
 VIT_B_32 = dict(embed_dim=512, resolution=224, vision_layers=12, vision_width=768, patch=32,
@@ -36,7 +38,7 @@ def random_checkpoint(path):
 
 def full_merges(path):
     """OpenAI's number of merges, each joining two byte symbols: a vocabulary of 49408."""
-    units = list(oc.bytes_to_unicode().values())
+    units = list(bytes_to_unicode().values())
     merges = [(a, b) for a in units for b in units][: oc.MAX_MERGES]
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
@@ -54,7 +56,7 @@ def main():
     random_checkpoint(checkpoint)
     full_merges(bpe)
     began = time.perf_counter()
-    oc.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), name=PACK_NAME)
+    openai_clip_pack.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), name=PACK_NAME)
     export_s = time.perf_counter() - began
 
     model = oc.load_model(checkpoint).to(args.device)

@@ -9,8 +9,8 @@ Checkpoints are read for their tensors only (training/upstream/safe_pickle.py). 
 step and sample_loop (training/export/sample_loop.py, per-row sampling settings), the decoder (codebook
 lookup → post-quant conv → VQGAN decoder → uint8), the tokenizer as a tokenizer.json
 (training/upstream/mindalle_tokenizer.py) and, from `--clip-*`, OpenAI CLIP for reranking
-(training/upstream/openai_clip.py). Without `--clip-*` the folder lacks the CLIP every servable pack has:
-finish it with `python3 -m training.upstream.openai_clip --base OUT --out FINAL ...`.
+(training/export/openai_clip_pack.py). Without `--clip-*` the folder lacks the CLIP every servable pack has:
+finish it with `python3 -m training.export.openai_clip_pack --base OUT --out FINAL ...`.
 
 `--fp16` stores the weights as float16 with a Cast to float32 in the graph (half the files; the
 arithmetic and the contract's tensors stay float32). The generator's graphs keep their weights in
@@ -27,9 +27,11 @@ import numpy as np
 import torch
 import yaml
 
+from training.export import openai_clip_pack
 from training.export.graphs import OPSET, Prefill, Step, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 from training.upstream import mindalle_tokenizer as tok
+from training.upstream import openai_clip as oc
 from training.upstream import safe_pickle
 from training.upstream.mindalle import Stage1Decoder, Stage2
 
@@ -264,18 +266,6 @@ def generation_sections(gpt, vqgan, pad_id):
     }
 
 
-def add_clip(out_dir, checkpoint, bpe):
-    """The `clip` section and files from training/upstream/openai_clip.py's exporter."""
-    from training.upstream import openai_clip as oc
-
-    model = oc.load_model(checkpoint)
-    merges = oc.read_merges(bpe)
-    size, context = oc.export_graphs(model, out_dir)
-    with open(os.path.join(out_dir, oc.TOKENIZER_FILE), "w") as f:
-        json.dump(oc.tokenizer_json(merges), f, ensure_ascii=False)
-    return oc.clip_section(model, merges, size, context), [oc.IMAGE_FILE, oc.TEXT_FILE, oc.TOKENIZER_FILE]
-
-
 def export_pack(checkpoint, out, clip_checkpoint=None, clip_bpe=None, fp16=False, external=None, name=None,
                 version=None):
     if os.path.exists(out):
@@ -304,7 +294,8 @@ def export_pack(checkpoint, out, clip_checkpoint=None, clip_bpe=None, fp16=False
         **generation_sections(gpt, vqgan, pad_id),
     }
     if clip_checkpoint:
-        manifest["clip"], clip_files = add_clip(out, clip_checkpoint, clip_bpe)
+        manifest["clip"], clip_files = openai_clip_pack.write_clip(oc.load_model(clip_checkpoint),
+                                                                   oc.read_merges(clip_bpe), out)
         files += clip_files
     manifest["files"] = {n: file_entry(os.path.join(out, n)) for n in sorted(files)}
     write_manifest(out, manifest)
@@ -316,7 +307,7 @@ def main():
     parser.add_argument("--checkpoint", required=True, help="minDALL-E's release folder (config.yaml, "
                                                             "stage1_last.ckpt, stage2_last.ckpt, tokenizer/)")
     parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
-    parser.add_argument("--clip-checkpoint", help="OpenAI CLIP checkpoint for reranking (as training.upstream.openai_clip takes)")
+    parser.add_argument("--clip-checkpoint", help="OpenAI CLIP checkpoint for reranking (as training.export.openai_clip_pack takes)")
     parser.add_argument("--clip-bpe", help="its merges file (bpe_simple_vocab_16e6.txt.gz or merges.txt)")
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
     parser.add_argument("--external-data", action="store_true", default=None,
@@ -330,7 +321,7 @@ def main():
     print(json.dumps({"pack": args.out, "name": manifest["name"], "geometry": manifest["geometry"],
                       "clip": "clip" in manifest, "bytes": sum(f["bytes"] for f in manifest["files"].values())}))
     if "clip" not in manifest:
-        print(f"{args.out} has no CLIP yet: add it with python3 -m training.upstream.openai_clip --base {args.out} ...")
+        print(f"{args.out} has no CLIP yet: add it with python3 -m training.export.openai_clip_pack --base {args.out} ...")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 Writes into OUT: `ViT-T-16.pt` (a TorchScript archive with the parameter names and extra
 entries of OpenAI's downloads, random weights), `bpe.txt.gz` (merges in OpenAI's file format,
-learned from a few sentences), two packs from training.upstream.openai_clip (`packs/tiny-openai-clip`
-onto the base pack, `packs/tiny-openai-clip-only` alone, by the command line), `case.json`
-(their names) and `reference.json` (`--reference`: OpenAI's token ids, PyTorch's embeddings).
-test/integration/models-openai-clip.test.ts runs this, then checks the service against it.
+learned from a few sentences), two packs from training.export.openai_clip_pack
+(`packs/tiny-openai-clip` onto the base pack, `packs/tiny-openai-clip-only` alone, by the command
+line), `case.json` (their names) and `reference.json` (training.eval.openai_clip_reference on the
+CLIP-only pack: OpenAI's token ids, PyTorch's embeddings).
+test/training/openai-clip.test.ts runs this, then checks the service against it.
 
     /usr/bin/python3 -m training.tests.make_openai_clip_case OUT [--base packs/demo-shapes]
 """
@@ -20,7 +21,9 @@ import sys
 import torch
 import torch.nn as nn
 
+from training.export import openai_clip_pack
 from training.upstream import openai_clip as oc
+from training.world.bpe import bytes_to_unicode
 
 PACK_NAME = "tiny-openai-clip"
 CLIP_ONLY_PACK_NAME = "tiny-openai-clip-only"
@@ -34,7 +37,7 @@ def learn_merges(text, count):
     """A few byte-level BPE merges in OpenAI's word-final `</w>` form, most frequent pair first."""
     import regex
 
-    byte_map = oc.bytes_to_unicode()
+    byte_map = bytes_to_unicode()
     words = collections.Counter()
     for word in regex.findall(oc.WORD_PATTERN, text.lower()):
         parts = [byte_map[b] for b in word.encode("utf-8")]
@@ -108,11 +111,13 @@ def main():
     checkpoint = os.path.join(args.out, "ViT-T-16.pt")
     torch.jit.trace(Archive(model), torch.zeros(1, 3, 64, 64)).save(checkpoint)
 
-    oc.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base, name=PACK_NAME)
+    openai_clip_pack.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base, name=PACK_NAME)
     # The CLIP-only pack and PyTorch's answers through the command line, as a user runs it.
-    subprocess.run([sys.executable, "-m", "training.upstream.openai_clip", "--checkpoint", checkpoint, "--bpe", bpe,
-                    "--out", os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME), "--name", CLIP_ONLY_PACK_NAME,
-                    "--reference", os.path.join(args.out, "reference.json")], check=True, stdout=subprocess.DEVNULL)
+    clip_only = os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME)
+    subprocess.run([sys.executable, "-m", "training.export.openai_clip_pack", "--checkpoint", checkpoint, "--bpe", bpe,
+                    "--out", clip_only, "--name", CLIP_ONLY_PACK_NAME], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "training.eval.openai_clip_reference", "--checkpoint", checkpoint, "--bpe", bpe,
+                    "--pack", clip_only, "--out", os.path.join(args.out, "reference.json")], check=True)
     with open(os.path.join(args.out, "case.json"), "w") as f:
         json.dump({"pack": PACK_NAME, "clip_only_pack": CLIP_ONLY_PACK_NAME}, f)
 

@@ -9,6 +9,7 @@ import unittest
 
 import torch
 
+from training.eval.openai_clip_reference import reference_encode
 from training.upstream import openai_clip as oc
 
 VIT_B_32 = dict(embed_dim=512, resolution=224, vision_layers=12, vision_width=768, patch=32,
@@ -155,7 +156,7 @@ class OpenAIVocabularyTest(unittest.TestCase):
     def test_the_reference_encoder_merges_by_rank_within_words(self):
         merges = [("l", "o"), ("lo", "w</w>"), ("e", "r</w>")]
         vocab = oc.vocabulary(merges)
-        self.assertEqual(oc.reference_encode("LOW  lower", merges), [vocab["low</w>"], vocab["lo"], vocab["w"], vocab["er</w>"]])
+        self.assertEqual(reference_encode("LOW  lower", merges), [vocab["low</w>"], vocab["lo"], vocab["w"], vocab["er</w>"]])
 
 
 if __name__ == "__main__":

@@ -1,33 +1,21 @@
-"""Export an OpenAI CLIP checkpoint (ViT-B/32, ViT-B/16, ViT-L/14…) into a model pack.
+"""OpenAI's CLIP (ViT-B/32, ViT-B/16, ViT-L/14…) as its checkpoints name it, and its tokenizer.
 
-DALL·E reranks its samples with a CLIP trained apart from the generator; a pack does the same
-when its `clip` section comes from a public checkpoint. With `--base`, the new pack keeps the
-base pack's generator and decoder and takes the checkpoint's CLIP graphs, tokenizer,
-preprocessing and templates; without it, the pack holds CLIP alone and serves classification
-and embeddings only. The service loads either like any other pack:
-
-    /usr/bin/python3 -m training.upstream.openai_clip --checkpoint ViT-B-32.pt \\
-        --bpe bpe_simple_vocab_16e6.txt.gz --out packs/openai-clip-vit-b-32 [--base packs/demo-shapes]
-
-`--checkpoint` is a file from OpenAI's `clip` package (a TorchScript archive, as downloaded by
-`clip.load`), a plain state dict with the same names, or the same weights in Hugging Face's
-layout (`pytorch_model.bin` or `model.safetensors` of openai/clip-vit-*); `--bpe` is the merges
-file that package ships (or the repository's `merges.txt`). Both come from a machine with
-internet; nothing is downloaded here.
+The model keeps the checkpoint's parameter names (clip/model.py), so a state dict loads as it is;
+`read_checkpoint` takes a file from OpenAI's `clip` package (a TorchScript archive, as downloaded
+by `clip.load`), a plain state dict with the same names, or the same weights in Hugging Face's
+layout (`pytorch_model.bin` or `model.safetensors` of openai/clip-vit-*). The tokenizer is OpenAI's
+byte-level BPE (clip/simple_tokenizer.py) as a Hugging Face tokenizer.json, from the merges file
+that package ships (or the repository's `merges.txt`). training/export/openai_clip_pack.py makes
+a pack of them.
 """
-import argparse
 import gzip
 import json
 import math
-import os
-import shutil
 from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 
-from training.export.graphs import OPSET, torchscript_exporter
-from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
 from training.world.bpe import bytes_to_unicode
 
 # OpenAI's preprocessing (clip/clip.py): bicubic resize of the short side, centre crop.
@@ -41,7 +29,6 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 MAX_MERGES = 49152 - 256 - 2
 # Keys the TorchScript archive carries besides the weights (clip.build_model drops them too).
 NON_WEIGHTS = ("input_resolution", "context_length", "vocab_size")
-IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE = "clip-image.onnx", "clip-text.onnx", "clip-tokenizer.json"
 
 
 class QuickGELU(nn.Module):
@@ -321,186 +308,3 @@ def merge_pair(parts, pair):
             merged.append(parts[i])
             i += 1
     return merged
-
-
-def reference_encode(text, merges):
-    """OpenAI's SimpleTokenizer.encode without ftfy's repairs and without its special-token
-    alternatives. It unescapes HTML entities as OpenAI does; the service does not (by choice)."""
-    import html
-
-    import regex
-
-    vocab = vocabulary(merges)
-    ranks = {pair: i for i, pair in enumerate(merges)}
-    byte_map = bytes_to_unicode()
-    text = regex.sub(r"\s+", " ", html.unescape(html.unescape(text)).strip()).strip().lower()
-    ids = []
-    for word in regex.findall(WORD_PATTERN, text, regex.IGNORECASE):
-        parts = [byte_map[b] for b in word.encode("utf-8")]
-        parts[-1] += "</w>"
-        while len(parts) > 1:
-            pairs = [(ranks.get((a, b), len(ranks)), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
-            rank, i = min(pairs)
-            if rank == len(ranks):
-                break
-            parts = merge_pair(parts, (parts[i], parts[i + 1]))
-        ids.extend(vocab[p] for p in parts)
-    return ids
-
-
-# --- PyTorch's answers, for checking an exported pack (src/cli/check-clip.ts) ---
-
-CHECK_TEXTS = [
-    "a photo of a cat",
-    "A Photo   of a DOG\n\ton the grass",
-    "itap of a red car.",
-    "naïve café, crème brûlée — 東京 🚀",
-    "numbers 1984 and 3.14 and 42nd",
-    "don't won't they'll we've I'm she'd it's",
-    "<|endoftext|> typed in a prompt stays text <|startoftext|>",
-    "?!... ##  ~~~",
-    " ".join(["long"] * 120),
-    "",
-]
-
-
-def check_image(size):
-    """A deterministic RGB test image at the CLIP input size (so preprocessing is the
-    normalisation alone): a colour gradient with seeded noise, as PNG bytes and as pixels."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    y, x = np.mgrid[0:size, 0:size] / max(1, size - 1)
-    noise = np.random.default_rng(7).integers(-40, 41, size=(size, size, 3))
-    pixels = np.clip(np.stack([x * 255, y * 255, (1 - x) * 255], -1) + noise, 0, 255).astype(np.uint8)
-    png = io.BytesIO()
-    Image.fromarray(pixels).save(png, format="PNG")
-    return png.getvalue(), pixels
-
-
-@torch.no_grad()
-def reference_outputs(model, merges, clip, texts=CHECK_TEXTS):
-    """Token ids by OpenAI's algorithm and raw (unnormalised) PyTorch embeddings of `texts` and
-    of check_image(), laid out as the pack's manifest (`clip`) says."""
-    import base64
-
-    token_ids = [reference_encode(text, merges) for text in texts]
-    rows = []
-    for ids in token_ids:
-        framed = [clip["bos_id"]] + ids[: clip["context_length"] - 2] + [clip["eos_id"]]
-        rows.append(framed + [clip["pad_id"]] * (clip["context_length"] - len(framed)))
-    png, pixels = check_image(clip["preprocess"]["size"])
-    mean, std = torch.tensor(clip["preprocess"]["mean"]), torch.tensor(clip["preprocess"]["std"])
-    x = ((torch.from_numpy(pixels).float() / 255 - mean) / std).permute(2, 0, 1).unsqueeze(0)
-    return {
-        "texts": texts,
-        "token_ids": token_ids,
-        "text_embeds": model.text(torch.tensor(rows)).tolist(),
-        "image_png_base64": base64.b64encode(png).decode(),
-        "image_embeds": model.visual(x).tolist(),
-        "logit_scale": float(model.logit_scale.exp()),
-    }
-
-
-# --- Export ---
-
-def export_graphs(model, out_dir):
-    g = model.visual
-    size = int(round((g.positional_embedding.shape[0] - 1) ** 0.5)) * g.conv1.kernel_size[0]
-    context = model.text.positional_embedding.shape[0]
-    ids = torch.zeros(2, context, dtype=torch.long)
-    ids[:, 1] = model.text.eos_id
-    with torch.no_grad():
-        torch.onnx.export(model.visual, (torch.zeros(2, 3, size, size),), os.path.join(out_dir, IMAGE_FILE),
-                          input_names=["pixel_values"], output_names=["image_embeds"], opset_version=OPSET,
-                          **torchscript_exporter(),
-                          dynamic_axes={"pixel_values": {0: "B"}, "image_embeds": {0: "B"}})
-        torch.onnx.export(model.text, (ids,), os.path.join(out_dir, TEXT_FILE),
-                          input_names=["input_ids"], output_names=["text_embeds"], opset_version=OPSET,
-                          **torchscript_exporter(),
-                          dynamic_axes={"input_ids": {0: "B"}, "text_embeds": {0: "B"}})
-    return size, context
-
-
-def clip_section(model, merges, size, context):
-    vocab = vocabulary(merges)
-    if len(vocab) != model.text.token_embedding.num_embeddings:
-        raise SystemExit(f"the merges file gives {len(vocab)} tokens, the checkpoint embeds "
-                         f"{model.text.token_embedding.num_embeddings}: they do not belong together")
-    return {
-        "tokenizer": TOKENIZER_FILE,
-        "context_length": context,
-        "bos_id": vocab[BOS],
-        "eos_id": vocab[EOS],
-        # OpenAI's clip.tokenize pads with 0; the causal mask keeps padding out of the EOS state.
-        "pad_id": 0,
-        "embed_dim": model.visual.proj.shape[1],
-        "logit_scale": round(float(model.logit_scale.exp()), 4),
-        "graphs": {"image": IMAGE_FILE, "text": TEXT_FILE},
-        "preprocess": {"size": size, "resize": "shortest_edge", "interpolation": "bicubic", "mean": MEAN, "std": STD},
-        "templates": TEMPLATES,
-    }
-
-
-def export_pack(checkpoint, bpe, out, base=None, name=None, version=None, reference=None):
-    """Writes the pack `out`: the checkpoint's CLIP, beside `base`'s generator and decoder when a
-    base is given, else alone (a pack that classifies and embeds but does not generate); and,
-    given `reference`, PyTorch's answers there (reference_outputs). Returns the manifest."""
-    if os.path.exists(out):
-        raise SystemExit(f"{out} exists; choose a new folder")
-    model = load_model(checkpoint)
-    merges = read_merges(bpe)
-    checkpoint_name = os.path.splitext(os.path.basename(checkpoint))[0]
-    os.makedirs(out)
-    if base is None:
-        manifest = {"schema_version": SCHEMA_VERSION, "name": name or f"openai-clip-{checkpoint_name.lower()}"[:64],
-                    "version": version or checkpoint_name[:64],
-                    "description": f"OpenAI CLIP {checkpoint_name} alone: zero-shot classification and embeddings, no generator."}
-        kept = set()
-    else:
-        with open(os.path.join(base, "manifest.json")) as f:
-            manifest = json.load(f)
-        # Every file of the base but its CLIP's: external weight files go with the graphs that use them.
-        clip_files = {manifest["clip"]["tokenizer"], *manifest["clip"]["graphs"].values()} if "clip" in manifest else set()
-        kept = ({manifest["generator"]["tokenizer"], manifest["decoder"]["graph"], *manifest["generator"]["graphs"].values()}
-                | (set(manifest["files"]) - clip_files))
-        for file in kept:
-            shutil.copyfile(os.path.join(base, file), os.path.join(out, file))
-        base_name, base_version = manifest["name"], manifest["version"]
-        manifest["name"] = name or f"{base_name}-clip-{checkpoint_name.lower()}"[:64]
-        manifest["version"] = version or f"{base_version}+clip.{checkpoint_name}"[:64]
-        manifest["description"] = f"The generator and decoder of {base_name} {base_version}, reranked by OpenAI CLIP {checkpoint_name}."
-    size, context = export_graphs(model, out)
-    with open(os.path.join(out, TOKENIZER_FILE), "w") as f:
-        json.dump(tokenizer_json(merges), f, ensure_ascii=False)
-    manifest["clip"] = clip_section(model, merges, size, context)
-    names = kept | {IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE}
-    manifest["files"] = {n: file_entry(os.path.join(out, n)) for n in sorted(names)}
-    write_manifest(out, manifest)
-    if reference:
-        with open(reference, "w") as f:
-            json.dump(reference_outputs(model, merges, manifest["clip"]), f)
-    return manifest
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="OpenAI CLIP checkpoint: TorchScript archive, state dict, "
-                                                            "or Hugging Face pytorch_model.bin / model.safetensors")
-    parser.add_argument("--bpe", required=True, help="bpe_simple_vocab_16e6.txt.gz from OpenAI's clip package, or merges.txt")
-    parser.add_argument("--base", help="a pack whose generator and decoder the new pack keeps; without it the "
-                                           "pack serves CLIP only (classification and embeddings)")
-    parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
-    parser.add_argument("--name", help="pack name (default: <base>-clip-<checkpoint>, or openai-clip-<checkpoint>)")
-    parser.add_argument("--version", help="pack version (default: <base version>+clip.<checkpoint>, or <checkpoint>)")
-    parser.add_argument("--reference", help="also write PyTorch's answers here, for `npm run check-clip -- OUT FILE`")
-    args = parser.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    manifest = export_pack(args.checkpoint, args.bpe, args.out, args.base, args.name, args.version, args.reference)
-    print(json.dumps({"pack": args.out, "name": manifest["name"], "clip": {k: manifest["clip"][k] for k in ("embed_dim", "context_length", "logit_scale")}}))
-
-
-if __name__ == "__main__":
-    main()
