@@ -15,8 +15,9 @@ from unittest import mock
 import numpy as np
 import torch
 
-from training.export import dvae_decoder, mindalle_pack
+from training.export import mindalle_pack
 from training.tests import make_upstream_checkpoints as make
+from training.upstream import dvae
 from training.upstream import mindalle_tokenizer as tok
 from training.upstream import safe_pickle
 
@@ -82,7 +83,7 @@ class UpstreamExportTest(unittest.TestCase):
         self.assertLessEqual(np.abs(pixels - expected).max(), 1)  # a rounding step at most
 
     def test_dvae_decoder_matches_upstream_pixels(self):
-        model = dvae_decoder.load_decoder(self.path("dvae", "decoder.pkl"))
+        model = dvae.load_decoder(self.path("dvae", "decoder.pkl"))
         model.grid = make.SIZES["small"]["dvae"]["grid"]
         with torch.no_grad():
             pixels = model(torch.tensor(self.fixture["dvae_codes"])).numpy().astype(int)
@@ -99,7 +100,7 @@ class UpstreamExportTest(unittest.TestCase):
         evil = self.path("evil.pkl")
         torch.save({"state_dict": {"w": torch.zeros(1)}, "hook": Payload()}, evil)
         with self.assertRaises(pickle.UnpicklingError) as caught:
-            safe_pickle.load_state_dict(evil, dvae_decoder.STAND_IN_PACKAGES)
+            safe_pickle.load_state_dict(evil, dvae.STAND_IN_PACKAGES)
         self.assertIn("system", str(caught.exception))
         self.assertFalse(os.path.exists(self_marker))
 
