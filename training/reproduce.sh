@@ -38,7 +38,7 @@ if [ ! -f "$TOKENIZER" ]; then
 fi
 # OpenBLAS's own threads fight torch's pool on a small CPU; one each is faster.
 export OPENBLAS_NUM_THREADS=1
-train() { "$PYTHON" -m training.model.train --run "$RUN" --device "$DEVICE" --pack "packs/$PACK" ${PROFILE:+--profile "$PROFILE"} "$@"; }
+train() { "$PYTHON" -m training.model.train --run "$RUN" --device "$DEVICE" ${PROFILE:+--profile "$PROFILE"} "$@"; }
 train --stages data
 # The image tokenizer first: the generator trains on its codes and CLIP on its reconstructions
 # too. Then one core each for the generator and CLIP.
@@ -49,7 +49,7 @@ train --stages clip --threads 1 > "$RUN/clip.out" 2>&1 &
 clip=$!
 wait "$generator" || { cat "$RUN/generator.out"; exit 1; }
 wait "$clip" || { cat "$RUN/clip.out"; exit 1; }
-train --stages pack
+"$PYTHON" -m training.export.demo_pack --run "$RUN" --device "$DEVICE" --pack "packs/$PACK" ${PROFILE:+--profile "$PROFILE"}
 "$PYTHON" -m training.export.random_pack micro packs/micro-dalle1 "$TOKENIZER"
 mkdir -p "$REFERENCE"
 for pack in "$PACK" micro-dalle1; do

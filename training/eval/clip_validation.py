@@ -21,7 +21,6 @@ import torch
 from training.eval.evaluate import LABELS, Scorer
 from training.model import configs, train
 from training.model.trainer import Log
-from training.pack.manifest import TEMPLATES
 from training.world import phrasing
 from training.world import shapes as world
 from training.world.bpe import Tokenizer
@@ -92,9 +91,9 @@ def main():
     seen_probe = seen[rows[seen, 0] == 1][:240]
     log(stage="validation", training_scenes=len(seen), probe_scenes=len(probe))
 
-    manifest = {"clip": {"preprocess": {"size": 64, "interpolation": "bilinear", "mean": train.PIXEL_MEAN,
-                                        "std": train.PIXEL_STD},
-                         "context_length": train.sizes(profile)["clip"].context_length, "templates": TEMPLATES}}
+    manifest = {"clip": {"preprocess": {"size": 64, "interpolation": "bilinear", "mean": configs.PIXEL_MEAN,
+                                        "std": configs.PIXEL_STD},
+                         "context_length": train.sizes(profile)["clip"].context_length, "templates": configs.TEMPLATES}}
     tokenizer = Tokenizer.load(train.TOKENIZER)
     pairs_full, pairs_alone, pair_captions = two_object_probe(vqvae)
 

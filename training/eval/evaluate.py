@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from training.model.sampling import sample_images
 from training.model.train import decode_codes
-from training.pack.manifest import pad_text
+from training.model.configs import pad_text
 from training.pack.weights import load_pack
 from training.world import oracle, phrasing
 from training.world import shapes as world

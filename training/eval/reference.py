@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.pack.manifest import pad_text
+from training.model.configs import pad_text
 from training.pack.weights import load_pack
 from training.world.bpe import Tokenizer
 

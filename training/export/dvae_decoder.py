@@ -18,7 +18,7 @@ import shutil
 
 import torch
 
-from training.export.graphs import OPSET, torchscript_exporter
+from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 from training.upstream.dvae import DALLE1_GRID, DALLE1_PIXELS, load_decoder
 

@@ -1,13 +1,12 @@
 """Export a pack's models to the ONNX graphs of packs/CONTRACT.md (opset 17)."""
-import inspect
 import os
 
 import torch
 import torch.nn as nn
 
+from training.export import sample_loop
+from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES
-
-OPSET = 17
 
 
 class Prefill(nn.Module):
@@ -41,12 +40,6 @@ class PixelDecoder(nn.Module):
         return x.permute(0, 2, 3, 1)
 
 
-def torchscript_exporter():
-    """torch.onnx.export's arguments for the TorchScript-based exporter these graphs are made
-    with: newer PyTorch (2.9 and later) defaults to the dynamo exporter, which needs onnxscript."""
-    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-
-
 def _export(module, args, path, inputs, outputs, dynamic_axes):
     module.eval()
     with torch.no_grad():
@@ -72,8 +65,6 @@ def export_generator(generator, out_dir, with_loop=True):
              "logits": {0: "B"}, "present_kv": {2: "B", 4: "P_next"}})
     if with_loop:
         loop_path = os.path.join(out_dir, GRAPH_FILES["sample_loop"])
-        from training.export import sample_loop  # here: training on a machine without onnx never exports
-
         sample_loop.build(prefill_path, step_path, c.image_tokens, loop_path)
 
 

@@ -28,7 +28,8 @@ import torch
 import yaml
 
 from training.export import openai_clip_pack
-from training.export.graphs import OPSET, Prefill, Step, torchscript_exporter
+from training.export.graphs import Prefill, Step
+from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 from training.upstream import mindalle_tokenizer as tok
 from training.upstream import openai_clip as oc

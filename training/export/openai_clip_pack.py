@@ -20,7 +20,7 @@ import shutil
 
 import torch
 
-from training.export.graphs import OPSET, torchscript_exporter
+from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
 from training.upstream import openai_clip as oc
 

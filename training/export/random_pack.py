@@ -8,7 +8,7 @@ import torch
 
 from training.export import graphs
 from training.model import configs
-from training.model.models import CLIP, VQVAE, Generator
+from training.model.models import build_models
 from training.pack import manifest
 
 PACKS = {
@@ -20,19 +20,13 @@ PACKS = {
 }
 
 
-def build_models(cfg, seed=0):
-    """Freshly initialised models; the same seed gives the same weights."""
-    torch.manual_seed(seed)
-    return Generator(cfg["gpt"]), VQVAE(cfg["vq"]), CLIP(cfg["clip"])
-
-
 def main(kind, out_dir, tokenizer_path, seed=0):
     name, cfg, description = PACKS[kind]
     generator, vqvae, clip = build_models(cfg, seed)
     graphs.export_all(generator, vqvae, clip, out_dir)
     manifest.write(out_dir, tokenizer_path, name=name, version="0.1.0-random", description=description,
-               gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
-               sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True)
+                   gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
+                   sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True)
 
 
 if __name__ == "__main__":

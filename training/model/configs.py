@@ -1,5 +1,23 @@
-"""Model sizes of the two shipped packs; the geometry is fixed by packs/CONTRACT.md."""
+"""The shipped packs' model sizes, and the inputs their models take (special ids, text padding,
+pixel normalisation, zero-shot templates) as the manifest records them; the geometry is fixed
+by packs/CONTRACT.md."""
 from training.model.models import CLIPConfig, GPTConfig, VQConfig
+
+# The shapes tokenizer's special tokens (training/world/bpe.py), ids 0 to 2.
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+PIXEL_MEAN = [0.5, 0.5, 0.5]
+PIXEL_STD = [0.5, 0.5, 0.5]
+# CLIP's zero-shot templates, phrased like the world's captions.
+TEMPLATES = ["a {}", "there is a {}", "an image of a {}", "a {} on a plain background"]
+
+
+def pad_text(ids, length, bos_eos=False):
+    """Generator text (no specials, right-padded) or CLIP text (BOS ids EOS, then pad)."""
+    if bos_eos:
+        ids = [BOS_ID] + ids[: length - 2] + [EOS_ID]
+    ids = ids[:length]
+    return ids + [PAD_ID] * (length - len(ids))
+
 
 # Half the least distance of a palette colour from the background (cyan's), in CLIP's normalised
 # pixel units (mean 0.5, std 0.5): an object's interior always reaches it, decoder noise does not.
@@ -41,3 +59,6 @@ MICRO = {
 }
 
 SAMPLING_DEFAULTS = {"top_k": 32, "temperature": 1.0, "top_p": 1.0}
+
+# Every pack made from these sizes, by its manifest's name.
+BY_PACK = {**VARIANTS, "micro-dalle1": MICRO}

@@ -403,3 +403,9 @@ class CLIP(nn.Module):
         p = positives.float()
         return (F.cross_entropy(logits, p / p.sum(1, keepdim=True))
                 + F.cross_entropy(logits.t(), p.t() / p.t().sum(1, keepdim=True))) / 2
+
+
+def build_models(cfg, seed=0):
+    """Freshly initialised models of a size (configs.py); the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    return Generator(cfg["gpt"]), VQVAE(cfg["vq"]), CLIP(cfg["clip"])

@@ -1,8 +1,8 @@
 """Train the demo pack's three models on the shapes world's train split.
 
-Usage: python3 -m training.model.train --run training/runs/demo [--device cuda] [--pack packs/demo-shapes]
-Stages (each resumable from training/runs/<run>/): data, vqvae, codes, clip, generator,
-then export of the pack.
+Usage: python3 -m training.model.train --run training/runs/demo [--device cuda] [--stages data,vqvae,clip,generator]
+Stages (each resumable from training/runs/<run>/): data, vqvae (and its codes), clip, generator;
+training.export.demo_pack exports the pack from the run.
 """
 import argparse
 import functools
@@ -12,13 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.export import graphs
 from training.model import configs
+from training.model.configs import PIXEL_MEAN, PIXEL_STD, pad_text
 from training.model.models import CLIP, VQVAE, Generator
 from training.model.trainer import Log, train
-from training.pack import manifest
-from training.pack.manifest import PIXEL_MEAN, PIXEL_STD, pad_text
-from training.world import claims, oracle, phrasing, shapes
+from training.world import claims, oracle, shapes
 from training.world.bpe import Tokenizer
 
 TOKENIZER = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "tokenizer", "shapes-bpe.json"))
@@ -277,56 +275,46 @@ def train_generator(codes, scene_rows, profile, device, run_dir, log):
     return train("generator", model, batch, profile["gpt_steps"], 1.5e-3, run_dir, log, warmup=100, weight_decay=0.1)
 
 
-STAGES = ("data", "vqvae", "clip", "generator", "pack")
+STAGES = ("data", "vqvae", "clip", "generator")
 
 
-def run(run_dir, device, stages, pack_dir, profile_name=None):
-    """Runs the named stages; a later stage loads what earlier ones saved in run_dir. After
+def profile_for(device, profile_name=None):
+    """The named profile, else the device's: cuda on a GPU."""
+    return profile_name or ("cuda" if device.startswith("cuda") else "cpu")
+
+
+def run(run_dir, device, stages, profile_name=None):
+    """Runs the named stages and returns the models they made, by name; a later stage loads
+    what earlier ones saved in run_dir, and a finished one is loaded, not trained again. After
     vqvae, generator and clip are independent, so two processes may run them side by side."""
     os.makedirs(run_dir, exist_ok=True)
-    profile_name = profile_name or ("cuda" if device.startswith("cuda") else "cpu")
-    profile, log = PROFILES[profile_name], Log(run_dir)
+    profile, log = PROFILES[profile_for(device, profile_name)], Log(run_dir)
     images, scene_rows = load_data(run_dir, profile["scenes"], log)
     # Every later stage needs the image tokenizer: the generator trains on its codes, CLIP
     # on its reconstructions too.
     if set(stages) == {"data"}:
-        return
+        return {}
     vqvae = train_vqvae(images, profile, device, run_dir, log)
     codes = encode_codes(vqvae, images, device, run_dir, log)
-    if {"generator", "pack"} & set(stages):
-        generator = train_generator(codes, scene_rows, profile, device, run_dir, log)
-    if {"clip", "pack"} & set(stages):
-        clip = train_clip(images, lambda: decode_codes(vqvae, codes, device), scene_rows, profile, device, run_dir, log)
-    if "pack" in stages:
-        write_pack((generator.cpu(), vqvae.cpu(), clip.cpu()), pack_dir, profile_name, profile["pack"])
-        log(stage="pack", status="done", pack=pack_dir)
-
-
-def write_pack(models, pack_dir, profile_name, name="demo-shapes"):
-    generator, vqvae, clip = models
-    cfg = configs.VARIANTS[name]
-    os.makedirs(pack_dir, exist_ok=True)
-    graphs.export_all(generator, vqvae, clip, pack_dir)
-    machine = "a GPU (the cuda profile)" if profile_name == "cuda" else "a 2-core CPU"
-    manifest.write(pack_dir, TOKENIZER, name=name, version="1.2.0",
-               description="DALL·E-style generator, VQ-VAE and CLIP trained on the synthetic shapes world "
-                           f"(training/README.md), on {machine}.",
-               gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
-               sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=True,
-               vocabulary=phrasing.vocabulary(), examples=phrasing.EXAMPLES)
+    models = {"vqvae": vqvae}
+    if "generator" in stages:
+        models["generator"] = train_generator(codes, scene_rows, profile, device, run_dir, log)
+    if "clip" in stages:
+        models["clip"] = train_clip(images, lambda: decode_codes(vqvae, codes, device), scene_rows, profile, device,
+                                    run_dir, log)
+    return models
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", default="training/runs/demo")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--pack", default="packs/demo-shapes")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated, from " + ", ".join(STAGES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", choices=sorted(PROFILES), help="steps and batch sizes; default by device")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    run(args.run, args.device, args.stages.split(","), args.pack, args.profile)
+    run(args.run, args.device, args.stages.split(","), args.profile)
 
 
 if __name__ == "__main__":

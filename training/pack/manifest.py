@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 
+from training.model.configs import BOS_ID, EOS_ID, PAD_ID, PIXEL_MEAN, PIXEL_STD, TEMPLATES
+
 # The graphs' file names in a pack the exporters here write.
 GRAPH_FILES = {
     "prefill": "generator-prefill.onnx",
@@ -14,21 +16,9 @@ GRAPH_FILES = {
     "clip_text": "clip-text.onnx",
 }
 TOKENIZER_FILE = "tokenizer.json"
-TEMPLATES = ["a {}", "there is a {}", "an image of a {}", "a {} on a plain background"]
-PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
-PIXEL_MEAN = [0.5, 0.5, 0.5]
-PIXEL_STD = [0.5, 0.5, 0.5]
 # 2: sample_loop takes top_k, temperature and top_p per row ([B]); 3: a manifest may state its
 # weights' `license`; see packs/CONTRACT.md.
 SCHEMA_VERSION = 3
-
-
-def pad_text(ids, length, bos_eos=False):
-    """Generator text (no specials, right-padded) or CLIP text (BOS ids EOS, then pad)."""
-    if bos_eos:
-        ids = [BOS_ID] + ids[: length - 2] + [EOS_ID]
-    ids = ids[:length]
-    return ids + [PAD_ID] * (length - len(ids))
 
 
 def write_manifest(pack_dir, doc):

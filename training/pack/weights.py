@@ -3,7 +3,7 @@
 The graphs are exported unfolded, so each initializer carries its parameter's name. The
 exporter stores identical tensors once; a parameter missing by name therefore equals one
 kept under another name, which in practice only happens for untouched initial values
-(ones, zeros), so models start from the same seeded init as random_pack before loading.
+(ones, zeros), so models start from the same seeded init as a random pack's before loading.
 
 `python3 -m training.pack.weights packs/P OUT.pt` saves the rebuilt models' state, so that a
 machine without the onnx package (a GPU box with only PyTorch) can load them: `load_pack(P, OUT.pt)`.
@@ -16,11 +16,8 @@ import os
 
 import torch
 
-from training.export.random_pack import build_models
 from training.model import configs
-from training.model.models import CLIP
-
-CONFIGS_BY_PACK = {**configs.VARIANTS, "micro-dalle1": configs.MICRO}
+from training.model.models import CLIP, build_models
 
 
 def read_initializers(path, prefix=""):
@@ -52,7 +49,7 @@ def load_pack(pack_dir, state_path=None):
     the weights come from a file saved by main() instead of the graphs."""
     with open(os.path.join(pack_dir, "manifest.json")) as f:
         manifest = json.load(f)
-    generator, vqvae, clip = build_models(CONFIGS_BY_PACK[manifest["name"]])
+    generator, vqvae, clip = build_models(configs.BY_PACK[manifest["name"]])
     if state_path:
         state = torch.load(state_path)
         for name, model in (("generator", generator), ("vqvae", vqvae), ("clip", clip)):

@@ -71,7 +71,7 @@ class DecodedImagesTest(unittest.TestCase):
 class PackWeightsTest(unittest.TestCase):
     def write_pack(self, out, cfg, version):
         from training.export import graphs
-        from training.export.random_pack import build_models
+        from training.model.models import build_models
         from training.model.train import TOKENIZER
         from training.pack import manifest
 
