@@ -1,7 +1,9 @@
 """PyTorch reference numbers for the TypeScript benchmark, on the same weights as a pack.
 
-Usage: python3 -m training.eval.bench_reference --pack packs/demo-shapes --candidates 512 --batch 64
-       [--device cuda] [--state demo-shapes.pt]   (--state: weights saved by training.pack.weights)
+Usage: python3 -m training.eval.bench_reference --pack packs/demo-shapes --state demo-shapes.pt
+           [--candidates 512] [--batch 64] [--device cuda]
+The weights come from a state file saved by `python3 -m training.pack.weights PACK STATE.pt`, so
+that this runs where PyTorch has no onnx package to read graphs with (bench/gpu/README.md).
 Prints one JSON object: KV-cache sampling throughput (one prefill and N-1 steps per chunk of
 `batch` candidates, the contract's sampling rule) and CLIP image throughput by batch size,
 with the BLAS library torch runs on.
@@ -15,7 +17,7 @@ import time
 import torch
 
 from training.model.sampling import sample_images
-from training.pack.weights import load_pack
+from training.pack.state import load_state
 
 CLIP_BATCHES = (1, 16, 64)
 ROUNDS = 3
@@ -80,10 +82,10 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--state", help="weights saved by training.pack.weights instead of the pack's graphs")
+    parser.add_argument("--state", required=True, help="the pack's weights, saved by training.pack.weights")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    manifest, generator, _, clip, _ = load_pack(args.pack, args.state)
+    manifest, generator, _, clip = load_state(args.pack, args.state)
     generator, clip = generator.to(args.device), clip.to(args.device)
     blas = blas_in_use()
     print(f"torch {torch.__version__}, BLAS: {blas['torch_build']} -> {', '.join(blas['libraries']) or 'none mapped'}",

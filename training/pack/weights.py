@@ -6,7 +6,7 @@ kept under another name, which in practice only happens for untouched initial va
 (ones, zeros), so models start from the same seeded init as a random pack's before loading.
 
 `python3 -m training.pack.weights packs/P OUT.pt` saves the rebuilt models' state, so that a
-machine without the onnx package (a GPU box with only PyTorch) can load them: `load_pack(P, OUT.pt)`.
+machine without the onnx package (a GPU box with only PyTorch) can load them: training/pack/state.py.
 """
 import argparse
 import dataclasses
@@ -14,16 +14,15 @@ import json
 import math
 import os
 
+import onnx
 import torch
+from onnx import numpy_helper
 
 from training.model import configs
 from training.model.models import CLIP, build_models
 
 
 def read_initializers(path, prefix=""):
-    import onnx  # only here: loading from a saved state needs no onnx
-    from onnx import numpy_helper
-
     weights = {}
     for init in onnx.load(path).graph.initializer:
         if init.name.startswith(prefix):
@@ -44,18 +43,11 @@ def _load(module, weights):
     return sorted(set(own) - set(weights))
 
 
-def load_pack(pack_dir, state_path=None):
-    """-> (manifest, generator, vqvae, clip, names not found in the graphs). With state_path,
-    the weights come from a file saved by main() instead of the graphs."""
+def load_pack(pack_dir):
+    """-> (manifest, generator, vqvae, clip, names not found in the graphs)."""
     with open(os.path.join(pack_dir, "manifest.json")) as f:
         manifest = json.load(f)
     generator, vqvae, clip = build_models(configs.BY_PACK[manifest["name"]])
-    if state_path:
-        state = torch.load(state_path)
-        for name, model in (("generator", generator), ("vqvae", vqvae), ("clip", clip)):
-            model.load_state_dict(state[name])
-            model.eval()
-        return manifest, generator, vqvae, clip, []
     path = lambda name: os.path.join(pack_dir, name)
     graphs = manifest["generator"]["graphs"]
     gen_weights = read_initializers(path(graphs["step"]), "generator.")
