@@ -41,6 +41,7 @@ measured() {
 if wants release && [ ! -f "$work/release/mindalle/stage2_last.ckpt" ]; then
   rm -rf "$work/release"
   measured release /usr/bin/python3 -m training.tests.make_upstream_checkpoints "$work/release" --size full >&2
+  /usr/bin/python3 -m training.tests.make_openai_clip_case "$work/release/clip" --checkpoint-only >&2
 fi
 
 for variant in "${variants[@]}"; do

@@ -86,7 +86,7 @@ describe("minDALL-E's tokenizer against Hugging Face tokenizers", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mindalle-tokenizer-'));
     const python = (...args: string[]) => run('/usr/bin/python3', args, { cwd: root });
-    await python('-m', 'training.tests.make_upstream_checkpoints', dir, '--without-clip');
+    await python('-m', 'training.tests.make_upstream_checkpoints', dir);
     const folder = join(dir, 'mindalle', 'tokenizer');
     await python('-m', 'training.upstream.mindalle_tokenizer', folder, join(dir, 'tokenizer.json'));
     library = await upstreamTokenizer(folder);

@@ -26,6 +26,7 @@ describe('exported minDALL-E and dVAE packs', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mindalle-'));
     await python('-m', 'training.tests.make_upstream_checkpoints', dir, '--with-dalle1-dvae');
+    await python('-m', 'training.tests.make_openai_clip_case', join(dir, 'clip'), '--checkpoint-only');
     await python(
       ...['-m', 'training.export.mindalle_pack', '--checkpoint', join(dir, 'mindalle'), '--name', 'mindalle-tiny'],
       ...['--out', join(dir, 'packs', 'mindalle-tiny'), '--external-data'],

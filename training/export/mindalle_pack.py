@@ -24,10 +24,12 @@ import shutil
 import tempfile
 
 import numpy as np
+import onnx
 import torch
 import yaml
+from onnx import TensorProto, helper, numpy_helper
 
-from training.export import openai_clip_pack
+from training.export import openai_clip_pack, sample_loop
 from training.export.graphs import Prefill, Step
 from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
@@ -89,24 +91,20 @@ def weights_to_fp16(model, min_elements=1024, base_dir=None):
     """Float initializers of `min_elements` or more as float16, each behind a Cast to float32.
     One kept in external data (under `base_dir`) is converted one tensor at a time into a file
     beside its own."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    from training.export.sample_loop import external_ref, set_external, tensor_bytes
-
     casts = []
     for init in model.graph.initializer:
         if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
             name = init.name
-            ref = external_ref(init)
+            ref = sample_loop.external_ref(init)
             if ref is None:
                 init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name + "/fp16"))
             else:
-                half = np.frombuffer(tensor_bytes(init, base_dir), dtype=np.float32).astype(np.float16).tobytes()
+                half = np.frombuffer(sample_loop.tensor_bytes(init, base_dir), dtype=np.float32).astype(np.float16).tobytes()
                 location = ref[0] + ".fp16"
                 with open(os.path.join(base_dir, location), "wb") as f:
                     f.write(half)
                 init.name, init.data_type = name + "/fp16", TensorProto.FLOAT16
-                set_external(init, location, 0, len(half))
+                sample_loop.set_external(init, location, 0, len(half))
             casts.append(helper.make_node("Cast", [name + "/fp16"], [name], to=TensorProto.FLOAT, name="cast/" + name))
     nodes = list(model.graph.node)
     del model.graph.node[:]
@@ -118,18 +116,14 @@ def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024
     """Saves {file name: ModelProto} with every large initializer in one external-data file,
     each distinct tensor stored once (4 KiB aligned) and referenced by all graphs that use it.
     Initializers already in external data (under `base_dir`) are read one at a time."""
-    import onnx
-
-    from training.export.sample_loop import content_key, external_ref, set_external, tensor_bytes
-
     stored, known = {}, {}  # content key -> (offset, length); external reference -> content key
     with open(os.path.join(out_dir, data_file), "wb") as data:
         for name, model in models.items():
             for init in model.graph.initializer:
-                ref = external_ref(init)
+                ref = sample_loop.external_ref(init)
                 key = known.get((init.data_type, tuple(init.dims), ref)) if ref else None
                 if key is None:
-                    raw = tensor_bytes(init, base_dir)
+                    raw = sample_loop.tensor_bytes(init, base_dir)
                     if len(raw) < min_bytes:
                         if ref:  # small enough to live in the graph
                             dims, dtype, tensor_name = list(init.dims), init.data_type, init.name
@@ -137,14 +131,14 @@ def save_sharing_weights(models, out_dir, data_file=WEIGHTS_FILE, min_bytes=1024
                             init.name, init.data_type, init.raw_data = tensor_name, dtype, raw
                             init.dims.extend(dims)
                         continue
-                    key = content_key(init, raw)
+                    key = sample_loop.content_key(init, raw)
                     if ref:
                         known[(init.data_type, tuple(init.dims), ref)] = key
                     if key not in stored:
                         data.write(b"\0" * (-data.tell() % 4096))
                         stored[key] = (data.tell(), len(raw))
                         data.write(raw)
-                set_external(init, data_file, *stored[key])
+                sample_loop.set_external(init, data_file, *stored[key])
             onnx.save(model, os.path.join(out_dir, name))
 
 
@@ -152,11 +146,6 @@ def _export_graph(module, args, path, inputs, outputs, dynamic_axes, weights_dir
     """The module's graph with its parameters as initializers: in the graph, or, when they pass
     protobuf's 2 GB, as external data with one file per tensor in `weights_dir`, written once
     for all the graphs that use it (torch would write each graph's own copy)."""
-    import onnx
-    from onnx import numpy_helper
-
-    from training.export.sample_loop import set_external
-
     _export(module, args, path, inputs, outputs, dynamic_axes, export_params=False)
     model = onnx.load(path)
     params = module.state_dict()  # the graph's parameter inputs carry these names
@@ -174,7 +163,7 @@ def _export_graph(module, args, path, inputs, outputs, dynamic_axes, weights_dir
         init = model.graph.initializer.add()
         init.name, init.data_type = name, onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[tensor.numpy().dtype]
         init.dims.extend(tensor.shape)
-        set_external(init, location, 0, tensor.numel() * tensor.element_size())
+        sample_loop.set_external(init, location, 0, tensor.numel() * tensor.element_size())
     kept = [value for value in model.graph.input if value.name not in params]
     del model.graph.input[:]
     model.graph.input.extend(kept)
@@ -188,10 +177,6 @@ def export_generator(gpt, out_dir, fp16=False, external=None):
     read back one at a time (fp16, deduplication, the shared file), so they are held in memory
     by the module alone, except while torch traces: its tracer clones every parameter
     (torch.jit._trace.ONNXTracedModule), so the peak is twice the weights for that moment."""
-    import onnx
-
-    from training.export import sample_loop
-
     work = tempfile.mkdtemp(dir=out_dir)
     try:
         weights = os.path.join(work, "weights")
@@ -229,8 +214,6 @@ def export_generator(gpt, out_dir, fp16=False, external=None):
 
 
 def export_decoder(vqgan, out_dir, fp16=False):
-    import onnx
-
     path = os.path.join(out_dir, GRAPH_FILES["decoder"])
     _export(vqgan, (torch.zeros(2, vqgan.grid ** 2, dtype=torch.long),), path, ["image_tokens"], ["pixels"],
             {"image_tokens": {0: "B"}, "pixels": {0: "B"}})

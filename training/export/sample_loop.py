@@ -6,10 +6,14 @@ Weights shared by prefill and step are stored once (matched by content). Graphs 
 their weights in external data (over 2 GB): their bytes are read one tensor at a time.
 """
 import hashlib
+import json
 import os
+import sys
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
 
 SAMPLING_INPUTS = ["top_k", "temperature", "top_p"]
 
@@ -218,11 +222,6 @@ def build_model(prefill_model, step_model, image_tokens, base_dir=None):
 def rebuild_pack(pack_dir):
     """Rebuild a pack's sample_loop from its own prefill and step graphs (no retraining) and
     bring its manifest to the current schema with the new file's checksum."""
-    import json
-    import os
-
-    from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
-
     manifest_path = os.path.join(pack_dir, "manifest.json")
     with open(manifest_path) as f:
         doc = json.load(f)
@@ -236,8 +235,11 @@ def rebuild_pack(pack_dir):
     write_manifest(pack_dir, doc)
 
 
-if __name__ == "__main__":
-    import sys
+def main():
     for pack in sys.argv[1:]:
         rebuild_pack(pack)
         print(f"{pack}: sample_loop rebuilt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,12 @@
 """Write a pack's manifest.json (packs/manifest.schema.json) next to its exported graphs."""
+import argparse
 import hashlib
 import json
 import os
 import shutil
 
 from training.model.configs import BOS_ID, EOS_ID, PAD_ID, PIXEL_MEAN, PIXEL_STD, TEMPLATES
+from training.world import phrasing
 
 # The graphs' file names in a pack the exporters here write.
 GRAPH_FILES = {
@@ -117,16 +119,13 @@ def write_words(pack_dir, vocabulary, examples):
 
 
 def main():
-    import argparse
-
     parser = argparse.ArgumentParser(
         description="Write the words a pack was trained on and its example prompts into its manifest "
-                    "(training.model.train does this on export). By default the current recipe's (training/world/phrasing.py).")
+                    "(training.export.demo_pack does this on export). By default the current recipe's (training/world/phrasing.py).")
     parser.add_argument("pack")
     parser.add_argument("--vocabulary", help="a JSON list of words, for a pack made by an earlier recipe")
     parser.add_argument("--examples", help="a JSON list of prompts")
     args = parser.parse_args()
-    from training.world import phrasing
 
     def read(path, default):
         if not path:

@@ -9,6 +9,9 @@ CLIP-only pack: OpenAI's token ids, PyTorch's embeddings).
 test/training/openai-clip.test.ts runs this, then checks the service against it.
 
     /usr/bin/python3 -m training.tests.make_openai_clip_case OUT [--base packs/demo-shapes]
+    /usr/bin/python3 -m training.tests.make_openai_clip_case OUT --checkpoint-only   # the first two files
+
+With --checkpoint-only it is the CLIP for reranking beside make_upstream_checkpoints' minDALL-E.
 """
 import argparse
 import collections
@@ -18,6 +21,7 @@ import os
 import subprocess
 import sys
 
+import regex
 import torch
 import torch.nn as nn
 
@@ -35,8 +39,6 @@ MERGES = 300
 
 def learn_merges(text, count):
     """A few byte-level BPE merges in OpenAI's word-final `</w>` form, most frequent pair first."""
-    import regex
-
     byte_map = bytes_to_unicode()
     words = collections.Counter()
     for word in regex.findall(oc.WORD_PATTERN, text.lower()):
@@ -95,22 +97,29 @@ def random_model(vocab):
     return model.eval()
 
 
+def write_checkpoint(out):
+    """ViT-T-16.pt and bpe.txt.gz into `out` -> their paths."""
+    os.makedirs(out, exist_ok=True)
+    merges = learn_merges(CORPUS, MERGES)
+    bpe = os.path.join(out, "bpe.txt.gz")
+    with gzip.open(bpe, "wt", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    model = random_model(len(oc.vocabulary(merges)))
+    checkpoint = os.path.join(out, "ViT-T-16.pt")
+    torch.jit.trace(Archive(model), torch.zeros(1, 3, 64, 64)).save(checkpoint)
+    return checkpoint, bpe
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--base", default="packs/demo-shapes")
+    parser.add_argument("--checkpoint-only", action="store_true", help="write the checkpoint and merges alone")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    os.makedirs(args.out, exist_ok=True)
-
-    merges = learn_merges(CORPUS, MERGES)
-    bpe = os.path.join(args.out, "bpe.txt.gz")
-    with gzip.open(bpe, "wt", encoding="utf-8") as f:
-        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    model = random_model(len(oc.vocabulary(merges)))
-    checkpoint = os.path.join(args.out, "ViT-T-16.pt")
-    torch.jit.trace(Archive(model), torch.zeros(1, 3, 64, 64)).save(checkpoint)
-
+    checkpoint, bpe = write_checkpoint(args.out)
+    if args.checkpoint_only:
+        return
     openai_clip_pack.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base, name=PACK_NAME)
     # The CLIP-only pack and PyTorch's answers through the command line, as a user runs it.
     clip_only = os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME)

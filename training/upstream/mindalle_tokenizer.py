@@ -15,6 +15,8 @@ One difference by choice, as for the other packs: `[PAD]` or `[UNK]` typed in a 
 in the service (upstream's library turns them into their special ids).
 """
 import json
+import os
+import sys
 import unicodedata
 
 UNK, PAD, SUFFIX = "[UNK]", "[PAD]", "</w>"
@@ -151,12 +153,13 @@ def reference_encode(text, vocab, merges, length=64):
     return ids + [pad_id] * (length - len(ids))
 
 
-if __name__ == "__main__":
-    import os
-    import sys
-
+def main():
     folder, out = sys.argv[1:3]
     doc = tokenizer_json(read_vocab(os.path.join(folder, "bpe-16k-vocab.json")),
                          read_merges(os.path.join(folder, "bpe-16k-merges.txt")))
     with open(out, "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,8 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+from training.world.corpus import tokenizer_corpus
+
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>"]
 MIN_PAIR_COUNT = 2  # a pair seen once is not worth a vocabulary entry
 _CONTRACTIONS = ("s", "t", "re", "ve", "m", "ll", "d")
@@ -235,8 +237,6 @@ def train_bpe(texts: list[str], vocab_size: int, special_tokens: list[str]) -> T
 
 
 def main() -> None:
-    from training.world.corpus import tokenizer_corpus
-
     parser = argparse.ArgumentParser(description="Train the shapes-world BPE tokenizer.")
     parser.add_argument("--out", required=True)
     parser.add_argument("--vocab-size", type=int, default=512)
