@@ -2,7 +2,7 @@
 
 Usage: python3 -m training.export.random_pack {micro|demo} OUT_DIR TOKENIZER_JSON
 """
-import sys
+import argparse
 
 import torch
 
@@ -30,5 +30,10 @@ def main(kind, out_dir, tokenizer_path, seed=0):
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=sorted(PACKS))
+    parser.add_argument("out_dir")
+    parser.add_argument("tokenizer", help="the tokenizer.json the pack gets (training/tokenizer/shapes-bpe.json)")
+    args = parser.parse_args()
     torch.set_num_threads(2)
-    main(*sys.argv[1:4])
+    main(args.kind, args.out_dir, args.tokenizer)

@@ -5,10 +5,10 @@ uniform, so the KV cache stays inside the execution provider for the whole image
 Weights shared by prefill and step are stored once (matched by content). Graphs may keep
 their weights in external data (over 2 GB): their bytes are read one tensor at a time.
 """
+import argparse
 import hashlib
 import json
 import os
-import sys
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -236,7 +236,9 @@ def rebuild_pack(pack_dir):
 
 
 def main():
-    for pack in sys.argv[1:]:
+    parser = argparse.ArgumentParser(description="Rebuild packs' sample_loop graphs from their prefill and step graphs.")
+    parser.add_argument("packs", nargs="+")
+    for pack in parser.parse_args().packs:
         rebuild_pack(pack)
         print(f"{pack}: sample_loop rebuilt")
 

@@ -14,9 +14,9 @@ test/training/mindalle-tokenizer.test.ts holds both to the library itself (its N
 One difference by choice, as for the other packs: `[PAD]` or `[UNK]` typed in a prompt stays text
 in the service (upstream's library turns them into their special ids).
 """
+import argparse
 import json
 import os
-import sys
 import unicodedata
 
 UNK, PAD, SUFFIX = "[UNK]", "[PAD]", "</w>"
@@ -154,10 +154,13 @@ def reference_encode(text, vocab, merges, length=64):
 
 
 def main():
-    folder, out = sys.argv[1:3]
-    doc = tokenizer_json(read_vocab(os.path.join(folder, "bpe-16k-vocab.json")),
-                         read_merges(os.path.join(folder, "bpe-16k-merges.txt")))
-    with open(out, "w", encoding="utf-8") as f:
+    parser = argparse.ArgumentParser(description="minDALL-E's tokenizer files as a tokenizer.json.")
+    parser.add_argument("folder", help="the release's tokenizer/ (bpe-16k-vocab.json, bpe-16k-merges.txt)")
+    parser.add_argument("out")
+    args = parser.parse_args()
+    doc = tokenizer_json(read_vocab(os.path.join(args.folder, "bpe-16k-vocab.json")),
+                         read_merges(os.path.join(args.folder, "bpe-16k-merges.txt")))
+    with open(args.out, "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False)
 
 
