@@ -69,7 +69,8 @@ def main():
         "threads": args.threads,
         "device": torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu",
         "export_s": round(export_s, 1),
-        "images_per_s": {str(b): round(per_second(lambda: model.visual(pixels[:b]), b, args.device), 1) for b in BATCHES},
+        "images_per_s": {str(b): round(per_second(lambda: model.visual(pixels[:b]), b, args.device), 1)
+                         for b in BATCHES},
         "texts_per_s": {str(b): round(per_second(lambda: model.text(ids[:b]), b, args.device), 1) for b in BATCHES},
     }
     print(json.dumps(result))

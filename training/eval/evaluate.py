@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training.model.configs import pad_text
 from training.model.sampling import sample_images
 from training.model.train import decode_codes
-from training.model.configs import pad_text
 from training.pack.weights import load_pack
 from training.world import oracle, phrasing
 from training.world import shapes as world
@@ -181,8 +181,8 @@ def markdown(result):
     header = " | ".join(f"{name}: all {n} | {name}: CLIP top {keep}" for name in names)
     lines += ["", f"| prompts | {header} |", "| --- |" + " --- | --- |" * len(names)]
     for group in result["adherence"][names[0]]:
-        cells = " | ".join(f"{result['adherence'][name][group]['all']:.1%} | {result['adherence'][name][group]['top']:.1%}"
-                           for name in names)
+        cells = " | ".join(f"{result['adherence'][name][group]['all']:.1%} | "
+                           f"{result['adherence'][name][group]['top']:.1%}" for name in names)
         lines.append(f"| {group} ({len(result['adherence'][names[0]][group]['prompts'])} prompts) | {cells} |")
     return "\n".join(lines)
 

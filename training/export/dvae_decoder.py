@@ -38,7 +38,8 @@ def onto_base(model, base, out):
     with open(os.path.join(base, "manifest.json")) as f:
         manifest = json.load(f)
     g = manifest.get("geometry")
-    if g is None or (g["image_grid"], g["codebook_size"], g["image_size"]) != (DALLE1_GRID, model.vocab_size, DALLE1_PIXELS):
+    dalle1 = (DALLE1_GRID, model.vocab_size, DALLE1_PIXELS)
+    if g is None or (g["image_grid"], g["codebook_size"], g["image_size"]) != dalle1:
         raise SystemExit(f"{base}: the dVAE decoder needs a generator on DALL·E 1's geometry (grid {DALLE1_GRID}, "
                          f"{model.vocab_size} codes, {DALLE1_PIXELS} pixels)")
     os.makedirs(out)
@@ -51,7 +52,8 @@ def onto_base(model, base, out):
     manifest["files"][GRAPH_FILES["decoder"]] = file_entry(os.path.join(out, GRAPH_FILES["decoder"]))
     manifest["name"] = f"{manifest['name']}-dvae"[:64]
     manifest["version"] = f"{manifest['version']}+dvae"[:64]
-    manifest["description"] = f"The generator and CLIP of {os.path.basename(base.rstrip('/'))}, decoded by OpenAI's dVAE decoder."
+    manifest["description"] = (f"The generator and CLIP of {os.path.basename(base.rstrip('/'))}, "
+                               "decoded by OpenAI's dVAE decoder.")
     manifest["schema_version"] = max(manifest["schema_version"], SCHEMA_VERSION)
     manifest["license"] = "; ".join(filter(None, [manifest.get("license"), LICENSE]))[:200]
     write_manifest(out, manifest)

@@ -99,7 +99,8 @@ def weights_to_fp16(model, min_elements=1024, base_dir=None):
             if ref is None:
                 init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name + "/fp16"))
             else:
-                half = np.frombuffer(sample_loop.tensor_bytes(init, base_dir), dtype=np.float32).astype(np.float16).tobytes()
+                raw = sample_loop.tensor_bytes(init, base_dir)
+                half = np.frombuffer(raw, dtype=np.float32).astype(np.float16).tobytes()
                 location = ref[0] + ".fp16"
                 with open(os.path.join(base_dir, location), "wb") as f:
                     f.write(half)
@@ -291,7 +292,8 @@ def main():
     parser.add_argument("--checkpoint", required=True, help="minDALL-E's release folder (config.yaml, "
                                                             "stage1_last.ckpt, stage2_last.ckpt, tokenizer/)")
     parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
-    parser.add_argument("--clip-checkpoint", help="OpenAI CLIP checkpoint for reranking (as training.export.openai_clip_pack takes)")
+    parser.add_argument("--clip-checkpoint",
+                        help="OpenAI CLIP checkpoint for reranking (as training.export.openai_clip_pack takes)")
     parser.add_argument("--clip-bpe", help="its merges file (bpe_simple_vocab_16e6.txt.gz or merges.txt)")
     parser.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
     parser.add_argument("--external-data", action="store_true", default=None,
@@ -305,7 +307,8 @@ def main():
     print(json.dumps({"pack": args.out, "name": manifest["name"], "geometry": manifest["geometry"],
                       "clip": "clip" in manifest, "bytes": sum(f["bytes"] for f in manifest["files"].values())}))
     if "clip" not in manifest:
-        print(f"{args.out} has no CLIP yet: add it with python3 -m training.export.openai_clip_pack --base {args.out} ...")
+        print(f"{args.out} has no CLIP yet: add it with "
+              f"python3 -m training.export.openai_clip_pack --base {args.out} ...")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def clip_section(model, merges, size, context):
         "embed_dim": model.visual.proj.shape[1],
         "logit_scale": round(float(model.logit_scale.exp()), 4),
         "graphs": {"image": IMAGE_FILE, "text": TEXT_FILE},
-        "preprocess": {"size": size, "resize": "shortest_edge", "interpolation": "bicubic", "mean": oc.MEAN, "std": oc.STD},
+        "preprocess": {"size": size, "resize": "shortest_edge", "interpolation": "bicubic",
+                       "mean": oc.MEAN, "std": oc.STD},
         "templates": oc.TEMPLATES,
     }
 
@@ -87,21 +88,25 @@ def export_pack(checkpoint, bpe, out, base=None, name=None, version=None):
     if base is None:
         manifest = {"schema_version": SCHEMA_VERSION, "name": name or f"openai-clip-{checkpoint_name.lower()}"[:64],
                     "version": version or checkpoint_name[:64],
-                    "description": f"OpenAI CLIP {checkpoint_name} alone: zero-shot classification and embeddings, no generator."}
+                    "description": f"OpenAI CLIP {checkpoint_name} alone: zero-shot classification and embeddings, "
+                                   "no generator."}
         kept = set()
     else:
         with open(os.path.join(base, "manifest.json")) as f:
             manifest = json.load(f)
         # Every file of the base but its CLIP's: external weight files go with the graphs that use them.
-        clip_files = {manifest["clip"]["tokenizer"], *manifest["clip"]["graphs"].values()} if "clip" in manifest else set()
-        kept = ({manifest["generator"]["tokenizer"], manifest["decoder"]["graph"], *manifest["generator"]["graphs"].values()}
-                | (set(manifest["files"]) - clip_files))
+        base_clip_files = ({manifest["clip"]["tokenizer"], *manifest["clip"]["graphs"].values()}
+                           if "clip" in manifest else set())
+        generation_files = {manifest["generator"]["tokenizer"], manifest["decoder"]["graph"],
+                            *manifest["generator"]["graphs"].values()}
+        kept = generation_files | (set(manifest["files"]) - base_clip_files)
         for file in kept:
             shutil.copyfile(os.path.join(base, file), os.path.join(out, file))
         base_name, base_version = manifest["name"], manifest["version"]
         manifest["name"] = name or f"{base_name}-clip-{checkpoint_name.lower()}"[:64]
         manifest["version"] = version or f"{base_version}+clip.{checkpoint_name}"[:64]
-        manifest["description"] = f"The generator and decoder of {base_name} {base_version}, reranked by OpenAI CLIP {checkpoint_name}."
+        manifest["description"] = (f"The generator and decoder of {base_name} {base_version}, "
+                                   f"reranked by OpenAI CLIP {checkpoint_name}.")
     manifest["clip"], clip_files = write_clip(model, merges, out)
     manifest["files"] = {n: file_entry(os.path.join(out, n)) for n in sorted(kept | set(clip_files))}
     write_manifest(out, manifest)
@@ -112,7 +117,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="OpenAI CLIP checkpoint: TorchScript archive, state dict, "
                                                             "or Hugging Face pytorch_model.bin / model.safetensors")
-    parser.add_argument("--bpe", required=True, help="bpe_simple_vocab_16e6.txt.gz from OpenAI's clip package, or merges.txt")
+    parser.add_argument("--bpe", required=True,
+                        help="bpe_simple_vocab_16e6.txt.gz from OpenAI's clip package, or merges.txt")
     parser.add_argument("--base", help="a pack whose generator and decoder the new pack keeps; without it the "
                                            "pack serves CLIP only (classification and embeddings)")
     parser.add_argument("--out", required=True, help="the new pack's folder (must not exist)")
@@ -121,7 +127,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     manifest = export_pack(args.checkpoint, args.bpe, args.out, args.base, args.name, args.version)
-    print(json.dumps({"pack": args.out, "name": manifest["name"], "clip": {k: manifest["clip"][k] for k in ("embed_dim", "context_length", "logit_scale")}}))
+    clip = {k: manifest["clip"][k] for k in ("embed_dim", "context_length", "logit_scale")}
+    print(json.dumps({"pack": args.out, "name": manifest["name"], "clip": clip}))
 
 
 if __name__ == "__main__":

@@ -236,7 +236,7 @@ def rebuild_pack(pack_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Rebuild packs' sample_loop graphs from their prefill and step graphs.")
+    parser = argparse.ArgumentParser(description="Rebuild packs' sample_loop graphs from their prefill and step.")
     parser.add_argument("packs", nargs="+")
     for pack in parser.parse_args().packs:
         rebuild_pack(pack)

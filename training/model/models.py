@@ -312,7 +312,8 @@ class ShapeStem(nn.Module):
         self.shape_patches = nn.Conv2d(2 * c.stem_channels, c.vision_width, c.patch // 4, stride=c.patch // 4)
         self.patch = c.patch
         # Per patch: the mask-weighted mean colour (the object's colour) and the coverage.
-        self.colour = nn.Sequential(nn.Conv2d(4, c.vision_width, 1), nn.GELU(), nn.Conv2d(c.vision_width, c.vision_width, 1))
+        self.colour = nn.Sequential(nn.Conv2d(4, c.vision_width, 1), nn.GELU(),
+                                    nn.Conv2d(c.vision_width, c.vision_width, 1))
 
     def mask(self, x):
         border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, 1:-1, 0], x[:, :, 1:-1, -1]], -1)

@@ -121,7 +121,8 @@ def write_words(pack_dir, vocabulary, examples):
 def main():
     parser = argparse.ArgumentParser(
         description="Write the words a pack was trained on and its example prompts into its manifest "
-                    "(training.export.demo_pack does this on export). By default the current recipe's (training/world/phrasing.py).")
+                    "(training.export.demo_pack does this on export). By default the current recipe's "
+                    "(training/world/phrasing.py).")
     parser.add_argument("pack")
     parser.add_argument("--vocabulary", help="a JSON list of words, for a pack made by an earlier recipe")
     parser.add_argument("--examples", help="a JSON list of prompts")

@@ -48,7 +48,10 @@ def load_pack(pack_dir):
     with open(os.path.join(pack_dir, "manifest.json")) as f:
         manifest = json.load(f)
     generator, vqvae, clip = build_models(configs.BY_PACK[manifest["name"]])
-    path = lambda name: os.path.join(pack_dir, name)
+
+    def path(name):
+        return os.path.join(pack_dir, name)
+
     graphs = manifest["generator"]["graphs"]
     gen_weights = read_initializers(path(graphs["step"]), "generator.")
     gen_weights.update(read_initializers(path(graphs["prefill"]), "generator."))

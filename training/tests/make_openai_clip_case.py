@@ -120,13 +120,14 @@ def main():
     checkpoint, bpe = write_checkpoint(args.out)
     if args.checkpoint_only:
         return
-    openai_clip_pack.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base, name=PACK_NAME)
+    openai_clip_pack.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base,
+                                 name=PACK_NAME)
     # The CLIP-only pack and PyTorch's answers through the command line, as a user runs it.
     clip_only = os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME)
     subprocess.run([sys.executable, "-m", "training.export.openai_clip_pack", "--checkpoint", checkpoint, "--bpe", bpe,
                     "--out", clip_only, "--name", CLIP_ONLY_PACK_NAME], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([sys.executable, "-m", "training.eval.openai_clip_reference", "--checkpoint", checkpoint, "--bpe", bpe,
-                    "--pack", clip_only, "--out", os.path.join(args.out, "reference.json")], check=True)
+    subprocess.run([sys.executable, "-m", "training.eval.openai_clip_reference", "--checkpoint", checkpoint,
+                    "--bpe", bpe, "--pack", clip_only, "--out", os.path.join(args.out, "reference.json")], check=True)
     with open(os.path.join(args.out, "case.json"), "w") as f:
         json.dump({"pack": PACK_NAME, "clip_only_pack": CLIP_ONLY_PACK_NAME}, f)
 

@@ -22,7 +22,6 @@ are held once, about 5.5 GB of memory).
 """
 import argparse
 import collections
-import gzip
 import hashlib
 import json
 import math

@@ -117,7 +117,8 @@ class CaptionTest(unittest.TestCase):
             for group, scenes in evaluate.prompt_groups(8, evaluate.EVAL_SEED + 2).items():
                 for i, scene in enumerate(scenes):
                     prompt = make(scene, "positions" if group == "positions" else "objects", i)
-                    self.assertLessEqual(len(tokenizer.encode(prompt.text)), configs.DEMO["gpt"].text_length, prompt.text)
+                    self.assertLessEqual(len(tokenizer.encode(prompt.text)), configs.DEMO["gpt"].text_length,
+                                         prompt.text)
 
     def test_clip_captions_carry_claims_true_of_their_scenes(self):
         ids, claim_rows = clip_captions(6)(ROWS)

@@ -17,9 +17,8 @@ import torch
 
 from training.export import mindalle_pack
 from training.tests import make_upstream_checkpoints as make
-from training.upstream import dvae
+from training.upstream import dvae, safe_pickle
 from training.upstream import mindalle_tokenizer as tok
-from training.upstream import safe_pickle
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "upstream-small.json")
 # float32 through different but equivalent arithmetic (fused attention, one GELU formula).
@@ -71,7 +70,8 @@ class UpstreamExportTest(unittest.TestCase):
             np.testing.assert_allclose(logits.flatten().numpy(), self.fixture["prefill_logits"], atol=LOGIT_TOLERANCE)
             for k, expected in enumerate(self.fixture["step_logits"]):
                 logits, kv = gpt.step(path[:, k:k + 1], kv)
-                np.testing.assert_allclose(logits.flatten().numpy(), expected, atol=LOGIT_TOLERANCE, err_msg=f"step {k}")
+                np.testing.assert_allclose(logits.flatten().numpy(), expected, atol=LOGIT_TOLERANCE,
+                                           err_msg=f"step {k}")
 
     def test_decoder_matches_upstream_pixels(self):
         config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
@@ -139,7 +139,8 @@ class UpstreamExportTest(unittest.TestCase):
         self.assertNotIn("clip", manifest)
         self.assertIn(mindalle_pack.WEIGHTS_FILE, manifest["files"])
         # Every generator tensor lives once in the shared file: no graph holds the large ones.
-        graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"] for g in ("prefill", "step", "sample_loop"))
+        graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"]
+                     for g in ("prefill", "step", "sample_loop"))
         self.assertLess(graphs, manifest["files"][mindalle_pack.WEIGHTS_FILE]["bytes"] / 2)
         params = sum(t.numel() for k, t in torch.load(self.path("mindalle", "stage2_last.ckpt"))["state_dict"].items()
                      if not k.startswith("head_txt."))

@@ -36,7 +36,10 @@ class Conv(nn.Module):
 class Block(nn.Module):
     def __init__(self, state, prefix, post_gain):
         super().__init__()
-        conv = lambda name: Conv(state[f"{prefix}{name}.w"], state[f"{prefix}{name}.b"])
+
+        def conv(name):
+            return Conv(state[f"{prefix}{name}.w"], state[f"{prefix}{name}.b"])
+
         self.id_path = conv("id_path") if f"{prefix}id_path.w" in state else nn.Identity()
         self.convs = nn.ModuleList(conv(f"res_path.conv_{i}") for i in range(1, 5))
         self.post_gain = post_gain

@@ -41,7 +41,8 @@ def build_on_state(build, state):
         raise RuntimeError(f"state does not fit {type(model).__name__}: missing {missing}, unexpected {unexpected}")
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:
-            raise RuntimeError(f"{name}: shape {list(tensor.shape)} in the state, {list(expected[name].shape)} in the model")
+            raise RuntimeError(f"{name}: shape {list(tensor.shape)} in the state, "
+                               f"{list(expected[name].shape)} in the model")
         owner, _, attr = name.rpartition(".")
         owner = model.get_submodule(owner)
         owner._parameters[attr] = nn.Parameter(tensor.to(expected[name].dtype), expected[name].requires_grad)
@@ -109,8 +110,9 @@ class Stage2(nn.Module):
         layers = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
         (vocab_img, width), vocab_txt = state["tok_emb_img.weight"].shape, state["tok_emb_txt.weight"].shape[0]
         kept = {k: v for k, v in state.items() if not k.startswith("head_txt.")}
-        return build_on_state(lambda: cls(vocab_txt, vocab_img, width, layers, heads, state["pos_emb_txt.weight"].shape[0],
-                                          state["pos_emb_img.weight"].shape[0], approximate_gelu), kept)
+        positions = state["pos_emb_txt.weight"].shape[0], state["pos_emb_img.weight"].shape[0]
+        return build_on_state(lambda: cls(vocab_txt, vocab_img, width, layers, heads, *positions, approximate_gelu),
+                              kept)
 
     def prefill(self, text_tokens):
         """text [B, T] -> (logits for i_0 [B, K], present_kv [L, 2, B, H, T, D])."""

@@ -136,7 +136,8 @@ class OpenAIClip(nn.Module):
     # The text tower's names are the checkpoint's top-level ones, not `text.*`.
     def load_checkpoint(self, state):
         state = {k: v for k, v in state.items() if k not in NON_WEIGHTS}
-        mapped = {(k if k.startswith("visual.") or k == "logit_scale" else f"text.{k}"): v.float() for k, v in state.items()}
+        mapped = {(k if k.startswith("visual.") or k == "logit_scale" else f"text.{k}"): v.float()
+                  for k, v in state.items()}
         self.load_state_dict(mapped, strict=True)
 
     def checkpoint_state(self):

@@ -25,7 +25,8 @@ ALLOWED = {
     ("torch", "Size"): torch.Size,
 }
 # Protocol-2 pickles spell builtins the Python 2 way.
-ALLOWED.update({("__builtin__", name): value for (module, name), value in list(ALLOWED.items()) if module == "builtins"})
+ALLOWED.update({("__builtin__", name): value for (module, name), value in list(ALLOWED.items())
+                if module == "builtins"})
 if hasattr(torch._utils, "_rebuild_parameter_with_state"):
     ALLOWED[("torch._utils", "_rebuild_parameter_with_state")] = torch._utils._rebuild_parameter_with_state
 DTYPES = {"float16", "float32", "float64", "bfloat16", "int64", "int32", "uint8", "bool"}
