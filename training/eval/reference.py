@@ -4,9 +4,9 @@ Usage: python3 -m training.eval.reference packs/demo-shapes [test/fixtures/refer
 Writes <pack>.json and the PNG files it names. Weights come from the pack's own graphs
 (training/pack/weights.py), so the fixtures always describe the committed files.
 """
+import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
@@ -111,4 +111,8 @@ def write(pack_dir, out_dir):
 
 
 if __name__ == "__main__":
-    write(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "test/fixtures/reference")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("pack")
+    parser.add_argument("out", nargs="?", default="test/fixtures/reference")
+    args = parser.parse_args()
+    write(args.pack, args.out)
