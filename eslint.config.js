@@ -57,6 +57,13 @@ export default tseslint.config(
     },
   },
   {
+    // The scripts in plain JavaScript run in Node.
+    files: ['scripts/**/*.mjs'],
+    languageOptions: {
+      globals: Object.fromEntries(['console', 'process', 'URL'].map((name) => [name, 'readonly'])),
+    },
+  },
+  {
     // Tests and benchmarks read JSON bodies and library internals loosely.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

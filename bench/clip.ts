@@ -1,6 +1,6 @@
 // npm run bench:clip [-- --device cpu|cuda|cuda:N --threads N --python /usr/bin/python3 --root DIR]
 // A real-size CLIP: ViT-B/32 with seeded random weights in OpenAI's layout, exported into a
-// pack by training/openai_clip.py (training/bench_openai_clip.py builds it and measures
+// pack by training/export/openai_clip_pack.py (training/eval/bench_openai_clip.py builds it and measures
 // PyTorch on the same weights and device). Then onnxruntime-node on that pack: image- and
 // text-encoder throughput by batch size, zero-shot classification through the engine
 // (decode, preprocess, 7 templates per label), and the ratios against PyTorch.
@@ -43,7 +43,7 @@ async function buildPack(dir: string): Promise<Reference> {
   return (
     await runPythonReference<Reference>(
       { python: values.python, root, device, cpuThreads },
-      'training.bench_openai_clip',
+      'training.eval.bench_openai_clip',
       [dir],
     )
   ).result;

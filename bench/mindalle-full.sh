@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # minDALL-E at its real size on this machine's CPU, with random weights: the release written by
 # `make_upstream_checkpoints --size full` (42 layers, width 1536, 1.3B parameters), exported by
-# training.export_mindalle, then served by the engine (bench/mindalle-full.ts): session load
+# training.export.mindalle_pack, then served by the engine (bench/mindalle-full.ts): session load
 # time, one generation of 2 candidates end to end, time per candidate. Each step's peak memory
 # comes from /usr/bin/time -v. Not run in CI: it needs about 16 GB of disk (22 GB with --fp16).
 #
@@ -41,6 +41,7 @@ measured() {
 if wants release && [ ! -f "$work/release/mindalle/stage2_last.ckpt" ]; then
   rm -rf "$work/release"
   measured release /usr/bin/python3 -m training.tests.make_upstream_checkpoints "$work/release" --size full >&2
+  /usr/bin/python3 -m training.tests.make_openai_clip_case "$work/release/clip" --checkpoint-only >&2
 fi
 
 for variant in "${variants[@]}"; do
@@ -50,7 +51,7 @@ for variant in "${variants[@]}"; do
     mkdir -p "$(dirname "$pack")"
     flags=()
     [ "$variant" = fp16 ] && flags=(--fp16)
-    measured "export-$variant" /usr/bin/python3 -m training.export_mindalle --checkpoint "$work/release/mindalle" \
+    measured "export-$variant" /usr/bin/python3 -m training.export.mindalle_pack --checkpoint "$work/release/mindalle" \
       --out "$pack" --name mindalle-full "${flags[@]}" \
       --clip-checkpoint "$work/release/clip/ViT-T-16.pt" --clip-bpe "$work/release/clip/bpe.txt.gz" >&2
   fi

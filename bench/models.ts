@@ -2,10 +2,14 @@
 //                        [--python /usr/bin/python3] [--reference-state FILE.pt] [--root DIR]
 // Sampler tokens per second (host loop and sample_loop graph), one 512-candidate generation
 // end to end, and CLIP image-encoder images per second by batch size. Then the PyTorch
-// reference (training/bench_reference.py) on the same weights and device, and the ratios.
-// --reference-state: the pack's weights saved by training.pack_weights, for a Python
-// without the onnx package (bench/gpu/README.md).
+// reference (training/eval/bench_reference.py) on the same weights and device, and the ratios.
+// The reference reads the pack's weights from a PyTorch state file (training.pack.weights), so
+// that a Python without the onnx package runs it: --reference-state gives one (bench/gpu/README.md),
+// else one is saved from the pack's graphs first.
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -15,7 +19,7 @@ import { Pack } from '../src/models/packs.js';
 import { candidateSeed } from '../src/models/rng.js';
 import { rowsOf, sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
 import { generatorText } from '../src/models/tokenizers.js';
-import { runPythonReference } from './python-reference.js';
+import { type PythonRun, runPythonReference, savePackState } from './python-reference.js';
 import { bestMs, fmt, timed } from './timing.js';
 
 const SAMPLER_BATCH = 64;
@@ -102,21 +106,30 @@ interface Reference {
 
 // Same pack, same chunk of candidates, same device and thread count as onnxruntime here.
 async function pythonReference(packName: string): Promise<Reference | undefined> {
-  if (!existsSync(`${root}training/bench_reference.py`)) return undefined;
-  const args = [
+  if (!existsSync(`${root}training/eval/bench_reference.py`)) return undefined;
+  const run: PythonRun = { python: values.python, root, device, cpuThreads };
+  if (values['reference-state']) return referenceOn(run, packName, values['reference-state']);
+  const scratch = await mkdtemp(join(tmpdir(), 'bench-reference-'));
+  try {
+    const state = join(scratch, `${packName}.pt`);
+    await savePackState(run, `packs/${packName}`, state);
+    return await referenceOn(run, packName, state);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function referenceOn(run: PythonRun, packName: string, state: string): Promise<Reference> {
+  const { result, stderr } = await runPythonReference<Reference>(run, 'training.eval.bench_reference', [
     '--pack',
     `packs/${packName}`,
+    '--state',
+    state,
     '--candidates',
     String(2 * SAMPLER_BATCH),
     '--batch',
     String(SAMPLER_BATCH),
-  ];
-  if (values['reference-state']) args.push('--state', values['reference-state']);
-  const { result, stderr } = await runPythonReference<Reference>(
-    { python: values.python, root, device, cpuThreads },
-    'training.bench_reference',
-    args,
-  );
+  ]);
   if (stderr.trim()) console.log(`PyTorch reference: ${stderr.trim()}`);
   return result;
 }
@@ -156,7 +169,7 @@ async function main(): Promise<void> {
 
   const reference = await pythonReference(pack.name);
   if (!reference) {
-    console.log('PyTorch reference: training/bench_reference.py not found, no ratios');
+    console.log('PyTorch reference: training/eval/bench_reference.py not found, no ratios');
     return;
   }
   console.log(`PyTorch reference: ${JSON.stringify(reference)}`);

@@ -39,3 +39,11 @@ export async function runPythonReference<T>(
   if (!json) throw new Error(`${module} printed no JSON:\n${stdout}`);
   return { result: JSON.parse(json) as T, stderr };
 }
+
+/** Saves a pack's weights, read from its graphs, as the PyTorch state file the references load. */
+export async function savePackState(run: Pick<PythonRun, 'python' | 'root'>, packDir: string, out: string) {
+  await promisify(execFile)(run.python, ['-m', 'training.pack.weights', packDir, out], {
+    cwd: run.root,
+    env: { ...process.env, PYTHONPATH: run.root },
+  });
+}

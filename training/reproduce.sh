@@ -34,11 +34,11 @@ TOKENIZER=training/tokenizer/shapes-bpe.json
 mkdir -p "$RUN"
 
 if [ ! -f "$TOKENIZER" ]; then
-  "$PYTHON" -m training.bpe --out "$TOKENIZER"
+  "$PYTHON" -m training.world.bpe --out "$TOKENIZER"
 fi
 # OpenBLAS's own threads fight torch's pool on a small CPU; one each is faster.
 export OPENBLAS_NUM_THREADS=1
-train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --pack "packs/$PACK" ${PROFILE:+--profile "$PROFILE"} "$@"; }
+train() { "$PYTHON" -m training.model.train --run "$RUN" --device "$DEVICE" ${PROFILE:+--profile "$PROFILE"} "$@"; }
 train --stages data
 # The image tokenizer first: the generator trains on its codes and CLIP on its reconstructions
 # too. Then one core each for the generator and CLIP.
@@ -49,22 +49,22 @@ train --stages clip --threads 1 > "$RUN/clip.out" 2>&1 &
 clip=$!
 wait "$generator" || { cat "$RUN/generator.out"; exit 1; }
 wait "$clip" || { cat "$RUN/clip.out"; exit 1; }
-train --stages pack
-"$PYTHON" -m training.random_pack micro packs/micro-dalle1 "$TOKENIZER"
+"$PYTHON" -m training.export.demo_pack --run "$RUN" --device "$DEVICE" --pack "packs/$PACK" ${PROFILE:+--profile "$PROFILE"}
+"$PYTHON" -m training.export.random_pack micro packs/micro-dalle1 "$TOKENIZER"
 mkdir -p "$REFERENCE"
 for pack in "$PACK" micro-dalle1; do
   reference=$([ "$pack" = "$PACK" ] && echo "$REFERENCE" || echo test/fixtures/reference)
-  "$PYTHON" -m training.reference "packs/$pack" "$reference"
+  "$PYTHON" -m training.eval.reference "packs/$pack" "$reference"
   node training/check_onnx.mjs "packs/$pack"
   node training/check_reference.mjs "packs/$pack" "$reference"
 done
 # The training and the held-out phrasings side by side, one core each.
 for phrasings in training heldout; do
-  EVAL_THREADS=1 "$PYTHON" -m training.evaluate "packs/$PACK" --phrasings "$phrasings" ${EVALUATE[@]+"${EVALUATE[@]}"} \
+  EVAL_THREADS=1 "$PYTHON" -m training.eval.evaluate "packs/$PACK" --phrasings "$phrasings" ${EVALUATE[@]+"${EVALUATE[@]}"} \
     --out "$RUN/evaluation-$phrasings.json" > "$RUN/evaluation-$phrasings.out" 2>&1 &
   eval "evaluation_$phrasings=\$!"
 done
 wait "$evaluation_training" || { cat "$RUN/evaluation-training.out"; exit 1; }
 wait "$evaluation_heldout" || { cat "$RUN/evaluation-heldout.out"; exit 1; }
-"$PYTHON" -m training.evaluate --merge "$RUN/evaluation-training.json" "$RUN/evaluation-heldout.json" \
+"$PYTHON" -m training.eval.evaluate --merge "$RUN/evaluation-training.json" "$RUN/evaluation-heldout.json" \
   --out "$RUN/evaluation.json"

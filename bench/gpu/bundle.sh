@@ -24,7 +24,7 @@ echo '{ "type": "module" }' > "$DIST/package.json"
 tar -cJf "$OUT/node_modules.tar.xz" -C node_modules sharp detect-libc semver @img/colour @img/sharp-linux-x64 @img/sharp-libvips-linux-x64
 # The packs' weights for the PyTorch reference, which there has no onnx package to read graphs.
 for pack in demo-shapes micro-dalle1; do
-  PYTHONPATH=. /usr/bin/python3 -m training.pack_weights "packs/$pack" "$OUT/$pack.pt"
+  PYTHONPATH=. /usr/bin/python3 -m training.pack.weights "packs/$pack" "$OUT/$pack.pt"
 done
 # minDALL-E's full-size sample_loop without its weights, which run.sh writes there (a pack
 # exported here by bench/mindalle-full.sh; skipped without one).

@@ -25,7 +25,7 @@ PREFIXES = ("w/prefill/generator.", "w/step/generator.")
 
 def write_layout(pack, out):
     import onnx
-    from training.sample_loop import external_ref
+    from training.export.sample_loop import external_ref
 
     model = onnx.load(os.path.join(pack, GRAPH), load_external_data=False)
     layout = {}

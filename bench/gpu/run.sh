@@ -47,7 +47,7 @@ step scheduler-sweep-cuda node .gpu-bundle/dist/scheduler-sweep.mjs --root . --d
 # laid out as the graph sent here expects, then the sampler at 1 to 64 rows with GPU memory.
 if [ -f .gpu-bundle/mindalle-full/weights-layout.json ]; then
   FULL_RELEASE=/tmp/mindalle-full-release
-  step mindalle-full-release env PYTHONPATH=. "$PYTHON" -m training.tests.make_upstream_checkpoints "$FULL_RELEASE" --size full --without-clip
+  step mindalle-full-release env PYTHONPATH=. "$PYTHON" -m training.tests.make_upstream_checkpoints "$FULL_RELEASE" --size full
   step mindalle-full-weights env PYTHONPATH=. "$PYTHON" bench/gpu/mindalle_full_weights.py weights .gpu-bundle/mindalle-full "$FULL_RELEASE/mindalle"
   step mindalle-full-sampler-cuda node .gpu-bundle/dist/sampler-full.mjs --dir .gpu-bundle/mindalle-full --device cuda
 fi

@@ -22,7 +22,7 @@ mkdir -p "$RUN"
 PYTHON="${PYTHON:-$(command -v python3)}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available() and torch.cuda.get_device_name(0))' | tee "$RUN/device.txt"
-train() { "$PYTHON" -m training.train --run "$RUN" --device "$DEVICE" --profile "$PROFILE" --threads 4 "$@"; }
+train() { "$PYTHON" -m training.model.train --run "$RUN" --device "$DEVICE" --profile "$PROFILE" --threads 4 "$@"; }
 train --stages data
 train --stages vqvae
 # Both models fit one GPU side by side, as the CPU recipe runs them on two cores.

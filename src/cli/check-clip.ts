@@ -1,6 +1,6 @@
 // npm run check-clip -- packs/openai-clip-vit-b-32 reference.json [--device cpu|cuda|cuda:N]
 // Checks an exported CLIP pack against PyTorch's answers on its checkpoint, written by
-// `python3 -m training.openai_clip … --reference reference.json`: the same token ids and, through
+// `python3 -m training.eval.openai_clip_reference … --out reference.json`: the same token ids and, through
 // the service's CLIP path, embeddings with cosine ≥ 0.9999 (0.999 on CUDA, whose MatMuls may
 // use TF32). Exits 1 when they differ.
 import { readFile } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 // An exported CLIP pack against PyTorch's answers on the same checkpoint
-// (training/openai_clip.py --reference): the pack's tokenizer must give the reference token ids
+// (training/eval/openai_clip_reference.py): the pack's tokenizer must give the reference token ids
 // and the service's CLIP path (tokenizer layout, sharp preprocessing, onnxruntime) the same
 // embeddings, up to float error.
 import { Clip, l2normalize } from './clip.js';

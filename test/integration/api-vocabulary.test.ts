@@ -20,7 +20,7 @@ import {
 } from './api-harness.js';
 
 const manifest = JSON.parse(readFileSync(new URL('../../packs/demo-shapes/manifest.json', import.meta.url), 'utf8'));
-// Token ids by the Python tokenizer the pack was trained with (training/make_fixtures.py).
+// Token ids by the Python tokenizer the pack was trained with (training/world/fixtures.py).
 const parity: { text: string; ids: number[] }[] = JSON.parse(
   readFileSync(new URL('../fixtures/tokenizer-parity.json', import.meta.url), 'utf8'),
 ).cases;

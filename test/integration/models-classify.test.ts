@@ -1,5 +1,5 @@
 // Zero-shot classification of the rendered single-object scenes with the demo pack's CLIP,
-// over every colour × shape label of the shapes world (training/shapes_world.py).
+// over every colour × shape label of the shapes world (training/world/shapes.py).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';

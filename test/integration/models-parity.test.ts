@@ -1,5 +1,5 @@
 // onnxruntime through the inference core against the PyTorch reference fixtures
-// (training/reference.py): tokens, prefill and step logits, decoder pixels, CLIP embeddings.
+// (training/eval/reference.py): tokens, prefill and step logits, decoder pixels, CLIP embeddings.
 // Tolerances come from each fixture: 1e-3 absolute on logits and embeddings, 1 level on pixels.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 // minDALL-E's text tokenizer, held to the library upstream uses: Hugging Face `tokenizers` (its
 // Rust core, through the Node binding) built as minDALL-E's build_tokenizer builds it, on the
 // seeded random release's vocabulary and merges (training/tests/make_upstream_checkpoints.py).
-// The committed fixture's ids (training/mindalle_tokenizer.py's reference_encode) and the
+// The committed fixture's ids (training/upstream/mindalle_tokenizer.py's reference_encode) and the
 // service's path (the exported tokenizer.json through src/models/tokenizers.ts, padded by the
 // contract) must both give the library's ids.
 import { test, describe, before, after } from 'node:test';
@@ -86,9 +86,9 @@ describe("minDALL-E's tokenizer against Hugging Face tokenizers", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mindalle-tokenizer-'));
     const python = (...args: string[]) => run('/usr/bin/python3', args, { cwd: root });
-    await python('-m', 'training.tests.make_upstream_checkpoints', dir, '--without-clip');
+    await python('-m', 'training.tests.make_upstream_checkpoints', dir);
     const folder = join(dir, 'mindalle', 'tokenizer');
-    await python('-m', 'training.mindalle_tokenizer', folder, join(dir, 'tokenizer.json'));
+    await python('-m', 'training.upstream.mindalle_tokenizer', folder, join(dir, 'tokenizer.json'));
     library = await upstreamTokenizer(folder);
     service = await TextTokenizer.load(join(dir, 'tokenizer.json'));
     padId = library.tokenToId('[PAD]')!;

@@ -26,17 +26,18 @@ describe('exported minDALL-E and dVAE packs', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mindalle-'));
     await python('-m', 'training.tests.make_upstream_checkpoints', dir, '--with-dalle1-dvae');
+    await python('-m', 'training.tests.make_openai_clip_case', join(dir, 'clip'), '--checkpoint-only');
     await python(
-      ...['-m', 'training.export_mindalle', '--checkpoint', join(dir, 'mindalle'), '--name', 'mindalle-tiny'],
+      ...['-m', 'training.export.mindalle_pack', '--checkpoint', join(dir, 'mindalle'), '--name', 'mindalle-tiny'],
       ...['--out', join(dir, 'packs', 'mindalle-tiny'), '--external-data'],
       ...['--clip-checkpoint', join(dir, 'clip', 'ViT-T-16.pt'), '--clip-bpe', join(dir, 'clip', 'bpe.txt.gz')],
     );
     await python(
-      ...['-m', 'training.export_dvae_decoder', '--checkpoint', join(dir, 'dvae-dalle1', 'decoder.pkl')],
+      ...['-m', 'training.export.dvae_decoder', '--checkpoint', join(dir, 'dvae-dalle1', 'decoder.pkl')],
       ...['--base', join(root, 'packs', 'micro-dalle1'), '--out', join(dir, 'packs', 'micro-dalle1-dvae')],
     );
     await python(
-      ...['-m', 'training.export_dvae_decoder', '--checkpoint', join(dir, 'dvae', 'decoder.pkl')],
+      ...['-m', 'training.export.dvae_decoder', '--checkpoint', join(dir, 'dvae', 'decoder.pkl')],
       ...['--grid', '4', '--out', join(dir, 'dvae-small.onnx')],
     );
     engine = await createEngine({ modelsDir: join(dir, 'packs'), logger: silentLog, sampleBatch: 4, clipBatch: 4 });
@@ -71,7 +72,7 @@ describe('exported minDALL-E and dVAE packs', () => {
 
   test('with --fp16 the weights take half the bytes and the logits stay within 1e-2 of upstream', async () => {
     const out = join(dir, 'mindalle-fp16');
-    await python('-m', 'training.export_mindalle', '--checkpoint', join(dir, 'mindalle'), '--out', out, '--fp16');
+    await python('-m', 'training.export.mindalle_pack', '--checkpoint', join(dir, 'mindalle'), '--out', out, '--fp16');
     const { stdout } = await run(process.execPath, ['training/check_upstream.mjs', out, fixture, '--fp16'], {
       cwd: root,
     });

@@ -1,4 +1,4 @@
-// An OpenAI CLIP checkpoint exported into packs (training/openai_clip.py): a small random
+// An OpenAI CLIP checkpoint exported into packs (training/export/openai_clip_pack.py): a small random
 // checkpoint in OpenAI's exact layout and file formats goes through the exporter, onto the demo
 // pack's generator and alone, and the service must tokenize as OpenAI's algorithm does, embed
 // as PyTorch does, and serve the CLIP-only pack for classification but not for generations.

@@ -1,4 +1,4 @@
-// training/bpe.py wrote these ids; the service's tokenizer (the @huggingface/tokenizers library)
+// training/world/bpe.py wrote these ids; the service's tokenizer (the @huggingface/tokenizers library)
 // must give the same ones, or prompts would reach the models as other tokens than in training.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -2,12 +2,16 @@
 
 Writes into OUT: `ViT-T-16.pt` (a TorchScript archive with the parameter names and extra
 entries of OpenAI's downloads, random weights), `bpe.txt.gz` (merges in OpenAI's file format,
-learned from a few sentences), two packs from training.openai_clip (`packs/tiny-openai-clip`
-onto the base pack, `packs/tiny-openai-clip-only` alone, by the command line), `case.json`
-(their names) and `reference.json` (`--reference`: OpenAI's token ids, PyTorch's embeddings).
-test/integration/models-openai-clip.test.ts runs this, then checks the service against it.
+learned from a few sentences), two packs from training.export.openai_clip_pack
+(`packs/tiny-openai-clip` onto the base pack, `packs/tiny-openai-clip-only` alone, by the command
+line), `case.json` (their names) and `reference.json` (training.eval.openai_clip_reference on the
+CLIP-only pack: OpenAI's token ids, PyTorch's embeddings).
+test/training/openai-clip.test.ts runs this, then checks the service against it.
 
     /usr/bin/python3 -m training.tests.make_openai_clip_case OUT [--base packs/demo-shapes]
+    /usr/bin/python3 -m training.tests.make_openai_clip_case OUT --checkpoint-only   # the first two files
+
+With --checkpoint-only it is the CLIP for reranking beside make_upstream_checkpoints' minDALL-E.
 """
 import argparse
 import collections
@@ -17,10 +21,13 @@ import os
 import subprocess
 import sys
 
+import regex
 import torch
 import torch.nn as nn
 
-from training import openai_clip as oc
+from training.export import openai_clip_pack
+from training.upstream import openai_clip as oc
+from training.world.bpe import bytes_to_unicode
 
 PACK_NAME = "tiny-openai-clip"
 CLIP_ONLY_PACK_NAME = "tiny-openai-clip-only"
@@ -32,9 +39,7 @@ MERGES = 300
 
 def learn_merges(text, count):
     """A few byte-level BPE merges in OpenAI's word-final `</w>` form, most frequent pair first."""
-    import regex
-
-    byte_map = oc.bytes_to_unicode()
+    byte_map = bytes_to_unicode()
     words = collections.Counter()
     for word in regex.findall(oc.WORD_PATTERN, text.lower()):
         parts = [byte_map[b] for b in word.encode("utf-8")]
@@ -92,27 +97,37 @@ def random_model(vocab):
     return model.eval()
 
 
+def write_checkpoint(out):
+    """ViT-T-16.pt and bpe.txt.gz into `out` -> their paths."""
+    os.makedirs(out, exist_ok=True)
+    merges = learn_merges(CORPUS, MERGES)
+    bpe = os.path.join(out, "bpe.txt.gz")
+    with gzip.open(bpe, "wt", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    model = random_model(len(oc.vocabulary(merges)))
+    checkpoint = os.path.join(out, "ViT-T-16.pt")
+    torch.jit.trace(Archive(model), torch.zeros(1, 3, 64, 64)).save(checkpoint)
+    return checkpoint, bpe
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--base", default="packs/demo-shapes")
+    parser.add_argument("--checkpoint-only", action="store_true", help="write the checkpoint and merges alone")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    os.makedirs(args.out, exist_ok=True)
-
-    merges = learn_merges(CORPUS, MERGES)
-    bpe = os.path.join(args.out, "bpe.txt.gz")
-    with gzip.open(bpe, "wt", encoding="utf-8") as f:
-        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    model = random_model(len(oc.vocabulary(merges)))
-    checkpoint = os.path.join(args.out, "ViT-T-16.pt")
-    torch.jit.trace(Archive(model), torch.zeros(1, 3, 64, 64)).save(checkpoint)
-
-    oc.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base, name=PACK_NAME)
+    checkpoint, bpe = write_checkpoint(args.out)
+    if args.checkpoint_only:
+        return
+    openai_clip_pack.export_pack(checkpoint, bpe, os.path.join(args.out, "packs", PACK_NAME), base=args.base,
+                                 name=PACK_NAME)
     # The CLIP-only pack and PyTorch's answers through the command line, as a user runs it.
-    subprocess.run([sys.executable, "-m", "training.openai_clip", "--checkpoint", checkpoint, "--bpe", bpe,
-                    "--out", os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME), "--name", CLIP_ONLY_PACK_NAME,
-                    "--reference", os.path.join(args.out, "reference.json")], check=True, stdout=subprocess.DEVNULL)
+    clip_only = os.path.join(args.out, "packs", CLIP_ONLY_PACK_NAME)
+    subprocess.run([sys.executable, "-m", "training.export.openai_clip_pack", "--checkpoint", checkpoint, "--bpe", bpe,
+                    "--out", clip_only, "--name", CLIP_ONLY_PACK_NAME], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "training.eval.openai_clip_reference", "--checkpoint", checkpoint,
+                    "--bpe", bpe, "--pack", clip_only, "--out", os.path.join(args.out, "reference.json")], check=True)
     with open(os.path.join(args.out, "case.json"), "w") as f:
         json.dump({"pack": PACK_NAME, "clip_only_pack": CLIP_ONLY_PACK_NAME}, f)
 

@@ -8,8 +8,8 @@ Writes into OUT:
   `dall_e.decoder.DecoderBlock` and `dall_e.utils.Conv2d` with the attributes OpenAI's classes
   have, as OpenAI's file is (upstream's `torch.load` reads it into their real classes);
 - `dvae-dalle1/decoder.pkl` with `--with-dalle1-dvae`: a narrow dVAE decoder on DALL·E 1's
-  geometry, for `export_dvae_decoder --base packs/micro-dalle1`;
-- `clip/`: a tiny OpenAI-layout CLIP (training/tests/make_openai_clip_case.py) for reranking.
+  geometry, for `training.export.dvae_decoder --base packs/micro-dalle1`.
+The OpenAI CLIP that minDALL-E reranks with comes from make_openai_clip_case.py --checkpoint-only.
 
     /usr/bin/python3 -m training.tests.make_upstream_checkpoints OUT [--size small|layer|full]
 
@@ -22,7 +22,6 @@ are held once, about 5.5 GB of memory).
 """
 import argparse
 import collections
-import gzip
 import hashlib
 import json
 import math
@@ -32,6 +31,9 @@ import types
 
 import torch
 import torch.nn as nn
+
+from training.upstream import safe_pickle
+from training.upstream.mindalle import Stage1Decoder
 
 SIZES = {
     "small": {"gpt": dict(width=64, layers=2, heads=4, vocab_txt=256, vocab_img=256, ctx_txt=64, ctx_img=16),
@@ -126,8 +128,6 @@ def vqgan_hparams(v):
 def vqgan_state(v, seed):
     """Upstream's VQGAN names, encoder included (the exporter must skip it), random values with
     GroupNorm affine parameters near identity so activations stay in range."""
-    from training.mindalle import Stage1Decoder
-
     torch.manual_seed(seed)
     decoder = Stage1Decoder(v["n_embed"], v["embed_dim"], vqgan_hparams(v))
     state = collections.OrderedDict()
@@ -266,24 +266,9 @@ def write_dvae(out, size, seed=8192):
                 sys.modules[name] = module
 
 
-# --- CLIP for reranking ---
-
-def write_clip(out):
-    from training.tests import make_openai_clip_case as case
-
-    os.makedirs(out, exist_ok=True)
-    merges = case.learn_merges(case.CORPUS, case.MERGES)
-    with gzip.open(os.path.join(out, "bpe.txt.gz"), "wt", encoding="utf-8") as f:
-        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    model = case.random_model(len(case.oc.vocabulary(merges)))
-    torch.jit.trace(case.Archive(model), torch.zeros(1, 3, 64, 64)).save(os.path.join(out, "ViT-T-16.pt"))
-
-
 def state_digest(path):
     """sha256 over a checkpoint's tensors (names and float32 bytes): the fixtures name the
     weights they were computed on, so a writer that drifts fails loudly."""
-    from training import safe_pickle
-
     state = safe_pickle.load_state_dict(path, ("dall_e", "torch.nn"))
     digest = hashlib.sha256()
     for name in sorted(state):
@@ -296,7 +281,6 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--without-clip", action="store_true")
     parser.add_argument("--with-dalle1-dvae", action="store_true", help="also dvae-dalle1/decoder.pkl (DALLE1_DVAE)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -304,8 +288,6 @@ def main():
     write_dvae(os.path.join(args.out, "dvae"), args.size)
     if args.with_dalle1_dvae:
         write_dvae(os.path.join(args.out, "dvae-dalle1"), "dalle1")
-    if not args.without_clip:
-        write_clip(os.path.join(args.out, "clip"))
 
 
 if __name__ == "__main__":

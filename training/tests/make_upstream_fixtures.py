@@ -13,6 +13,7 @@ upstream calls is not installed here (see that module).
 """
 import argparse
 import base64
+import importlib
 import json
 import os
 import sys
@@ -22,8 +23,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from training import mindalle_tokenizer as tok
 from training.tests.make_upstream_checkpoints import state_digest
+from training.upstream import mindalle_tokenizer as tok
 
 PROMPTS = [
     "a painting of a red apple on the table",
@@ -64,11 +65,12 @@ def import_upstream(mindalle_src, dalle_src):
         "dalle.models": _package("dalle.models", os.path.join(mindalle_src, "dalle", "models")),
         "dall_e": _package("dall_e", os.path.join(dalle_src, "dall_e")),
     })
-    from dalle.models.stage1.vqgan import VQGAN
-    from dalle.models.stage2.transformer import Transformer1d
-    import dall_e.decoder  # noqa: F401 (torch.load finds the classes by name)
-    from dall_e.utils import unmap_pixels
-    return VQGAN, Transformer1d, unmap_pixels
+    # By name: the packages above point at the folders given on the command line.
+    vqgan = importlib.import_module("dalle.models.stage1.vqgan")
+    transformer = importlib.import_module("dalle.models.stage2.transformer")
+    importlib.import_module("dall_e.decoder")  # torch.load finds the classes by name
+    utils = importlib.import_module("dall_e.utils")
+    return vqgan.VQGAN, transformer.Transformer1d, utils.unmap_pixels
 
 
 def rounded(t, digits=5):

@@ -3,8 +3,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from training import bpe
-from training.corpus import tokenizer_corpus
+from training.world import bpe
+from training.world.corpus import tokenizer_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "training/tokenizer/shapes-bpe.json"

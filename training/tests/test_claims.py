@@ -2,7 +2,9 @@ import unittest
 
 import numpy as np
 
-from training import claims, shapes_world as world
+from training.model.train import clip_captions, clip_examples, recolour
+from training.world import claims
+from training.world import shapes as world
 
 
 def scene(*objects, relation=None):
@@ -73,8 +75,6 @@ class RecolouredImagesTest(unittest.TestCase):
         self.assertFalse(claims.truth(np.stack(coloured), recoloured).any())
 
     def test_recolouring_keeps_every_shape_and_gives_it_a_colour_off_the_palette(self):
-        from training.train import recolour
-
         images, _, scenes = world.make_dataset(64, 9)
         shown = recolour(images, claims.scene_rows(scenes), np.random.default_rng(1))
         background = np.all(images == world.BACKGROUND, axis=-1)
@@ -87,8 +87,6 @@ class RecolouredImagesTest(unittest.TestCase):
         self.assertGreater(distance.min(), 60)
 
     def test_a_clip_batch_shows_its_recoloured_images_off_the_palette_and_knows_their_truth(self):
-        from training.train import clip_captions, clip_examples
-
         images, _, scenes = world.make_dataset(64, 9)
         recoloured = np.arange(64) % 3 == 0
         # Full captions only: every image in its own colours gets a caption naming them.

@@ -2,9 +2,10 @@ import unittest
 
 import numpy as np
 
-from training import claims, shapes_world as world
-from training.clip_validation import VALIDATION_PAIRS, object_pairs
-from training.evaluate import LABELS
+from training.eval.clip_validation import VALIDATION_PAIRS, object_pairs
+from training.eval.evaluate import LABELS
+from training.world import claims
+from training.world import shapes as world
 
 
 class ValidationPairsTest(unittest.TestCase):

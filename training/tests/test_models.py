@@ -1,12 +1,18 @@
 import dataclasses
+import tempfile
 import unittest
 
 import numpy as np
 import torch
 
-from training import configs, shapes_world as world
-from training.models import CLIPConfig, ShapeStem
-from training.train import clip_pixels
+from training.export import graphs
+from training.export.graphs import PixelDecoder
+from training.model import configs
+from training.model.models import VQVAE, CLIPConfig, ShapeStem, build_models
+from training.model.train import TOKENIZER, clip_pixels, decode_codes
+from training.pack import manifest
+from training.pack.weights import load_pack
+from training.world import shapes as world
 
 
 def scene_of(colour, shape="square", cx=30.0, cy=34.0):
@@ -52,10 +58,6 @@ class ShapeStemTest(unittest.TestCase):
 
 class DecodedImagesTest(unittest.TestCase):
     def test_clip_trains_on_the_images_the_packs_decoder_graph_makes(self):
-        from training.export import PixelDecoder
-        from training.models import VQVAE
-        from training.train import decode_codes
-
         torch.manual_seed(0)
         vqvae = VQVAE(configs.DEMO["vq"]).eval()
         codes = np.random.default_rng(0).integers(0, configs.DEMO["vq"].codebook_size, (3, 64))
@@ -69,22 +71,14 @@ class DecodedImagesTest(unittest.TestCase):
 
 class PackWeightsTest(unittest.TestCase):
     def write_pack(self, out, cfg, version):
-        from training import export, pack
-        from training.random_pack import build_models
-        from training.train import TOKENIZER
-
         generator, vqvae, clip = build_models(cfg, seed=3)
-        export.export_all(generator, vqvae, clip, out, with_loop=False)
-        pack.write(out, TOKENIZER, name="demo-shapes", version=version, description="a test pack",
-                   gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
-                   sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=False)
+        graphs.export_all(generator, vqvae, clip, out, with_loop=False)
+        manifest.write(out, TOKENIZER, name="demo-shapes", version=version, description="a test pack",
+                       gpt=cfg["gpt"], vq=cfg["vq"], clip=cfg["clip"], logit_scale=clip.logit_scale().item(),
+                       sampling_defaults=configs.SAMPLING_DEFAULTS, with_loop=False)
         return clip
 
     def test_a_pack_from_before_the_shape_stem_loads_with_its_own_image_tower(self):
-        import tempfile
-
-        from training.pack_weights import load_pack
-
         before = dict(configs.DEMO, clip=dataclasses.replace(configs.DEMO["clip"], shape_mask_threshold=0.0))
         with tempfile.TemporaryDirectory() as out:
             clip = self.write_pack(out, before, "1.1.0")
@@ -95,10 +89,6 @@ class PackWeightsTest(unittest.TestCase):
             self.assertTrue(torch.equal(loaded.state_dict()[name], value), name)
 
     def test_a_weight_of_another_shape_is_refused_by_name(self):
-        import tempfile
-
-        from training.pack_weights import load_pack
-
         narrower = dict(configs.DEMO, clip=dataclasses.replace(configs.DEMO["clip"], embed_dim=32))
         with tempfile.TemporaryDirectory() as out:
             self.write_pack(out, narrower, "9.9.9")

@@ -9,7 +9,8 @@ import unittest
 
 import torch
 
-from training import openai_clip as oc
+from training.eval.openai_clip_reference import reference_encode
+from training.upstream import openai_clip as oc
 
 VIT_B_32 = dict(embed_dim=512, resolution=224, vision_layers=12, vision_width=768, patch=32,
                 context=77, vocab=49408, text_width=512, text_heads=8, text_layers=12)
@@ -20,7 +21,8 @@ TOP_LEVEL = {
     "visual.conv1.weight", "visual.ln_pre.weight", "visual.ln_pre.bias", "visual.ln_post.weight", "visual.ln_post.bias",
 }
 BLOCK = {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "ln_1.weight",
-         "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias", "ln_2.weight", "ln_2.bias"}
+         "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias", "ln_2.weight",
+         "ln_2.bias"}
 
 
 class OpenAIClipModelTest(unittest.TestCase):
@@ -41,7 +43,8 @@ class OpenAIClipModelTest(unittest.TestCase):
 
     def test_the_extra_entries_of_a_torchscript_archive_are_dropped_on_load(self):
         model = oc.OpenAIClip(**VIT_B_32)
-        extras = {"input_resolution": torch.tensor(224), "context_length": torch.tensor(77), "vocab_size": torch.tensor(49408)}
+        extras = {"input_resolution": torch.tensor(224), "context_length": torch.tensor(77),
+                  "vocab_size": torch.tensor(49408)}
         model.load_checkpoint({**{k: v.half() for k, v in self.state.items()}, **extras})
         self.assertEqual(model.visual.proj.dtype, torch.float32)
 
@@ -155,7 +158,8 @@ class OpenAIVocabularyTest(unittest.TestCase):
     def test_the_reference_encoder_merges_by_rank_within_words(self):
         merges = [("l", "o"), ("lo", "w</w>"), ("e", "r</w>")]
         vocab = oc.vocabulary(merges)
-        self.assertEqual(oc.reference_encode("LOW  lower", merges), [vocab["low</w>"], vocab["lo"], vocab["w"], vocab["er</w>"]])
+        self.assertEqual(reference_encode("LOW  lower", merges),
+                         [vocab["low</w>"], vocab["lo"], vocab["w"], vocab["er</w>"]])
 
 
 if __name__ == "__main__":

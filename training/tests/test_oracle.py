@@ -2,8 +2,8 @@ import unittest
 
 import numpy as np
 
-from training import oracle
-from training import shapes_world as world
+from training.world import oracle
+from training.world import shapes as world
 
 SCENES_PER_SPLIT = 1000
 

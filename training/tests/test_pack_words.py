@@ -4,7 +4,8 @@ import shutil
 import tempfile
 import unittest
 
-from training import pack, phrasing
+from training.pack import manifest
+from training.world import phrasing
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "packs", "demo-shapes", "manifest.json")
 
@@ -15,7 +16,7 @@ class PackWordsTest(unittest.TestCase):
             shutil.copyfile(DEMO, os.path.join(folder, "manifest.json"))
             with open(DEMO) as f:
                 before = json.load(f)
-            pack.write_words(folder, ["red", "circle", "red", "a"], ["a red circle"])
+            manifest.write_words(folder, ["red", "circle", "red", "a"], ["a red circle"])
             with open(os.path.join(folder, "manifest.json")) as f:
                 after = json.load(f)
         self.assertEqual(after["vocabulary"], ["a", "circle", "red"])

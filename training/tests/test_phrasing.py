@@ -4,9 +4,12 @@ import unittest
 
 import numpy as np
 
-from training import claims, configs, evaluate, oracle, phrasing, shapes_world as world
-from training.bpe import Tokenizer
-from training.train import TOKENIZER, clip_captions, generator_captions
+from training.eval import evaluate
+from training.model import configs
+from training.model.train import TOKENIZER, clip_captions, generator_captions
+from training.world import claims, oracle, phrasing
+from training.world import shapes as world
+from training.world.bpe import Tokenizer
 
 _RNG = np.random.default_rng(21)
 ROWS = claims.scene_rows([world.sample_scene(_RNG) for _ in range(400)])
@@ -114,7 +117,8 @@ class CaptionTest(unittest.TestCase):
             for group, scenes in evaluate.prompt_groups(8, evaluate.EVAL_SEED + 2).items():
                 for i, scene in enumerate(scenes):
                     prompt = make(scene, "positions" if group == "positions" else "objects", i)
-                    self.assertLessEqual(len(tokenizer.encode(prompt.text)), configs.DEMO["gpt"].text_length, prompt.text)
+                    self.assertLessEqual(len(tokenizer.encode(prompt.text)), configs.DEMO["gpt"].text_length,
+                                         prompt.text)
 
     def test_clip_captions_carry_claims_true_of_their_scenes(self):
         ids, claim_rows = clip_captions(6)(ROWS)

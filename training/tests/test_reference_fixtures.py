@@ -22,7 +22,7 @@ class ReferenceFixturesTest(unittest.TestCase):
             manifest = json.loads((ROOT / "packs" / fixture["pack"] / "manifest.json").read_text(encoding="utf-8"))
             with self.subTest(pack=fixture["pack"]):
                 shas = {name: entry["sha256"] for name, entry in manifest["files"].items()}
-                self.assertEqual(fixture["files"], shas, "regenerate with python3 -m training.reference")
+                self.assertEqual(fixture["files"], shas, "regenerate with python3 -m training.eval.reference")
 
     def test_shapes_follow_the_pack_geometry(self):
         for path in self.fixtures():

@@ -3,7 +3,7 @@ import unittest
 
 import numpy as np
 
-from training import shapes_world as world
+from training.world import shapes as world
 
 
 def object_mask(obj: world.Obj) -> np.ndarray:

@@ -15,8 +15,10 @@ from unittest import mock
 import numpy as np
 import torch
 
-from training import export_dvae_decoder, export_mindalle, mindalle_tokenizer as tok, safe_pickle
+from training.export import mindalle_pack
 from training.tests import make_upstream_checkpoints as make
+from training.upstream import dvae, safe_pickle
+from training.upstream import mindalle_tokenizer as tok
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "upstream-small.json")
 # float32 through different but equivalent arithmetic (fused attention, one GELU formula).
@@ -58,8 +60,8 @@ class UpstreamExportTest(unittest.TestCase):
         self.assertIn(tok.UNK, tok.tokenizer_json(vocab, merges)["model"]["unk_token"])
 
     def test_generator_matches_upstream_prefill_and_step_logits(self):
-        config, stage1, stage2, _, _ = export_mindalle.read_release(self.path("mindalle"))
-        gpt, _ = export_mindalle.build_models(config, stage1, stage2)
+        config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
+        gpt, _ = mindalle_pack.build_models(config, stage1, stage2)
         texts = torch.tensor([self.fixture["token_ids"][i] for i in self.fixture["text_tokens_rows"]])
         path = torch.tensor(self.fixture["image_path"])
         with torch.no_grad():
@@ -68,11 +70,12 @@ class UpstreamExportTest(unittest.TestCase):
             np.testing.assert_allclose(logits.flatten().numpy(), self.fixture["prefill_logits"], atol=LOGIT_TOLERANCE)
             for k, expected in enumerate(self.fixture["step_logits"]):
                 logits, kv = gpt.step(path[:, k:k + 1], kv)
-                np.testing.assert_allclose(logits.flatten().numpy(), expected, atol=LOGIT_TOLERANCE, err_msg=f"step {k}")
+                np.testing.assert_allclose(logits.flatten().numpy(), expected, atol=LOGIT_TOLERANCE,
+                                           err_msg=f"step {k}")
 
     def test_decoder_matches_upstream_pixels(self):
-        config, stage1, stage2, _, _ = export_mindalle.read_release(self.path("mindalle"))
-        _, vqgan = export_mindalle.build_models(config, stage1, stage2)
+        config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
+        _, vqgan = mindalle_pack.build_models(config, stage1, stage2)
         with torch.no_grad():
             pixels = vqgan(torch.tensor(self.fixture["image_path"])).numpy().astype(int)
         expected = pixels_of(self.fixture["decoder_pixels"]).astype(int)
@@ -80,7 +83,7 @@ class UpstreamExportTest(unittest.TestCase):
         self.assertLessEqual(np.abs(pixels - expected).max(), 1)  # a rounding step at most
 
     def test_dvae_decoder_matches_upstream_pixels(self):
-        model = export_dvae_decoder.load_decoder(self.path("dvae", "decoder.pkl"))
+        model = dvae.load_decoder(self.path("dvae", "decoder.pkl"))
         model.grid = make.SIZES["small"]["dvae"]["grid"]
         with torch.no_grad():
             pixels = model(torch.tensor(self.fixture["dvae_codes"])).numpy().astype(int)
@@ -97,7 +100,7 @@ class UpstreamExportTest(unittest.TestCase):
         evil = self.path("evil.pkl")
         torch.save({"state_dict": {"w": torch.zeros(1)}, "hook": Payload()}, evil)
         with self.assertRaises(pickle.UnpicklingError) as caught:
-            safe_pickle.load_state_dict(evil, export_dvae_decoder.STAND_IN_PACKAGES)
+            safe_pickle.load_state_dict(evil, dvae.STAND_IN_PACKAGES)
         self.assertIn("system", str(caught.exception))
         self.assertFalse(os.path.exists(self_marker))
 
@@ -121,34 +124,35 @@ class UpstreamExportTest(unittest.TestCase):
         finally:
             for name in fakes:
                 del sys.modules[name]
-        state = safe_pickle.load_state_dict(path, export_mindalle.STAND_IN_PACKAGES)
+        state = safe_pickle.load_state_dict(path, mindalle_pack.STAND_IN_PACKAGES)
         self.assertEqual(list(state), ["w"])
         self.assertTrue(torch.equal(state["w"], torch.arange(3.0)))
 
     def test_export_writes_a_pack_with_license_and_shared_weights(self):
         out = self.path("pack")
-        manifest = export_mindalle.export_pack(self.path("mindalle"), out, external=True, name="mindalle-tiny")
-        self.assertEqual(manifest["license"], export_mindalle.LICENSE)
+        manifest = mindalle_pack.export_pack(self.path("mindalle"), out, external=True, name="mindalle-tiny")
+        self.assertEqual(manifest["license"], mindalle_pack.LICENSE)
         self.assertEqual(manifest["schema_version"], 3)
         self.assertEqual(manifest["geometry"]["text_length"], 64)
         self.assertEqual(manifest["geometry"]["image_grid"], [4, 4])
         self.assertEqual(manifest["generator"]["text_pad_id"], self.fixture["token_ids"][-1][0])
         self.assertNotIn("clip", manifest)
-        self.assertIn(export_mindalle.WEIGHTS_FILE, manifest["files"])
+        self.assertIn(mindalle_pack.WEIGHTS_FILE, manifest["files"])
         # Every generator tensor lives once in the shared file: no graph holds the large ones.
-        graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"] for g in ("prefill", "step", "sample_loop"))
-        self.assertLess(graphs, manifest["files"][export_mindalle.WEIGHTS_FILE]["bytes"] / 2)
+        graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"]
+                     for g in ("prefill", "step", "sample_loop"))
+        self.assertLess(graphs, manifest["files"][mindalle_pack.WEIGHTS_FILE]["bytes"] / 2)
         params = sum(t.numel() for k, t in torch.load(self.path("mindalle", "stage2_last.ckpt"))["state_dict"].items()
                      if not k.startswith("head_txt."))
-        self.assertLess(manifest["files"][export_mindalle.WEIGHTS_FILE]["bytes"], params * 4 * 1.1)
+        self.assertLess(manifest["files"][mindalle_pack.WEIGHTS_FILE]["bytes"], params * 4 * 1.1)
 
     def test_weights_past_2_gb_go_through_files_one_tensor_at_a_time_into_the_same_pack(self):
         # minDALL-E's 5 GB: with the limit lowered, this small export takes that path.
         for fp16 in (False, True):
             inline, spilled = self.path(f"inline-{fp16}"), self.path(f"spilled-{fp16}")
-            export_mindalle.export_pack(self.path("mindalle"), inline, fp16=fp16, external=True, name="m")
-            with mock.patch.object(export_mindalle, "PROTOBUF_LIMIT", 1000):
-                export_mindalle.export_pack(self.path("mindalle"), spilled, fp16=fp16, name="m")
+            mindalle_pack.export_pack(self.path("mindalle"), inline, fp16=fp16, external=True, name="m")
+            with mock.patch.object(mindalle_pack, "PROTOBUF_LIMIT", 1000):
+                mindalle_pack.export_pack(self.path("mindalle"), spilled, fp16=fp16, name="m")
             self.assertEqual(sorted(os.listdir(inline)), sorted(os.listdir(spilled)))
             for name in os.listdir(inline):
                 with open(os.path.join(inline, name), "rb") as a, open(os.path.join(spilled, name), "rb") as b:

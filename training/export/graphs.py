@@ -1,0 +1,93 @@
+"""Export a pack's models to the ONNX graphs of packs/CONTRACT.md (opset 17)."""
+import os
+
+import torch
+import torch.nn as nn
+
+from training.export import sample_loop
+from training.export.opset import OPSET, torchscript_exporter
+from training.pack.manifest import GRAPH_FILES
+
+
+class Prefill(nn.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, text_tokens):
+        return self.generator.prefill(text_tokens)
+
+
+class Step(nn.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image_token, past_kv):
+        return self.generator.step(image_token, past_kv)
+
+
+class PixelDecoder(nn.Module):
+    """Codebook indices -> uint8 NHWC, rounded and clamped inside the graph."""
+
+    def __init__(self, vqvae):
+        super().__init__()
+        self.vqvae = vqvae
+
+    def forward(self, image_tokens):
+        x = self.vqvae.decode(image_tokens)
+        x = (x * 255.0).round().clamp(0.0, 255.0).to(torch.uint8)
+        return x.permute(0, 2, 3, 1)
+
+
+def _export(module, args, path, inputs, outputs, dynamic_axes):
+    module.eval()
+    with torch.no_grad():
+        torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs,
+                          dynamic_axes=dynamic_axes, opset_version=OPSET, **torchscript_exporter(),
+                          # Unfolded, the initializers keep their parameter names, so the
+                          # weights can be read back from a pack (training/pack/weights.py).
+                          do_constant_folding=False)
+
+
+def export_generator(generator, out_dir, with_loop=True):
+    c = generator.config
+    text = torch.zeros(2, c.text_length, dtype=torch.long)
+    prefill_path = os.path.join(out_dir, GRAPH_FILES["prefill"])
+    step_path = os.path.join(out_dir, GRAPH_FILES["step"])
+    _export(Prefill(generator), (text,), prefill_path, ["text_tokens"], ["logits", "present_kv"],
+            {"text_tokens": {0: "B"}, "logits": {0: "B"}, "present_kv": {2: "B"}})
+    with torch.no_grad():
+        _, kv = generator.prefill(text)
+    token = torch.zeros(2, 1, dtype=torch.long)
+    _export(Step(generator), (token, kv), step_path, ["image_token", "past_kv"], ["logits", "present_kv"],
+            {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"},
+             "logits": {0: "B"}, "present_kv": {2: "B", 4: "P_next"}})
+    if with_loop:
+        loop_path = os.path.join(out_dir, GRAPH_FILES["sample_loop"])
+        sample_loop.build(prefill_path, step_path, c.image_tokens, loop_path)
+
+
+def export_decoder(vqvae, out_dir):
+    n = vqvae.config.grid ** 2
+    tokens = torch.zeros(2, n, dtype=torch.long)
+    _export(PixelDecoder(vqvae), (tokens,), os.path.join(out_dir, GRAPH_FILES["decoder"]),
+            ["image_tokens"], ["pixels"], {"image_tokens": {0: "B"}, "pixels": {0: "B"}})
+
+
+def export_clip(clip, out_dir):
+    c = clip.config
+    pixels = torch.zeros(2, 3, c.image_size, c.image_size)
+    _export(clip.visual, (pixels,), os.path.join(out_dir, GRAPH_FILES["clip_image"]),
+            ["pixel_values"], ["image_embeds"], {"pixel_values": {0: "B"}, "image_embeds": {0: "B"}})
+    ids = torch.zeros(2, c.context_length, dtype=torch.long)
+    ids[:, 1] = c.eos_id
+    _export(clip.text, (ids,), os.path.join(out_dir, GRAPH_FILES["clip_text"]),
+            ["input_ids"], ["text_embeds"], {"input_ids": {0: "B"}, "text_embeds": {0: "B"}})
+
+
+def export_all(generator, vqvae, clip, out_dir, with_loop=True):
+    os.makedirs(out_dir, exist_ok=True)
+    export_generator(generator, out_dir, with_loop)
+    export_decoder(vqvae, out_dir)
+    export_clip(clip, out_dir)

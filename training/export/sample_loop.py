@@ -1,0 +1,247 @@
+"""Build the contract's `sample_loop` graph: prefill, then an ONNX Loop around the step graph.
+
+Each iteration applies the contract's sampling rule to the step's logits with that token's
+uniform, so the KV cache stays inside the execution provider for the whole image.
+Weights shared by prefill and step are stored once (matched by content). Graphs may keep
+their weights in external data (over 2 GB): their bytes are read one tensor at a time.
+"""
+import argparse
+import hashlib
+import json
+import os
+
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
+
+SAMPLING_INPUTS = ["top_k", "temperature", "top_p"]
+
+
+def _rename_graph(graph, prefix, input_map, weight_names):
+    """Copy a graph's nodes with every value name prefixed, inputs mapped, weights shared."""
+    def name(value):
+        if value == "":
+            return value
+        if value in input_map:
+            return input_map[value]
+        if value in weight_names:
+            return weight_names[value]
+        return prefix + value
+
+    nodes = []
+    for node in graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = prefix + (node.name or node.op_type)
+        copy.input[:] = [name(v) for v in node.input]
+        copy.output[:] = [name(v) for v in node.output]
+        nodes.append(copy)
+    outputs = {o.name: name(o.name) for o in graph.output}
+    return nodes, outputs
+
+
+def external_ref(init):
+    """(location, offset, length) of an initializer kept in external data, else None."""
+    if init.data_location != TensorProto.EXTERNAL:
+        return None
+    entries = {e.key: e.value for e in init.external_data}
+    return entries["location"], int(entries.get("offset", 0)), int(entries.get("length", -1))
+
+
+def tensor_bytes(init, base_dir=None):
+    """An initializer's bytes; external data is read from its file under `base_dir`."""
+    ref = external_ref(init)
+    if ref is None:
+        return init.raw_data or numpy_helper.to_array(init).tobytes()
+    location, offset, length = ref
+    with open(os.path.join(base_dir, location), "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+def set_external(init, location, offset, length):
+    """Points `init` at `length` bytes of `location` from `offset`, dropping its own data."""
+    dims, dtype, name = list(init.dims), init.data_type, init.name
+    init.Clear()
+    init.name, init.data_type = name, dtype
+    init.dims.extend(dims)
+    init.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        entry = init.external_data.add()
+        entry.key, entry.value = key, value
+
+
+def content_key(init, raw):
+    """One key per distinct tensor: its type, shape and the digest of its bytes (`raw`)."""
+    return (init.data_type, tuple(init.dims), hashlib.sha256(raw).hexdigest())
+
+
+def _shared_weights(graphs, prefixes, base_dir):
+    """Map each graph's initializer names to one name per distinct tensor content."""
+    by_content, initializers, maps = {}, [], []
+    for graph, prefix in zip(graphs, prefixes):
+        names = {}
+        for init in graph.initializer:
+            key = content_key(init, tensor_bytes(init, base_dir))
+            if key not in by_content:
+                shared = onnx.TensorProto()
+                shared.CopyFrom(init)
+                shared.name = "w/" + prefix + init.name
+                by_content[key] = shared.name
+                initializers.append(shared)
+            names[init.name] = by_content[key]
+        maps.append(names)
+    return initializers, maps
+
+
+def _const(name, value, dtype=TensorProto.INT64, dims=None):
+    dims = [] if dims is None else dims
+    values = value if isinstance(value, list) else [value]
+    return helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "_value", dtype, dims, values))
+
+
+def sampling_nodes(prefix, logits, uniform, token):
+    """The contract's sampling rule, per row: logits [B, K], uniform [B] -> token [B, 1].
+
+    ONNX TopK takes one k, so it takes the batch's largest and masks each row to its own
+    top_k before the softmax; temperature and top_p are [B] too, so rows of different jobs
+    share one run.
+    """
+    p = prefix
+    return [
+        _const(p + "axes1", [1], dims=[1]),
+        helper.make_node("Unsqueeze", ["temperature", p + "axes1"], [p + "temperature_col"]),
+        helper.make_node("Unsqueeze", ["top_k", p + "axes1"], [p + "top_k_col"]),
+        helper.make_node("Unsqueeze", ["top_p", p + "axes1"], [p + "top_p_col"]),
+        helper.make_node("Div", [logits, p + "temperature_col"], [p + "scaled"]),
+        helper.make_node("ReduceMax", ["top_k"], [p + "k_max"], keepdims=1),
+        helper.make_node("TopK", [p + "scaled", p + "k_max"], [p + "values", p + "indices"],
+                         axis=-1, largest=1, sorted=1),
+        _const(p + "zero_int", 0),
+        _const(p + "one_step", 1),
+        helper.make_node("Squeeze", [p + "k_max"], [p + "k_max_scalar"]),
+        helper.make_node("Range", [p + "zero_int", p + "k_max_scalar", p + "one_step"], [p + "positions"]),
+        helper.make_node("Less", [p + "positions", p + "top_k_col"], [p + "in_k"]),
+        _const(p + "minus_inf", float("-inf"), TensorProto.FLOAT),
+        helper.make_node("Where", [p + "in_k", p + "values", p + "minus_inf"], [p + "values_k"]),
+        helper.make_node("Softmax", [p + "values_k"], [p + "softmax"], axis=-1),
+        _const(p + "zero", 0.0, TensorProto.FLOAT),
+        helper.make_node("Where", [p + "in_k", p + "softmax", p + "zero"], [p + "probs"]),
+        _const(p + "axis1", 1),
+        helper.make_node("CumSum", [p + "probs", p + "axis1"], [p + "before"], exclusive=1),
+        helper.make_node("Less", [p + "before", p + "top_p_col"], [p + "in_nucleus"]),
+        _const(p + "one", 1.0, TensorProto.FLOAT, [1]),
+        helper.make_node("GreaterOrEqual", [p + "top_p_col", p + "one"], [p + "no_nucleus"]),
+        helper.make_node("Or", [p + "in_nucleus", p + "no_nucleus"], [p + "keep"]),
+        helper.make_node("Where", [p + "keep", p + "probs", p + "zero"], [p + "kept"]),
+        helper.make_node("CumSum", [p + "kept", p + "axis1"], [p + "cumulative"]),
+        _const(p + "last", -1),
+        helper.make_node("Gather", [p + "cumulative", p + "last"], [p + "total"], axis=1),
+        helper.make_node("Mul", [uniform, p + "total"], [p + "threshold_flat"]),
+        helper.make_node("Unsqueeze", [p + "threshold_flat", p + "axes1"], [p + "threshold"]),
+        # cumulative is non-decreasing (flat past the row's own k), so the first j with
+        # c_j > threshold is the count of positions with c_j <= threshold; Min keeps the
+        # row's last position against rounding.
+        helper.make_node("LessOrEqual", [p + "cumulative", p + "threshold"], [p + "below"]),
+        helper.make_node("Cast", [p + "below"], [p + "below_int"], to=TensorProto.INT64),
+        helper.make_node("ReduceSum", [p + "below_int", p + "axes1"], [p + "count"], keepdims=1),
+        _const(p + "one_int", 1, dims=[1]),
+        helper.make_node("Sub", [p + "top_k_col", p + "one_int"], [p + "last_position"]),
+        helper.make_node("Min", [p + "count", p + "last_position"], [p + "position"]),
+        helper.make_node("GatherElements", [p + "indices", p + "position"], [token], axis=1),
+    ]
+
+
+def _loop_body(step_graph, weight_names):
+    step_nodes, step_out = _rename_graph(
+        step_graph, "step/", {"image_token": "token_in", "past_kv": "kv_in"}, weight_names)
+    nodes = step_nodes + [
+        _const("uniform_offset", 1),
+        helper.make_node("Add", ["iteration", "uniform_offset"], ["uniform_index"]),
+        helper.make_node("Gather", ["uniforms", "uniform_index"], ["uniform"], axis=1),
+        *sampling_nodes("sample/", step_out["logits"], "uniform", "token_out"),
+        helper.make_node("Identity", ["condition_in"], ["condition_out"]),
+        helper.make_node("Identity", [step_out["present_kv"]], ["kv_out"]),
+        helper.make_node("Identity", ["token_out"], ["token_scan"]),
+    ]
+    kv_type = helper.make_tensor_value_info
+    inputs = [kv_type("iteration", TensorProto.INT64, []),
+              kv_type("condition_in", TensorProto.BOOL, []),
+              kv_type("kv_in", TensorProto.FLOAT, None),
+              kv_type("token_in", TensorProto.INT64, None)]
+    outputs = [kv_type("condition_out", TensorProto.BOOL, []),
+               kv_type("kv_out", TensorProto.FLOAT, None),
+               kv_type("token_out", TensorProto.INT64, None),
+               kv_type("token_scan", TensorProto.INT64, None)]
+    return helper.make_graph(nodes, "sample_step", inputs, outputs)
+
+
+def build(prefill_path, step_path, image_tokens, out_path):
+    model = build_model(onnx.load(prefill_path), onnx.load(step_path), image_tokens)
+    onnx.checker.check_model(model)
+    onnx.save(model, out_path)
+
+
+def build_model(prefill_model, step_model, image_tokens, base_dir=None):
+    """The sample_loop ModelProto from prefill's and step's (in memory, so that a caller can
+    store weights outside the graphs before saving). Their external data, if any, is under
+    `base_dir`, and the loop's initializers point at the same files."""
+    prefill, step = prefill_model.graph, step_model.graph
+    initializers, (prefill_names, step_names) = _shared_weights([prefill, step], ["prefill/", "step/"], base_dir)
+    prefill_nodes, prefill_out = _rename_graph(prefill, "prefill/", {"text_tokens": "text_tokens"}, prefill_names)
+    body = _loop_body(step, step_names)
+    nodes = prefill_nodes + [
+        _const("first", 0),
+        helper.make_node("Gather", ["uniforms", "first"], ["uniform_0"], axis=1),
+        *sampling_nodes("sample0/", prefill_out["logits"], "uniform_0", "token_0"),
+        _const("steps", image_tokens - 1),
+        _const("keep_going", True, TensorProto.BOOL),
+        helper.make_node("Loop", ["steps", "keep_going", prefill_out["present_kv"], "token_0"],
+                         ["kv_final", "token_final", "tokens_scanned"], body=body),
+        _const("scan_axes", [2], dims=[1]),
+        helper.make_node("Squeeze", ["tokens_scanned", "scan_axes"], ["tokens_by_step"]),
+        helper.make_node("Transpose", ["tokens_by_step"], ["tokens_rest"], perm=[1, 0]),
+        helper.make_node("Concat", ["token_0", "tokens_rest"], ["image_tokens"], axis=1),
+    ]
+    vi = helper.make_tensor_value_info
+    text_length = prefill.input[0].type.tensor_type.shape.dim[1].dim_value
+    inputs = [vi("text_tokens", TensorProto.INT64, ["B", text_length]),
+              vi("uniforms", TensorProto.FLOAT, ["B", image_tokens]),
+              vi("top_k", TensorProto.INT64, ["B"]),
+              vi("temperature", TensorProto.FLOAT, ["B"]),
+              vi("top_p", TensorProto.FLOAT, ["B"])]
+    outputs = [vi("image_tokens", TensorProto.INT64, ["B", image_tokens])]
+    graph = helper.make_graph(nodes, "sample_loop", inputs, outputs, initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              producer_name="dalle-serve-training")
+    model.ir_version = 8
+    return model
+
+
+def rebuild_pack(pack_dir):
+    """Rebuild a pack's sample_loop from its own prefill and step graphs (no retraining) and
+    bring its manifest to the current schema with the new file's checksum."""
+    manifest_path = os.path.join(pack_dir, "manifest.json")
+    with open(manifest_path) as f:
+        doc = json.load(f)
+    graphs = doc["generator"]["graphs"]
+    rows, cols = doc["geometry"]["image_grid"]
+    loop = graphs["sample_loop"]
+    build(os.path.join(pack_dir, graphs["prefill"]), os.path.join(pack_dir, graphs["step"]),
+          rows * cols, os.path.join(pack_dir, loop))
+    doc["schema_version"] = SCHEMA_VERSION
+    doc["files"][loop] = file_entry(os.path.join(pack_dir, loop))
+    write_manifest(pack_dir, doc)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Rebuild packs' sample_loop graphs from their prefill and step.")
+    parser.add_argument("packs", nargs="+")
+    for pack in parser.parse_args().packs:
+        rebuild_pack(pack)
+        print(f"{pack}: sample_loop rebuilt")
+
+
+if __name__ == "__main__":
+    main()

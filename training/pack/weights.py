@@ -1,0 +1,85 @@
+"""Rebuild a pack's PyTorch models from the weights inside its ONNX graphs.
+
+The graphs are exported unfolded, so each initializer carries its parameter's name. The
+exporter stores identical tensors once; a parameter missing by name therefore equals one
+kept under another name, which in practice only happens for untouched initial values
+(ones, zeros), so models start from the same seeded init as a random pack's before loading.
+
+`python3 -m training.pack.weights packs/P OUT.pt` saves the rebuilt models' state, so that a
+machine without the onnx package (a GPU box with only PyTorch) can load them: training/pack/state.py.
+"""
+import argparse
+import dataclasses
+import json
+import math
+import os
+
+import onnx
+import torch
+from onnx import numpy_helper
+
+from training.model import configs
+from training.model.models import CLIP, build_models
+
+
+def read_initializers(path, prefix=""):
+    weights = {}
+    for init in onnx.load(path).graph.initializer:
+        if init.name.startswith(prefix):
+            weights[init.name[len(prefix):]] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    return weights
+
+
+def _load(module, weights):
+    own = module.state_dict()
+    for name, value in weights.items():
+        if name not in own:
+            continue
+        if own[name].shape != value.shape:
+            # Loading around it would leave the initial value in place and a wrong model.
+            raise ValueError(f"{name}: the graph holds {tuple(value.shape)}, the model {tuple(own[name].shape)}")
+        own[name] = value
+    module.load_state_dict(own)
+    return sorted(set(own) - set(weights))
+
+
+def load_pack(pack_dir):
+    """-> (manifest, generator, vqvae, clip, names not found in the graphs)."""
+    with open(os.path.join(pack_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    generator, vqvae, clip = build_models(configs.BY_PACK[manifest["name"]])
+
+    def path(name):
+        return os.path.join(pack_dir, name)
+
+    graphs = manifest["generator"]["graphs"]
+    gen_weights = read_initializers(path(graphs["step"]), "generator.")
+    gen_weights.update(read_initializers(path(graphs["prefill"]), "generator."))
+    missing = ["generator." + n for n in _load(generator, gen_weights)]
+    decoder_weights = read_initializers(path(manifest["decoder"]["graph"]), "vqvae.")
+    missing += ["vqvae." + n for n in _load(vqvae, decoder_weights) if not n.startswith("encoder.")
+                and not n.startswith("ema_")]
+    image_weights = read_initializers(path(manifest["clip"]["graphs"]["image"]))
+    if clip.config.shape_mask_threshold and not any(n.startswith("stem.shape.") for n in image_weights):
+        # A pack from before the shape stem (1.1.0 and earlier): colour went into its stem.
+        clip = CLIP(dataclasses.replace(clip.config, shape_mask_threshold=0.0))
+    missing += ["clip.visual." + n for n in _load(clip.visual, image_weights)]
+    missing += ["clip.text." + n for n in _load(clip.text, read_initializers(path(manifest["clip"]["graphs"]["text"])))]
+    with torch.no_grad():
+        clip.log_scale.fill_(math.log(manifest["clip"]["logit_scale"]))
+    for model in (generator, vqvae, clip):
+        model.eval()
+    return manifest, generator, vqvae, clip, missing
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Save a pack's weights as a PyTorch state file.")
+    parser.add_argument("pack")
+    parser.add_argument("out")
+    args = parser.parse_args()
+    _, generator, vqvae, clip, _ = load_pack(args.pack)
+    torch.save({"generator": generator.state_dict(), "vqvae": vqvae.state_dict(), "clip": clip.state_dict()}, args.out)
+
+
+if __name__ == "__main__":
+    main()
