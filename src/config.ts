@@ -2,6 +2,7 @@
 // the only module that reads process.env; everything else receives a Config.
 import { createHash } from 'node:crypto';
 import { QUEUE_NAMES, type QueueName } from './contracts/queues.js';
+import { MAX_CANDIDATES } from './contracts/schemas.js';
 import type { DeviceName } from './models/types.js';
 import { type AllowList, EMPTY_ALLOW_LIST, parseAllowList } from './net/outbound.js';
 import type { StorageOptions } from './storage/index.js';
@@ -38,6 +39,8 @@ export interface Config {
    * by the active generations (src/models/SCHEDULER.md); 32 on cpu, 512 on cuda when unset.
    */
   generateBatchCandidates: number;
+  /** DEFAULT_CANDIDATES: candidates when a request names none; 32 on cpu, 512 on cuda when unset. */
+  defaultCandidates: number;
   /** STORAGE, STORAGE_DIR, FILE_URL_SECRET, S3_*. */
   storage: StorageOptions;
   /** IMAGE_URL_TTL_SECONDS. */
@@ -410,6 +413,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     device,
     cpuThreads: read.optionalInt('CPU_THREADS', 1, 1024),
     generateBatchCandidates: read.renamedInt('GENERATE_BATCH_CANDIDATES', 'SAMPLE_BATCH', onGpu ? 512 : 32, 1, 4096),
+    // A CPU samples 512 candidates in about a minute: its default answers in seconds.
+    defaultCandidates: read.optionalInt('DEFAULT_CANDIDATES', 1, MAX_CANDIDATES) ?? (onGpu ? 512 : 32),
     storage: readStorage(read, publicBaseUrl),
     imageUrlTtlSeconds: read.int('IMAGE_URL_TTL_SECONDS', 1, 604800),
     webhookSecret: readWebhookSecret(read),

@@ -465,6 +465,8 @@ export interface components {
                 image_size: number[];
                 image_grid: number[];
                 codebook_size: number;
+                /** @description Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it). */
+                default_candidates?: number;
                 sampling_defaults: {
                     top_k: number;
                     temperature: number;
@@ -516,6 +518,17 @@ export interface components {
             /** @enum {string} */
             event: "start" | "progress" | "completed";
         };
+        OpenAIImageUsage: {
+            /** @description The prompt's tokens. */
+            input_tokens: number;
+            /** @description Image tokens sampled: every candidate, not only those returned. */
+            output_tokens: number;
+            total_tokens: number;
+            input_tokens_details: {
+                text_tokens: number;
+                image_tokens: number;
+            };
+        };
         /** OpenAI images response */
         OpenAIImagesResponse: {
             /** @description Unix seconds. */
@@ -532,6 +545,7 @@ export interface components {
             output_format: "png" | "webp" | "jpeg";
             size: string;
             quality: string;
+            usage: components["schemas"]["OpenAIImageUsage"];
         };
         /** @description One server-sent event: `image_generation.partial_image` (the best candidate so far, PNG) or `image_generation.completed` (one per image, best first). */
         OpenAIImageStreamEvent: {
@@ -545,6 +559,7 @@ export interface components {
             /** @enum {string} */
             output_format: "png" | "webp" | "jpeg";
             partial_image_index?: number;
+            usage?: components["schemas"]["OpenAIImageUsage"];
         };
         OpenAIModel: {
             id: string;
@@ -692,10 +707,7 @@ export interface operations {
                 "application/json": {
                     /** @description What to draw; 1 to 1000 characters, not only spaces, no control characters but tab and line breaks. NFC-normalised. */
                     prompt: string;
-                    /**
-                     * @description Image candidates sampled.
-                     * @default 512
-                     */
+                    /** @description Image candidates sampled. Default: the model's `generation.default_candidates` (GET /models): 32 on a CPU, 512 on a GPU unless DEFAULT_CANDIDATES says otherwise. */
                     candidates?: number;
                     /** @description Best candidates kept after CLIP reranking; at most `candidates`. Default min(32, candidates). */
                     n?: number;
@@ -1646,10 +1658,15 @@ export interface operations {
                     /** @description `auto` or the model's native size (`WxH`); anything else is refused. */
                     size?: string;
                     /**
-                     * @description Candidates sampled: low 64, medium and standard 256, high, hd and auto 512.
+                     * @description Candidates sampled, as a share of the model's default_candidates (GET /models; 512 on a GPU, 32 on a CPU): low 1/8, medium and standard 1/2, high, hd and auto all of it.
                      * @enum {string}
                      */
                     quality?: "low" | "medium" | "standard" | "high" | "hd" | "auto";
+                    /**
+                     * @description Accepted and ignored: the packs have no style control.
+                     * @enum {string}
+                     */
+                    style?: "vivid" | "natural";
                     /**
                      * @default url
                      * @enum {string}

@@ -165,6 +165,10 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       { name: 'CPU_THREADS', doc: "onnxruntime intra-op threads on the CPU. Default: onnxruntime's choice." },
       {
+        name: 'DEFAULT_CANDIDATES',
+        doc: "Candidates a generation samples when its request names none (and for quality auto in /v1). Workers publish theirs with their packs (GET /models), so the API applies the serving workers' value. Default: 32 on cpu (seconds), 512 on cuda.",
+      },
+      {
         name: 'GENERATE_BATCH_CANDIDATES',
         doc: 'Candidate rows per engine call, shared by the active generations. Default: 32 on cpu, 512 on cuda.',
       },

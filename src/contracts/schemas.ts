@@ -48,7 +48,12 @@ export const CreateGenerationBody = Type.Object(
         'What to draw; 1 to 1000 characters, not only spaces, no control characters but tab and line breaks. NFC-normalised.',
     }),
     candidates: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: MAX_CANDIDATES, default: 512, description: 'Image candidates sampled.' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_CANDIDATES,
+        description:
+          "Image candidates sampled. Default: the model's `generation.default_candidates` (GET /models): 32 on a CPU, 512 on a GPU unless DEFAULT_CANDIDATES says otherwise.",
+      }),
     ),
     n: Type.Optional(
       Type.Integer({
@@ -330,6 +335,12 @@ export const ModelInfo = Type.Object(
         image_size: Type.Array(Type.Integer()),
         image_grid: Type.Array(Type.Integer()),
         codebook_size: Type.Integer(),
+        default_candidates: Type.Optional(
+          Type.Integer({
+            description:
+              'Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it).',
+          }),
+        ),
         sampling_defaults: Type.Object({
           top_k: Type.Integer(),
           temperature: Type.Number(),

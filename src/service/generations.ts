@@ -27,7 +27,6 @@ import { jsonCodec } from './redis-codec.js';
 import { StorageGarbage } from './storage-garbage.js';
 import { WebhookOutbox } from './webhooks/outbox.js';
 
-const DEFAULT_CANDIDATES = 512;
 const DEFAULT_N = 32;
 const LIST_SCAN_LIMIT = 1000;
 /** How long a replayed request waits for the first request with its key to finish adding the job. */
@@ -37,8 +36,9 @@ const REPLAY_POLL_MS = 50;
 const IdempotencyRecord = Type.Object({ fingerprint: Type.String(), accepted: GenerationAccepted });
 const idempotencyRecords = jsonCodec(IdempotencyRecord);
 
-export function normalizeGenerationInput(body: CreateGenerationBody): GenerationInput {
-  const candidates = body.candidates ?? DEFAULT_CANDIDATES;
+/** The stored input: every default applied, `defaultCandidates` those of the workers serving the model. */
+export function normalizeGenerationInput(body: CreateGenerationBody, defaultCandidates: number): GenerationInput {
+  const candidates = body.candidates ?? defaultCandidates;
   const n = body.n ?? Math.min(DEFAULT_N, candidates);
   if (n > candidates) throw fieldError('n', `must be at most candidates (${candidates})`);
   return {
@@ -94,10 +94,14 @@ export class Generations {
     owner: Principal,
     idempotencyKey?: string,
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
-    const input = normalizeGenerationInput(body);
     await this.queues.connected();
+    const model = await servedModel(this.redis, this.keys, body.model, 'generations');
+    // The serving workers' default (their device's); this process's own until one has reported.
+    const input = normalizeGenerationInput(
+      body,
+      model?.generation?.default_candidates ?? this.config.defaultCandidates,
+    );
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook, owner);
-    const model = await servedModel(this.redis, this.keys, input.model, 'generations');
     // Strictly null: a worker from before CLIP-only packs publishes no `generation` at all.
     if (model?.generation === null) {
       throw fieldError(

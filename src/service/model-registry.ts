@@ -59,9 +59,13 @@ export async function servedModel(
   if (model === undefined) return models.find((info) => info.default_for?.includes(purpose));
   const found = models.find((info) => info.name === model);
   if (models.length > 0 && !found) {
-    throw new ServiceError('unknown_model', `model ${JSON.stringify(model)} is not served; see GET /models`, {
-      errors: [{ field: 'model', message: `must be one of ${models.map((info) => info.name).join(', ')}` }],
-    });
+    throw new ServiceError(
+      'unknown_model',
+      `model ${JSON.stringify(model)} is not served; the served ones are listed by GET /models (GET /v1/models in the OpenAI API)`,
+      {
+        errors: [{ field: 'model', message: `must be one of ${models.map((info) => info.name).join(', ')}` }],
+      },
+    );
   }
   return found;
 }

@@ -81,13 +81,13 @@ function packVocabularies(packs: PackSummary[]): Map<string, ReadonlySet<string>
   return new Map(packs.flatMap((pack) => (pack.vocabulary ? [[pack.name, new Set(pack.vocabulary)] as const] : [])));
 }
 
-function modelInfo(pack: PackSummary, defaults: DefaultModels): ModelInfo {
+function modelInfo(pack: PackSummary, defaults: DefaultModels, defaultCandidates: number): ModelInfo {
   return {
     name: pack.name,
     version: pack.version,
     description: pack.description ?? null,
     default_for: (['generations', 'clip'] as const).filter((purpose) => defaults[purpose] === pack.name),
-    generation: generationInfo(pack.generation),
+    generation: generationInfo(pack.generation, defaultCandidates),
     embed_dim: pack.embedDim,
     vocabulary: pack.vocabulary ?? null,
     examples: pack.examples ?? [],
@@ -95,7 +95,7 @@ function modelInfo(pack: PackSummary, defaults: DefaultModels): ModelInfo {
   };
 }
 
-function generationInfo(generation: PackSummary['generation']): ModelInfo['generation'] {
+function generationInfo(generation: PackSummary['generation'], defaultCandidates: number): ModelInfo['generation'] {
   if (!generation) return null;
   const d = generation.samplingDefaults;
   return {
@@ -103,6 +103,7 @@ function generationInfo(generation: PackSummary['generation']): ModelInfo['gener
     image_size: generation.imageSize,
     image_grid: generation.imageGrid,
     codebook_size: generation.codebookSize,
+    default_candidates: defaultCandidates,
     sampling_defaults: { top_k: d.topK, temperature: d.temperature, ...(d.topP !== undefined && { top_p: d.topP }) },
   };
 }
@@ -242,7 +243,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
-  const modelList = packs.map((pack) => modelInfo(pack, defaults));
+  const modelList = packs.map((pack) => modelInfo(pack, defaults, config.defaultCandidates));
   const publish = () =>
     publishModels(queues.redis, keys, modelList, MODELS_TTL_SECONDS).catch((error) =>
       logger.warn({ err: error }, 'model registry update failed'),

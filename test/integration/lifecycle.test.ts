@@ -189,7 +189,7 @@ describe('the lifecycle of a generation record', () => {
   async function recordIn(state: string): Promise<string> {
     const id = newGenerationId();
     if (state === 'missing') return id;
-    const input = normalizeGenerationInput({ prompt: 'a table of states', candidates: 1 });
+    const input = normalizeGenerationInput({ prompt: 'a table of states', candidates: 1 }, 1);
     await lifecycle.create({ id, owner: 'anonymous', input, createdAt: new Date().toISOString() });
     await lifecycle.markEnqueued(id);
     // What the first attempt stores.

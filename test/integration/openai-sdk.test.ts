@@ -184,9 +184,43 @@ describe('/v1 with the openai SDK', () => {
     assert.equal(size.param, 'size');
     assert.match(size.message, /auto or 64x64/);
 
-    const style = await sdkError(openai.images.generate({ prompt: PROMPT, style: 'vivid' }));
-    assert.ok(style instanceof OpenAI.BadRequestError);
-    assert.deepEqual([style.code, style.param], ['validation_failed', 'style']);
+    const background = await sdkError(openai.images.generate({ prompt: PROMPT, background: 'transparent' }));
+    assert.ok(background instanceof OpenAI.BadRequestError);
+    assert.deepEqual([background.code, background.param], ['validation_failed', 'background']);
+  });
+
+  test("quality is a share of the serving workers' default candidates; usage counts what was sampled; style is ignored", async () => {
+    const models = await json(await fetch(`${h.baseUrl}/models`));
+    const demo = models.data.find((model: { name: string }) => model.name === 'demo-shapes');
+    // The harness's worker runs on the CPU, whose default answers in seconds.
+    assert.equal(demo.generation.default_candidates, 32);
+    const [rows, columns] = demo.generation.image_grid;
+    for (const [quality, candidates] of [
+      ['low', 4],
+      ['medium', 16],
+    ] as const) {
+      const { data: image, response } = await openai.images
+        .generate({ model: 'demo-shapes', prompt: PROMPT, quality, style: 'natural', n: 2 })
+        .withResponse();
+      const generation = await json(await fetch(`${h.baseUrl}/generations/${response.headers.get('x-generation-id')}`));
+      assert.equal(generation.input.candidates, candidates, quality);
+      assert.equal(image.data?.length, 2);
+      const usage = image.usage;
+      assert.ok(usage);
+      assert.ok(usage.input_tokens > 0);
+      assert.equal(usage.output_tokens, candidates * rows * columns);
+      assert.equal(usage.total_tokens, usage.input_tokens + usage.output_tokens);
+    }
+    // A native request naming no candidates gets the same default.
+    const native = await json(
+      await fetch(`${h.baseUrl}/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: PROMPT, n: 1 }),
+      }),
+    );
+    const created = await json(await fetch(`${h.baseUrl}/generations/${native.id}`));
+    assert.equal(created.input.candidates, 32);
   });
 
   test('native routes keep problem+json; unknown /v1 routes answer in OpenAI shape', async () => {

@@ -258,7 +258,7 @@ describe('upkeep of open generations', () => {
 
   test('a generation whose request died before adding its job is taken back', async () => {
     const id = newGenerationId();
-    const input = normalizeGenerationInput({ prompt: 'never queued', candidates: 1 });
+    const input = normalizeGenerationInput({ prompt: 'never queued', candidates: 1 }, 1);
     await h.services.generations.lifecycle.create({
       id,
       owner: 'anonymous',
@@ -291,7 +291,7 @@ describe('an upgrade from before records', () => {
 
   test('a job queued by an older version, without a record, is adopted and runs', async () => {
     const id = newGenerationId();
-    const input = normalizeGenerationInput({ prompt: 'queued before records', candidates: 1 });
+    const input = normalizeGenerationInput({ prompt: 'queued before records', candidates: 1 }, 1);
     await h.services.queues
       .get('generate')
       .add('generate', { input, created_at: new Date().toISOString(), owner: 'anonymous' }, { jobId: id });

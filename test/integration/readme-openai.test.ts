@@ -45,4 +45,16 @@ describe('README: Use it from the OpenAI SDK', () => {
     assert.match(imageLine, /^a red circle on a blue background [1-9][0-9]* bytes of PNG$/);
     assert.match(embeddingLine, /^2 embeddings of [1-9][0-9]* dimensions$/);
   });
+
+  test('the snippet compiles as strict TypeScript against the SDK', async () => {
+    const file = join(dir, 'snippet.mts');
+    await writeFile(file, await readmeSnippet());
+    const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
+    // The strictest settings a user may have: an index into an array may be undefined.
+    const flags = ['--noEmit', '--strict', '--noUncheckedIndexedAccess', '--skipLibCheck'];
+    const module = ['--target', 'ES2022', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--types', 'node'];
+    await promisify(execFile)(tsc, [...flags, ...module, file], { cwd: dir }).catch((error: { stdout?: string }) => {
+      assert.fail(`tsc refused the README's snippet:\n${error.stdout ?? String(error)}`);
+    });
+  });
 });

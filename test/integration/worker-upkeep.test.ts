@@ -84,7 +84,7 @@ describe('retention sweep', () => {
     const lifecycle = h.services.generations.lifecycle;
     const old = Date.now() - 60_000;
     const stuck = Array.from({ length: 120 }, (_, i) => newGenerationId(old + i));
-    const input = normalizeGenerationInput({ prompt: 'stuck', candidates: 1 });
+    const input = normalizeGenerationInput({ prompt: 'stuck', candidates: 1 }, 1);
     for (const id of stuck) {
       await lifecycle.create({ id, owner: 'anonymous', input, createdAt: new Date(old).toISOString() });
     }

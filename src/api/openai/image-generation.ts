@@ -11,13 +11,24 @@ import { readModels } from '../../service/model-registry.js';
 import type { PartialImage } from '../../service/partial-images.js';
 import type { Services } from '../services.js';
 import { resolveModelAlias } from './models.js';
-import { type ImageGenerationBody, QUALITY_CANDIDATES } from './schemas.js';
+import { type ImageGenerationBody, QUALITY_SHARE } from './schemas.js';
 
 export interface StartedGeneration {
   id: string;
   createdAt: number;
   size: string;
   quality: string;
+  candidates: number;
+  /** Image tokens one candidate samples (the grid's cells); 0 while no worker reports the model. */
+  imageTokens: number;
+}
+
+/** OpenAI's `usage`: the prompt's tokens in, every sampled candidate's image tokens out. */
+export interface ImageUsage {
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  input_tokens_details: { text_tokens: number; image_tokens: number };
 }
 
 function nativeSize(info: ModelInfo): string | undefined {
@@ -25,27 +36,38 @@ function nativeSize(info: ModelInfo): string | undefined {
   return size ? `${size[1]}x${size[0]}` : undefined;
 }
 
-/** `auto` or the pack's own size: packs draw at one size and we do not resample. */
-async function checkedSize(config: Config, services: Services, model: string | undefined, size?: string) {
+/** The generator a request will run on, as the workers report it; undefined before any has. */
+async function reportedModel(config: Config, services: Services, model: string | undefined) {
   const models = await readModels(services.queues.redis, serviceKeys(config.queuePrefix));
-  const info =
-    model === undefined
-      ? models.find((entry) => entry.default_for?.includes('generations'))
-      : models.find((entry) => entry.name === model);
+  return model === undefined
+    ? models.find((entry) => entry.default_for?.includes('generations'))
+    : models.find((entry) => entry.name === model);
+}
+
+/** `auto` or the pack's own size: packs draw at one size and we do not resample. */
+function checkedSize(info: ModelInfo | undefined, size?: string) {
   const native = info && nativeSize(info);
   if (size === undefined || size === 'auto' || size === native) return native ?? 'auto';
   throw fieldError(
     'size',
     native
-      ? `must be auto or ${native}, the size ${info.name} draws at`
+      ? `must be auto or ${native}, the size ${info?.name} draws at`
       : 'must be auto while no worker reports the model',
   );
 }
 
-/** The OpenAI request as a native one: quality picks the candidates unless `candidates` does. */
-export function nativeRequest(body: ImageGenerationBody, model: string | undefined): CreateGenerationBody {
+/**
+ * The OpenAI request as a native one: quality picks the candidates, a share of the serving
+ * workers' default (docs/openai.md), unless `candidates` does.
+ */
+export function nativeRequest(
+  body: ImageGenerationBody,
+  model: string | undefined,
+  defaultCandidates: number,
+): CreateGenerationBody {
   const n = body.n ?? 1;
-  const candidates = body.candidates ?? Math.max(n, QUALITY_CANDIDATES[body.quality ?? 'auto']);
+  const share = QUALITY_SHARE[body.quality ?? 'auto'];
+  const candidates = body.candidates ?? Math.max(n, Math.ceil(defaultCandidates * share));
   return {
     prompt: body.prompt,
     candidates,
@@ -66,13 +88,19 @@ export async function startImageGeneration(
 ): Promise<StartedGeneration> {
   const model = resolveModelAlias(services.config, body.model);
   await services.queues.connected();
-  const size = await checkedSize(services.config, services, model, body.size);
-  const { accepted } = await services.generations.create(nativeRequest(body, model), principal);
+  const info = await reportedModel(services.config, services, model);
+  const size = checkedSize(info, body.size);
+  const defaultCandidates = info?.generation?.default_candidates ?? services.config.defaultCandidates;
+  const native = nativeRequest(body, model, defaultCandidates);
+  const { accepted } = await services.generations.create(native, principal);
+  const grid = info?.generation?.image_grid ?? [];
   return {
     id: accepted.id,
     createdAt: Math.floor(Date.parse(accepted.created_at) / 1000),
     size,
     quality: body.quality ?? 'auto',
+    candidates: native.candidates ?? defaultCandidates,
+    imageTokens: grid.length === 2 ? grid[0] * grid[1] : 0,
   };
 }
 
@@ -160,17 +188,25 @@ export interface FinishedImage {
   revisedPrompt: string;
 }
 
-/** The generation's images best first, with the prompt the model really read. */
+/** The generation's images best first, with the prompt the model really read, and the tokens it took. */
 export async function finishedImages(
   services: Services,
   generation: Generation,
+  started: StartedGeneration,
   owner: string,
-): Promise<FinishedImage[]> {
+): Promise<{ images: FinishedImage[]; usage: ImageUsage }> {
   const result = (await services.generations.record(generation.id, owner)).result;
   if (!result) throw new ServiceError('not_found', `generation ${generation.id} is gone`);
   const revisedPrompt = result.prompt_used ?? generation.input.prompt;
   const keys = new Map(result.images.map((image) => [image.rank, image.key]));
-  return [...generation.images]
+  const outputTokens = generation.input.candidates * started.imageTokens;
+  const usage = {
+    input_tokens: result.prompt_tokens,
+    output_tokens: outputTokens,
+    total_tokens: result.prompt_tokens + outputTokens,
+    input_tokens_details: { text_tokens: result.prompt_tokens, image_tokens: 0 },
+  };
+  const images = [...generation.images]
     .sort((a, b) => a.rank - b.rank)
     .map((image) => ({
       url: image.url,
@@ -181,4 +217,5 @@ export async function finishedImages(
         return Buffer.from(object.body.buffer, object.body.byteOffset, object.body.byteLength);
       },
     }));
+  return { images, usage };
 }

@@ -58,13 +58,15 @@ export function streamImageGeneration(
       },
     });
     assertSucceeded(generation);
-    for (const image of await finishedImages(services, generation, request.principal.id)) {
+    const { images, usage } = await finishedImages(services, generation, started, request.principal.id);
+    for (const image of images) {
       stream.write(
         sseEvent('image_generation.completed', {
           type: 'image_generation.completed',
           b64_json: (await image.bytes()).toString('base64'),
           ...common,
           output_format: generation.input.output_format,
+          usage,
         }),
       );
     }

@@ -53,7 +53,7 @@ export async function openAIImageRoutes(instance: FastifyInstance, services: Ser
       });
       assertSucceeded(generation);
       const b64 = request.body.response_format === 'b64_json';
-      const images = await finishedImages(services, generation, request.principal.id);
+      const { images, usage } = await finishedImages(services, generation, started, request.principal.id);
       return reply.type('application/json').send({
         created: started.createdAt,
         data: await Promise.all(
@@ -66,6 +66,7 @@ export async function openAIImageRoutes(instance: FastifyInstance, services: Ser
         output_format: generation.input.output_format,
         size: started.size,
         quality: started.quality,
+        usage,
       });
     },
   });

@@ -1,6 +1,6 @@
 // Request and response schemas of the OpenAI-compatible API (/v1): OpenAI's field names and
 // shapes, with our own generation settings as extra fields. Bodies are strict: a field OpenAI
-// defines that we do not serve (style, background, moderation…) is a 400 naming it.
+// defines that we do not serve (background, moderation…) is a 400 naming it.
 import { type Static, Type } from '@fastify/type-provider-typebox';
 import { ERROR_CODES } from '../../errors.js';
 import { OUTPUT_FORMATS } from '../../contracts/jobs.js';
@@ -16,10 +16,14 @@ const strict = { additionalProperties: false } as const;
 const PROSE = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\p{Cs}]*$';
 const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' });
 
-/** OpenAI's quality levels; each stands for a number of candidates sampled (docs/openai.md). */
-export const QUALITY_CANDIDATES = { low: 64, medium: 256, standard: 256, high: 512, hd: 512, auto: 512 } as const;
-export type Quality = keyof typeof QUALITY_CANDIDATES;
-const QUALITIES = Object.keys(QUALITY_CANDIDATES) as Quality[];
+/**
+ * OpenAI's quality levels, each a share of the candidates a generation samples by default
+ * (DEFAULT_CANDIDATES of the serving workers, 512 on a GPU: low 64, medium 256, high 512; 32 on
+ * a CPU: low 4, medium 16, high 32). docs/openai.md.
+ */
+export const QUALITY_SHARE = { low: 1 / 8, medium: 1 / 2, standard: 1 / 2, high: 1, hd: 1, auto: 1 } as const;
+export type Quality = keyof typeof QUALITY_SHARE;
+const QUALITIES = Object.keys(QUALITY_SHARE) as Quality[];
 
 export const ImageGenerationBody = Type.Object(
   {
@@ -39,7 +43,13 @@ export const ImageGenerationBody = Type.Object(
     ),
     quality: Type.Optional(
       StringEnum(QUALITIES, {
-        description: 'Candidates sampled: low 64, medium and standard 256, high, hd and auto 512.',
+        description:
+          "Candidates sampled, as a share of the model's default_candidates (GET /models; 512 on a GPU, 32 on a CPU): low 1/8, medium and standard 1/2, high, hd and auto all of it.",
+      }),
+    ),
+    style: Type.Optional(
+      StringEnum(['vivid', 'natural'] as const, {
+        description: 'Accepted and ignored: the packs have no style control.',
       }),
     ),
     response_format: Type.Optional(StringEnum(['url', 'b64_json'] as const, { default: 'url' })),
@@ -68,6 +78,16 @@ export const ImageGenerationBody = Type.Object(
 );
 export type ImageGenerationBody = Static<typeof ImageGenerationBody>;
 
+export const ImageUsage = Type.Object(
+  {
+    input_tokens: Type.Integer({ description: "The prompt's tokens." }),
+    output_tokens: Type.Integer({ description: 'Image tokens sampled: every candidate, not only those returned.' }),
+    total_tokens: Type.Integer(),
+    input_tokens_details: Type.Object({ text_tokens: Type.Integer(), image_tokens: Type.Integer() }),
+  },
+  { $id: 'OpenAIImageUsage' },
+);
+
 export const ImagesResponse = Type.Object(
   {
     created: Type.Integer({ description: 'Unix seconds.' }),
@@ -82,6 +102,7 @@ export const ImagesResponse = Type.Object(
     output_format: StringEnum(OUTPUT_FORMATS),
     size: Type.String(),
     quality: Type.String(),
+    usage: ref(ImageUsage),
   },
   { $id: 'OpenAIImagesResponse', title: 'OpenAI images response' },
 );
@@ -96,6 +117,7 @@ export const ImageStreamEvent = Type.Object(
     background: Type.String(),
     output_format: StringEnum(OUTPUT_FORMATS),
     partial_image_index: Type.Optional(Type.Integer()),
+    usage: Type.Optional(ref(ImageUsage)),
   },
   {
     $id: 'OpenAIImageStreamEvent',
@@ -180,4 +202,11 @@ export const OpenAIError = Type.Object(
 );
 
 /** Named schemas of /v1, registered once on the app. */
-export const OPENAI_SCHEMAS = [ImagesResponse, ImageStreamEvent, OpenAIModel, EmbeddingsResponse, OpenAIError];
+export const OPENAI_SCHEMAS = [
+  ImageUsage,
+  ImagesResponse,
+  ImageStreamEvent,
+  OpenAIModel,
+  EmbeddingsResponse,
+  OpenAIError,
+];
