@@ -428,6 +428,8 @@ export interface components {
                 attempts: number;
                 last_error: string;
             } | null;
+            queue_position: number | null;
+            eta_seconds: number | null;
             urls: {
                 get: string;
                 cancel: string;

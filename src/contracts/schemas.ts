@@ -186,6 +186,18 @@ export const Generation = Type.Object(
         'Prompt words the pack was never trained on (lower-cased, each once): the pack still draws something, but not from understanding them. Null until the generation succeeded, or when the pack lists no vocabulary.',
     }),
     webhook: Nullable(WebhookFailure),
+    queue_position: Nullable(
+      Type.Integer({
+        description:
+          'Generations ahead of it in the queue while it is queued (0: it is next); null otherwise, and in lists, events and webhooks.',
+      }),
+    ),
+    eta_seconds: Nullable(
+      Type.Number({
+        description:
+          'Estimated seconds until it ends, while queued or processing: the work ahead of it and its own, in candidates, over the rate the workers measure. Null when finished, before any worker has measured, and in lists, events and webhooks.',
+      }),
+    ),
     urls: GenerationUrls,
   },
   { $id: 'Generation' },

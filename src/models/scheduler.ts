@@ -33,7 +33,10 @@ export interface BatchStats {
 export interface SchedulerOptions {
   /** Most candidate rows per engine call (GENERATE_BATCH_CANDIDATES). */
   batchCandidates: number;
+  /** Told as each batch starts. */
   onBatch?: (stats: BatchStats) => void;
+  /** Told as each batch ends: how long the engine took over its rows, sampling to reranking. */
+  onBatchDone?: (done: { rows: number; seconds: number; ok: boolean }) => void;
   /** Seconds from a generation's submission to the start of its first batch. */
   onFirstBatch?: (seconds: number) => void;
 }
@@ -145,6 +148,7 @@ export class GenerationScheduler {
         const members = batch.parts.map((part) => this.waiters.get(part.key)?.generation.signal);
         const stop = whenAllAborted(members);
         let outcome: BatchOutcome;
+        const started = performance.now();
         try {
           const chunk = { model: batch.model, parts: batch.parts };
           outcome = { ok: true, result: await this.engine.runChunk(chunk, stop.signal) };
@@ -153,6 +157,7 @@ export class GenerationScheduler {
         } finally {
           stop.release();
         }
+        this.options.onBatchDone?.({ rows: batch.rows, seconds: (performance.now() - started) / 1000, ok: outcome.ok });
         const applied = apply(this.schedule, batch, outcome);
         this.schedule = applied.schedule;
         this.tell(applied.events);

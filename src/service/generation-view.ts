@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Generation } from '../contracts/schemas.js';
 import { isTerminal } from '../contracts/status.js';
 import type { ObjectStore } from '../storage/index.js';
+import type { GenerationEstimate } from './estimates.js';
 import type { GenerationRecord, GenerationState } from './lifecycle.js';
 
 function iso(ms: number | null): string | null {
@@ -18,12 +19,16 @@ export function generationUrls(publicBaseUrl: string, id: string) {
   };
 }
 
-/** The generation as of `state`: its record's own state by default, or the state an event kept. */
+/**
+ * The generation as of `state`: its record's own state by default, or the state an event kept.
+ * Only a read of the record as it is now carries an estimate.
+ */
 export async function renderGeneration(
   config: Pick<Config, 'publicBaseUrl' | 'imageUrlTtlSeconds'>,
   store: ObjectStore,
   record: GenerationRecord,
   state: GenerationState = record,
+  estimate: GenerationEstimate = { queue_position: null, eta_seconds: null },
 ): Promise<Generation> {
   const { status } = state;
   const result = status === 'succeeded' ? state.result : null;
@@ -60,6 +65,7 @@ export async function renderGeneration(
     truncated: result?.truncated ?? null,
     unknown_words: result?.unknown_words ?? null,
     webhook: record.webhookFailure,
+    ...estimate,
     urls: generationUrls(config.publicBaseUrl, record.id),
   };
 }

@@ -24,6 +24,7 @@ import type { Queues } from '../queue/queues.js';
 import { GenerationEventLog } from './generation-events.js';
 import { type GenerationRecord, Lifecycle } from './lifecycle.js';
 import { jsonCodec } from './redis-codec.js';
+import { GenerationEstimates } from './estimates.js';
 import { StorageGarbage } from './storage-garbage.js';
 import { WebhookOutbox } from './webhooks/outbox.js';
 
@@ -69,6 +70,7 @@ function fingerprint(value: unknown): string {
 export class Generations {
   private readonly keys: ServiceKeys;
   readonly lifecycle: Lifecycle;
+  private readonly estimates: GenerationEstimates;
   readonly events: GenerationEventLog;
   readonly limiter: RateLimiter;
 
@@ -82,6 +84,7 @@ export class Generations {
     const garbage = new StorageGarbage(queues, this.keys, store);
     this.lifecycle = new Lifecycle(queues, this.keys, config.retentionSeconds, outbox, garbage);
     this.events = new GenerationEventLog(queues, this.keys);
+    this.estimates = new GenerationEstimates(queues, this.keys, this.lifecycle);
     this.limiter = new RateLimiter(queues, this.keys, config.retentionSeconds, this.lifecycle);
   }
 
@@ -291,8 +294,10 @@ export class Generations {
     return renderGeneration(this.config, this.store, record);
   }
 
+  /** The generation as it is now, with its queue position and time left while it is open. */
   async get(id: string, owner: string): Promise<Generation> {
-    return this.view(await this.record(id, owner));
+    const record = await this.record(id, owner);
+    return renderGeneration(this.config, this.store, record, record, await this.estimates.of(record));
   }
 
   async list(query: ListGenerationsQuery, owner: string): Promise<{ data: Generation[]; next_cursor: string | null }> {

@@ -15,6 +15,10 @@ export function serviceKeys(prefix: string) {
     webhookOutbox: `${base}:webhook-outbox`,
     /** Sorted set (score: due ms) of object-store prefixes to delete, until the store has deleted them. */
     storageGarbage: `${base}:storage-garbage`,
+    /** Hash: worker id → the candidates per second its engine gets through (see service/estimates.ts). */
+    throughputRates: `${base}:throughput:rates`,
+    /** Sorted set (score: expiry ms) of the workers whose rates are live. */
+    throughputWorkers: `${base}:throughput:workers`,
     /** Pub/sub channel carrying the ids of generations to cancel. */
     cancelChannel: `${base}:cancel`,
     /** Hash (index, png): the best image of a running generation so far, for streamed partial images. */

@@ -1,5 +1,7 @@
 // A worker process's parts: the engine, one BullMQ Worker per served queue with a handler
 // per job name, cross-process cancel, webhooks, metrics port, model registry, retention.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import type { Config } from '../config.js';
 import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js';
@@ -16,6 +18,7 @@ import { redisStartupHint } from '../process.js';
 import { Lifecycle } from '../service/lifecycle.js';
 import { StorageGarbage } from '../service/storage-garbage.js';
 import { PartialImages } from '../service/partial-images.js';
+import { THROUGHPUT_PUBLISH_MS, ThroughputMeter } from '../service/estimates.js';
 import { WebhookOutbox } from '../service/webhooks/outbox.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
@@ -146,6 +149,11 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     onBatch: (size) => metrics.batchSize.observe(size),
   });
 
+  const throughput = new ThroughputMeter(
+    queues.redis,
+    keys,
+    `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+  );
   const scheduler = new GenerationScheduler(engine, {
     batchCandidates: config.generateBatchCandidates,
     onBatch: ({ rows, jobs, capacity }) => {
@@ -154,6 +162,9 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       metrics.generationBatchFill.observe(rows / capacity);
     },
     onFirstBatch: (seconds) => metrics.generationFirstBatchWait.observe(seconds),
+    onBatchDone: ({ rows, seconds, ok }) => {
+      if (ok) throughput.observe(rows, seconds);
+    },
   });
   const vocabularies = packVocabularies(packs);
   const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, lifecycle, metrics };
@@ -250,6 +261,9 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     );
   await publish();
   const modelsTimer = setInterval(() => void publish(), MODELS_REFRESH_MS).unref();
+  const publishThroughput = () =>
+    throughput.publish().catch((error) => logger.warn({ err: error }, 'throughput update failed'));
+  const throughputTimer = setInterval(() => void publishThroughput(), THROUGHPUT_PUBLISH_MS).unref();
   const stopSweeper = startRetentionSweeper(
     () => sweepExpired({ queues, keys, lifecycle, retentionSeconds: config.retentionSeconds, log: logger }),
     Math.min(60_000, config.retentionSeconds * 100),
@@ -269,6 +283,8 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     clearInterval(modelsTimer);
+    clearInterval(throughputTimer);
+    await throughput.withdraw().catch((error) => logger.warn({ err: error }, 'throughput withdrawal failed'));
     stopSweeper();
     stopUpkeep();
     const closing = Promise.all(workers.map((worker) => worker.close()));
