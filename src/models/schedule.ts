@@ -33,6 +33,8 @@ export interface Entry {
   /** Candidates handed to batches so far, and finished (sampled, decoded, scored). */
   planned: number;
   done: number;
+  /** Batches planned in a row while it waited with rows left and got none. */
+  passedOver: number;
   /** Its best n so far: kept across schedules (the loop's only shared, growing state). */
   best: BestN<GeneratedImage>;
   /** What its batches reported: the prompt as read, and its share of each batch's time. */
@@ -42,9 +44,13 @@ export interface Entry {
 export interface Schedule {
   /** Entries still held, in arrival order. */
   entries: readonly Entry[];
-  /** The key the next batch's round-robin starts from. */
-  startKey: number;
 }
+
+/**
+ * Batches an entry may be passed over in a row before it is owed a fair share: shortest
+ * remaining work goes first, but no generation, however big, waits longer than this.
+ */
+export const MAX_PASSED_OVER = 2;
 
 export interface Limits {
   /** Most rows a batch holds (GENERATE_BATCH_CANDIDATES). */
@@ -64,7 +70,7 @@ export type SchedulerEvent =
   | { type: 'done'; key: string; result: GenerateResult }
   | { type: 'failed'; key: string; error: Error };
 
-export const emptySchedule: Schedule = { entries: [], startKey: 0 };
+export const emptySchedule: Schedule = { entries: [] };
 
 const HELD: ReadonlySet<EntryState> = new Set(['waiting', 'running', 'isolated']);
 
@@ -75,6 +81,7 @@ export function newEntry(key: string, request: GenerationRequest): Entry {
     state: 'waiting',
     planned: 0,
     done: 0,
+    passedOver: 0,
     best: new BestN<GeneratedImage>(request.n),
     result: {
       // The pack's own name once a batch has run (the engine resolves the default).
@@ -93,12 +100,6 @@ export function admit(schedule: Schedule, entry: Entry): Schedule {
   return { ...schedule, entries: [...schedule.entries, entry] };
 }
 
-/** Entries from the round-robin start, in arrival order, wrapping around. */
-function rotation(schedule: Schedule): readonly Entry[] {
-  const { entries } = schedule;
-  const at = entries.findIndex((e) => Number(e.key) >= schedule.startKey);
-  return at <= 0 ? entries : [...entries.slice(at), ...entries.slice(0, at)];
-}
 
 function partOf(entry: Entry, count: number): ChunkPart {
   const { prompt, seed, n, topK, temperature, topP } = entry.request;
@@ -118,36 +119,42 @@ function partOf(entry: Entry, count: number): ChunkPart {
   };
 }
 
-/** Rows per entry: an entry that must run alone first; else an equal quantum each in turn, then what is left. */
+const left = (e: Entry) => e.request.candidates - e.planned;
+
+/**
+ * Rows per entry: an entry that must run alone first. Otherwise those passed over too long
+ * first, an equal quantum each, then the rest to the shortest remaining work first (ties in
+ * arrival order), so small generations finish in few batches and none waits without bound.
+ */
 function shares(schedule: Schedule, limits: Limits): Map<Entry, number> {
-  const left = (e: Entry) => e.request.candidates - e.planned;
   const isolated = schedule.entries.find((e) => e.state === 'isolated' && left(e) > 0);
   if (isolated) return new Map([[isolated, Math.min(left(isolated), limits.rows)]]);
-  const order = rotation(schedule).filter((e) => e.state === 'waiting' && left(e) > 0);
-  if (order.length === 0) return new Map();
-  // A batch holds one pack: the first in turn decides it, the others wait their turn.
-  const peers = order.filter((e) => e.request.model === order[0].request.model);
+  const waiting = schedule.entries.filter((e) => e.state === 'waiting' && left(e) > 0);
+  if (waiting.length === 0) return new Map();
+  const owed = waiting.filter((e) => e.passedOver >= MAX_PASSED_OVER);
+  // Stable: equal remaining work keeps arrival order.
+  const shortest = [...waiting].sort((a, b) => left(a) - left(b));
+  // A batch holds one pack: the first owed, else the shortest, decides it; others wait their turn.
+  const model = (owed[0] ?? shortest[0]).request.model;
+  const peers = (list: Entry[]) => list.filter((e) => e.request.model === model);
   const given = new Map<Entry, number>();
   let capacity = limits.rows;
-  const quantum = Math.max(1, Math.floor(capacity / peers.length));
-  for (let gave = true; gave && capacity > 0;) {
-    gave = false;
-    for (const e of peers) {
-      const share = given.get(e) ?? 0;
-      const give = Math.min(left(e) - share, quantum, capacity);
-      if (give <= 0) continue;
-      given.set(e, share + give);
-      capacity -= give;
-      gave = true;
-    }
-  }
+  const give = (e: Entry, most: number) => {
+    const count = Math.min(left(e) - (given.get(e) ?? 0), most, capacity);
+    if (count <= 0) return;
+    given.set(e, (given.get(e) ?? 0) + count);
+    capacity -= count;
+  };
+  const quantum = Math.max(1, Math.floor(limits.rows / peers(waiting).length));
+  for (const e of peers(owed)) give(e, quantum);
+  for (const e of peers(shortest)) give(e, capacity);
   return given;
 }
 
 /**
  * The next batch and the schedule once it is handed out (its entries `running`, their rows
- * planned, the round-robin moved past the last one served); null when no entry has rows left
- * to run. Changes nothing it is given.
+ * planned; each waiting entry it passed over counts one more); null when no entry has rows
+ * left to run. Changes nothing it is given.
  */
 export function plan(schedule: Schedule, limits: Limits): { batch: Batch; schedule: Schedule } | null {
   const given = shares(schedule, limits);
@@ -156,11 +163,11 @@ export function plan(schedule: Schedule, limits: Limits): { batch: Batch; schedu
   const parts = [...given].map(([entry, count]) => partOf(entry, count));
   const entries = schedule.entries.map((e): Entry => {
     const count = given.get(e);
-    return count === undefined ? e : { ...e, state: 'running', planned: e.planned + count };
+    if (count !== undefined) return { ...e, state: 'running', planned: e.planned + count, passedOver: 0 };
+    return e.state === 'waiting' && left(e) > 0 ? { ...e, passedOver: e.passedOver + 1 } : e;
   });
   const batch = { model: served[0].request.model, parts, rows: parts.reduce((sum, p) => sum + p.count, 0) };
-  const last = served[served.length - 1];
-  return { batch, schedule: { entries, startKey: Number(last.key) + 1 } };
+  return { batch, schedule: { entries } };
 }
 
 /** Folds one part's outcome into its entry: its best n, its share of the batch's time, its progress. */

@@ -55,7 +55,10 @@ describe('generation scheduler', () => {
     const batches: BatchStats[] = [];
     const s = scheduler(engine, 16, batches);
     const [mixed] = await Promise.all([target, ...others].map((j) => submit(s, j)));
-    assert.equal(batches[0].jobs, 4, 'the first batch holds rows of all four');
+    assert.ok(
+      batches.some((b) => b.jobs >= 2),
+      'batches hold rows of several jobs',
+    );
     assert.deepEqual(
       mixed.images.map((i) => [i.rank, i.candidate, i.seed]),
       alone.images.map((i) => [i.rank, i.candidate, i.seed]),
@@ -67,7 +70,7 @@ describe('generation scheduler', () => {
     assert.deepEqual(await pngs(mixed), await pngs(alone));
   });
 
-  test('round-robin: a small job submitted behind a large one joins the next batch and finishes first', async () => {
+  test('a small job submitted behind a large one takes the next batch and finishes first', async () => {
     const batches: BatchStats[] = [];
     let firstBatch = () => {};
     const started = new Promise<void>((resolve) => (firstBatch = resolve));
@@ -84,10 +87,11 @@ describe('generation scheduler', () => {
     const small = submit(s, job('a small blue circle', { candidates: 8, n: 2 })).then(() => finished.push('small'));
     await Promise.all([large, small]);
     assert.deepEqual(finished, ['small', 'large']);
-    // The first batch ran before the small job came; the next one holds both.
+    // The first batch ran before the small job came; the next one is the small job's alone
+    // (least work left first), then the large one goes on.
     assert.deepEqual(
       batches.slice(0, 3).map((b) => b.jobs),
-      [1, 2, 2],
+      [1, 1, 1],
     );
     assert.ok(batches.every((b) => b.rows <= 8));
   });
@@ -121,8 +125,14 @@ describe('generation scheduler', () => {
     });
     const bad = submit(s, job('a blue square', { topK: 100_000 }));
     const good = submit(s, job('a green cross', { candidates: 24 }));
-    await assert.rejects(canceled, (error) => error instanceof AbortError);
-    await assert.rejects(bad, (error) => error instanceof ModelError && error.code === 'validation_failed');
+    // Settled together: whichever ends first (the least work first), none is left unheard.
+    const [canceledOutcome, badOutcome] = await Promise.allSettled([canceled, bad, good]);
+    assert.ok(canceledOutcome.status === 'rejected' && canceledOutcome.reason instanceof AbortError);
+    assert.ok(
+      badOutcome.status === 'rejected' &&
+        badOutcome.reason instanceof ModelError &&
+        badOutcome.reason.code === 'validation_failed',
+    );
     const result = await good;
     assert.equal(result.images.length, 4);
     assert.equal(s.size, 0);

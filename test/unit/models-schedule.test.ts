@@ -1,5 +1,5 @@
-// The scheduler's policy (src/models/schedule.ts) against made-up outcomes, no engine: fair
-// round-robin order, a newcomer behind a big generation, one pack per batch, cancel, a part the
+// The scheduler's policy (src/models/schedule.ts) against made-up outcomes, no engine: shortest
+// remaining work first within a fairness bound, a newcomer behind a big generation, one pack per batch, cancel, a part the
 // engine refuses, a batch that fails as a whole (retried split), the rows limit, progress.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -14,6 +14,7 @@ import {
   cancel,
   emptySchedule,
   newEntry,
+  MAX_PASSED_OVER,
   plan,
 } from '../../src/models/schedule.js';
 import type { ChunkResult, GeneratedImage } from '../../src/models/types.js';
@@ -100,22 +101,26 @@ describe('the scheduler policy', () => {
     assert.equal(plan(emptySchedule, { rows: 4 }), null);
   });
 
-  test('equal quanta in arrival order, what is left round again, the next batch after the last one served', () => {
-    // Quantum 1 each, then the fourth row to the first in turn; the next batch starts after the
-    // last generation served (3), which wraps round to 1 again.
+  test('shortest remaining work first, ties in arrival order; a batch is full whenever there is work', () => {
     const { batches } = runAll(scheduleOf(request(5), request(2), request(5)), 4);
-    assert.deepEqual(batches, [
-      ['1:0+2', '2:0+1', '3:0+1'],
-      ['1:2+2', '2:1+1', '3:1+1'],
-      ['1:4+1', '3:2+3'],
-    ]);
+    assert.deepEqual(batches, [['2:0+2', '1:0+2'], ['1:2+3', '3:0+1'], ['3:1+4']]);
+  });
+
+  test(`a generation passed over ${MAX_PASSED_OVER} batches in a row is owed an equal quantum first`, () => {
     const { batches: turns } = runAll(scheduleOf(request(2), request(2), request(2), request(2)), 2);
-    assert.deepEqual(turns, [
-      ['1:0+1', '2:0+1'],
-      ['3:0+1', '4:0+1'],
-      ['1:1+1', '2:1+1'],
-      ['3:1+1', '4:1+1'],
-    ]);
+    assert.deepEqual(turns, [['1:0+2'], ['2:0+2'], ['3:0+1', '4:0+1'], ['3:1+1', '4:1+1']]);
+
+    // Small generations keep arriving; the big one still gets rows at least every third batch.
+    let schedule = scheduleOf(request(64));
+    const bigServed: number[] = [];
+    for (let round = 0; round < 12; round++) {
+      schedule = admit(schedule, newEntry(String(100 + round), request(4)));
+      const planned = plan(schedule, { rows: 4 })!;
+      if (planned.batch.parts.some((p) => p.key === '1')) bigServed.push(round);
+      schedule = apply(planned.schedule, planned.batch, succeeded(planned.batch)).schedule;
+    }
+    const gaps = bigServed.slice(1).map((round, i) => round - bigServed[i]);
+    assert.ok(bigServed.length >= 4 && gaps.every((gap) => gap <= MAX_PASSED_OVER + 1), String(bigServed));
   });
 
   test('a newcomer behind a big generation gets rows in the very next batch', () => {
@@ -211,7 +216,7 @@ describe('the scheduler policy', () => {
     const answer = (batch: Batch): BatchOutcome =>
       batch.parts.some((p) => p.key === '2') ? { ok: false, error: new Error('engine call failed') } : succeeded(batch);
     const { batches, events } = runAll(scheduleOf(request(4), request(4), request(4)), 6, answer);
-    assert.deepEqual(batches[0], ['1:0+2', '2:0+2', '3:0+2']);
+    assert.deepEqual(batches[0], ['1:0+4', '2:0+2']);
     // Each member of the failed batch then runs alone, from the rows it had not finished.
     assert.deepEqual(batches.slice(1, 4), [['1:0+4'], ['2:0+4'], ['3:0+4']]);
     const ends = events.filter((e) => e.type !== 'progress').map((e) => `${e.key} ${e.type}`);
