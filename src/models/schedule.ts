@@ -100,7 +100,6 @@ export function admit(schedule: Schedule, entry: Entry): Schedule {
   return { ...schedule, entries: [...schedule.entries, entry] };
 }
 
-
 function partOf(entry: Entry, count: number): ChunkPart {
   const { prompt, seed, n, topK, temperature, topP } = entry.request;
   const kept = entry.best.result();
