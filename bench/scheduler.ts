@@ -188,7 +188,7 @@ try {
     one_at_a_time: oneAtATime,
     many_small_jobs_per_s_ratio: round(scheduler.many_small.jobs_per_s / oneAtATime.many_small.jobs_per_s),
     goals: {
-      'small_behind_big p95 <= 0.25': scheduler.small_behind_big.small_p95_fraction <= 0.25,
+      'small_behind_big p95 <= 0.15': scheduler.small_behind_big.small_p95_fraction <= 0.15,
       'many_small jobs/s >= 0.9x one at a time':
         scheduler.many_small.jobs_per_s >= 0.9 * oneAtATime.many_small.jobs_per_s,
     },

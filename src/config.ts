@@ -39,6 +39,8 @@ export interface Config {
    * by the active generations (src/models/SCHEDULER.md); 32 on cpu, 512 on cuda when unset.
    */
   generateBatchCandidates: number;
+  /** GENERATE_MEMORY_BUDGET_MB in bytes; unset: the worker picks one per device (worker.ts). */
+  generateMemoryBudgetBytes: number | undefined;
   /** DEFAULT_CANDIDATES: candidates when a request names none; 32 on cpu, 512 on cuda when unset. */
   defaultCandidates: number;
   /** STORAGE, STORAGE_DIR, FILE_URL_SECRET, S3_*. */
@@ -413,6 +415,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     device,
     cpuThreads: read.optionalInt('CPU_THREADS', 1, 1024),
     generateBatchCandidates: read.renamedInt('GENERATE_BATCH_CANDIDATES', 'SAMPLE_BATCH', onGpu ? 512 : 32, 1, 4096),
+    generateMemoryBudgetBytes: mebibytes(read.optionalInt('GENERATE_MEMORY_BUDGET_MB', 1)),
     // A CPU samples 512 candidates in about a minute: its default answers in seconds.
     defaultCandidates: read.optionalInt('DEFAULT_CANDIDATES', 1, MAX_CANDIDATES) ?? (onGpu ? 512 : 32),
     storage: readStorage(read, publicBaseUrl),
@@ -461,6 +464,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     read.problems.push('AUTH_MODE=open serves everyone without a key: unset API_KEYS or set AUTH_MODE=keys');
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return deepFreeze(config);
+}
+
+function mebibytes(value: number | undefined): number | undefined {
+  return value === undefined ? undefined : value * 1024 * 1024;
 }
 
 function deviceName(read: Reader): DeviceName {

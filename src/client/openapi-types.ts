@@ -469,6 +469,10 @@ export interface components {
                 codebook_size: number;
                 /** @description Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it). */
                 default_candidates?: number;
+                /** @description Bytes one candidate row holds while its batch runs (key/value cache, logits, images; not the weights), from the pack's geometry. */
+                row_bytes?: number;
+                /** @description Most rows a batch of this pack holds on the workers serving it: GENERATE_BATCH_CANDIDATES, or fewer where GENERATE_MEMORY_BUDGET_MB allows fewer. */
+                max_batch_rows?: number;
                 sampling_defaults: {
                     top_k: number;
                     temperature: number;

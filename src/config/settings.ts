@@ -169,6 +169,10 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
         doc: "Candidates a generation samples when its request names none (and for quality auto in /v1). Workers publish theirs with their packs (GET /models), so the API applies the serving workers' value. Default: 32 on cpu (seconds), 512 on cuda.",
       },
       {
+        name: 'GENERATE_MEMORY_BUDGET_MB',
+        doc: "Memory a generation batch's rows may hold, in MiB (key/value cache, logits, images; the weights are apart): batches of a pack never hold more rows than fit, and a pack that cannot fit one row stops the worker at start. Default: half the free memory once the packs are loaded on cpu; unbounded on cuda (set it from the card's free memory).",
+      },
+      {
         name: 'GENERATE_BATCH_CANDIDATES',
         doc: 'Candidate rows per engine call, shared by the active generations. Default: 32 on cpu, 512 on cuda.',
       },

@@ -353,6 +353,18 @@ export const ModelInfo = Type.Object(
               'Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it).',
           }),
         ),
+        row_bytes: Type.Optional(
+          Type.Integer({
+            description:
+              "Bytes one candidate row holds while its batch runs (key/value cache, logits, images; not the weights), from the pack's geometry.",
+          }),
+        ),
+        max_batch_rows: Type.Optional(
+          Type.Integer({
+            description:
+              'Most rows a batch of this pack holds on the workers serving it: GENERATE_BATCH_CANDIDATES, or fewer where GENERATE_MEMORY_BUDGET_MB allows fewer.',
+          }),
+        ),
         sampling_defaults: Type.Object({
           top_k: Type.Integer(),
           temperature: Type.Number(),

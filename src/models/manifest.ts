@@ -66,6 +66,24 @@ export interface Manifest extends Partial<GenerationSections> {
 
 export type GeneratingManifest = Manifest & GenerationSections;
 
+/**
+ * Bytes one candidate row holds while its batch runs, from the pack's geometry (float32): the
+ * key/value cache at the last position, twice (the sample loop carries it in and out), the
+ * logits and their probabilities, the decoded image and CLIP's input for it. The weights are a
+ * fixed cost of the pack, not counted here. What a memory budget divides to get a batch's rows.
+ */
+export function rowBytes(m: GeneratingManifest): number {
+  const FLOAT = 4;
+  const { text_length, image_grid, codebook_size, image_size } = m.geometry;
+  const { layers, heads, head_dim } = m.generator;
+  const positions = text_length + image_grid[0] * image_grid[1];
+  const cache = layers * 2 * positions * heads * head_dim * FLOAT;
+  const logits = 2 * codebook_size * FLOAT;
+  const image = image_size[0] * image_size[1] * 3 * FLOAT;
+  const clipInput = m.clip.preprocess.size ** 2 * 3 * FLOAT;
+  return 2 * cache + logits + image + clipInput;
+}
+
 export function generates(m: Manifest): m is GeneratingManifest {
   return m.geometry !== undefined && m.generator !== undefined && m.decoder !== undefined;
 }

@@ -6,6 +6,7 @@ import { ModelError } from './errors.js';
 import type { Log } from './log.js';
 import {
   generates,
+  rowBytes,
   generatingManifest,
   graphFile,
   readManifest,
@@ -63,6 +64,7 @@ function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['gene
     imageSize: m.geometry.image_size,
     imageGrid: m.geometry.image_grid,
     codebookSize: m.geometry.codebook_size,
+    rowBytes: rowBytes(m),
     samplingDefaults: {
       topK: d.top_k,
       temperature: d.temperature,

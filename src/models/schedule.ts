@@ -55,6 +55,13 @@ export const MAX_PASSED_OVER = 2;
 export interface Limits {
   /** Most rows a batch holds (GENERATE_BATCH_CANDIDATES). */
   rows: number;
+  /** Most rows a batch of this pack holds within the memory budget; no memory bound when absent. */
+  rowsOf?: (model: string | undefined) => number;
+}
+
+/** The rows a batch of `model` may hold: the rows limit, and the memory budget's. */
+function capacityOf(limits: Limits, model: string | undefined): number {
+  return Math.min(limits.rows, limits.rowsOf?.(model) ?? Number.POSITIVE_INFINITY);
 }
 
 export interface Batch {
@@ -127,7 +134,7 @@ const left = (e: Entry) => e.request.candidates - e.planned;
  */
 function shares(schedule: Schedule, limits: Limits): Map<Entry, number> {
   const isolated = schedule.entries.find((e) => e.state === 'isolated' && left(e) > 0);
-  if (isolated) return new Map([[isolated, Math.min(left(isolated), limits.rows)]]);
+  if (isolated) return new Map([[isolated, Math.min(left(isolated), capacityOf(limits, isolated.request.model))]]);
   const waiting = schedule.entries.filter((e) => e.state === 'waiting' && left(e) > 0);
   if (waiting.length === 0) return new Map();
   const owed = waiting.filter((e) => e.passedOver >= MAX_PASSED_OVER);
@@ -137,14 +144,15 @@ function shares(schedule: Schedule, limits: Limits): Map<Entry, number> {
   const model = (owed[0] ?? shortest[0]).request.model;
   const peers = (list: Entry[]) => list.filter((e) => e.request.model === model);
   const given = new Map<Entry, number>();
-  let capacity = limits.rows;
+  const rows = capacityOf(limits, model);
+  let capacity = rows;
   const give = (e: Entry, most: number) => {
     const count = Math.min(left(e) - (given.get(e) ?? 0), most, capacity);
     if (count <= 0) return;
     given.set(e, (given.get(e) ?? 0) + count);
     capacity -= count;
   };
-  const quantum = Math.max(1, Math.floor(limits.rows / peers(waiting).length));
+  const quantum = Math.max(1, Math.floor(rows / peers(waiting).length));
   for (const e of peers(owed)) give(e, quantum);
   for (const e of peers(shortest)) give(e, capacity);
   return given;

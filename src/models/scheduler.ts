@@ -33,6 +33,8 @@ export interface BatchStats {
 export interface SchedulerOptions {
   /** Most candidate rows per engine call (GENERATE_BATCH_CANDIDATES). */
   batchCandidates: number;
+  /** Most rows a batch of a pack holds within the memory budget (GENERATE_MEMORY_BUDGET_MB). */
+  rowsOf?: (model: string | undefined) => number;
   /** Told as each batch starts. */
   onBatch?: (stats: BatchStats) => void;
   /** Told as each batch ends: how long the engine took over its rows, sampling to reranking. */
@@ -132,7 +134,7 @@ export class GenerationScheduler {
     try {
       for (;;) {
         this.dropCanceled();
-        const planned = plan(this.schedule, { rows: this.options.batchCandidates });
+        const planned = plan(this.schedule, { rows: this.options.batchCandidates, rowsOf: this.options.rowsOf });
         if (!planned) break;
         this.schedule = planned.schedule;
         const { batch } = planned;

@@ -189,6 +189,8 @@ export interface PackSummary {
     imageSize: [number, number];
     imageGrid: [number, number];
     codebookSize: number;
+    /** Bytes one candidate row holds while its batch runs (manifest.ts `rowBytes`). */
+    rowBytes: number;
     samplingDefaults: { topK: number; temperature: number; topP?: number };
   } | null;
   embedDim: number;

@@ -1,7 +1,7 @@
 // A worker process's parts: the engine, one BullMQ Worker per served queue with a handler
 // per job name, cross-process cancel, webhooks, metrics port, model registry, retention.
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+import { freemem, hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import type { Config } from '../config.js';
 import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js';
@@ -80,17 +80,49 @@ function defaultModels(packs: PackSummary[], config: Config): DefaultModels {
   return defaults;
 }
 
+/** Half the memory free once the packs are loaded, on the CPU; on CUDA only a set budget holds. */
+const CPU_FREE_MEMORY_SHARE = 0.5;
+
+/**
+ * The memory budget of a batch's rows, and the rows it allows per pack. A generating pack that
+ * cannot fit one row stops the worker: it would fail every generation sent to it.
+ */
+function memoryBudget(packs: PackSummary[], config: Config) {
+  const budget =
+    config.generateMemoryBudgetBytes ??
+    (config.device === 'cpu' ? Math.floor(freemem() * CPU_FREE_MEMORY_SHARE) : undefined);
+  const maxRows = new Map<string, number>();
+  for (const pack of packs) {
+    if (!pack.generation) continue;
+    const rows = budget === undefined ? config.generateBatchCandidates : Math.floor(budget / pack.generation.rowBytes);
+    if (rows < 1) {
+      const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+      throw new ModelError(
+        'validation_failed',
+        `pack ${pack.name} needs ${mib(pack.generation.rowBytes)} per candidate row, more than the memory budget of ${mib(budget ?? 0)}: raise GENERATE_MEMORY_BUDGET_MB or serve a smaller pack`,
+      );
+    }
+    maxRows.set(pack.name, Math.min(rows, config.generateBatchCandidates));
+  }
+  return { budget, maxRows };
+}
+
 function packVocabularies(packs: PackSummary[]): Map<string, ReadonlySet<string>> {
   return new Map(packs.flatMap((pack) => (pack.vocabulary ? [[pack.name, new Set(pack.vocabulary)] as const] : [])));
 }
 
-function modelInfo(pack: PackSummary, defaults: DefaultModels, defaultCandidates: number): ModelInfo {
+function modelInfo(
+  pack: PackSummary,
+  defaults: DefaultModels,
+  defaultCandidates: number,
+  maxBatchRows: number,
+): ModelInfo {
   return {
     name: pack.name,
     version: pack.version,
     description: pack.description ?? null,
     default_for: (['generations', 'clip'] as const).filter((purpose) => defaults[purpose] === pack.name),
-    generation: generationInfo(pack.generation, defaultCandidates),
+    generation: generationInfo(pack.generation, defaultCandidates, maxBatchRows),
     embed_dim: pack.embedDim,
     vocabulary: pack.vocabulary ?? null,
     examples: pack.examples ?? [],
@@ -98,7 +130,11 @@ function modelInfo(pack: PackSummary, defaults: DefaultModels, defaultCandidates
   };
 }
 
-function generationInfo(generation: PackSummary['generation'], defaultCandidates: number): ModelInfo['generation'] {
+function generationInfo(
+  generation: PackSummary['generation'],
+  defaultCandidates: number,
+  maxBatchRows: number,
+): ModelInfo['generation'] {
   if (!generation) return null;
   const d = generation.samplingDefaults;
   return {
@@ -107,6 +143,8 @@ function generationInfo(generation: PackSummary['generation'], defaultCandidates
     image_grid: generation.imageGrid,
     codebook_size: generation.codebookSize,
     default_candidates: defaultCandidates,
+    row_bytes: generation.rowBytes,
+    max_batch_rows: maxBatchRows,
     sampling_defaults: { top_k: d.topK, temperature: d.temperature, ...(d.topP !== undefined && { top_p: d.topP }) },
   };
 }
@@ -128,8 +166,10 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   for (const warning of config.warnings) logger.warn(warning);
   const packs = engine.packs();
   let defaults: DefaultModels;
+  let budget: ReturnType<typeof memoryBudget>;
   try {
     defaults = defaultModels(packs, config);
+    budget = memoryBudget(packs, config);
   } catch (error) {
     if (!options.engine) await engine.close();
     throw error;
@@ -154,8 +194,12 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     keys,
     `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
   );
+  if (budget.budget === undefined) {
+    logger.warn('GENERATE_MEMORY_BUDGET_MB is unset on a GPU: batches are bounded by GENERATE_BATCH_CANDIDATES only');
+  }
   const scheduler = new GenerationScheduler(engine, {
     batchCandidates: config.generateBatchCandidates,
+    rowsOf: (model) => budget.maxRows.get(model ?? defaults.generations) ?? config.generateBatchCandidates,
     onBatch: ({ rows, jobs, capacity }) => {
       metrics.generationBatchRows.observe(rows);
       metrics.generationBatchJobs.observe(jobs);
@@ -254,7 +298,14 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
-  const modelList = packs.map((pack) => modelInfo(pack, defaults, config.defaultCandidates));
+  const modelList = packs.map((pack) =>
+    modelInfo(
+      pack,
+      defaults,
+      config.defaultCandidates,
+      budget.maxRows.get(pack.name) ?? config.generateBatchCandidates,
+    ),
+  );
   const publish = () =>
     publishModels(queues.redis, keys, modelList, MODELS_TTL_SECONDS).catch((error) =>
       logger.warn({ err: error }, 'model registry update failed'),

@@ -134,6 +134,28 @@ describe('the scheduler policy', () => {
     assert.deepEqual(shares(second.batch), ['2:0+4', '1:8+4']);
   });
 
+  test("a memory budget caps the rows of each pack's batches", () => {
+    let schedule = scheduleOf(request(6), request(6, { model: 'big' }), request(3, { model: 'big' }));
+    const limits = { rows: 8, rowsOf: (model: string | undefined) => (model === 'big' ? 2 : 8) };
+    const batches: { model?: string; rows: number }[] = [];
+    for (let planned = plan(schedule, limits); planned; planned = plan(schedule, limits)) {
+      batches.push({ model: planned.batch.model, rows: planned.batch.rows });
+      schedule = apply(planned.schedule, planned.batch, succeeded(planned.batch)).schedule;
+    }
+    assert.ok(
+      batches.filter((b) => b.model === 'big').every((b) => b.rows <= 2),
+      JSON.stringify(batches),
+    );
+    assert.equal(
+      batches.filter((b) => b.model === 'big').reduce((sum, b) => sum + b.rows, 0),
+      9,
+    );
+    assert.deepEqual(
+      batches.filter((b) => b.model === 'demo').map((b) => b.rows),
+      [6],
+    );
+  });
+
   test('a batch holds one pack; generations of another wait their turn', () => {
     const { batches } = runAll(scheduleOf(request(2), request(2, { model: 'other' }), request(2)), 8);
     assert.deepEqual(batches, [['1:0+2', '3:0+2'], ['2:0+2']]);
