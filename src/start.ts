@@ -58,7 +58,7 @@ async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
 // unless HOST says otherwise; the environment wins.
 const env = { HOST: '127.0.0.1', ...(process.env.API_KEYS ? {} : { AUTH_MODE: 'open' }), ...process.env };
 let config = exitOnConfigError(() => loadConfig(env));
-const logger = createLogger(config.logLevel, 'dalle-serve');
+const logger = createLogger(config.logLevel, 'dalle-serve', config.logFormat);
 let redis: ChildProcess | undefined;
 if (config.redisUrlIsDefault && !(await answers(config.redisUrl))) {
   const started = await startRedis();

@@ -5,6 +5,6 @@ import { exitOnConfigError, exitOnStartFailure, onShutdownSignal } from '../proc
 import { startApi } from './server.js';
 
 const config = exitOnConfigError(() => loadConfig(process.env));
-const logger = createLogger(config.logLevel, 'api');
+const logger = createLogger(config.logLevel, 'api', config.logFormat);
 const api = await startApi(config, logger).catch((error: unknown) => exitOnStartFailure(logger, error));
 onShutdownSignal(logger, () => api.stop());

@@ -5,7 +5,7 @@ import { exitOnConfigError, exitOnStartFailure, onShutdownSignal } from '../proc
 import { startWorker } from './worker.js';
 
 const config = exitOnConfigError(() => loadConfig(process.env));
-const logger = createLogger(config.logLevel, 'worker');
+const logger = createLogger(config.logLevel, 'worker', config.logFormat);
 // A dead inference thread stops the worker; exiting non-zero lets its supervisor restart it.
 const worker = await startWorker(config, logger, { onEngineFailure: () => process.exit(1) }).catch((error: unknown) =>
   exitOnStartFailure(logger, error),
