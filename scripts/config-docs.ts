@@ -29,7 +29,9 @@ function exampleValue(setting: Setting): string {
 export function renderEnvExample(): string {
   const lines = [
     '# dalle-serve configuration: every variable src/config.ts reads, with its default.',
-    '# An empty value means "use the default". Copy to .env for docker compose.',
+    '# An empty value means "use the default". docker compose reads a .env file, and so do',
+    '# `npm start`, `npm run api` and `npm run worker` (the environment wins over it): copy there',
+    '# the lines you change (the whole file would also give npm start HOST=0.0.0.0, AUTH_MODE=keys).',
     '# Generated from src/config/settings.ts by `npm run config-docs`.',
   ];
   for (const group of SETTING_GROUPS) {

@@ -19,8 +19,9 @@ export interface Config {
   host: string;
   /** PUBLIC_BASE_URL: absolute base of every URL the API hands out (http://localhost:PORT when unset). */
   publicBaseUrl: string;
-  /** LOG_LEVEL. */
+  /** LOG_LEVEL, LOG_FORMAT (`auto`: pretty on a terminal, JSON anywhere else). */
   logLevel: string;
+  logFormat: LogFormat;
   /** REDIS_URL (unset: `npm start` may start Redis itself), QUEUE_PREFIX. */
   redisUrl: string;
   redisUrlIsDefault: boolean;
@@ -152,6 +153,8 @@ export interface Limits {
 
 const DEVICE = /^(cpu|cuda|cuda:[0-9]+)$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -405,6 +408,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     host,
     publicBaseUrl,
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS),
+    logFormat: read.oneOf('LOG_FORMAT', LOG_FORMATS),
     redisUrl,
     redisUrlIsDefault: read.raw('REDIS_URL') === undefined,
     redisStartupWaitMs: read.int('REDIS_STARTUP_WAIT_MS', 0),

@@ -1,12 +1,12 @@
-// `npm start`: the API and one worker in one process on embedded defaults. When REDIS_URL is
-// unset and no Redis answers on the default address, a redis-server child is started (on
-// 6379, or any free port) and stopped on exit.
+// `npm start`: the API and one worker in one process on embedded defaults and ./.env. When
+// REDIS_URL is unset and no Redis answers on the default address, a redis-server child is
+// started (on 6379, or any free port) and stopped on exit.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
 import { startApi } from './api/server.js';
 import { loadConfig } from './config.js';
 import { createLogger } from './logger.js';
-import { exitOnConfigError, exitOnStartFailure, onShutdownSignal } from './process.js';
+import { exitOnConfigError, exitOnStartFailure, loadEnvFile, onShutdownSignal, reportEnvFile } from './process.js';
 import { startWorker } from './worker/worker.js';
 
 function answers(url: string, timeoutMs = 1000): Promise<boolean> {
@@ -54,11 +54,13 @@ async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
   throw new Error('redis-server did not start; install Redis or set REDIS_URL');
 }
 
-// The local quick start is open unless keys are configured, and serves this machine only
-// unless HOST says otherwise; the environment wins.
+// Settings from ./.env first (the environment wins over it), then the local quick start's: open
+// unless keys are configured, serving this machine only unless HOST says otherwise.
+const envFile = loadEnvFile('.env', process.env);
 const env = { HOST: '127.0.0.1', ...(process.env.API_KEYS ? {} : { AUTH_MODE: 'open' }), ...process.env };
 let config = exitOnConfigError(() => loadConfig(env));
-const logger = createLogger(config.logLevel, 'dalle-serve');
+const logger = createLogger(config.logLevel, 'dalle-serve', config.logFormat);
+reportEnvFile(logger, envFile);
 let redis: ChildProcess | undefined;
 if (config.redisUrlIsDefault && !(await answers(config.redisUrl))) {
   const started = await startRedis();

@@ -11,6 +11,7 @@ import { errorsPlugin, sendProblem } from './plugins/errors.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { installValidators } from './plugins/validation.js';
+import { RequestLogs } from './request-logs.js';
 import { clipRoutes } from './routes/clip.js';
 import { addOpenAISchemas, openAIRoutes } from './openai/index.js';
 import { fileRoutes } from './routes/files.js';
@@ -48,6 +49,7 @@ export async function buildApp({ services, logger }: AppOptions): Promise<Fastif
   const { config } = services;
   const app = Fastify({
     loggerInstance: logger,
+    logController: new RequestLogs(),
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),

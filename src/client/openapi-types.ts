@@ -382,12 +382,14 @@ export interface components {
                 temperature?: number;
                 top_p?: number;
                 seed: number;
+                /** @description The request's model; for a request that named none, the pack the workers served by default when it was accepted (absent only when none had reported yet). */
                 model?: string;
                 /** @enum {string} */
                 output_format: "png" | "webp" | "jpeg";
                 webhook?: string;
                 webhook_events_filter: ("start" | "progress" | "completed")[];
             };
+            /** @description The model pack the generation runs on, from the start: the request's, or the workers' default when it was accepted (GET /models, `default_for`). Null only when no worker had reported its packs then, until the generation succeeds (the worker applies its own default). */
             model: string | null;
             progress: {
                 /** @enum {string} */

@@ -38,6 +38,11 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       { name: 'BODY_LIMIT_BYTES', default: '16777216', doc: 'Largest request body in bytes (base64 images in JSON).' },
       { name: 'LOG_LEVEL', default: 'info', doc: 'pino log level: fatal, error, warn, info, debug, trace or silent.' },
+      {
+        name: 'LOG_FORMAT',
+        default: 'auto',
+        doc: 'Log lines as JSON (json), coloured for reading (pretty), or pretty on a terminal and JSON anywhere else (auto).',
+      },
     ],
   },
   {

@@ -128,7 +128,12 @@ export const GenerationInputView = Type.Object({
   temperature: Type.Optional(Type.Number()),
   top_p: Type.Optional(Type.Number()),
   seed: Type.Integer(),
-  model: Type.Optional(Type.String()),
+  model: Type.Optional(
+    Type.String({
+      description:
+        "The request's model; for a request that named none, the pack the workers served by default when it was accepted (absent only when none had reported yet).",
+    }),
+  ),
   output_format: StringEnum(OUTPUT_FORMATS),
   webhook: Type.Optional(Type.String()),
   webhook_events_filter: Type.Array(StringEnum(WEBHOOK_EVENTS)),
@@ -156,7 +161,10 @@ export const Generation = Type.Object(
     id: Type.String(),
     status: StringEnum(GENERATION_STATUSES),
     input: GenerationInputView,
-    model: Nullable(Type.String()),
+    model: Nullable(Type.String(), {
+      description:
+        "The model pack the generation runs on, from the start: the request's, or the workers' default when it was accepted (GET /models, `default_for`). Null only when no worker had reported its packs then, until the generation succeeds (the worker applies its own default).",
+    }),
     progress: Nullable(Progress),
     created_at: Type.String({ format: 'date-time' }),
     started_at: Nullable(Type.String({ format: 'date-time' })),

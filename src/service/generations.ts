@@ -37,8 +37,18 @@ const REPLAY_POLL_MS = 50;
 const IdempotencyRecord = Type.Object({ fingerprint: Type.String(), accepted: GenerationAccepted });
 const idempotencyRecords = jsonCodec(IdempotencyRecord);
 
-/** The stored input: every default applied, `defaultCandidates` those of the workers serving the model. */
-export function normalizeGenerationInput(body: CreateGenerationBody, defaultCandidates: number): GenerationInput {
+/**
+ * The stored input: every default applied, `defaultCandidates` those of the workers serving the
+ * model, and `defaultModel` (the pack the workers serve by default, when one has reported) the
+ * model of a request that names none, so that the generation names its model from the start
+ * and runs on the pack whose defaults it was given.
+ */
+export function normalizeGenerationInput(
+  body: CreateGenerationBody,
+  defaultCandidates: number,
+  defaultModel?: string,
+): GenerationInput {
+  const model = body.model ?? defaultModel;
   const candidates = body.candidates ?? defaultCandidates;
   const n = body.n ?? Math.min(DEFAULT_N, candidates);
   if (n > candidates) throw fieldError('n', `must be at most candidates (${candidates})`);
@@ -50,7 +60,7 @@ export function normalizeGenerationInput(body: CreateGenerationBody, defaultCand
     ...(body.temperature !== undefined && { temperature: body.temperature }),
     ...(body.top_p !== undefined && { top_p: body.top_p }),
     seed: body.seed ?? randomInt(0, 2 ** 32),
-    ...(body.model !== undefined && { model: body.model }),
+    ...(model !== undefined && { model }),
     output_format: body.output_format ?? 'png',
     ...(body.webhook !== undefined && { webhook: body.webhook }),
     webhook_events_filter: body.webhook_events_filter ?? [...WEBHOOK_EVENTS],
@@ -99,10 +109,12 @@ export class Generations {
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     await this.queues.connected();
     const model = await servedModel(this.redis, this.keys, body.model, 'generations');
-    // The serving workers' default (their device's); this process's own until one has reported.
+    // The serving workers' defaults (their device's candidates, their default pack); this
+    // process's own candidates and no model until one has reported.
     const input = normalizeGenerationInput(
       body,
       model?.generation?.default_candidates ?? this.config.defaultCandidates,
+      model?.name,
     );
     if (input.webhook !== undefined) this.assertWebhookUsable(input.webhook, owner);
     // Strictly null: a worker from before CLIP-only packs publishes no `generation` at all.

@@ -234,14 +234,14 @@ export function createGenerateHandler(deps: GenerateDeps) {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      const failure =
-        tracked.signal.aborted && tracked.signal.reason === CANCELED
-          ? jobFailure('canceled', 'canceled by request')
-          : failureOf(error, 'generation_failed');
+      const canceled = tracked.signal.aborted && tracked.signal.reason === CANCELED;
+      const failure = canceled ? jobFailure('canceled', 'canceled by request') : failureOf(error, 'generation_failed');
       const final = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       await progress.settled();
       const outcome = await answered(() => deps.lifecycle.fail(id, attempt, parseFailure(failure.message), final));
-      log.warn({ err: failure, outcome }, 'generation attempt failed');
+      // A client's cancel is the service doing what it was asked: no stack, nothing to look into.
+      if (canceled) log.info({ outcome }, 'generation canceled by request');
+      else log.warn({ err: failure, outcome }, 'generation attempt failed');
       // Unless this attempt's own commit went through after all (its answer lost), its images
       // go: retried, the next attempt stores its own; ended, the generation keeps none (written
       // after another process ended it, they would escape the deletion it listed).

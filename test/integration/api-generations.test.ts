@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { pino } from 'pino';
-import { GenerationAccepted, GenerationList, Problem } from '../../src/contracts/schemas.js';
+import { Generation, GenerationAccepted, GenerationList, Problem } from '../../src/contracts/schemas.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
 import { sweepExpired } from '../../src/worker/retention.js';
 import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
@@ -223,6 +223,31 @@ describe('generations', () => {
     const again = await fetch(`${h.baseUrl}/generations/${accepted.id}/cancel`, { method: 'POST' });
     assert.equal(again.status, 409);
     assert.equal((await json(again, Problem)).code, 'generation_finished');
+  });
+
+  test("a generation names its model from the start: the request's, or the workers' default", async () => {
+    await h.services.queues.get('generate').pause();
+    const ids: string[] = [];
+    try {
+      for (const body of [{}, { model: 'demo-shapes' }]) {
+        const accepted = await json(
+          await post(h.baseUrl, '/generations', { prompt: 'which model', candidates: 1, n: 1, ...body }),
+          GenerationAccepted,
+        );
+        ids.push(accepted.id);
+        const queued = await json(await fetch(`${h.baseUrl}/generations/${accepted.id}`), Generation);
+        assert.equal(queued.status, 'queued');
+        assert.equal(queued.model, 'demo-shapes', JSON.stringify(body));
+        assert.equal(queued.input.model, 'demo-shapes', JSON.stringify(body));
+      }
+    } finally {
+      await h.services.queues.get('generate').resume();
+    }
+    for (const id of ids) {
+      const done = await waitFor(h.baseUrl, id, terminal);
+      assert.equal(done.status, 'succeeded');
+      assert.equal(done.model, 'demo-shapes');
+    }
   });
 
   test('retention removes finished generations and their images, never unfinished ones', async () => {

@@ -12,7 +12,7 @@ import type { Static, TSchema } from '@fastify/type-provider-typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { buildApp } from '../../src/api/app.js';
 import { type Services, createServices } from '../../src/api/services.js';
 import { type Config, loadConfig } from '../../src/config.js';
@@ -65,6 +65,8 @@ export interface HarnessOptions {
   worker?: boolean;
   /** The worker builds its own engine from the config (its pixel limit, threads) instead. */
   ownEngine?: boolean;
+  /** Where the API and its workers log (a test that reads log lines). Default: nowhere, or TEST_LOG_LEVEL. */
+  logger?: Logger;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function startHarness({
   env = {},
   worker = true,
   ownEngine = false,
+  logger = silent,
 }: HarnessOptions = {}): Promise<Harness> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'dalle-api-'));
@@ -110,7 +113,7 @@ export async function startHarness({
   };
   const config = loadConfig(fullEnv);
   const services = createServices(config);
-  const app = await buildApp({ services, logger: silent });
+  const app = await buildApp({ services, logger });
   await app.listen({ port, host: '127.0.0.1' });
   const workers: WorkerRuntime[] = [];
   const harness: Harness = {
@@ -124,7 +127,7 @@ export async function startHarness({
       const workerConfig = loadConfig({ ...fullEnv, ...overrides });
       const runtime = await startWorker(
         workerConfig,
-        silent,
+        logger,
         ownEngine ? options : { ...options, engine: await engine() },
       );
       workers.push(runtime);

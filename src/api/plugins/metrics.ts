@@ -58,7 +58,7 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
   app.get(
     '/metrics',
     {
-      config: { public: true },
+      config: { public: true, probe: true },
       schema: {
         tags: ['system'],
         operationId: 'getMetrics',

@@ -34,7 +34,7 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
   });
 
   app.get('/healthz', {
-    config: { public: true },
+    config: { public: true, probe: true },
     schema: {
       tags,
       operationId: 'getHealth',
@@ -46,7 +46,7 @@ export async function systemRoutes(instance: FastifyInstance, { queues, config }
   });
 
   app.get('/readyz', {
-    config: { public: true },
+    config: { public: true, probe: true },
     schema: {
       tags,
       security: [],
