@@ -2,21 +2,11 @@
 // the ranked candidates, and classify one of them against labels of your own.
 import { ProblemError, api, storeKey, storedKey } from './api.js';
 import { followEvents } from './events.js';
+import { clearError, clearFieldErrors, showProblem } from './problems.js';
 
 const $ = (id) => document.getElementById(id);
 // Where each stage's progress sits on the one bar.
 const STAGE_SPAN = { sampling: [0, 0.85], decoding: [0.85, 0.9], reranking: [0.9, 0.95], storing: [0.95, 1] };
-
-function showError(error) {
-  const box = $('error');
-  box.textContent = error instanceof Error ? error.message : String(error);
-  box.hidden = false;
-}
-
-function clearError() {
-  $('error').hidden = true;
-  $('error').textContent = '';
-}
 
 function announce(text) {
   $('status').textContent = text;
@@ -108,25 +98,38 @@ function renderGrid(generation) {
   $('results').hidden = false;
 }
 
+/** Takes away everything an earlier run left, so nothing on the page looks current that is not. */
+function clearRun() {
+  clearError();
+  clearFieldErrors();
+  $('progress-section').hidden = true;
+  $('progress').setAttribute('value', '0');
+  $('progress-label').textContent = 'Queued';
+  $('results').hidden = true;
+  $('grid').replaceChildren();
+  $('classify').hidden = true;
+  $('scores').replaceChildren();
+  selected = undefined;
+}
+
+let selected;
+
 async function generate(event) {
   event.preventDefault();
-  clearError();
-  $('results').hidden = true;
-  $('classify').hidden = true;
+  clearRun();
   const button = $('generate');
   button.disabled = true;
   try {
+    const number = (id) => ($(id).value.trim() === '' ? undefined : Number($(id).value));
     const body = {
       prompt: $('prompt').value.trim(),
-      candidates: Number($('candidates').value),
-      n: Number($('n').value),
-      ...($('seed').value !== '' && { seed: Number($('seed').value) }),
+      candidates: number('candidates'),
+      n: number('n'),
+      seed: number('seed'),
       ...($('model').value && { model: $('model').value }),
     };
     const accepted = await api('/generations', { method: 'POST', json: body });
     $('progress-section').hidden = false;
-    $('progress').setAttribute('value', '0');
-    $('progress-label').textContent = 'Queued';
     announce('Generating');
     const finished = await followEvents(
       `/generations/${encodeURIComponent(accepted.id)}/events`,
@@ -143,13 +146,13 @@ async function generate(event) {
     renderGrid(finished);
     announce(`${finished.images.length} images ready`);
   } catch (error) {
-    showError(error);
+    // The error is all there is of this run: no bar left behind looking current.
+    $('progress-section').hidden = true;
+    showProblem(error, $('generate-form'));
   } finally {
     button.disabled = false;
   }
 }
-
-let selected;
 
 function selectForClassify(button, img) {
   for (const other of $('grid').querySelectorAll('button')) other.setAttribute('aria-pressed', 'false');
@@ -165,6 +168,8 @@ function selectForClassify(button, img) {
 async function classify(event) {
   event.preventDefault();
   clearError();
+  clearFieldErrors($('classify-form'));
+  $('scores').replaceChildren();
   if (!selected) return;
   try {
     // The image's own bytes, uploaded: the service is never asked to fetch a URL.
@@ -188,7 +193,7 @@ async function classify(event) {
     );
     announce('Classified');
   } catch (error) {
-    showError(error);
+    showProblem(error, $('classify-form'));
   }
 }
 
@@ -200,14 +205,14 @@ async function start() {
   keyInput.addEventListener('change', () => {
     storeKey(keyInput.value.trim());
     clearError();
-    loadModels().catch(showError);
+    loadModels().catch(showProblem);
   });
   try {
     if (await keysRequired()) $('key-field').hidden = false;
     if ($('key-field').hidden || storedKey()) await loadModels();
-    else showError(new ProblemError(401, { detail: 'This server needs an API key: enter it above.' }));
+    else showProblem(new ProblemError(401, { detail: 'This server needs an API key: enter it above.' }));
   } catch (error) {
-    showError(error);
+    showProblem(error);
   }
 }
 

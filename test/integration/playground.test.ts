@@ -1,7 +1,8 @@
 // The playground in a real browser (Debian's chromium, headless, driven by playwright-core):
 // generate with progress from the event stream, see decoded images, classify one; at 375 px;
-// with the keyboard alone; and with keys required. One browser for the file. A failing test
-// prints the page's console and leaves a screenshot in var/screenshots/.
+// with the keyboard alone; errors next to their inputs, in words, with no earlier result left
+// showing; and with keys required. One browser for the file. A failing test prints the page's
+// console and leaves a screenshot in var/screenshots/.
 // `npm run screenshots` runs the first test with PLAYGROUND_SCREENSHOT set to write docs/playground.png.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -83,6 +84,33 @@ async function decodedImages(page: Page, count: number): Promise<void> {
     captions.every((caption) => /CLIP -?\d+\.\d{3}/.test(caption) && /seed \d+/.test(caption)),
     captions.join(),
   );
+}
+
+/** The field error shown for `inputId`: beside it, named by its aria-describedby, with aria-invalid set. */
+async function fieldError(page: Page, inputId: string): Promise<string> {
+  const note = page.locator(`#${inputId}-error`);
+  await note.waitFor({ timeout: WAIT_MS });
+  const input = page.locator(`#${inputId}`);
+  assert.equal(await input.getAttribute('aria-invalid'), 'true');
+  assert.ok((await input.getAttribute('aria-describedby'))?.split(' ').includes(`${inputId}-error`));
+  assert.equal(await note.getAttribute('role'), 'alert');
+  const besideInput = await note.evaluate(
+    (element, id) => element.closest('.field')?.querySelector(`#${id}`) !== null,
+    inputId,
+  );
+  assert.ok(besideInput, `the error for #${inputId} sits in its field`);
+  const text = (await note.textContent()) ?? '';
+  assert.doesNotMatch(text, /[{}[\]"\\^$]|>=|<=|pattern|NOT/, `no JSON, regex or validator phrasing: ${text}`);
+  return text;
+}
+
+/** Whether the page shows nothing of an earlier run: no bar, results or scores. */
+async function nothingOfAnEarlierRun(page: Page): Promise<void> {
+  for (const id of ['progress-section', 'results', 'classify']) {
+    assert.ok(await page.locator(`#${id}`).isHidden(), `#${id} is hidden`);
+  }
+  assert.equal(await page.locator('#grid li').count(), 0);
+  assert.equal(await page.locator('#scores li').count(), 0);
 }
 
 async function scores(page: Page): Promise<string[]> {
@@ -194,6 +222,41 @@ describe('playground', () => {
       assert.equal(focused, 'labels', 'focus moves to the labels');
       await page.keyboard.press('Enter');
       await scores(page);
+    });
+  });
+
+  test('errors next to their inputs, in words, with nothing of the earlier run left', async () => {
+    await withPage('field-errors', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      await page.fill('#candidates', '8');
+      await page.fill('#n', '2');
+      await page.click('#generate');
+      await decodedImages(page, 2);
+      // One label: the labels input says why.
+      await page.click('#grid li:first-child button');
+      await page.fill('#labels', 'red circle');
+      await page.click('#classify-form button');
+      assert.match(await fieldError(page, 'labels'), /^The labels must have at least 2 items/);
+      assert.ok(await page.locator('#error').isHidden(), 'a field error is not repeated in the alert box');
+      // A run that fails leaves nothing of the one before.
+      await page.fill('#candidates', '0');
+      await page.click('#generate');
+      assert.equal(await fieldError(page, 'candidates'), 'Candidates must be at least 1');
+      await nothingOfAnEarlierRun(page);
+      assert.ok(await page.locator('#error').isHidden());
+      // Editing the field takes its error away; the next refusal names it again.
+      await page.fill('#candidates', '99999');
+      assert.equal(await page.locator('#candidates-error').count(), 0);
+      assert.equal(await page.getAttribute('#candidates', 'aria-invalid'), null);
+      await page.click('#generate');
+      assert.equal(await fieldError(page, 'candidates'), 'Candidates must be at most 4096');
+      await page.fill('#candidates', '8');
+      await page.fill('#prompt', '   ');
+      await page.click('#generate');
+      assert.equal(await fieldError(page, 'prompt'), 'The prompt must not be empty');
+      assert.equal(await page.locator('[aria-invalid="true"]').count(), 1, 'only the prompt is marked');
+      await nothingOfAnEarlierRun(page);
     });
   });
 });
