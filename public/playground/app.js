@@ -2,6 +2,7 @@
 // the ranked candidates, and classify one of them against labels of your own.
 import { ProblemError, api, storeKey, storedKey } from './api.js';
 import { followEvents } from './events.js';
+import { clearUnknownWords, loadModels, showUnknownWords, watchModelInputs } from './models.js';
 import { clearError, clearFieldErrors, showProblem } from './problems.js';
 
 const $ = (id) => document.getElementById(id);
@@ -16,47 +17,6 @@ function announce(text) {
 async function keysRequired() {
   const response = await fetch('/models');
   return response.status === 401;
-}
-
-async function loadModels() {
-  const select = $('model');
-  const { data } = await api('/models');
-  const generators = data.filter((model) => model.generation);
-  select.replaceChildren(
-    ...generators.map((model) => {
-      const option = new Option(model.name, model.name);
-      option.selected = model.default_for.includes('generations');
-      return option;
-    }),
-  );
-  const showExtras = () => describeModel(generators.find((model) => model.name === select.value));
-  select.onchange = showExtras;
-  showExtras();
-}
-
-/** Example prompts and the vocabulary, when /models lists them for the model. */
-function describeModel(model) {
-  const examples = model?.examples ?? [];
-  $('examples').hidden = examples.length === 0;
-  $('examples')
-    .querySelector('ul')
-    .replaceChildren(
-      ...examples.map((text) => {
-        const item = document.createElement('li');
-        const button = document.createElement('button');
-        button.type = 'button';
-        button.textContent = text;
-        button.onclick = () => {
-          $('prompt').value = text;
-          $('prompt').focus();
-        };
-        item.append(button);
-        return item;
-      }),
-    );
-  const vocabulary = model?.vocabulary ?? [];
-  $('vocabulary').hidden = vocabulary.length === 0;
-  $('vocabulary').querySelector('p').textContent = vocabulary.join(', ');
 }
 
 function setProgress(progress) {
@@ -107,6 +67,7 @@ function clearRun() {
   $('progress-label').textContent = 'Queued';
   $('results').hidden = true;
   $('grid').replaceChildren();
+  clearUnknownWords();
   $('classify').hidden = true;
   $('scores').replaceChildren();
   selected = undefined;
@@ -143,8 +104,9 @@ async function generate(event) {
     }
     $('progress').setAttribute('value', '1');
     $('progress-label').textContent = `Done: ${finished.images.length} of ${finished.input.candidates} candidates kept`;
+    const unknown = showUnknownWords(finished);
     renderGrid(finished);
-    announce(`${finished.images.length} images ready`);
+    announce([`${finished.images.length} images ready`, unknown].filter(Boolean).join('. '));
   } catch (error) {
     // The error is all there is of this run: no bar left behind looking current.
     $('progress-section').hidden = true;
@@ -200,6 +162,7 @@ async function classify(event) {
 async function start() {
   $('generate-form').addEventListener('submit', generate);
   $('classify-form').addEventListener('submit', classify);
+  watchModelInputs();
   const keyInput = $('api-key');
   keyInput.value = storedKey();
   keyInput.addEventListener('change', () => {

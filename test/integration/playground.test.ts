@@ -1,14 +1,16 @@
 // The playground in a real browser (Debian's chromium, headless, driven by playwright-core):
 // generate with progress from the event stream, see decoded images, classify one; at 375 px;
-// with the keyboard alone; errors next to their inputs, in words, with no earlier result left
-// showing; and with keys required. One browser for the file. A failing test prints the page's
-// console and leaves a screenshot in var/screenshots/.
+// with the keyboard alone; Candidates from the model's default; the prompt's unknown words;
+// errors next to their inputs, in words, with no earlier result left showing; and with keys
+// required. One browser for the file. A failing test prints the page's console and leaves a
+// screenshot in var/screenshots/.
 // `npm run screenshots` runs the first test with PLAYGROUND_SCREENSHOT set to write docs/playground.png.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { type Harness, closeSharedEngine, startHarness } from './api-harness.js';
+import { ModelList } from '../../src/contracts/schemas.js';
+import { type Harness, closeSharedEngine, json, startHarness } from './api-harness.js';
 
 const FAILURE_DIR = 'var/screenshots';
 const WAIT_MS = 120_000;
@@ -104,9 +106,9 @@ async function fieldError(page: Page, inputId: string): Promise<string> {
   return text;
 }
 
-/** Whether the page shows nothing of an earlier run: no bar, results or scores. */
+/** Whether the page shows nothing of an earlier run: no bar, results, unknown words or scores. */
 async function nothingOfAnEarlierRun(page: Page): Promise<void> {
-  for (const id of ['progress-section', 'results', 'classify']) {
+  for (const id of ['progress-section', 'results', 'unknown-words', 'classify']) {
     assert.ok(await page.locator(`#${id}`).isHidden(), `#${id} is hidden`);
   }
   assert.equal(await page.locator('#grid li').count(), 0);
@@ -151,7 +153,11 @@ describe('playground', () => {
   let h: Harness;
 
   before(async () => {
-    h = await startHarness({ env: { PROGRESS_EVENT_INTERVAL_MS: '50', SAMPLE_BATCH: '16' } });
+    // DEFAULT_CANDIDATES: neither the page's fallback (32) nor its old constant (256), so the
+    // prefilled Candidates can only have come from GET /models.
+    h = await startHarness({
+      env: { PROGRESS_EVENT_INTERVAL_MS: '50', SAMPLE_BATCH: '16', DEFAULT_CANDIDATES: '24' },
+    });
   });
   after(() => h.close());
 
@@ -188,10 +194,13 @@ describe('playground', () => {
   test('at 375 px nothing scrolls sideways', async () => {
     await withPage('narrow', h.baseUrl, { width: 375, height: 800 }, async (page) => {
       await page.goto('/');
+      // An unknown word, for the notice about it to be measured too.
+      await page.fill('#prompt', 'a red circle on a sofa');
       await page.fill('#candidates', '64');
       await page.fill('#n', '4');
       await page.click('#generate');
       await decodedImages(page, 4);
+      assert.ok(await page.locator('#unknown-words').isVisible());
       await page.click('#grid li:first-child button');
       await page.click('#classify-form button');
       await scores(page);
@@ -222,6 +231,51 @@ describe('playground', () => {
       assert.equal(focused, 'labels', 'focus moves to the labels');
       await page.keyboard.press('Enter');
       await scores(page);
+    });
+  });
+
+  test('Candidates start at the default model’s default_candidates', async () => {
+    const { data } = await json(await fetch(`${h.baseUrl}/models`), ModelList);
+    const model = data.find((m) => m.default_for.includes('generations'));
+    assert.equal(model?.generation?.default_candidates, 24);
+    await withPage('candidates', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('candidates').value === '24', null, {
+        timeout: WAIT_MS,
+      });
+      // A number the user typed stays when the model changes.
+      await page.fill('#candidates', '40');
+      await page.selectOption('#model', 'micro-dalle1');
+      await page.selectOption('#model', 'demo-shapes');
+      assert.equal(await page.inputValue('#candidates'), '40');
+    });
+  });
+
+  test('the prompt’s unknown words: warned while typing, named after the generation', async () => {
+    await withPage('unknown-words', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      assert.ok(await page.locator('#prompt-words').isHidden(), 'the default prompt has no unknown words');
+      await page.fill('#prompt', 'a photo of a cat on a sofa');
+      assert.equal(await page.locator('#prompt-words').textContent(), 'demo-shapes never learned: cat, sofa');
+      assert.equal(await page.getAttribute('#prompt', 'aria-describedby'), 'prompt-words');
+      await page.fill('#candidates', '8');
+      await page.fill('#n', '2');
+      await page.click('#generate');
+      await decodedImages(page, 2);
+      const notice = page.locator('#unknown-words');
+      assert.ok(await notice.isVisible());
+      const text = (await notice.textContent()) ?? '';
+      assert.match(text, /demo-shapes never learned: cat, sofa\./);
+      assert.match(text, /It knows: a, above, .*photo.*\./);
+      assert.match(text, /Try one of its examples:/);
+      assert.equal(await notice.locator('li button').count(), 3);
+      // An example replaces the prompt, and the warning goes with the unknown words.
+      const example = (await notice.locator('li button').first().textContent()) ?? '';
+      await notice.locator('li button').first().click();
+      assert.equal(await page.inputValue('#prompt'), example);
+      assert.ok(await page.locator('#prompt-words').isHidden());
+      assert.equal(await page.getAttribute('#prompt', 'aria-describedby'), null);
     });
   });
 
