@@ -51,6 +51,7 @@ export default tseslint.config(
           'Option',
           'URL',
           'setTimeout',
+          'clearTimeout',
           'Event',
           'TextDecoderStream',
         ].map((name) => [name, 'readonly']),

@@ -1,15 +1,15 @@
 // The playground in a real browser (Debian's chromium, headless, driven by playwright-core):
 // generate with progress from the event stream, see decoded images, classify one; at 375 px;
-// with the keyboard alone; Candidates from the model's default; the prompt's unknown words;
-// errors next to their inputs, in words, with no earlier result left showing; and with keys
-// required. One browser for the file. A failing test prints the page's console and leaves a
-// screenshot in var/screenshots/.
+// with the keyboard alone; Candidates from the model's default; Cancel; the prompt's unknown
+// words; errors next to their inputs, in words, with no earlier result left showing; and with
+// keys required. One browser for the file. A failing test prints the page's console and leaves
+// a screenshot in var/screenshots/.
 // `npm run screenshots` runs the first test with PLAYGROUND_SCREENSHOT set to write docs/playground.png.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { ModelList } from '../../src/contracts/schemas.js';
+import { GenerationList, ModelList } from '../../src/contracts/schemas.js';
 import { type Harness, closeSharedEngine, json, startHarness } from './api-harness.js';
 
 const FAILURE_DIR = 'var/screenshots';
@@ -45,11 +45,12 @@ async function withPage(
 // Functions run in the page (the page's CSP refuses evaluated strings); this file is typed for
 // Node, so they reach the DOM through `globalThis`.
 
-/** Records each value the progress bar shows, and whether the grid had images yet. */
+/** Records each value the progress bar shows, and whether the grid had images yet; and each label. */
 async function watchProgress(page: Page): Promise<void> {
   await page.evaluate(() => {
     const w = globalThis as any;
     w.progressLog = [];
+    w.labelLog = [];
     const bar = w.document.getElementById('progress');
     new w.MutationObserver(() =>
       w.progressLog.push({
@@ -57,7 +58,17 @@ async function watchProgress(page: Page): Promise<void> {
         gridShown: w.document.querySelectorAll('#grid img').length > 0,
       }),
     ).observe(bar, { attributes: true, attributeFilter: ['value'] });
+    const label = w.document.getElementById('progress-label');
+    new w.MutationObserver(() => w.labelLog.push(label.textContent)).observe(label, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
   });
+}
+
+async function labelsShown(page: Page): Promise<string[]> {
+  return page.evaluate(() => (globalThis as any).labelLog);
 }
 
 /** The values strictly between empty and full that the bar showed before the grid appeared. */
@@ -108,7 +119,7 @@ async function fieldError(page: Page, inputId: string): Promise<string> {
 
 /** Whether the page shows nothing of an earlier run: no bar, results, unknown words or scores. */
 async function nothingOfAnEarlierRun(page: Page): Promise<void> {
-  for (const id of ['progress-section', 'results', 'unknown-words', 'classify']) {
+  for (const id of ['progress-section', 'results', 'unknown-words', 'classify', 'cancel']) {
     assert.ok(await page.locator(`#${id}`).isHidden(), `#${id} is hidden`);
   }
   assert.equal(await page.locator('#grid li').count(), 0);
@@ -176,6 +187,17 @@ describe('playground', () => {
       await decodedImages(page, 8);
       const values = await progressValuesBeforeGrid(page);
       assert.ok(values.length >= 2, `the bar moved before the grid: ${values.join()}`);
+      // Without queue_position and eta_seconds in the answers, the label says no more than before.
+      const labels = await labelsShown(page);
+      assert.ok(
+        labels.some((label) => /^sampling: \d+ \/ 256$/.test(label)),
+        labels.join(' | '),
+      );
+      assert.ok(
+        labels.every((label) => !/undefined|null|NaN|about|ahead/.test(label)),
+        labels.join(' | '),
+      );
+      assert.ok(await page.locator('#cancel').isHidden(), 'no Cancel once done');
       await page.click('#grid li:first-child button');
       await page.fill('#labels', 'red circle, blue square, green triangle');
       await page.click('#classify-form button');
@@ -248,6 +270,33 @@ describe('playground', () => {
       await page.selectOption('#model', 'micro-dalle1');
       await page.selectOption('#model', 'demo-shapes');
       assert.equal(await page.inputValue('#candidates'), '40');
+    });
+  });
+
+  test('Cancel while the generation runs ends in Canceled', async () => {
+    await withPage('cancel', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      assert.ok(await page.locator('#cancel').isHidden(), 'no Cancel before a generation');
+      // Far more candidates than the worker samples before the click (it stops at its next chunk).
+      await page.fill('#candidates', '2048');
+      await page.fill('#n', '4');
+      await page.click('#generate');
+      await page.locator('#cancel').waitFor({ state: 'visible', timeout: WAIT_MS });
+      assert.equal(await page.locator('#cancel').evaluate((element) => element.tagName), 'BUTTON');
+      await page.click('#cancel');
+      await page
+        .locator('#progress-label')
+        .filter({ hasText: /^Canceled$/ })
+        .waitFor({ timeout: WAIT_MS });
+      assert.ok(await page.locator('#cancel').isHidden(), 'no Cancel once canceled');
+      assert.ok(await page.locator('#results').isHidden());
+      assert.ok(await page.locator('#error').isHidden());
+      assert.equal(await page.locator('#status').textContent(), 'Canceled');
+      assert.ok(await page.locator('#generate').isEnabled());
+      const { data } = await json(await fetch(`${h.baseUrl}/generations?limit=1`), GenerationList);
+      assert.equal(data[0]?.status, 'canceled');
+      assert.ok((data[0]?.progress?.completed ?? 0) < 2048, 'stopped before the end');
     });
   });
 
