@@ -51,6 +51,8 @@ export default tseslint.config(
           'Option',
           'URL',
           'setTimeout',
+          'clearTimeout',
+          'Event',
           'TextDecoderStream',
         ].map((name) => [name, 'readonly']),
       ),

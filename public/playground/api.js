@@ -1,5 +1,6 @@
 // Calls to the API from the page: the key (when the server needs one) goes in the Authorization
-// header, never in a URL, and an error answer becomes an Error carrying the problem's detail.
+// header, never in a URL, and an error answer becomes an Error carrying the problem's detail,
+// code and field errors (RFC 9457 problem details, src/errors.ts).
 const KEY_STORAGE = 'dalle-serve.api-key';
 
 export function storedKey() {
@@ -21,6 +22,8 @@ export class ProblemError extends Error {
     super(problem.detail ?? problem.title ?? `HTTP ${status}`);
     this.status = status;
     this.code = problem.code;
+    /** `[{ field, message }]` for a validation_failed answer; empty otherwise. */
+    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
   }
 }
 

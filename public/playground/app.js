@@ -1,22 +1,17 @@
-// The playground: generate from a prompt, watch the progress arrive over the event stream, see
-// the ranked candidates, and classify one of them against labels of your own.
+// The playground: generate from a prompt, watch the progress arrive over the event stream (and
+// the queue position and time left, when the API gives them), cancel, see the ranked candidates,
+// and classify one of them against labels of your own.
 import { ProblemError, api, storeKey, storedKey } from './api.js';
 import { followEvents } from './events.js';
+import { clearUnknownWords, loadModels, showUnknownWords, watchModelInputs } from './models.js';
+import { clearError, clearFieldErrors, showProblem } from './problems.js';
 
 const $ = (id) => document.getElementById(id);
 // Where each stage's progress sits on the one bar.
 const STAGE_SPAN = { sampling: [0, 0.85], decoding: [0.85, 0.9], reranking: [0.9, 0.95], storing: [0.95, 1] };
-
-function showError(error) {
-  const box = $('error');
-  box.textContent = error instanceof Error ? error.message : String(error);
-  box.hidden = false;
-}
-
-function clearError() {
-  $('error').hidden = true;
-  $('error').textContent = '';
-}
+/** How often GET /generations/:id is read for the queue position and the time left. */
+const POLL_MS = 2000;
+const RUNNING = ['queued', 'processing'];
 
 function announce(text) {
   $('status').textContent = text;
@@ -28,52 +23,57 @@ async function keysRequired() {
   return response.status === 401;
 }
 
-async function loadModels() {
-  const select = $('model');
-  const { data } = await api('/models');
-  const generators = data.filter((model) => model.generation);
-  select.replaceChildren(
-    ...generators.map((model) => {
-      const option = new Option(model.name, model.name);
-      option.selected = model.default_for.includes('generations');
-      return option;
-    }),
-  );
-  const showExtras = () => describeModel(generators.find((model) => model.name === select.value));
-  select.onchange = showExtras;
-  showExtras();
+function seconds(eta) {
+  const s = Math.max(1, Math.round(eta));
+  return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
 }
 
-/** Example prompts and the vocabulary, when /models lists them for the model. */
-function describeModel(model) {
-  const examples = model?.examples ?? [];
-  $('examples').hidden = examples.length === 0;
-  $('examples')
-    .querySelector('ul')
-    .replaceChildren(
-      ...examples.map((text) => {
-        const item = document.createElement('li');
-        const button = document.createElement('button');
-        button.type = 'button';
-        button.textContent = text;
-        button.onclick = () => {
-          $('prompt').value = text;
-          $('prompt').focus();
-        };
-        item.append(button);
-        return item;
-      }),
-    );
-  const vocabulary = model?.vocabulary ?? [];
-  $('vocabulary').hidden = vocabulary.length === 0;
-  $('vocabulary').querySelector('p').textContent = vocabulary.join(', ');
+/**
+ * The progress label for what is known of the running generation: its status and progress from
+ * the event stream, `queue_position` and `eta_seconds` from whichever of the stream and the
+ * polling saw them last. Either may be absent (an API without them) or null: then nothing.
+ */
+function statusText({ status, progress, queue_position: ahead, eta_seconds: eta }) {
+  const about = typeof eta === 'number' ? `about ${seconds(eta)}` : '';
+  if (status === 'queued') {
+    const place = Number.isInteger(ahead) ? (ahead === 0 ? 'next in line' : `${ahead} ahead`) : '';
+    const more = [place, about].filter(Boolean).join(', ');
+    return more ? `Queued — ${more}` : 'Queued';
+  }
+  const done = progress ? `${progress.stage}: ${progress.completed} / ${progress.total}` : 'Started';
+  return about ? `${done} — ${about} left` : done;
 }
 
 function setProgress(progress) {
   const [from, to] = STAGE_SPAN[progress.stage] ?? [0, 1];
   const share = progress.total > 0 ? progress.completed / progress.total : 0;
   $('progress').setAttribute('value', String(from + (to - from) * share));
-  $('progress-label').textContent = `${progress.stage}: ${progress.completed} / ${progress.total}`;
+}
+
+/**
+ * Reads GET /generations/:id now and every POLL_MS while the generation runs, for the fields
+ * only it may carry. Stops at the first answer without them (this API has none to give), at an
+ * error (the event stream still reports the outcome), or when the returned function is called.
+ */
+function pollQueue(id, onView) {
+  let stopped = false;
+  let timer;
+  const tick = async () => {
+    let view;
+    try {
+      view = await api(`/generations/${encodeURIComponent(id)}`);
+    } catch {
+      return; // The stream, not the polling, says how the generation ends.
+    }
+    if (stopped || !('queue_position' in view || 'eta_seconds' in view)) return;
+    onView(view);
+    if (RUNNING.includes(view.status)) timer = setTimeout(tick, POLL_MS);
+  };
+  void tick();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 /** Image URLs of the local store are the API's own: read them from this page's origin. */
@@ -108,48 +108,109 @@ function renderGrid(generation) {
   $('results').hidden = false;
 }
 
+/** Takes away everything an earlier run left, so nothing on the page looks current that is not. */
+function clearRun() {
+  clearError();
+  clearFieldErrors();
+  $('progress-section').hidden = true;
+  $('progress').setAttribute('value', '0');
+  $('progress-label').textContent = 'Queued';
+  $('cancel').hidden = true;
+  $('results').hidden = true;
+  $('grid').replaceChildren();
+  clearUnknownWords();
+  $('classify').hidden = true;
+  $('scores').replaceChildren();
+  selected = undefined;
+}
+
+/** The generation being followed: its id, for Cancel, and whether Cancel was pressed. */
+let running;
+let selected;
+
 async function generate(event) {
   event.preventDefault();
-  clearError();
-  $('results').hidden = true;
-  $('classify').hidden = true;
+  clearRun();
   const button = $('generate');
   button.disabled = true;
+  let stopPolling = () => {};
   try {
+    const number = (id) => ($(id).value.trim() === '' ? undefined : Number($(id).value));
     const body = {
       prompt: $('prompt').value.trim(),
-      candidates: Number($('candidates').value),
-      n: Number($('n').value),
-      ...($('seed').value !== '' && { seed: Number($('seed').value) }),
+      candidates: number('candidates'),
+      n: number('n'),
+      seed: number('seed'),
       ...($('model').value && { model: $('model').value }),
     };
     const accepted = await api('/generations', { method: 'POST', json: body });
+    running = { id: accepted.id };
+    const state = { status: accepted.status, progress: null };
+    const show = (view) => {
+      if (running?.canceling) return;
+      for (const field of ['status', 'progress', 'queue_position', 'eta_seconds']) {
+        if (field in view) state[field] = view[field];
+      }
+      $('progress-label').textContent = statusText(state);
+    };
     $('progress-section').hidden = false;
-    $('progress').setAttribute('value', '0');
-    $('progress-label').textContent = 'Queued';
+    $('cancel').hidden = false;
+    $('cancel').disabled = false;
     announce('Generating');
-    const finished = await followEvents(
-      `/generations/${encodeURIComponent(accepted.id)}/events`,
-      (name, generation) => {
-        if (name === 'start') $('progress-label').textContent = 'Started';
-        if (generation.progress) setProgress(generation.progress);
-      },
-    );
+    stopPolling = pollQueue(accepted.id, (view) => {
+      // Only the polling's own fields: the stream is ahead of it on status and progress.
+      show({ queue_position: view.queue_position ?? null, eta_seconds: view.eta_seconds ?? null });
+    });
+    const finished = await followEvents(`/generations/${encodeURIComponent(accepted.id)}/events`, (name, view) => {
+      if (view.progress) setProgress(view.progress);
+      if (RUNNING.includes(view.status)) show(view);
+    });
+    stopPolling();
+    $('cancel').hidden = true;
+    if (finished.status === 'canceled') {
+      $('progress-label').textContent = 'Canceled';
+      announce('Canceled');
+      return;
+    }
     if (finished.status !== 'succeeded') {
       throw new Error(finished.error?.message ?? `the generation was ${finished.status}`);
     }
     $('progress').setAttribute('value', '1');
     $('progress-label').textContent = `Done: ${finished.images.length} of ${finished.input.candidates} candidates kept`;
+    const unknown = showUnknownWords(finished);
     renderGrid(finished);
-    announce(`${finished.images.length} images ready`);
+    announce([`${finished.images.length} images ready`, unknown].filter(Boolean).join('. '));
   } catch (error) {
-    showError(error);
+    stopPolling();
+    // The error is all there is of this run: no bar or Cancel left behind looking current.
+    $('progress-section').hidden = true;
+    $('cancel').hidden = true;
+    showProblem(error, $('generate-form'));
   } finally {
+    running = undefined;
     button.disabled = false;
   }
 }
 
-let selected;
+async function cancel() {
+  if (!running) return;
+  const { id } = running;
+  running.canceling = true;
+  $('cancel').disabled = true;
+  $('progress-label').textContent = 'Canceling…';
+  try {
+    // The outcome comes over the event stream: `completed` with status canceled.
+    await api(`/generations/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
+  } catch (error) {
+    // It finished first: the stream brings that outcome instead.
+    if (error instanceof ProblemError && error.code === 'generation_finished') return;
+    if (running?.id === id) {
+      running.canceling = false;
+      $('cancel').disabled = false;
+    }
+    showProblem(error);
+  }
+}
 
 function selectForClassify(button, img) {
   for (const other of $('grid').querySelectorAll('button')) other.setAttribute('aria-pressed', 'false');
@@ -165,6 +226,8 @@ function selectForClassify(button, img) {
 async function classify(event) {
   event.preventDefault();
   clearError();
+  clearFieldErrors($('classify-form'));
+  $('scores').replaceChildren();
   if (!selected) return;
   try {
     // The image's own bytes, uploaded: the service is never asked to fetch a URL.
@@ -188,26 +251,28 @@ async function classify(event) {
     );
     announce('Classified');
   } catch (error) {
-    showError(error);
+    showProblem(error, $('classify-form'));
   }
 }
 
 async function start() {
   $('generate-form').addEventListener('submit', generate);
   $('classify-form').addEventListener('submit', classify);
+  $('cancel').addEventListener('click', cancel);
+  watchModelInputs();
   const keyInput = $('api-key');
   keyInput.value = storedKey();
   keyInput.addEventListener('change', () => {
     storeKey(keyInput.value.trim());
     clearError();
-    loadModels().catch(showError);
+    loadModels().catch(showProblem);
   });
   try {
     if (await keysRequired()) $('key-field').hidden = false;
     if ($('key-field').hidden || storedKey()) await loadModels();
-    else showError(new ProblemError(401, { detail: 'This server needs an API key: enter it above.' }));
+    else showProblem(new ProblemError(401, { detail: 'This server needs an API key: enter it above.' }));
   } catch (error) {
-    showError(error);
+    showProblem(error);
   }
 }
 

@@ -1,13 +1,16 @@
 // The playground in a real browser (Debian's chromium, headless, driven by playwright-core):
 // generate with progress from the event stream, see decoded images, classify one; at 375 px;
-// with the keyboard alone; and with keys required. One browser for the file. A failing test
-// prints the page's console and leaves a screenshot in var/screenshots/.
+// with the keyboard alone; Candidates from the model's default; Cancel; the prompt's unknown
+// words; errors next to their inputs, in words, with no earlier result left showing; and with
+// keys required. One browser for the file. A failing test prints the page's console and leaves
+// a screenshot in var/screenshots/.
 // `npm run screenshots` runs the first test with PLAYGROUND_SCREENSHOT set to write docs/playground.png.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { type Harness, closeSharedEngine, startHarness } from './api-harness.js';
+import { GenerationList, ModelList } from '../../src/contracts/schemas.js';
+import { type Harness, closeSharedEngine, json, startHarness } from './api-harness.js';
 
 const FAILURE_DIR = 'var/screenshots';
 const WAIT_MS = 120_000;
@@ -42,11 +45,12 @@ async function withPage(
 // Functions run in the page (the page's CSP refuses evaluated strings); this file is typed for
 // Node, so they reach the DOM through `globalThis`.
 
-/** Records each value the progress bar shows, and whether the grid had images yet. */
+/** Records each value the progress bar shows, and whether the grid had images yet; and each label. */
 async function watchProgress(page: Page): Promise<void> {
   await page.evaluate(() => {
     const w = globalThis as any;
     w.progressLog = [];
+    w.labelLog = [];
     const bar = w.document.getElementById('progress');
     new w.MutationObserver(() =>
       w.progressLog.push({
@@ -54,7 +58,17 @@ async function watchProgress(page: Page): Promise<void> {
         gridShown: w.document.querySelectorAll('#grid img').length > 0,
       }),
     ).observe(bar, { attributes: true, attributeFilter: ['value'] });
+    const label = w.document.getElementById('progress-label');
+    new w.MutationObserver(() => w.labelLog.push(label.textContent)).observe(label, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
   });
+}
+
+async function labelsShown(page: Page): Promise<string[]> {
+  return page.evaluate(() => (globalThis as any).labelLog);
 }
 
 /** The values strictly between empty and full that the bar showed before the grid appeared. */
@@ -83,6 +97,33 @@ async function decodedImages(page: Page, count: number): Promise<void> {
     captions.every((caption) => /CLIP -?\d+\.\d{3}/.test(caption) && /seed \d+/.test(caption)),
     captions.join(),
   );
+}
+
+/** The field error shown for `inputId`: beside it, named by its aria-describedby, with aria-invalid set. */
+async function fieldError(page: Page, inputId: string): Promise<string> {
+  const note = page.locator(`#${inputId}-error`);
+  await note.waitFor({ timeout: WAIT_MS });
+  const input = page.locator(`#${inputId}`);
+  assert.equal(await input.getAttribute('aria-invalid'), 'true');
+  assert.ok((await input.getAttribute('aria-describedby'))?.split(' ').includes(`${inputId}-error`));
+  assert.equal(await note.getAttribute('role'), 'alert');
+  const besideInput = await note.evaluate(
+    (element, id) => element.closest('.field')?.querySelector(`#${id}`) !== null,
+    inputId,
+  );
+  assert.ok(besideInput, `the error for #${inputId} sits in its field`);
+  const text = (await note.textContent()) ?? '';
+  assert.doesNotMatch(text, /[{}[\]"\\^$]|>=|<=|pattern|NOT/, `no JSON, regex or validator phrasing: ${text}`);
+  return text;
+}
+
+/** Whether the page shows nothing of an earlier run: no bar, results, unknown words or scores. */
+async function nothingOfAnEarlierRun(page: Page): Promise<void> {
+  for (const id of ['progress-section', 'results', 'unknown-words', 'classify', 'cancel']) {
+    assert.ok(await page.locator(`#${id}`).isHidden(), `#${id} is hidden`);
+  }
+  assert.equal(await page.locator('#grid li').count(), 0);
+  assert.equal(await page.locator('#scores li').count(), 0);
 }
 
 async function scores(page: Page): Promise<string[]> {
@@ -123,7 +164,11 @@ describe('playground', () => {
   let h: Harness;
 
   before(async () => {
-    h = await startHarness({ env: { PROGRESS_EVENT_INTERVAL_MS: '50', SAMPLE_BATCH: '16' } });
+    // DEFAULT_CANDIDATES: neither the page's fallback (32) nor its old constant (256), so the
+    // prefilled Candidates can only have come from GET /models.
+    h = await startHarness({
+      env: { PROGRESS_EVENT_INTERVAL_MS: '50', SAMPLE_BATCH: '16', DEFAULT_CANDIDATES: '24' },
+    });
   });
   after(() => h.close());
 
@@ -142,6 +187,17 @@ describe('playground', () => {
       await decodedImages(page, 8);
       const values = await progressValuesBeforeGrid(page);
       assert.ok(values.length >= 2, `the bar moved before the grid: ${values.join()}`);
+      // Without queue_position and eta_seconds in the answers, the label says no more than before.
+      const labels = await labelsShown(page);
+      assert.ok(
+        labels.some((label) => /^sampling: \d+ \/ 256$/.test(label)),
+        labels.join(' | '),
+      );
+      assert.ok(
+        labels.every((label) => !/undefined|null|NaN|about|ahead/.test(label)),
+        labels.join(' | '),
+      );
+      assert.ok(await page.locator('#cancel').isHidden(), 'no Cancel once done');
       await page.click('#grid li:first-child button');
       await page.fill('#labels', 'red circle, blue square, green triangle');
       await page.click('#classify-form button');
@@ -160,10 +216,13 @@ describe('playground', () => {
   test('at 375 px nothing scrolls sideways', async () => {
     await withPage('narrow', h.baseUrl, { width: 375, height: 800 }, async (page) => {
       await page.goto('/');
+      // An unknown word, for the notice about it to be measured too.
+      await page.fill('#prompt', 'a red circle on a sofa');
       await page.fill('#candidates', '64');
       await page.fill('#n', '4');
       await page.click('#generate');
       await decodedImages(page, 4);
+      assert.ok(await page.locator('#unknown-words').isVisible());
       await page.click('#grid li:first-child button');
       await page.click('#classify-form button');
       await scores(page);
@@ -194,6 +253,113 @@ describe('playground', () => {
       assert.equal(focused, 'labels', 'focus moves to the labels');
       await page.keyboard.press('Enter');
       await scores(page);
+    });
+  });
+
+  test('Candidates start at the default model’s default_candidates', async () => {
+    const { data } = await json(await fetch(`${h.baseUrl}/models`), ModelList);
+    const model = data.find((m) => m.default_for.includes('generations'));
+    assert.equal(model?.generation?.default_candidates, 24);
+    await withPage('candidates', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('candidates').value === '24', null, {
+        timeout: WAIT_MS,
+      });
+      // A number the user typed stays when the model changes.
+      await page.fill('#candidates', '40');
+      await page.selectOption('#model', 'micro-dalle1');
+      await page.selectOption('#model', 'demo-shapes');
+      assert.equal(await page.inputValue('#candidates'), '40');
+    });
+  });
+
+  test('Cancel while the generation runs ends in Canceled', async () => {
+    await withPage('cancel', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      assert.ok(await page.locator('#cancel').isHidden(), 'no Cancel before a generation');
+      // Far more candidates than the worker samples before the click (it stops at its next chunk).
+      await page.fill('#candidates', '2048');
+      await page.fill('#n', '4');
+      await page.click('#generate');
+      await page.locator('#cancel').waitFor({ state: 'visible', timeout: WAIT_MS });
+      assert.equal(await page.locator('#cancel').evaluate((element) => element.tagName), 'BUTTON');
+      await page.click('#cancel');
+      await page
+        .locator('#progress-label')
+        .filter({ hasText: /^Canceled$/ })
+        .waitFor({ timeout: WAIT_MS });
+      assert.ok(await page.locator('#cancel').isHidden(), 'no Cancel once canceled');
+      assert.ok(await page.locator('#results').isHidden());
+      assert.ok(await page.locator('#error').isHidden());
+      assert.equal(await page.locator('#status').textContent(), 'Canceled');
+      assert.ok(await page.locator('#generate').isEnabled());
+      const { data } = await json(await fetch(`${h.baseUrl}/generations?limit=1`), GenerationList);
+      assert.equal(data[0]?.status, 'canceled');
+      assert.ok((data[0]?.progress?.completed ?? 0) < 2048, 'stopped before the end');
+    });
+  });
+
+  test('the prompt’s unknown words: warned while typing, named after the generation', async () => {
+    await withPage('unknown-words', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      assert.ok(await page.locator('#prompt-words').isHidden(), 'the default prompt has no unknown words');
+      await page.fill('#prompt', 'a photo of a cat on a sofa');
+      assert.equal(await page.locator('#prompt-words').textContent(), 'demo-shapes never learned: cat, sofa');
+      assert.equal(await page.getAttribute('#prompt', 'aria-describedby'), 'prompt-words');
+      await page.fill('#candidates', '8');
+      await page.fill('#n', '2');
+      await page.click('#generate');
+      await decodedImages(page, 2);
+      const notice = page.locator('#unknown-words');
+      assert.ok(await notice.isVisible());
+      const text = (await notice.textContent()) ?? '';
+      assert.match(text, /demo-shapes never learned: cat, sofa\./);
+      assert.match(text, /It knows: a, above, .*photo.*\./);
+      assert.match(text, /Try one of its examples:/);
+      assert.equal(await notice.locator('li button').count(), 3);
+      // An example replaces the prompt, and the warning goes with the unknown words.
+      const example = (await notice.locator('li button').first().textContent()) ?? '';
+      await notice.locator('li button').first().click();
+      assert.equal(await page.inputValue('#prompt'), example);
+      assert.ok(await page.locator('#prompt-words').isHidden());
+      assert.equal(await page.getAttribute('#prompt', 'aria-describedby'), null);
+    });
+  });
+
+  test('errors next to their inputs, in words, with nothing of the earlier run left', async () => {
+    await withPage('field-errors', h.baseUrl, { width: 1000, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      await page.fill('#candidates', '8');
+      await page.fill('#n', '2');
+      await page.click('#generate');
+      await decodedImages(page, 2);
+      // One label: the labels input says why.
+      await page.click('#grid li:first-child button');
+      await page.fill('#labels', 'red circle');
+      await page.click('#classify-form button');
+      assert.match(await fieldError(page, 'labels'), /^The labels must have at least 2 items/);
+      assert.ok(await page.locator('#error').isHidden(), 'a field error is not repeated in the alert box');
+      // A run that fails leaves nothing of the one before.
+      await page.fill('#candidates', '0');
+      await page.click('#generate');
+      assert.equal(await fieldError(page, 'candidates'), 'Candidates must be at least 1');
+      await nothingOfAnEarlierRun(page);
+      assert.ok(await page.locator('#error').isHidden());
+      // Editing the field takes its error away; the next refusal names it again.
+      await page.fill('#candidates', '99999');
+      assert.equal(await page.locator('#candidates-error').count(), 0);
+      assert.equal(await page.getAttribute('#candidates', 'aria-invalid'), null);
+      await page.click('#generate');
+      assert.equal(await fieldError(page, 'candidates'), 'Candidates must be at most 4096');
+      await page.fill('#candidates', '8');
+      await page.fill('#prompt', '   ');
+      await page.click('#generate');
+      assert.equal(await fieldError(page, 'prompt'), 'The prompt must not be empty');
+      assert.equal(await page.locator('[aria-invalid="true"]').count(), 1, 'only the prompt is marked');
+      await nothingOfAnEarlierRun(page);
     });
   });
 });
