@@ -41,11 +41,15 @@ describe('prompts and labels', () => {
     for (const bad of ['\u0000', '\u0007', '\u001b[31m', '\u007f', '\u0085', '\u009b', '\ud800', 'a\udfffb']) {
       await refused('/generations', { prompt: `a red ${bad}circle` }, 'prompt');
       await refused('/clip/classify', { image: png, labels: ['ok', `x${bad}`] }, 'labels[1]');
-      await refused('/clip/classify', { image: png, labels: ['ok'], templates: [`a {}${bad}`] }, 'templates[0]');
+      await refused(
+        '/clip/classify',
+        { image: png, labels: ['ok', 'fine'], templates: [`a {}${bad}`] },
+        'templates[0]',
+      );
       await refused('/clip/embed', { texts: ['ok', `x${bad}`] }, 'texts[1]');
     }
     for (const bad of ['\t', '\n', '\r'])
-      await refused('/clip/classify', { image: png, labels: [`x${bad}y`] }, 'labels[0]');
+      await refused('/clip/classify', { image: png, labels: [`x${bad}y`, 'ok'] }, 'labels[0]');
     // Tab and line breaks are text in a prompt; emoji and other scripts are welcome everywhere.
     for (const prompt of [
       'a red circle\nabove a blue square',
@@ -64,10 +68,10 @@ describe('prompts and labels', () => {
   test('count and length limits', async () => {
     const labels = (count: number) => Array.from({ length: count }, (_, i) => `label ${i}`);
     await refused('/clip/classify', { image: png, labels: labels(257) }, 'labels');
-    await refused('/clip/classify', { image: png, labels: ['x'.repeat(101)] }, 'labels[0]');
-    await refused('/clip/classify', { image: png, labels: ['a'], templates: Array(17).fill('a {}') }, 'templates');
-    await refused('/clip/classify', { image: png, labels: ['a'], templates: ['{} and {}'] }, 'templates[0]');
-    await refused('/clip/classify', { image: png, labels: ['a'], templates: ['no placeholder'] }, 'templates[0]');
+    await refused('/clip/classify', { image: png, labels: ['x'.repeat(101), 'b'] }, 'labels[0]');
+    await refused('/clip/classify', { image: png, labels: ['a', 'b'], templates: Array(17).fill('a {}') }, 'templates');
+    await refused('/clip/classify', { image: png, labels: ['a', 'b'], templates: ['{} and {}'] }, 'templates[0]');
+    await refused('/clip/classify', { image: png, labels: ['a', 'b'], templates: ['no placeholder'] }, 'templates[0]');
     await refused('/generations', { prompt: 'x'.repeat(1001) }, 'prompt');
     await refused('/generations', { prompt: ' \n\t ' }, 'prompt');
     const ok = await post(h.baseUrl, '/clip/classify', {
