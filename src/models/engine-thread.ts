@@ -51,9 +51,11 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     log,
   );
   if (options.eager ?? true) {
+    // Each graph once per process: the generation thread holds what generating packs sample,
+    // decode and rerank with; a CLIP-only pack's graphs live on the CLIP thread alone.
     for (const pack of packs.values()) {
-      const generating = options.role !== 'clip' && generates(pack.manifest);
-      await pack.createAll(generating ? pipeline.generationGraphs(pack) : CLIP_GRAPHS);
+      if (options.role === 'clip') await pack.createAll(CLIP_GRAPHS);
+      else if (generates(pack.manifest)) await pack.createAll(pipeline.generationGraphs(pack));
     }
   } else if (device.kind === 'cuda') {
     // Lazy sessions, but a CUDA provider that cannot load must still fail at start-up.
