@@ -1533,7 +1533,7 @@ export interface operations {
                             candidates_per_day: number | null;
                         };
                         usage: {
-                            /** @description Including this request */
+                            /** @description Including this request; counted only while the key has a requests_per_minute limit (0 without one) */
                             requests_this_minute: number;
                             /** @description Generations queued or processing */
                             concurrent_generations: number;

@@ -132,8 +132,8 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       { name: 'CLASSIFY_BATCH_MAX', default: '32', doc: 'Most classify jobs run as one batch.' },
       {
         name: 'CLASSIFY_BATCH_WAIT_MS',
-        default: '10',
-        doc: 'Longest a classify job waits for others to fill its batch, in milliseconds.',
+        default: '0',
+        doc: 'Longest an idle worker waits for more classify requests before it runs a batch that is not full, in milliseconds; 0 runs at once. Requests that arrive while a batch runs form the next one either way.',
       },
     ],
   },

@@ -9,6 +9,13 @@ import { ServiceError } from '../errors.js';
 import { createRedis } from './redis.js';
 
 const CONNECT_TIMEOUT_MS = 2000;
+/**
+ * BullMQ's event stream per queue (`<queue>:events`), trimmed to about this many entries
+ * (BullMQ's default is 10,000). Nothing of ours reads it (CLIP replies are published, a
+ * generation has its own event log), so it keeps only the last moments, for an operator's
+ * dashboard: every job adds four or more entries that Redis would otherwise hold on to.
+ */
+const EVENTS_KEPT = 100;
 
 export type TypedQueue<Q extends QueueName> = Queue<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>;
 
@@ -95,6 +102,7 @@ export class Queues {
       connection: this.redis,
       prefix: this.config.queuePrefix,
       defaultJobOptions: jobDefaults(this.config, name),
+      streams: { events: { maxLen: EVENTS_KEPT } },
     });
     queue.on('error', () => {}); // connection errors surface as failed commands
     // BullMQ holds a listener per command in flight; a busy API has many at once.

@@ -1,6 +1,6 @@
 // Per-key rate limits and quotas, counted in Redis so that every API replica shares them:
 // requests per minute (a sliding window over one-minute counters), candidates per UTC day,
-// and generations queued or processing at once.
+// and generations queued or processing at once. A limit that is not set costs nothing.
 import type { Redis } from 'ioredis';
 import { ServiceError } from '../errors.js';
 import type { Principal } from './api-keys.js';
@@ -8,6 +8,7 @@ import type { Lifecycle } from './lifecycle.js';
 import type { ServiceKeys } from './redis-keys.js';
 import type { Queues } from '../queue/queues.js';
 import { execReplies } from '../queue/redis.js';
+import { RedisScript } from '../queue/script.js';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -29,10 +30,79 @@ export interface Usage {
 }
 
 // KEYS: the active set. ARGV: limit, now, id. 1: added; 0: the set already holds the limit.
-const ADMIT_SCRIPT = `
+const ADMIT_GENERATION = new RedisScript(`
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-return 1`;
+return 1`);
+
+/**
+ * The sliding window in Lua, for any script that counts a request (this one's, and the CLIP
+ * admission's, which counts it and books its queue place in one step): `hit(counter, previous,
+ * limit, weight)` adds the request to this minute's counter and refuses it (taking it back
+ * out) when this minute's count plus the previous minute's, weighted, passes the limit.
+ * Answers `{1 accepted | 0 refused, this minute's count, the previous minute's}`.
+ */
+export const RATE_WINDOW_LUA = `
+local function hit(counter, previous, limit, weight)
+  local count = redis.call('INCR', counter)
+  redis.call('EXPIRE', counter, 120)
+  local before = tonumber(redis.call('GET', previous) or '0')
+  if count + before * weight > limit then
+    redis.call('DECR', counter)
+    return {0, count, before}
+  end
+  return {1, count, before}
+end
+`;
+
+const HIT_REQUEST = new RedisScript(`${RATE_WINDOW_LUA}
+return hit(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))`);
+
+/** What a request counted against its key's per-minute limit may still do. */
+export interface RequestBudget {
+  limit?: number;
+  remaining?: number;
+  resetSeconds: number;
+}
+
+/** The keys and arguments of `hit` for one request of `principal` at `now` under `limit`. */
+export function rateWindow(keys: ServiceKeys, principal: Principal, limit: number, now: number) {
+  const minute = Math.floor(now / MINUTE_MS);
+  return {
+    keys: [keys.requests(principal.id, minute), keys.requests(principal.id, minute - 1)],
+    // The previous minute's share of the last 60 s: 1 at this minute's start, 0 at its end.
+    args: [limit, 1 - (now - minute * MINUTE_MS) / MINUTE_MS],
+  };
+}
+
+/**
+ * The budget `hit` left (accepted) or the 429 it means (refused): this minute's count plus
+ * the previous minute's weighted by how much of it the last 60 s still cover. A fixed window
+ * would let a client spend two minutes' budget across a boundary.
+ */
+export function rateVerdict(
+  accepted: boolean,
+  count: number,
+  previous: number,
+  limit: number,
+  now: number,
+): RequestBudget {
+  const minute = Math.floor(now / MINUTE_MS);
+  const inWindow = count + previous * (1 - (now - minute * MINUTE_MS) / MINUTE_MS);
+  // The weight falls to 0 at the end of this minute, when only this minute's count is left.
+  const resetSeconds = secondsUntil((minute + 1) * MINUTE_MS, now);
+  if (!accepted) {
+    // A refused request is not served, so it does not count (the script took it back out): a
+    // client retrying too fast gets back in as soon as its accepted requests allow, not later.
+    // It waits until enough of the previous minute has slid out (or this minute ends).
+    const excess = inWindow - limit;
+    const waitMs = previous > 0 && count <= limit ? (excess / previous) * MINUTE_MS : (minute + 1) * MINUTE_MS - now;
+    throw new ServiceError('rate_limited', `more than ${limit} requests per minute for this key`, {
+      retryAfterSeconds: secondsUntil(now + waitMs, now),
+    });
+  }
+  return { limit, remaining: Math.floor(limit - inWindow), resetSeconds };
+}
 
 export class RateLimiter {
   constructor(
@@ -47,42 +117,15 @@ export class RateLimiter {
   }
 
   /**
-   * Counts one request against the key's per-minute limit as a sliding window: this minute's
-   * count plus the previous minute's weighted by how much of it the last 60 s still cover.
-   * A fixed window would let a client spend two minutes' budget across a boundary.
+   * Counts one request against the key's per-minute limit (a sliding window, see rateVerdict),
+   * in one script. A key without a limit is not counted at all: no Redis command.
    */
-  async hitRequest(
-    principal: Principal,
-    now = Date.now(),
-  ): Promise<{ limit?: number; remaining?: number; resetSeconds: number }> {
-    const minute = Math.floor(now / MINUTE_MS);
-    const key = this.keys.requests(principal.id, minute);
-    const [countReply, , previousText] = await execReplies(
-      this.redis
-        .multi()
-        .incr(key)
-        .expire(key, 120)
-        .get(this.keys.requests(principal.id, minute - 1)),
-    );
-    const count = Number(countReply);
+  async hitRequest(principal: Principal, now = Date.now()): Promise<RequestBudget> {
     const limit = principal.limits.requests_per_minute;
-    const previous = Number(previousText ?? 0);
-    const previousWeight = 1 - (now - minute * MINUTE_MS) / MINUTE_MS;
-    const inWindow = count + previous * previousWeight;
-    // The weight falls to 0 at the end of this minute, when only this minute's count is left.
-    const resetSeconds = secondsUntil((minute + 1) * MINUTE_MS, now);
-    if (limit !== undefined && inWindow > limit) {
-      // A refused request is not served, so it does not count: a client retrying too fast
-      // gets back in as soon as its accepted requests allow, not later.
-      await this.redis.decr(key);
-      // Wait until enough of the previous minute has slid out (or this minute ends).
-      const excess = inWindow - limit;
-      const waitMs = previous > 0 && count <= limit ? (excess / previous) * MINUTE_MS : (minute + 1) * MINUTE_MS - now;
-      throw new ServiceError('rate_limited', `more than ${limit} requests per minute for this key`, {
-        retryAfterSeconds: secondsUntil(now + waitMs, now),
-      });
-    }
-    return { limit, remaining: limit === undefined ? undefined : Math.floor(limit - inWindow), resetSeconds };
+    if (limit === undefined) return { resetSeconds: secondsUntil((Math.floor(now / MINUTE_MS) + 1) * MINUTE_MS, now) };
+    const window = rateWindow(this.keys, principal, limit, now);
+    const [accepted, count, previous] = (await HIT_REQUEST.runList(this.redis, window.keys, window.args)).map(Number);
+    return rateVerdict(accepted === 1, count, previous, limit, now);
   }
 
   /** Books `candidates` against today's quota; the returned function gives them back. */
@@ -130,7 +173,7 @@ export class RateLimiter {
       return release;
     }
     await this.countActive(principal.id, now);
-    if ((await this.redis.eval(ADMIT_SCRIPT, 1, key, limit, now, id)) !== 1) {
+    if ((await ADMIT_GENERATION.run(this.redis, [key], [limit, now, id])) !== 1) {
       throw new ServiceError('quota_exceeded', `this key may have ${limit} generations queued or processing at once`, {
         retryAfterSeconds: 5,
       });

@@ -36,6 +36,8 @@ export function serviceKeys(prefix: string) {
     clipReplies: (processId: string) => `${base}:clip-replies:${processId}`,
     /** Sorted set (score: expiry ms) of the model registry's entries, one per distinct list of packs. */
     modelsEntries: `${base}:models`,
+    /** Pub/sub channel: a worker added an entry to the model registry, or dropped expired ones. */
+    modelsChanged: `${base}:models:changed`,
     /** String: JSON list of the model packs one or more workers serve (expires with them). */
     modelsEntry: (entry: string) => `${base}:models:${entry}`,
     /** Set of every API key id ever created in the store (revoked ones too). */

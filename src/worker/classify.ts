@@ -29,12 +29,9 @@ export function createClassifyHandler(batcher: ClassifyBatcher, defaultClipModel
     const { images, labels, templates, top_k: topK } = job.data;
     const model = job.data.model ?? defaultClipModel;
     const bytes = await loadImages(store, images);
-    let outcome;
-    try {
-      outcome = await batcher.submit({ images: bytes, labels, templates, topK, model });
-    } catch (error) {
-      throw clipFailure(error);
-    }
+    const [settled] = await batcher.submit([{ images: bytes, labels, templates, topK, model }]);
+    if (settled.status === 'rejected') throw clipFailure(settled.reason);
+    const outcome = settled.value;
     if (!outcome.ok) {
       throw jobFailure(outcome.error.code, outcome.error.message);
     }

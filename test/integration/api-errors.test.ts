@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config.js';
 import { Problem } from '../../src/contracts/schemas.js';
 import { ERRORS, ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import { newGenerationId } from '../../src/service/ids.js';
+import { announceModelsChanged } from '../../src/service/model-registry.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
 import { type Harness, closeSharedEngine, freePort, json, post, startHarness, waitFor } from './api-harness.js';
 
@@ -59,6 +60,13 @@ describe('errors with a worker', () => {
     await h.close();
     await closeSharedEngine();
   });
+
+  /** Empties the model registry, as if no worker had reported yet, and tells the API's copy. */
+  async function forgetModels(): Promise<void> {
+    const keys = serviceKeys(h.config.queuePrefix);
+    await h.services.queues.redis.del(keys.modelsEntries);
+    await announceModelsChanged(h.services.queues.redis, keys);
+  }
 
   test('validation_failed names the field; types are never coerced', async () => {
     const cases: [unknown, string][] = [
@@ -226,13 +234,13 @@ describe('errors with a worker', () => {
     const tinyPngBase64 = await tinyPng();
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
     // With no model list published yet, the worker itself refuses the name.
-    await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).modelsEntries);
+    await forgetModels();
     await expectProblem(await classifyUnknown(), 'unknown_model', CLASSIFY);
   });
 
   test('a generation the engine refuses fails at once with a reason, without retries', async () => {
     // With no model list published, the API cannot check top_k against the codebook.
-    await h.services.queues.redis.del(serviceKeys(h.config.queuePrefix).modelsEntries);
+    await forgetModels();
     const { id } = await json(await post(h.baseUrl, '/generations', { prompt: 'ok', candidates: 1, top_k: 257 }));
     const failed = await waitFor(h.baseUrl, id, (g) => g.status === 'failed');
     assert.equal(failed.error?.code, 'validation_failed');

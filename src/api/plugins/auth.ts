@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ServiceError } from '../../errors.js';
 import type { KeyStore, Principal } from '../../service/api-keys.js';
-import type { RateLimiter } from '../../service/limits.js';
+import type { RateLimiter, RequestBudget } from '../../service/limits.js';
 import type { Queues } from '../../queue/queues.js';
 
 declare module 'fastify' {
@@ -26,6 +26,14 @@ export interface AuthOptions {
 }
 
 const CHALLENGE = 'Bearer realm="dalle-serve"';
+
+/** The RateLimit-* headers of a request counted against a limit; none for a key without one. */
+export function sendBudget(reply: FastifyReply, { limit, remaining, resetSeconds }: RequestBudget): void {
+  if (limit === undefined) return;
+  reply.header('RateLimit-Limit', String(limit));
+  reply.header('RateLimit-Remaining', String(Math.max(0, remaining ?? 0)));
+  reply.header('RateLimit-Reset', String(resetSeconds));
+}
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
@@ -79,11 +87,6 @@ export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, q
     if (request.routeOptions.config?.public || request.url.startsWith('/docs')) return;
     await queues.connected();
     request.principal = keyStore.isOpen ? keyStore.anonymous() : await authenticated(request, reply, keyStore);
-    const { limit, remaining, resetSeconds } = await limiter.hitRequest(request.principal);
-    if (limit !== undefined) {
-      reply.header('RateLimit-Limit', String(limit));
-      reply.header('RateLimit-Remaining', String(Math.max(0, remaining ?? 0)));
-      reply.header('RateLimit-Reset', String(resetSeconds));
-    }
+    sendBudget(reply, await limiter.hitRequest(request.principal));
   });
 });

@@ -12,7 +12,9 @@ const Usage = Type.Object({
   key: Type.Object({ id: Type.String({ description: '`anonymous` while the API is open' }), name: Type.String() }),
   limits: Type.Object({ requests_per_minute: Limit, concurrent_generations: Limit, candidates_per_day: Limit }),
   usage: Type.Object({
-    requests_this_minute: Type.Integer({ description: 'Including this request' }),
+    requests_this_minute: Type.Integer({
+      description: 'Including this request; counted only while the key has a requests_per_minute limit (0 without one)',
+    }),
     concurrent_generations: Type.Integer({ description: 'Generations queued or processing' }),
     candidates_today: Type.Integer({ description: 'Candidates asked for since 00:00 UTC' }),
   }),
