@@ -75,6 +75,12 @@ export interface Config {
   /** CLASSIFY_BATCH_MAX, CLASSIFY_BATCH_WAIT_MS: the worker's micro-batching. */
   classifyBatchMax: number;
   classifyBatchWaitMs: number;
+  /**
+   * CLASSIFY_JOB_MAX_REQUESTS, CLASSIFY_JOB_WAIT_MS: the API's batching of the CLIP requests
+   * that arrive together into one job (src/service/clip-batches.ts).
+   */
+  classifyJobMaxRequests: number;
+  classifyJobWaitMs: number;
   /** IMAGE_FETCH_TIMEOUT_MS, IMAGE_MAX_BYTES, IMAGE_FETCH_MAX_REDIRECTS: image URLs and uploads. */
   imageFetchTimeoutMs: number;
   imageMaxBytes: number;
@@ -438,6 +444,8 @@ export function loadConfig(env: Env): Readonly<Config> {
     openaiModelAliases: readModelAliases(read),
     classifyBatchMax: read.int('CLASSIFY_BATCH_MAX', 1, 1024),
     classifyBatchWaitMs: read.int('CLASSIFY_BATCH_WAIT_MS', 0, 60_000),
+    classifyJobMaxRequests: read.int('CLASSIFY_JOB_MAX_REQUESTS', 1, 1024),
+    classifyJobWaitMs: read.int('CLASSIFY_JOB_WAIT_MS', 0, 60_000),
     imageFetchTimeoutMs: read.int('IMAGE_FETCH_TIMEOUT_MS', 1),
     imageMaxBytes: read.int('IMAGE_MAX_BYTES', 1),
     clipRequestMaxImageBytes: read.int('CLIP_REQUEST_MAX_IMAGE_BYTES', 1),

@@ -2,7 +2,7 @@
 import { Ajv } from 'ajv';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
-import type { ClassifyJobData, EmbedJobData } from '../contracts/jobs.js';
+import type { ClassifyRequestData, EmbedRequestData } from '../contracts/jobs.js';
 import { ClassifyBody, type EmbedBody } from '../contracts/schemas.js';
 import { ServiceError, fieldError } from '../errors.js';
 import type { PendingClipJob } from '../service/clip-jobs.js';
@@ -20,7 +20,7 @@ function normalized(texts: string[], field: string, unique: boolean): string[] {
 /** A CLIP request checked, its images not read yet: ClipJobs reads them once it has a place. */
 type ClipRequest<D> = PendingClipJob<D>;
 
-export function classifyRequestFromJson(body: ClassifyBody, config: Config): ClipRequest<ClassifyJobData> {
+export function classifyRequestFromJson(body: ClassifyBody, config: Config): ClipRequest<ClassifyRequestData> {
   if ((body.image === undefined) === (body.images === undefined))
     throw fieldError('image', 'or images is required, and not both');
   if (body.top_k !== undefined && body.top_k > body.labels.length)
@@ -38,7 +38,7 @@ export function classifyRequestFromJson(body: ClassifyBody, config: Config): Cli
   };
 }
 
-export function embedRequestFromJson(body: EmbedBody, config: Config): ClipRequest<EmbedJobData> {
+export function embedRequestFromJson(body: EmbedBody, config: Config): ClipRequest<EmbedRequestData> {
   if ((body.images === undefined) === (body.texts === undefined))
     throw fieldError('images', 'or texts is required, and not both');
   const model = body.model === undefined ? {} : { model: body.model };
@@ -75,7 +75,7 @@ function listValues(field: string, value: string): string[] {
 export async function classifyRequestFromMultipart(
   request: FastifyRequest,
   config: Config,
-): Promise<ClipRequest<ClassifyJobData>> {
+): Promise<ClipRequest<ClassifyRequestData>> {
   const images: { base64: string }[] = [];
   const lists: Record<string, string[]> = {};
   const scalars: Record<string, string> = {};

@@ -122,12 +122,22 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       {
         name: 'CLASSIFY_MAX_QUEUED',
         default: '1000',
-        doc: 'Waiting classify jobs past which POST /clip/classify answers 503 queue_full.',
+        doc: 'Classify and embed requests waiting in the queue (admitted, not yet taken by a worker) past which another is answered 503 queue_full.',
       },
       {
         name: 'CLASSIFY_TIMEOUT_MS',
         default: '30000',
-        doc: 'How long POST /clip/classify waits for its job, in milliseconds.',
+        doc: 'How long a classify or embed request waits for its answer, in milliseconds; then 504 timeout.',
+      },
+      {
+        name: 'CLASSIFY_JOB_MAX_REQUESTS',
+        default: '32',
+        doc: 'Most classify (or embed) requests of one API process that travel in one job.',
+      },
+      {
+        name: 'CLASSIFY_JOB_WAIT_MS',
+        default: '2',
+        doc: "Longest a classify or embed request waits to share a job while another of its API process's jobs is outstanding, in milliseconds; with none outstanding it goes at once.",
       },
       { name: 'CLASSIFY_BATCH_MAX', default: '32', doc: 'Most classify jobs run as one batch.' },
       {

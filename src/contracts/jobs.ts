@@ -37,16 +37,19 @@ export interface GenerateJobData {
   recorded?: true;
 }
 
-/**
- * The images of a CLIP job: the API fetches URLs and reads uploads into a Redis list of their
- * bytes (`key`, with a TTL, deleted when the request ends); the worker reads it.
- */
+/** Images in a Redis list beside their job (`key`, their bytes, with a TTL), which the worker reads. */
 export interface ClipImagesRef {
   key: string;
   count: number;
 }
 
-/** The outcome of a CLIP job, published to the channel its request named (`reply_to`). */
+/**
+ * The images of one request in a CLIP job: small ones inline, base64 in the job's data (no key
+ * to write, read and delete), larger ones beside the job (see service/clip-images.ts).
+ */
+export type ClipJobImages = { base64: string[] } | ClipImagesRef;
+
+/** The outcome of a CLIP job, published to the channel its requests named (`reply_to`). */
 export interface ClipReply {
   id: string;
   /** The job's return value when it completed. */
@@ -55,10 +58,27 @@ export interface ClipReply {
   failure?: string;
 }
 
-export interface ClassifyJobData {
-  images: ClipImagesRef;
-  /** The pub/sub channel the waiting request listens on; absent: the job is read back from BullMQ. */
+/**
+ * A CLIP job: the requests of one API process that arrived together, one or more, each
+ * answered on its own (one request's bad image fails only that request).
+ */
+export interface ClipJobData<R> {
+  requests: R[];
+  /** The pub/sub channel the waiting requests listen on; absent: the job is read back from BullMQ. */
   reply_to?: string;
+}
+
+/** One request's answer in its job's result: what it asked for, or its failure (`code: message`). */
+export type ClipAnswer<R> = { id: string; result: R } | { id: string; failure: string };
+
+export interface ClipJobResult<R> {
+  answers: ClipAnswer<R>[];
+}
+
+export interface ClassifyRequestData {
+  /** The request's own id: its place in the queue, and its answer's in the job's result. */
+  id: string;
+  images: ClipJobImages;
   labels: string[];
   templates?: string[];
   top_k?: number;
@@ -70,23 +90,48 @@ export interface LabelScore {
   score: number;
 }
 
-export interface ClassifyJobResult {
+export interface ClassifyResult {
   model: string;
   results: { labels: LabelScore[] }[];
 }
 
-export interface EmbedJobData {
-  images?: ClipImagesRef;
-  reply_to?: string;
+export interface EmbedRequestData {
+  id: string;
+  images?: ClipJobImages;
   texts?: string[];
   model?: string;
 }
 
-export interface EmbedJobResult {
+export interface EmbedResult {
   model: string;
   embeddings: number[][];
   /** CLIP tokens the texts took together (texts only; OpenAI's usage). */
   tokens?: number;
+}
+
+export type ClassifyJobData = ClipJobData<ClassifyRequestData>;
+export type ClassifyJobResult = ClipJobResult<ClassifyResult>;
+export type EmbedJobData = ClipJobData<EmbedRequestData>;
+export type EmbedJobResult = ClipJobResult<EmbedResult>;
+
+/**
+ * A classify job as versions before batched jobs queued it: one request, its images beside it,
+ * answered with its result alone. Workers still run them, so a rolling upgrade loses none.
+ */
+export interface SingleClassifyJobData extends Omit<ClassifyRequestData, 'id' | 'images'> {
+  images: ClipImagesRef;
+  reply_to?: string;
+}
+
+/** An embed job as versions before batched jobs queued it (see SingleClassifyJobData). */
+export interface SingleEmbedJobData extends Omit<EmbedRequestData, 'id' | 'images'> {
+  images?: ClipImagesRef;
+  reply_to?: string;
+}
+
+/** A job of this version, which carries its requests, rather than an older one's single request. */
+export function isBatchJob<R>(data: ClipJobData<R> | object): data is ClipJobData<R> {
+  return 'requests' in data && Array.isArray(data.requests);
 }
 
 export interface WebhookJobData {
@@ -107,8 +152,20 @@ export type JobPayload =
       result: void;
       progress: GenerationProgress;
     }
-  | { queue: 'classify'; name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult; progress: never }
-  | { queue: 'classify'; name: 'embed'; data: EmbedJobData; result: EmbedJobResult; progress: never }
+  | {
+      queue: 'classify';
+      name: 'classify';
+      data: ClassifyJobData | SingleClassifyJobData;
+      result: ClassifyJobResult | ClassifyResult;
+      progress: never;
+    }
+  | {
+      queue: 'classify';
+      name: 'embed';
+      data: EmbedJobData | SingleEmbedJobData;
+      result: EmbedJobResult | EmbedResult;
+      progress: never;
+    }
   | { queue: 'webhooks'; name: 'webhook'; data: WebhookJobData; result: void; progress: never };
 
 export type JobName = JobPayload['name'];

@@ -1,130 +1,113 @@
-// The producer side of CLIP jobs: a request enqueues one job and waits for its result.
+// The producer side of CLIP jobs: a request is checked, admitted, and answered from the job it
+// shares with the requests that arrived with it (clip-batches.ts).
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
-import type {
-  ClassifyJobData,
-  ClassifyJobResult,
-  ClipImagesRef,
-  EmbedJobData,
-  EmbedJobResult,
-} from '../contracts/jobs.js';
-import { ClipImages } from './clip-images.js';
-import { type ClipOutcome, ClipReplies } from './clip-replies.js';
+import type { ClassifyRequestData, ClassifyResult, EmbedRequestData, EmbedResult } from '../contracts/jobs.js';
 import { parseFailure } from '../contracts/jobs.js';
 import { ERRORS, ServiceError, isErrorCode } from '../errors.js';
-import { withQueuePlace } from '../queue/depth.js';
-import { type ServiceKeys, serviceKeys } from './redis-keys.js';
+import type { Queues } from '../queue/queues.js';
+import type { Principal } from './api-keys.js';
+import { ClipAdmission } from './clip-admission.js';
+import { type BatchOptions, ClipBatcher, type RequestOutcome } from './clip-batches.js';
+import { ClipImages } from './clip-images.js';
+import { type ClipOutcome, ClipReplies } from './clip-replies.js';
+import type { RequestBudget } from './limits.js';
 import { servedModel } from './model-registry.js';
-import type { Queues, TypedQueue } from '../queue/queues.js';
-
-type ClipJob =
-  | { name: 'classify'; data: ClassifyJobData; result: ClassifyJobResult }
-  | { name: 'embed'; data: EmbedJobData; result: EmbedJobResult };
+import { type ServiceKeys, serviceKeys } from './redis-keys.js';
 
 /** A checked request whose images are read only once it has a place in the queue. */
 export interface PendingClipJob<D> {
-  data: Omit<D, 'images'>;
+  data: Omit<D, 'id' | 'images'>;
   images?: () => Promise<Uint8Array[]>;
 }
 
+/** Who asks, and how to tell them their budget; `signal` aborts when the client leaves. */
+export interface ClipCaller {
+  principal: Principal;
+  signal?: AbortSignal;
+  /** The request's per-minute budget, once counted (its RateLimit-* headers). */
+  onBudget?: (budget: RequestBudget) => void;
+}
+
+type ClipJob =
+  | { name: 'classify'; data: ClassifyRequestData; result: ClassifyResult }
+  | { name: 'embed'; data: EmbedRequestData; result: EmbedResult };
+
 export class ClipJobs {
   private readonly keys: ServiceKeys;
-  private readonly images: ClipImages;
   private readonly replies: ClipReplies;
+  private readonly admission: ClipAdmission;
+  private readonly batchers: Record<ClipJob['name'], ClipBatcher>;
 
   constructor(
     private readonly config: Config,
     private readonly queues: Queues,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
-    this.images = new ClipImages(queues, this.keys);
     this.replies = new ClipReplies(config.redisUrl, this.keys, (jobId) => this.readBack(jobId));
+    this.admission = new ClipAdmission(queues, this.keys, {
+      maxQueued: config.classifyMaxQueued,
+      retryAfterSeconds: config.queueFullRetryAfterSeconds,
+      timeoutMs: config.classifyTimeoutMs,
+    });
+    const deps = {
+      queue: () => queues.get('classify'),
+      images: new ClipImages(queues, this.keys),
+      replies: this.replies,
+      readBack: (jobId: string) => this.readBack(jobId),
+      releasePlaces: (ids: string[]) => this.admission.release(ids),
+    };
+    const options: BatchOptions = {
+      maxRequests: config.classifyJobMaxRequests,
+      waitMs: config.classifyJobWaitMs,
+      timeoutMs: config.classifyTimeoutMs,
+    };
+    this.batchers = {
+      classify: new ClipBatcher('classify', deps, options),
+      embed: new ClipBatcher('embed', deps, options),
+    };
   }
 
   close(): Promise<void> {
+    for (const batcher of Object.values(this.batchers)) batcher.close();
     return this.replies.close();
   }
 
-  classify(request: PendingClipJob<ClassifyJobData>): Promise<ClassifyJobResult> {
-    return this.run<Extract<ClipJob, { name: 'classify' }>>('classify', request);
+  classify(request: PendingClipJob<ClassifyRequestData>, caller: ClipCaller): Promise<ClassifyResult> {
+    return this.run<Extract<ClipJob, { name: 'classify' }>>('classify', request, caller);
   }
 
-  embed(request: PendingClipJob<EmbedJobData>): Promise<EmbedJobResult> {
-    return this.run<Extract<ClipJob, { name: 'embed' }>>('embed', request);
-  }
-
-  /**
-   * The model and a queue place first, then the images (URL fetches included), then the job;
-   * the images are deleted and a job still waiting is removed when the request ends.
-   */
-  private async run<J extends ClipJob>(name: J['name'], request: PendingClipJob<J['data']>): Promise<J['result']> {
-    await this.queues.connected();
-    const queue = this.queues.get('classify');
-    await servedModel(this.queues.redis, this.keys, request.data.model, 'clip');
-    const place = {
-      queue,
-      maxQueued: this.config.classifyMaxQueued,
-      retryAfterSeconds: this.config.queueFullRetryAfterSeconds,
-    };
-    const jobId = randomUUID();
-    let ref: ClipImagesRef | undefined;
-    let answered = false;
-    try {
-      await this.replies.listen();
-      const { job, reply } = await withQueuePlace(this.queues.redis, place, jobId, async () => {
-        const images = request.images && (await request.images());
-        ref = images && this.images.ref(jobId, images.length);
-        // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- the request's own data, with the two fields every CLIP job carries
-        const data = { ...request.data, reply_to: this.replies.channel, ...(ref && { images: ref }) } as J['data'];
-        return this.add(queue, name, data, jobId, images);
-      });
-      const outcome = await reply;
-      if (outcome && 'result' in outcome) {
-        answered = true;
-        // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- the worker's handler for this job name returned it
-        return outcome.result as J['result'];
-      }
-      const failure = outcome ? this.toServiceError(outcome.failure, jobId) : this.timeout(jobId);
-      // Nobody waits for it any more: a job no worker has taken yet never runs.
-      // eslint-disable-next-line no-restricted-syntax -- a job a worker holds cannot be removed; it runs and its images are gone
-      if (!outcome) await job.remove().catch(() => {});
-      throw failure;
-    } finally {
-      this.replies.forget(jobId);
-      // eslint-disable-next-line no-restricted-syntax -- the answer stands; the images expire by their TTL anyway
-      const removing = ref ? this.images.remove(ref).catch(() => {}) : undefined;
-      // An answer need not wait for it; a request that gives up leaves nothing behind.
-      if (!answered) await removing;
-    }
+  embed(request: PendingClipJob<EmbedRequestData>, caller: ClipCaller): Promise<EmbedResult> {
+    return this.run<Extract<ClipJob, { name: 'embed' }>>('embed', request, caller);
   }
 
   /**
-   * Stores the images and adds the job without a round trip between them: both go down the one
-   * command connection in that order, so a worker never finds the job before its images.
+   * The model, the key's budget and a queue place first, then the images (URL fetches
+   * included), then the request joins a job and waits for its own answer.
    */
-  private async add<J extends ClipJob>(
-    queue: TypedQueue<'classify'>,
+  private async run<J extends ClipJob>(
     name: J['name'],
-    data: J['data'],
-    jobId: string,
-    images: Uint8Array[] | undefined,
-  ) {
-    // The wait starts before the job exists, so that no reply can come before it.
-    const reply = this.replies.wait(jobId, this.config.classifyTimeoutMs);
-    const stored = images ? this.images.put(jobId, images, this.config.classifyTimeoutMs) : undefined;
-    // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- BullMQ's add takes the queue's data union; name and data belong together by J
-    const [put, added] = await Promise.allSettled([stored, queue.add(name, data as never, { jobId })]);
-    if (put.status === 'rejected') {
-      // eslint-disable-next-line no-restricted-syntax -- a job without its images fails by itself
-      if (added.status === 'fulfilled') await added.value.remove().catch(() => {});
-      throw put.reason;
+    request: PendingClipJob<J['data']>,
+    caller: ClipCaller,
+  ): Promise<J['result']> {
+    await this.queues.connected();
+    await servedModel(this.queues.redis, this.keys, request.data.model, 'clip');
+    const id = randomUUID();
+    const { budget, refusal } = await this.admission.admit(caller.principal, id);
+    caller.onBudget?.(budget);
+    if (refusal) throw refusal;
+    let images: Uint8Array[] | undefined;
+    try {
+      images = request.images && (await request.images());
+    } catch (error) {
+      // eslint-disable-next-line no-restricted-syntax -- a place left behind is forgotten after the longest wait
+      await this.admission.release([id]).catch(() => {});
+      throw error;
     }
-    if (added.status === 'rejected') throw added.reason;
-    return { job: added.value, reply };
-  }
-
-  private timeout(jobId: string): ServiceError {
-    return new ServiceError('timeout', `the ${this.config.classifyTimeoutMs} ms wait for job ${jobId} ran out`);
+    const outcome = await this.batchers[name].submit(id, request.data, images, caller.signal);
+    // eslint-disable-next-line @typescript-eslint/consistent-type-assertions -- the worker's handler for this job name answered it
+    if ('result' in outcome) return outcome.result as J['result'];
+    throw this.toServiceError(outcome, id);
   }
 
   /** The job's outcome as BullMQ holds it, for a reply that may have been lost. */
@@ -137,12 +120,19 @@ export class ClipJobs {
     return state === 'completed' ? { result: job.returnvalue } : { failure: job.failedReason };
   }
 
-  private toServiceError(message: string, jobId: string): ServiceError {
-    const failure = parseFailure(message);
+  private toServiceError(outcome: Exclude<RequestOutcome, { result: unknown }>, id: string): unknown {
+    if ('error' in outcome) return outcome.error;
+    if ('timeout' in outcome)
+      return new ServiceError('timeout', `the ${this.config.classifyTimeoutMs} ms wait for request ${id} ran out`);
+    if ('left' in outcome) return new ServiceError('timeout', `the client left; request ${id} was dropped`);
+    const failure = parseFailure(outcome.failure);
     // The client's own faults keep their code; the rest is the service's, reported as job_failed.
     if (isErrorCode(failure.code) && ERRORS[failure.code].status < 500) {
       return new ServiceError(failure.code, failure.message);
     }
-    return new ServiceError('job_failed', `job ${jobId} failed: ${failure.code}: ${failure.message}`);
+    return new ServiceError(
+      'job_failed',
+      `request ${id} (job ${outcome.jobId}) failed: ${failure.code}: ${failure.message}`,
+    );
   }
 }

@@ -1,9 +1,10 @@
-// How a CLIP request waits for its job, both ends: one pub/sub subscription per API process
+// How CLIP requests wait for their job, both ends: one pub/sub subscription per API process
 // (ClipReplies), on a channel each job names (`reply_to`); the worker publishes the job's
 // outcome there once BullMQ has recorded it (replyToClipRequests), so a request never answers
 // ahead of Redis. No per-request subscription, no reading of the queue's whole event stream.
-// A message can be lost (the subscription dropped for a moment): after a reconnect, and when a
-// wait runs out, the job is read back from BullMQ instead, which keeps finished CLIP jobs a while.
+// A message can be lost (the subscription dropped for a moment): after a reconnect the jobs
+// waited for are read back from BullMQ instead, which keeps finished CLIP jobs a while (and
+// the requests read their job back at their own deadline too: see clip-batches.ts).
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Job } from 'bullmq';
@@ -32,7 +33,7 @@ export class ClipReplies {
   private readonly processId = randomUUID();
   private subscriber: Redis | undefined;
   private listening: Promise<void> | undefined;
-  private readonly waiting = new Map<string, (outcome: ClipOutcome | undefined) => void>();
+  private readonly waiting = new Map<string, (outcome: ClipOutcome) => void>();
 
   constructor(
     private readonly redisUrl: string,
@@ -52,28 +53,19 @@ export class ClipReplies {
   }
 
   /**
-   * The outcome of job `jobId`, or undefined when `timeoutMs` passes with the job unfinished.
-   * Call before the job is added, so that no reply can come first; `forget` if it is not added.
+   * Hands job `jobId`'s outcome to `deliver` once it comes, until `forget`. Call before the job
+   * is added, so that no reply can come first.
    */
-  wait(jobId: string, timeoutMs: number): Promise<ClipOutcome | undefined> {
-    return new Promise((resolve) => {
-      const settle = (outcome: ClipOutcome | undefined) => {
-        clearTimeout(timer);
-        this.waiting.delete(jobId);
-        resolve(outcome);
-      };
-      // At the deadline, the job itself: its reply may have been lost.
-      const timer = setTimeout(() => void this.readBackOne(jobId, settle, true), timeoutMs);
-      this.waiting.set(jobId, settle);
-    });
+  expect(jobId: string, deliver: (outcome: ClipOutcome) => void): void {
+    this.waiting.set(jobId, deliver);
   }
 
   forget(jobId: string): void {
-    this.waiting.get(jobId)?.(undefined);
+    this.waiting.delete(jobId);
   }
 
   async close(): Promise<void> {
-    for (const settle of this.waiting.values()) settle(undefined);
+    this.waiting.clear();
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     this.listening = undefined;
@@ -91,7 +83,10 @@ export class ClipReplies {
     await subscriber.subscribe(this.channel);
     // ioredis subscribes again after a reconnect; what was published meanwhile is read back.
     subscriber.on('ready', () => {
-      for (const [jobId, settle] of this.waiting) void this.readBackOne(jobId, settle, false);
+      for (const [jobId, deliver] of this.waiting)
+        void this.readBack(jobId)
+          .catch(() => undefined)
+          .then((outcome) => outcome && deliver(outcome));
     });
   }
 
@@ -104,15 +99,6 @@ export class ClipReplies {
     }
     if (!isClipReply(reply)) return;
     this.waiting.get(reply.id)?.(outcomeOf(reply));
-  }
-
-  private async readBackOne(
-    jobId: string,
-    settle: (outcome: ClipOutcome | undefined) => void,
-    final: boolean,
-  ): Promise<void> {
-    const outcome = await this.readBack(jobId).catch(() => undefined);
-    if (outcome || final) settle(outcome);
   }
 }
 

@@ -65,6 +65,11 @@ export interface RequestBudget {
   resetSeconds: number;
 }
 
+/** The budget of a key without a per-minute limit, which is not counted. */
+export function unlimitedBudget(now: number): RequestBudget {
+  return { resetSeconds: secondsUntil((Math.floor(now / MINUTE_MS) + 1) * MINUTE_MS, now) };
+}
+
 /** The keys and arguments of `hit` for one request of `principal` at `now` under `limit`. */
 export function rateWindow(keys: ServiceKeys, principal: Principal, limit: number, now: number) {
   const minute = Math.floor(now / MINUTE_MS);
@@ -122,7 +127,7 @@ export class RateLimiter {
    */
   async hitRequest(principal: Principal, now = Date.now()): Promise<RequestBudget> {
     const limit = principal.limits.requests_per_minute;
-    if (limit === undefined) return { resetSeconds: secondsUntil((Math.floor(now / MINUTE_MS) + 1) * MINUTE_MS, now) };
+    if (limit === undefined) return unlimitedBudget(now);
     const window = rateWindow(this.keys, principal, limit, now);
     const [accepted, count, previous] = (await HIT_REQUEST.runList(this.redis, window.keys, window.args)).map(Number);
     return rateVerdict(accepted === 1, count, previous, limit, now);

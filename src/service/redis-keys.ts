@@ -30,8 +30,10 @@ export function serviceKeys(prefix: string) {
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
     /** String: the /files/ URL signing secret shared by every process when FILE_URL_SECRET is unset. */
     fileUrlSecret: `${base}:file-url-secret`,
-    /** List: the image bytes of one CLIP job (see service/clip-images.ts). */
-    clipImages: (jobId: string) => `${base}:clip-images:${jobId}`,
+    /** List: the image bytes of one CLIP request too large to travel in its job (see service/clip-images.ts). */
+    clipImages: (requestId: string) => `${base}:clip-images:${requestId}`,
+    /** Sorted set (score: booked ms) of the CLIP requests holding a place in the classify queue (see service/clip-admission.ts). */
+    clipPlaces: `${base}:clip-places`,
     /** Pub/sub channel: the outcomes of the CLIP jobs one API process waits for (see service/clip-replies.ts). */
     clipReplies: (processId: string) => `${base}:clip-replies:${processId}`,
     /** Sorted set (score: expiry ms) of the model registry's entries, one per distinct list of packs. */

@@ -23,6 +23,7 @@ import { WebhookOutbox } from '../service/webhooks/outbox.js';
 import { type ObjectStore, createObjectStore } from '../storage/index.js';
 import { withSharedFileUrlSecret } from '../service/file-url-secret.js';
 import { ClipImages } from '../service/clip-images.js';
+import { releasePlaces } from '../service/clip-admission.js';
 import { stopOnEngineFailure } from './engine-health.js';
 import { ClassifyBatcher } from './batcher.js';
 import { CancelWatcher, SHUTDOWN } from './cancel.js';
@@ -213,11 +214,15 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const vocabularies = packVocabularies(packs);
   const generateDeps = { config, defaultModel: defaults.generations, scheduler, store, cancels, lifecycle, metrics };
   const partialImages = new PartialImages(queues.redis, keys);
-  const clipImages = new ClipImages(queues, keys);
+  const clipDeps = {
+    defaultClipModel: defaults.clip,
+    images: new ClipImages(queues, keys),
+    releasePlaces: (ids: string[]) => releasePlaces(queues.redis, keys, ids),
+  };
   const handlers: Handlers = {
     generate: createGenerateHandler({ ...generateDeps, logger, partialImages, vocabularies }),
-    classify: createClassifyHandler(batcher, defaults.clip, clipImages),
-    embed: createEmbedHandler(engine, defaults.clip, clipImages),
+    classify: createClassifyHandler(batcher, clipDeps),
+    embed: createEmbedHandler(engine, clipDeps),
     webhook: createWebhookProcessor({
       config,
       queues,

@@ -1,18 +1,40 @@
 // What a classify or embed request costs before and after it is answered: the model and a
 // queue place are checked before any image URL is fetched; the images of one request are
-// capped together; they wait beside the job in Redis (not base64 inside it) and are deleted,
-// with a job no worker took, when the request gives up (504).
+// capped together; small ones travel in the job, large ones wait beside it in Redis (not
+// base64 inside it) and are deleted, with a job no worker took, when the request gives up (504).
 import assert from 'node:assert/strict';
 import { type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import type { ClassifyJobData } from '../../src/contracts/jobs.js';
+import type { TypedQueue } from '../../src/queue/queues.js';
+import { INLINE_IMAGE_BYTES } from '../../src/service/clip-images.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 import { type Harness, closeSharedEngine, json, post, startHarness } from './api-harness.js';
 
 async function png(size: number): Promise<Buffer> {
   return sharp({ create: { width: size, height: size, channels: 3, background: { r: 200, g: 40, b: 40 } } })
     .png()
     .toBuffer();
+}
+
+/** A PNG of random pixels: larger than its size says, as photographs are. */
+async function noise(size: number): Promise<Buffer> {
+  const pixels = Buffer.alloc(size * size * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = Math.floor(Math.random() * 256);
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toBuffer();
+}
+
+/** The first job on the classify queue's wait list, once there is one. */
+async function queuedJob(queue: TypedQueue<'classify'>) {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+    const [waiting] = await queue.getWaiting();
+    if (waiting) return waiting;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('no job was queued');
 }
 
 /** A loopback image server that counts the requests it gets. */
@@ -57,8 +79,11 @@ describe('checks before any fetch', () => {
 describe('the images of a request', () => {
   let h: Harness;
   let image: Buffer;
+  let small: Buffer;
   before(async () => {
-    image = await png(48);
+    image = await noise(160);
+    small = await png(48);
+    assert.ok(image.byteLength > INLINE_IMAGE_BYTES && small.byteLength <= INLINE_IMAGE_BYTES);
     h = await startHarness({
       worker: false,
       env: { CLASSIFY_TIMEOUT_MS: '1500', CLIP_REQUEST_MAX_IMAGE_BYTES: String(image.byteLength * 2) },
@@ -74,19 +99,16 @@ describe('the images of a request', () => {
     assert.equal(body.code, 'images_too_large');
     assert.equal(body.errors[0].field, 'images');
     assert.equal(await h.services.queues.get('classify').count(), 0);
+    assert.equal(await h.services.queues.redis.zcard(serviceKeys(h.config.queuePrefix).clipPlaces), 0, 'no place kept');
   });
 
-  test('they wait beside the job with a TTL, and go with a job nobody waits for (504)', async () => {
+  test('large ones wait beside the job with a TTL, and go with a job nobody waits for (504)', async () => {
     const queue = h.services.queues.get('classify');
     const pending = post(h.baseUrl, '/clip/classify', { images: [{ base64: image.toString('base64') }], labels });
-    let waiting;
-    for (const deadline = Date.now() + 30_000; !waiting && Date.now() < deadline;) {
-      [waiting] = await queue.getWaiting();
-      if (!waiting) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.ok(waiting, 'the job is queued');
-    const ref = waiting.data.images;
-    assert.ok(ref && typeof ref === 'object' && !Array.isArray(ref), 'a reference, not the images');
+    const waiting = await queuedJob(queue);
+    const [request] = (waiting.data as ClassifyJobData).requests;
+    const ref = request.images;
+    assert.ok('key' in ref, 'a reference, not the images');
     assert.equal(ref.count, 1);
     assert.ok(!JSON.stringify(waiting.data).includes(image.toString('base64').slice(0, 64)), 'no base64 in the job');
     const redis = h.services.queues.redis;
@@ -98,6 +120,18 @@ describe('the images of a request', () => {
     assert.equal((await json(response)).code, 'timeout');
     assert.equal(await queue.getJob(waiting.id as string), undefined, 'the job is removed');
     assert.equal(await redis.exists(ref.key), 0, 'its images are deleted');
+    assert.equal(await redis.zcard(serviceKeys(h.config.queuePrefix).clipPlaces), 0, 'its place is freed');
+  });
+
+  test('small ones travel inline in the job: nothing beside it', async () => {
+    const queue = h.services.queues.get('classify');
+    const pending = post(h.baseUrl, '/clip/classify', { images: [{ base64: small.toString('base64') }], labels });
+    const waiting = await queuedJob(queue);
+    const [request] = (waiting.data as ClassifyJobData).requests;
+    assert.deepEqual(request.images, { base64: [small.toString('base64')] });
+    const redis = h.services.queues.redis;
+    assert.deepEqual(await redis.keys(`${h.config.queuePrefix}:svc:clip-images:*`), []);
+    assert.equal((await pending).status, 504);
   });
 });
 
@@ -116,16 +150,13 @@ describe('the wait for a reply', () => {
   test('a reply lost while the subscription was down is read back from the job after the reconnect', async () => {
     const queue = h.services.queues.get('classify');
     const pending = post(h.baseUrl, '/clip/classify', { image: { base64: image.toString('base64') }, labels });
-    let waiting;
-    for (const deadline = Date.now() + 30_000; !waiting && Date.now() < deadline;) {
-      [waiting] = await queue.getWaiting();
-      if (!waiting) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.ok(waiting?.id, 'the job is queued');
+    const waiting = await queuedJob(queue);
+    assert.ok(waiting.id, 'the job is queued');
     // Its reply goes where nobody listens, as if published while the subscription was down.
-    const channel = (waiting.data as ClassifyJobData).reply_to;
+    const data = waiting.data as ClassifyJobData;
+    const channel = data.reply_to;
     assert.ok(channel, 'the job names the channel its request listens on');
-    await waiting.updateData({ ...(waiting.data as ClassifyJobData), reply_to: `${channel}:lost` });
+    await waiting.updateData({ ...data, reply_to: `${channel}:lost` } as never);
     const worker = await h.startWorker({ WORKER_QUEUES: 'classify' });
     try {
       for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {

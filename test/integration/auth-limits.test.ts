@@ -4,7 +4,14 @@
 // generations stay queued and hold their slot.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
 import { type Harness, json, post, startHarness } from './api-harness.js';
+
+function tinyPng(): Promise<Buffer> {
+  return sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+    .png()
+    .toBuffer();
+}
 
 async function expect429(response: Response, code: string, maxRetryAfter: number): Promise<void> {
   const body = await json(response);
@@ -22,7 +29,11 @@ describe('rate limits and quotas per key', () => {
   let h: Harness;
   let store: Harness['services']['keyStore'];
   before(async () => {
-    h = await startHarness({ worker: false, env: { AUTH_MODE: 'keys', RATE_LIMIT_PER_MINUTE: '1000' } });
+    // No classify request is queued: each one admitted is answered queue_full at once.
+    h = await startHarness({
+      worker: false,
+      env: { AUTH_MODE: 'keys', RATE_LIMIT_PER_MINUTE: '1000', CLASSIFY_MAX_QUEUED: '0' },
+    });
     store = h.services.keyStore;
   });
   after(() => h.close());
@@ -47,6 +58,27 @@ describe('rate limits and quotas per key', () => {
     const open = await fetch(`${h.baseUrl}/usage`, { headers: other });
     assert.equal(open.status, 200, 'another key has its own budget');
     assert.equal(open.headers.get('ratelimit-limit'), '1000', 'the config default applies to keys without their own');
+  });
+
+  test('classify and embed count in their admission: a full queue still counts, then 429', async () => {
+    const headers = await key({ requests_per_minute: 2 });
+    const image = { base64: (await tinyPng()).toString('base64') };
+    const full = await post(h.baseUrl, '/clip/classify', { image, labels: ['a', 'b'] }, headers);
+    assert.equal(full.status, 503);
+    assert.equal((await json(full)).code, 'queue_full');
+    assert.equal(full.headers.get('ratelimit-limit'), '2', 'the admission sends the budget headers');
+    assert.equal(full.headers.get('ratelimit-remaining'), '1');
+    assert.equal((await post(h.baseUrl, '/clip/embed', { texts: ['a'] }, headers)).status, 503);
+    await expect429(
+      await post(h.baseUrl, '/clip/classify', { image, labels: ['a', 'b'] }, headers),
+      'rate_limited',
+      60,
+    );
+    const openai = await post(h.baseUrl, '/v1/embeddings', { input: 'a' }, headers);
+    assert.equal(openai.status, 429, 'in the OpenAI error shape');
+    assert.equal((await json(openai)).error.code, 'rate_limited');
+    // The other routes share the same window.
+    await expect429(await fetch(`${h.baseUrl}/usage`, { headers }), 'rate_limited', 60);
   });
 
   test('requests per minute slide: a burst at the end of one minute still counts at the start of the next', async () => {

@@ -72,8 +72,11 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-/** A redis-server of the test's own on a free loopback port, persisting to `dir` with AOF. */
-export async function privateRedis(dir: string): Promise<PrivateRedis> {
+/**
+ * A redis-server of the test's own on a free loopback port, persisting to `dir` with AOF
+ * (without, when `persist` is false: a test that counts commands, not one that restarts it).
+ */
+export async function privateRedis(dir: string, { persist = true } = {}): Promise<PrivateRedis> {
   const port = await freePort();
   let server: Service | undefined;
   const url = `redis://127.0.0.1:${port}`;
@@ -88,7 +91,7 @@ export async function privateRedis(dir: string): Promise<PrivateRedis> {
           '--bind',
           '127.0.0.1',
           '--appendonly',
-          'yes',
+          persist ? 'yes' : 'no',
           '--appendfsync',
           'always',
           '--save',

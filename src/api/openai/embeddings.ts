@@ -2,6 +2,7 @@
 // POST /clip/embed, in OpenAI's shape.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { clipCaller } from '../caller.js';
 import type { Services } from '../services.js';
 import { resolveModelAlias } from './models.js';
 import { openAIErrorResponses } from './responses.js';
@@ -20,6 +21,7 @@ export async function openAIEmbeddingRoutes(instance: FastifyInstance, { clip, c
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post('/embeddings', {
+    config: { countsOwnRequest: true },
     schema: {
       tags,
       operationId: 'openaiCreateEmbeddings',
@@ -41,11 +43,14 @@ export async function openAIEmbeddingRoutes(instance: FastifyInstance, { clip, c
         ),
       },
     },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const { input, encoding_format: encoding = 'float' } = request.body;
       const texts = (typeof input === 'string' ? [input] : input).map((text) => text.normalize('NFC'));
       const model = resolveModelAlias(config, request.body.model);
-      const result = await clip.embed({ data: { texts, ...(model !== undefined && { model }) } });
+      const result = await clip.embed(
+        { data: { texts, ...(model !== undefined && { model }) } },
+        clipCaller(request, reply),
+      );
       return {
         object: 'list' as const,
         model: request.body.model ?? result.model,

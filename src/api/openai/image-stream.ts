@@ -5,19 +5,11 @@
 import { PassThrough } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ServiceError } from '../../errors.js';
+import { clientGone } from '../caller.js';
 import type { Services } from '../services.js';
 import { toOpenAIError } from './errors.js';
 import { assertSucceeded, finishedImages, type StartedGeneration, waitForGeneration } from './image-generation.js';
 import type { ImageGenerationBody } from './schemas.js';
-
-/** Aborts when the connection closes before the answer is complete: the client left. */
-export function clientGone(reply: FastifyReply): AbortSignal {
-  const left = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) left.abort();
-  });
-  return left.signal;
-}
 
 function sseEvent(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;

@@ -4,7 +4,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.js';
 import { assertSucceeded, finishedImages, startImageGeneration, waitForGeneration } from './image-generation.js';
-import { clientGone, streamImageGeneration } from './image-stream.js';
+import { clientGone } from '../caller.js';
+import { streamImageGeneration } from './image-stream.js';
 import { openAIErrorResponses } from './responses.js';
 import { ImageGenerationBody, ImageStreamEvent, ImagesResponse, ref } from './schemas.js';
 

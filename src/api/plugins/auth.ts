@@ -1,5 +1,6 @@
 // Who is asking: an API key from `Authorization: Bearer <key>` or `X-API-Key`, checked against
-// API_KEYS and the key store, then counted against the key's per-minute limit. Only
+// API_KEYS and the key store, then counted against the key's per-minute limit (by the route
+// itself where it says so: classify and embed count it with their queue admission). Only
 // AUTH_MODE=open (the local quick start) lets requests in without a key, as `anonymous`.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -16,6 +17,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Served without a key (health, metrics, the API document, signed file URLs). */
     public?: boolean;
+    /**
+     * The handler counts the request against the key's per-minute limit itself, in the script
+     * that books its place in the queue (classify, embed): one round trip for both.
+     */
+    countsOwnRequest?: boolean;
   }
 }
 
@@ -87,6 +93,6 @@ export const authPlugin = fp(async (app: FastifyInstance, { keyStore, limiter, q
     if (request.routeOptions.config?.public || request.url.startsWith('/docs')) return;
     await queues.connected();
     request.principal = keyStore.isOpen ? keyStore.anonymous() : await authenticated(request, reply, keyStore);
-    sendBudget(reply, await limiter.hitRequest(request.principal));
+    if (!request.routeOptions.config?.countsOwnRequest) sendBudget(reply, await limiter.hitRequest(request.principal));
   });
 });

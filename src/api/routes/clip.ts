@@ -1,4 +1,4 @@
-// CLIP routes: each request becomes one job and waits for its result.
+// CLIP routes: each request joins a job (with those that arrive together) and waits for its own answer.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import {
@@ -9,6 +9,7 @@ import {
   EmbedResponse,
   ref,
 } from '../../contracts/schemas.js';
+import { clipCaller } from '../caller.js';
 import { classifyRequestFromJson, classifyRequestFromMultipart, embedRequestFromJson } from '../clip-requests.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
@@ -34,6 +35,7 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
   const app = instance.withTypeProvider<TypeBoxTypeProvider>();
 
   app.post('/clip/classify', {
+    config: { countsOwnRequest: true },
     schema: {
       tags,
       operationId: 'classifyImages',
@@ -48,15 +50,16 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
       },
       response: { 200: ref(ClassifyResponse), ...problemResponses(...clipErrors) },
     },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const clipRequest = request.isMultipart()
         ? await classifyRequestFromMultipart(request, config)
         : classifyRequestFromJson(request.body as ClassifyBody, config);
-      return clip.classify(clipRequest);
+      return clip.classify(clipRequest, clipCaller(request, reply));
     },
   });
 
   app.post('/clip/embed', {
+    config: { countsOwnRequest: true },
     schema: {
       tags,
       operationId: 'embed',
@@ -64,8 +67,8 @@ export async function clipRoutes(instance: FastifyInstance, { clip, config }: Se
       body: EmbedBody,
       response: { 200: ref(EmbedResponse), ...problemResponses(...clipErrors) },
     },
-    handler: async (request) => {
-      const result = await clip.embed(embedRequestFromJson(request.body, config));
+    handler: async (request, reply) => {
+      const result = await clip.embed(embedRequestFromJson(request.body, config), clipCaller(request, reply));
       return { model: result.model, dim: result.embeddings[0]?.length ?? 0, embeddings: result.embeddings };
     },
   });
