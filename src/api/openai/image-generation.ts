@@ -1,13 +1,12 @@
 // POST /v1/images/generations over our generation jobs: the OpenAI request becomes an ordinary
 // generation (same keys, quotas, queue depth; listed by GET /generations), the request waits for
 // it, and its images come back best first, as URLs or base64.
-import type { Config } from '../../config.js';
 import type { CreateGenerationBody, Generation, ModelInfo } from '../../contracts/schemas.js';
 import { ServiceError, fieldError } from '../../errors.js';
 import { serviceKeys } from '../../service/redis-keys.js';
 import type { Principal } from '../../service/api-keys.js';
 import { generationUrls } from '../../service/generation-view.js';
-import { readModels } from '../../service/model-registry.js';
+import { servedModel } from '../../service/model-registry.js';
 import type { PartialImage } from '../../service/partial-images.js';
 import type { Services } from '../services.js';
 import { resolveModelAlias } from './models.js';
@@ -34,14 +33,6 @@ export interface ImageUsage {
 function nativeSize(info: ModelInfo): string | undefined {
   const size = info.generation?.image_size;
   return size ? `${size[1]}x${size[0]}` : undefined;
-}
-
-/** The generator a request will run on, as the workers report it; undefined before any has. */
-async function reportedModel(config: Config, services: Services, model: string | undefined) {
-  const models = await readModels(services.queues.redis, serviceKeys(config.queuePrefix));
-  return model === undefined
-    ? models.find((entry) => entry.default_for?.includes('generations'))
-    : models.find((entry) => entry.name === model);
 }
 
 /** `auto` or the pack's own size: packs draw at one size and we do not resample. */
@@ -88,7 +79,7 @@ export async function startImageGeneration(
 ): Promise<StartedGeneration> {
   const model = resolveModelAlias(services.config, body.model);
   await services.queues.connected();
-  const info = await reportedModel(services.config, services, model);
+  const info = await servedModel(services.queues.redis, serviceKeys(services.config.queuePrefix), model, 'generations');
   const size = checkedSize(info, body.size);
   const defaultCandidates = info?.generation?.default_candidates ?? services.config.defaultCandidates;
   const native = nativeRequest(body, model, defaultCandidates);
