@@ -8,6 +8,7 @@ import type { Queues } from '../../queue/queues.js';
 import { openStreamCount } from '../event-stream.js';
 
 const STATES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'] as const;
+const OUTSTANDING = ['waiting', 'prioritized', 'delayed', 'active'] as const;
 
 export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: Queues }) => {
   const registry = new Registry();
@@ -19,24 +20,51 @@ export const metricsPlugin = fp(async (app: FastifyInstance, options: { queues: 
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  // Both gauges of a scrape share one read: prom-client collects them at the same time.
+  let reading: Promise<(Record<string, number> | null)[]> | undefined;
+  const readCounts = () =>
+    (reading ??= Promise.all(
+      QUEUE_NAMES.map(
+        (name) =>
+          options.queues
+            .get(name)
+            .getJobCounts(...STATES)
+            .catch(() => null), // a queue Redis cannot count is left out of this scrape
+      ),
+    ).finally(() => {
+      reading = undefined;
+    }));
   new Gauge({
     name: 'dalle_queue_jobs',
     help: 'Jobs per queue and state',
     labelNames: ['queue', 'state'],
     registers: [registry],
     async collect() {
+      const counts = await readCounts();
       this.reset();
-      const counts = await Promise.all(
-        QUEUE_NAMES.map(
-          (name) =>
-            options.queues
-              .get(name)
-              .getJobCounts(...STATES)
-              .catch(() => null), // a queue Redis cannot count is left out of this scrape
-        ),
-      );
       QUEUE_NAMES.forEach((queue, i) => {
         for (const [state, count] of Object.entries(counts[i] ?? {})) this.set({ queue, state }, count);
+      });
+    },
+  });
+  // What an autoscaler counts as work (deploy/kubernetes): BullMQ keeps prioritized jobs in a
+  // set apart from the wait list, and a retry sits in delayed during its backoff until a
+  // running worker moves it back, so a wait-list length alone misses both.
+  new Gauge({
+    name: 'dalle_queue_outstanding_jobs',
+    help: 'Jobs per queue that need a worker: waiting, prioritized, delayed and active',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      const counts = await readCounts();
+      this.reset();
+      QUEUE_NAMES.forEach((queue, i) => {
+        const of = counts[i];
+        if (of)
+          this.set(
+            { queue },
+            OUTSTANDING.reduce((sum, state) => sum + (of[state] ?? 0), 0),
+          );
       });
     },
   });
