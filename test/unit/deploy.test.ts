@@ -1,10 +1,13 @@
 // Static checks of the deployment files (no Docker engine runs in the tests): the compose
-// services and their wiring, the images' bases and entry points, and .env.example against
-// the variables src/config.ts actually reads.
+// file against the Compose specification's schema and dclint's rules, its services and their
+// wiring, the images' bases and entry points, and .env.example against the variables
+// src/config.ts actually reads. The Kubernetes manifests: test/deploy/kubernetes.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { DCLinter } from 'dclint';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
 
@@ -14,6 +17,9 @@ interface Service {
   image?: string;
   build?: { context: string; dockerfile: string };
   command?: string[] | string;
+  profiles?: string[];
+  ports?: string[];
+  stop_grace_period?: string;
   environment?: Record<string, string>;
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
@@ -25,6 +31,9 @@ interface Service {
 
 const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service> };
 const { services } = compose;
+/** The services that run the service's own code: the API and a worker per profile. */
+const WORKERS = ['worker-cpu', 'worker-gpu'];
+const OURS = ['api', ...WORKERS];
 
 /** Every variable loadConfig reads, found by handing it an environment that records reads. */
 function configVariables(): Set<string> {
@@ -66,10 +75,70 @@ function environment(name: string): Record<string, string> {
 }
 
 describe('docker-compose.yml', () => {
-  test('has redis, minio, the bucket job, the api and the gpu worker', () => {
-    for (const name of ['redis', 'minio', 'create-bucket', 'api', 'worker']) assert.ok(services[name], name);
+  test('passes dclint: the Compose specification schema, pinned tags, ports bound to an interface', () => {
+    const linter = new DCLinter({
+      rules: {
+        // Style only: the file reads in the order things start, not alphabetically.
+        'service-keys-order': 0,
+        'services-alphabetical-order': 0,
+        'top-level-properties-order': 0,
+        'require-quotes-in-ports': 0,
+        // The cpu and gpu workers are alternatives (one profile at a time) on the same port;
+        // the test below checks ports that run together.
+        'no-duplicate-exported-ports': 0,
+      },
+      quiet: true,
+      debug: false,
+      exclude: [],
+    });
+    const [result] = linter.lintFiles([fileURLToPath(new URL('../../docker-compose.yml', import.meta.url))], false);
+    assert.deepEqual(
+      // dclint's own declarations import without file extensions, which NodeNext cannot follow.
+      result.messages.map(
+        (message: { line: number; rule: string; message: string }) =>
+          `${message.line}: ${message.rule}: ${message.message}`,
+      ),
+      [],
+    );
+  });
+
+  test('has redis, minio, the bucket job, the api, and a worker in each of the cpu and gpu profiles', () => {
+    for (const name of ['redis', 'minio', 'create-bucket', ...OURS]) assert.ok(services[name], name);
     assert.equal(services.api.build?.dockerfile, 'Dockerfile');
-    assert.equal(services.worker.build?.dockerfile, 'Dockerfile.gpu');
+    assert.equal(services['worker-cpu'].build?.dockerfile, 'Dockerfile');
+    assert.equal(services['worker-gpu'].build?.dockerfile, 'Dockerfile.gpu');
+    assert.deepEqual(services['worker-cpu'].profiles, ['cpu']);
+    assert.deepEqual(services['worker-gpu'].profiles, ['gpu']);
+    for (const [name, service] of Object.entries(services)) {
+      if (!WORKERS.includes(name)) assert.equal(service.profiles, undefined, `${name} runs in every profile`);
+    }
+  });
+
+  test('images are pinned: redis to an exact version, nothing to a floating tag', () => {
+    const images = Object.values(services).flatMap((service) => (service.image ? [service.image] : []));
+    assert.match(services.redis.image ?? '', /^redis:\d+\.\d+\.\d+(-alpine)?$/);
+    for (const image of images) {
+      const tag = /:([^:/]+)$/.exec(image)?.[1] ?? '';
+      assert.doesNotMatch(tag, /^(|latest|\d+|\d+\.\d+)(-alpine)?$/, `${image} floats`);
+    }
+  });
+
+  test('published ports listen on loopback only, and no credential has a default', () => {
+    for (const [name, service] of Object.entries(services)) {
+      for (const port of service.ports ?? []) assert.match(port, /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${port}`);
+    }
+    // Host ports of services that run together (all but one profile's worker) never collide.
+    for (const worker of WORKERS) {
+      const together = Object.entries(services).filter(([name]) => !WORKERS.includes(name) || name === worker);
+      const hostPorts = together.flatMap(([, service]) => (service.ports ?? []).map((port) => port.split(':')[1]));
+      assert.equal(new Set(hostPorts).size, hostPorts.length, `ports with ${worker}: ${hostPorts.join(', ')}`);
+    }
+    const text = read('docker-compose.yml');
+    for (const secret of ['API_KEYS', 'S3_SECRET_ACCESS_KEY']) {
+      const uses = [...text.matchAll(new RegExp(`\\$\\{${secret}(:?[-?])?`, 'g'))].map((match) => match[0]);
+      assert.ok(uses.length > 0, `${secret} is used`);
+      for (const use of uses) assert.equal(use, `\${${secret}:?`, `${secret} must be set: no default`);
+    }
   });
 
   test('redis persists with an append-only file on a volume, and reports health', () => {
@@ -80,15 +149,33 @@ describe('docker-compose.yml', () => {
     assert.ok(services.redis.healthcheck?.test.includes('ping'));
   });
 
-  test('the worker reserves one NVIDIA GPU and runs on cuda', () => {
-    const devices = services.worker.deploy?.resources?.reservations?.devices ?? [];
+  test('the gpu worker reserves one NVIDIA GPU and runs on cuda; the cpu worker runs the compiled worker on cpu', () => {
+    const devices = services['worker-gpu'].deploy?.resources?.reservations?.devices ?? [];
     assert.deepEqual(devices, [{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }]);
-    assert.equal(environment('worker').DEVICE, 'cuda');
+    assert.equal(environment('worker-gpu').DEVICE, 'cuda');
+    assert.equal(services['worker-cpu'].deploy, undefined);
+    assert.equal(environment('worker-cpu').DEVICE, 'cpu');
+    // The API's image starts the API: the cpu worker names the worker's compiled entry point.
+    assert.deepEqual(services['worker-cpu'].command, ['node', 'dist/worker/main.js']);
+    assert.ok(existsSync(new URL('../../src/worker/main.ts', import.meta.url)));
+  });
+
+  test('a worker stopped waits longer than SHUTDOWN_TIMEOUT_MS, which then returns its jobs', () => {
+    const seconds = (value = '') => {
+      const match = /^(\d+)s$/.exec(value);
+      assert.ok(match, `stop_grace_period ${value} in seconds`);
+      return Number(match[1]);
+    };
+    const { shutdownTimeoutMs } = loadConfig({});
+    for (const name of WORKERS) {
+      assert.equal(environment(name).SHUTDOWN_TIMEOUT_MS, undefined, 'the default applies');
+      assert.ok(seconds(services[name].stop_grace_period) > shutdownTimeoutMs / 1000, name);
+    }
   });
 
   test('api and worker share one REDIS_URL that points at the redis service', () => {
     const url = environment('api').REDIS_URL;
-    assert.equal(environment('worker').REDIS_URL, url);
+    for (const name of WORKERS) assert.equal(environment(name).REDIS_URL, url);
     const parsed = new URL(url);
     assert.equal(parsed.protocol, 'redis:');
     assert.equal(parsed.hostname, 'redis');
@@ -96,7 +183,7 @@ describe('docker-compose.yml', () => {
   });
 
   test('storage is the minio bucket that the one-shot job creates, for api and worker alike', () => {
-    for (const name of ['api', 'worker']) {
+    for (const name of OURS) {
       const env = environment(name);
       assert.equal(env.STORAGE, 's3', name);
       assert.equal(new URL(env.S3_ENDPOINT).host, 'minio:9000', name);
@@ -110,7 +197,7 @@ describe('docker-compose.yml', () => {
   });
 
   test('api and worker start after healthy redis and a created bucket; checks exist where awaited', () => {
-    for (const name of ['api', 'worker']) {
+    for (const name of OURS) {
       assert.deepEqual(services[name].depends_on, {
         redis: { condition: 'service_healthy' },
         'create-bucket': { condition: 'service_completed_successfully' },
@@ -125,7 +212,7 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  test('health checks probe the ports the processes are configured to listen on', () => {
+  test('health checks probe the ports the processes listen on; the workers publish their metrics port', () => {
     const probe = (name: string): URL => {
       const match = /http:\/\/127\.0\.0\.1:\d+\/\w+/.exec(services[name].healthcheck?.test.join(' ') ?? '');
       assert.ok(match, `${name} has an HTTP health check`);
@@ -134,14 +221,18 @@ describe('docker-compose.yml', () => {
     assert.equal(probe('api').pathname, '/healthz');
     assert.equal(probe('api').port, environment('api').PORT);
     // The worker serves no API, only its metrics endpoint.
-    assert.equal(probe('worker').pathname, '/metrics');
-    assert.equal(probe('worker').port, environment('worker').WORKER_METRICS_PORT);
-    assert.equal(environment('worker').WORKER_METRICS_HOST, '0.0.0.0', 'reachable from Prometheus on the network');
+    for (const name of WORKERS) {
+      const port = environment(name).WORKER_METRICS_PORT;
+      assert.equal(probe(name).pathname, '/metrics');
+      assert.equal(probe(name).port, port);
+      assert.equal(environment(name).WORKER_METRICS_HOST, '0.0.0.0', 'reachable from outside its container');
+      assert.ok(services[name].ports?.includes(`127.0.0.1:${port}:${port}`), `${name} publishes ${port}`);
+    }
   });
 
   test('every variable given to the api and worker, or interpolated, is one config reads', () => {
     const known = configVariables();
-    for (const name of ['api', 'worker']) {
+    for (const name of OURS) {
       for (const variable of Object.keys(environment(name))) {
         assert.ok(known.has(variable), `${name} sets ${variable}, which src/config.ts does not read`);
       }
