@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import { DCLinter } from 'dclint';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
+import { configVariables } from '../deploy/config-variables.js';
 
 const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 
@@ -34,26 +35,6 @@ const { services } = compose;
 /** The services that run the service's own code: the API and a worker per profile. */
 const WORKERS = ['worker-cpu', 'worker-gpu'];
 const OURS = ['api', ...WORKERS];
-
-/** Every variable loadConfig reads, found by handing it an environment that records reads. */
-function configVariables(): Set<string> {
-  const names = new Set<string>();
-  for (const storage of ['fs', 's3']) {
-    const env = new Proxy({} as Record<string, string | undefined>, {
-      get(_target, name) {
-        if (typeof name !== 'string') return undefined;
-        names.add(name);
-        return name === 'STORAGE' ? storage : undefined;
-      },
-    });
-    try {
-      loadConfig(env);
-    } catch {
-      // s3 without S3_BUCKET is invalid; every variable was read all the same.
-    }
-  }
-  return names;
-}
 
 function parseEnvExample(): Map<string, string> {
   const lines = read('.env.example').split('\n');
