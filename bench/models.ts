@@ -1,6 +1,7 @@
 // npm run bench:models [-- --device cpu|cuda|cuda:N --pack demo-shapes --threads N]
 //                        [--python /usr/bin/python3] [--reference-state FILE.pt] [--root DIR]
-// Sampler tokens per second (host loop and sample_loop graph), one 512-candidate generation
+// Engine start-up (every file hashed, or looked up in the records of files verified), sampler
+// tokens per second (host loop and sample_loop graph), one 512-candidate generation
 // end to end, and CLIP image-encoder images per second by batch size. Then the PyTorch
 // reference (training/eval/bench_reference.py) on the same weights and device, and the ratios.
 // The reference reads the pack's weights from a PyTorch state file (training.pack.weights), so
@@ -20,6 +21,7 @@ import { candidateSeed } from '../src/models/rng.js';
 import { rowsOf, sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
 import { generatorText } from '../src/models/tokenizers.js';
 import { type PythonRun, runPythonReference, savePackState } from './python-reference.js';
+import { startupMs } from './startup.js';
 import { bestMs, fmt, timed } from './timing.js';
 
 const SAMPLER_BATCH = 64;
@@ -135,6 +137,10 @@ async function referenceOn(run: PythonRun, packName: string, state: string): Pro
 }
 
 async function main(): Promise<void> {
+  const startup = await startupMs(`${root}packs/${values.pack}`, values.device as DeviceName, cpuThreads);
+  console.log(
+    `engine start-up (${values.pack}, both threads, every session): ${(startup.hashingMs / 1000).toFixed(2)} s hashing every file, ${(startup.recordedMs / 1000).toFixed(2)} s with the files' versions recorded; verifying the pack ${fmt(startup.verifyHashingMs)} ms against ${fmt(startup.verifyRecordedMs)} ms`,
+  );
   const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, silentLog);
   await pack.createAll();
   console.log(
