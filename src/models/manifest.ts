@@ -44,6 +44,14 @@ export interface Manifest extends Partial<GenerationSections> {
   vocabulary?: string[];
   /** Prompts that show the pack at its best (any schema version). */
   examples?: string[];
+  /** How the graphs hold their weights (any schema version); absent: float32 (packs/CONTRACT.md). */
+  weights?: {
+    format: WeightFormat;
+    /** The float32 pack these weights were quantized from. */
+    source?: string;
+    /** The graphs in `format`; the others are float32. */
+    graphs?: GraphName[];
+  };
   clip: {
     tokenizer: string;
     context_length: number;
@@ -66,6 +74,12 @@ export interface Manifest extends Partial<GenerationSections> {
 }
 
 export type GeneratingManifest = Manifest & GenerationSections;
+
+/** `int8`: MatMul weights int8 with a scale per output column, activations quantized per row at run time. */
+export type WeightFormat = 'float32' | 'int8';
+
+/** The pack's weight format; a manifest that states none is float32. */
+export const weightFormat = (m: Manifest): WeightFormat => m.weights?.format ?? 'float32';
 
 /**
  * Bytes one candidate row holds while its batch runs, from the pack's geometry (float32): the
