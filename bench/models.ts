@@ -1,6 +1,7 @@
 // npm run bench:models [-- --device cpu|cuda|cuda:N --pack demo-shapes --threads N]
 //                        [--python /usr/bin/python3] [--reference-state FILE.pt] [--root DIR]
-// Sampler tokens per second (host loop and sample_loop graph), one 512-candidate generation
+// Engine start-up (every file hashed, or looked up in the records of files verified), sampler
+// tokens per second (host loop and sample_loop graph), one 512-candidate generation
 // end to end, and CLIP image-encoder images per second by batch size. Then the PyTorch
 // reference (training/eval/bench_reference.py) on the same weights and device, and the ratios.
 // The reference reads the pack's weights from a PyTorch state file (training.pack.weights), so
@@ -20,6 +21,8 @@ import { candidateSeed } from '../src/models/rng.js';
 import { rowsOf, sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
 import { generatorText } from '../src/models/tokenizers.js';
 import { type PythonRun, runPythonReference, savePackState } from './python-reference.js';
+import { compareInt8 } from './int8.js';
+import { startupMs } from './startup.js';
 import { bestMs, fmt, timed } from './timing.js';
 
 const SAMPLER_BATCH = 64;
@@ -33,6 +36,8 @@ const { values } = parseArgs({
     candidates: { type: 'string', default: '512' },
     python: { type: 'string', default: '/usr/bin/python3' },
     'reference-state': { type: 'string' },
+    // The pack's int8 copy (python3 -m training.quantize); the demo pack's is a test fixture.
+    int8: { type: 'string' },
     // The repository (packs/, training/); a bundled copy of this file lives elsewhere.
     root: { type: 'string', default: fileURLToPath(new URL('../', import.meta.url)) },
   },
@@ -135,6 +140,10 @@ async function referenceOn(run: PythonRun, packName: string, state: string): Pro
 }
 
 async function main(): Promise<void> {
+  const startup = await startupMs(`${root}packs/${values.pack}`, values.device as DeviceName, cpuThreads);
+  console.log(
+    `engine start-up (${values.pack}, both threads, every session): ${(startup.hashingMs / 1000).toFixed(2)} s hashing every file, ${(startup.recordedMs / 1000).toFixed(2)} s with the files' versions recorded; verifying the pack ${fmt(startup.verifyHashingMs)} ms against ${fmt(startup.verifyRecordedMs)} ms`,
+  );
   const pack = new Pack(await loadPack(`${root}packs/${values.pack}`), settings, silentLog);
   await pack.createAll();
   console.log(
@@ -166,6 +175,16 @@ async function main(): Promise<void> {
   console.log(
     `generation of ${candidates} candidates (keep ${result.images.length}, ${result.sampler} sampler): ${(ms / 1000).toFixed(2)} s — sampling ${(t.sampleMs / 1000).toFixed(2)} s, decoding ${(t.decodeMs / 1000).toFixed(2)} s, reranking ${(t.rerankMs / 1000).toFixed(2)} s`,
   );
+
+  const int8Dir =
+    values.int8 ?? (values.pack === 'demo-shapes' ? `${root}test/fixtures/packs/demo-shapes-int8` : undefined);
+  if (int8Dir && existsSync(int8Dir)) {
+    const c = await compareInt8(`${root}packs/${values.pack}`, int8Dir, values.device as DeviceName, 64, cpuThreads);
+    const { float32, int8 } = c.secondsPerCandidate;
+    console.log(
+      `int8 against float32, same run, interleaved: generation of 64 candidates ${(1000 * float32).toFixed(1)} ms/candidate float32, ${(1000 * int8).toFixed(1)} ms int8 (${(float32 / int8).toFixed(2)}x); CLIP images/s at batch 64 ${fmt(c.clipImagesPerSecond.float32)} float32, ${fmt(c.clipImagesPerSecond.int8)} int8 (${(c.clipImagesPerSecond.int8 / c.clipImagesPerSecond.float32).toFixed(2)}x)`,
+    );
+  }
 
   const reference = await pythonReference(pack.name);
   if (!reference) {

@@ -33,6 +33,8 @@ export interface Config {
   defaultModel: string | undefined;
   defaultClipModel: string | undefined;
   device: DeviceName;
+  /** CHECKSUM_CACHE_DIR: undefined for the engine's default folder, null (`off`) to hash at every start. */
+  checksumCacheDir: string | null | undefined;
   /** CPU_THREADS: unset leaves the choice to onnxruntime. */
   cpuThreads: number | undefined;
   /**
@@ -423,6 +425,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     defaultModel: read.raw('DEFAULT_MODEL'),
     defaultClipModel: read.raw('DEFAULT_CLIP_MODEL'),
     device,
+    checksumCacheDir: read.raw('CHECKSUM_CACHE_DIR') === 'off' ? null : read.raw('CHECKSUM_CACHE_DIR'),
     cpuThreads: read.optionalInt('CPU_THREADS', 1, 1024),
     generateBatchCandidates: read.renamedInt('GENERATE_BATCH_CANDIDATES', 'SAMPLE_BATCH', onGpu ? 512 : 32, 1, 4096),
     generateMemoryBudgetBytes: mebibytes(read.optionalInt('GENERATE_MEMORY_BUDGET_MB', 1)),

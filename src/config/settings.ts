@@ -166,6 +166,10 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
     settings: [
       { name: 'MODELS_DIR', default: './packs', doc: 'Folder of model packs.' },
       {
+        name: 'CHECKSUM_CACHE_DIR',
+        doc: "Folder recording which pack files were verified (by path, size, mtime, ctime and inode), so that an unchanged file's sha256 is computed once, not at every start; a changed file is hashed again. off: hash every file at every start. Default: ~/.cache/dalle-serve/verified-files, or a private folder under the OS temp folder when that cannot be written.",
+      },
+      {
         name: 'DEFAULT_MODEL',
         doc: 'Pack a generation runs on when it names none. Default: the first pack (by name) that generates.',
       },

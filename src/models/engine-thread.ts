@@ -28,7 +28,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     probePlacement: options.probePlacement ?? device.kind === 'cuda',
   };
   logProviderSettings(settings, log);
-  const found = await listPacks(options.modelsDir);
+  const found = await listPacks(options.modelsDir, { cacheDir: options.checksumCacheDir });
   if (found.length === 0) throw new ModelError('pack_file_missing', `no model packs under ${options.modelsDir}`);
   for (const info of found) packs.set(info.manifest.name, new Pack(info, settings, log));
   const defaultPack =

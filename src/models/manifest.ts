@@ -1,11 +1,12 @@
 // Reads a pack's manifest.json, validates it against packs/manifest.schema.json (draft 2020-12)
-// and checks every listed file's size and sha256 before any session is created.
-import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+// and checks every listed file's size and sha256 before any session is created (a file version
+// already hashed is looked up, not hashed again: checksum-cache.ts).
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { ChecksumRecords, type VerifyOptions } from './checksum-cache.js';
 import { ModelError } from './errors.js';
 
 /** The sections that make a pack generate: present together or not at all. */
@@ -43,6 +44,14 @@ export interface Manifest extends Partial<GenerationSections> {
   vocabulary?: string[];
   /** Prompts that show the pack at its best (any schema version). */
   examples?: string[];
+  /** How the graphs hold their weights (any schema version); absent: float32 (packs/CONTRACT.md). */
+  weights?: {
+    format: WeightFormat;
+    /** The float32 pack these weights were quantized from. */
+    source?: string;
+    /** The graphs in `format`; the others are float32. */
+    graphs?: GraphName[];
+  };
   clip: {
     tokenizer: string;
     context_length: number;
@@ -65,6 +74,12 @@ export interface Manifest extends Partial<GenerationSections> {
 }
 
 export type GeneratingManifest = Manifest & GenerationSections;
+
+/** `int8`: MatMul weights int8 with a scale per output column, activations quantized per row at run time. */
+export type WeightFormat = 'float32' | 'int8';
+
+/** The pack's weight format; a manifest that states none is float32. */
+export const weightFormat = (m: Manifest): WeightFormat => m.weights?.format ?? 'float32';
 
 /**
  * Bytes one candidate row holds while its batch runs, from the pack's geometry (float32): the
@@ -183,39 +198,37 @@ export function graphFile(m: Manifest, graph: GraphName): string | undefined {
   }
 }
 
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** Size and sha256 of every file in `files`; the first mismatch names its file. */
-export async function verifyFiles(dir: string, m: Manifest): Promise<void> {
-  for (const [name, expected] of Object.entries(m.files)) {
-    const path = join(dir, name);
-    const size = await stat(path).then(
-      (s) => s.size,
-      () => undefined,
-    );
-    if (size === undefined) throw new ModelError('pack_file_missing', `${m.name}: file ${name} is missing from ${dir}`);
-    if (size !== expected.bytes) {
-      throw new ModelError(
-        'pack_checksum_mismatch',
-        `${m.name}: file ${name} has ${size} bytes, the manifest says ${expected.bytes}`,
-      );
+export async function verifyFiles(dir: string, m: Manifest, options: VerifyOptions = {}): Promise<void> {
+  const records = await ChecksumRecords.open(dir, options);
+  try {
+    for (const [name, expected] of Object.entries(m.files)) {
+      const path = join(dir, name);
+      const stats = await stat(path).catch(() => undefined);
+      if (stats === undefined)
+        throw new ModelError('pack_file_missing', `${m.name}: file ${name} is missing from ${dir}`);
+      if (stats.size !== expected.bytes) {
+        throw new ModelError(
+          'pack_checksum_mismatch',
+          `${m.name}: file ${name} has ${stats.size} bytes, the manifest says ${expected.bytes}`,
+        );
+      }
+      const actual = await records.sha256(name, path, stats);
+      if (actual !== expected.sha256) {
+        throw new ModelError(
+          'pack_checksum_mismatch',
+          `${m.name}: file ${name} has sha256 ${actual}, the manifest says ${expected.sha256}`,
+        );
+      }
     }
-    const actual = await sha256Of(path);
-    if (actual !== expected.sha256) {
-      throw new ModelError(
-        'pack_checksum_mismatch',
-        `${m.name}: file ${name} has sha256 ${actual}, the manifest says ${expected.sha256}`,
-      );
-    }
+  } finally {
+    // What was hashed before a mismatch stays known: fixing one file does not re-hash the rest.
+    await records.save();
   }
 }
 
 /** Reads, validates and checksums the pack in `dir`. */
-export async function readManifest(dir: string): Promise<Manifest> {
+export async function readManifest(dir: string, options: VerifyOptions = {}): Promise<Manifest> {
   const path = join(dir, 'manifest.json');
   const text = await readFile(path, 'utf8').catch(() => {
     throw new ModelError('pack_file_missing', `${dir}: manifest.json is missing`);
@@ -227,6 +240,6 @@ export async function readManifest(dir: string): Promise<Manifest> {
     throw new ModelError('pack_invalid_manifest', `${path}: not JSON (${(error as Error).message})`);
   }
   const manifest = validateManifest(data, path);
-  await verifyFiles(dir, manifest);
+  await verifyFiles(dir, manifest, options);
   return manifest;
 }

@@ -2,6 +2,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
+import type { VerifyOptions } from './checksum-cache.js';
 import { ModelError } from './errors.js';
 import type { Log } from './log.js';
 import {
@@ -27,12 +28,12 @@ export interface PackInfo {
 }
 
 /** Reads and verifies one pack folder (schema, then every file's size and sha256). */
-export async function loadPack(dir: string): Promise<PackInfo> {
-  return { dir, manifest: await readManifest(dir) };
+export async function loadPack(dir: string, options: VerifyOptions = {}): Promise<PackInfo> {
+  return { dir, manifest: await readManifest(dir, options) };
 }
 
 /** Every folder under `modelsDir` holding a manifest.json, verified, in name order. */
-export async function listPacks(modelsDir: string): Promise<PackInfo[]> {
+export async function listPacks(modelsDir: string, options: VerifyOptions = {}): Promise<PackInfo[]> {
   const entries = await readdir(modelsDir, { withFileTypes: true }).catch((error: Error) => {
     throw new ModelError('pack_file_missing', `models directory ${modelsDir}: ${error.message}`);
   });
@@ -46,7 +47,7 @@ export async function listPacks(modelsDir: string): Promise<PackInfo[]> {
       () => true,
       () => false,
     );
-    if (hasManifest) packs.push(await loadPack(dir));
+    if (hasManifest) packs.push(await loadPack(dir, options));
   }
   const seen = new Set<string>();
   for (const p of packs) {

@@ -18,6 +18,13 @@ export interface EngineOptions {
   cudaMemLimitBytes?: number;
   /** Intra-op threads for the CPU EP. Default: onnxruntime's choice (all cores). */
   cpuThreads?: number;
+  /**
+   * Folder recording the pack files already hashed (by path, size, mtime, ctime and inode), so
+   * that an unchanged file's sha256 is computed once, not at every start; `null` hashes every
+   * file at every start. Default: `~/.cache/dalle-serve/verified-files`, else a private folder
+   * under the OS temp folder.
+   */
+  checksumCacheDir?: string | null;
   /** Create every session at start-up (fail fast) instead of on first use. Default true. */
   eager?: boolean;
   /** Candidates sampled per forward pass. Default 64. */

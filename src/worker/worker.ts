@@ -160,6 +160,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       defaultPack: config.defaultModel,
       device: config.device,
       cpuThreads: config.cpuThreads,
+      checksumCacheDir: config.checksumCacheDir,
       sampleBatch: config.generateBatchCandidates,
       maxImagePixels: config.imageMaxPixels,
       logger: logger.child({ component: 'models' }),

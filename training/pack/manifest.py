@@ -93,6 +93,17 @@ def with_words(doc, vocabulary, examples):
     return doc
 
 
+def with_weights(doc, weight_format, source=None, graphs=None):
+    """The weights' format (packs/CONTRACT.md, "Weight formats"); a manifest without it is float32."""
+    weights = {"format": weight_format}
+    if source is not None:
+        weights["source"] = source
+    if graphs is not None:
+        weights["graphs"] = list(graphs)
+    doc["weights"] = weights
+    return doc
+
+
 def write(pack_dir, tokenizer_path, **fields):
     """Copy the tokenizer in, then write manifest.json with every named file's checksum."""
     shutil.copyfile(tokenizer_path, os.path.join(pack_dir, TOKENIZER_FILE))

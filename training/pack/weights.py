@@ -5,6 +5,10 @@ exporter stores identical tensors once; a parameter missing by name therefore eq
 kept under another name, which in practice only happens for untouched initial values
 (ones, zeros), so models start from the same seeded init as a random pack's before loading.
 
+An int8 pack (training.quantize) holds each Linear's weight as `W.T.int8` and `W.T.scale`: its
+models get `Int8Linear`s that run the graphs' arithmetic (training/pack/int8.py), and the
+dequantized weight stands in the state.
+
 `python3 -m training.pack.weights packs/P OUT.pt` saves the rebuilt models' state, so that a
 machine without the onnx package (a GPU box with only PyTorch) can load them: training/pack/state.py.
 """
@@ -20,18 +24,39 @@ from onnx import numpy_helper
 
 from training.model import configs
 from training.model.models import CLIP, build_models
+from training.pack.int8 import Int8Linear, int8_logits
+
+INT8, SCALE = ".T.int8", ".T.scale"
 
 
 def read_initializers(path, prefix=""):
-    weights = {}
-    for init in onnx.load(path).graph.initializer:
-        if init.name.startswith(prefix):
-            weights[init.name[len(prefix):]] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    """{name: tensor} of the graph's weights under `prefix`; an int8 weight as its float value,
+    and its (int8, scales) under `int8[name]`."""
+    arrays = {init.name[len(prefix):]: numpy_helper.to_array(init).copy()
+              for init in onnx.load(path).graph.initializer if init.name.startswith(prefix)}
+    weights = {name: torch.from_numpy(a) for name, a in arrays.items() if not name.endswith((INT8, SCALE))}
+    weights["int8"] = {}
+    for name, q in arrays.items():
+        if name.endswith(INT8):
+            base = name[:-len(INT8)]
+            scale = arrays[base + SCALE]
+            weights["int8"][base] = (q, scale)
+            weights.setdefault(base, torch.from_numpy((q.astype("float32") * scale).T.copy()))
     return weights
+
+
+def _int8(module, int8, prefix=""):
+    """Each nn.Linear whose weight the graph holds as int8 becomes an Int8Linear."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, torch.nn.Linear) and f"{prefix}{name}.weight" in int8:
+            setattr(module, name, Int8Linear(*int8[f"{prefix}{name}.weight"], child.bias))
+        else:
+            _int8(child, int8, f"{prefix}{name}.")
 
 
 def _load(module, weights):
     own = module.state_dict()
+    int8 = weights.pop("int8", {})
     for name, value in weights.items():
         if name not in own:
             continue
@@ -40,6 +65,7 @@ def _load(module, weights):
             raise ValueError(f"{name}: the graph holds {tuple(value.shape)}, the model {tuple(own[name].shape)}")
         own[name] = value
     module.load_state_dict(own)
+    _int8(module, int8)
     return sorted(set(own) - set(weights))
 
 
@@ -47,15 +73,21 @@ def load_pack(pack_dir):
     """-> (manifest, generator, vqvae, clip, names not found in the graphs)."""
     with open(os.path.join(pack_dir, "manifest.json")) as f:
         manifest = json.load(f)
-    generator, vqvae, clip = build_models(configs.BY_PACK[manifest["name"]])
+    # An int8 pack has the architecture of the pack it was quantized from.
+    generator, vqvae, clip = build_models(configs.BY_PACK[manifest.get("weights", {}).get("source", manifest["name"])])
 
     def path(name):
         return os.path.join(pack_dir, name)
 
     graphs = manifest["generator"]["graphs"]
     gen_weights = read_initializers(path(graphs["step"]), "generator.")
-    gen_weights.update(read_initializers(path(graphs["prefill"]), "generator."))
+    prefill_weights = read_initializers(path(graphs["prefill"]), "generator.")
+    gen_weights["int8"].update(prefill_weights.pop("int8"))
+    gen_weights.update(prefill_weights)
+    head = gen_weights["int8"].pop("image_embed.weight", None)
     missing = ["generator." + n for n in _load(generator, gen_weights)]
+    if head is not None:
+        generator.image_logits = int8_logits(generator, *head)
     decoder_weights = read_initializers(path(manifest["decoder"]["graph"]), "vqvae.")
     missing += ["vqvae." + n for n in _load(vqvae, decoder_weights) if not n.startswith("encoder.")
                 and not n.startswith("ema_")]
