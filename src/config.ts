@@ -9,6 +9,21 @@ import type { StorageOptions } from './storage/index.js';
 import { parseWebhookSecret } from './webhooks/secret.js';
 import { setting } from './config/settings.js';
 
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where Redis is: one server (REDIS_URL), a master found through Sentinel (REDIS_SENTINELS,
+ * REDIS_SENTINEL_MASTER) or a Cluster (REDIS_CLUSTER_NODES). Every connection of the service,
+ * BullMQ's included, is made from this.
+ */
+export type RedisTopology =
+  | { kind: 'single'; url: string }
+  | { kind: 'sentinel'; sentinels: RedisNode[]; master: string; password?: string; sentinelPassword?: string }
+  | { kind: 'cluster'; nodes: RedisNode[]; password?: string };
+
 /**
  * The configuration, read from the variables named on each field. Their defaults and what they
  * do are in one table, src/config/settings.ts (also .env.example and the README).
@@ -22,9 +37,14 @@ export interface Config {
   /** LOG_LEVEL, LOG_FORMAT (`auto`: pretty on a terminal, JSON anywhere else). */
   logLevel: string;
   logFormat: LogFormat;
-  /** REDIS_URL (unset: `npm start` may start Redis itself), QUEUE_PREFIX. */
-  redisUrl: string;
+  /**
+   * REDIS_URL (unset: `npm start` may start Redis itself), or REDIS_SENTINELS with
+   * REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES; REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD.
+   */
+  redis: RedisTopology;
   redisUrlIsDefault: boolean;
+  /** REDIS_WAIT_REPLICAS: replicas that must hold an accepted generation before the 202. */
+  redisWaitReplicas: number;
   /** REDIS_STARTUP_WAIT_MS: how long a starting process waits for Redis before it gives up. */
   redisStartupWaitMs: number;
   queuePrefix: string;
@@ -258,6 +278,67 @@ class Reader {
   }
 }
 
+/** `host:port,host:port`, each port given. */
+function readNodes(read: Reader, name: string): RedisNode[] {
+  const text = read.raw(name) ?? '';
+  const nodes: RedisNode[] = [];
+  for (const item of text.split(',').map((part) => part.trim())) {
+    const match = /^(\[[0-9a-fA-F:]+\]|[^\s:]+):([0-9]{1,5})$/.exec(item);
+    const port = Number(match?.[2]);
+    if (!match?.[1] || port < 1 || port > 65535) {
+      read.problems.push(`${name}: ${JSON.stringify(item)} is not host:port`);
+      continue;
+    }
+    nodes.push({ host: match[1].replace(/^\[|\]$/g, ''), port });
+  }
+  return nodes;
+}
+
+function readRedisTopology(read: Reader): RedisTopology {
+  const given = ['REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter((name) => read.raw(name) !== undefined);
+  if (given.length > 1) read.problems.push('REDIS_SENTINELS and REDIS_CLUSTER_NODES: set one of them, not both');
+  if (given.length > 0 && read.raw('REDIS_URL') !== undefined) {
+    read.problems.push(`REDIS_URL and ${given[0]}: set one of them, not both`);
+  }
+  const password = read.raw('REDIS_PASSWORD');
+  if (read.raw('REDIS_SENTINELS') !== undefined) {
+    const sentinelPassword = read.raw('REDIS_SENTINEL_PASSWORD');
+    return {
+      kind: 'sentinel',
+      sentinels: readNodes(read, 'REDIS_SENTINELS'),
+      master: read.require('REDIS_SENTINEL_MASTER'),
+      ...(password !== undefined && { password }),
+      ...(sentinelPassword !== undefined && { sentinelPassword }),
+    };
+  }
+  if (read.raw('REDIS_CLUSTER_NODES') !== undefined) {
+    return {
+      kind: 'cluster',
+      nodes: readNodes(read, 'REDIS_CLUSTER_NODES'),
+      ...(password !== undefined && { password }),
+    };
+  }
+  for (const name of ['REDIS_SENTINEL_MASTER', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD']) {
+    if (read.raw(name) !== undefined)
+      read.problems.push(`${name} is set but neither REDIS_SENTINELS nor REDIS_CLUSTER_NODES`);
+  }
+  return { kind: 'single', url: read.url('REDIS_URL', ['redis:', 'rediss:']) };
+}
+
+/**
+ * The prefix of every key. Braces would make a Redis Cluster hash tag of it and put every queue
+ * in one slot, or split a queue's keys over two: the service tags each queue under it itself.
+ */
+function readQueuePrefix(read: Reader): string {
+  const prefix = read.string('QUEUE_PREFIX');
+  if (/[{}]/.test(prefix)) {
+    read.problems.push(
+      `QUEUE_PREFIX=${JSON.stringify(prefix)}: no braces; each queue's keys get their own Cluster hash tag under the prefix`,
+    );
+  }
+  return prefix;
+}
+
 function readStorage(read: Reader, publicBaseUrl: string): StorageOptions {
   const kind = read.oneOf('STORAGE', ['fs', 's3'] as const);
   if (kind === 'fs') {
@@ -408,7 +489,7 @@ export function loadConfig(env: Env): Readonly<Config> {
   const publicBaseUrl = read
     .url('PUBLIC_BASE_URL', ['http:', 'https:'], `http://localhost:${port}`)
     .replace(/\/+$/, '');
-  const redisUrl = read.url('REDIS_URL', ['redis:', 'rediss:']);
+  const redis = readRedisTopology(read);
   const device = deviceName(read);
   const onGpu = device !== 'cpu';
   const config: Config = {
@@ -417,10 +498,11 @@ export function loadConfig(env: Env): Readonly<Config> {
     publicBaseUrl,
     logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS),
     logFormat: read.oneOf('LOG_FORMAT', LOG_FORMATS),
-    redisUrl,
-    redisUrlIsDefault: read.raw('REDIS_URL') === undefined,
+    redis,
+    redisUrlIsDefault: redis.kind === 'single' && read.raw('REDIS_URL') === undefined,
+    redisWaitReplicas: read.optionalInt('REDIS_WAIT_REPLICAS', 0, 16) ?? (redis.kind === 'single' ? 0 : 1),
     redisStartupWaitMs: read.int('REDIS_STARTUP_WAIT_MS', 0),
-    queuePrefix: read.string('QUEUE_PREFIX'),
+    queuePrefix: readQueuePrefix(read),
     modelsDir: read.string('MODELS_DIR'),
     defaultModel: read.raw('DEFAULT_MODEL'),
     defaultClipModel: read.raw('DEFAULT_CLIP_MODEL'),

@@ -62,7 +62,7 @@ let config = exitOnConfigError(() => loadConfig(env));
 const logger = createLogger(config.logLevel, 'dalle-serve', config.logFormat);
 reportEnvFile(logger, envFile);
 let redis: ChildProcess | undefined;
-if (config.redisUrlIsDefault && !(await answers(config.redisUrl))) {
+if (config.redis.kind === 'single' && config.redisUrlIsDefault && !(await answers(config.redis.url))) {
   const started = await startRedis();
   redis = started.child;
   logger.info({ redisUrl: started.url }, 'started a redis-server child');

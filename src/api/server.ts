@@ -7,7 +7,7 @@ import { createServices } from './services.js';
 
 /** Builds the app and listens; `stop` stops accepting, finishes in-flight requests, closes Redis. */
 export async function startApi(config: Config, logger: Logger) {
-  await waitForRedis(config.redisUrl, config.redisStartupWaitMs, logger, redisStartupHint(config));
+  await waitForRedis(config.redis, config.redisStartupWaitMs, logger, redisStartupHint(config));
   const services = createServices(config);
   const app = await buildApp({ services, logger });
   await app.listen({ port: config.port, host: config.host });

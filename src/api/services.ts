@@ -31,7 +31,7 @@ export function createServices(config: Config): Services {
   const keys = serviceKeys(config.queuePrefix);
   const storage = withSharedFileUrlSecret(config.storage, queues, keys);
   const store = createObjectStore(storage);
-  const eventHub = new EventHub(config.redisUrl, queues, keys);
+  const eventHub = new EventHub(config.redis, queues, keys);
   const clip = new ClipJobs(config, queues);
   return {
     config,

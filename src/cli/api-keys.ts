@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   });
   const [command, argument] = positionals;
   const config = exitOnConfigError(() => loadConfig(process.env));
-  const redis = createRedis(config.redisUrl, 'commands');
+  const redis = createRedis(config.redis, 'commands');
   const store = new KeyStore({ redis }, config);
   const print = (json: unknown, text: string) => console.log(values.json ? JSON.stringify(json) : text);
   try {

@@ -59,7 +59,32 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
         default: '30000',
         doc: 'How long a starting API or worker waits for Redis to answer, logging each retry, before it exits 1 saying what to fix.',
       },
-      { name: 'QUEUE_PREFIX', default: 'dalle', doc: 'BullMQ key prefix; wrap it in {braces} for Redis Cluster.' },
+      {
+        name: 'REDIS_SENTINELS',
+        doc: 'Redis through Sentinel instead of REDIS_URL: the sentinels as host:port,host:port,…; needs REDIS_SENTINEL_MASTER. Connections follow a failover to the new master.',
+      },
+      { name: 'REDIS_SENTINEL_MASTER', doc: 'With REDIS_SENTINELS: the name of the master set the sentinels watch.' },
+      {
+        name: 'REDIS_CLUSTER_NODES',
+        doc: 'Redis Cluster instead of REDIS_URL: some of its nodes as host:port,host:port,… (the rest are discovered). Each queue and the keys of ours used with it share one hash tag, so the queues spread over the slots.',
+      },
+      {
+        name: 'REDIS_PASSWORD',
+        doc: "With REDIS_SENTINELS or REDIS_CLUSTER_NODES: the Redis servers' password (with REDIS_URL, put it in the URL).",
+      },
+      {
+        name: 'REDIS_SENTINEL_PASSWORD',
+        doc: "With REDIS_SENTINELS: the sentinels' own password, when they have one.",
+      },
+      {
+        name: 'REDIS_WAIT_REPLICAS',
+        doc: 'A new generation is answered 202 only once this many Redis replicas hold its record and job (WAIT, up to 2 s; else 503 service_unavailable: retry with the same Idempotency-Key), so that a failover loses no accepted generation. A master left without replicas then refuses new generations until one is back; 0 prefers taking them. Unset: 1 with REDIS_SENTINELS or REDIS_CLUSTER_NODES, 0 with REDIS_URL.',
+      },
+      {
+        name: 'QUEUE_PREFIX',
+        default: 'dalle',
+        doc: 'Prefix of every key; several deployments may share one Redis under different prefixes. No braces: each queue gets its own Cluster hash tag under it.',
+      },
       {
         name: 'QUEUE_FULL_RETRY_AFTER_SECONDS',
         default: '5',

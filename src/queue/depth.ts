@@ -1,6 +1,6 @@
 import { ServiceError } from '../errors.js';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { RedisScript } from './script.js';
 
 /** An admission whose job is not in the queue yet is forgotten after this long (a crashed API). */
@@ -34,7 +34,7 @@ export interface QueuePlace {
  * those being admitted) reach `place.maxQueued`. The booking ends with `add`, added or not.
  */
 export async function withQueuePlace<T>(
-  redis: Redis,
+  redis: RedisClient,
   place: QueuePlace,
   jobId: string,
   add: () => Promise<T>,

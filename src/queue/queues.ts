@@ -1,12 +1,11 @@
 // The BullMQ queues with their job defaults: attempts, backoff, retention. Created on first
 // use so that building the API (e.g. to write the OpenAPI document) needs no Redis.
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { QueueData, QueueJobName, QueueResult } from '../contracts/jobs.js';
 import { QUEUE_NAMES, type QueueName } from '../contracts/queues.js';
 import { ServiceError } from '../errors.js';
-import { createRedis } from './redis.js';
+import { type RedisClient, createRedis } from './redis.js';
 
 const CONNECT_TIMEOUT_MS = 2000;
 /**
@@ -18,6 +17,15 @@ const CONNECT_TIMEOUT_MS = 2000;
 const EVENTS_KEPT = 100;
 
 export type TypedQueue<Q extends QueueName> = Queue<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>;
+
+/**
+ * The prefix of one queue's keys, BullMQ's and ours used with them: `<prefix>:{<queue>}`. The
+ * braces make the queue's name the Redis Cluster hash tag, so a queue's keys share a slot (its
+ * Lua scripts need that) and different queues spread over the slots.
+ */
+export function queueKeyPrefix(prefix: string, queue: QueueName): string {
+  return `${prefix}:{${queue}}`;
+}
 
 /** A value made on first use. */
 class Lazy<T> {
@@ -60,14 +68,14 @@ export function jobDefaults(config: Config, name: QueueName) {
 
 export class Queues {
   private readonly queues: QueueHandles = { generate: new Lazy(), classify: new Lazy(), webhooks: new Lazy() };
-  private commandConnection: Redis | undefined;
+  private commandConnection: RedisClient | undefined;
 
   constructor(private readonly config: Config) {}
 
   /** The shared connection for our own keys and BullMQ's producer commands. */
-  get redis(): Redis {
+  get redis(): RedisClient {
     if (!this.commandConnection) {
-      this.commandConnection = createRedis(this.config.redisUrl, 'commands');
+      this.commandConnection = createRedis(this.config.redis, 'commands');
       this.commandConnection.on('error', () => {}); // reported by the commands that fail
     }
     return this.commandConnection;
@@ -100,7 +108,7 @@ export class Queues {
   private create<Q extends QueueName>(name: Q): TypedQueue<Q> {
     const queue = new Queue<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>(name, {
       connection: this.redis,
-      prefix: this.config.queuePrefix,
+      prefix: queueKeyPrefix(this.config.queuePrefix, name),
       defaultJobOptions: jobDefaults(this.config, name),
       streams: { events: { maxLen: EVENTS_KEPT } },
     });

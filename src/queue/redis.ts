@@ -1,15 +1,123 @@
-import { type ChainableCommander, Redis, type RedisOptions } from 'ioredis';
+import { type ChainableCommander, Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisNode, RedisTopology } from '../config.js';
+
+/** A connection on any topology: ioredis's Cluster speaks the same commands as one server. */
+export type RedisClient = Redis | Cluster;
+
+/** Whether a demoted master's refusal means "reconnect to the new one" (Sentinel failover). */
+function isReadOnlyError(error: Error): boolean {
+  return error.message.startsWith('READONLY');
+}
 
 /**
- * A Redis connection. BullMQ workers and blocking readers need `maxRetriesPerRequest: null`;
+ * A connection. BullMQ workers and blocking readers need `maxRetriesPerRequest: null`;
  * request-path commands fail after a few retries so that the API answers 503 rather than hang.
  */
-export function createRedis(url: string, purpose: 'blocking' | 'commands', options: RedisOptions = {}): Redis {
-  return new Redis(url, {
+export function createRedis(
+  topology: RedisTopology,
+  purpose: 'blocking' | 'commands',
+  options: RedisOptions = {},
+): RedisClient {
+  const common: RedisOptions = {
     maxRetriesPerRequest: purpose === 'blocking' ? null : 2,
     connectionName: `dalle-serve:${purpose}`,
     ...options,
-  });
+  };
+  switch (topology.kind) {
+    case 'single':
+      return new Redis(topology.url, common);
+    case 'sentinel':
+      return new Redis({
+        ...common,
+        sentinels: topology.sentinels,
+        name: topology.master,
+        password: topology.password,
+        sentinelPassword: topology.sentinelPassword,
+        // A failover announced by the sentinels drops the connection to the old master at once,
+        // instead of leaving blocked commands waiting on a server that no longer takes work.
+        failoverDetector: true,
+        // A write that reaches the old master, now a replica, reconnects through the sentinels.
+        reconnectOnError: isReadOnlyError,
+      });
+    case 'cluster': {
+      // What a Cluster client decides for itself rather than per node connection.
+      const { lazyConnect, retryStrategy, enableOfflineQueue, ...nodeOptions } = common;
+      return new Cluster(topology.nodes, {
+        lazyConnect,
+        clusterRetryStrategy: retryStrategy,
+        enableOfflineQueue,
+        redisOptions: { ...nodeOptions, password: topology.password },
+        // Every read at the masters: a replica would show a generation's record late.
+        scaleReads: 'master',
+      });
+    }
+  }
+}
+
+/** The slot of `key` on a Redis Cluster: CRC16 (XMODEM) of its hash tag, or of the whole key, mod 16384. */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(hashed)) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit += 1) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+/** The connection that holds `key`: on a Cluster its slot's master (once known), else `redis`. */
+function holderOf(redis: RedisClient, key: string): Redis | undefined {
+  if (!(redis instanceof Cluster)) return redis;
+  const master = redis.slots[keySlot(key)]?.[0];
+  return redis.nodes('master').find(({ options }) => `${options.host}:${options.port}` === master);
+}
+
+/**
+ * Waits (WAIT) until the writes made so far on the connection that holds `key` reached
+ * `replicas` replicas, for at most `timeoutMs`; answers how many did. Redis replicates
+ * asynchronously: a write a master acknowledged is lost when a replica that lacks it is
+ * promoted, and a master that just lost its replica to a failover still takes writes for a
+ * moment, so "no replica to wait for" is no excuse: fewer than asked is in doubt.
+ */
+export async function waitForReplicas(
+  redis: RedisClient,
+  key: string,
+  replicas: number,
+  timeoutMs: number,
+): Promise<number> {
+  if (replicas === 0) return 0;
+  const holder = holderOf(redis, key);
+  if (!holder) return 0;
+  return holder.wait(replicas, timeoutMs);
+}
+
+/** Another connection like `redis` (same server or cluster), with `options` for each server. */
+export function duplicateClient(redis: RedisClient, options: RedisOptions): RedisClient {
+  if (redis instanceof Cluster)
+    return redis.duplicate(undefined, { redisOptions: { ...redis.options.redisOptions, ...options } });
+  return redis.duplicate(options);
+}
+
+/** A shorter name for logs and errors: the URL without its password, or the nodes. */
+export function describeTopology(topology: RedisTopology): string {
+  const nodes = (list: RedisNode[]) => list.map(({ host, port }) => `${host}:${port}`).join(',');
+  switch (topology.kind) {
+    case 'single':
+      return redactedUrl(topology.url);
+    case 'sentinel':
+      return `sentinel master "${topology.master}" via ${nodes(topology.sentinels)}`;
+    case 'cluster':
+      return `cluster ${nodes(topology.nodes)}`;
+  }
+}
+
+/** The servers that hold keys: every master of a Cluster (once it knows them), else the one server. */
+export async function keyHolders(redis: RedisClient): Promise<Redis[]> {
+  if (!(redis instanceof Cluster)) return [redis];
+  if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+  return redis.nodes('master');
 }
 
 /** The URL as it may be shown: without its password. */
@@ -31,12 +139,12 @@ interface StartupLog {
 }
 
 /**
- * Waits until Redis at `url` answers PING, for at most `waitMs`, logging each failed try (every
+ * Waits until Redis (`topology`) answers PING, for at most `waitMs`, logging each failed try (every
  * few seconds) with the URL and the reason; then gives up with an error that says what to fix.
  * A process that started against a Redis that is not there would otherwise wait silently.
  */
 export async function waitForRedis(
-  url: string,
+  topology: RedisTopology,
   waitMs: number,
   log: StartupLog,
   hint = 'start Redis there, or point REDIS_URL at one that runs',
@@ -45,7 +153,7 @@ export async function waitForRedis(
   let lastError = 'no answer';
   let lastLogged = 0;
   for (;;) {
-    const client = new Redis(url, {
+    const client = createRedis(topology, 'commands', {
       lazyConnect: true,
       connectTimeout: 1000,
       maxRetriesPerRequest: 0,
@@ -69,14 +177,14 @@ export async function waitForRedis(
       lastLogged = now;
       const secondsLeft = Math.ceil((deadline - now) / 1000);
       log.warn(
-        { redisUrl: redactedUrl(url), reason: lastError },
+        { redis: describeTopology(topology), reason: lastError },
         `Redis does not answer; retrying for ${secondsLeft} s`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(1000, Math.max(0, deadline - now))));
   }
   throw new RedisUnreachableError(
-    `Redis at ${redactedUrl(url)} did not answer within ${Math.round(waitMs / 1000)} s (${lastError}): ${hint}`,
+    `Redis at ${describeTopology(topology)} did not answer within ${Math.round(waitMs / 1000)} s (${lastError}): ${hint}`,
   );
 }
 

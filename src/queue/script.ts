@@ -1,7 +1,7 @@
 // A Lua script sent by its SHA (EVALSHA) and loaded with EVAL only when the server lacks it (a
 // restarted Redis, a new replica): the script's text crosses the wire once per server, not per call.
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 export type ScriptArg = string | number;
 
@@ -13,7 +13,7 @@ export class RedisScript {
   }
 
   /** The script's reply as an array of strings (numbers as their text), the shape of every script here. */
-  async runList(redis: Redis, keys: readonly string[], args: readonly ScriptArg[]): Promise<string[]> {
+  async runList(redis: RedisClient, keys: readonly string[], args: readonly ScriptArg[]): Promise<string[]> {
     const reply = await this.run(redis, keys, args);
     if (!Array.isArray(reply)) throw new Error(`a script answered ${typeof reply}, not a list`);
     return reply.map((item: unknown) => {
@@ -22,7 +22,7 @@ export class RedisScript {
     });
   }
 
-  async run(redis: Redis, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: readonly ScriptArg[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (error) {

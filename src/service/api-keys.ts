@@ -2,7 +2,7 @@
 // Keys are random 32-byte secrets, so a plain SHA-256 is enough to keep them unusable if
 // Redis leaks: there is nothing to brute-force that a slow password hash would protect.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import { Type } from '@fastify/type-provider-typebox';
 import type { Config, Limits } from '../config.js';
 import { generateWebhookSecret, parseWebhookSecret } from '../webhooks/secret.js';
@@ -77,7 +77,7 @@ export function derivedWebhookSecret(webhookSecret: string | undefined, owner: s
 
 /** The secret that signs the webhooks of generations owned by `owner`. */
 export async function ownerWebhookSecret(
-  redis: Redis,
+  redis: RedisClient,
   keys: ServiceKeys,
   owner: string,
   webhookSecret: string | undefined,
@@ -93,7 +93,7 @@ export class KeyStore {
 
   /** `connection` is read lazily (the API's Queues, or an object holding a CLI's Redis). */
   constructor(
-    private readonly connection: { readonly redis: Redis },
+    private readonly connection: { readonly redis: RedisClient },
     private readonly config: Pick<Config, 'queuePrefix' | 'apiKeys' | 'limits' | 'webhookSecret' | 'authMode'>,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
@@ -110,7 +110,7 @@ export class KeyStore {
     );
   }
 
-  private get redis(): Redis {
+  private get redis(): RedisClient {
     return this.connection.redis;
   }
 

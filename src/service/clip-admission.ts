@@ -1,12 +1,12 @@
 // A CLIP request's admission, in one script sent by its SHA: it counts the request against its
 // key's per-minute limit (when the key has one: see limits.ts) and books it a place in the
 // classify queue, refused past CLASSIFY_MAX_QUEUED. Places are counted per request, not per
-// job, since one job carries the requests that arrived together: `<prefix>:svc:clip-places`
+// job, since one job carries the requests that arrived together: `<prefix>:{classify}:svc:clip-places`
 // holds one entry per request admitted and not yet taken by a worker (score: when it was
 // booked). The worker that takes a job releases its requests' places; a request that gives up
 // first releases its own, with the job when nobody waits for it any more; a place left by a
 // crashed API is forgotten after the request's longest wait.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import { ServiceError } from '../errors.js';
 import { RedisScript } from '../queue/script.js';
 import type { Principal } from './api-keys.js';
@@ -40,7 +40,7 @@ export interface AdmissionOptions {
 
 export class ClipAdmission {
   constructor(
-    private readonly connection: { readonly redis: Redis },
+    private readonly connection: { readonly redis: RedisClient },
     private readonly keys: ServiceKeys,
     private readonly options: AdmissionOptions,
   ) {}
@@ -81,6 +81,6 @@ export class ClipAdmission {
 }
 
 /** Frees the places of requests `ids`: their job was taken, removed, or never added. */
-export async function releasePlaces(redis: Redis, keys: ServiceKeys, ids: string[]): Promise<void> {
+export async function releasePlaces(redis: RedisClient, keys: ServiceKeys, ids: string[]): Promise<void> {
   if (ids.length > 0) await redis.zrem(keys.clipPlaces, ...ids);
 }

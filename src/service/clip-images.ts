@@ -3,7 +3,7 @@
 // delete. Larger ones wait beside the job, their bytes (binary, not base64) in one Redis list
 // per request, with a TTL a little past the request's wait, deleted as soon as the request
 // has its answer or gives up; the job carries `{ key, count }`.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import type { ClipImagesRef, ClipJobImages } from '../contracts/jobs.js';
 import type { ServiceKeys } from './redis-keys.js';
 
@@ -29,7 +29,7 @@ function asBuffer(image: Uint8Array): Buffer {
 
 export class ClipImages {
   constructor(
-    private readonly connection: { readonly redis: Redis },
+    private readonly connection: { readonly redis: RedisClient },
     private readonly keys: ServiceKeys,
   ) {}
 

@@ -44,7 +44,7 @@ export class ClipJobs {
     private readonly queues: Queues,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
-    this.replies = new ClipReplies(config.redisUrl, this.keys, (jobId) => this.readBack(jobId));
+    this.replies = new ClipReplies(config.redis, this.keys, (jobId) => this.readBack(jobId));
     this.admission = new ClipAdmission(queues, this.keys, {
       maxQueued: config.classifyMaxQueued,
       retryAfterSeconds: config.queueFullRetryAfterSeconds,

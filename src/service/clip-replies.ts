@@ -8,11 +8,11 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { ClipReply } from '../contracts/jobs.js';
 import type { Logger } from '../logger.js';
 import type { ServiceKeys } from './redis-keys.js';
-import { createRedis } from '../queue/redis.js';
+import type { RedisTopology } from '../config.js';
+import { type RedisClient, createRedis } from '../queue/redis.js';
 
 export type ClipOutcome = { result: unknown } | { failure: string };
 
@@ -31,12 +31,12 @@ export class ClipReplies {
   /** This process's channel; jobs carry it as `reply_to`. */
   readonly channel: string;
   private readonly processId = randomUUID();
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private listening: Promise<void> | undefined;
   private readonly waiting = new Map<string, (outcome: ClipOutcome) => void>();
 
   constructor(
-    private readonly redisUrl: string,
+    private readonly topology: RedisTopology,
     keys: ServiceKeys,
     private readonly readBack: ReadBack,
   ) {
@@ -73,7 +73,7 @@ export class ClipReplies {
   }
 
   private async subscribe(): Promise<void> {
-    const subscriber = createRedis(this.redisUrl, 'blocking', {
+    const subscriber = createRedis(this.topology, 'blocking', {
       // Named after its channel, so that an operator can tell whose it is.
       connectionName: `dalle-serve:clip-replies:${this.processId}`,
     });
@@ -102,7 +102,7 @@ export class ClipReplies {
   }
 }
 
-function publish(redis: Redis, job: Job, reply: Omit<ClipReply, 'id'>, logger: Logger): void {
+function publish(redis: RedisClient, job: Job, reply: Omit<ClipReply, 'id'>, logger: Logger): void {
   const channel: unknown = job.data?.reply_to;
   if (typeof channel !== 'string' || !job.id) return;
   redis
@@ -114,7 +114,7 @@ function publish(redis: Redis, job: Job, reply: Omit<ClipReply, 'id'>, logger: L
  * The worker's end: each outcome of the classify queue's BullMQ `worker`, published to the
  * channel its job names. A failure that will be retried is not final and says nothing.
  */
-export function replyToClipRequests(worker: EventEmitter, redis: Redis, logger: Logger): void {
+export function replyToClipRequests(worker: EventEmitter, redis: RedisClient, logger: Logger): void {
   worker.on('completed', (job: Job, result: unknown) => publish(redis, job, { result }, logger));
   worker.on('failed', (job: Job | undefined, error: Error) => {
     // finishedOn: failed for good, not moved back for another attempt.

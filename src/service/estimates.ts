@@ -7,7 +7,7 @@
 // share every batch equally, so one with r candidates left ends once each running one has had
 // min(its own rest, r) more; a queued one waits for all running work and the queued work ahead
 // of it, then its own. Work is counted in candidates, which is what a batch is made of.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import type { Queues } from '../queue/queues.js';
 import type { GenerationRecord, Lifecycle } from './lifecycle.js';
 import type { ServiceKeys } from './redis-keys.js';
@@ -25,7 +25,7 @@ export class ThroughputMeter {
   private rate: number | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: ServiceKeys,
     private readonly workerId: string,
   ) {}
@@ -58,7 +58,7 @@ export class ThroughputMeter {
 }
 
 /** Candidates per second all live workers get through together; 0 before any has measured. */
-export async function liveThroughput(redis: Redis, keys: ServiceKeys, now = Date.now()): Promise<number> {
+export async function liveThroughput(redis: RedisClient, keys: ServiceKeys, now = Date.now()): Promise<number> {
   const live = await redis.zrangebyscore(keys.throughputWorkers, now, '+inf');
   if (live.length === 0) return 0;
   const rates = await redis.hmget(keys.throughputRates, ...live);

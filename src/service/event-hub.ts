@@ -1,10 +1,10 @@
 // Follows the event logs of the generations someone is watching, for a whole API process, on
 // one blocking Redis connection: a thousand open streams cost one XREAD, not a thousand
 // connections. The connection opens with the first subscriber and closes with the last.
-import type { Redis } from 'ioredis';
 import type { Queues } from '../queue/queues.js';
 import type { ServiceKeys } from './redis-keys.js';
-import { createRedis } from '../queue/redis.js';
+import type { RedisTopology } from '../config.js';
+import { type RedisClient, createRedis } from '../queue/redis.js';
 import { type GenerationEvent, compareEntryIds, parseEntry } from './generation-events.js';
 
 /** Bounds how long a new subscriber waits when its wake-up raced the start of a blocking read. */
@@ -23,11 +23,11 @@ type XReadReply = [string, [string, string[]][]][] | null;
 
 export class EventHub {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
-  private reader: Redis | undefined;
+  private reader: RedisClient | undefined;
   private readerId: Promise<number> | undefined;
 
   constructor(
-    private readonly redisUrl: string,
+    private readonly topology: RedisTopology,
     /** Its command connection sends CLIENT UNBLOCK; read on use, as it opens on first use. */
     private readonly queues: Pick<Queues, 'redis'>,
     private readonly keys: ServiceKeys,
@@ -64,7 +64,7 @@ export class EventHub {
   }
 
   private startReader(): void {
-    const reader = createRedis(this.redisUrl, 'blocking', { connectionName: 'dalle-serve:events' });
+    const reader = createRedis(this.topology, 'blocking', { connectionName: 'dalle-serve:events' });
     reader.on('error', () => {}); // a failed read is retried by the loop
     this.reader = reader;
     // Sent before the first XREAD on the same connection, so it answers first.
@@ -89,7 +89,7 @@ export class EventHub {
       .catch(() => {});
   }
 
-  private async follow(reader: Redis): Promise<void> {
+  private async follow(reader: RedisClient): Promise<void> {
     while (this.reader === reader && this.subscribers.size > 0) {
       const ids = [...this.subscribers.keys()];
       const cursors = ids.map((id) => this.earliestCursor(id));

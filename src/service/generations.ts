@@ -21,6 +21,7 @@ import { type ServiceKeys, serviceKeys } from './redis-keys.js';
 import { servedModel } from './model-registry.js';
 import { RateLimiter } from './limits.js';
 import type { Queues } from '../queue/queues.js';
+import { waitForReplicas } from '../queue/redis.js';
 import { GenerationEventLog } from './generation-events.js';
 import { type GenerationRecord, Lifecycle } from './lifecycle.js';
 import { jsonCodec } from './redis-codec.js';
@@ -33,6 +34,8 @@ const LIST_SCAN_LIMIT = 1000;
 /** How long a replayed request waits for the first request with its key to finish adding the job. */
 const REPLAY_WAIT_MS = 5000;
 const REPLAY_POLL_MS = 50;
+/** How long a new generation waits for its Redis replicas (REDIS_WAIT_REPLICAS) before a 503. */
+const REPLICA_WAIT_MS = 2000;
 
 const IdempotencyRecord = Type.Object({ fingerprint: Type.String(), accepted: GenerationAccepted });
 const idempotencyRecords = jsonCodec(IdempotencyRecord);
@@ -229,7 +232,26 @@ export class Generations {
         retryAfterSeconds: 1,
       });
     }
+    await this.replicated(id);
     return { accepted, replayed: false };
+  }
+
+  /**
+   * Returns once REDIS_WAIT_REPLICAS replicas hold the record and the job (written on the same
+   * connection before), so that a failover cannot take back a 202. Otherwise the generation is
+   * in doubt: it may run or be lost with the old master, so the client is told to retry.
+   */
+  private async replicated(id: string): Promise<void> {
+    const wanted = this.config.redisWaitReplicas;
+    if (wanted === 0) return;
+    const reached = await waitForReplicas(this.redis, this.keys.generation(id), wanted, REPLICA_WAIT_MS);
+    if (reached < wanted) {
+      throw new ServiceError(
+        'service_unavailable',
+        `${reached} of the ${wanted} Redis replicas asked for (REDIS_WAIT_REPLICAS) confirmed the generation in time; retry with the same Idempotency-Key`,
+        { retryAfterSeconds: 1 },
+      );
+    }
   }
 
   /**
@@ -252,9 +274,16 @@ export class Generations {
         // Deleted or expired since (the answer stands), or taken back with its idempotency record.
         return (await this.redis.exists(recordKey)) === 1 ? record.accepted : null;
       }
-      if (enqueued === '1' || status !== 'queued') return record.accepted;
-      if ((await this.redis.exists(this.queues.get('generate').toKey(id))) === 1) {
+      if (
+        enqueued === '1' ||
+        status !== 'queued' ||
+        (await this.redis.exists(this.queues.get('generate').toKey(id))) === 1
+      ) {
+        // The first answer may have been a 503 because no replica confirmed it: this one waits
+        // for them too. The note is a write of this connection's, and a replica that has it has
+        // everything the master wrote before, the record and the job included.
         await this.lifecycle.markEnqueued(id);
+        await this.replicated(id);
         return record.accepted;
       }
       if (Date.now() >= deadline) {

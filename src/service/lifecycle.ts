@@ -15,7 +15,7 @@
 // changes nothing), and its images live under its own name prefix, so no attempt deletes
 // another's. A failed or canceled generation's images are deleted through the storage garbage
 // list, retried until the store has done it.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import { type GenerationInput, attemptPrefix, generationPrefix } from '../contracts/jobs.js';
 import {
   GenerationFailure,
@@ -157,7 +157,7 @@ export class Lifecycle {
   ) {}
 
   // Read on each use: the connection opens on first use and is replaced after a close.
-  private get redis(): Redis {
+  private get redis(): RedisClient {
     return this.queues.redis;
   }
 

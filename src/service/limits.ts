@@ -1,7 +1,7 @@
 // Per-key rate limits and quotas, counted in Redis so that every API replica shares them:
 // requests per minute (a sliding window over one-minute counters), candidates per UTC day,
 // and generations queued or processing at once. A limit that is not set costs nothing.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import { ServiceError } from '../errors.js';
 import type { Principal } from './api-keys.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -117,7 +117,7 @@ export class RateLimiter {
     private readonly lifecycle: Pick<Lifecycle, 'statuses'>,
   ) {}
 
-  private get redis(): Redis {
+  private get redis(): RedisClient {
     return this.queues.redis;
   }
 

@@ -4,12 +4,12 @@
 // dead worker's packs drop out when its entry expires.
 //
 // An API reads the registry once and keeps it (RegistryView): a worker whose publishing adds
-// an entry (or drops expired ones) says so on `<prefix>:svc:models:changed`, and the copy is
+// an entry (or drops expired ones) says so on `<prefix>:{svc}:models:changed`, and the copy is
 // read again when its earliest entry expires, or after MAX_KEPT_MS at the latest (a worker of
 // a version that does not announce). While the subscription is down nothing is kept: every
 // call reads Redis, as before there was a copy.
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { type RedisClient, duplicateClient } from '../queue/redis.js';
 import type { ModelInfo } from '../contracts/schemas.js';
 import { ServiceError } from '../errors.js';
 import { RedisScript } from '../queue/script.js';
@@ -28,7 +28,7 @@ if added + removed > 0 then redis.call('PUBLISH', ARGV[6], ARGV[4]) end
 return added + removed`);
 
 export async function publishModels(
-  redis: Redis,
+  redis: RedisClient,
   keys: ServiceKeys,
   models: ModelInfo[],
   ttlSeconds: number,
@@ -45,7 +45,7 @@ export async function publishModels(
 }
 
 /** Tells every API that the registry changed behind its back (an operator, a test). */
-export async function announceModelsChanged(redis: Redis, keys: ServiceKeys): Promise<void> {
+export async function announceModelsChanged(redis: RedisClient, keys: ServiceKeys): Promise<void> {
   await redis.publish(keys.modelsChanged, '');
 }
 
@@ -55,7 +55,7 @@ function withNewerFields(info: ModelInfo): ModelInfo {
 }
 
 /** The live entries merged by name, and when the first of them expires. */
-async function readRegistry(redis: Redis, keys: ServiceKeys): Promise<{ models: ModelInfo[]; expires: number }> {
+async function readRegistry(redis: RedisClient, keys: ServiceKeys): Promise<{ models: ModelInfo[]; expires: number }> {
   const now = Date.now();
   const scored = await redis.zrangebyscore(keys.modelsEntries, now, '+inf', 'WITHSCORES');
   const entries = scored.filter((_, i) => i % 2 === 0);
@@ -81,10 +81,10 @@ class RegistryView {
   private live = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: ServiceKeys,
   ) {
-    const subscriber = redis.duplicate({ connectionName: 'dalle-serve:models', maxRetriesPerRequest: null });
+    const subscriber = duplicateClient(redis, { connectionName: 'dalle-serve:models', maxRetriesPerRequest: null });
     subscriber.on('error', () => {}); // while it is down, every read goes to Redis
     subscriber.on('message', () => this.changed());
     // At every (re)connection: what was published meanwhile was missed.
@@ -128,9 +128,9 @@ class RegistryView {
   }
 }
 
-const views = new WeakMap<Redis, Map<string, RegistryView>>();
+const views = new WeakMap<RedisClient, Map<string, RegistryView>>();
 
-function viewOf(redis: Redis, keys: ServiceKeys): RegistryView {
+function viewOf(redis: RedisClient, keys: ServiceKeys): RegistryView {
   let byPrefix = views.get(redis);
   if (!byPrefix) views.set(redis, (byPrefix = new Map()));
   let view = byPrefix.get(keys.modelsEntries);
@@ -142,7 +142,7 @@ function viewOf(redis: Redis, keys: ServiceKeys): RegistryView {
  * The packs of the live workers, each name once (the first entry's); empty when none has
  * reported. From this process's copy, kept per command connection (see RegistryView).
  */
-export function readModels(redis: Redis, keys: ServiceKeys): Promise<ModelInfo[]> {
+export function readModels(redis: RedisClient, keys: ServiceKeys): Promise<ModelInfo[]> {
   return viewOf(redis, keys).read();
 }
 
@@ -151,7 +151,7 @@ export function readModels(redis: Redis, keys: ServiceKeys): Promise<ModelInfo[]
  * its purpose. Refuses names no live worker serves; with no worker reporting yet, the worker decides.
  */
 export async function servedModel(
-  redis: Redis,
+  redis: RedisClient,
   keys: ServiceKeys,
   model: string | undefined,
   purpose: 'generations' | 'clip',

@@ -1,7 +1,7 @@
 // Streamed partial images, both ends: while a generation runs, its worker records each new best
 // candidate as a PNG in Redis; a streaming client (POST /v1/images/generations with `stream`)
 // reads the newest one each time the generation's event log moves, before the generation ends.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queue/redis.js';
 import { encodeImage } from '../lib/encode-image.js';
 import type { Logger } from '../logger.js';
 import type { ServiceKeys } from './redis-keys.js';
@@ -30,7 +30,7 @@ export interface PartialImageRecorder {
 
 export class PartialImages {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: ServiceKeys,
   ) {}
 

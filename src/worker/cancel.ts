@@ -2,9 +2,9 @@
 // the id; whichever worker runs the generation aborts it (the engine stops at its next chunk).
 // A poll of the running generations' records covers messages missed while the subscriber was
 // reconnecting.
-import type { Redis } from 'ioredis';
 import type { ServiceKeys } from '../service/redis-keys.js';
-import { createRedis } from '../queue/redis.js';
+import type { RedisTopology } from '../config.js';
+import { type RedisClient, createRedis } from '../queue/redis.js';
 
 /** The abort reason of a canceled generation (distinct from a shutdown). */
 export const CANCELED = 'canceled';
@@ -12,18 +12,18 @@ export const SHUTDOWN = 'shutdown';
 
 export class CancelWatcher {
   private readonly running = new Map<string, AbortController>();
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private poll: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly redisUrl: string,
-    private readonly redis: Redis,
+    private readonly topology: RedisTopology,
+    private readonly redis: RedisClient,
     private readonly keys: ServiceKeys,
     private readonly pollIntervalMs = 1000,
   ) {}
 
   async start(): Promise<void> {
-    this.subscriber = createRedis(this.redisUrl, 'blocking', { connectionName: 'dalle-serve:cancel' });
+    this.subscriber = createRedis(this.topology, 'blocking', { connectionName: 'dalle-serve:cancel' });
     this.subscriber.on('message', (_channel: string, id: string) => this.abort(id, CANCELED));
     this.subscriber.on('error', () => {});
     await this.subscriber.subscribe(this.keys.cancelChannel);

@@ -12,8 +12,8 @@ import { createEngine, defaultPackName, GenerationScheduler, ModelError } from '
 import type { Engine, PackSummary } from '../models/types.js';
 import { serviceKeys } from '../service/redis-keys.js';
 import { publishModels } from '../service/model-registry.js';
-import { Queues } from '../queue/queues.js';
-import { waitForRedis } from '../queue/redis.js';
+import { Queues, queueKeyPrefix } from '../queue/queues.js';
+import { type RedisClient, createRedis, waitForRedis } from '../queue/redis.js';
 import { redisStartupHint } from '../process.js';
 import { Lifecycle } from '../service/lifecycle.js';
 import { StorageGarbage } from '../service/storage-garbage.js';
@@ -152,7 +152,7 @@ function generationInfo(
 
 export async function startWorker(config: Config, logger: Logger, options: WorkerOptions = {}): Promise<WorkerRuntime> {
   // Before the packs load (slow at full size): a worker without Redis says so at once.
-  await waitForRedis(config.redisUrl, config.redisStartupWaitMs, logger, redisStartupHint(config));
+  await waitForRedis(config.redis, config.redisStartupWaitMs, logger, redisStartupHint(config));
   const engine =
     options.engine ??
     (await createEngine({
@@ -180,7 +180,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const queues = new Queues(config);
   const store = options.store ?? createObjectStore(withSharedFileUrlSecret(config.storage, queues, keys));
   const metrics = createWorkerMetrics();
-  const cancels = new CancelWatcher(config.redisUrl, queues.redis, keys);
+  const cancels = new CancelWatcher(config.redis, queues.redis, keys);
   await cancels.start();
   const outbox = new WebhookOutbox(queues, keys);
   const garbage = new StorageGarbage(queues, keys, store);
@@ -259,18 +259,22 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       }
     };
 
+  const workerConnections: RedisClient[] = [];
+  const workerConnection = (queueName: QueueName) => {
+    const connection = createRedis(config.redis, 'blocking', { connectionName: `dalle-serve:worker:${queueName}` });
+    connection.on('error', () => {}); // the worker's own 'error' event reports it
+    workerConnections.push(connection);
+    return connection;
+  };
   const startQueueWorker = <Q extends QueueName>(queueName: Q) => {
     const worker = new Worker<QueueData<Q>, QueueResult<Q>, QueueJobName<Q>>(
       queueName,
       timed(queueName, processors[queueName]),
       {
-        // Options, not a client: BullMQ then owns the connections and closes them with the worker.
-        connection: {
-          url: config.redisUrl,
-          maxRetriesPerRequest: null,
-          connectionName: `dalle-serve:worker:${queueName}`,
-        },
-        prefix: config.queuePrefix,
+        // A client made here, as only a client can reach a Sentinel master or a Cluster; BullMQ
+        // blocks on a copy of it and leaves this one to be closed by stop().
+        connection: workerConnection(queueName),
+        prefix: queueKeyPrefix(config.queuePrefix, queueName),
         concurrency: concurrency[queueName],
         lockDuration: config.lockDurationMs,
         stalledInterval: config.stalledIntervalMs,
@@ -353,6 +357,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       cancels.abortAll(SHUTDOWN);
       await closing;
     }
+    for (const connection of workerConnections) connection.disconnect();
     await cancels.stop();
     await queues.close();
     await new Promise((resolve) => server.close(resolve));

@@ -8,11 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Redis } from 'ioredis';
-import { Redis as RedisClient } from 'ioredis';
+import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { type Harness, closeSharedEngine, post, startHarness } from './api-harness.js';
 import { type PrivateRedis, privateRedis } from './faults-harness.js';
+import { queueKeyPrefix } from '../../src/queue/queues.js';
 
 /** Calls per command since the server started, from INFO commandstats. */
 async function commandStats(redis: Redis): Promise<Map<string, number>> {
@@ -51,7 +51,7 @@ describe('Redis commands per classify request', () => {
     dir = await mkdtemp(join(tmpdir(), 'dalle-commands-'));
     server = await privateRedis(dir, { persist: false });
     await server.start();
-    admin = new RedisClient(server.url);
+    admin = new Redis(server.url);
     h = await startHarness({ env: { REDIS_URL: server.url } });
     const image = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#c03030' } })
       .png()
@@ -76,7 +76,9 @@ describe('Redis commands per classify request', () => {
 
   /** Runs `count` requests, `concurrency` at a time; the commands per request, all and the API's own. */
   async function measure(count: number, concurrency: number) {
-    const api = countSent(h.services.queues.redis);
+    const connection = h.services.queues.redis;
+    assert.ok(connection instanceof Redis, 'one server');
+    const api = countSent(connection);
     const before = await commandStats(admin);
     let next = 0;
     await Promise.all(
@@ -94,7 +96,7 @@ describe('Redis commands per classify request', () => {
     // The admission script and the job's add; nothing else on the request's way.
     assert.ok(api <= 2, `the API sent ${api} commands per request`);
     // No limiter counter (no RATE_LIMIT_*), no registry read per request (one refresh at most).
-    const usage = await admin.keys(`${h.config.queuePrefix}:svc:usage:*`);
+    const usage = await admin.keys(`${h.config.queuePrefix}:*:usage:*`);
     assert.deepEqual(usage, [], 'no limiter counter');
     assert.ok((counts.get('mget') ?? 0) <= 1, `the registry was read ${counts.get('mget')} times`);
     // Everything, BullMQ's scripts and the worker included: 68 when measured (2026-12), 87
@@ -109,6 +111,6 @@ describe('Redis commands per classify request', () => {
     // 14 to 17 when measured (2026-12); one job per request would be over 60.
     assert.ok(all <= 35, `${all} commands per request: ${JSON.stringify(Object.fromEntries(counts))}`);
     // BullMQ's event stream is kept short: nothing of ours reads it.
-    assert.ok((await admin.xlen(`${h.config.queuePrefix}:classify:events`)) <= 300);
+    assert.ok((await admin.xlen(`${queueKeyPrefix(h.config.queuePrefix, 'classify')}:classify:events`)) <= 300);
   });
 });

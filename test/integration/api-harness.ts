@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import type { Static, TSchema } from '@fastify/type-provider-typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { buildApp } from '../../src/api/app.js';
 import { type Services, createServices } from '../../src/api/services.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { Generation, NAMED_SCHEMAS } from '../../src/contracts/schemas.js';
 import { createEngine } from '../../src/models/index.js';
+import { createRedis, keyHolders } from '../../src/queue/redis.js';
 import type { Engine } from '../../src/models/types.js';
 import { type WorkerOptions, type WorkerRuntime, startWorker } from '../../src/worker/worker.js';
 
@@ -111,6 +111,8 @@ export async function startHarness({
     ...(env.API_KEYS && { AUTH_MODE: 'keys' }),
     ...env,
   };
+  // A Sentinel or Cluster named by the test stands instead of the one server.
+  if (fullEnv.REDIS_SENTINELS || fullEnv.REDIS_CLUSTER_NODES) delete fullEnv.REDIS_URL;
   const config = loadConfig(fullEnv);
   const services = createServices(config);
   const app = await buildApp({ services, logger });
@@ -200,14 +202,17 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
 
 /** Deletes every key under the test's prefix. */
 export async function removeQueues(config: Config): Promise<void> {
-  const redis = new Redis(config.redisUrl);
+  const redis = createRedis(config.redis, 'commands');
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.queuePrefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    for (const holder of await keyHolders(redis)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await holder.scan(cursor, 'MATCH', `${config.queuePrefix}:*`, 'COUNT', 500);
+        cursor = next;
+        // One DEL per key: on a Cluster, keys of several slots cannot go in one command.
+        await Promise.all(keys.map((key) => holder.del(key)));
+      } while (cursor !== '0');
+    }
   } finally {
     redis.disconnect();
   }

@@ -61,7 +61,7 @@ describe('request edges', () => {
     assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429, 429, 429]);
     // The counters of every minute this ran in hold the served requests only.
     const redis = h.services.queues.redis;
-    const counters = await redis.keys(`${h.config.queuePrefix}:svc:usage:${id}:requests:*`);
+    const counters = await redis.keys(`${h.config.queuePrefix}:*:usage:${id}:requests:*`);
     const counted = (await redis.mget(counters)).reduce((sum, value) => sum + Number(value ?? 0), 0);
     assert.equal(counted, 3);
   });

@@ -3,7 +3,7 @@
 // terminal event is written still ends with exactly one `completed` webhook.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
+import { type RedisClient, createRedis } from '../../src/queue/redis.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
 import {
   type Harness,
@@ -21,7 +21,7 @@ import { collectEvents, openEventStream } from './sse-client.js';
 describe('fault: the event log across a killed worker', () => {
   let h: Harness;
   let receiver: WebhookReceiver;
-  let reader: Redis;
+  let reader: RedisClient;
   const services: Service[] = [];
   const env = {
     LOCK_DURATION_MS: '2000',
@@ -34,7 +34,7 @@ describe('fault: the event log across a killed worker', () => {
   before(async () => {
     h = await startHarness({ worker: false, env });
     receiver = await startWebhookReceiver();
-    reader = new Redis(h.config.redisUrl);
+    reader = createRedis(h.config.redis, 'commands');
   });
   after(async () => {
     reader.disconnect();

@@ -13,6 +13,8 @@ import { pino } from 'pino';
 import { generationPrefix, imageKey } from '../../src/contracts/jobs.js';
 import type { GenerationResult } from '../../src/contracts/records.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
+import { queueKeyPrefix } from '../../src/queue/queues.js';
+import { createRedis } from '../../src/queue/redis.js';
 import { normalizeGenerationInput } from '../../src/service/generations.js';
 import { newGenerationId } from '../../src/service/ids.js';
 import type { ObjectStore } from '../../src/storage/index.js';
@@ -229,9 +231,10 @@ describe('upkeep of open generations', () => {
     const accepted = await json(await post(h.baseUrl, '/generations', { prompt: 'stalled out', candidates: 1 }));
     // A worker takes the job and BullMQ fails it for good, as when it stalled too often and the
     // worker that noticed died before telling anyone.
+    const connection = createRedis(h.config.redis, 'blocking');
     const worker = new Worker('generate', null, {
-      connection: { url: h.config.redisUrl },
-      prefix: h.config.queuePrefix,
+      connection,
+      prefix: queueKeyPrefix(h.config.queuePrefix, 'generate'),
       autorun: false,
     });
     try {
@@ -240,6 +243,7 @@ describe('upkeep of open generations', () => {
       await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'stalled-token', false);
     } finally {
       await worker.close();
+      connection.disconnect();
     }
     const check = openGenerationChecker({
       lifecycle: h.services.generations.lifecycle,

@@ -7,6 +7,7 @@ import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { queueKeyPrefix } from '../../src/queue/queues.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
 import { WEBHOOK_SECRET, freePort, loopbackEnv } from '../integration/api-harness.js';
 import {
@@ -175,7 +176,10 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
       }
     },
     async pendingJobs() {
-      const queue = new Queue('generate', { connection: { url: redis.url }, prefix: loopback.QUEUE_PREFIX });
+      const queue = new Queue('generate', {
+        connection: { url: redis.url },
+        prefix: queueKeyPrefix(loopback.QUEUE_PREFIX, 'generate'),
+      });
       try {
         const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized');
         return Object.values(counts).reduce((sum, count) => sum + count, 0);

@@ -43,7 +43,7 @@ test('the defaults are the configuration of an empty environment', () => {
   const config = loadConfig({});
   assert.equal(config.port, Number(setting('PORT').default));
   assert.equal(config.imageMaxBytes, Number(setting('IMAGE_MAX_BYTES').default));
-  assert.equal(config.redisUrl, setting('REDIS_URL').default);
+  assert.deepEqual(config.redis, { kind: 'single', url: setting('REDIS_URL').default });
   assert.equal(config.redisUrlIsDefault, true);
   assert.deepEqual(config.workerQueues, setting('WORKER_QUEUES').default?.split(','));
   assert.deepEqual(config.workerQueues, [...QUEUE_NAMES]);

@@ -20,7 +20,7 @@ describe('loadConfig', () => {
     assert.equal(config.port, 3000);
     assert.equal(config.host, '0.0.0.0');
     assert.equal(config.publicBaseUrl, 'http://localhost:3000');
-    assert.equal(config.redisUrl, 'redis://127.0.0.1:6379');
+    assert.deepEqual(config.redis, { kind: 'single', url: 'redis://127.0.0.1:6379' });
     assert.equal(config.redisUrlIsDefault, true);
     assert.equal(config.modelsDir, './packs');
     assert.equal(config.device, 'cpu');
@@ -104,6 +104,52 @@ describe('loadConfig', () => {
     const problems = problemsOf({ STORAGE: 's3', S3_ACCESS_KEY_ID: 'only-one' });
     assert.ok(problems.some((problem) => problem.includes('S3_BUCKET')));
     assert.ok(problems.some((problem) => problem.includes('S3_SECRET_ACCESS_KEY')));
+  });
+
+  test('Redis is one server, a Sentinel set or a Cluster; replicas confirm writes on the latter two', () => {
+    assert.deepEqual(loadConfig({ REDIS_URL: 'redis://redis:6379' }).redis, {
+      kind: 'single',
+      url: 'redis://redis:6379',
+    });
+    assert.equal(loadConfig({}).redisWaitReplicas, 0);
+    const sentinel = loadConfig({
+      REDIS_SENTINELS: 'sentinel-0:26379, [::1]:26380',
+      REDIS_SENTINEL_MASTER: 'main',
+      REDIS_PASSWORD: 'pw',
+    });
+    assert.deepEqual(sentinel.redis, {
+      kind: 'sentinel',
+      sentinels: [
+        { host: 'sentinel-0', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      master: 'main',
+      password: 'pw',
+    });
+    assert.equal(sentinel.redisWaitReplicas, 1);
+    assert.equal(sentinel.redisUrlIsDefault, false);
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: 'redis-0:6379,redis-1:6379', REDIS_WAIT_REPLICAS: '0' });
+    assert.deepEqual(cluster.redis, {
+      kind: 'cluster',
+      nodes: [
+        { host: 'redis-0', port: 6379 },
+        { host: 'redis-1', port: 6379 },
+      ],
+    });
+    assert.equal(cluster.redisWaitReplicas, 0);
+  });
+
+  test('Redis settings that contradict each other, or would cross Cluster slots, are refused by name', () => {
+    const named = (env: Record<string, string>, ...names: string[]) => {
+      const problems = problemsOf(env).join('\n');
+      for (const name of names) assert.match(problems, new RegExp(name), `${JSON.stringify(env)}: ${problems}`);
+    };
+    named({ REDIS_SENTINELS: 'a:1' }, 'REDIS_SENTINEL_MASTER is required');
+    named({ REDIS_SENTINELS: 'a:1', REDIS_SENTINEL_MASTER: 'm', REDIS_CLUSTER_NODES: 'b:2' }, 'REDIS_CLUSTER_NODES');
+    named({ REDIS_URL: 'redis://x:6379', REDIS_CLUSTER_NODES: 'b:2' }, 'REDIS_URL and REDIS_CLUSTER_NODES');
+    named({ REDIS_CLUSTER_NODES: 'b:2,c,d:70000' }, '"c" is not host:port', '"d:70000" is not host:port');
+    named({ REDIS_SENTINEL_MASTER: 'm' }, 'REDIS_SENTINEL_MASTER is set but neither');
+    named({ QUEUE_PREFIX: '{dalle}' }, 'QUEUE_PREFIX="\\{dalle\\}": no braces');
   });
 
   test('numbers are integers within range, nothing else', () => {
