@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Queue, Worker } from 'bullmq';
-import { type Harness, startHarness } from './api-harness.js';
+import { queueKeyPrefix } from '../../src/queue/queues.js';
+import { type Harness, REDIS_URL, startHarness } from './api-harness.js';
 
 /** The value of one sample in a Prometheus exposition text, or undefined when it is absent. */
 function sample(text: string, series: string): number | undefined {
@@ -19,7 +20,10 @@ describe('queue metrics', () => {
   before(async () => {
     // No worker of the service: the test moves the jobs between states itself.
     h = await startHarness({ worker: false });
-    const options = { connection: { url: h.config.redisUrl }, prefix: h.config.queuePrefix };
+    const options = {
+      connection: { url: REDIS_URL },
+      prefix: queueKeyPrefix(h.config.queuePrefix, 'generate'),
+    };
     queue = new Queue('generate', options);
     worker = new Worker('generate', null, { ...options, autorun: false });
   });
