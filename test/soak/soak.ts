@@ -1,6 +1,8 @@
-// `npm run soak -- --seconds 300 --seed 7`: concurrent clients and a seeded schedule of faults
-// against two APIs and two workers on a Redis of the soak's own, then a checker over the whole
-// history. Prints a report and exits non-zero on any violation. Loopback only.
+// `npm run soak -- --seconds 300 --seed 7 [--topology single|sentinel|cluster]`: concurrent
+// clients and a seeded schedule of faults against two APIs and two workers on a Redis of the
+// soak's own (one server restarted, or a Sentinel set or Cluster whose generate master is
+// failed over and killed), then a checker over the whole history. Prints a report and exits
+// non-zero on any violation. Loopback only.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,14 +11,26 @@ import sharp from 'sharp';
 import { until } from '../integration/faults-harness.js';
 import { INVARIANTS, type Outage, type Violations, check, finalViews } from './checker.js';
 import { type History, type Random, SoakClient, newHistory, seededRandom } from './clients.js';
-import { KEYS, type SoakSystem, startSystem } from './system.js';
+import { KEYS, type SoakSystem, type SoakTopology, startSystem } from './system.js';
 
-export const FAULTS = ['worker killed', 'Redis restarted', 'webhook receiver down', 'storage failing'] as const;
-type Fault = (typeof FAULTS)[number];
+type Fault =
+  | 'worker killed'
+  | 'Redis restarted'
+  | 'Redis failed over'
+  | 'Redis master killed'
+  | 'webhook receiver down'
+  | 'storage failing';
+
+/** The faults of a run: Redis's own differ with its topology. */
+export function faultsOf(topology: SoakTopology): Fault[] {
+  const redis: Fault[] = topology === 'single' ? ['Redis restarted'] : ['Redis failed over', 'Redis master killed'];
+  return ['worker killed', ...redis, 'webhook receiver down', 'storage failing'];
+}
 
 export interface SoakOptions {
   seconds: number;
   seed: number;
+  topology?: SoakTopology;
   /** Progress lines; silent by default. */
   log?: (line: string) => void;
 }
@@ -24,8 +38,9 @@ export interface SoakOptions {
 export interface SoakReport {
   seed: number;
   seconds: number;
+  topology: SoakTopology;
   requests: Record<string, Record<string, number>>;
-  faults: Record<Fault, number>;
+  faults: Partial<Record<Fault, number>>;
   violations: Violations;
   generations: Record<string, number>;
 }
@@ -52,6 +67,15 @@ async function inject(fault: Fault, system: SoakSystem, random: Random, outages:
       outage.to = Date.now();
       return;
     }
+    case 'Redis failed over':
+    case 'Redis master killed': {
+      // Until the new master has a replica in sync again, new generations may be refused (503).
+      const outage = { from: Date.now(), to: Number.POSITIVE_INFINITY };
+      outages.push(outage);
+      await (fault === 'Redis failed over' ? system.failover() : system.killMaster());
+      outage.to = Date.now();
+      return;
+    }
     case 'webhook receiver down':
       await system.receiver.down();
       await pause();
@@ -71,19 +95,20 @@ async function runFaults(
   random: Random,
   seconds: number,
   outages: Outage[],
-  counts: Record<Fault, number>,
+  counts: Partial<Record<Fault, number>>,
 ): Promise<void> {
+  const faults = faultsOf(system.topology);
   const end = Date.now() + seconds * 1000 * 0.8;
   // Short runs fit every fault once; longer ones repeat them about every half minute.
-  const slotMs = Math.min(7500, (seconds * 1000 * 0.8) / FAULTS.length);
+  const slotMs = Math.min(7500, (seconds * 1000 * 0.8) / faults.length);
   while (Date.now() < end) {
-    const order = [...FAULTS].sort(() => random() - 0.5);
+    const order = [...faults].sort(() => random() - 0.5);
     for (const fault of order) {
       const slotEnd = Date.now() + slotMs;
       if (slotEnd > end + slotMs / 2) return;
       await sleep(random() * slotMs * 0.3);
       await inject(fault, system, random, outages);
-      counts[fault] += 1;
+      counts[fault] = (counts[fault] ?? 0) + 1;
       await sleep(Math.max(0, slotEnd - Date.now()));
     }
   }
@@ -125,14 +150,19 @@ function tally(history: History): Record<string, Record<string, number>> {
   return table;
 }
 
-export async function runSoak({ seconds, seed, log = () => {} }: SoakOptions): Promise<SoakReport> {
+export async function runSoak({
+  seconds,
+  seed,
+  topology = 'single',
+  log = () => {},
+}: SoakOptions): Promise<SoakReport> {
   const dir = await mkdtemp(join(tmpdir(), 'dalle-soak-'));
   const random = seededRandom(seed);
   const history = newHistory();
   const outages: Outage[] = [];
-  const faults = Object.fromEntries(FAULTS.map((fault) => [fault, 0])) as Record<Fault, number>;
-  log(`starting: 2 APIs, 2 workers, Redis with AOF in ${dir}`);
-  const system = await startSystem(dir);
+  const faults: Partial<Record<Fault, number>> = Object.fromEntries(faultsOf(topology).map((fault) => [fault, 0]));
+  log(`starting: 2 APIs, 2 workers, Redis (${topology === 'single' ? 'one server with AOF' : topology}) in ${dir}`);
+  const system = await startSystem(dir, topology);
   try {
     const image = (
       await sharp({ create: { width: 64, height: 64, channels: 3, background: '#d02020' } })
@@ -158,7 +188,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: SoakOptions): P
       generations[status] = (generations[status] ?? 0) + 1;
     }
     if (Object.values(violations).some((list) => list.length > 0)) log(system.logs());
-    return { seed, seconds, requests: tally(history), faults, violations, generations };
+    return { seed, seconds, topology, requests: tally(history), faults, violations, generations };
   } finally {
     await system.close();
     await rm(dir, { recursive: true, force: true });
@@ -168,7 +198,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: SoakOptions): P
 export function formatReport(report: SoakReport): string {
   const statuses = [...new Set(Object.values(report.requests).flatMap((row) => Object.keys(row)))].sort();
   const lines = [
-    `soak: ${report.seconds} s, seed ${report.seed} (replay: npm run soak -- --seconds ${report.seconds} --seed ${report.seed})`,
+    `soak: ${report.seconds} s, seed ${report.seed}, Redis ${report.topology} (replay: npm run soak -- --seconds ${report.seconds} --seed ${report.seed} --topology ${report.topology})`,
     '',
     `| request | ${statuses.join(' | ')} |`,
     `| --- | ${statuses.map(() => '---').join(' | ')} |`,
@@ -199,11 +229,19 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     options: {
       seconds: { type: 'string', default: '300' },
       seed: { type: 'string', default: String(Date.now() % 100000) },
+      topology: { type: 'string', default: 'single' },
     },
   });
+  const topologies = ['single', 'sentinel', 'cluster'] as const;
+  const topology = topologies.find((name) => name === values.topology);
+  if (!topology) {
+    console.error(`--topology: one of ${topologies.join(', ')}`);
+    process.exit(2);
+  }
   const report = await runSoak({
     seconds: Number(values.seconds),
     seed: Number(values.seed),
+    topology,
     log: (line) => console.error(line),
   });
   console.log(formatReport(report));

@@ -6,17 +6,13 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { loadConfig } from '../../src/config.js';
 import { queueKeyPrefix } from '../../src/queue/queues.js';
+import { createRedis } from '../../src/queue/redis.js';
+import { startRedisTopology } from '../integration/redis-topologies.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
 import { WEBHOOK_SECRET, freePort, loopbackEnv } from '../integration/api-harness.js';
-import {
-  type PrivateRedis,
-  type Service,
-  privateRedis,
-  spawnService,
-  waitReadyz,
-} from '../integration/faults-harness.js';
+import { type Service, privateRedis, spawnService, waitReadyz } from '../integration/faults-harness.js';
 
 export const KEYS = {
   alice: 'soak-alice-0123456789abcdef',
@@ -87,15 +83,21 @@ export class WebhookReceiver {
 
 export interface SoakSystem {
   apis: string[];
-  redis: PrivateRedis;
+  /** One server of the soak's own (AOF), or a Sentinel set or Cluster of its own (no persistence). */
+  topology: SoakTopology;
   receiver: WebhookReceiver;
   storageDir: string;
   redisUp: boolean;
   /** Kills worker `index` (SIGKILL) and starts a new one in its place. */
   killWorker(index: number): Promise<void>;
   restartWorker(index: number): void;
+  /** One server: stops it (SIGTERM, AOF written). */
   stopRedis(): Promise<void>;
   startRedis(): Promise<void>;
+  /** Sentinel or Cluster: promotes the replica of the generate queue's master. */
+  failover(): Promise<void>;
+  /** Sentinel or Cluster: kills the generate queue's master; it comes back as a replica. */
+  killMaster(): Promise<void>;
   failStorage(on: boolean): Promise<void>;
   /** Whether the service's index lists the generation (whoever made it). */
   generationExists(id: string): Promise<boolean>;
@@ -105,18 +107,22 @@ export interface SoakSystem {
   close(): Promise<void>;
 }
 
-export async function startSystem(dir: string): Promise<SoakSystem> {
-  const redis = await privateRedis(dir);
-  await redis.start();
+export type SoakTopology = 'single' | 'sentinel' | 'cluster';
+
+export async function startSystem(dir: string, topology: SoakTopology = 'single'): Promise<SoakSystem> {
+  const redis = topology === 'single' ? await privateRedis(dir) : undefined;
+  await redis?.start();
+  const replicated = topology === 'single' ? undefined : await startRedisTopology(topology, dir);
+  const redisEnv = redis ? { REDIS_URL: redis.url } : replicated?.env;
   const receiver = await WebhookReceiver.start();
   const storageDir = join(dir, 'images');
   const faultFile = join(dir, 'storage-fails');
   await mkdir(storageDir, { recursive: true });
   const apiPorts = [await freePort(), await freePort()];
-  const loopback = loopbackEnv(apiPorts[0], storageDir, 'soak');
+  const { REDIS_URL: _sharedRedis, ...loopback } = loopbackEnv(apiPorts[0], storageDir, 'soak');
   const base = {
     ...loopback,
-    REDIS_URL: redis.url,
+    ...redisEnv,
     WEBHOOK_SECRET,
     OUTBOUND_ALLOW: '127.0.0.1',
     API_KEYS: `alice:${KEYS.alice},bob:${KEYS.bob}`,
@@ -144,10 +150,20 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
   startWorkerAt(0);
   startWorkerAt(1);
   const urls = apiPorts.map((port) => `http://127.0.0.1:${port}`);
+  const redisTopology = loadConfig(base).redis;
+  const generateWaitKey = `${queueKeyPrefix(loopback.QUEUE_PREFIX, 'generate')}:generate:wait`;
+  const replicatedOnly = () => {
+    if (!replicated) throw new Error(`the soak's Redis is one server, not ${topology}`);
+    return replicated;
+  };
+  const serverOnly = () => {
+    if (!redis) throw new Error(`the soak's Redis is a ${topology}, not one server`);
+    return redis;
+  };
   for (const url of urls) await waitReadyz(url, 200, 120_000);
   const system: SoakSystem = {
     apis: urls,
-    redis,
+    topology,
     receiver,
     storageDir,
     redisUp: true,
@@ -157,18 +173,20 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
     restartWorker: startWorkerAt,
     async stopRedis() {
       system.redisUp = false;
-      await redis.stop();
+      await serverOnly().stop();
     },
     async startRedis() {
-      await redis.start();
+      await serverOnly().start();
       system.redisUp = true;
     },
+    failover: () => replicatedOnly().failover(generateWaitKey),
+    killMaster: () => replicatedOnly().killMaster(generateWaitKey),
     async failStorage(on) {
       if (on) await writeFile(faultFile, 'fail');
       else if (existsSync(faultFile)) await rm(faultFile);
     },
     async generationExists(id) {
-      const client = new Redis(redis.url);
+      const client = createRedis(redisTopology, 'commands');
       try {
         return (await client.zscore(serviceKeys(loopback.QUEUE_PREFIX).generationIndex, id)) !== null;
       } finally {
@@ -176,22 +194,22 @@ export async function startSystem(dir: string): Promise<SoakSystem> {
       }
     },
     async pendingJobs() {
-      const queue = new Queue('generate', {
-        connection: { url: redis.url },
-        prefix: queueKeyPrefix(loopback.QUEUE_PREFIX, 'generate'),
-      });
+      const connection = createRedis(redisTopology, 'commands');
+      const queue = new Queue('generate', { connection, prefix: queueKeyPrefix(loopback.QUEUE_PREFIX, 'generate') });
       try {
         const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized');
         return Object.values(counts).reduce((sum, count) => sum + count, 0);
       } finally {
         await queue.close();
+        connection.disconnect();
       }
     },
     logs: () => [...apis, ...workers].map((service) => service.output().slice(-3000)).join('\n---\n'),
     async close() {
       for (const service of [...apis, ...workers]) await service.stop('SIGKILL');
       await receiver.down();
-      await redis.stop();
+      await redis?.stop();
+      await replicated?.stop();
     },
   };
   return system;
