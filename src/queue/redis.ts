@@ -165,7 +165,10 @@ export async function waitForRedis(
     client.on('error', (error: Error) => (socketError ??= error.message));
     try {
       await client.connect();
-      if ((await client.ping()) === 'PONG') return;
+      if ((await client.ping()) === 'PONG') {
+        await warnOnEviction(client, log);
+        return;
+      }
     } catch (error) {
       lastError = socketError ?? (error instanceof Error ? error.message : String(error));
     } finally {
@@ -186,6 +189,24 @@ export async function waitForRedis(
   throw new RedisUnreachableError(
     `Redis at ${describeTopology(topology)} did not answer within ${Math.round(waitMs / 1000)} s (${lastError}): ${hint}`,
   );
+}
+
+/**
+ * Warns when a Redis that holds keys may evict them (maxmemory-policy other than noeviction):
+ * an evicted job or generation record is work lost without a trace. A Redis that refuses
+ * CONFIG (some managed ones) is not checked.
+ */
+async function warnOnEviction(redis: RedisClient, log: StartupLog): Promise<void> {
+  for (const server of await keyHolders(redis)) {
+    const reply = await server.config('GET', 'maxmemory-policy').catch(() => []);
+    const policy = Array.isArray(reply) ? reply[1] : undefined;
+    if (typeof policy === 'string' && policy !== 'noeviction') {
+      log.warn(
+        { redis: `${server.options.host}:${server.options.port}`, maxmemoryPolicy: policy },
+        `Redis may evict keys (maxmemory-policy ${policy}): set it to noeviction, or jobs and generations can vanish under memory pressure`,
+      );
+    }
+  }
 }
 
 /** The replies of a MULTI or a pipeline, in order; the first failed command's error is thrown. */
