@@ -31,7 +31,7 @@ export interface paths {
         put?: never;
         /**
          * Start a generation
-         * @description Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation.
+         * @description Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation. With `image` and `keep_rows` or `mask` it completes the image (DALL·E's image prompts): the kept cells come from the image, the rest is sampled to follow them and the prompt, and `completion` says which cells were kept. Send JSON, or a multipart form with `image` (and `mask`) as files and the other fields as text.
          */
         post: operations["createGeneration"];
         delete?: never;
@@ -349,7 +349,7 @@ export interface components {
             status: number;
             detail: string;
             /** @enum {string} */
-            code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
+            code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "invalid_mask" | "completion_unsupported" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
             instance?: string;
             errors?: {
                 field: string;
@@ -388,6 +388,19 @@ export interface components {
                 output_format: "png" | "webp" | "jpeg";
                 webhook?: string;
                 webhook_events_filter: ("start" | "progress" | "completed")[];
+                /** @description An image completion: which cells of the input image are kept (their codes forced) and which regenerated. Absent for a generation from the prompt alone. */
+                completion?: {
+                    /** @description The model's image grid, [rows, cols]. */
+                    grid: number[];
+                    /** @description The size the input image was resized to, [height, width]. */
+                    image_size: number[];
+                    /** @description The request's keep_rows; null when a mask chose the cells. */
+                    keep_rows: number | null;
+                    /** @description Grid cells kept from the input image; the others are regenerated. */
+                    kept_cells: number;
+                    /** @description One string per grid row, top first: `#` a kept cell, `.` a regenerated one. */
+                    kept: string[];
+                };
             };
             /** @description The model pack the generation runs on, from the start: the request's, or the workers' default when it was accepted (GET /models, `default_for`). Null only when no worker had reported its packs then, until the generation succeeds (the worker applies its own default). */
             model: string | null;
@@ -452,6 +465,19 @@ export interface components {
                 /** @description Server-sent events: start, progress and the terminal event (completed). */
                 stream: string;
             };
+            /** @description An image completion: which cells of the input image are kept (their codes forced) and which regenerated. Absent for a generation from the prompt alone. */
+            completion?: {
+                /** @description The model's image grid, [rows, cols]. */
+                grid: number[];
+                /** @description The size the input image was resized to, [height, width]. */
+                image_size: number[];
+                /** @description The request's keep_rows; null when a mask chose the cells. */
+                keep_rows: number | null;
+                /** @description Grid cells kept from the input image; the others are regenerated. */
+                kept_cells: number;
+                /** @description One string per grid row, top first: `#` a kept cell, `.` a regenerated one. */
+                kept: string[];
+            };
         };
         GenerationList: {
             data: components["schemas"]["Generation"][];
@@ -469,6 +495,8 @@ export interface components {
                 image_size: number[];
                 image_grid: number[];
                 codebook_size: number;
+                /** @description Whether it completes images (POST /generations with `image`): its pack has an image encoder and forced tokens (pack schema 4). */
+                completes?: boolean;
                 /** @description Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it). */
                 default_candidates?: number;
                 /** @description Bytes one candidate row holds while its batch runs (key/value cache, logits, images; not the weights), from the pack's geometry. */
@@ -600,7 +628,7 @@ export interface components {
                 type: string;
                 param: string | null;
                 /** @enum {string} */
-                code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
+                code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "invalid_mask" | "completion_unsupported" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
             };
         };
     };
@@ -736,6 +764,43 @@ export interface operations {
                     webhook?: string;
                     /** @description Default all events. */
                     webhook_events_filter?: ("start" | "progress" | "completed")[];
+                    /** @description Complete this image instead of drawing from the prompt alone (DALL·E's image prompts): it is resized to the model's image size (both sides scaled, no crop; EXIF orientation applied, transparency flattened onto white), encoded to codes, and the kept cells' codes are forced while the others are sampled in raster order; CLIP ranks the completions against the prompt. Needs `keep_rows` or `mask`, and a model whose `generation.completes` is true. The same size limits and URL rules as classify's. */
+                    image?: {
+                        /** @description An http(s) URL the server fetches. */
+                        url?: string;
+                        /** @description Encoded image bytes (PNG, JPEG, WebP…) in base64. */
+                        base64?: string;
+                    };
+                    /** @description With `image`: keep this many top rows of the model's image grid and regenerate the rest (DALL·E's "top part" prompt); below the grid's rows. */
+                    keep_rows?: number;
+                    /** @description With `image`, instead of `keep_rows`: an image of the same size whose fully transparent pixels (alpha 0) mark what to regenerate (OpenAI's convention). A grid cell is regenerated when any of its pixels is transparent, and kept otherwise. */
+                    mask?: {
+                        /** @description An http(s) URL the server fetches. */
+                        url?: string;
+                        /** @description Encoded image bytes (PNG, JPEG, WebP…) in base64. */
+                        base64?: string;
+                    };
+                };
+                "multipart/form-data": {
+                    prompt: string;
+                    /** @description The image file. */
+                    image?: Blob;
+                    /** @description The mask file. */
+                    mask?: Blob;
+                    keep_rows?: string;
+                    candidates?: string;
+                    n?: string;
+                    top_k?: string;
+                    temperature?: string;
+                    top_p?: string;
+                    seed?: string;
+                    /** @description Model pack; default the server default. */
+                    model?: string;
+                    /** @enum {string} */
+                    output_format?: "png" | "webp" | "jpeg";
+                    webhook?: string;
+                    /** @description Events, comma-separated. */
+                    webhook_events_filter?: string;
                 };
             };
         };
@@ -749,7 +814,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationAccepted"];
                 };
             };
-            /** @description Problem details with code `validation_failed`, `malformed_body`, `unknown_model`, `webhooks_disabled`, `url_not_allowed` */
+            /** @description Problem details with code `validation_failed`, `malformed_body`, `unknown_model`, `completion_unsupported`, `invalid_image`, `invalid_mask`, `unsupported_image_format`, `image_fetch_failed`, `webhooks_disabled`, `url_not_allowed` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -767,7 +832,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details with code `payload_too_large` */
+            /** @description Problem details with code `images_too_large`, `payload_too_large` */
             413: {
                 headers: {
                     [name: string]: unknown;

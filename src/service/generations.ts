@@ -3,12 +3,13 @@
 import { createHash, randomInt } from 'node:crypto';
 import { Type } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
-import { type GenerationInput, WEBHOOK_EVENTS } from '../contracts/jobs.js';
+import { type GenerationCompletion, type GenerationInput, WEBHOOK_EVENTS } from '../contracts/jobs.js';
 import {
   type CreateGenerationBody,
   type Generation,
   GenerationAccepted,
   type ListGenerationsQuery,
+  type ModelInfo,
 } from '../contracts/schemas.js';
 import { ServiceError, fieldError } from '../errors.js';
 import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
@@ -77,6 +78,15 @@ function fingerprint(value: unknown): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
+/**
+ * A completion's image read and checked for the model the request runs on, inside its queue place
+ * (so no URL is fetched for a request the queue refuses): the API's (src/api/completion.ts).
+ * Undefined for a generation from the prompt alone.
+ */
+export type CompletionPreparer = (
+  model: ModelInfo | undefined,
+) => Promise<{ completion: GenerationCompletion; image: string } | undefined>;
+
 export class Generations {
   private readonly keys: ServiceKeys;
   readonly lifecycle: Lifecycle;
@@ -106,6 +116,7 @@ export class Generations {
     body: CreateGenerationBody,
     owner: Principal,
     idempotencyKey?: string,
+    prepareCompletion?: CompletionPreparer,
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     await this.queues.connected();
     const model = await servedModel(this.redis, this.keys, body.model, 'generations');
@@ -147,7 +158,11 @@ export class Generations {
       maxQueued: this.config.generateMaxQueued,
       retryAfterSeconds: this.config.queueFullRetryAfterSeconds,
     };
-    return withQueuePlace(this.redis, place, id, () => this.enqueue(id, input, owner, recordKey, bodyFingerprint));
+    return withQueuePlace(this.redis, place, id, async () => {
+      const prepared = await prepareCompletion?.(model);
+      const completed = prepared ? { ...input, completion: prepared.completion } : input;
+      return this.enqueue(id, completed, owner, recordKey, bodyFingerprint, prepared?.image);
+    });
   }
 
   private async enqueue(
@@ -156,6 +171,7 @@ export class Generations {
     owner: Principal,
     recordKey: string | undefined,
     bodyFingerprint: string,
+    image?: string,
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     const releaseSlot = await this.limiter.admitGeneration(owner, id);
     let refundCandidates: () => Promise<void>;
@@ -179,6 +195,7 @@ export class Generations {
       created_at: createdAt,
       seed: input.seed,
       urls: generationUrls(this.config.publicBaseUrl, id),
+      ...(input.completion && { completion: input.completion }),
     };
     const idempotency = recordKey && {
       key: recordKey,
@@ -212,7 +229,11 @@ export class Generations {
     try {
       await this.queues
         .get('generate')
-        .add('generate', { input, created_at: createdAt, owner: owner.id, recorded: true }, { jobId: id });
+        .add(
+          'generate',
+          { input, created_at: createdAt, owner: owner.id, recorded: true, ...(image !== undefined && { image }) },
+          { jobId: id },
+        );
     } catch (error) {
       // The add may have reached Redis before it failed: taking the record back is safe either
       // way, as a worker drops a job whose record is gone. A discard that fails too is left to
