@@ -49,8 +49,8 @@ function invalid(field: string, why: string): ServiceError {
   return new ServiceError('invalid_image', `${field} ${why}`, { errors: [{ field, message: why }] });
 }
 
-function invalidMask(why: string): ServiceError {
-  return new ServiceError('invalid_mask', `mask ${why}`, { errors: [{ field: 'mask', message: why }] });
+function invalidMask(field: string, why: string): ServiceError {
+  return new ServiceError('invalid_mask', `${field} ${why}`, { errors: [{ field, message: why }] });
 }
 
 async function sizeOf(bytes: Uint8Array, field: string, config: Config) {
@@ -92,10 +92,19 @@ function rowsOfCells(keep: (row: number, col: number) => boolean, [rows, cols]: 
  * Cells to regenerate from the mask's alpha (OpenAI's convention: a fully transparent pixel marks
  * what to regenerate), on the image's own pixels: a cell is regenerated when any pixel in it is.
  */
-async function maskCells(bytes: Uint8Array, image: { width: number; height: number }, grid: number[], config: Config) {
-  const size = await sizeOf(bytes, 'mask', config);
+async function maskCells(
+  bytes: Uint8Array,
+  image: { width: number; height: number },
+  grid: number[],
+  config: Config,
+  field: string,
+) {
+  const size = await sizeOf(bytes, field, config);
   if (size.width !== image.width || size.height !== image.height)
-    throw invalidMask(`is ${size.width}×${size.height}; it must have the image's size, ${image.width}×${image.height}`);
+    throw invalidMask(
+      field,
+      `is ${size.width}×${size.height}; it must have the image's size, ${image.width}×${image.height}`,
+    );
   const { data, info } = await sharp(bytes, { limitInputPixels: config.imageMaxPixels })
     .ensureAlpha()
     .raw()
@@ -111,19 +120,27 @@ async function maskCells(bytes: Uint8Array, image: { width: number; height: numb
       regenerate[row * cols + Math.floor((x * cols) / info.width)] = 1;
     }
   }
-  if (transparent === 0) throw invalidMask('has no fully transparent pixel (alpha 0): nothing is marked to regenerate');
+  if (transparent === 0)
+    throw invalidMask(field, 'has no fully transparent pixel (alpha 0): nothing is marked to regenerate');
   return rowsOfCells((r, c) => regenerate[r * cols + c] === 0, grid);
 }
 
-/** Reads the image (and mask), checks them and prepares what the job carries. */
+/**
+ * Reads the image (and mask), checks them and prepares what the job carries. `maskField` names the
+ * field a bad mask is blamed on: OpenAI's edits take the image's own transparency when no mask
+ * comes, and then the image is at fault.
+ */
 export async function prepareCompletion(
   body: CreateGenerationBody,
   generation: Generation,
   config: Config,
+  maskField = 'mask',
 ): Promise<PreparedCompletion> {
   const image = await resolveImage(body.image!, 'image', config);
-  const mask = body.mask === undefined ? undefined : await resolveImage(body.mask, 'mask', config);
-  const total = image.byteLength + (mask?.byteLength ?? 0);
+  // An OpenAI edit without a mask sends the image as its own mask: read and counted once.
+  const itself = body.mask?.base64 !== undefined && body.mask.base64 === body.image?.base64;
+  const mask = body.mask === undefined ? undefined : itself ? image : await resolveImage(body.mask, 'mask', config);
+  const total = image.byteLength + (mask && !itself ? mask.byteLength : 0);
   const cap = config.clipRequestMaxImageBytes;
   if (total > cap)
     throw new ServiceError('images_too_large', `image and mask pass ${cap} bytes together`, {
@@ -132,7 +149,8 @@ export async function prepareCompletion(
   const size = await sizeOf(image, 'image', config);
   const grid = generation.image_grid;
   const keepRows = body.keep_rows;
-  const kept = mask === undefined ? rowsOfCells((r) => r < keepRows!, grid) : await maskCells(mask, size, grid, config);
+  const kept =
+    mask === undefined ? rowsOfCells((r) => r < keepRows!, grid) : await maskCells(mask, size, grid, config, maskField);
   const png = await resized(image, generation.image_size, config);
   return {
     image: png.toString('base64'),

@@ -260,6 +260,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/edits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Edit an image (OpenAI)
+         * @description A completion of the image (POST /generations with `image` and `mask`): the cells the mask's transparent pixels touch (without a mask, the image's own transparent pixels) are redrawn to follow the rest and the prompt, and CLIP keeps the best. The image is resized to the model's size. Waits as `/v1/images/generations` does. Fields: docs/openai.md.
+         */
+        post: operations["openaiEditImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -1820,6 +1840,146 @@ export interface operations {
                 };
             };
             /** @description OpenAI-shaped error with code `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `quota_exceeded`, `rate_limited` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `job_failed`, `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `queue_full`, `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `timeout` */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+        };
+    };
+    openaiEditImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description The image to edit (one file, as `image` or `image[]`). */
+                    image: Blob;
+                    /** @description Same size as the image; its fully transparent pixels (alpha 0) mark what to regenerate. Without it, the image's own transparent pixels do. */
+                    mask?: Blob;
+                    /** @description What the edited image shows. */
+                    prompt: string;
+                    model?: string;
+                    n?: string;
+                    size?: string;
+                    quality?: string;
+                    /** @enum {string} */
+                    response_format?: "url" | "b64_json";
+                    /** @enum {string} */
+                    output_format?: "png" | "webp" | "jpeg";
+                    user?: string;
+                    /** @description Extension, as in generations. */
+                    candidates?: string;
+                    /** @description Extension, as in generations. */
+                    seed?: string;
+                    /** @description Extension, as in generations. */
+                    top_k?: string;
+                    /** @description Extension, as in generations. */
+                    temperature?: string;
+                    /** @description Extension, as in generations. */
+                    top_p?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The edited images, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIImagesResponse"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `validation_failed`, `malformed_body`, `unknown_model`, `completion_unsupported`, `invalid_image`, `invalid_mask`, `unsupported_image_format` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `generation_finished` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `images_too_large`, `payload_too_large` */
             413: {
                 headers: {
                     [name: string]: unknown;
