@@ -21,6 +21,7 @@ type Generation = NonNullable<ModelInfo['generation']>;
 /** What a completion needs of the request before any image is read: a model that completes, and one way to keep cells. */
 export function checkCompletionRequest(body: CreateGenerationBody, model: ModelInfo | undefined): Generation | null {
   if (body.image === undefined) {
+    if (body.rank_by === 'image') throw fieldError('image', 'is required with rank_by image');
     if (body.keep_rows !== undefined) throw fieldError('image', 'is required with keep_rows');
     if (body.mask !== undefined) throw fieldError('image', 'is required with mask');
     return null;

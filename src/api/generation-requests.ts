@@ -66,7 +66,7 @@ const GENERATION_FORM: FormFields = {
   integers: new Set(['candidates', 'n', 'top_k', 'seed', 'keep_rows']),
   numbers: new Set(['temperature', 'top_p']),
   lists: new Set(['webhook_events_filter']),
-  texts: new Set(['prompt', 'model', 'output_format', 'webhook']),
+  texts: new Set(['prompt', 'model', 'output_format', 'webhook', 'rank_by']),
 };
 const validateBody = new Ajv({ strict: false, coerceTypes: false, verbose: true }).compile(CreateGenerationBody);
 

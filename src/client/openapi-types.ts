@@ -280,6 +280,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/variations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create image variations (OpenAI)
+         * @description A completion of the image without text: the top half of the model's grid is kept, the bottom half redrawn, and CLIP ranks the candidates by their similarity to the image itself instead of a prompt. The image is resized to the model's size. Waits as `/v1/images/generations` does. Fields: docs/openai.md.
+         */
+        post: operations["openaiCreateImageVariation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -421,6 +441,8 @@ export interface components {
                     /** @description One string per grid row, top first: `#` a kept cell, `.` a regenerated one. */
                     kept: string[];
                 };
+                /** @enum {string} */
+                rank_by?: "prompt" | "image";
             };
             /** @description The model pack the generation runs on, from the start: the request's, or the workers' default when it was accepted (GET /models, `default_for`). Null only when no worker had reported its packs then, until the generation succeeds (the worker applies its own default). */
             model: string | null;
@@ -793,6 +815,11 @@ export interface operations {
                     };
                     /** @description With `image`: keep this many top rows of the model's image grid and regenerate the rest (DALL·E's "top part" prompt); below the grid's rows. */
                     keep_rows?: number;
+                    /**
+                     * @description What CLIP ranks the candidates against: the prompt (default), or, with `image`, the input image itself (as variations do).
+                     * @enum {string}
+                     */
+                    rank_by?: "prompt" | "image";
                     /** @description With `image`, instead of `keep_rows`: an image of the same size whose fully transparent pixels (alpha 0) mark what to regenerate (OpenAI's convention). A grid cell is regenerated when any of its pixels is transparent, and kept otherwise. */
                     mask?: {
                         /** @description An http(s) URL the server fetches. */
@@ -808,6 +835,8 @@ export interface operations {
                     /** @description The mask file. */
                     mask?: Blob;
                     keep_rows?: string;
+                    /** @enum {string} */
+                    rank_by?: "prompt" | "image";
                     candidates?: string;
                     n?: string;
                     top_k?: string;
@@ -1944,6 +1973,142 @@ export interface operations {
                 };
             };
             /** @description OpenAI-shaped error with code `validation_failed`, `malformed_body`, `unknown_model`, `completion_unsupported`, `invalid_image`, `invalid_mask`, `unsupported_image_format` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `generation_finished` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `images_too_large`, `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `quota_exceeded`, `rate_limited` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `job_failed`, `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `queue_full`, `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `timeout` */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+        };
+    };
+    openaiCreateImageVariation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description The image to vary. */
+                    image: Blob;
+                    model?: string;
+                    n?: string;
+                    size?: string;
+                    quality?: string;
+                    /** @enum {string} */
+                    response_format?: "url" | "b64_json";
+                    /** @enum {string} */
+                    output_format?: "png" | "webp" | "jpeg";
+                    user?: string;
+                    /** @description Extension, as in generations. */
+                    candidates?: string;
+                    /** @description Extension, as in generations. */
+                    seed?: string;
+                    /** @description Extension, as in generations. */
+                    top_k?: string;
+                    /** @description Extension, as in generations. */
+                    temperature?: string;
+                    /** @description Extension, as in generations. */
+                    top_p?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The variations, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIImagesResponse"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `validation_failed`, `malformed_body`, `unknown_model`, `completion_unsupported`, `invalid_image`, `unsupported_image_format` */
             400: {
                 headers: {
                     [name: string]: unknown;

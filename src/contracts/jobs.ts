@@ -45,6 +45,8 @@ export interface GenerationInput {
   webhook_events_filter: WebhookEvent[];
   /** Present when the generation completes an image. */
   completion?: GenerationCompletion;
+  /** `image`: CLIP ranks against the input image instead of the prompt (variations). Absent: the prompt. */
+  rank_by?: 'prompt' | 'image';
 }
 
 export interface GenerateJobData {

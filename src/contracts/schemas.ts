@@ -104,6 +104,12 @@ export const CreateGenerationBody = Type.Object(
           "With `image`: keep this many top rows of the model's image grid and regenerate the rest (DALL·E's \"top part\" prompt); below the grid's rows.",
       }),
     ),
+    rank_by: Type.Optional(
+      StringEnum(['prompt', 'image'] as const, {
+        description:
+          'What CLIP ranks the candidates against: the prompt (default), or, with `image`, the input image itself (as variations do).',
+      }),
+    ),
     mask: Type.Optional({
       ...ImageInput,
       description:
@@ -120,6 +126,7 @@ export const CreateGenerationMultipartBody = Type.Object({
   image: Type.Optional(Type.String({ contentMediaType: 'application/octet-stream', description: 'The image file.' })),
   mask: Type.Optional(Type.String({ contentMediaType: 'application/octet-stream', description: 'The mask file.' })),
   keep_rows: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  rank_by: Type.Optional(StringEnum(['prompt', 'image'] as const)),
   candidates: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
   n: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
   top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
@@ -203,6 +210,7 @@ export const GenerationInputView = Type.Object({
   webhook: Type.Optional(Type.String()),
   webhook_events_filter: Type.Array(StringEnum(WEBHOOK_EVENTS)),
   completion: Type.Optional(Completion),
+  rank_by: Type.Optional(StringEnum(['prompt', 'image'] as const)),
 });
 
 const GenerationUrls = Type.Object({

@@ -6,7 +6,7 @@ import type { Clip } from './clip.js';
 import { decodeTokens, type DecodedChunk } from './decoder.js';
 import { encodePixels, keptTokens } from './encoder.js';
 import { ModelError } from './errors.js';
-import { checkPromptAndSeed, resolveSampling } from './generate-options.js';
+import { checkPromptAndSeed, checkSeed, resolveSampling } from './generate-options.js';
 import { completes } from './manifest.js';
 import type { Pack } from './packs.js';
 import type { Preprocess } from './preprocess.js';
@@ -14,7 +14,7 @@ import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
 import type { SampleRow } from './sampler.js';
 import { generatorText } from './tokenizers.js';
-import type { ChunkPart, ChunkPartOutcome, ChunkResult, GeneratedImage, MixedChunk } from './types.js';
+import type { ChunkPart, ChunkPartOutcome, ChunkResult, CompletionInput, GeneratedImage, MixedChunk } from './types.js';
 
 /** What the chunk needs from the pipeline (kept structural: no import cycle). */
 export interface ChunkContext {
@@ -71,6 +71,14 @@ async function keptFor(pack: Pack, part: ChunkPart): Promise<Int32Array | undefi
   return keptTokens(codes, keepCells);
 }
 
+/** CLIP's embedding of a completion's input image (at the pack's image size), what a variation ranks against. */
+async function imageEmbedding(ctx: ChunkContext, pack: Pack, completion: CompletionInput): Promise<Float32Array> {
+  const [height, width] = pack.generating.geometry.image_size;
+  const decoded = { pixels: completion.pixels, width, height };
+  const [embedding] = await ctx.embedDecoded(ctx.clip(pack), decoded, 1, pack.manifest.clip.preprocess);
+  return embedding;
+}
+
 /** Resolves each part against the pack; a bad part becomes its own failed outcome. */
 async function prepare(ctx: ChunkContext, pack: Pack, parts: ChunkPart[]) {
   const m = pack.generating;
@@ -81,12 +89,22 @@ async function prepare(ctx: ChunkContext, pack: Pack, parts: ChunkPart[]) {
   const outcomes = new Map<string, ChunkPartOutcome>();
   for (const part of parts) {
     try {
-      checkPromptAndSeed(part.prompt, part.seed);
+      const byImage = part.rankBy === 'image';
+      if (byImage && !part.completion)
+        throw new ModelError(
+          'validation_failed',
+          'rankBy: image ranks against a completion’s image, and there is none',
+        );
+      // A variation reads no text: its prompt may be empty.
+      if (byImage && part.prompt === '') checkSeed(part.seed);
+      else checkPromptAndSeed(part.prompt, part.seed);
       checkCounts(part);
       const params = resolveSampling(part, m);
       const text = generatorText(tokenizer, part.prompt, m.geometry.text_length, m.generator.text_pad_id);
-      const prompt = await clip.promptEmbedding(part.prompt);
       const keep = await keptFor(pack, part);
+      const prompt = byImage
+        ? await imageEmbedding(ctx, pack, part.completion!)
+        : await clip.promptEmbedding(part.prompt);
       const best = new BestN<GeneratedImage>(part.n);
       ready.push({
         part,

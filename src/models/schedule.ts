@@ -26,6 +26,8 @@ export interface GenerationRequest {
   topP?: number;
   /** An image to complete: the same kept cells for every candidate. */
   completion?: CompletionInput;
+  /** What CLIP ranks against: the prompt (default) or the completion's image. */
+  rankBy?: 'prompt' | 'image';
 }
 
 /**
@@ -117,7 +119,7 @@ export function admit(schedule: Schedule, entry: Entry): Schedule {
 }
 
 function partOf(entry: Entry, count: number): ChunkPart {
-  const { prompt, seed, n, topK, temperature, topP, completion } = entry.request;
+  const { prompt, seed, n, topK, temperature, topP, completion, rankBy } = entry.request;
   const kept = entry.best.result();
   const floor = kept.length === n ? kept[n - 1] : undefined;
   return {
@@ -131,6 +133,7 @@ function partOf(entry: Entry, count: number): ChunkPart {
     first: entry.planned,
     count,
     ...(completion && { completion }),
+    ...(rankBy && { rankBy }),
     ...(floor && { floor: { candidate: floor.candidate, score: floor.score } }),
   };
 }

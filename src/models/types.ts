@@ -118,6 +118,11 @@ export interface ChunkPart {
   n: number;
   /** Complete this image instead of drawing from the prompt alone (a pack with an encoder). */
   completion?: CompletionInput;
+  /**
+   * What CLIP ranks candidates against: the prompt (default), or the completion's own image
+   * (variations: the prompt may then be empty, and the generator reads no text).
+   */
+  rankBy?: 'prompt' | 'image';
   /** The generation's n-th best so far, once it holds n: only candidates that beat it come back. */
   floor?: { candidate: number; score: number };
 }

@@ -65,6 +65,7 @@ export function normalizeGenerationInput(
     output_format: body.output_format ?? 'png',
     ...(body.webhook !== undefined && { webhook: body.webhook }),
     webhook_events_filter: body.webhook_events_filter ?? [...WEBHOOK_EVENTS],
+    ...(body.rank_by !== undefined && { rank_by: body.rank_by }),
   };
 }
 

@@ -193,6 +193,7 @@ export function createGenerateHandler(deps: GenerateDeps) {
         topP: input.top_p,
         seed: input.seed,
         ...(input.completion && { completion: await completionOf(input.completion, job.data.image) }),
+        ...(input.rank_by && { rankBy: input.rank_by }),
         signal: tracked.signal,
         onProgress: ({ best, ...reported }) => {
           progress.report(reported);

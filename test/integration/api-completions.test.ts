@@ -143,6 +143,7 @@ describe('image completions', () => {
     const good = { base64: base64(scene) };
     const cases: [string, Record<string, unknown>, number, string, string][] = [
       ['keep_rows without an image', { keep_rows: 2 }, 400, 'validation_failed', 'image'],
+      ['rank_by image without an image', { rank_by: 'image' }, 400, 'validation_failed', 'image'],
       ['an image with neither keep_rows nor mask', { image: good }, 400, 'validation_failed', 'keep_rows'],
       ['both keep_rows and mask', { image: good, keep_rows: 2, mask: good }, 400, 'validation_failed', 'keep_rows'],
       ['keep_rows past the grid', { image: good, keep_rows: 8 }, 400, 'validation_failed', 'keep_rows'],

@@ -106,6 +106,36 @@ describe('completions through the engine', () => {
     assert.ok(sampled.size > 1, 'the regenerated cells differ between candidates');
   });
 
+  test('rankBy image scores against the input image and needs no prompt; without a completion it is refused', async () => {
+    const keepCells = new Uint8Array(64).fill(1, 0, 32);
+    const result = await engine.runChunk({
+      model: 'demo-shapes',
+      parts: [
+        { key: 'v', prompt: '', seed: 5, first: 0, count: 4, n: 4, rankBy: 'image', completion: { pixels, keepCells } },
+        { key: 'no-image', prompt: '', seed: 5, first: 0, count: 1, n: 1, rankBy: 'image' },
+        { key: 'no-prompt', prompt: '', seed: 5, first: 0, count: 1, n: 1, completion: { pixels, keepCells } },
+      ],
+    });
+    const [variation, noImage, noPrompt] = result.parts;
+    assert.ok(variation.ok);
+    assert.equal(variation.promptTokens, 0);
+    const [input, ...drawn] = await engine.embedImages(
+      await Promise.all(
+        [pixels, ...variation.images.map((image) => image.pixels)].map((raw) =>
+          sharp(raw, { raw: { width: 64, height: 64, channels: 3 } })
+            .png()
+            .toBuffer(),
+        ),
+      ),
+      'demo-shapes',
+    );
+    const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, v, i) => sum + v * b[i], 0);
+    const ratios = variation.images.map((image, i) => image.score / cosine(drawn[i], input));
+    for (const ratio of ratios) assert.ok(Math.abs(ratio / ratios[0] - 1) < 1e-3, `score / likeness ${ratios}`);
+    assert.ok(!noImage.ok && /^rankBy: image ranks against a completion/.test(noImage.error.message));
+    assert.ok(!noPrompt.ok && /^prompt must be a non-empty string/.test(noPrompt.error.message));
+  });
+
   test('a pack without an encoder refuses a completion by name, and still generates', async () => {
     const result = await engine.runChunk({
       model: 'micro-dalle1',

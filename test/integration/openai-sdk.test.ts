@@ -246,6 +246,47 @@ describe('/v1 with the openai SDK', () => {
     assert.deepEqual([micro.status, micro.code, micro.param], [400, 'completion_unsupported', 'image']);
   });
 
+  test('images.createVariation: the top half kept, the rest redrawn with no text, ranked by likeness to the image', async () => {
+    const scene = readFileSync(new URL('../fixtures/scenes/heldout-01.png', import.meta.url));
+    const response = await openai.images.createVariation({
+      model: 'demo-shapes',
+      image: await toFile(scene, 'scene.png', { type: 'image/png' }),
+      n: 3,
+      response_format: 'b64_json',
+      ...({ candidates: 8, seed: 13 } as object),
+    });
+    assert.equal(response.data?.length, 3);
+    const list = await json(await fetch(`${h.baseUrl}/generations`));
+    const generation = list.data.find((entry: any) => entry.input.seed === 13 && entry.input.rank_by === 'image');
+    assert.ok(generation, 'the variation is listed, ranked by the image');
+    assert.equal(generation.input.prompt, '');
+    assert.equal(generation.input.completion.keep_rows, 4);
+    // Ranked by CLIP against the image: scores fall with rank, and are the likeness of each
+    // variation to the input by CLIP's own image embeddings (POST /clip/embed).
+    const scores = generation.images.map((image: any) => image.score);
+    assert.deepEqual(
+      scores,
+      [...scores].sort((a: number, b: number) => b - a),
+    );
+    const png = (b64: string | undefined) => Buffer.from(b64 ?? '', 'base64');
+    const vectors = await json(
+      await fetch(`${h.baseUrl}/clip/embed`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          images: [scene, ...(response.data ?? []).map((image) => png(image.b64_json))].map((bytes) => ({
+            base64: bytes.toString('base64'),
+          })),
+        }),
+      }),
+    );
+    const [input, ...variations] = vectors.embeddings as number[][];
+    // Each score is logit_scale × the cosine of the variation with the input image.
+    const ratios = variations.map((vector, i) => scores[i] / cosine(vector, input));
+    for (const ratio of ratios)
+      assert.ok(Math.abs(ratio / ratios[0] - 1) < 1e-3, `score / likeness: ${ratios.join(', ')}`);
+  });
+
   test("quality is a share of the serving workers' default candidates; usage counts what was sampled; style is ignored", async () => {
     const models = await json(await fetch(`${h.baseUrl}/models`));
     const demo = models.data.find((model: { name: string }) => model.name === 'demo-shapes');

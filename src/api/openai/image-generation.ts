@@ -73,11 +73,18 @@ export function nativeRequest(
   };
 }
 
-/** An edit's image, base64, and its mask: absent, the image's own transparency marks what to regenerate. */
+/**
+ * An edit's image, base64, and its mask: absent, the image's own transparency marks what to
+ * regenerate. A variation keeps the image's top half instead and is ranked against the image.
+ */
 export interface ImageEdit {
   image: string;
   mask?: string;
+  variation?: boolean;
 }
+
+/** The share of the grid's rows a variation keeps, from the top: the rest is redrawn. */
+export const VARIATION_KEPT_SHARE = 1 / 2;
 
 export async function startImageGeneration(
   services: Services,
@@ -91,11 +98,19 @@ export async function startImageGeneration(
   const size = checkedSize(info, body.size);
   const defaultCandidates = info?.generation?.default_candidates ?? services.config.defaultCandidates;
   const plain = nativeRequest(body, model, defaultCandidates);
-  const native = edit ? { ...plain, image: { base64: edit.image }, mask: { base64: edit.mask ?? edit.image } } : plain;
+  const native = !edit
+    ? plain
+    : edit.variation
+      ? { ...plain, image: { base64: edit.image }, rank_by: 'image' as const }
+      : { ...plain, image: { base64: edit.image }, mask: { base64: edit.mask ?? edit.image } };
   const maskField = edit?.mask === undefined ? 'image' : 'mask';
   const { accepted } = await services.generations.create(native, principal, undefined, async (served) => {
-    const generation = checkCompletionRequest(native, served);
-    return generation ? prepareCompletion(native, generation, services.config, maskField) : undefined;
+    const rows = served?.generation?.image_grid[0] ?? 2;
+    const completed = edit?.variation
+      ? { ...native, keep_rows: Math.max(1, Math.floor(rows * VARIATION_KEPT_SHARE)) }
+      : native;
+    const generation = checkCompletionRequest(completed, served);
+    return generation ? prepareCompletion(completed, generation, services.config, maskField) : undefined;
   });
   const grid = info?.generation?.image_grid ?? [];
   return {

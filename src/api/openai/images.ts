@@ -3,7 +3,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { imageEditFromMultipart } from './image-edits.js';
+import { imageEditFromMultipart, imageVariationFromMultipart } from './image-edits.js';
 import {
   type StartedGeneration,
   assertSucceeded,
@@ -17,6 +17,7 @@ import { openAIErrorResponses } from './responses.js';
 import {
   type ImageEditFields,
   ImageEditMultipartBody,
+  ImageVariationMultipartBody,
   ImageGenerationBody,
   ImageStreamEvent,
   ImagesResponse,
@@ -99,6 +100,43 @@ export async function openAIImageRoutes(instance: FastifyInstance, services: Ser
     },
     handler: async (request, reply) => {
       const { fields, edit } = await imageEditFromMultipart(request);
+      const started = await startImageGeneration(services, fields, request.principal, edit);
+      reply.header('X-Generation-Id', started.id);
+      return answerImages(services, request, reply, fields, started);
+    },
+  });
+
+  app.post('/images/variations', {
+    schema: {
+      tags,
+      operationId: 'openaiCreateImageVariation',
+      summary: 'Create image variations (OpenAI)',
+      description:
+        "A completion of the image without text: the top half of the model's grid is kept, the bottom half redrawn, and CLIP ranks the candidates by their similarity to the image itself instead of a prompt. The image is resized to the model's size. Waits as `/v1/images/generations` does. Fields: docs/openai.md.",
+      body: { content: { 'multipart/form-data': { schema: ImageVariationMultipartBody } } },
+      response: {
+        200: { description: 'The variations, best first', ...ref(ImagesResponse) },
+        ...openAIErrorResponses(
+          'validation_failed',
+          'malformed_body',
+          'unknown_model',
+          'completion_unsupported',
+          'invalid_image',
+          'unsupported_image_format',
+          'images_too_large',
+          'not_found',
+          'generation_finished',
+          'payload_too_large',
+          'unsupported_media_type',
+          'quota_exceeded',
+          'job_failed',
+          'queue_full',
+          'timeout',
+        ),
+      },
+    },
+    handler: async (request, reply) => {
+      const { fields, edit } = await imageVariationFromMultipart(request);
       const started = await startImageGeneration(services, fields, request.principal, edit);
       reply.header('X-Generation-Id', started.id);
       return answerImages(services, request, reply, fields, started);
