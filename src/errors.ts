@@ -30,6 +30,18 @@ export const ERRORS = {
     in: RESPONSE,
     title: 'An image is not PNG, JPEG, WebP, GIF or AVIF',
   },
+  invalid_mask: {
+    status: 400,
+    retry: false,
+    in: RESPONSE,
+    title: 'A mask does not mark what to regenerate (its size, or no transparent pixel)',
+  },
+  completion_unsupported: {
+    status: 400,
+    retry: false,
+    in: RESPONSE,
+    title: 'The model cannot complete images (its pack has no image encoder)',
+  },
   image_fetch_failed: { status: 400, retry: false, in: RESPONSE, title: 'An image URL cannot be fetched' },
   url_not_allowed: { status: 400, retry: false, in: RESPONSE, title: 'A URL points where the server may not connect' },
   unknown_model: { status: 400, retry: false, in: BOTH, title: 'No model pack has this name' },

@@ -95,7 +95,9 @@ async function checkSampleLoop(settings) {
   const uniforms = uniformsFor(batch, n, 1234);
   const host = await hostSample(text, uniforms, batch, n, settings);
   const loop = await session(manifest.generator.graphs.sample_loop);
-  const out = await loop.run({ text_tokens: text, uniforms: new ort.Tensor('float32', uniforms, [batch, n]), ...settingInputs(settings) });
+  // From schema 4 the loop takes kept tokens; -1 everywhere keeps none.
+  const keep = loop.inputNames.includes('keep') ? { keep: new ort.Tensor('int64', new BigInt64Array(batch * n).fill(-1n), [batch, n]) } : {};
+  const out = await loop.run({ text_tokens: text, uniforms: new ort.Tensor('float32', uniforms, [batch, n]), ...settingInputs(settings), ...keep });
   const got = out.image_tokens.data;
   let same = 0;
   for (let i = 0; i < got.length; i++) same += got[i] === host[i] ? 1 : 0;

@@ -108,6 +108,20 @@ function renderGrid(generation) {
   $('results').hidden = false;
 }
 
+/**
+ * The request: JSON, or with an image to complete a multipart form (the file goes as it is, the
+ * server resizes it), its top `keep_rows` rows kept.
+ */
+function request(body) {
+  const file = $('image').files?.[0];
+  if (!file) return { json: body };
+  const form = new FormData();
+  for (const [field, value] of Object.entries(body)) if (value !== undefined) form.append(field, String(value));
+  form.append('keep_rows', $('keep-rows').value.trim());
+  form.append('image', file, file.name);
+  return { body: form };
+}
+
 /** Takes away everything an earlier run left, so nothing on the page looks current that is not. */
 function clearRun() {
   clearError();
@@ -143,7 +157,7 @@ async function generate(event) {
       seed: number('seed'),
       ...($('model').value && { model: $('model').value }),
     };
-    const accepted = await api('/generations', { method: 'POST', json: body });
+    const accepted = await api('/generations', { method: 'POST', ...request(body) });
     running = { id: accepted.id };
     const state = { status: accepted.status, progress: null };
     const show = (view) => {
@@ -176,7 +190,12 @@ async function generate(event) {
       throw new Error(finished.error?.message ?? `the generation was ${finished.status}`);
     }
     $('progress').setAttribute('value', '1');
-    $('progress-label').textContent = `Done: ${finished.images.length} of ${finished.input.candidates} candidates kept`;
+    const completion = finished.input.completion;
+    const cells = completion
+      ? `; ${completion.kept_cells} of ${completion.grid[0] * completion.grid[1]} cells kept from the image`
+      : '';
+    $('progress-label').textContent =
+      `Done: ${finished.images.length} of ${finished.input.candidates} candidates kept${cells}`;
     const unknown = showUnknownWords(finished);
     renderGrid(finished);
     announce([`${finished.images.length} images ready`, unknown].filter(Boolean).join('. '));

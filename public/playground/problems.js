@@ -13,6 +13,8 @@ const FIELDS = {
   n: { input: 'n', name: 'Keep (n)' },
   seed: { input: 'seed', name: 'The seed' },
   model: { input: 'model', name: 'The model' },
+  image: { input: 'image', name: 'The image' },
+  keep_rows: { input: 'keep-rows', name: 'Keep top rows' },
   labels: { input: 'labels', name: 'The labels' },
 };
 

@@ -31,7 +31,7 @@ export interface paths {
         put?: never;
         /**
          * Start a generation
-         * @description Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation.
+         * @description Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation. With `image` and `keep_rows` or `mask` it completes the image (DALL·E's image prompts): the kept cells come from the image, the rest is sampled to follow them and the prompt, and `completion` says which cells were kept. Send JSON, or a multipart form with `image` (and `mask`) as files and the other fields as text.
          */
         post: operations["createGeneration"];
         delete?: never;
@@ -260,6 +260,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/edits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Edit an image (OpenAI)
+         * @description A completion of the image (POST /generations with `image` and `mask`): the cells the mask's transparent pixels touch (without a mask, the image's own transparent pixels) are redrawn to follow the rest and the prompt, and CLIP keeps the best. The image is resized to the model's size. Waits as `/v1/images/generations` does. Fields: docs/openai.md.
+         */
+        post: operations["openaiEditImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/variations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create image variations (OpenAI)
+         * @description A completion of the image without text: the top half of the model's grid is kept, the bottom half redrawn, and CLIP ranks the candidates by their similarity to the image itself instead of a prompt. The image is resized to the model's size. Waits as `/v1/images/generations` does. Fields: docs/openai.md.
+         */
+        post: operations["openaiCreateImageVariation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -349,7 +389,7 @@ export interface components {
             status: number;
             detail: string;
             /** @enum {string} */
-            code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
+            code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "invalid_mask" | "completion_unsupported" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
             instance?: string;
             errors?: {
                 field: string;
@@ -388,6 +428,21 @@ export interface components {
                 output_format: "png" | "webp" | "jpeg";
                 webhook?: string;
                 webhook_events_filter: ("start" | "progress" | "completed")[];
+                /** @description An image completion: which cells of the input image are kept (their codes forced) and which regenerated. Absent for a generation from the prompt alone. */
+                completion?: {
+                    /** @description The model's image grid, [rows, cols]. */
+                    grid: number[];
+                    /** @description The size the input image was resized to, [height, width]. */
+                    image_size: number[];
+                    /** @description The request's keep_rows; null when a mask chose the cells. */
+                    keep_rows: number | null;
+                    /** @description Grid cells kept from the input image; the others are regenerated. */
+                    kept_cells: number;
+                    /** @description One string per grid row, top first: `#` a kept cell, `.` a regenerated one. */
+                    kept: string[];
+                };
+                /** @enum {string} */
+                rank_by?: "prompt" | "image";
             };
             /** @description The model pack the generation runs on, from the start: the request's, or the workers' default when it was accepted (GET /models, `default_for`). Null only when no worker had reported its packs then, until the generation succeeds (the worker applies its own default). */
             model: string | null;
@@ -452,6 +507,19 @@ export interface components {
                 /** @description Server-sent events: start, progress and the terminal event (completed). */
                 stream: string;
             };
+            /** @description An image completion: which cells of the input image are kept (their codes forced) and which regenerated. Absent for a generation from the prompt alone. */
+            completion?: {
+                /** @description The model's image grid, [rows, cols]. */
+                grid: number[];
+                /** @description The size the input image was resized to, [height, width]. */
+                image_size: number[];
+                /** @description The request's keep_rows; null when a mask chose the cells. */
+                keep_rows: number | null;
+                /** @description Grid cells kept from the input image; the others are regenerated. */
+                kept_cells: number;
+                /** @description One string per grid row, top first: `#` a kept cell, `.` a regenerated one. */
+                kept: string[];
+            };
         };
         GenerationList: {
             data: components["schemas"]["Generation"][];
@@ -469,6 +537,8 @@ export interface components {
                 image_size: number[];
                 image_grid: number[];
                 codebook_size: number;
+                /** @description Whether it completes images (POST /generations with `image`): its pack has an image encoder and forced tokens (pack schema 4). */
+                completes?: boolean;
                 /** @description Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it). */
                 default_candidates?: number;
                 /** @description Bytes one candidate row holds while its batch runs (key/value cache, logits, images; not the weights), from the pack's geometry. */
@@ -600,7 +670,7 @@ export interface components {
                 type: string;
                 param: string | null;
                 /** @enum {string} */
-                code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
+                code: "validation_failed" | "malformed_body" | "invalid_image" | "unsupported_image_format" | "invalid_mask" | "completion_unsupported" | "image_fetch_failed" | "url_not_allowed" | "unknown_model" | "webhooks_disabled" | "unauthorized" | "not_found" | "generation_not_finished" | "generation_finished" | "idempotency_key_reused" | "payload_too_large" | "images_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "internal_error" | "job_failed" | "queue_full" | "service_unavailable" | "timeout";
             };
         };
     };
@@ -736,6 +806,50 @@ export interface operations {
                     webhook?: string;
                     /** @description Default all events. */
                     webhook_events_filter?: ("start" | "progress" | "completed")[];
+                    /** @description Complete this image instead of drawing from the prompt alone (DALL·E's image prompts): it is resized to the model's image size (both sides scaled, no crop; EXIF orientation applied, transparency flattened onto white), encoded to codes, and the kept cells' codes are forced while the others are sampled in raster order; CLIP ranks the completions against the prompt. Needs `keep_rows` or `mask`, and a model whose `generation.completes` is true. The same size limits and URL rules as classify's. */
+                    image?: {
+                        /** @description An http(s) URL the server fetches. */
+                        url?: string;
+                        /** @description Encoded image bytes (PNG, JPEG, WebP…) in base64. */
+                        base64?: string;
+                    };
+                    /** @description With `image`: keep this many top rows of the model's image grid and regenerate the rest (DALL·E's "top part" prompt); below the grid's rows. */
+                    keep_rows?: number;
+                    /**
+                     * @description What CLIP ranks the candidates against: the prompt (default), or, with `image`, the input image itself (as variations do).
+                     * @enum {string}
+                     */
+                    rank_by?: "prompt" | "image";
+                    /** @description With `image`, instead of `keep_rows`: an image of the same size whose fully transparent pixels (alpha 0) mark what to regenerate (OpenAI's convention). A grid cell is regenerated when any of its pixels is transparent, and kept otherwise. */
+                    mask?: {
+                        /** @description An http(s) URL the server fetches. */
+                        url?: string;
+                        /** @description Encoded image bytes (PNG, JPEG, WebP…) in base64. */
+                        base64?: string;
+                    };
+                };
+                "multipart/form-data": {
+                    prompt: string;
+                    /** @description The image file. */
+                    image?: Blob;
+                    /** @description The mask file. */
+                    mask?: Blob;
+                    keep_rows?: string;
+                    /** @enum {string} */
+                    rank_by?: "prompt" | "image";
+                    candidates?: string;
+                    n?: string;
+                    top_k?: string;
+                    temperature?: string;
+                    top_p?: string;
+                    seed?: string;
+                    /** @description Model pack; default the server default. */
+                    model?: string;
+                    /** @enum {string} */
+                    output_format?: "png" | "webp" | "jpeg";
+                    webhook?: string;
+                    /** @description Events, comma-separated. */
+                    webhook_events_filter?: string;
                 };
             };
         };
@@ -749,7 +863,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationAccepted"];
                 };
             };
-            /** @description Problem details with code `validation_failed`, `malformed_body`, `unknown_model`, `webhooks_disabled`, `url_not_allowed` */
+            /** @description Problem details with code `validation_failed`, `malformed_body`, `unknown_model`, `completion_unsupported`, `invalid_image`, `invalid_mask`, `unsupported_image_format`, `image_fetch_failed`, `webhooks_disabled`, `url_not_allowed` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -767,7 +881,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem details with code `payload_too_large` */
+            /** @description Problem details with code `images_too_large`, `payload_too_large` */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1755,6 +1869,282 @@ export interface operations {
                 };
             };
             /** @description OpenAI-shaped error with code `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `quota_exceeded`, `rate_limited` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `job_failed`, `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `queue_full`, `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `timeout` */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+        };
+    };
+    openaiEditImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description The image to edit (one file, as `image` or `image[]`). */
+                    image: Blob;
+                    /** @description Same size as the image; its fully transparent pixels (alpha 0) mark what to regenerate. Without it, the image's own transparent pixels do. */
+                    mask?: Blob;
+                    /** @description What the edited image shows. */
+                    prompt: string;
+                    model?: string;
+                    n?: string;
+                    size?: string;
+                    quality?: string;
+                    /** @enum {string} */
+                    response_format?: "url" | "b64_json";
+                    /** @enum {string} */
+                    output_format?: "png" | "webp" | "jpeg";
+                    user?: string;
+                    /** @description Extension, as in generations. */
+                    candidates?: string;
+                    /** @description Extension, as in generations. */
+                    seed?: string;
+                    /** @description Extension, as in generations. */
+                    top_k?: string;
+                    /** @description Extension, as in generations. */
+                    temperature?: string;
+                    /** @description Extension, as in generations. */
+                    top_p?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The edited images, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIImagesResponse"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `validation_failed`, `malformed_body`, `unknown_model`, `completion_unsupported`, `invalid_image`, `invalid_mask`, `unsupported_image_format` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `generation_finished` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `images_too_large`, `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `quota_exceeded`, `rate_limited` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `job_failed`, `internal_error` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `queue_full`, `service_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `timeout` */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+        };
+    };
+    openaiCreateImageVariation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description The image to vary. */
+                    image: Blob;
+                    model?: string;
+                    n?: string;
+                    size?: string;
+                    quality?: string;
+                    /** @enum {string} */
+                    response_format?: "url" | "b64_json";
+                    /** @enum {string} */
+                    output_format?: "png" | "webp" | "jpeg";
+                    user?: string;
+                    /** @description Extension, as in generations. */
+                    candidates?: string;
+                    /** @description Extension, as in generations. */
+                    seed?: string;
+                    /** @description Extension, as in generations. */
+                    top_k?: string;
+                    /** @description Extension, as in generations. */
+                    temperature?: string;
+                    /** @description Extension, as in generations. */
+                    top_p?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The variations, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIImagesResponse"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `validation_failed`, `malformed_body`, `unknown_model`, `completion_unsupported`, `invalid_image`, `unsupported_image_format` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `unauthorized` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `generation_finished` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIError"];
+                };
+            };
+            /** @description OpenAI-shaped error with code `images_too_large`, `payload_too_large` */
             413: {
                 headers: {
                     [name: string]: unknown;

@@ -259,7 +259,7 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       {
         name: 'CLIP_REQUEST_MAX_IMAGE_BYTES',
         default: '67108864',
-        doc: 'The bytes of all the images of one classify or embed request together (64 MiB); past it 413 images_too_large.',
+        doc: 'The bytes of all the images of one classify or embed request together, or of a completion’s image and mask (64 MiB); past it 413 images_too_large.',
       },
       {
         name: 'IMAGE_FETCH_MAX_REDIRECTS',

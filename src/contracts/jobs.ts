@@ -10,6 +10,26 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 export const WEBHOOK_EVENTS = ['start', 'progress', 'completed'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
+/**
+ * An image completion as accepted: which grid cells of the input image are kept (their codes
+ * forced) and which are regenerated. Echoed in `input`, so GET, events and webhooks say it.
+ */
+export interface GenerationCompletion {
+  /** The pack's image grid [rows, cols] and the size the image was resized to [height, width]. */
+  grid: number[];
+  image_size: number[];
+  /** The request's `keep_rows`, or null when a mask chose the cells. */
+  keep_rows: number | null;
+  kept_cells: number;
+  /** One string per grid row, top first: `#` a kept cell, `.` a regenerated one. */
+  kept: string[];
+}
+
+/** Cell `i` (row-major) is kept: 1, else 0, from `kept`'s rows of `#` and `.`. */
+export function keepCellsOf(completion: GenerationCompletion): Uint8Array {
+  return Uint8Array.from(completion.kept.join(''), (cell) => (cell === '#' ? 1 : 0));
+}
+
 /** A generation request after defaults: what the job runs and what GET echoes as `input`. */
 export interface GenerationInput {
   prompt: string;
@@ -23,10 +43,16 @@ export interface GenerationInput {
   output_format: OutputFormat;
   webhook?: string;
   webhook_events_filter: WebhookEvent[];
+  /** Present when the generation completes an image. */
+  completion?: GenerationCompletion;
+  /** `image`: CLIP ranks against the input image instead of the prompt (variations). Absent: the prompt. */
+  rank_by?: 'prompt' | 'image';
 }
 
 export interface GenerateJobData {
   input: GenerationInput;
+  /** A completion's input image: PNG, base64, already at the pack's image size (the API resized it). */
+  image?: string;
   created_at: string;
   /** The id of the API key that made it (`anonymous` in open mode; absent on older jobs, read as anonymous). */
   owner?: string;

@@ -38,6 +38,17 @@ const ModelName = Type.String({
 });
 const HttpUrl = Type.String({ maxLength: 2048, pattern: '^https?://[^\\s]+$' });
 
+export const ImageInput = Type.Object(
+  {
+    url: Type.Optional({ ...HttpUrl, description: 'An http(s) URL the server fetches.' }),
+    base64: Type.Optional(
+      Type.String({ minLength: 1, description: 'Encoded image bytes (PNG, JPEG, WebP…) in base64.' }),
+    ),
+  },
+  { ...strict, minProperties: 1, maxProperties: 1, description: 'Exactly one of url or base64.' },
+);
+export type ImageInput = Static<typeof ImageInput>;
+
 export const CreateGenerationBody = Type.Object(
   {
     prompt: Type.String({
@@ -80,10 +91,53 @@ export const CreateGenerationBody = Type.Object(
     webhook_events_filter: Type.Optional(
       Type.Array(StringEnum(WEBHOOK_EVENTS), { minItems: 1, uniqueItems: true, description: 'Default all events.' }),
     ),
+    image: Type.Optional({
+      ...ImageInput,
+      description:
+        "Complete this image instead of drawing from the prompt alone (DALL·E's image prompts): it is resized to the model's image size (both sides scaled, no crop; EXIF orientation applied, transparency flattened onto white), encoded to codes, and the kept cells' codes are forced while the others are sampled in raster order; CLIP ranks the completions against the prompt. Needs `keep_rows` or `mask`, and a model whose `generation.completes` is true. The same size limits and URL rules as classify's.",
+    }),
+    keep_rows: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 4096,
+        description:
+          "With `image`: keep this many top rows of the model's image grid and regenerate the rest (DALL·E's \"top part\" prompt); below the grid's rows.",
+      }),
+    ),
+    rank_by: Type.Optional(
+      StringEnum(['prompt', 'image'] as const, {
+        description:
+          'What CLIP ranks the candidates against: the prompt (default), or, with `image`, the input image itself (as variations do).',
+      }),
+    ),
+    mask: Type.Optional({
+      ...ImageInput,
+      description:
+        "With `image`, instead of `keep_rows`: an image of the same size whose fully transparent pixels (alpha 0) mark what to regenerate (OpenAI's convention). A grid cell is regenerated when any of its pixels is transparent, and kept otherwise.",
+    }),
   },
   strict,
 );
 export type CreateGenerationBody = Static<typeof CreateGenerationBody>;
+
+/** Documents the multipart form; its parts are read and checked against CreateGenerationBody. */
+export const CreateGenerationMultipartBody = Type.Object({
+  prompt: Type.String(),
+  image: Type.Optional(Type.String({ contentMediaType: 'application/octet-stream', description: 'The image file.' })),
+  mask: Type.Optional(Type.String({ contentMediaType: 'application/octet-stream', description: 'The mask file.' })),
+  keep_rows: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  rank_by: Type.Optional(StringEnum(['prompt', 'image'] as const)),
+  candidates: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  n: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  temperature: Type.Optional(Type.String()),
+  top_p: Type.Optional(Type.String()),
+  seed: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  model: Type.Optional(ModelName),
+  output_format: Type.Optional(StringEnum(OUTPUT_FORMATS)),
+  webhook: Type.Optional(Type.String()),
+  webhook_events_filter: Type.Optional(Type.String({ description: 'Events, comma-separated.' })),
+});
 
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
@@ -120,6 +174,24 @@ export const Metrics = Type.Object({
   total_ms: Type.Number(),
 });
 
+export const Completion = Type.Object(
+  {
+    grid: Type.Array(Type.Integer(), { description: "The model's image grid, [rows, cols]." }),
+    image_size: Type.Array(Type.Integer(), {
+      description: 'The size the input image was resized to, [height, width].',
+    }),
+    keep_rows: Nullable(Type.Integer(), { description: "The request's keep_rows; null when a mask chose the cells." }),
+    kept_cells: Type.Integer({ description: 'Grid cells kept from the input image; the others are regenerated.' }),
+    kept: Type.Array(Type.String(), {
+      description: 'One string per grid row, top first: `#` a kept cell, `.` a regenerated one.',
+    }),
+  },
+  {
+    description:
+      'An image completion: which cells of the input image are kept (their codes forced) and which regenerated. Absent for a generation from the prompt alone.',
+  },
+);
+
 export const GenerationInputView = Type.Object({
   prompt: Type.String(),
   candidates: Type.Integer(),
@@ -137,6 +209,8 @@ export const GenerationInputView = Type.Object({
   output_format: StringEnum(OUTPUT_FORMATS),
   webhook: Type.Optional(Type.String()),
   webhook_events_filter: Type.Array(StringEnum(WEBHOOK_EVENTS)),
+  completion: Type.Optional(Completion),
+  rank_by: Type.Optional(StringEnum(['prompt', 'image'] as const)),
 });
 
 const GenerationUrls = Type.Object({
@@ -219,6 +293,7 @@ export const GenerationAccepted = Type.Object(
     created_at: Type.String({ format: 'date-time' }),
     seed: Type.Integer(),
     urls: GenerationUrls,
+    completion: Type.Optional(Completion),
   },
   { $id: 'GenerationAccepted' },
 );
@@ -241,17 +316,6 @@ export const GenerationList = Type.Object(
   },
   { $id: 'GenerationList' },
 );
-
-export const ImageInput = Type.Object(
-  {
-    url: Type.Optional({ ...HttpUrl, description: 'An http(s) URL the server fetches.' }),
-    base64: Type.Optional(
-      Type.String({ minLength: 1, description: 'Encoded image bytes (PNG, JPEG, WebP…) in base64.' }),
-    ),
-  },
-  { ...strict, minProperties: 1, maxProperties: 1, description: 'Exactly one of url or base64.' },
-);
-export type ImageInput = Static<typeof ImageInput>;
 
 // A comma separates labels wherever one text field holds several (a form field, the CLI, the
 // playground), so no label holds one: the same words mean the same labels on every path.
@@ -355,6 +419,12 @@ export const ModelInfo = Type.Object(
         image_size: Type.Array(Type.Integer()),
         image_grid: Type.Array(Type.Integer()),
         codebook_size: Type.Integer(),
+        completes: Type.Optional(
+          Type.Boolean({
+            description:
+              'Whether it completes images (POST /generations with `image`): its pack has an image encoder and forced tokens (pack schema 4).',
+          }),
+        ),
         default_candidates: Type.Optional(
           Type.Integer({
             description:

@@ -43,5 +43,9 @@ export function resolveSampling(
 /** The prompt and seed every generation needs, checked. */
 export function checkPromptAndSeed(prompt: string, seed: number): void {
   if (typeof prompt !== 'string' || prompt.trim() === '') invalid('prompt', 'must be a non-empty string');
+  checkSeed(seed);
+}
+
+export function checkSeed(seed: number): void {
   if (!isUint32(seed)) invalid('seed', `must be an unsigned 32-bit integer, got ${seed}`);
 }

@@ -33,8 +33,12 @@ export interface GenerationSections {
 
 /** A pack's manifest. Without the generation sections the pack serves CLIP only. */
 export interface Manifest extends Partial<GenerationSections> {
-  /** 3: as 2, with an optional license; 2: sample_loop takes its settings per row; 1: one setting per run (packs/CONTRACT.md). */
-  schema_version: 1 | 2 | 3;
+  /**
+   * 4: as 3, with an optional image encoder and sample_loop's `keep` (forced tokens); 3: as 2, with
+   * an optional license; 2: sample_loop takes its settings per row; 1: one setting per run
+   * (packs/CONTRACT.md).
+   */
+  schema_version: 1 | 2 | 3 | 4;
   name: string;
   version: string;
   description?: string;
@@ -52,6 +56,8 @@ export interface Manifest extends Partial<GenerationSections> {
     /** The graphs in `format`; the others are float32. */
     graphs?: GraphName[];
   };
+  /** Pixels at the decoder's size → codebook indices (schema 4, with the generation sections): image completion. */
+  encoder?: { graph: string };
   clip: {
     tokenizer: string;
     context_length: number;
@@ -99,6 +105,14 @@ export function rowBytes(m: GeneratingManifest): number {
   return 2 * cache + logits + image + clipInput;
 }
 
+/**
+ * Whether the pack completes images: it generates, has an encoder, and its sample_loop (if any)
+ * takes forced tokens (schema 4). Older packs serve text-only generations.
+ */
+export function completes(m: Manifest): boolean {
+  return generates(m) && m.encoder !== undefined && m.schema_version >= 4;
+}
+
 export function generates(m: Manifest): m is GeneratingManifest {
   return m.geometry !== undefined && m.generator !== undefined && m.decoder !== undefined;
 }
@@ -133,7 +147,11 @@ function describe(error: ErrorObject): string {
   if (error.keyword === 'additionalProperties') return `${field} is not allowed`;
   if (error.keyword === 'dependentRequired') {
     const { property, missingProperty } = error.params as { property: string; missingProperty: string };
-    return `${missingProperty} is required with ${property} (geometry, generator and decoder come together)`;
+    const why =
+      property === 'encoder'
+        ? 'an encoder completes the generations of a pack that generates'
+        : 'geometry, generator and decoder come together';
+    return `${missingProperty} is required with ${property} (${why})`;
   }
   return `${field} ${error.message ?? 'is invalid'}`;
 }
@@ -158,6 +176,8 @@ export function validateManifest(data: unknown, source = 'manifest.json'): Manif
     const k = m.generator.sampling_defaults.top_k;
     if (k > m.geometry.codebook_size) fail('generator.sampling_defaults.top_k', 'must not exceed codebook_size');
   }
+  // Completion forces tokens in sample_loop, whose `keep` input came with schema 4.
+  if (m.encoder !== undefined && m.schema_version < 4) fail('encoder', 'needs schema_version 4 or later');
   for (const [field, file] of namedFiles(m)) {
     if (!(file in m.files)) fail(field, `names "${file}", which is missing from files`);
   }
@@ -172,6 +192,7 @@ export function namedFiles(m: Manifest): [string, string][] {
     ['generator.graphs.step', m.generator?.graphs.step],
     ['generator.graphs.sample_loop', m.generator?.graphs.sample_loop],
     ['decoder.graph', m.decoder?.graph],
+    ['encoder.graph', m.encoder?.graph],
     ['clip.tokenizer', m.clip.tokenizer],
     ['clip.graphs.image', m.clip.graphs.image],
     ['clip.graphs.text', m.clip.graphs.text],
@@ -179,7 +200,7 @@ export function namedFiles(m: Manifest): [string, string][] {
   return entries.filter((e): e is [string, string] => e[1] !== undefined);
 }
 
-export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'clip_image' | 'clip_text';
+export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'encoder' | 'clip_image' | 'clip_text';
 
 export function graphFile(m: Manifest, graph: GraphName): string | undefined {
   switch (graph) {
@@ -191,6 +212,8 @@ export function graphFile(m: Manifest, graph: GraphName): string | undefined {
       return m.generator?.graphs.sample_loop;
     case 'decoder':
       return m.decoder?.graph;
+    case 'encoder':
+      return m.encoder?.graph;
     case 'clip_image':
       return m.clip.graphs.image;
     case 'clip_text':

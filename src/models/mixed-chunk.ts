@@ -4,15 +4,17 @@
 // same whichever company its rows keep.
 import type { Clip } from './clip.js';
 import { decodeTokens, type DecodedChunk } from './decoder.js';
+import { encodePixels, keptTokens } from './encoder.js';
 import { ModelError } from './errors.js';
-import { checkPromptAndSeed, resolveSampling } from './generate-options.js';
+import { checkPromptAndSeed, checkSeed, resolveSampling } from './generate-options.js';
+import { completes } from './manifest.js';
 import type { Pack } from './packs.js';
 import type { Preprocess } from './preprocess.js';
 import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
 import type { SampleRow } from './sampler.js';
 import { generatorText } from './tokenizers.js';
-import type { ChunkPart, ChunkPartOutcome, ChunkResult, GeneratedImage, MixedChunk } from './types.js';
+import type { ChunkPart, ChunkPartOutcome, ChunkResult, CompletionInput, GeneratedImage, MixedChunk } from './types.js';
 
 /** What the chunk needs from the pipeline (kept structural: no import cycle). */
 export interface ChunkContext {
@@ -51,6 +53,32 @@ function failed(key: string, error: unknown): ChunkPartOutcome {
   throw error;
 }
 
+/** The tokens a completion keeps (its kept cells' codes, -1 elsewhere); undefined for a plain generation. */
+async function keptFor(pack: Pack, part: ChunkPart): Promise<Int32Array | undefined> {
+  if (!part.completion) return undefined;
+  const m = pack.generating;
+  if (!completes(m))
+    throw new ModelError(
+      'validation_failed',
+      `image: model ${m.name} has no image encoder, so it cannot complete images`,
+    );
+  const [height, width] = m.geometry.image_size;
+  const cells = m.geometry.image_grid[0] * m.geometry.image_grid[1];
+  const { pixels, keepCells } = part.completion;
+  if (pixels.length !== height * width * 3 || keepCells.length !== cells)
+    throw new ModelError('validation_failed', `image: expected ${width}×${height} RGB pixels and ${cells} cells`);
+  const codes = await encodePixels(await pack.session('encoder'), pixels, 1, [height, width]);
+  return keptTokens(codes, keepCells);
+}
+
+/** CLIP's embedding of a completion's input image (at the pack's image size), what a variation ranks against. */
+async function imageEmbedding(ctx: ChunkContext, pack: Pack, completion: CompletionInput): Promise<Float32Array> {
+  const [height, width] = pack.generating.geometry.image_size;
+  const decoded = { pixels: completion.pixels, width, height };
+  const [embedding] = await ctx.embedDecoded(ctx.clip(pack), decoded, 1, pack.manifest.clip.preprocess);
+  return embedding;
+}
+
 /** Resolves each part against the pack; a bad part becomes its own failed outcome. */
 async function prepare(ctx: ChunkContext, pack: Pack, parts: ChunkPart[]) {
   const m = pack.generating;
@@ -61,11 +89,22 @@ async function prepare(ctx: ChunkContext, pack: Pack, parts: ChunkPart[]) {
   const outcomes = new Map<string, ChunkPartOutcome>();
   for (const part of parts) {
     try {
-      checkPromptAndSeed(part.prompt, part.seed);
+      const byImage = part.rankBy === 'image';
+      if (byImage && !part.completion)
+        throw new ModelError(
+          'validation_failed',
+          'rankBy: image ranks against a completion’s image, and there is none',
+        );
+      // A variation reads no text: its prompt may be empty.
+      if (byImage && part.prompt === '') checkSeed(part.seed);
+      else checkPromptAndSeed(part.prompt, part.seed);
       checkCounts(part);
       const params = resolveSampling(part, m);
       const text = generatorText(tokenizer, part.prompt, m.geometry.text_length, m.generator.text_pad_id);
-      const prompt = await clip.promptEmbedding(part.prompt);
+      const keep = await keptFor(pack, part);
+      const prompt = byImage
+        ? await imageEmbedding(ctx, pack, part.completion!)
+        : await clip.promptEmbedding(part.prompt);
       const best = new BestN<GeneratedImage>(part.n);
       ready.push({
         part,
@@ -77,7 +116,7 @@ async function prepare(ctx: ChunkContext, pack: Pack, parts: ChunkPart[]) {
         best,
       });
       for (let i = 0; i < part.count; i++) {
-        rows.push({ textIds: text.ids, seed: candidateSeed(part.seed, part.first + i), params });
+        rows.push({ textIds: text.ids, seed: candidateSeed(part.seed, part.first + i), params, ...(keep && { keep }) });
       }
     } catch (error) {
       outcomes.set(part.key, failed(part.key, error));

@@ -6,6 +6,7 @@ import type { VerifyOptions } from './checksum-cache.js';
 import { ModelError } from './errors.js';
 import type { Log } from './log.js';
 import {
+  completes,
   generates,
   rowBytes,
   generatingManifest,
@@ -65,6 +66,7 @@ function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['gene
     imageSize: m.geometry.image_size,
     imageGrid: m.geometry.image_grid,
     codebookSize: m.geometry.codebook_size,
+    completes: completes(m),
     rowBytes: rowBytes(m),
     samplingDefaults: {
       topK: d.top_k,
@@ -85,6 +87,7 @@ export const ALL_GRAPHS: readonly GraphName[] = [
   'step',
   'sample_loop',
   'decoder',
+  'encoder',
   'clip_image',
   'clip_text',
 ];

@@ -4,6 +4,7 @@ import { Clip } from './clip.js';
 import type { DecodedChunk } from './decoder.js';
 import { InvalidImageError, ModelError } from './errors.js';
 import type { Log } from './log.js';
+import { completes } from './manifest.js';
 import { CLIP_GRAPHS, type GraphName, type Pack } from './packs.js';
 import { preprocessRaw, type Preprocess } from './preprocess.js';
 import { runMixedChunk } from './mixed-chunk.js';
@@ -71,7 +72,8 @@ export class Pipeline {
   /** The graphs a generation on `pack` runs, sessions only for its sampler's (at full size each holds GBs). */
   generationGraphs(pack: Pack): GraphName[] {
     const sampling: GraphName[] = this.samplerFor(pack) === 'graph' ? ['sample_loop'] : ['prefill', 'step'];
-    return [...sampling, 'decoder', ...CLIP_GRAPHS];
+    const encoder: GraphName[] = completes(pack.manifest) ? ['encoder'] : [];
+    return [...sampling, 'decoder', ...encoder, ...CLIP_GRAPHS];
   }
 
   /** Codebook indices of `rows` ([rows × N]) in one sampler call; rows may mix generations. */

@@ -38,9 +38,14 @@ export function probeFeeds(m: Manifest, graph: GraphName): Record<string, ort.Te
         top_k: int64([1], [1]),
         temperature: new ort.Tensor('float32', Float32Array.of(1), [1]),
         top_p: new ort.Tensor('float32', Float32Array.of(1), [1]),
+        ...(m.schema_version >= 4 ? { keep: int64(new Array<number>(N).fill(-1), [1, N]) } : {}),
       };
     case 'decoder':
       return { image_tokens: int64(new Array<number>(N).fill(0), [1, N]) };
+    case 'encoder': {
+      const [height, width] = g.image_size;
+      return { pixels: new ort.Tensor('uint8', new Uint8Array(height * width * 3), [1, height, width, 3]) };
+    }
   }
 }
 

@@ -2,6 +2,9 @@
 // back) and the device-resident path (the pack's sample_loop graph). Both draw candidate b's
 // token k with uniformAt(seed_b, k), so their tokens agree and chunking changes nothing.
 // Every row carries its own prompt and sampling settings, so one chunk may mix generations.
+// A row may keep tokens (image completion): at a kept position the kept token is emitted
+// instead of the sampled one, so later positions condition on it; its uniform is still drawn,
+// so the other positions read the uniforms they always did.
 import * as ort from 'onnxruntime-node';
 import { fillUniforms, uniformAt } from './rng.js';
 import { RowScratch, sampleRow, type SamplingParams } from './sampling.js';
@@ -19,6 +22,8 @@ export interface SampleRow {
   /** The candidate's own seed. */
   seed: number;
   params: SamplingParams;
+  /** Per grid position, the codebook index to keep, or -1 to sample there. Absent: sample everywhere. */
+  keep?: Int32Array;
 }
 
 export interface ChunkRequest {
@@ -102,7 +107,9 @@ class Picker {
     const picked = new BigInt64Array(rows.length);
     rows.forEach((row, b) => {
       const u = uniformAt(row.seed, step);
-      const token = sampleRow(logits, logitRow(b) * V, V, u, row.params, this.scratchFor(row.params.topK));
+      const sampled = sampleRow(logits, logitRow(b) * V, V, u, row.params, this.scratchFor(row.params.topK));
+      const kept = row.keep?.[step] ?? -1;
+      const token = kept >= 0 ? kept : sampled;
       this.tokens[b * N + step] = token;
       picked[b] = BigInt(token);
     });
@@ -134,8 +141,21 @@ export async function sampleChunkHost(
 
 const settingKey = (p: SamplingParams) => `${p.topK}/${p.temperature}/${p.topP}`;
 
+/** `keep` for the graph: each row's kept tokens, -1 (sample) where it keeps none. */
+function keepTensor(rows: SampleRow[], N: number): ort.Tensor {
+  const keep = new BigInt64Array(rows.length * N).fill(-1n);
+  rows.forEach((row, b) => row.keep?.forEach((token, k) => (keep[b * N + k] = BigInt(token))));
+  return new ort.Tensor('int64', keep, [rows.length, N]);
+}
+
 /** One sample_loop run over `rows`; `settings` holds one entry per row, or one for all. */
-async function runLoop(loop: ort.InferenceSession, rows: SampleRow[], settings: SamplingParams[], N: number) {
+async function runLoop(
+  loop: ort.InferenceSession,
+  rows: SampleRow[],
+  settings: SamplingParams[],
+  N: number,
+  forcedTokens: boolean,
+) {
   const batch = rows.length;
   const T = rows[0].textIds.length;
   const text = new BigInt64Array(batch * T);
@@ -145,6 +165,7 @@ async function runLoop(loop: ort.InferenceSession, rows: SampleRow[], settings: 
     fillUniforms(row.seed, N, uniforms, b * N);
   });
   const out = await loop.run({
+    ...(forcedTokens ? { keep: keepTensor(rows, N) } : {}),
     text_tokens: new ort.Tensor('int64', text, [batch, T]),
     uniforms: new ort.Tensor('float32', uniforms, [batch, N]),
     top_k: new ort.Tensor(
@@ -174,9 +195,13 @@ export async function sampleChunkLoop(
   const loop = sessions.sampleLoop;
   if (!loop) throw new Error('this pack has no sample_loop graph');
   const N = req.imageTokens;
+  // A graph from before pack schema 4 has no `keep` input: it serves rows that keep nothing.
+  const forced = loop.inputNames.includes('keep');
+  if (!forced && req.rows.some((row) => row.keep))
+    throw new Error("this pack's sample_loop graph takes no kept tokens (pack schema 4 adds them)");
   if (req.perRowSettings ?? true) {
     const settings = req.rows.map((row) => row.params);
-    return Int32Array.from(await runLoop(loop, req.rows, settings, N), Number);
+    return Int32Array.from(await runLoop(loop, req.rows, settings, N, forced), Number);
   }
   // A schema-1 graph takes one setting for the whole batch: one run per distinct setting.
   const groups = new Map<string, number[]>();
@@ -184,7 +209,7 @@ export async function sampleChunkLoop(
   const tokens = new Int32Array(req.rows.length * N);
   for (const members of groups.values()) {
     const rows = members.map((b) => req.rows[b]);
-    const out = await runLoop(loop, rows, [rows[0].params], N);
+    const out = await runLoop(loop, rows, [rows[0].params], N, forced);
     members.forEach((b, i) => tokens.set(Int32Array.from(out.subarray(i * N, (i + 1) * N), Number), b * N));
   }
   return tokens;

@@ -4,7 +4,14 @@
 // tested against made-up outcomes; the loop that owns the engine is scheduler.ts.
 import { ModelError } from './errors.js';
 import { BestN } from './rerank.js';
-import type { ChunkPart, ChunkResult, GeneratedImage, GenerateResult, GenerationProgress } from './types.js';
+import type {
+  ChunkPart,
+  ChunkResult,
+  CompletionInput,
+  GeneratedImage,
+  GenerateResult,
+  GenerationProgress,
+} from './types.js';
 
 /** A generation as submitted: what it asks for. */
 export interface GenerationRequest {
@@ -17,6 +24,10 @@ export interface GenerationRequest {
   topK?: number;
   temperature?: number;
   topP?: number;
+  /** An image to complete: the same kept cells for every candidate. */
+  completion?: CompletionInput;
+  /** What CLIP ranks against: the prompt (default) or the completion's image. */
+  rankBy?: 'prompt' | 'image';
 }
 
 /**
@@ -108,7 +119,7 @@ export function admit(schedule: Schedule, entry: Entry): Schedule {
 }
 
 function partOf(entry: Entry, count: number): ChunkPart {
-  const { prompt, seed, n, topK, temperature, topP } = entry.request;
+  const { prompt, seed, n, topK, temperature, topP, completion, rankBy } = entry.request;
   const kept = entry.best.result();
   const floor = kept.length === n ? kept[n - 1] : undefined;
   return {
@@ -121,6 +132,8 @@ function partOf(entry: Entry, count: number): ChunkPart {
     topP,
     first: entry.planned,
     count,
+    ...(completion && { completion }),
+    ...(rankBy && { rankBy }),
     ...(floor && { floor: { candidate: floor.candidate, score: floor.score } }),
   };
 }

@@ -97,6 +97,17 @@ export interface GeneratedImage {
   tokens: Int32Array;
 }
 
+/**
+ * An image to complete: the kept cells' codes are forced, the others sampled, in raster order.
+ * `pixels` is RGB at the pack's image size (geometry.image_size), already resized.
+ */
+export interface CompletionInput {
+  /** [height, width, 3] bytes. */
+  pixels: Uint8Array;
+  /** One byte per grid cell, row-major: 1 = keep its code, 0 = sample it. */
+  keepCells: Uint8Array;
+}
+
 /** One generation's share of a mixed chunk: its candidates `first` … `first + count - 1`. */
 export interface ChunkPart {
   /** The caller's name for the generation, echoed in its outcome. */
@@ -112,6 +123,13 @@ export interface ChunkPart {
   topP?: number;
   /** Best candidates the generation keeps: at most this many come back with pixels. */
   n: number;
+  /** Complete this image instead of drawing from the prompt alone (a pack with an encoder). */
+  completion?: CompletionInput;
+  /**
+   * What CLIP ranks candidates against: the prompt (default), or the completion's own image
+   * (variations: the prompt may then be empty, and the generator reads no text).
+   */
+  rankBy?: 'prompt' | 'image';
   /** The generation's n-th best so far, once it holds n: only candidates that beat it come back. */
   floor?: { candidate: number; score: number };
 }
@@ -196,6 +214,8 @@ export interface PackSummary {
     imageSize: [number, number];
     imageGrid: [number, number];
     codebookSize: number;
+    /** Whether it completes images (an encoder graph, and forced tokens in its sampler). */
+    completes: boolean;
     /** Bytes one candidate row holds while its batch runs (manifest.ts `rowBytes`). */
     rowBytes: number;
     samplingDefaults: { topK: number; temperature: number; topP?: number };

@@ -3,12 +3,13 @@
 import { createHash, randomInt } from 'node:crypto';
 import { Type } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
-import { type GenerationInput, WEBHOOK_EVENTS } from '../contracts/jobs.js';
+import { type GenerationCompletion, type GenerationInput, WEBHOOK_EVENTS } from '../contracts/jobs.js';
 import {
   type CreateGenerationBody,
   type Generation,
   GenerationAccepted,
   type ListGenerationsQuery,
+  type ModelInfo,
 } from '../contracts/schemas.js';
 import { ServiceError, fieldError } from '../errors.js';
 import { OutboundRefusedError, checkOutboundUrl } from '../net/outbound.js';
@@ -67,6 +68,7 @@ export function normalizeGenerationInput(
     output_format: body.output_format ?? 'png',
     ...(body.webhook !== undefined && { webhook: body.webhook }),
     webhook_events_filter: body.webhook_events_filter ?? [...WEBHOOK_EVENTS],
+    ...(body.rank_by !== undefined && { rank_by: body.rank_by }),
   };
 }
 
@@ -79,6 +81,15 @@ function fingerprint(value: unknown): string {
   );
   return createHash('sha256').update(canonical).digest('hex');
 }
+
+/**
+ * A completion's image read and checked for the model the request runs on, inside its queue place
+ * (so no URL is fetched for a request the queue refuses): the API's (src/api/completion.ts).
+ * Undefined for a generation from the prompt alone.
+ */
+export type CompletionPreparer = (
+  model: ModelInfo | undefined,
+) => Promise<{ completion: GenerationCompletion; image: string } | undefined>;
 
 export class Generations {
   private readonly keys: ServiceKeys;
@@ -109,6 +120,7 @@ export class Generations {
     body: CreateGenerationBody,
     owner: Principal,
     idempotencyKey?: string,
+    prepareCompletion?: CompletionPreparer,
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     await this.queues.connected();
     const model = await servedModel(this.redis, this.keys, body.model, 'generations');
@@ -150,7 +162,11 @@ export class Generations {
       maxQueued: this.config.generateMaxQueued,
       retryAfterSeconds: this.config.queueFullRetryAfterSeconds,
     };
-    return withQueuePlace(this.redis, place, id, () => this.enqueue(id, input, owner, recordKey, bodyFingerprint));
+    return withQueuePlace(this.redis, place, id, async () => {
+      const prepared = await prepareCompletion?.(model);
+      const completed = prepared ? { ...input, completion: prepared.completion } : input;
+      return this.enqueue(id, completed, owner, recordKey, bodyFingerprint, prepared?.image);
+    });
   }
 
   private async enqueue(
@@ -159,6 +175,7 @@ export class Generations {
     owner: Principal,
     recordKey: string | undefined,
     bodyFingerprint: string,
+    image?: string,
   ): Promise<{ accepted: GenerationAccepted; replayed: boolean }> {
     const releaseSlot = await this.limiter.admitGeneration(owner, id);
     let refundCandidates: () => Promise<void>;
@@ -182,6 +199,7 @@ export class Generations {
       created_at: createdAt,
       seed: input.seed,
       urls: generationUrls(this.config.publicBaseUrl, id),
+      ...(input.completion && { completion: input.completion }),
     };
     const idempotency = recordKey && {
       key: recordKey,
@@ -215,7 +233,11 @@ export class Generations {
     try {
       await this.queues
         .get('generate')
-        .add('generate', { input, created_at: createdAt, owner: owner.id, recorded: true }, { jobId: id });
+        .add(
+          'generate',
+          { input, created_at: createdAt, owner: owner.id, recorded: true, ...(image !== undefined && { image }) },
+          { jobId: id },
+        );
     } catch (error) {
       // The add may have reached Redis before it failed: taking the record back is safe either
       // way, as a worker drops a job whose record is gone. A discard that fails too is left to

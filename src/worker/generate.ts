@@ -6,11 +6,12 @@
 import { UnrecoverableError, WaitingError } from 'bullmq';
 import { ReplyError } from 'ioredis';
 import type { Config } from '../config.js';
-import { CONTENT_TYPES, imageKey, parseFailure } from '../contracts/jobs.js';
+import sharp from 'sharp';
+import { CONTENT_TYPES, type GenerationCompletion, imageKey, keepCellsOf, parseFailure } from '../contracts/jobs.js';
 import type { GenerationResult, StoredImage } from '../contracts/records.js';
 import type { GenerationProgress } from '../contracts/status.js';
 import type { Logger } from '../logger.js';
-import type { GeneratedImage } from '../models/types.js';
+import type { CompletionInput, GeneratedImage } from '../models/types.js';
 import type { Lifecycle } from '../service/lifecycle.js';
 import type { ObjectStore } from '../storage/index.js';
 import { CANCELED, type CancelWatcher, SHUTDOWN } from './cancel.js';
@@ -142,6 +143,19 @@ async function storeImages(
   return stored;
 }
 
+/** The engine's completion input: the job's image (already at the pack's size) as RGB pixels, and its kept cells. */
+async function completionOf(completion: GenerationCompletion, image: string | undefined): Promise<CompletionInput> {
+  if (image === undefined) throw jobFailure('validation_failed', 'the job of an image completion carries no image');
+  const [height, width] = completion.image_size;
+  const { data, info } = await sharp(Buffer.from(image, 'base64'))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.width !== width || info.height !== height || info.channels !== 3)
+    throw jobFailure('validation_failed', `the job's image is ${info.width}×${info.height}, not ${width}×${height}`);
+  return { pixels: new Uint8Array(data), keepCells: keepCellsOf(completion) };
+}
+
 export function createGenerateHandler(deps: GenerateDeps) {
   return async (job: JobFor<'generate'>, token?: string): Promise<void> => {
     const id = String(job.id);
@@ -178,6 +192,8 @@ export function createGenerateHandler(deps: GenerateDeps) {
         temperature: input.temperature,
         topP: input.top_p,
         seed: input.seed,
+        ...(input.completion && { completion: await completionOf(input.completion, job.data.image) }),
+        ...(input.rank_by && { rankBy: input.rank_by }),
         signal: tracked.signal,
         onProgress: ({ best, ...reported }) => {
           progress.report(reported);

@@ -143,6 +143,7 @@ function generationInfo(
     image_size: generation.imageSize,
     image_grid: generation.imageGrid,
     codebook_size: generation.codebookSize,
+    completes: generation.completes,
     default_candidates: defaultCandidates,
     row_bytes: generation.rowBytes,
     max_batch_rows: maxBatchRows,

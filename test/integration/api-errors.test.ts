@@ -161,6 +161,23 @@ describe('errors with a worker', () => {
     await expectProblem(await post(h.baseUrl, '/clip/classify', body), 'images_too_large', CLASSIFY);
   });
 
+  test('completion_unsupported and invalid_mask: completions name the field (api-completions covers the rest)', async () => {
+    const image = { base64: await tinyPng() };
+    const unsupported = await expectProblem(
+      await post(h.baseUrl, '/generations', { prompt: 'ok', model: 'micro-dalle1', image, keep_rows: 2 }),
+      'completion_unsupported',
+      GENERATIONS,
+    );
+    assert.equal(unsupported.errors?.[0].field, 'image');
+    // An opaque mask marks nothing to regenerate.
+    const mask = await expectProblem(
+      await post(h.baseUrl, '/generations', { prompt: 'ok', image, mask: image }),
+      'invalid_mask',
+      GENERATIONS,
+    );
+    assert.equal(mask.errors?.[0].field, 'mask');
+  });
+
   test('not_found for any unknown id, whatever its shape, and for unknown routes', async () => {
     for (const id of [
       'abc',

@@ -67,6 +67,9 @@ const generationBody = fc.record(
     output_format: junk,
     webhook: junk,
     webhook_events_filter: junk,
+    image,
+    keep_rows: fc.oneof(fc.integer({ min: -2, max: 10 }), junk),
+    mask: image,
   },
   { requiredKeys: [] },
 );

@@ -38,8 +38,17 @@ describe('engine on the committed packs', () => {
     const demo = packs[0];
     assert.equal(demo.generation?.textLength, 24);
     assert.deepEqual(demo.generation?.imageSize, [64, 64]);
-    // The sample_loop graph samples alone: no prefill and step sessions (GBs each at full size).
-    assert.deepEqual(Object.keys(demo.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'sample_loop']);
+    // The sample_loop graph samples alone: no prefill and step sessions (GBs each at full size);
+    // the encoder completes images.
+    assert.deepEqual(Object.keys(demo.providers).sort(), [
+      'clip_image',
+      'clip_text',
+      'decoder',
+      'encoder',
+      'sample_loop',
+    ]);
+    assert.equal(demo.generation?.completes, true);
+    assert.equal(packs[1].generation?.completes, false, 'micro-dalle1 has no encoder');
     assert.ok(Object.values(demo.providers).every((p) => p === 'cpu'));
   });
 
@@ -347,7 +356,8 @@ describe('engine start-up', () => {
       const engine = await createEngine({ modelsDir, logger: silentLog, probePlacement: true, samplerMode });
       try {
         for (const pack of engine.packs()) {
-          const expected = ['clip_image', 'clip_text', 'decoder', ...sampling].sort();
+          const encoder = pack.generation?.completes ? ['encoder'] : [];
+          const expected = ['clip_image', 'clip_text', 'decoder', ...encoder, ...sampling].sort();
           assert.deepEqual(Object.keys(pack.providers).sort(), expected, `${samplerMode} ${pack.name}`);
           for (const [graph, provider] of Object.entries(pack.providers))
             assert.match(provider, /^cpu \(CPU \d+ kernels\)$/, `${pack.name} ${graph}`);

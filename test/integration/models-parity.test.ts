@@ -1,5 +1,6 @@
 // onnxruntime through the inference core against the PyTorch reference fixtures
-// (training/eval/reference.py): tokens, prefill and step logits, decoder pixels, CLIP embeddings.
+// (training/eval/reference.py): tokens, prefill and step logits, decoder pixels, encoder codes,
+// CLIP embeddings.
 // Tolerances come from each fixture: 1e-3 absolute on logits and embeddings, 1 level on pixels.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import sharp from 'sharp';
 import { loadPack, silentLog } from '../../src/models/index.js';
 import { Clip, l2normalize } from '../../src/models/clip.js';
 import { decodeTokens } from '../../src/models/decoder.js';
+import { encodePixels } from '../../src/models/encoder.js';
 import { Pack } from '../../src/models/packs.js';
 import { clipText, generatorText } from '../../src/models/tokenizers.js';
 
@@ -27,6 +29,8 @@ interface Reference {
     step_logits: number[][][];
   };
   decoder: { image_tokens: number[]; png: string }[];
+  /** Packs with an encoder graph: the codes PyTorch's encoder gives these images. */
+  encoder?: { image_tokens: number[]; png: string }[];
   clip_image: { png: string; image_embeds: number[] }[];
   clip_text: { text: string; input_ids: number[]; text_embeds: number[] }[];
 }
@@ -91,6 +95,20 @@ for (const name of ['demo-shapes', 'micro-dalle1']) {
           .raw()
           .toBuffer();
         assert.ok(maxDiff(decoded.pixels, Array.from(want)) <= ref.tolerance.pixels, entry.png);
+      }
+    });
+
+    test('encoder codes: the same as PyTorch on the same images', async (t) => {
+      if (!pack.hasGraph('encoder')) return t.skip(`${name} has no encoder graph`);
+      assert.ok(ref.encoder, 'the fixture holds the encoder reference');
+      const encoder = await pack.session('encoder');
+      const size = pack.generating.geometry.image_size as [number, number];
+      for (const entry of ref.encoder) {
+        const pixels = await sharp(fixtures + entry.png)
+          .removeAlpha()
+          .raw()
+          .toBuffer();
+        assert.deepEqual(Array.from(await encodePixels(encoder, new Uint8Array(pixels), 1, size)), entry.image_tokens);
       }
     });
 

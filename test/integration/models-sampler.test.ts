@@ -1,6 +1,9 @@
 // The sampler on the committed packs with real onnxruntime: reproducible per seed, independent
 // of the chunk size, greedy at top_k = 1, and the same tokens from the sample_loop graph as from
-// the host loop given the same uniforms.
+// the host loop given the same uniforms; kept tokens (image completion) forced on both paths.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +16,18 @@ import type { SamplingParams } from '../../src/models/sampling.js';
 import { generatorText } from '../../src/models/tokenizers.js';
 
 const packsDir = fileURLToPath(new URL('../../packs/', import.meta.url));
+// Tokens the packs' sample_loop graphs drew before they took kept tokens (the sha256 of each
+// graph then is in the file), for the same prompt, seeds and settings.
+const golden = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../fixtures/sampler-golden.json', import.meta.url)), 'utf8'),
+) as Record<
+  string,
+  {
+    sample_loop_sha256: string;
+    prompt: string;
+    cases: { seed: number; params: SamplingParams; candidates: number; tokens: number[] }[];
+  }
+>;
 const PROMPT = 'a red circle above a blue square';
 
 interface Loaded {
@@ -48,6 +63,23 @@ async function open(name: string): Promise<Loaded> {
     N: m.geometry.image_grid[0] * m.geometry.image_grid[1],
     V: m.geometry.codebook_size,
   };
+}
+
+/** The pack's sample_loop graph as the golden fixture recorded it, read from git history. */
+function olderLoop(name: string): Buffer | undefined {
+  const path = `packs/${name}/generator-sample-loop.onnx`;
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd: new URL('../../', import.meta.url), maxBuffer: 1 << 27 });
+  try {
+    const commits = git('rev-list', '-n', '8', 'HEAD', '--', path).toString().split('\n').filter(Boolean);
+    for (const commit of commits) {
+      const bytes = git('show', `${commit}:${path}`);
+      if (createHash('sha256').update(bytes).digest('hex') === golden[name].sample_loop_sha256) return bytes;
+    }
+  } catch {
+    // not a git checkout
+  }
+  return undefined;
 }
 
 type Path = 'host' | 'graph';
@@ -181,6 +213,74 @@ describe('demo-shapes sampler', () => {
       }
     }
   });
+
+  test('a row that keeps nothing draws, on both paths, what the packs drew before kept tokens existed', async () => {
+    for (const { seed, params, candidates, tokens } of golden['demo-shapes'].cases) {
+      assert.equal(golden['demo-shapes'].prompt, PROMPT);
+      for (const path of ['host', 'graph'] as const)
+        assert.deepEqual(Array.from(await sampleAll(l, seed, candidates, candidates, params, path)), tokens, path);
+    }
+  });
+
+  test('kept tokens are emitted unchanged, and the positions after them condition on them', async () => {
+    const seeds = [candidateSeed(41, 0), candidateSeed(41, 1)];
+    const plain = rowsOf(l.textIds, seeds, defaults);
+    const request = { imageTokens: l.N, codebookSize: l.V, checkpoint() {} };
+    const free = await sampleChunkLoop(l.sessions, { ...request, rows: plain });
+    // Keep the top half (DALL·E's "top part"), with codes no free draw chose there.
+    const keep = new Int32Array(l.N).fill(-1);
+    for (let k = 0; k < l.N / 2; k++) keep[k] = (free[k] + 101) % l.V;
+    const rows = plain.map((row) => ({ ...row, keep }));
+    const host = await sampleChunkHost(l.sessions, { ...request, rows });
+    const graph = await sampleChunkLoop(l.sessions, { ...request, rows });
+    assert.deepEqual(graph, host, 'the graph forces as the host loop does');
+    for (let b = 0; b < rows.length; b++) {
+      const row = graph.subarray(b * l.N, (b + 1) * l.N);
+      for (let k = 0; k < l.N / 2; k++) assert.equal(row[k], keep[k], `row ${b}, kept position ${k}`);
+      const lower = differing(row.subarray(l.N / 2), free.subarray(b * l.N + l.N / 2, (b + 1) * l.N));
+      assert.ok(lower > 0, `row ${b}: the sampled half follows the kept half, so it changes with it`);
+    }
+  });
+
+  test('completions and plain rows share a run: each row draws what it draws alone', async () => {
+    const keep = new Int32Array(l.N).fill(-1);
+    keep.fill(7, 0, 8).fill(200, 20, 28);
+    const rows = [
+      ...rowsOf(l.textIds, [candidateSeed(5, 0), candidateSeed(5, 1)], defaults),
+      ...rowsOf(l.textIds, [candidateSeed(6, 0)], { topK: 8, temperature: 0.9, topP: 1 }).map((r) => ({ ...r, keep })),
+      ...rowsOf(l.textIds, [candidateSeed(6, 1)], defaults).map((r) => ({ ...r, keep })),
+    ];
+    const request = { imageTokens: l.N, codebookSize: l.V, checkpoint() {} };
+    for (const run of [sampleChunkHost, sampleChunkLoop]) {
+      const mixed = await run(l.sessions, { ...request, rows });
+      for (const [i, row] of rows.entries())
+        assert.deepEqual(mixed.subarray(i * l.N, (i + 1) * l.N), await run(l.sessions, { ...request, rows: [row] }));
+    }
+  });
+
+  test("an older pack's sample_loop (no keep input) still draws plain rows, and refuses rows that keep some", async (t) => {
+    const bytes = olderLoop('demo-shapes');
+    if (!bytes) return t.skip('no git history holding the graph from before kept tokens');
+    const old = await ort.InferenceSession.create(bytes);
+    try {
+      assert.ok(!old.inputNames.includes('keep'));
+      const { seed, params, candidates, tokens } = golden['demo-shapes'].cases[0];
+      const rows = rowsOf(
+        l.textIds,
+        Array.from({ length: candidates }, (_, i) => candidateSeed(seed, i)),
+        params,
+      );
+      const request = { imageTokens: l.N, codebookSize: l.V, checkpoint() {} };
+      assert.deepEqual(Array.from(await sampleChunkLoop({ sampleLoop: old }, { ...request, rows })), tokens);
+      const keep = new Int32Array(l.N).fill(3);
+      await assert.rejects(
+        sampleChunkLoop({ sampleLoop: old }, { ...request, rows: rows.map((r) => ({ ...r, keep })) }),
+        /takes no kept tokens/,
+      );
+    } finally {
+      await old.release();
+    }
+  });
 });
 
 describe('micro-dalle1 sampler at DALL·E 1 geometry', () => {
@@ -198,5 +298,10 @@ describe('micro-dalle1 sampler at DALL·E 1 geometry', () => {
     const diff = differing(host, graph);
     t.diagnostic(`${diff} of ${host.length} tokens differ between the host loop and sample_loop`);
     assert.equal(diff, 0);
+  });
+
+  test('a row that keeps nothing draws what the pack drew before kept tokens existed', async () => {
+    for (const { seed, params, candidates, tokens } of golden['micro-dalle1'].cases)
+      assert.deepEqual(Array.from(await sampleAll(l, seed, candidates, candidates, params, 'graph')), tokens);
   });
 });

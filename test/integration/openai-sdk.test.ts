@@ -2,7 +2,8 @@
 // real Redis, BullMQ, worker, engine, sharp and storage on loopback.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import OpenAI from 'openai';
+import { readFileSync } from 'node:fs';
+import OpenAI, { toFile } from 'openai';
 import sharp from 'sharp';
 import { type Harness, closeSharedEngine, json, startHarness } from './api-harness.js';
 
@@ -187,6 +188,103 @@ describe('/v1 with the openai SDK', () => {
     const background = await sdkError(openai.images.generate({ prompt: PROMPT, background: 'transparent' }));
     assert.ok(background instanceof OpenAI.BadRequestError);
     assert.deepEqual([background.code, background.param], ['validation_failed', 'background']);
+  });
+
+  test('images.edit: the mask’s transparent cells are redrawn, the others kept; the edit is an ordinary completion', async () => {
+    const scene = readFileSync(new URL('../fixtures/scenes/heldout-01.png', import.meta.url));
+    // Transparent in the bottom half: the top four rows of cells are kept.
+    const alpha = Buffer.alloc(64 * 64 * 4, 255);
+    for (let i = 32 * 64; i < 64 * 64; i++) alpha[i * 4 + 3] = 0;
+    const mask = await sharp(alpha, { raw: { width: 64, height: 64, channels: 4 } })
+      .png()
+      .toBuffer();
+    const response = await openai.images.edit({
+      model: 'demo-shapes',
+      image: await toFile(scene, 'scene.png', { type: 'image/png' }),
+      mask: await toFile(mask, 'mask.png', { type: 'image/png' }),
+      prompt: 'a blue square below a red circle',
+      n: 2,
+      size: '64x64' as '256x256',
+      response_format: 'b64_json',
+      ...({ candidates: 4, seed: 9 } as object),
+    });
+    assert.equal(response.data?.length, 2);
+    const list = await json(await fetch(`${h.baseUrl}/generations`));
+    const generation = list.data.find((entry: any) => entry.input.seed === 9 && entry.input.completion);
+    assert.ok(generation, 'the edit is listed as a completion');
+    assert.equal(generation.input.completion.kept_cells, 32);
+    assert.deepEqual(generation.input.completion.kept, [...Array(4).fill('########'), ...Array(4).fill('........')]);
+    // The first row of cells decodes from kept cells only: every edit shows the input's there.
+    const first = await Promise.all(
+      (response.data ?? []).map(async (image) =>
+        sharp(Buffer.from(image.b64_json ?? '', 'base64'))
+          .extract({ left: 0, top: 0, width: 64, height: 8 })
+          .raw()
+          .toBuffer(),
+      ),
+    );
+    assert.deepEqual(first[0], first[1]);
+
+    // Without a mask the image's own transparency is the mask: an opaque image has none.
+    const opaque = await sdkError(
+      openai.images.edit({
+        model: 'demo-shapes',
+        image: await toFile(scene, 'scene.png', { type: 'image/png' }),
+        prompt: 'a red circle',
+      }),
+    );
+    assert.ok(opaque instanceof OpenAI.BadRequestError);
+    assert.deepEqual([opaque.code, opaque.param], ['invalid_mask', 'image']);
+    const micro = await sdkError(
+      openai.images.edit({
+        model: 'micro-dalle1',
+        image: await toFile(scene, 'scene.png', { type: 'image/png' }),
+        mask: await toFile(mask, 'mask.png', { type: 'image/png' }),
+        prompt: 'a red circle',
+      }),
+    );
+    assert.deepEqual([micro.status, micro.code, micro.param], [400, 'completion_unsupported', 'image']);
+  });
+
+  test('images.createVariation: the top half kept, the rest redrawn with no text, ranked by likeness to the image', async () => {
+    const scene = readFileSync(new URL('../fixtures/scenes/heldout-01.png', import.meta.url));
+    const response = await openai.images.createVariation({
+      model: 'demo-shapes',
+      image: await toFile(scene, 'scene.png', { type: 'image/png' }),
+      n: 3,
+      response_format: 'b64_json',
+      ...({ candidates: 8, seed: 13 } as object),
+    });
+    assert.equal(response.data?.length, 3);
+    const list = await json(await fetch(`${h.baseUrl}/generations`));
+    const generation = list.data.find((entry: any) => entry.input.seed === 13 && entry.input.rank_by === 'image');
+    assert.ok(generation, 'the variation is listed, ranked by the image');
+    assert.equal(generation.input.prompt, '');
+    assert.equal(generation.input.completion.keep_rows, 4);
+    // Ranked by CLIP against the image: scores fall with rank, and are the likeness of each
+    // variation to the input by CLIP's own image embeddings (POST /clip/embed).
+    const scores = generation.images.map((image: any) => image.score);
+    assert.deepEqual(
+      scores,
+      [...scores].sort((a: number, b: number) => b - a),
+    );
+    const png = (b64: string | undefined) => Buffer.from(b64 ?? '', 'base64');
+    const vectors = await json(
+      await fetch(`${h.baseUrl}/clip/embed`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          images: [scene, ...(response.data ?? []).map((image) => png(image.b64_json))].map((bytes) => ({
+            base64: bytes.toString('base64'),
+          })),
+        }),
+      }),
+    );
+    const [input, ...variations] = vectors.embeddings as number[][];
+    // Each score is logit_scale × the cosine of the variation with the input image.
+    const ratios = variations.map((vector, i) => scores[i] / cosine(vector, input));
+    for (const ratio of ratios)
+      assert.ok(Math.abs(ratio / ratios[0] - 1) < 1e-3, `score / likeness: ${ratios.join(', ')}`);
   });
 
   test("quality is a share of the serving workers' default candidates; usage counts what was sampled; style is ignored", async () => {

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { GenerationList, ModelList } from '../../src/contracts/schemas.js';
 import { type Harness, closeSharedEngine, json, startHarness } from './api-harness.js';
@@ -211,6 +212,28 @@ describe('playground', () => {
       if (process.env.PLAYGROUND_SCREENSHOT) {
         await page.screenshot({ path: process.env.PLAYGROUND_SCREENSHOT, fullPage: true });
       }
+    });
+  });
+
+  test('complete an uploaded image: its top rows kept, the rest drawn, a bad row count named beside its field', async () => {
+    await withPage('complete', h.baseUrl, { width: 1100, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      await page.fill('#prompt', 'a blue circle above a red square');
+      await page.fill('#candidates', '8');
+      await page.fill('#n', '4');
+      await page.click('#completion summary');
+      await page.setInputFiles('#image', fileURLToPath(new URL('../fixtures/scenes/heldout-01.png', import.meta.url)));
+      await page.fill('#keep-rows', '8');
+      await page.click('#generate');
+      assert.match(await fieldError(page, 'keep-rows'), /Keep top rows must be below the grid's 8 rows/);
+      await page.fill('#keep-rows', '4');
+      await page.click('#generate');
+      await decodedImages(page, 4);
+      assert.match(
+        (await page.locator('#progress-label').textContent()) ?? '',
+        /^Done: 4 of 8 candidates kept; 32 of 64 cells kept from the image$/,
+      );
     });
   });
 

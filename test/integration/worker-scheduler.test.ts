@@ -1,6 +1,6 @@
 // The generation scheduler on a real engine (committed packs, onnxruntime, sharp): a job's
 // output is the same alone or mixed with others, round-robin lets a small job past a large
-// one, and a cancel or a bad input removes only that job.
+// one, and a cancel or a bad input removes only that job. Completions (kept tokens) mix too.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import {
   type GenerationProgress,
   silentLog,
 } from '../../src/models/index.js';
+import sharp from 'sharp';
 import { encodeImage } from '../../src/lib/encode-image.js';
 import { type BatchStats, GenerationScheduler, type ScheduledGeneration } from '../../src/models/scheduler.js';
 
@@ -44,30 +45,49 @@ describe('generation scheduler', () => {
   before(async () => (engine = await createEngine({ modelsDir, logger: silentLog, clipBatch: 8 })));
   after(() => engine.close());
 
-  test('a job gives the same tokens, ranks, PNG bytes and scores alone as among three others', async () => {
-    const target = job('a red circle', { topK: 16, temperature: 0.9, topP: 0.95 });
+  test('a job, plain or a completion, gives the same tokens, ranks, PNG bytes and scores alone as mixed', async () => {
+    const { data } = await sharp(fileURLToPath(new URL('../fixtures/scenes/heldout-03.png', import.meta.url)))
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    // The top half of the 8×8 grid kept (DALL·E's "top part").
+    const keepCells = new Uint8Array(64).fill(1, 0, 32);
+    const completion = { pixels: new Uint8Array(data), keepCells };
+    const targets = [
+      job('a red circle', { topK: 16, temperature: 0.9, topP: 0.95 }),
+      job('a blue square below a red circle', { seed: 5, candidates: 16, completion }),
+    ];
     const others = [
       job('a blue square', { seed: 7, candidates: 16, topK: 4, temperature: 1.3 }),
       job('a green cross above a yellow triangle', { seed: 8, candidates: 40, topK: 64, temperature: 0.7, topP: 0.8 }),
       job('a small cyan circle', { seed: 9, candidates: 8, n: 2 }),
     ];
-    const alone = await submit(scheduler(engine, 16), target);
+    const alone = [];
+    for (const target of targets) alone.push(await submit(scheduler(engine, 16), target));
     const batches: BatchStats[] = [];
     const s = scheduler(engine, 16, batches);
-    const [mixed] = await Promise.all([target, ...others].map((j) => submit(s, j)));
+    const mixed = await Promise.all([...targets, ...others].map((j) => submit(s, j)));
     assert.ok(
-      batches.some((b) => b.jobs >= 2),
-      'batches hold rows of several jobs',
+      batches.some((b) => b.jobs >= 3),
+      'batches hold rows of several jobs, a completion among them',
     );
-    assert.deepEqual(
-      mixed.images.map((i) => [i.rank, i.candidate, i.seed]),
-      alone.images.map((i) => [i.rank, i.candidate, i.seed]),
-    );
-    mixed.images.forEach((image, i) => {
-      assert.deepEqual(image.tokens, alone.images[i].tokens);
-      assert.ok(Math.abs(image.score - alone.images[i].score) <= 1e-6, `score of rank ${i + 1}`);
-    });
-    assert.deepEqual(await pngs(mixed), await pngs(alone));
+    for (const [t, result] of alone.entries()) {
+      assert.deepEqual(
+        mixed[t].images.map((i) => [i.rank, i.candidate, i.seed]),
+        result.images.map((i) => [i.rank, i.candidate, i.seed]),
+      );
+      mixed[t].images.forEach((image, i) => {
+        assert.deepEqual(image.tokens, result.images[i].tokens);
+        assert.ok(Math.abs(image.score - result.images[i].score) <= 1e-6, `target ${t}, score of rank ${i + 1}`);
+      });
+      assert.deepEqual(await pngs(mixed[t]), await pngs(result));
+    }
+    // The completion's candidates share the kept half and differ below it.
+    const [first, ...rest] = mixed[1].images;
+    for (const image of rest) {
+      assert.deepEqual(image.tokens.subarray(0, 32), first.tokens.subarray(0, 32));
+      assert.notDeepEqual(image.tokens.subarray(32), first.tokens.subarray(32));
+    }
   });
 
   test('a small job submitted behind a large one takes the next batch and finishes first', async () => {

@@ -92,7 +92,7 @@ describe('exported minDALL-E and dVAE packs', () => {
       license: string;
       files: Record<string, { bytes: number }>;
     };
-    assert.equal(manifest.schema_version, 3);
+    assert.equal(manifest.schema_version, 4);
     assert.match(manifest.license, /CC-BY-NC-SA-4\.0/);
     // The engine reports it with the pack, for GET /models.
     assert.equal(engine.packs().find((pack) => pack.name === 'mindalle-tiny')?.license, manifest.license);

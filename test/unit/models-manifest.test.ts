@@ -68,14 +68,31 @@ test('a malformed manifest names the field', async () => {
   }
 });
 
-test('schemas 1 to 3 load (3 adds license, 2 per-row sampling settings); others are refused', async () => {
+test('schemas 1 to 4 load (4 adds the encoder and forced tokens, 3 license, 2 per-row settings); others are refused', async () => {
   const current = await manifestOf(demoDir);
-  assert.equal(validateManifest(current).schema_version, 3);
-  assert.equal(validateManifest({ ...current, schema_version: 2 }).schema_version, 2);
-  assert.equal(validateManifest({ ...current, schema_version: 1 }).schema_version, 1);
-  assert.equal(validateManifest({ ...current, license: 'CC-BY-NC-SA-4.0' }).schema_version, 3);
+  assert.equal(validateManifest(current).schema_version, 4);
+  const { encoder, ...textOnly } = current;
+  assert.deepEqual(encoder, { graph: 'encoder.onnx' });
+  assert.equal(validateManifest({ ...textOnly, schema_version: 3 }).schema_version, 3);
+  assert.equal(validateManifest({ ...textOnly, schema_version: 2 }).schema_version, 2);
+  assert.equal(validateManifest({ ...textOnly, schema_version: 1 }).schema_version, 1);
   await rejectsWith(
-    () => validateManifest({ ...current, schema_version: 4 }),
+    () => validateManifest({ ...current, schema_version: 3 }),
+    'pack_invalid_manifest',
+    /encoder needs schema_version 4 or later/,
+  );
+  const clipOnly = { ...current };
+  delete clipOnly.geometry;
+  delete clipOnly.generator;
+  delete clipOnly.decoder;
+  await rejectsWith(
+    () => validateManifest(clipOnly),
+    'pack_invalid_manifest',
+    /geometry is required with encoder \(an encoder completes the generations of a pack that generates\)/,
+  );
+  assert.equal(validateManifest({ ...current, license: 'CC-BY-NC-SA-4.0' }).schema_version, 4);
+  await rejectsWith(
+    () => validateManifest({ ...current, schema_version: 5 }),
     'pack_invalid_manifest',
     /schema_version must be equal to one of/,
   );
@@ -85,7 +102,8 @@ test('vocabulary and examples are optional in every schema version, and checked 
   const current = await manifestOf(demoDir);
   assert.ok(current.vocabulary.includes('circle'), 'the demo pack lists the words it was trained on');
   assert.ok(current.examples.length > 0);
-  for (const schema_version of [1, 2, 3]) {
+  for (const schema_version of [1, 2, 3, 4]) {
+    if (schema_version < 4) delete current.encoder;
     const listed = validateManifest({ ...current, schema_version });
     assert.deepEqual(listed.vocabulary, current.vocabulary);
     assert.deepEqual(listed.examples, current.examples);
@@ -108,11 +126,12 @@ test('vocabulary and examples are optional in every schema version, and checked 
   }
 });
 
-test('without geometry, generator and decoder a manifest is a CLIP-only pack', async () => {
+test('without geometry, generator and decoder (and encoder) a manifest is a CLIP-only pack', async () => {
   const clipOnly = await manifestOf(demoDir);
   delete clipOnly.geometry;
   delete clipOnly.generator;
   delete clipOnly.decoder;
+  delete clipOnly.encoder;
   const m = validateManifest(clipOnly);
   assert.equal(m.generator, undefined);
   assert.deepEqual(Object.keys(m.clip.graphs), ['image', 'text']);

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from training.export.graphs import PixelEncoder
 from training.model.configs import pad_text
 from training.pack.weights import load_pack
 from training.world.bpe import Tokenizer
@@ -60,6 +61,19 @@ def decoder_reference(vqvae, manifest, out_dir, name):
     return entries
 
 
+def encoder_reference(vqvae, manifest, out_dir, name):
+    """Codes PyTorch's encoder gives fixed images at the decoder's size (the pack's encoder graph)."""
+    height, width = manifest["geometry"]["image_size"]
+    entries = []
+    for i, image in enumerate(clip_images(height)):
+        png = f"{name}-encoder-{i}.png"
+        Image.fromarray(image).save(os.path.join(out_dir, png))
+        with torch.no_grad():
+            tokens = PixelEncoder(vqvae)(torch.from_numpy(image[None]))
+        entries.append({"png": png, "image_tokens": tokens[0].tolist()})
+    return entries
+
+
 def clip_images(size):
     """A few fixed RGB images already at CLIP's input size, so no resize is involved."""
     y, x = np.mgrid[0:size, 0:size] / max(1, size - 1)
@@ -102,6 +116,7 @@ def write(pack_dir, out_dir):
         "tolerance": {"logits": 1e-3, "embeds": 1e-3, "pixels": 1},
         "generator": generator_reference(generator, manifest, tokenizer, batch),
         "decoder": decoder_reference(vqvae, manifest, out_dir, name),
+        **({"encoder": encoder_reference(vqvae, manifest, out_dir, name)} if "encoder" in manifest else {}),
         "clip_image": clip_image,
         "clip_text": clip_text,
     }

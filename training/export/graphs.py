@@ -40,6 +40,17 @@ class PixelDecoder(nn.Module):
         return x.permute(0, 2, 3, 1)
 
 
+class PixelEncoder(nn.Module):
+    """uint8 NHWC pixels at the decoder's size -> codebook indices [B, N] (packs/CONTRACT.md)."""
+
+    def __init__(self, vqvae):
+        super().__init__()
+        self.vqvae = vqvae
+
+    def forward(self, pixels):
+        return self.vqvae.encode(pixels.permute(0, 3, 1, 2).float() / 255.0)
+
+
 def _export(module, args, path, inputs, outputs, dynamic_axes):
     module.eval()
     with torch.no_grad():
@@ -75,6 +86,13 @@ def export_decoder(vqvae, out_dir):
             ["image_tokens"], ["pixels"], {"image_tokens": {0: "B"}, "pixels": {0: "B"}})
 
 
+def export_encoder(vqvae, out_dir):
+    size = vqvae.config.image_size
+    pixels = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+    _export(PixelEncoder(vqvae), (pixels,), os.path.join(out_dir, GRAPH_FILES["encoder"]),
+            ["pixels"], ["image_tokens"], {"pixels": {0: "B"}, "image_tokens": {0: "B"}})
+
+
 def export_clip(clip, out_dir):
     c = clip.config
     pixels = torch.zeros(2, 3, c.image_size, c.image_size)
@@ -90,4 +108,5 @@ def export_all(generator, vqvae, clip, out_dir, with_loop=True):
     os.makedirs(out_dir, exist_ok=True)
     export_generator(generator, out_dir, with_loop)
     export_decoder(vqvae, out_dir)
+    export_encoder(vqvae, out_dir)
     export_clip(clip, out_dir)

@@ -1,7 +1,10 @@
 """Build the contract's `sample_loop` graph: prefill, then an ONNX Loop around the step graph.
 
 Each iteration applies the contract's sampling rule to the step's logits with that token's
-uniform, so the KV cache stays inside the execution provider for the whole image.
+uniform, so the KV cache stays inside the execution provider for the whole image. A token the
+row keeps (`keep` >= 0 at its position) replaces the sampled one before the next step reads it,
+so what follows conditions on it; its uniform is drawn and left unused, so every other
+position reads the uniform it always did.
 Weights shared by prefill and step are stored once (matched by content). Graphs may keep
 their weights in external data (over 2 GB): their bytes are read one tensor at a time.
 """
@@ -153,6 +156,17 @@ def sampling_nodes(prefix, logits, uniform, token):
     ]
 
 
+def forced_nodes(prefix, sampled, position, token):
+    """token [B, 1] = keep[:, position] where that is a code (>= 0), else `sampled` [B, 1]."""
+    p = prefix
+    return [
+        helper.make_node("Gather", ["keep", position], [p + "kept"], axis=1),
+        _const(p + "sample_here", 0),
+        helper.make_node("GreaterOrEqual", [p + "kept", p + "sample_here"], [p + "is_kept"]),
+        helper.make_node("Where", [p + "is_kept", p + "kept", sampled], [token]),
+    ]
+
+
 def _loop_body(step_graph, weight_names):
     step_nodes, step_out = _rename_graph(
         step_graph, "step/", {"image_token": "token_in", "past_kv": "kv_in"}, weight_names)
@@ -160,7 +174,10 @@ def _loop_body(step_graph, weight_names):
         _const("uniform_offset", 1),
         helper.make_node("Add", ["iteration", "uniform_offset"], ["uniform_index"]),
         helper.make_node("Gather", ["uniforms", "uniform_index"], ["uniform"], axis=1),
-        *sampling_nodes("sample/", step_out["logits"], "uniform", "token_out"),
+        *sampling_nodes("sample/", step_out["logits"], "uniform", "sampled_out"),
+        _const("keep_axes", [0], dims=[1]),
+        helper.make_node("Unsqueeze", ["uniform_index", "keep_axes"], ["keep_index"]),
+        *forced_nodes("force/", "sampled_out", "keep_index", "token_out"),
         helper.make_node("Identity", ["condition_in"], ["condition_out"]),
         helper.make_node("Identity", [step_out["present_kv"]], ["kv_out"]),
         helper.make_node("Identity", ["token_out"], ["token_scan"]),
@@ -194,7 +211,9 @@ def build_model(prefill_model, step_model, image_tokens, base_dir=None):
     nodes = prefill_nodes + [
         _const("first", 0),
         helper.make_node("Gather", ["uniforms", "first"], ["uniform_0"], axis=1),
-        *sampling_nodes("sample0/", prefill_out["logits"], "uniform_0", "token_0"),
+        *sampling_nodes("sample0/", prefill_out["logits"], "uniform_0", "sampled_0"),
+        _const("first_column", [0], dims=[1]),
+        *forced_nodes("force0/", "sampled_0", "first_column", "token_0"),
         _const("steps", image_tokens - 1),
         _const("keep_going", True, TensorProto.BOOL),
         helper.make_node("Loop", ["steps", "keep_going", prefill_out["present_kv"], "token_0"],
@@ -210,7 +229,8 @@ def build_model(prefill_model, step_model, image_tokens, base_dir=None):
               vi("uniforms", TensorProto.FLOAT, ["B", image_tokens]),
               vi("top_k", TensorProto.INT64, ["B"]),
               vi("temperature", TensorProto.FLOAT, ["B"]),
-              vi("top_p", TensorProto.FLOAT, ["B"])]
+              vi("top_p", TensorProto.FLOAT, ["B"]),
+              vi("keep", TensorProto.INT64, ["B", image_tokens])]
     outputs = [vi("image_tokens", TensorProto.INT64, ["B", image_tokens])]
     graph = helper.make_graph(nodes, "sample_loop", inputs, outputs, initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],

@@ -14,13 +14,15 @@ GRAPH_FILES = {
     "step": "generator-step.onnx",
     "sample_loop": "generator-sample-loop.onnx",
     "decoder": "decoder.onnx",
+    "encoder": "encoder.onnx",
     "clip_image": "clip-image.onnx",
     "clip_text": "clip-text.onnx",
 }
 TOKENIZER_FILE = "tokenizer.json"
 # 2: sample_loop takes top_k, temperature and top_p per row ([B]); 3: a manifest may state its
-# weights' `license`; see packs/CONTRACT.md.
-SCHEMA_VERSION = 3
+# weights' `license`; 4: an optional `encoder` graph, and sample_loop takes `keep` (forced
+# tokens); see packs/CONTRACT.md.
+SCHEMA_VERSION = 4
 
 
 def write_manifest(pack_dir, doc):
@@ -39,7 +41,7 @@ def file_entry(path):
 
 
 def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_defaults, with_loop,
-             vocabulary=None, examples=None):
+             vocabulary=None, examples=None, with_encoder_graph=True):
     graphs = {"prefill": GRAPH_FILES["prefill"], "step": GRAPH_FILES["step"]}
     if with_loop:
         graphs["sample_loop"] = GRAPH_FILES["sample_loop"]
@@ -80,7 +82,20 @@ def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_de
             "templates": TEMPLATES,
         },
     }
+    if with_encoder_graph:
+        doc = with_encoder(doc, GRAPH_FILES["encoder"])
     return with_words(doc, vocabulary, examples)
+
+
+def with_encoder(doc, graph):
+    """`doc` with `encoder` right after `decoder` (key order is what a reader of the file sees)."""
+    out = {}
+    for key, value in doc.items():
+        if key != "encoder":
+            out[key] = value
+        if key == "decoder":
+            out["encoder"] = {"graph": graph}
+    return out
 
 
 def with_words(doc, vocabulary, examples):
@@ -108,7 +123,8 @@ def write(pack_dir, tokenizer_path, **fields):
     """Copy the tokenizer in, then write manifest.json with every named file's checksum."""
     shutil.copyfile(tokenizer_path, os.path.join(pack_dir, TOKENIZER_FILE))
     doc = manifest(**fields)
-    names = {TOKENIZER_FILE, doc["decoder"]["graph"], *doc["generator"]["graphs"].values(),
+    encoder = [doc["encoder"]["graph"]] if "encoder" in doc else []
+    names = {TOKENIZER_FILE, doc["decoder"]["graph"], *encoder, *doc["generator"]["graphs"].values(),
              *doc["clip"]["graphs"].values()}
     doc["files"] = {n: file_entry(os.path.join(pack_dir, n)) for n in sorted(names)}
     write_manifest(pack_dir, doc)

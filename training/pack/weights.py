@@ -88,9 +88,12 @@ def load_pack(pack_dir):
     missing = ["generator." + n for n in _load(generator, gen_weights)]
     if head is not None:
         generator.image_logits = int8_logits(generator, *head)
-    decoder_weights = read_initializers(path(manifest["decoder"]["graph"]), "vqvae.")
-    missing += ["vqvae." + n for n in _load(vqvae, decoder_weights) if not n.startswith("encoder.")
-                and not n.startswith("ema_")]
+    vq_weights = read_initializers(path(manifest["decoder"]["graph"]), "vqvae.")
+    if "encoder" in manifest:
+        vq_weights.update(read_initializers(path(manifest["encoder"]["graph"]), "vqvae."))
+    # A pack without an encoder graph holds no encoder weights; the EMA state is training's alone.
+    missing += ["vqvae." + n for n in _load(vqvae, vq_weights)
+                if not (n.startswith("encoder.") and "encoder" not in manifest) and not n.startswith("ema_")]
     image_weights = read_initializers(path(manifest["clip"]["graphs"]["image"]))
     if clip.config.shape_mask_threshold and not any(n.startswith("stem.shape.") for n in image_weights):
         # A pack from before the shape stem (1.1.0 and earlier): colour went into its stem.

@@ -11,6 +11,7 @@ FILE_FIELDS = [
     ("generator", "graphs", "step"),
     ("generator", "graphs", "sample_loop"),
     ("decoder", "graph"),
+    ("encoder", "graph"),
     ("clip", "tokenizer"),
     ("clip", "graphs", "image"),
     ("clip", "graphs", "text"),

@@ -132,7 +132,7 @@ class UpstreamExportTest(unittest.TestCase):
         out = self.path("pack")
         manifest = mindalle_pack.export_pack(self.path("mindalle"), out, external=True, name="mindalle-tiny")
         self.assertEqual(manifest["license"], mindalle_pack.LICENSE)
-        self.assertEqual(manifest["schema_version"], 3)
+        self.assertEqual(manifest["schema_version"], 4)
         self.assertEqual(manifest["geometry"]["text_length"], 64)
         self.assertEqual(manifest["geometry"]["image_grid"], [4, 4])
         self.assertEqual(manifest["generator"]["text_pad_id"], self.fixture["token_ids"][-1][0])

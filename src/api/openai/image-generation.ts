@@ -10,7 +10,8 @@ import { servedModel } from '../../service/model-registry.js';
 import type { PartialImage } from '../../service/partial-images.js';
 import type { Services } from '../services.js';
 import { resolveModelAlias } from './models.js';
-import { type ImageGenerationBody, QUALITY_SHARE } from './schemas.js';
+import { checkCompletionRequest, prepareCompletion } from '../completion.js';
+import { type ImageEditFields, QUALITY_SHARE } from './schemas.js';
 
 export interface StartedGeneration {
   id: string;
@@ -52,7 +53,7 @@ function checkedSize(info: ModelInfo | undefined, size?: string) {
  * workers' default (docs/openai.md), unless `candidates` does.
  */
 export function nativeRequest(
-  body: ImageGenerationBody,
+  body: ImageEditFields,
   model: string | undefined,
   defaultCandidates: number,
 ): CreateGenerationBody {
@@ -72,18 +73,45 @@ export function nativeRequest(
   };
 }
 
+/**
+ * An edit's image, base64, and its mask: absent, the image's own transparency marks what to
+ * regenerate. A variation keeps the image's top half instead and is ranked against the image.
+ */
+export interface ImageEdit {
+  image: string;
+  mask?: string;
+  variation?: boolean;
+}
+
+/** The share of the grid's rows a variation keeps, from the top: the rest is redrawn. */
+export const VARIATION_KEPT_SHARE = 1 / 2;
+
 export async function startImageGeneration(
   services: Services,
-  body: ImageGenerationBody,
+  body: ImageEditFields,
   principal: Principal,
+  edit?: ImageEdit,
 ): Promise<StartedGeneration> {
   const model = resolveModelAlias(services.config, body.model);
   await services.queues.connected();
   const info = await servedModel(services.queues.redis, serviceKeys(services.config.queuePrefix), model, 'generations');
   const size = checkedSize(info, body.size);
   const defaultCandidates = info?.generation?.default_candidates ?? services.config.defaultCandidates;
-  const native = nativeRequest(body, model, defaultCandidates);
-  const { accepted } = await services.generations.create(native, principal);
+  const plain = nativeRequest(body, model, defaultCandidates);
+  const native = !edit
+    ? plain
+    : edit.variation
+      ? { ...plain, image: { base64: edit.image }, rank_by: 'image' as const }
+      : { ...plain, image: { base64: edit.image }, mask: { base64: edit.mask ?? edit.image } };
+  const maskField = edit?.mask === undefined ? 'image' : 'mask';
+  const { accepted } = await services.generations.create(native, principal, undefined, async (served) => {
+    const rows = served?.generation?.image_grid[0] ?? 2;
+    const completed = edit?.variation
+      ? { ...native, keep_rows: Math.max(1, Math.floor(rows * VARIATION_KEPT_SHARE)) }
+      : native;
+    const generation = checkCompletionRequest(completed, served);
+    return generation ? prepareCompletion(completed, generation, services.config, maskField) : undefined;
+  });
   const grid = info?.generation?.image_grid ?? [];
   return {
     id: accepted.id,

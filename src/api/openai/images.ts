@@ -1,13 +1,28 @@
-// POST /v1/images/generations (OpenAI Images API): one route, answered as JSON or, with
-// `stream: true`, as server-sent events.
+// POST /v1/images/generations (OpenAI Images API), answered as JSON or, with `stream: true`, as
+// server-sent events; POST /v1/images/edits, a completion of the uploaded image.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { assertSucceeded, finishedImages, startImageGeneration, waitForGeneration } from './image-generation.js';
+import { imageEditFromMultipart, imageVariationFromMultipart } from './image-edits.js';
+import {
+  type StartedGeneration,
+  assertSucceeded,
+  finishedImages,
+  startImageGeneration,
+  waitForGeneration,
+} from './image-generation.js';
 import { clientGone } from '../caller.js';
 import { streamImageGeneration } from './image-stream.js';
 import { openAIErrorResponses } from './responses.js';
-import { ImageGenerationBody, ImageStreamEvent, ImagesResponse, ref } from './schemas.js';
+import {
+  type ImageEditFields,
+  ImageEditMultipartBody,
+  ImageVariationMultipartBody,
+  ImageGenerationBody,
+  ImageStreamEvent,
+  ImagesResponse,
+  ref,
+} from './schemas.js';
 
 const tags = ['openai'];
 
@@ -49,26 +64,112 @@ export async function openAIImageRoutes(instance: FastifyInstance, services: Ser
       const started = await startImageGeneration(services, request.body, request.principal);
       reply.header('X-Generation-Id', started.id);
       if (request.body.stream) return streamImageGeneration(services, request, request.body, reply, started);
-      const generation = await waitForGeneration(services, started.id, request.principal.id, {
-        signal: clientGone(reply),
-      });
-      assertSucceeded(generation);
-      const b64 = request.body.response_format === 'b64_json';
-      const { images, usage } = await finishedImages(services, generation, started, request.principal.id);
-      return reply.type('application/json').send({
-        created: started.createdAt,
-        data: await Promise.all(
-          images.map(async (image) =>
-            b64
-              ? { b64_json: (await image.bytes()).toString('base64'), revised_prompt: image.revisedPrompt }
-              : { url: image.url, revised_prompt: image.revisedPrompt },
-          ),
-        ),
-        output_format: generation.input.output_format,
-        size: started.size,
-        quality: started.quality,
-        usage,
-      });
+      return answerImages(services, request, reply, request.body, started);
     },
+  });
+
+  app.post('/images/edits', {
+    schema: {
+      tags,
+      operationId: 'openaiEditImage',
+      summary: 'Edit an image (OpenAI)',
+      description:
+        "A completion of the image (POST /generations with `image` and `mask`): the cells the mask's transparent pixels touch (without a mask, the image's own transparent pixels) are redrawn to follow the rest and the prompt, and CLIP keeps the best. The image is resized to the model's size. Waits as `/v1/images/generations` does. Fields: docs/openai.md.",
+      body: { content: { 'multipart/form-data': { schema: ImageEditMultipartBody } } },
+      response: {
+        200: { description: 'The edited images, best first', ...ref(ImagesResponse) },
+        ...openAIErrorResponses(
+          'validation_failed',
+          'malformed_body',
+          'unknown_model',
+          'completion_unsupported',
+          'invalid_image',
+          'invalid_mask',
+          'unsupported_image_format',
+          'images_too_large',
+          'not_found',
+          'generation_finished',
+          'payload_too_large',
+          'unsupported_media_type',
+          'quota_exceeded',
+          'job_failed',
+          'queue_full',
+          'timeout',
+        ),
+      },
+    },
+    handler: async (request, reply) => {
+      const { fields, edit } = await imageEditFromMultipart(request);
+      const started = await startImageGeneration(services, fields, request.principal, edit);
+      reply.header('X-Generation-Id', started.id);
+      return answerImages(services, request, reply, fields, started);
+    },
+  });
+
+  app.post('/images/variations', {
+    schema: {
+      tags,
+      operationId: 'openaiCreateImageVariation',
+      summary: 'Create image variations (OpenAI)',
+      description:
+        "A completion of the image without text: the top half of the model's grid is kept, the bottom half redrawn, and CLIP ranks the candidates by their similarity to the image itself instead of a prompt. The image is resized to the model's size. Waits as `/v1/images/generations` does. Fields: docs/openai.md.",
+      body: { content: { 'multipart/form-data': { schema: ImageVariationMultipartBody } } },
+      response: {
+        200: { description: 'The variations, best first', ...ref(ImagesResponse) },
+        ...openAIErrorResponses(
+          'validation_failed',
+          'malformed_body',
+          'unknown_model',
+          'completion_unsupported',
+          'invalid_image',
+          'unsupported_image_format',
+          'images_too_large',
+          'not_found',
+          'generation_finished',
+          'payload_too_large',
+          'unsupported_media_type',
+          'quota_exceeded',
+          'job_failed',
+          'queue_full',
+          'timeout',
+        ),
+      },
+    },
+    handler: async (request, reply) => {
+      const { fields, edit } = await imageVariationFromMultipart(request);
+      const started = await startImageGeneration(services, fields, request.principal, edit);
+      reply.header('X-Generation-Id', started.id);
+      return answerImages(services, request, reply, fields, started);
+    },
+  });
+}
+
+/** Waits for the generation and answers its images, best first, as OpenAI's ImagesResponse. */
+async function answerImages(
+  services: Services,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: ImageEditFields,
+  started: StartedGeneration,
+) {
+  const generation = await waitForGeneration(services, started.id, request.principal.id, {
+    signal: clientGone(reply),
+  });
+  assertSucceeded(generation);
+  const b64 = body.response_format === 'b64_json';
+  const { images, usage } = await finishedImages(services, generation, started, request.principal.id);
+  return reply.type('application/json').send({
+    created: started.createdAt,
+    data: await Promise.all(
+      images.map(async (image) =>
+        b64
+          ? { b64_json: (await image.bytes()).toString('base64'), revised_prompt: image.revisedPrompt }
+          : { url: image.url, revised_prompt: image.revisedPrompt },
+      ),
+    ),
+    output_format: generation.input.output_format,
+    size: started.size,
+    quality: started.quality,
+    usage,
   });
 }

@@ -78,6 +78,62 @@ export const ImageGenerationBody = Type.Object(
 );
 export type ImageGenerationBody = Static<typeof ImageGenerationBody>;
 
+/**
+ * POST /v1/images/edits' text fields once read from its form: OpenAI's, as in generations (no
+ * streaming, no style), and the same extensions.
+ */
+export const ImageEditFields = Type.Omit(ImageGenerationBody, ['stream', 'partial_images', 'style'], strict);
+export type ImageEditFields = Static<typeof ImageEditFields>;
+
+/** POST /v1/images/variations' text fields: an edit's, without a prompt (a variation reads no text). */
+export const ImageVariationFields = Type.Omit(ImageEditFields, ['prompt'], strict);
+export type ImageVariationFields = Static<typeof ImageVariationFields>;
+
+/** Documents the form of POST /v1/images/variations. */
+export const ImageVariationMultipartBody = Type.Object({
+  image: Type.String({ contentMediaType: 'application/octet-stream', description: 'The image to vary.' }),
+  model: Type.Optional(Type.String()),
+  n: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  size: Type.Optional(Type.String()),
+  quality: Type.Optional(Type.String()),
+  response_format: Type.Optional(StringEnum(['url', 'b64_json'] as const)),
+  output_format: Type.Optional(StringEnum(OUTPUT_FORMATS)),
+  user: Type.Optional(Type.String()),
+  candidates: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
+  seed: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
+  top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
+  temperature: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
+  top_p: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
+});
+
+/** Documents the form of POST /v1/images/edits; its parts are read and checked against ImageEditFields. */
+export const ImageEditMultipartBody = Type.Object({
+  image: Type.String({
+    contentMediaType: 'application/octet-stream',
+    description: 'The image to edit (one file, as `image` or `image[]`).',
+  }),
+  mask: Type.Optional(
+    Type.String({
+      contentMediaType: 'application/octet-stream',
+      description:
+        "Same size as the image; its fully transparent pixels (alpha 0) mark what to regenerate. Without it, the image's own transparent pixels do.",
+    }),
+  ),
+  prompt: Type.String({ description: 'What the edited image shows.' }),
+  model: Type.Optional(Type.String()),
+  n: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
+  size: Type.Optional(Type.String()),
+  quality: Type.Optional(Type.String()),
+  response_format: Type.Optional(StringEnum(['url', 'b64_json'] as const)),
+  output_format: Type.Optional(StringEnum(OUTPUT_FORMATS)),
+  user: Type.Optional(Type.String()),
+  candidates: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
+  seed: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
+  top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
+  temperature: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
+  top_p: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
+});
+
 export const ImageUsage = Type.Object(
   {
     input_tokens: Type.Integer({ description: "The prompt's tokens." }),

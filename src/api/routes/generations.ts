@@ -3,6 +3,7 @@ import { type TypeBoxTypeProvider, Type } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import {
   CreateGenerationBody,
+  CreateGenerationMultipartBody,
   Generation,
   GenerationAccepted,
   GenerationIdParams,
@@ -11,7 +12,9 @@ import {
   ListGenerationsQuery,
   ref,
 } from '../../contracts/schemas.js';
+import { checkCompletionRequest, prepareCompletion } from '../completion.js';
 import { endAllStreams, streamEvents } from '../event-stream.js';
+import { generationBodyFromMultipart } from '../generation-requests.js';
 import type { Services } from '../services.js';
 import { problemResponses } from './responses.js';
 
@@ -34,8 +37,13 @@ export async function generationRoutes(instance: FastifyInstance, services: Serv
       operationId: 'createGeneration',
       summary: 'Start a generation',
       description:
-        'Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation.',
-      body: CreateGenerationBody,
+        "Queues a generation and answers at once. Poll the `Location` or receive webhooks. An `Idempotency-Key` (kept 24 h) makes a retried request return the same generation. With `image` and `keep_rows` or `mask` it completes the image (DALL·E's image prompts): the kept cells come from the image, the rest is sampled to follow them and the prompt, and `completion` says which cells were kept. Send JSON, or a multipart form with `image` (and `mask`) as files and the other fields as text.",
+      body: {
+        content: {
+          'application/json': { schema: CreateGenerationBody },
+          'multipart/form-data': { schema: CreateGenerationMultipartBody },
+        },
+      },
       headers: IdempotencyHeaders,
       response: {
         202: { ...ref(GenerationAccepted), description: 'Queued; `Location` names the generation' },
@@ -43,6 +51,12 @@ export async function generationRoutes(instance: FastifyInstance, services: Serv
           'validation_failed',
           'malformed_body',
           'unknown_model',
+          'completion_unsupported',
+          'invalid_image',
+          'invalid_mask',
+          'unsupported_image_format',
+          'image_fetch_failed',
+          'images_too_large',
           'webhooks_disabled',
           'url_not_allowed',
           'idempotency_key_reused',
@@ -54,10 +68,17 @@ export async function generationRoutes(instance: FastifyInstance, services: Serv
       },
     },
     handler: async (request, reply) => {
+      const body = request.isMultipart()
+        ? await generationBodyFromMultipart(request)
+        : (request.body as CreateGenerationBody);
       const { accepted, replayed } = await generations.create(
-        request.body,
+        body,
         request.principal,
         request.headers['idempotency-key'],
+        async (model) => {
+          const generation = checkCompletionRequest(body, model);
+          return generation ? prepareCompletion(body, generation, services.config) : undefined;
+        },
       );
       reply.header('Location', accepted.urls.get);
       if (replayed) reply.header('Idempotent-Replayed', 'true');
