@@ -22,7 +22,6 @@ import { type ServiceKeys, serviceKeys } from './redis-keys.js';
 import { servedModel } from './model-registry.js';
 import { RateLimiter } from './limits.js';
 import type { Queues } from '../queue/queues.js';
-import { waitForReplicas } from '../queue/redis.js';
 import { GenerationEventLog } from './generation-events.js';
 import { type GenerationRecord, Lifecycle } from './lifecycle.js';
 import { jsonCodec } from './redis-codec.js';
@@ -35,8 +34,6 @@ const LIST_SCAN_LIMIT = 1000;
 /** How long a replayed request waits for the first request with its key to finish adding the job. */
 const REPLAY_WAIT_MS = 5000;
 const REPLAY_POLL_MS = 50;
-/** How long a new generation waits for its Redis replicas (REDIS_WAIT_REPLICAS) before a 503. */
-const REPLICA_WAIT_MS = 2000;
 
 const IdempotencyRecord = Type.Object({ fingerprint: Type.String(), accepted: GenerationAccepted });
 const idempotencyRecords = jsonCodec(IdempotencyRecord);
@@ -106,7 +103,14 @@ export class Generations {
     this.keys = serviceKeys(config.queuePrefix);
     const outbox = new WebhookOutbox(queues, this.keys);
     const garbage = new StorageGarbage(queues, this.keys, store);
-    this.lifecycle = new Lifecycle(queues, this.keys, config.retentionSeconds, outbox, garbage);
+    this.lifecycle = new Lifecycle(
+      queues,
+      this.keys,
+      config.retentionSeconds,
+      outbox,
+      garbage,
+      config.redisWaitReplicas,
+    );
     this.events = new GenerationEventLog(queues, this.keys);
     this.estimates = new GenerationEstimates(queues, this.keys, this.lifecycle);
     this.limiter = new RateLimiter(queues, this.keys, config.retentionSeconds, this.lifecycle);
@@ -254,26 +258,8 @@ export class Generations {
         retryAfterSeconds: 1,
       });
     }
-    await this.replicated(id);
+    await this.lifecycle.confirm(id);
     return { accepted, replayed: false };
-  }
-
-  /**
-   * Returns once REDIS_WAIT_REPLICAS replicas hold the record and the job (written on the same
-   * connection before), so that a failover cannot take back a 202. Otherwise the generation is
-   * in doubt: it may run or be lost with the old master, so the client is told to retry.
-   */
-  private async replicated(id: string): Promise<void> {
-    const wanted = this.config.redisWaitReplicas;
-    if (wanted === 0) return;
-    const reached = await waitForReplicas(this.redis, this.keys.generation(id), wanted, REPLICA_WAIT_MS);
-    if (reached < wanted) {
-      throw new ServiceError(
-        'service_unavailable',
-        `${reached} of the ${wanted} Redis replicas asked for (REDIS_WAIT_REPLICAS) confirmed the generation in time; retry with the same Idempotency-Key`,
-        { retryAfterSeconds: 1 },
-      );
-    }
   }
 
   /**
@@ -305,7 +291,7 @@ export class Generations {
         // for them too. The note is a write of this connection's, and a replica that has it has
         // everything the master wrote before, the record and the job included.
         await this.lifecycle.markEnqueued(id);
-        await this.replicated(id);
+        await this.lifecycle.confirm(id);
         return record.accepted;
       }
       if (Date.now() >= deadline) {

@@ -15,6 +15,7 @@
 // changes nothing), and its images live under its own name prefix, so no attempt deletes
 // another's. A failed or canceled generation's images are deleted through the storage garbage
 // list, retried until the store has done it.
+import { ServiceError } from '../errors.js';
 import type { RedisClient } from '../queue/redis.js';
 import { type GenerationInput, attemptPrefix, generationPrefix } from '../contracts/jobs.js';
 import {
@@ -28,7 +29,7 @@ import type { WebhookFailure } from '../contracts/schemas.js';
 import { GENERATION_STATUSES, type GenerationProgress, type GenerationStatus } from '../contracts/status.js';
 import type { ServiceKeys } from './redis-keys.js';
 import type { Queues } from '../queue/queues.js';
-import { execReplies, isFieldMap } from '../queue/redis.js';
+import { execReplies, isFieldMap, waitForReplicas } from '../queue/redis.js';
 import type { RedisScript, ScriptArg } from '../queue/script.js';
 import { CANCEL, COMMIT, CREATE, DELETE, DISCARD, FAIL, PROGRESS, SET_IF_PRESENT, START } from './lifecycle-scripts.js';
 import { jsonCodec } from './redis-codec.js';
@@ -147,6 +148,9 @@ function outcomeOf<T extends string>(allowed: readonly T[], outcome: string): T 
   return found;
 }
 
+/** How long a change waits for its Redis replicas (REDIS_WAIT_REPLICAS) before it counts as in doubt. */
+const REPLICA_WAIT_MS = 2000;
+
 export class Lifecycle {
   constructor(
     private readonly queues: Pick<Queues, 'redis' | 'get'>,
@@ -154,7 +158,28 @@ export class Lifecycle {
     private readonly retentionSeconds: number,
     private readonly outbox: WebhookOutbox,
     private readonly garbage: StorageGarbage,
+    /** REDIS_WAIT_REPLICAS: replicas that must hold a transition before anything acts on it. */
+    private readonly replicas = 0,
   ) {}
+
+  /**
+   * Returns once `replicas` Redis replicas hold what this connection wrote so far (WAIT): a
+   * master acknowledges writes before any replica has them, and a failover to a replica that
+   * lacks them takes them back. So a 202 or 204, a webhook, a deleted file, act only on what a
+   * failover keeps; otherwise the write is in doubt and the caller is told to retry (a worker's
+   * attempt fails and is retried, a request gets 503).
+   */
+  async confirm(id: string): Promise<void> {
+    if (this.replicas === 0) return;
+    const reached = await waitForReplicas(this.redis, this.keys.generation(id), this.replicas, REPLICA_WAIT_MS);
+    if (reached < this.replicas) {
+      throw new ServiceError(
+        'service_unavailable',
+        `${reached} of the ${this.replicas} Redis replicas asked for (REDIS_WAIT_REPLICAS) confirmed the change in time; retry (with the same Idempotency-Key for a new generation)`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+  }
 
   // Read on each use: the connection opens on first use and is replaced after a close.
   private get redis(): RedisClient {
@@ -248,6 +273,7 @@ export class Lifecycle {
     const webhookCount = Number(raw[2]);
     const owedWebhooks = raw.slice(3, 3 + webhookCount);
     const owedGarbage = raw.slice(3 + webhookCount);
+    await this.confirm(id);
     // What the transition owes is kept in Redis until it is done: settled here at once, by
     // the workers' upkeep after a crash.
     await Promise.all([this.outbox.queueOwed(owedWebhooks), this.garbage.deleteOwed(owedGarbage, now)]);

@@ -185,7 +185,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   await cancels.start();
   const outbox = new WebhookOutbox(queues, keys);
   const garbage = new StorageGarbage(queues, keys, store);
-  const lifecycle = new Lifecycle(queues, keys, config.retentionSeconds, outbox, garbage);
+  const lifecycle = new Lifecycle(queues, keys, config.retentionSeconds, outbox, garbage, config.redisWaitReplicas);
   const batcher = new ClassifyBatcher(engine, {
     maxBatch: config.classifyBatchMax,
     maxWaitMs: config.classifyBatchWaitMs,
