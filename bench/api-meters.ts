@@ -10,9 +10,21 @@ const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf
 
 /** CPU time (user + system, every thread) the process has used so far, in ms. */
 export function processCpuMs(pid: number): number {
+  return cpuMsOf(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU time of the process's main thread alone, in ms: in Node its event loop (HTTP, Redis,
+ * BullMQ, JSON), apart from the engine's thread, onnxruntime's pool, libuv's and V8's helpers.
+ */
+export function mainThreadCpuMs(pid: number): number {
+  return cpuMsOf(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function cpuMsOf(path: string): number {
   // The fields after the command name, which is in parentheses and may hold spaces: state is
   // field 3, utime and stime fields 14 and 15 (proc(5)).
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const stat = readFileSync(path, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }

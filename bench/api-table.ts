@@ -8,6 +8,8 @@ export interface ClientsResult {
   rps: number;
   p50_ms: number;
   p99_ms: number;
+  /** Requests per engine call in the worker, on average (its dalle_classify_batch_size). */
+  worker_batch?: number;
 }
 
 export interface ReferenceResult {
@@ -80,6 +82,7 @@ export function printTable(rounds: Record<number, Round[]>, enqueue: Enqueue | u
       '',
     ],
     ['HTTP / in process', ...of((round) => round.ratio).map((xs) => spread(xs, '×')), ratioGoal.join('; ')],
+    ['worker batch, mean requests', ...of((round) => round.http.worker_batch ?? NaN).map((xs) => spread(xs)), ''],
     ['p50 ms', ...of((round) => round.http.p50_ms).map((xs) => spread(xs)), ''],
     [
       'p99 ms',
@@ -88,6 +91,7 @@ export function printTable(rounds: Record<number, Round[]>, enqueue: Enqueue | u
     ],
     ['CPU ms/request (median): API', ...cpu('http', 'api'), ''],
     ['… worker', ...cpu('http', 'worker'), ''],
+    ['… … of which its main thread (BullMQ, Redis)', ...cpu('http', 'worker_main'), ''],
     ['… Redis', ...cpu('http', 'redis'), ''],
     ['… HTTP path (API + worker + Redis)', ...of((round) => httpPathCpu(round)).map((xs) => fmt(median(xs))), ''],
     ['… in process (the reference)', ...cpu('reference', 'reference'), ''],

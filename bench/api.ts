@@ -37,7 +37,15 @@ import {
   type Round,
   printTable,
 } from './api-table.js';
-import { type LineChild, callsBetween, loadAverage, processCpuMs, redisSample, spawnLineChild } from './api-meters.js';
+import {
+  type LineChild,
+  callsBetween,
+  loadAverage,
+  mainThreadCpuMs,
+  processCpuMs,
+  redisSample,
+  spawnLineChild,
+} from './api-meters.js';
 
 const { values } = parseArgs({
   options: {
@@ -89,7 +97,12 @@ await writeFile(files.generate, JSON.stringify({ prompt: 'a red circle', candida
 const base = `http://127.0.0.1:${port}`;
 
 const api: Service = spawnService('src/api/main.ts', env);
-const worker: Service = spawnService('src/worker/main.ts', { ...env, WORKER_QUEUES: 'classify' });
+const metricsUrl = `http://127.0.0.1:${await freePort()}/metrics`;
+const worker: Service = spawnService('src/worker/main.ts', {
+  ...env,
+  WORKER_QUEUES: 'classify',
+  WORKER_METRICS_PORT: new URL(metricsUrl).port,
+});
 const reference: LineChild = spawnLineChild(
   'bench/api-reference.ts',
   ['--image', files.image, '--labels', LABELS.join(',')],
@@ -97,19 +110,18 @@ const reference: LineChild = spawnLineChild(
 );
 const report: { classify?: Record<number, Round[]>; enqueue?: Enqueue; conditions?: object } = {};
 
-/** `run` bracketed by every process's CPU and Redis's counts, per request. */
+/** `run` bracketed by the CPU time `cpu` reads (ms, by name) and Redis's counts, per request. */
 async function metered<R extends { requests: number }>(
-  pids: Record<string, number>,
+  cpu: Record<string, () => number>,
   run: () => Promise<R>,
   settleMs = 0,
 ): Promise<Reading<R>> {
-  const cpu = (pid: number) => processCpuMs(pid);
-  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpu(pid)]));
+  const before = Object.fromEntries(Object.entries(cpu).map(([name, read]) => [name, read()]));
   const redisBefore = await redisSample(admin);
   const result = await run();
   await sleep(settleMs);
   const cpuMs = Object.fromEntries(
-    Object.entries(pids).map(([name, pid]) => [name, (cpu(pid) - before[name]) / result.requests]),
+    Object.entries(cpu).map(([name, read]) => [name, (read() - before[name]) / result.requests]),
   );
   const redisAfter = await redisSample(admin);
   const calls = [...callsBetween(redisBefore, redisAfter)].sort((a, b) => b[1] - a[1]);
@@ -131,8 +143,16 @@ async function overHttp(path: string, body: string, clients: number, requests: n
   );
   try {
     await generator.next(); // warm: every connection open
-    const pids = { api: api.child.pid!, worker: worker.child.pid!, clients: generator.pid };
-    const reading = await metered(pids, async () => (generator.send('go'), generator.next<ClientsResult>()), SETTLE_MS);
+    const cpu = {
+      api: () => processCpuMs(api.child.pid!),
+      worker: () => processCpuMs(worker.child.pid!),
+      worker_main: () => mainThreadCpuMs(worker.child.pid!),
+      clients: () => processCpuMs(generator.pid),
+    };
+    const batchesBefore = await workerBatches();
+    const reading = await metered(cpu, async () => (generator.send('go'), generator.next<ClientsResult>()), SETTLE_MS);
+    const batchesAfter = await workerBatches();
+    reading.worker_batch = (batchesAfter.sum - batchesBefore.sum) / (batchesAfter.count - batchesBefore.count || 1);
     const failed = reading.requests - reading.ok;
     if (failed > 0)
       throw new Error(`${failed} of ${requests} ${path} requests failed: ${JSON.stringify(reading.failures)}`);
@@ -142,8 +162,16 @@ async function overHttp(path: string, body: string, clients: number, requests: n
   }
 }
 
+/** The worker's classify batches so far (its Prometheus histogram): how many, how many requests. */
+async function workerBatches(): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(metricsUrl)).text();
+  const read = (name: string) =>
+    Number(new RegExp(`^dalle_classify_batch_size_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  return { sum: read('sum'), count: read('count') };
+}
+
 function inProcess(command: object) {
-  return metered({ reference: reference.pid }, async () => {
+  return metered({ reference: () => processCpuMs(reference.pid) }, async () => {
     reference.send(command);
     return reference.next<ReferenceResult>();
   });
