@@ -268,6 +268,9 @@ def quantize_pack(src, dst, name=None):
     named = {doc["clip"]["tokenizer"], *doc["clip"]["graphs"].values()}
     if "generator" in doc:
         named |= {doc["generator"]["tokenizer"], doc["decoder"]["graph"], *doc["generator"]["graphs"].values()}
+    if "encoder" in doc:
+        # Image completion's encoder stays float32, as the decoder: it runs once per request.
+        named.add(doc["encoder"]["graph"])
     needed = set(named)
     for file in named:
         if file.endswith(".onnx"):
