@@ -16,7 +16,11 @@ const demoDir = fileURLToPath(new URL('../../packs/demo-shapes/', import.meta.ur
 async function clipOnlyCopy(dir: string): Promise<void> {
   await cp(demoDir, dir, { recursive: true });
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Record<string, any>;
-  const generation = [manifest.decoder.graph, ...Object.values(manifest.generator.graphs)] as string[];
+  const generation = [
+    manifest.decoder.graph,
+    ...(manifest.encoder ? [manifest.encoder.graph] : []),
+    ...Object.values(manifest.generator.graphs),
+  ] as string[];
   for (const file of generation) {
     await unlink(join(dir, file));
     delete manifest.files[file];
@@ -24,11 +28,12 @@ async function clipOnlyCopy(dir: string): Promise<void> {
   delete manifest.geometry;
   delete manifest.generator;
   delete manifest.decoder;
+  delete manifest.encoder;
   manifest.name = 'demo-clip';
   await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
 }
 
-test('every generator, decoder and CLIP-only graph is created once per process', async () => {
+test('every generator, decoder, encoder and CLIP-only graph is created once per process', async () => {
   const models = await mkdtemp(join(tmpdir(), 'startup-'));
   const created: string[] = [];
   const log: Log = {
@@ -50,6 +55,7 @@ test('every generator, decoder and CLIP-only graph is created once per process',
       // The graph sampler alone samples: prefill and step are never created.
       'demo-shapes/sample_loop': 1,
       'demo-shapes/decoder': 1,
+      'demo-shapes/encoder': 1,
       // Reranking on the generation thread, classification on the CLIP thread: onnxruntime
       // sessions cannot cross threads, so a generating pack's CLIP graphs are held by both.
       'demo-shapes/clip_image': 2,
