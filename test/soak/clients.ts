@@ -144,8 +144,16 @@ export class SoakClient {
     const target = this.own();
     if (target.length === 0) return;
     const generation = this.pick(target);
-    const { status } = await this.call('delete', `/generations/${generation.id}`, { method: 'DELETE' });
-    if (status === 204) generation.deleted = true;
+    // A 503 (or no answer) leaves the delete in doubt: it may have happened. A careful client
+    // asks again until it hears 204, or 404 for what its earlier try deleted.
+    let inDoubt = false;
+    for (let tries = 0; tries < 10; tries += 1) {
+      const { status } = await this.call('delete', `/generations/${generation.id}`, { method: 'DELETE' });
+      if (status === 204 || (status === 404 && inDoubt)) generation.deleted = true;
+      if (status !== 503 && status !== 0) return;
+      inDoubt = true;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
 
   async classify(): Promise<void> {
