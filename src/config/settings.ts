@@ -78,7 +78,7 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       {
         name: 'REDIS_WAIT_REPLICAS',
-        doc: 'A new generation is answered 202 only once this many Redis replicas hold its record and job (WAIT, up to 2 s; else 503 service_unavailable: retry with the same Idempotency-Key), so that a failover loses no accepted generation. A master left without replicas then refuses new generations until one is back; 0 prefers taking them. Unset: 1 with REDIS_SENTINELS or REDIS_CLUSTER_NODES, 0 with REDIS_URL.',
+        doc: "A change of a generation (its creation, a cancel, a delete, a worker's progress and outcome) is acted on (answered, its webhook queued, its files deleted) only once this many Redis replicas hold it (WAIT, up to 2 s; else 503 service_unavailable, or the worker's attempt retried: retry a new generation with the same Idempotency-Key), so that a failover takes back nothing the world has seen. A master left without replicas then refuses changes until one is back; 0 prefers taking them. Unset: 1 with REDIS_SENTINELS or REDIS_CLUSTER_NODES, 0 with REDIS_URL.",
       },
       {
         name: 'QUEUE_PREFIX',
