@@ -5,6 +5,7 @@ external-data file, and the file is written there from the same seeded random re
 
     layout  PACK OUT        (here: onnx) OUT gets the pack's sample_loop graph, manifest.json
                             and weights-layout.json: [parameter, offset, length] per tensor
+                            (`P.T` for a matrix stored transposed)
     weights OUT RELEASE     (there: PyTorch only) writes OUT/generator.weights from RELEASE's
                             stage2_last.ckpt (make_upstream_checkpoints --size full) and says
                             whether it is byte-identical to the pack exported here
@@ -55,7 +56,9 @@ def write_weights(out, release):
     with open(os.path.join(out, WEIGHTS), "wb") as data:
         for parameter, offset, length in layout:
             gap = b"\0" * (offset - data.tell())  # the exporter's 4 KiB alignment
-            raw = state.pop(parameter).float().contiguous().numpy().tobytes()
+            # `P.T`: parameter P stored transposed, as its MatMul reads it (training/export/weight_layout.py).
+            tensor = state.pop(parameter[:-2]).t() if parameter.endswith(".T") else state.pop(parameter)
+            raw = tensor.float().contiguous().numpy().tobytes()
             if len(raw) != length:
                 raise SystemExit(f"{parameter}: {len(raw)} bytes in the release, {length} in the layout")
             for chunk in (gap, raw):

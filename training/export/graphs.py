@@ -4,7 +4,7 @@ import os
 import torch
 import torch.nn as nn
 
-from training.export import sample_loop
+from training.export import sample_loop, weight_layout
 from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES
 
@@ -74,6 +74,8 @@ def export_generator(generator, out_dir, with_loop=True):
     _export(Step(generator), (token, kv), step_path, ["image_token", "past_kv"], ["logits", "present_kv"],
             {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"},
              "logits": {0: "B"}, "present_kv": {2: "B", 4: "P_next"}})
+    # The files too, not only sample_loop's copy of them: every graph reads its matrices as stored.
+    weight_layout.rewrite_files([prefill_path, step_path])
     if with_loop:
         loop_path = os.path.join(out_dir, GRAPH_FILES["sample_loop"])
         sample_loop.build(prefill_path, step_path, c.image_tokens, loop_path)

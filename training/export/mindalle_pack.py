@@ -29,7 +29,7 @@ import torch
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
-from training.export import openai_clip_pack, sample_loop
+from training.export import openai_clip_pack, sample_loop, weight_layout
 from training.export.graphs import Prefill, Step
 from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
@@ -194,6 +194,9 @@ def export_generator(gpt, out_dir, fp16=False, external=None):
             {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"}, "logits": {0: "B"},
              "present_kv": {2: "B", 4: "P_next"}}, weights)
         spilled = prefill_spilled or step_spilled
+        # Before fp16, whose Casts would stand between the weights and their Transposes.
+        for part in (prefill, step):
+            weight_layout.store_as_consumed(part, work)
         if fp16:
             weights_to_fp16(prefill, base_dir=work)
             weights_to_fp16(step, base_dir=work)

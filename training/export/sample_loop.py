@@ -16,6 +16,7 @@ import os
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from training.export import weight_layout
 from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
 
 SAMPLING_INPUTS = ["top_k", "temperature", "top_p"]
@@ -204,6 +205,8 @@ def build_model(prefill_model, step_model, image_tokens, base_dir=None):
     """The sample_loop ModelProto from prefill's and step's (in memory, so that a caller can
     store weights outside the graphs before saving). Their external data, if any, is under
     `base_dir`, and the loop's initializers point at the same files."""
+    for part in (prefill_model, step_model):  # rewritten in place: one initializer per matrix, no Transpose
+        weight_layout.store_as_consumed(part, base_dir)
     prefill, step = prefill_model.graph, step_model.graph
     initializers, (prefill_names, step_names) = _shared_weights([prefill, step], ["prefill/", "step/"], base_dir)
     prefill_nodes, prefill_out = _rename_graph(prefill, "prefill/", {"text_tokens": "text_tokens"}, prefill_names)

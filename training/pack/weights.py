@@ -1,6 +1,7 @@
 """Rebuild a pack's PyTorch models from the weights inside its ONNX graphs.
 
-The graphs are exported unfolded, so each initializer carries its parameter's name. The
+The graphs are exported unfolded, so each initializer carries its parameter's name, or `P.T` for
+a matrix stored transposed as its MatMul reads it (training/export/weight_layout.py). The
 exporter stores identical tensors once; a parameter missing by name therefore equals one
 kept under another name, which in practice only happens for untouched initial values
 (ones, zeros), so models start from the same seeded init as a random pack's before loading.
@@ -26,6 +27,9 @@ from training.model import configs
 from training.model.models import CLIP, build_models
 from training.pack.int8 import Int8Linear, int8_logits
 
+# `P.T`: parameter P stored transposed, [in, out], as its MatMul reads it (training/export/weight_layout.py).
+TRANSPOSED = ".T"
+
 INT8, SCALE = ".T.int8", ".T.scale"
 
 
@@ -34,7 +38,12 @@ def read_initializers(path, prefix=""):
     and its (int8, scales) under `int8[name]`."""
     arrays = {init.name[len(prefix):]: numpy_helper.to_array(init).copy()
               for init in onnx.load(path).graph.initializer if init.name.startswith(prefix)}
-    weights = {name: torch.from_numpy(a) for name, a in arrays.items() if not name.endswith((INT8, SCALE))}
+    weights = {}
+    for name, a in arrays.items():
+        if name.endswith(TRANSPOSED):
+            weights[name[:-len(TRANSPOSED)]] = torch.from_numpy(a.T.copy())
+        elif not name.endswith((INT8, SCALE)):
+            weights.setdefault(name, torch.from_numpy(a))
     weights["int8"] = {}
     for name, q in arrays.items():
         if name.endswith(INT8):

@@ -1,0 +1,72 @@
+// tsx bench/loop-memory.ts PACK_DIR [--threads N] [--rows 2]
+// Resident memory of a pack's sample_loop session, created as the engine creates it on the CPU,
+// against the bytes of the weights it reads (the graph and its external-data files): after
+// creation and after one run of `rows` images. One JSON line. A process holds only this session,
+// so the difference from `baselineMiB` (the process before it) is the session's.
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { silentLog } from '../src/models/index.js';
+import { createSession } from '../src/models/providers.js';
+import { timed } from './timing.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { threads: { type: 'string' }, rows: { type: 'string', default: '2' } },
+});
+const [packDir] = positionals;
+if (!packDir) throw new Error('usage: tsx bench/loop-memory.ts PACK_DIR [--threads N] [--rows 2]');
+const manifest = JSON.parse(readFileSync(join(packDir, 'manifest.json'), 'utf8'));
+const loop: string = manifest.generator.graphs.sample_loop;
+// The graph and every file it points into (generator.weights and the like); the manifest lists them.
+const weightFiles = Object.keys(manifest.files).filter((f) => f === loop || /\.weights$/.test(f));
+const weightBytes = weightFiles.reduce((sum, f) => sum + statSync(join(packDir, f)).size, 0);
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+const rss = () => process.memoryUsage().rss;
+
+const baseline = rss();
+const [{ session }, createMs] = await timed(() =>
+  createSession(
+    join(packDir, loop),
+    {
+      device: { kind: 'cpu' },
+      allowCpuFallback: false,
+      ...(values.threads ? { cpuThreads: Number(values.threads) } : {}),
+    },
+    silentLog,
+    'sample_loop',
+  ),
+);
+const created = rss();
+const rows = Number(values.rows);
+const { text_length: textLength, image_grid: grid } = manifest.geometry;
+const tokens = grid[0] * grid[1];
+const int64 = (n: number, value: number) => new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(value)), [n]);
+const [, runMs] = await timed(() =>
+  session.run({
+    text_tokens: new ort.Tensor('int64', new BigInt64Array(rows * textLength), [rows, textLength]),
+    uniforms: new ort.Tensor('float32', new Float32Array(rows * tokens).fill(0.5), [rows, tokens]),
+    top_k: int64(rows, manifest.generator.sampling_defaults.top_k),
+    temperature: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
+    top_p: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
+  }),
+);
+const ran = rss();
+console.log(
+  JSON.stringify({
+    pack: manifest.name,
+    weightFiles,
+    weightMiB: mib(weightBytes),
+    baselineMiB: mib(baseline),
+    createMs: Math.round(createMs),
+    afterCreateMiB: mib(created),
+    sessionMiB: mib(created - baseline),
+    sessionPerWeight: Number(((created - baseline) / weightBytes).toFixed(2)),
+    rows,
+    runMs: Math.round(runMs),
+    afterRunMiB: mib(ran),
+    peakMiB: mib(process.resourceUsage().maxRSS * 1024),
+  }),
+);
+await session.release();
