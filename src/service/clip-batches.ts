@@ -73,6 +73,17 @@ function isAnswer(value: unknown): value is ClipAnswer<unknown> {
 /** A job's failure is every request's; a result holds each request's own answer. */
 function answerOf(outcome: ClipOutcome, jobId: string, requestId: string): RequestOutcome {
   if ('failure' in outcome) return { jobId, failure: outcome.failure };
+  if ('lost' in outcome) {
+    return {
+      error: new ServiceError(
+        'service_unavailable',
+        `request ${requestId}'s job was lost by Redis (a failover); retry`,
+        {
+          retryAfterSeconds: 1,
+        },
+      ),
+    };
+  }
   const { result } = outcome;
   const answers = typeof result === 'object' && result !== null && 'answers' in result ? result.answers : undefined;
   const answer = Array.isArray(answers) ? answers.filter(isAnswer).find((item) => item.id === requestId) : undefined;
@@ -212,8 +223,17 @@ export class ClipBatcher {
   }
 
   /** The job's outcome: each request still waiting gets its own answer. */
-  private answer(job: SentJob, outcome: ClipOutcome): void {
+  private answer(job: SentJob, outcome: ClipOutcome, settled = false): void {
     if (!job.outstanding) return;
+    if ('lost' in outcome && !settled) {
+      // Read back while its add was still on the way, a job is missing without being lost: it
+      // counts as lost only if it is still missing once the add has settled.
+      void job.queued
+        .then(() => this.deps.readBack(job.id))
+        .then((again) => again && this.answer(job, again, true))
+        .catch(() => undefined);
+      return;
+    }
     this.deps.replies.forget(job.id);
     for (const entry of job.open) entry.settle(answerOf(outcome, job.id, entry.id));
     job.open.clear();

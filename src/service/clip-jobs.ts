@@ -114,6 +114,7 @@ export class ClipJobs {
   private async readBack(jobId: string): Promise<ClipOutcome | undefined> {
     const queue = this.queues.get('classify');
     const state = await queue.getJobState(jobId);
+    if (state === 'unknown') return { lost: true };
     if (state !== 'completed' && state !== 'failed') return undefined;
     const job = await queue.getJob(jobId);
     if (!job) return undefined;

@@ -14,9 +14,10 @@ import type { ServiceKeys } from './redis-keys.js';
 import type { RedisTopology } from '../config.js';
 import { type RedisClient, createRedis } from '../queue/redis.js';
 
-export type ClipOutcome = { result: unknown } | { failure: string };
+/** `lost`: the job is not in Redis any more, unfinished (a failover took it back). */
+export type ClipOutcome = { result: unknown } | { failure: string } | { lost: true };
 
-/** The outcome of a job as BullMQ holds it; undefined while it is unfinished or gone. */
+/** The outcome of a job as BullMQ holds it; undefined while it is unfinished. */
 export type ReadBack = (jobId: string) => Promise<ClipOutcome | undefined>;
 
 function isClipReply(value: unknown): value is ClipReply {

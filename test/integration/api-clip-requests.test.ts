@@ -179,4 +179,25 @@ describe('the wait for a reply', () => {
       await worker.stop();
     }
   });
+
+  test('a job Redis lost (a failover) is noticed at the reconnect: 503 at once, not a 504 at the deadline', async () => {
+    const queue = h.services.queues.get('classify');
+    const started = Date.now();
+    const pending = post(h.baseUrl, '/clip/classify', { image: { base64: image.toString('base64') }, labels });
+    const waiting = await queuedJob(queue);
+    const channel = (waiting.data as ClassifyJobData).reply_to;
+    assert.ok(channel);
+    // Gone, as a job added on a master that a failover replaced before a replica had it.
+    await waiting.remove();
+    const redis = h.services.queues.redis;
+    const name = `dalle-serve:clip-replies:${channel.split(':').pop()}`;
+    const clients = String(await redis.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).split('\n');
+    const id = clients.find((line) => line.includes(` name=${name} `))?.match(/^id=(\d+)/)?.[1];
+    assert.ok(id);
+    await redis.call('CLIENT', 'KILL', 'ID', id);
+    const response = await pending;
+    assert.equal(response.status, 503);
+    assert.equal((await json(response)).code, 'service_unavailable');
+    assert.ok(Date.now() - started < h.config.classifyTimeoutMs, 'before the deadline');
+  });
 });
