@@ -127,7 +127,14 @@ export async function check(
       (outage) => answer.endedAt >= outage.from && answer.startedAt <= outage.to + OUTAGE_GRACE_MS,
     );
     if (answer.status === 503 && duringOutage) continue;
-    violations[INVARIANTS[8]].push(`${answer.kind} → ${answer.status} ${answer.code ?? ''} at ${answer.startedAt}`);
+    const ended = outages.filter((outage) => outage.to <= answer.startedAt).map((outage) => outage.to);
+    const since =
+      ended.length > 0
+        ? ` (${((answer.startedAt - Math.max(...ended)) / 1000).toFixed(1)} s after a Redis fault ended)`
+        : '';
+    violations[INVARIANTS[8]].push(
+      `${answer.kind} → ${answer.status} ${answer.code ?? ''} at ${answer.startedAt}, after ${answer.endedAt - answer.startedAt} ms${since}`,
+    );
   }
   return violations;
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { ERRORS, ERROR_CODES, FAILURE_CODES, ServiceError, fieldError, toProblem } from '../../src/errors.js';
 import { parseFailure } from '../../src/contracts/jobs.js';
+import { asServiceError } from '../../src/api/plugins/errors.js';
 import { MODEL_ERROR_CODES } from '../../src/lib/model-error-codes.js';
 
 const document = JSON.parse(readFileSync(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'));
@@ -107,4 +108,16 @@ test('a problem carries type, title, status, detail, code and the fields at faul
   const full = new ServiceError('queue_full', 'too many', { retryAfterSeconds: 5 });
   assert.equal(full.status, 503);
   assert.equal(toProblem(full).errors, undefined);
+});
+
+test('Redis between masters is a 503 to retry, whatever its topology says; other errors stay 500s', () => {
+  const failover = [
+    'Connection is closed.',
+    'Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down',
+    'TRYAGAIN Multiple keys request during rehashing of slot',
+    "READONLY You can't write against a read only replica.",
+    'LOADING Redis is loading the dataset in memory',
+  ];
+  for (const message of failover) assert.equal(asServiceError(new Error(message))?.status, 503, message);
+  assert.equal(asServiceError(new Error('ERR wrong number of arguments')), null);
 });

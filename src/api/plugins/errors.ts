@@ -13,10 +13,17 @@ const BY_STATUS: Record<number, ServiceError['code']> = {
   415: 'unsupported_media_type',
 };
 
+/**
+ * Redis down, or between masters: a connection refused or closed, a Cluster with a slot that no
+ * master serves yet (CLUSTERDOWN, TRYAGAIN, redirections that never settle), a demoted or
+ * reloading server (READONLY, LOADING, MASTERDOWN). Each passes once a failover completes.
+ */
 function isRedisUnavailable(error: Error): boolean {
   return (
     error.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|ECONNREFUSED|Stream isn't writeable|enableOfflineQueue/i.test(error.message)
+    /Connection is closed|ECONNREFUSED|Stream isn't writeable|enableOfflineQueue|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|READONLY|LOADING|MASTERDOWN/i.test(
+      error.message,
+    )
   );
 }
 
