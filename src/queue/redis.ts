@@ -27,18 +27,7 @@ export function createRedis(
     case 'single':
       return new Redis(topology.url, common);
     case 'sentinel':
-      return new Redis({
-        ...common,
-        sentinels: topology.sentinels,
-        name: topology.master,
-        password: topology.password,
-        sentinelPassword: topology.sentinelPassword,
-        // A failover announced by the sentinels drops the connection to the old master at once,
-        // instead of leaving blocked commands waiting on a server that no longer takes work.
-        failoverDetector: true,
-        // A write that reaches the old master, now a replica, reconnects through the sentinels.
-        reconnectOnError: isReadOnlyError,
-      });
+      return new Redis(sentinelOptions(topology, common));
     case 'cluster': {
       // What a Cluster client decides for itself rather than per node connection.
       const { lazyConnect, retryStrategy, enableOfflineQueue, ...nodeOptions } = common;
@@ -98,6 +87,34 @@ export function duplicateClient(redis: RedisClient, options: RedisOptions): Redi
   if (redis instanceof Cluster)
     return redis.duplicate(undefined, { redisOptions: { ...redis.options.redisOptions, ...options } });
   return redis.duplicate(options);
+}
+
+function sentinelOptions(topology: Extract<RedisTopology, { kind: 'sentinel' }>, common: RedisOptions): RedisOptions {
+  return {
+    ...common,
+    sentinels: topology.sentinels,
+    name: topology.master,
+    password: topology.password,
+    sentinelPassword: topology.sentinelPassword,
+    // A failover announced by the sentinels drops the connection to the old master at once,
+    // instead of leaving blocked commands waiting on a server that no longer takes work.
+    failoverDetector: true,
+    // A write that reaches the old master, now a replica, reconnects through the sentinels.
+    reconnectOnError: isReadOnlyError,
+  };
+}
+
+/**
+ * A BullMQ worker's connection: options for one server, so that BullMQ makes and closes its
+ * connections itself; a client for Sentinel and Cluster (only a client reaches them), which the
+ * caller closes after the worker.
+ */
+export function workerConnection(
+  topology: RedisTopology,
+  connectionName: string,
+): { url: string; maxRetriesPerRequest: null; connectionName: string } | RedisClient {
+  if (topology.kind === 'single') return { url: topology.url, maxRetriesPerRequest: null, connectionName };
+  return createRedis(topology, 'blocking', { connectionName });
 }
 
 /** A shorter name for logs and errors: the URL without its password, or the nodes. */

@@ -13,7 +13,8 @@ import type { Engine, PackSummary } from '../models/types.js';
 import { serviceKeys } from '../service/redis-keys.js';
 import { publishModels } from '../service/model-registry.js';
 import { Queues, queueKeyPrefix } from '../queue/queues.js';
-import { type RedisClient, createRedis, waitForRedis } from '../queue/redis.js';
+import { Cluster, Redis } from 'ioredis';
+import { type RedisClient, waitForRedis, workerConnection } from '../queue/redis.js';
 import { redisStartupHint } from '../process.js';
 import { Lifecycle } from '../service/lifecycle.js';
 import { StorageGarbage } from '../service/storage-garbage.js';
@@ -261,10 +262,12 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
     };
 
   const workerConnections: RedisClient[] = [];
-  const workerConnection = (queueName: QueueName) => {
-    const connection = createRedis(config.redis, 'blocking', { connectionName: `dalle-serve:worker:${queueName}` });
-    connection.on('error', () => {}); // the worker's own 'error' event reports it
-    workerConnections.push(connection);
+  const connectionFor = (queueName: QueueName) => {
+    const connection = workerConnection(config.redis, `dalle-serve:worker:${queueName}`);
+    if (connection instanceof Redis || connection instanceof Cluster) {
+      connection.on('error', () => {}); // the worker's own 'error' event reports it
+      workerConnections.push(connection);
+    }
     return connection;
   };
   const startQueueWorker = <Q extends QueueName>(queueName: Q) => {
@@ -272,9 +275,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       queueName,
       timed(queueName, processors[queueName]),
       {
-        // A client made here, as only a client can reach a Sentinel master or a Cluster; BullMQ
-        // blocks on a copy of it and leaves this one to be closed by stop().
-        connection: workerConnection(queueName),
+        connection: connectionFor(queueName),
         prefix: queueKeyPrefix(config.queuePrefix, queueName),
         concurrency: concurrency[queueName],
         lockDuration: config.lockDurationMs,
