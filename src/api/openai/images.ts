@@ -98,12 +98,7 @@ export async function openAIImageRoutes(instance: FastifyInstance, services: Ser
         ),
       },
     },
-    handler: async (request, reply) => {
-      const { fields, edit } = await imageEditFromMultipart(request);
-      const started = await startImageGeneration(services, fields, request.principal, edit);
-      reply.header('X-Generation-Id', started.id);
-      return answerImages(services, request, reply, fields, started);
-    },
+    handler: (request, reply) => answerCompletion(services, request, reply, imageEditFromMultipart),
   });
 
   app.post('/images/variations', {
@@ -135,13 +130,21 @@ export async function openAIImageRoutes(instance: FastifyInstance, services: Ser
         ),
       },
     },
-    handler: async (request, reply) => {
-      const { fields, edit } = await imageVariationFromMultipart(request);
-      const started = await startImageGeneration(services, fields, request.principal, edit);
-      reply.header('X-Generation-Id', started.id);
-      return answerImages(services, request, reply, fields, started);
-    },
+    handler: (request, reply) => answerCompletion(services, request, reply, imageVariationFromMultipart),
   });
+}
+
+/** An edit or a variation: its form read by `read`, then generated and answered as any. */
+async function answerCompletion(
+  services: Services,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  read: (request: FastifyRequest) => ReturnType<typeof imageEditFromMultipart | typeof imageVariationFromMultipart>,
+) {
+  const { fields, edit } = await read(request);
+  const started = await startImageGeneration(services, fields, request.principal, edit);
+  reply.header('X-Generation-Id', started.id);
+  return answerImages(services, request, reply, fields, started);
 }
 
 /** Waits for the generation and answers its images, best first, as OpenAI's ImagesResponse. */

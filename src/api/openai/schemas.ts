@@ -89,9 +89,8 @@ export type ImageEditFields = Static<typeof ImageEditFields>;
 export const ImageVariationFields = Type.Omit(ImageEditFields, ['prompt'], strict);
 export type ImageVariationFields = Static<typeof ImageVariationFields>;
 
-/** Documents the form of POST /v1/images/variations. */
-export const ImageVariationMultipartBody = Type.Object({
-  image: Type.String({ contentMediaType: 'application/octet-stream', description: 'The image to vary.' }),
+/** The text fields the image forms (edits, variations) share, after their own. */
+const MULTIPART_IMAGE_OPTIONS = {
   model: Type.Optional(Type.String()),
   n: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
   size: Type.Optional(Type.String()),
@@ -104,6 +103,12 @@ export const ImageVariationMultipartBody = Type.Object({
   top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
   temperature: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
   top_p: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
+};
+
+/** Documents the form of POST /v1/images/variations. */
+export const ImageVariationMultipartBody = Type.Object({
+  image: Type.String({ contentMediaType: 'application/octet-stream', description: 'The image to vary.' }),
+  ...MULTIPART_IMAGE_OPTIONS,
 });
 
 /** Documents the form of POST /v1/images/edits; its parts are read and checked against ImageEditFields. */
@@ -120,18 +125,7 @@ export const ImageEditMultipartBody = Type.Object({
     }),
   ),
   prompt: Type.String({ description: 'What the edited image shows.' }),
-  model: Type.Optional(Type.String()),
-  n: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
-  size: Type.Optional(Type.String()),
-  quality: Type.Optional(Type.String()),
-  response_format: Type.Optional(StringEnum(['url', 'b64_json'] as const)),
-  output_format: Type.Optional(StringEnum(OUTPUT_FORMATS)),
-  user: Type.Optional(Type.String()),
-  candidates: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
-  seed: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
-  top_k: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Extension, as in generations.' })),
-  temperature: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
-  top_p: Type.Optional(Type.String({ description: 'Extension, as in generations.' })),
+  ...MULTIPART_IMAGE_OPTIONS,
 });
 
 export const ImageUsage = Type.Object(
