@@ -558,6 +558,13 @@ export interface components {
             examples: string[];
             /** @description The weights' license as their publisher states it (for example CC-BY-NC-SA-4.0); null when the pack does not say. */
             license: string | null;
+            /** @description How the model holds its weights. */
+            weights?: {
+                /** @description float32, or int8: matrices stored as int8 with a scale per output column, activations quantized per row as they run (python3 -m training.quantize). */
+                format: "float32" | "int8";
+                /** @description The float32 model an int8 one was quantized from; null for float32. */
+                source: string | null;
+            };
         };
         ModelList: {
             data: components["schemas"]["ModelInfo"][];

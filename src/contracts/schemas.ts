@@ -463,6 +463,20 @@ export const ModelInfo = Type.Object(
       description:
         "The weights' license as their publisher states it (for example CC-BY-NC-SA-4.0); null when the pack does not say.",
     }),
+    weights: Type.Optional(
+      Type.Object(
+        {
+          format: Type.Union([Type.Literal('float32'), Type.Literal('int8')], {
+            description:
+              'float32, or int8: matrices stored as int8 with a scale per output column, activations quantized per row as they run (python3 -m training.quantize).',
+          }),
+          source: Nullable(Type.String(), {
+            description: 'The float32 model an int8 one was quantized from; null for float32.',
+          }),
+        },
+        { description: 'How the model holds its weights.' },
+      ),
+    ),
   },
   { $id: 'ModelInfo' },
 );

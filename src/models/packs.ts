@@ -15,6 +15,7 @@ import {
   type GeneratingManifest,
   type GraphName,
   type Manifest,
+  weightFormat,
 } from './manifest.js';
 import { probeFeeds } from './placement.js';
 import { createSession, type ProviderSettings } from './providers.js';
@@ -176,6 +177,7 @@ export class Pack {
       ...(m.license !== undefined ? { license: m.license } : {}),
       generation: generates(m) ? generationSummary(m) : null,
       embedDim: m.clip.embed_dim,
+      weights: { format: weightFormat(m), source: m.weights?.source ?? null },
       providers: { ...this.providers },
     };
   }

@@ -1,6 +1,7 @@
 // The inference core's public surface: what the worker (and the CLIs, benchmarks) call.
 // Tensors in, tensors out: nothing here knows about Redis, HTTP or storage.
 import type { Log } from './log.js';
+import type { WeightFormat } from './manifest.js';
 
 /** `cpu`, `cuda` (device 0) or `cuda:N`. */
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -221,6 +222,8 @@ export interface PackSummary {
     samplingDefaults: { topK: number; temperature: number; topP?: number };
   } | null;
   embedDim: number;
+  /** How its graphs hold their weights (manifest `weights`): float32, or int8 quantized from `source`. */
+  weights: { format: WeightFormat; source: string | null };
   /** The provider each session really runs on, once created. */
   providers: Record<string, string>;
 }

@@ -129,6 +129,7 @@ function modelInfo(
     vocabulary: pack.vocabulary ?? null,
     examples: pack.examples ?? [],
     license: pack.license ?? null,
+    weights: pack.weights,
   };
 }
 

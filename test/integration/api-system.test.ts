@@ -30,6 +30,7 @@ describe('system routes', () => {
     assert.ok(demo);
     assert.deepEqual(demo.default_for, ['generations', 'clip']);
     assert.deepEqual(demo.generation.image_size, [64, 64]);
+    assert.deepEqual(demo.weights, { format: 'float32', source: null });
     assert.equal(data.filter((model: any) => model.default_for.length > 0).length, 1);
   });
 

@@ -28,6 +28,8 @@ test('the int8 pack states its format and loads as any pack', async () => {
     int8.packs().map((p) => p.name),
     ['demo-shapes-int8'],
   );
+  // What GET /models shows of it.
+  assert.deepEqual(int8.packs()[0]?.weights, { format: 'int8', source: 'demo-shapes' });
 });
 
 test('generates ranked images, the same for the same seed alone or in a larger batch', async () => {
