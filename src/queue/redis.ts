@@ -27,7 +27,7 @@ export function createRedis(
     case 'single':
       return new Redis(topology.url, common);
     case 'sentinel':
-      return new Redis(sentinelOptions(topology, common));
+      return reconnectingAfterStrayClose(new Redis(sentinelOptions(topology, common)));
     case 'cluster': {
       // What a Cluster client decides for itself rather than per node connection.
       const { lazyConnect, retryStrategy, enableOfflineQueue, ...nodeOptions } = common;
@@ -42,6 +42,33 @@ export function createRedis(
     }
   }
 }
+
+/**
+ * Reconnects a Sentinel client that ended without being closed. ioredis's failover detector
+ * closes the connector when the sentinels announce a new master; if that announcement comes
+ * while the client is asking the sentinels where the master is (its master was killed, so it has
+ * no socket), the connect attempt fails with "Connection is closed" and ioredis ends the client
+ * for good: every command after it fails and BullMQ's workers stop taking jobs. That end comes
+ * straight from `connecting` with no close before it and without `disconnect()` having been
+ * called; an end the caller asked for, or a close after a connection, goes the usual way.
+ */
+function reconnectingAfterStrayClose(client: Redis): Redis {
+  let closed = false;
+  client.on('connecting', () => (closed = false));
+  client.on('close', () => (closed = true));
+  client.on('end', () => {
+    // ioredis marks a disconnect() it was asked for until the next close; no public flag says so.
+    const askedToClose = (client as unknown as { manuallyClosing: boolean }).manuallyClosing;
+    if (closed || askedToClose) return;
+    setTimeout(() => {
+      // A failed attempt is reported by the client's 'error' events, and retried by ioredis.
+      if (client.status === 'end') client.connect().catch(() => undefined);
+    }, STRAY_CLOSE_RECONNECT_MS).unref();
+  });
+  return client;
+}
+
+const STRAY_CLOSE_RECONNECT_MS = 100;
 
 /** The slot of `key` on a Redis Cluster: CRC16 (XMODEM) of its hash tag, or of the whole key, mod 16384. */
 export function keySlot(key: string): number {
@@ -86,7 +113,8 @@ export async function waitForReplicas(
 export function duplicateClient(redis: RedisClient, options: RedisOptions): RedisClient {
   if (redis instanceof Cluster)
     return redis.duplicate(undefined, { redisOptions: { ...redis.options.redisOptions, ...options } });
-  return redis.duplicate(options);
+  const copy = redis.duplicate(options);
+  return redis.options.sentinels ? reconnectingAfterStrayClose(copy) : copy;
 }
 
 function sentinelOptions(topology: Extract<RedisTopology, { kind: 'sentinel' }>, common: RedisOptions): RedisOptions {

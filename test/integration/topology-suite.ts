@@ -8,10 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { ClassifyResponse, GenerationAccepted } from '../../src/contracts/schemas.js';
 import { queueKeyPrefix } from '../../src/queue/queues.js';
-import { keySlot as slotOf } from '../../src/queue/redis.js';
+import { createRedis, keySlot as slotOf } from '../../src/queue/redis.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
 import {
   type Harness,
@@ -170,6 +171,31 @@ export function topologySuite(kind: 'cluster' | 'sentinel'): void {
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
+
+    if (kind === 'sentinel')
+      test('a client whose connect attempt a failover announcement closes connects again', async () => {
+        const client = createRedis(h.config.redis, 'commands', { connectionName: 'dalle-serve:probe' }) as Redis;
+        client.on('error', () => {});
+        try {
+          assert.equal(await client.ping(), 'PONG');
+          // What ioredis's failover detector does when the sentinels announce a new master: it
+          // closes the connector. Here it comes while the client asks the sentinels where the
+          // master is, the window a killed master opens.
+          const { connector } = client as unknown as { connector: { disconnect(): void } };
+          client.once('connecting', () => connector.disconnect());
+          // (events.once would reject on the 'error' the failed attempt emits.)
+          const ended = new Promise((resolve) => client.once('end', resolve));
+          client.disconnect(true);
+          await ended;
+          await Promise.race([
+            new Promise((resolve) => client.once('ready', resolve)),
+            new Promise((_, reject) => setTimeout(() => reject(new Error(`still ${client.status}`)), 10_000)),
+          ]);
+          assert.equal(await client.ping(), 'PONG');
+        } finally {
+          client.disconnect();
+        }
+      });
 
     for (const fault of ['failover', 'killMaster'] as const) {
       const what = fault === 'failover' ? 'a replica is promoted' : 'its master is killed and replaced';
