@@ -54,6 +54,7 @@ export default tseslint.config(
           'clearTimeout',
           'Event',
           'TextDecoderStream',
+          'createImageBitmap',
         ].map((name) => [name, 'readonly']),
       ),
     },

@@ -1,9 +1,18 @@
 // The playground: generate from a prompt, watch the progress arrive over the event stream (and
 // the queue position and time left, when the API gives them), cancel, see the ranked candidates,
-// and classify one of them against labels of your own.
+// classify one of them against labels of your own, or complete one (or an upload: completion.js).
 import { ProblemError, api, storeKey, storedKey } from './api.js';
+import {
+  clearKept,
+  completeGenerated,
+  completionParts,
+  currentSource,
+  refreshGrid,
+  showKept,
+  watchCompletionInputs,
+} from './completion.js';
 import { followEvents } from './events.js';
-import { clearUnknownWords, loadModels, showUnknownWords, watchModelInputs } from './models.js';
+import { clearUnknownWords, loadModels, modelNamed, showUnknownWords, watchModelInputs } from './models.js';
 import { clearError, clearFieldErrors, showProblem } from './problems.js';
 
 const $ = (id) => document.getElementById(id);
@@ -82,8 +91,26 @@ function sameOrigin(url) {
   return parsed.pathname.startsWith('/files/') ? parsed.pathname + parsed.search : url;
 }
 
+/** An image's bytes, read by the page: the service is never asked to fetch a URL. */
+async function bytesOf(src) {
+  const response = await fetch(src);
+  if (!response.ok) throw new Error(`could not read the image (HTTP ${response.status})`);
+  return response.blob();
+}
+
+async function completeImage(img, image) {
+  clearError();
+  try {
+    await completeGenerated(await bytesOf(img.src), `candidate-${image.rank}.${image.format}`, img.alt.toLowerCase());
+    announce(`${img.alt} chosen to complete`);
+  } catch (error) {
+    showProblem(error);
+  }
+}
+
 function renderGrid(generation) {
   const prompt = generation.input.prompt;
+  const completes = modelNamed(generation.model ?? '')?.generation?.completes === true;
   $('grid').replaceChildren(
     ...generation.images.map((image) => {
       const item = document.createElement('li');
@@ -101,6 +128,17 @@ function renderGrid(generation) {
       const caption = document.createElement('figcaption');
       caption.textContent = `#${image.rank} · CLIP ${image.score.toFixed(3)} · seed ${image.seed}`;
       figure.append(button, caption);
+      if (completes) {
+        const complete = document.createElement('button');
+        complete.type = 'button';
+        complete.className = 'secondary complete';
+        const which = document.createElement('span');
+        which.className = 'visually-hidden';
+        which.textContent = ` #${image.rank}`;
+        complete.append('Complete this', which);
+        complete.onclick = () => completeImage(img, image);
+        figure.append(complete);
+      }
       item.append(figure);
       return item;
     }),
@@ -109,16 +147,18 @@ function renderGrid(generation) {
 }
 
 /**
- * The request: JSON, or with an image to complete a multipart form (the file goes as it is, the
- * server resizes it), its top `keep_rows` rows kept.
+ * The request: JSON, or with an image to complete a multipart form (the image goes as it is, the
+ * server resizes it) with `keep_rows` or a mask.
  */
-function request(body) {
-  const file = $('image').files?.[0];
-  if (!file) return { json: body };
+async function request(body) {
+  const parts = await completionParts();
+  if (parts.length === 0) return { json: body };
   const form = new FormData();
   for (const [field, value] of Object.entries(body)) if (value !== undefined) form.append(field, String(value));
-  form.append('keep_rows', $('keep-rows').value.trim());
-  form.append('image', file, file.name);
+  for (const [field, value, name] of parts) {
+    if (name === undefined) form.append(field, value);
+    else form.append(field, value, name);
+  }
   return { body: form };
 }
 
@@ -132,6 +172,7 @@ function clearRun() {
   $('cancel').hidden = true;
   $('results').hidden = true;
   $('grid').replaceChildren();
+  clearKept();
   clearUnknownWords();
   $('classify').hidden = true;
   $('scores').replaceChildren();
@@ -157,7 +198,8 @@ async function generate(event) {
       seed: number('seed'),
       ...($('model').value && { model: $('model').value }),
     };
-    const accepted = await api('/generations', { method: 'POST', ...request(body) });
+    const source = currentSource();
+    const accepted = await api('/generations', { method: 'POST', ...(await request(body)) });
     running = { id: accepted.id };
     const state = { status: accepted.status, progress: null };
     const show = (view) => {
@@ -197,6 +239,7 @@ async function generate(event) {
     $('progress-label').textContent =
       `Done: ${finished.images.length} of ${finished.input.candidates} candidates kept${cells}`;
     const unknown = showUnknownWords(finished);
+    showKept(completion, source);
     renderGrid(finished);
     announce([`${finished.images.length} images ready`, unknown].filter(Boolean).join('. '));
   } catch (error) {
@@ -232,7 +275,7 @@ async function cancel() {
 }
 
 function selectForClassify(button, img) {
-  for (const other of $('grid').querySelectorAll('button')) other.setAttribute('aria-pressed', 'false');
+  for (const other of $('grid').querySelectorAll('button[aria-pressed]')) other.setAttribute('aria-pressed', 'false');
   button.setAttribute('aria-pressed', 'true');
   selected = img;
   $('classify-image').src = img.src;
@@ -249,11 +292,8 @@ async function classify(event) {
   $('scores').replaceChildren();
   if (!selected) return;
   try {
-    // The image's own bytes, uploaded: the service is never asked to fetch a URL.
-    const image = await fetch(selected.src);
-    if (!image.ok) throw new Error(`could not read the image (HTTP ${image.status})`);
     const form = new FormData();
-    form.append('image', await image.blob(), 'candidate.png');
+    form.append('image', await bytesOf(selected.src), 'candidate.png');
     for (const label of $('labels').value.split(',')) {
       if (label.trim()) form.append('labels', label.trim());
     }
@@ -279,17 +319,20 @@ async function start() {
   $('classify-form').addEventListener('submit', classify);
   $('cancel').addEventListener('click', cancel);
   watchModelInputs();
+  watchCompletionInputs();
   const keyInput = $('api-key');
   keyInput.value = storedKey();
   keyInput.addEventListener('change', () => {
     storeKey(keyInput.value.trim());
     clearError();
-    loadModels().catch(showProblem);
+    loadModels().then(refreshGrid, showProblem);
   });
   try {
     if (await keysRequired()) $('key-field').hidden = false;
-    if ($('key-field').hidden || storedKey()) await loadModels();
-    else showProblem(new ProblemError(401, { detail: 'This server needs an API key: enter it above.' }));
+    if ($('key-field').hidden || storedKey()) {
+      await loadModels();
+      refreshGrid();
+    } else showProblem(new ProblemError(401, { detail: 'This server needs an API key: enter it above.' }));
   } catch (error) {
     showProblem(error);
   }

@@ -15,6 +15,7 @@ const FIELDS = {
   model: { input: 'model', name: 'The model' },
   image: { input: 'image', name: 'The image' },
   keep_rows: { input: 'keep-rows', name: 'Keep top rows' },
+  mask: { input: 'cells', name: 'The mask' },
   labels: { input: 'labels', name: 'The labels' },
 };
 

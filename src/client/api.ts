@@ -1,14 +1,17 @@
 // The service's HTTP API as the client sees it: openapi-fetch over the types generated from the
 // OpenAPI document, the key sent as `Authorization: Bearer`, and every failure a ClientError that
 // carries the service's error code (its problem details' `code`).
+import { readFile } from 'node:fs/promises';
 import createClient, { type Client } from 'openapi-fetch';
 import type { components, operations, paths } from './openapi-types.js';
 
 export type Api = Client<paths>;
 export type Generation = components['schemas']['Generation'];
+export type GenerationAccepted = components['schemas']['GenerationAccepted'];
 export type ModelInfo = components['schemas']['ModelInfo'];
 export type ClassifyResponse = components['schemas']['ClassifyResponse'];
 export type CreateGenerationBody = operations['createGeneration']['requestBody']['content']['application/json'];
+export type CreateGenerationForm = operations['createGeneration']['requestBody']['content']['multipart/form-data'];
 
 export interface Connection {
   /** The service's base URL, without a trailing slash. */
@@ -24,6 +27,15 @@ export class ClientError extends Error {
   ) {
     super(message);
     this.name = 'ClientError';
+  }
+}
+
+/** A file the command sends (an image, a mask); unreadable_file when it cannot be read. */
+export async function readLocalFile(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new ClientError('unreadable_file', error instanceof Error ? error.message : String(error));
   }
 }
 

@@ -1,10 +1,9 @@
 // `classify IMAGE… --labels "a,b"`: zero-shot classification of image files and URLs. Files
 // alone are uploaded as a multipart form (no base64 to inflate them); with a URL among them,
 // the request is JSON, the URLs passed for the service to fetch and the files in base64.
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Api, type ClassifyResponse, ClientError, answer, connect } from './api.js';
+import { type Api, type ClassifyResponse, answer, connect, readLocalFile } from './api.js';
 import { GLOBAL_OPTIONS, GLOBAL_USAGE, type Io, UsageError, connection, help, integer } from './args.js';
 import type { operations } from './openapi-types.js';
 
@@ -54,23 +53,17 @@ async function request(api: Api, images: string[], fields: ClassifyFields) {
   if (!images.some(isUrl)) {
     const form: ClassifyForm = {
       ...fields,
-      image: await Promise.all(images.map(async (path) => new File([await read(path)], basename(path)))),
+      image: await Promise.all(images.map(async (path) => new File([await readLocalFile(path)], basename(path)))),
       top_k: fields.top_k === undefined ? undefined : String(fields.top_k),
     };
     return api.POST('/clip/classify', { body: form, bodySerializer: () => formData(form) });
   }
   const inputs = await Promise.all(
-    images.map(async (image) => (isUrl(image) ? { url: image } : { base64: (await read(image)).toString('base64') })),
+    images.map(async (image) =>
+      isUrl(image) ? { url: image } : { base64: (await readLocalFile(image)).toString('base64') },
+    ),
   );
   return api.POST('/clip/classify', { body: { ...fields, images: inputs } });
-}
-
-async function read(path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    throw new ClientError('unreadable_file', error instanceof Error ? error.message : String(error));
-  }
 }
 
 function formData({ image, labels, templates, top_k, model }: ClassifyForm): FormData {

@@ -1,18 +1,22 @@
 // `generate "prompt"`: submits a generation, follows its events with a progress line, downloads
 // the kept images into a folder as <id>-<rank>.<format> and prints their paths. Ctrl-C cancels
-// the generation: it goes with the command that started it.
+// the generation: it goes with the command that started it. With --image it completes that image,
+// uploaded as a multipart form with --keep-rows or a --mask file.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   type Connection,
   type CreateGenerationBody,
+  type CreateGenerationForm,
   type Generation,
+  type GenerationAccepted,
   ClientError,
   answer,
   connect,
   failure,
   reach,
+  readLocalFile,
 } from './api.js';
 import { GLOBAL_OPTIONS, GLOBAL_USAGE, type Io, UsageError, connection, help, integer, single } from './args.js';
 import { followGeneration } from './events.js';
@@ -21,6 +25,8 @@ import { throwIfUnsuccessful } from './watch.js';
 
 type OutputFormat = NonNullable<CreateGenerationBody['output_format']>;
 const FORMATS = ['png', 'webp', 'jpeg'] as const satisfies readonly OutputFormat[];
+type RankBy = NonNullable<CreateGenerationBody['rank_by']>;
+const RANK_BY = ['prompt', 'image'] as const satisfies readonly RankBy[];
 
 /** The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 const INTERRUPTED = 130;
@@ -37,6 +43,13 @@ into DIR as <id>-<rank>.<format> and prints their paths. Ctrl-C cancels the gene
   --format FORMAT    ${FORMATS.join(' | ')} (default png)
   --no-wait          print the generation's id and exit (follow it with dalle-serve watch ID)
 
+completing an image (the cells kept are printed on stderr):
+  --image FILE       complete this image, uploaded; needs --keep-rows or --mask
+  --keep-rows N      keep the image's top N rows of the model's grid, draw the rest
+  --mask FILE        keep the cells the mask leaves opaque: an image of the same size whose
+                     fully transparent pixels (alpha 0) mark what to draw anew
+  --rank-by WHAT     ${RANK_BY.join(' | ')}: what CLIP ranks against (default prompt; image needs --image)
+
 ${GLOBAL_USAGE}`;
 
 const OPTIONS = {
@@ -48,7 +61,18 @@ const OPTIONS = {
   model: { type: 'string' },
   format: { type: 'string' },
   'no-wait': { type: 'boolean' },
+  image: { type: 'string' },
+  'keep-rows': { type: 'string' },
+  mask: { type: 'string' },
+  'rank-by': { type: 'string' },
 } as const;
+
+/** What to complete: the image's file, and its top rows or a mask's file. */
+interface CompletionOptions {
+  image: string;
+  keepRows?: number;
+  mask?: string;
+}
 
 export async function generate(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
@@ -61,9 +85,17 @@ export async function generate(argv: string[], io: Io): Promise<number> {
     seed: integer(values.seed, '--seed'),
     model: values.model,
     output_format: outputFormat(values.format),
+    rank_by: rankBy(values['rank-by']),
   };
+  const completion = completionOptions(values);
+  if (body.rank_by === 'image' && !completion) throw new UsageError('--rank-by image needs --image FILE');
   const target = connection(values, io.env);
-  const accepted = await answer(connect(target).POST('/generations', { body }));
+  const accepted = await answer(
+    completion
+      ? connect(target).POST('/generations', await multipart(body, completion))
+      : connect(target).POST('/generations', { body }),
+  );
+  if (completion) io.stderr.write(keptCells(accepted, completion.image));
   if (values['no-wait']) {
     io.stdout.write(`${accepted.id}\n`);
     return 0;
@@ -80,6 +112,61 @@ function outputFormat(format: string | undefined): OutputFormat | undefined {
   const known = FORMATS.find((name) => name === format);
   if (!known) throw new UsageError(`--format is one of ${FORMATS.join(', ')}, not "${format}"`);
   return known;
+}
+
+function rankBy(value: string | undefined): RankBy | undefined {
+  if (value === undefined) return undefined;
+  const known = RANK_BY.find((name) => name === value);
+  if (!known) throw new UsageError(`--rank-by is one of ${RANK_BY.join(', ')}, not "${value}"`);
+  return known;
+}
+
+/** The completion the options ask for, checked before anything is read or sent; undefined without --image. */
+function completionOptions(values: {
+  image?: string;
+  'keep-rows'?: string;
+  mask?: string;
+}): CompletionOptions | undefined {
+  const keepRows = integer(values['keep-rows'], '--keep-rows');
+  const { image, mask } = values;
+  if (image === undefined) {
+    if (keepRows !== undefined) throw new UsageError('--keep-rows needs --image FILE');
+    if (mask !== undefined) throw new UsageError('--mask needs --image FILE');
+    return undefined;
+  }
+  if (keepRows !== undefined && mask !== undefined) throw new UsageError('give --keep-rows or --mask, not both');
+  if (keepRows === undefined && mask === undefined) throw new UsageError('--image needs --keep-rows N or --mask FILE');
+  return { image, keepRows, mask };
+}
+
+const file = async (path: string): Promise<File> => new File([await readLocalFile(path)], basename(path));
+const text = (value: number | undefined): string | undefined => (value === undefined ? undefined : String(value));
+
+/** The request as a multipart form: the files uploaded as they are (the service resizes them), the rest as text. */
+async function multipart(body: CreateGenerationBody, { image, keepRows, mask }: CompletionOptions) {
+  const form: CreateGenerationForm = {
+    prompt: body.prompt,
+    candidates: text(body.candidates),
+    n: text(body.n),
+    seed: text(body.seed),
+    model: body.model,
+    output_format: body.output_format,
+    rank_by: body.rank_by,
+    image: await file(image),
+    keep_rows: text(keepRows),
+    mask: mask === undefined ? undefined : await file(mask),
+  };
+  const data = new FormData();
+  for (const [field, value] of Object.entries(form)) if (value !== undefined) data.append(field, value);
+  return { body: form, bodySerializer: () => data };
+}
+
+/** `completing FILE: 24 of 64 cells kept (# kept, . drawn anew)`, then the grid's rows. */
+function keptCells({ completion }: GenerationAccepted, image: string): string {
+  if (!completion) return '';
+  const [rows, cols] = completion.grid;
+  const head = `completing ${image}: ${completion.kept_cells} of ${rows * cols} cells kept (# kept, . drawn anew)`;
+  return `${[head, ...completion.kept].join('\n')}\n`;
 }
 
 /** The generation once it has ended; undefined when Ctrl-C canceled it first. */

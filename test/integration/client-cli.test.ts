@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { GenerationList } from '../../src/contracts/schemas.js';
-import { type Harness, closeSharedEngine, json, startHarness, waitFor } from './api-harness.js';
+import { Generation, GenerationList } from '../../src/contracts/schemas.js';
+import { type Harness, closeSharedEngine, json, startHarness, terminal, waitFor } from './api-harness.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCENE = 'test/fixtures/scenes/train-00.png';
@@ -147,6 +147,128 @@ describe('the client CLI against a running service', () => {
       answer.results.map((result: { labels: unknown[] }) => result.labels.length),
       [2, 2],
     );
+  });
+
+  test('generate --image --keep-rows completes the uploaded image, its top rows kept', async () => {
+    const run = await cli([
+      'generate',
+      'a blue circle above a red square',
+      ...url,
+      '--image',
+      SCENE,
+      '--keep-rows',
+      '3',
+      '--candidates',
+      '8',
+      '--n',
+      '2',
+      '--out',
+      out,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const paths = run.stdout.trim().split('\n');
+    assert.equal(paths.length, 2);
+    const [, id] = /([^/]+)-1\.png$/.exec(paths[0]) ?? [];
+    const kept = [...Array(3).fill('########'), ...Array(5).fill('........')];
+    // The cells kept, from the 202, on stderr before the progress.
+    assert.ok(
+      run.stderr.startsWith(`completing ${SCENE}: 24 of 64 cells kept (# kept, . drawn anew)\n${kept.join('\n')}\n`),
+      run.stderr,
+    );
+    const generation = await json(await fetch(`${h.baseUrl}/generations/${id}`), Generation);
+    assert.equal(generation.status, 'succeeded');
+    assert.deepEqual(generation.input.completion, {
+      grid: [8, 8],
+      image_size: [64, 64],
+      keep_rows: 3,
+      kept_cells: 24,
+      kept,
+    });
+    assert.equal(generation.input.rank_by ?? 'prompt', 'prompt');
+  });
+
+  test('generate --image --mask keeps the cells the mask leaves opaque; --rank-by image', async () => {
+    // Transparent (alpha 0) over cell (1, 5) and the bottom-left 2 × 2 cells of the 8 × 8 grid.
+    const drawn = (x: number, y: number) => (y >> 3 === 1 && x >> 3 === 5) || (y >= 48 && x < 16);
+    const pixels = Buffer.alloc(64 * 64 * 4);
+    for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) pixels[(y * 64 + x) * 4 + 3] = drawn(x, y) ? 0 : 255;
+    const mask = join(out, 'mask.png');
+    await sharp(pixels, { raw: { width: 64, height: 64, channels: 4 } })
+      .png()
+      .toFile(mask);
+
+    const run = await cli([
+      'generate',
+      'a blue circle above a red square',
+      ...url,
+      '--image',
+      SCENE,
+      '--mask',
+      mask,
+      '--rank-by',
+      'image',
+      '--candidates',
+      '8',
+      '--n',
+      '2',
+      '--no-wait',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const id = run.stdout.trim();
+    assert.match(id, UUID);
+    const kept = ['########', '#####.##', '########', '########', '########', '########', '..######', '..######'];
+    assert.equal(run.stderr, `completing ${SCENE}: 59 of 64 cells kept (# kept, . drawn anew)\n${kept.join('\n')}\n`);
+    const generation = await waitFor(h.baseUrl, id, terminal, 60_000);
+    assert.equal(generation.status, 'succeeded');
+    assert.equal(generation.input.rank_by, 'image');
+    assert.equal(generation.input.completion?.keep_rows, null);
+    assert.deepEqual(generation.input.completion?.kept, kept);
+  });
+
+  test('completion options checked before anything is sent; a file that cannot be read; the service’s refusal', async () => {
+    // Nothing listens on port 9: a request would fail with connection_failed, not a usage error.
+    const nowhere = ['--url', 'http://127.0.0.1:9'];
+    const cases: [string[], RegExp][] = [
+      [['--keep-rows', '2'], /^error usage: --keep-rows needs --image FILE$/m],
+      [['--mask', SCENE], /^error usage: --mask needs --image FILE$/m],
+      [['--image', SCENE], /^error usage: --image needs --keep-rows N or --mask FILE$/m],
+      [['--image', SCENE, '--keep-rows', '2', '--mask', SCENE], /^error usage: give --keep-rows or --mask, not both$/m],
+      [['--image', SCENE, '--keep-rows', 'top'], /^error usage: --keep-rows takes a whole number, not "top"$/m],
+      [['--rank-by', 'image'], /^error usage: --rank-by image needs --image FILE$/m],
+      [
+        ['--image', SCENE, '--keep-rows', '2', '--rank-by', 'colour'],
+        /^error usage: --rank-by is one of prompt, image, not "colour"$/m,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const run = await cli(['generate', 'a red circle', ...nowhere, ...args]);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.match(run.stderr, /\(see dalle-serve generate --help\)/);
+      assert.equal(run.stdout, '');
+    }
+
+    const missing = await cli([
+      'generate',
+      'a red circle',
+      ...url,
+      '--image',
+      join(out, 'nope.png'),
+      '--keep-rows',
+      '2',
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^error unreadable_file: .*nope\.png/m);
+
+    const refused = await cli(['generate', 'a red circle', ...url, '--image', SCENE, '--keep-rows', '8']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^error validation_failed: .*keep_rows.*below the grid's 8 rows/m);
+
+    const help = await cli(['generate', '--help']);
+    assert.equal(help.code, 0);
+    for (const option of ['--image FILE', '--keep-rows N', '--mask FILE', '--rank-by WHAT']) {
+      assert.ok(help.stdout.includes(option), option);
+    }
   });
 
   test("a refusal exits 1 with the service's code and message", async () => {

@@ -1,15 +1,19 @@
 // The playground in a real browser (Debian's chromium, headless, driven by playwright-core):
-// generate with progress from the event stream, see decoded images, classify one; at 375 px;
+// generate with progress from the event stream, see decoded images, classify one; complete an
+// upload or a generated image, its top rows or the cells painted on the grid kept; at 375 px;
 // with the keyboard alone; Candidates from the model's default; Cancel; the prompt's unknown
 // words; errors next to their inputs, in words, with no earlier result left showing; and with
 // keys required. One browser for the file. A failing test prints the page's console and leaves
 // a screenshot in var/screenshots/.
 // `npm run screenshots` runs the first test with PLAYGROUND_SCREENSHOT set to write docs/playground.png.
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type Page, chromium } from 'playwright-core';
+import sharp from 'sharp';
 import { GenerationList, ModelList } from '../../src/contracts/schemas.js';
 import { type Harness, closeSharedEngine, json, startHarness } from './api-harness.js';
 
@@ -149,6 +153,88 @@ async function tabTo(page: Page, selector: string): Promise<void> {
   throw new Error(`Tab never reached ${selector}`);
 }
 
+/** The newest generation, as GET /generations lists it. */
+async function newestGeneration(baseUrl: string) {
+  const { data } = await json(await fetch(`${baseUrl}/generations?limit=1`), GenerationList);
+  assert.ok(data[0], 'a generation');
+  return data[0];
+}
+
+/**
+ * Keeps each form the page hands to fetch for POST /generations. (The browser leaves a file's
+ * bytes out of the request it reports, so the form is read where the page sends it.)
+ */
+async function recordForms(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = globalThis as any;
+    const send = w.fetch;
+    w.sentForms = [];
+    w.fetch = (input: unknown, init?: { method?: string; body?: unknown }) => {
+      if (init?.method === 'POST' && input === '/generations' && init.body instanceof w.FormData) {
+        w.sentForms.push(init.body);
+      }
+      return send(input, init);
+    };
+  });
+}
+
+interface SentFile {
+  name: string;
+  bytes: Buffer;
+}
+
+/** The last form recorded: each text field's value, and each file's name and bytes. */
+async function lastForm(page: Page): Promise<Record<string, string | SentFile>> {
+  type Entry = [string, string | { name: string; base64: string }];
+  const entries = await page.evaluate(async () => {
+    const w = globalThis as any;
+    const form = w.sentForms.at(-1);
+    if (!form) throw new Error('no form was sent');
+    // No named inner functions: the test's compiler would wrap them in a helper the page lacks.
+    const entries: Entry[] = [];
+    for (const [field, value] of form.entries()) {
+      if (typeof value === 'string') {
+        entries.push([field, value]);
+        continue;
+      }
+      const bytes = new Uint8Array(await value.arrayBuffer());
+      entries.push([
+        field,
+        { name: value.name, base64: w.btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join('')) },
+      ]);
+    }
+    return entries;
+  });
+  return Object.fromEntries(
+    entries.map(([field, value]) => [
+      field,
+      typeof value === 'string' ? value : { name: value.name, bytes: Buffer.from(value.base64, 'base64') },
+    ]),
+  );
+}
+
+/** The painting grid as the service writes `completion.kept`: `.` a cell marked to draw anew, `#` kept. */
+async function paintedRows(page: Page): Promise<string[]> {
+  return page
+    .locator('#cells [role="row"]')
+    .evaluateAll((rows) =>
+      rows.map((row) =>
+        [...row.querySelectorAll('[role="gridcell"]')]
+          .map((cell) => (cell.getAttribute('aria-selected') === 'true' ? '.' : '#'))
+          .join(''),
+      ),
+    );
+}
+
+/** The result's figure of the cells kept, read back the same way. */
+async function keptRows(page: Page): Promise<string[]> {
+  return page
+    .locator('#kept-cells .cells-row')
+    .evaluateAll((rows) =>
+      rows.map((row) => [...row.children].map((cell) => (cell.classList.contains('drawn') ? '.' : '#')).join('')),
+    );
+}
+
 before(async () => {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -200,7 +286,14 @@ describe('playground', () => {
         labels.join(' | '),
       );
       assert.ok(await page.locator('#cancel').isHidden(), 'no Cancel once done');
-      await page.click('#grid li:first-child button');
+      await page.click('#grid li:first-child button[aria-pressed]');
+      assert.equal(await page.locator('#grid li:first-child button[aria-pressed="true"]').count(), 1);
+      assert.equal(await page.locator('#grid button.complete').count(), 8, 'each image can be completed');
+      assert.equal(
+        await page.locator('#grid button.complete[aria-pressed]').count(),
+        0,
+        '“Complete this” is no toggle',
+      );
       await page.fill('#labels', 'red circle, blue square, green triangle');
       await page.click('#classify-form button');
       const texts = await scores(page);
@@ -237,6 +330,162 @@ describe('playground', () => {
     });
   });
 
+  test('complete a generated image: “Complete this” uploads its bytes, its top rows kept and shown', async () => {
+    await withPage('complete-generated', h.baseUrl, { width: 1100, height: 900 }, async (page) => {
+      await page.goto('/');
+      await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+      await page.fill('#prompt', 'a red circle above a blue square');
+      await page.fill('#candidates', '8');
+      await page.fill('#n', '2');
+      await page.fill('#seed', '11');
+      await page.click('#generate');
+      await decodedImages(page, 2);
+      const picked = await newestGeneration(h.baseUrl);
+      const second = picked.images[1];
+      const bytes = Buffer.from(await (await fetch(second.url)).arrayBuffer());
+
+      // With the keyboard: the action is a button, and the focus lands on the grid to paint.
+      await page.focus('#grid li:nth-child(2) button.complete');
+      await page.keyboard.press('Enter');
+      await page.locator('#source').waitFor({ state: 'visible', timeout: WAIT_MS });
+      assert.equal(
+        await page.locator('#source-name').textContent(),
+        'Completing candidate ranked 2 for “a red circle above a blue square”',
+      );
+      assert.equal(
+        await page.evaluate(() => (globalThis as any).document.activeElement?.getAttribute('role')),
+        'gridcell',
+      );
+      assert.equal(await page.locator('#image').evaluate((input: any) => input.files.length), 0, 'no upload chosen');
+      assert.equal(await page.locator('#cells [role="gridcell"]').count(), 64, "the demo pack's 8 × 8 grid");
+      // Keep top rows repaints the grid's preview.
+      await page.fill('#keep-rows', '3');
+      const expected = [...Array(3).fill('########'), ...Array(5).fill('........')];
+      assert.deepEqual(await paintedRows(page), expected);
+
+      await page.fill('#prompt', 'a green triangle');
+      await recordForms(page);
+      await page.click('#generate');
+      await decodedImages(page, 2);
+      const { image, keep_rows: keepRows, mask } = await lastForm(page);
+      assert.equal(keepRows, '3');
+      assert.equal(mask, undefined);
+      assert.ok(typeof image === 'object');
+      assert.equal(image.name, 'candidate-2.png');
+      assert.ok(image.bytes.equals(bytes), "the candidate's own bytes");
+
+      const done = await newestGeneration(h.baseUrl);
+      assert.notEqual(done.id, picked.id);
+      assert.equal(done.status, 'succeeded');
+      assert.deepEqual(done.input.completion, {
+        grid: [8, 8],
+        image_size: [64, 64],
+        keep_rows: 3,
+        kept_cells: 24,
+        kept: expected,
+      });
+      assert.match(
+        (await page.locator('#progress-label').textContent()) ?? '',
+        /; 24 of 64 cells kept from the image$/,
+      );
+      assert.deepEqual(await keptRows(page), expected, 'the figure shows the kept cells');
+      assert.equal(
+        await page.locator('#kept-caption').textContent(),
+        '24 of 64 cells kept from the image; the hatched ones drawn anew',
+      );
+    });
+  });
+
+  test('paint the cells to draw anew: the mask keeps exactly the others, at the image’s own size', async () => {
+    // 100 × 60 px: cells of 12.5 × 7.5 px, so the mask's pixels must fall in the cells the service maps them to.
+    const dir = await mkdtemp(join(tmpdir(), 'playground-'));
+    const file = join(dir, 'scene-100x60.png');
+    await sharp(fileURLToPath(new URL('../fixtures/scenes/heldout-01.png', import.meta.url)))
+      .resize(100, 60, { fit: 'fill' })
+      .png()
+      .toFile(file);
+    try {
+      await withPage('complete-mask', h.baseUrl, { width: 1100, height: 900 }, async (page) => {
+        await page.goto('/');
+        await page.waitForFunction(() => (globalThis as any).document.getElementById('model').value === 'demo-shapes');
+        await page.fill('#prompt', 'a blue circle above a red square');
+        await page.fill('#candidates', '8');
+        await page.fill('#n', '2');
+        await page.click('#completion summary');
+        await page.setInputFiles('#image', file);
+        await page.locator('#cells-field').waitFor({ state: 'visible', timeout: WAIT_MS });
+        assert.equal(await page.locator('#source-name').textContent(), 'Completing scene-100x60.png');
+        // Until a cell is marked, the grid previews Keep top rows (4).
+        assert.deepEqual(await paintedRows(page), [...Array(4).fill('########'), ...Array(4).fill('........')]);
+        await page.click('#cells-clear');
+        assert.ok(await page.locator('input[name="keep-by"][value="cells"]').isChecked());
+        assert.deepEqual(await paintedRows(page), Array(8).fill('########'));
+        await page.click('#generate');
+        assert.equal(await fieldError(page, 'cells'), 'The mask has no cell marked to draw anew');
+
+        const cell = (row: number, col: number) => page.locator('#cells [role="gridcell"]').nth(row * 8 + col);
+        await cell(1, 2).click();
+        assert.equal(await page.locator('#cells-error').count(), 0, 'marking takes the error away');
+        // A drag along row 5 marks the cells it crosses.
+        const from = await cell(5, 0).boundingBox();
+        const to = await cell(5, 3).boundingBox();
+        assert.ok(from && to);
+        await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+        await page.mouse.down();
+        await page.mouse.move(to.x + to.width / 2, to.y + to.height / 2, { steps: 8 });
+        await page.mouse.up();
+        // The keyboard: from the cell pressed last, (5, 0), two up and three right, Space marks (3, 3).
+        for (const key of ['ArrowUp', 'ArrowUp', 'ArrowRight', 'ArrowRight', 'ArrowRight', 'Space']) {
+          await page.keyboard.press(key);
+        }
+        // Pressing a marked cell unmarks it.
+        await cell(5, 3).click();
+        const expected = [
+          '########',
+          '##.#####',
+          '########',
+          '###.####',
+          '########',
+          '...#####',
+          '########',
+          '########',
+        ];
+        assert.deepEqual(await paintedRows(page), expected);
+
+        await recordForms(page);
+        await page.click('#generate');
+        await decodedImages(page, 2);
+        const { keep_rows: keepRows, mask } = await lastForm(page);
+        assert.equal(keepRows, undefined);
+        assert.ok(typeof mask === 'object');
+        // Alpha 0 exactly in the marked cells, 255 elsewhere, pixel by pixel as the service reads it.
+        const { data, info } = await sharp(mask.bytes).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+        assert.deepEqual([info.width, info.height], [100, 60]);
+        const wrong: string[] = [];
+        for (let y = 0; y < 60; y++) {
+          for (let x = 0; x < 100; x++) {
+            const drawn = expected[Math.floor((y * 8) / 60)][Math.floor((x * 8) / 100)] === '.';
+            const alpha = data[(y * 100 + x) * info.channels + info.channels - 1];
+            if (alpha !== (drawn ? 0 : 255)) wrong.push(`(${x}, ${y}): ${alpha}`);
+          }
+        }
+        assert.deepEqual(wrong.slice(0, 5), []);
+        const done = await newestGeneration(h.baseUrl);
+        assert.equal(done.status, 'succeeded');
+        assert.equal(done.input.completion?.keep_rows, null);
+        assert.deepEqual(done.input.completion?.kept, expected);
+        assert.equal(done.input.completion?.kept_cells, 59);
+        assert.match(
+          (await page.locator('#progress-label').textContent()) ?? '',
+          /; 59 of 64 cells kept from the image$/,
+        );
+        assert.deepEqual(await keptRows(page), expected);
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('at 375 px nothing scrolls sideways', async () => {
     await withPage('narrow', h.baseUrl, { width: 375, height: 800 }, async (page) => {
       await page.goto('/');
@@ -247,9 +496,12 @@ describe('playground', () => {
       await page.click('#generate');
       await decodedImages(page, 4);
       assert.ok(await page.locator('#unknown-words').isVisible());
-      await page.click('#grid li:first-child button');
+      await page.click('#grid li:first-child button[aria-pressed]');
       await page.click('#classify-form button');
       await scores(page);
+      // The image to complete, under its grid, fits too.
+      await page.click('#grid li:first-child button.complete');
+      await page.locator('#cells-field').waitFor({ state: 'visible', timeout: WAIT_MS });
       const width: number = await page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth);
       assert.ok(width <= 375, `page is ${width} px wide`);
     });
@@ -361,7 +613,7 @@ describe('playground', () => {
       await page.click('#generate');
       await decodedImages(page, 2);
       // One label: the labels input says why.
-      await page.click('#grid li:first-child button');
+      await page.click('#grid li:first-child button[aria-pressed]');
       await page.fill('#labels', 'red circle');
       await page.click('#classify-form button');
       assert.match(await fieldError(page, 'labels'), /^The labels must have at least 2 items/);

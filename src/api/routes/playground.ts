@@ -10,7 +10,7 @@ const TYPES: Record<string, string> = {
   css: 'text/css; charset=utf-8',
   js: 'text/javascript; charset=utf-8',
 };
-const FILES = ['index.html', 'style.css', 'app.js', 'api.js', 'events.js', 'models.js', 'problems.js'];
+const FILES = ['index.html', 'style.css', 'app.js', 'api.js', 'completion.js', 'events.js', 'models.js', 'problems.js'];
 // Scripts and styles from here only; images may come from the object store's own host.
 const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
