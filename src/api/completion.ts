@@ -54,9 +54,11 @@ function invalidMask(field: string, why: string): ServiceError {
   return new ServiceError('invalid_mask', `${field} ${why}`, { errors: [{ field, message: why }] });
 }
 
+/** The size as the image is shown: after its EXIF orientation, as it is encoded and as a mask is read. */
 async function sizeOf(bytes: Uint8Array, field: string, config: Config) {
   try {
-    const { width, height } = await sharp(bytes, { limitInputPixels: config.imageMaxPixels }).metadata();
+    const { autoOrient } = await sharp(bytes, { limitInputPixels: config.imageMaxPixels }).metadata();
+    const { width, height } = autoOrient ?? {};
     if (!width || !height) throw new Error('no size');
     return { width, height };
   } catch (error) {
@@ -91,7 +93,8 @@ function rowsOfCells(keep: (row: number, col: number) => boolean, [rows, cols]: 
 
 /**
  * Cells to regenerate from the mask's alpha (OpenAI's convention: a fully transparent pixel marks
- * what to regenerate), on the image's own pixels: a cell is regenerated when any pixel in it is.
+ * what to regenerate), on the image's own pixels as shown (both after their EXIF orientation, as
+ * the image is encoded): a cell is regenerated when any pixel in it is.
  */
 async function maskCells(
   bytes: Uint8Array,
@@ -107,6 +110,7 @@ async function maskCells(
       `is ${size.width}×${size.height}; it must have the image's size, ${image.width}×${image.height}`,
     );
   const { data, info } = await sharp(bytes, { limitInputPixels: config.imageMaxPixels })
+    .rotate()
     .ensureAlpha()
     .raw()
     .toBuffer({ resolveWithObject: true });

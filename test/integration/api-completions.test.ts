@@ -131,6 +131,40 @@ describe('image completions', () => {
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
   });
 
+  test('a mask has the size the image is shown at, after its EXIF orientation, and is read that way', async () => {
+    // Stored 64 wide and 32 high, shown (EXIF orientation 6: turned a quarter) 32 wide and 64 high.
+    const photo = await sharp(scene).resize(64, 32, { fit: 'fill' }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const send = (mask: Buffer) => {
+      const form = new FormData();
+      form.append('prompt', 'a green triangle');
+      form.append('image', new Blob([photo]), 'photo.jpg');
+      form.append('mask', new Blob([mask]), 'mask.png');
+      form.append('candidates', '2');
+      form.append('n', '1');
+      return fetch(`${h.baseUrl}/generations`, { method: 'POST', body: form });
+    };
+    const shownMask = (clear: (x: number, y: number) => boolean) => {
+      const data = Buffer.alloc(32 * 64 * 4, 255);
+      for (let y = 0; y < 64; y++) for (let x = 0; x < 32; x++) if (clear(x, y)) data[(y * 32 + x) * 4 + 3] = 0;
+      return sharp(data, { raw: { width: 32, height: 64, channels: 4 } })
+        .png()
+        .toBuffer();
+    };
+    // The bottom quarter as shown: grid rows 6 and 7.
+    const accepted = await send(await shownMask((_, y) => y >= 48));
+    assert.equal(accepted.status, 202, await accepted.clone().text());
+    const { completion } = await json(accepted, GenerationAccepted);
+    assert.deepEqual(completion?.kept, [...Array(6).fill('########'), ...Array(2).fill('........')]);
+    // A mask of the stored size is not the image's size as shown.
+    const stored = await send(
+      await maskPng((x, y) => x >= 32 && y >= 16, 64).then((m) => sharp(m).resize(64, 32).png().toBuffer()),
+    );
+    assert.equal(stored.status, 400);
+    const problem = await json(stored, Problem);
+    assert.equal(problem.code, 'invalid_mask');
+    assert.match(problem.detail ?? '', /32×64/);
+  });
+
   test('bad requests are 400s naming the field', async () => {
     const opaque = await sharp({ create: { width: 64, height: 64, channels: 4, background: '#ff000080' } })
       .png()
