@@ -23,6 +23,7 @@ const engine = await createEngine({
   defaultPack: config.defaultModel,
   device: config.device,
   cpuThreads: config.cpuThreads,
+  cpuSpinWait: config.cpuSpinWait,
   checksumCacheDir: config.checksumCacheDir,
   maxImagePixels: config.imageMaxPixels,
   logger: pino({ level: 'silent' }),

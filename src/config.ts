@@ -57,6 +57,8 @@ export interface Config {
   checksumCacheDir: string | null | undefined;
   /** CPU_THREADS: unset leaves the choice to onnxruntime. */
   cpuThreads: number | undefined;
+  /** CPU_SPIN_WAIT: onnxruntime's CPU threads spin between runs instead of sleeping. */
+  cpuSpinWait: boolean;
   /**
    * GENERATE_BATCH_CANDIDATES (was SAMPLE_BATCH): most candidate rows per engine call, shared
    * by the active generations (src/models/SCHEDULER.md); 32 on cpu, 512 on cuda when unset.
@@ -509,6 +511,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     device,
     checksumCacheDir: read.raw('CHECKSUM_CACHE_DIR') === 'off' ? null : read.raw('CHECKSUM_CACHE_DIR'),
     cpuThreads: read.optionalInt('CPU_THREADS', 1, 1024),
+    cpuSpinWait: read.bool('CPU_SPIN_WAIT'),
     generateBatchCandidates: read.renamedInt('GENERATE_BATCH_CANDIDATES', 'SAMPLE_BATCH', onGpu ? 512 : 32, 1, 4096),
     generateMemoryBudgetBytes: mebibytes(read.optionalInt('GENERATE_MEMORY_BUDGET_MB', 1)),
     // A CPU samples 512 candidates in about a minute: its default answers in seconds.

@@ -209,6 +209,11 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       { name: 'CPU_THREADS', doc: "onnxruntime intra-op threads on the CPU. Default: onnxruntime's choice." },
       {
+        name: 'CPU_SPIN_WAIT',
+        default: 'false',
+        doc: "Let onnxruntime's CPU threads spin between runs (session.intra_op.allow_spinning) instead of sleeping: a little less latency on a machine that runs nothing else, at the price of cores kept busy while the worker waits for work (measured: 2.7× the CPU per classify batch at the worker's pace).",
+      },
+      {
         name: 'DEFAULT_CANDIDATES',
         doc: "Candidates a generation samples when its request names none (and for quality auto in /v1). Workers publish theirs with their packs (GET /models), so the API applies the serving workers' value. Default: 32 on cpu (seconds), 512 on cuda.",
       },

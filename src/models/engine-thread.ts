@@ -25,6 +25,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     allowCpuFallback: options.allowCpuFallback ?? false,
     cudaMemLimitBytes: options.cudaMemLimitBytes,
     cpuThreads: options.cpuThreads,
+    cpuSpinWait: options.cpuSpinWait ?? false,
     probePlacement: options.probePlacement ?? device.kind === 'cuda',
   };
   logProviderSettings(settings, log);

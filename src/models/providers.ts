@@ -28,6 +28,8 @@ export interface ProviderSettings {
   /** CUDA arena limit in bytes; undefined = unlimited. */
   cudaMemLimitBytes?: number;
   cpuThreads?: number;
+  /** Intra-op threads spin between runs instead of sleeping (onnxruntime's default). */
+  cpuSpinWait?: boolean;
   /** Profile one run of each new session to log where its kernels ran. */
   probePlacement?: boolean;
   /** Set after the first CUDA failure under fallback, so later sessions go straight to the CPU. */
@@ -60,6 +62,10 @@ function sessionOptions(
     // Each inference thread makes one run at a time; inter-op parallelism only adds contention.
     interOpNumThreads: 1,
     ...(settings.cpuThreads ? { intraOpNumThreads: settings.cpuThreads } : {}),
+    // Spinning threads keep their cores busy after each run while the next is awaited: between
+    // a worker's spaced batches that is most of the CPU it spends, taken from the API, Redis and
+    // whatever else shares the machine. Off unless asked for (CPU_SPIN_WAIT).
+    extra: { session: { intra_op: { allow_spinning: settings.cpuSpinWait ? '1' : '0' } } },
     logSeverityLevel: 3,
   };
 }
@@ -135,6 +141,9 @@ export function logProviderSettings(settings: ProviderSettings, log: Log): void 
       'CUDA options: onnxruntime-node applies deviceId; gpu_mem_limit, arena strategy and cuDNN search are passed but this binding may ignore them',
     );
   } else {
-    log.info({ device: 'cpu', cpuThreads: settings.cpuThreads ?? 'default' }, 'CPU execution provider');
+    log.info(
+      { device: 'cpu', cpuThreads: settings.cpuThreads ?? 'default', cpuSpinWait: settings.cpuSpinWait ?? false },
+      'CPU execution provider',
+    );
   }
 }

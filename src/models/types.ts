@@ -19,6 +19,8 @@ export interface EngineOptions {
   cudaMemLimitBytes?: number;
   /** Intra-op threads for the CPU EP. Default: onnxruntime's choice (all cores). */
   cpuThreads?: number;
+  /** Let those threads spin between runs instead of sleeping. Default false. */
+  cpuSpinWait?: boolean;
   /**
    * Folder recording the pack files already hashed (by path, size, mtime, ctime and inode), so
    * that an unchanged file's sha256 is computed once, not at every start; `null` hashes every

@@ -163,6 +163,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       defaultPack: config.defaultModel,
       device: config.device,
       cpuThreads: config.cpuThreads,
+      cpuSpinWait: config.cpuSpinWait,
       checksumCacheDir: config.checksumCacheDir,
       sampleBatch: config.generateBatchCandidates,
       maxImagePixels: config.imageMaxPixels,

@@ -29,6 +29,7 @@ describe('loadConfig', () => {
     assert.deepEqual(config.workerQueues, ['generate', 'classify', 'webhooks']);
     assert.equal(config.classifyBatchMax, 32);
     assert.equal(config.idempotencyTtlSeconds, 86_400);
+    assert.equal(config.cpuSpinWait, false, "onnxruntime's threads sleep between runs");
   });
 
   test('values are parsed and the result is frozen all the way down', () => {
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
       WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
       WORKER_QUEUES: 'classify, webhooks',
       CLASSIFY_BATCH_WAIT_MS: '25',
+      CPU_SPIN_WAIT: 'true',
     });
     assert.equal(config.port, 8080);
     assert.equal(config.publicBaseUrl, 'https://images.example.com', 'no trailing slash');
@@ -67,6 +69,7 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(config.workerQueues, ['classify', 'webhooks']);
     assert.equal(config.classifyBatchWaitMs, 25);
+    assert.equal(config.cpuSpinWait, true);
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.storage) && Object.isFrozen(config.workerQueues));
     assert.throws(() => {
       (config as { port: number }).port = 1;
