@@ -167,6 +167,7 @@ describe('the service with a CLIP-only pack as its CLIP default', () => {
       vocabulary: null,
       examples: [],
       license: null,
+      weights: { format: 'float32', source: null },
     });
     const generating = byName.get(names.pack) as { default_for: string[]; generation: { codebook_size: number } };
     assert.deepEqual(generating.default_for, ['generations']);
