@@ -1,8 +1,9 @@
 // The minDALL-E and dVAE exporters end to end: seeded random checkpoints in upstream's layouts
 // (training/tests/make_upstream_checkpoints.py) are exported by the command lines a user runs;
-// onnxruntime must give upstream's token ids, logits and pixels (the committed fixture), and the
-// engine must generate with both packs: minDALL-E's geometry with its weights in one shared
-// external-data file, and the dVAE decoder paired with the micro pack's DALL·E 1 generator.
+// onnxruntime must give upstream's token ids, logits, pixels and encoder codes (the committed
+// fixture), and the engine must generate with both packs: minDALL-E's geometry with its weights in
+// one shared external-data file, completing images too, and the dVAE decoder paired with the micro
+// pack's DALL·E 1 generator.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createEngine, type Engine, silentLog } from '../../src/models/index.js';
+import type { CompletionInput } from '../../src/models/types.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -48,15 +50,14 @@ describe('exported minDALL-E and dVAE packs', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test("onnxruntime gives upstream's token ids, prefill and step logits and decoder pixels", async () => {
+  test("onnxruntime gives upstream's token ids, prefill and step logits, decoder pixels and encoder codes", async () => {
     const { stdout } = await run(
       process.execPath,
       [
         'training/check_upstream.mjs',
         join(dir, 'packs', 'mindalle-tiny'),
         fixture,
-        '--dvae',
-        join(dir, 'dvae-small.onnx'),
+        ...['--dvae', join(dir, 'dvae-small.onnx')],
       ],
       { cwd: root },
     );
@@ -65,9 +66,12 @@ describe('exported minDALL-E and dVAE packs', () => {
       tokenizer_mismatches: unknown[];
       prefill: number;
       dvae: number;
+      encoder: number | null;
     };
     assert.equal(report.ok, true, stdout);
     assert.deepEqual(report.tokenizer_mismatches, []);
+    // Every code of upstream's VQGAN.get_codes, none missing.
+    assert.equal(report.encoder, 0, stdout);
   });
 
   test('with --fp16 the weights take half the bytes and the logits stay within 1e-2 of upstream', async () => {
@@ -132,6 +136,26 @@ describe('exported minDALL-E and dVAE packs', () => {
     const result = await engine.generate({ prompt: long, seed: 1, candidates: 1, n: 1, model: 'mindalle-tiny' });
     assert.equal(result.truncated, true);
     assert.ok(result.promptTokens > 64, `${result.promptTokens} tokens`);
+  });
+
+  test("the minDALL-E pack completes images: kept cells hold upstream's codes of the image", async () => {
+    assert.equal(engine.packs().find((p) => p.name === 'mindalle-tiny')?.generation?.completes, true);
+    const images = JSON.parse(await readFile(fixture, 'utf8')) as {
+      encoder_images: { shape: number[]; base64: string };
+      encoder_codes: number[][];
+    };
+    const [, height, width] = images.encoder_images.shape;
+    const first = Buffer.from(images.encoder_images.base64, 'base64').subarray(0, height * width * 3);
+    // The 4×4 grid's top half kept.
+    const completion: CompletionInput = { pixels: new Uint8Array(first), keepCells: new Uint8Array(16).fill(1, 0, 8) };
+    const result = await engine.runChunk({
+      model: 'mindalle-tiny',
+      parts: [{ key: 'c', prompt: 'a red apple', seed: 4, first: 0, count: 3, n: 3, completion }],
+    });
+    const [outcome] = result.parts;
+    assert.ok(outcome.ok, JSON.stringify(outcome));
+    for (const image of outcome.images)
+      assert.deepEqual(Array.from(image.tokens.subarray(0, 8)), images.encoder_codes[0].slice(0, 8));
   });
 
   test("the dVAE decoder pairs with the micro pack's DALL·E 1 generator: 256×256 images", async () => {

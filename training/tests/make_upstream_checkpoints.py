@@ -1,9 +1,10 @@
 """Seeded random checkpoints in the upstream files' layouts, for the exporters' checks.
 
 Writes into OUT:
-- `mindalle/`: minDALL-E's release layout — `config.yaml`, `stage1_last.ckpt` (VQGAN) and
-  `stage2_last.ckpt` (GPT), each `{"state_dict": …}` under upstream's parameter names, and
-  `tokenizer/bpe-16k-vocab.json` + `bpe-16k-merges.txt` (CharBPE files learned from a few lines);
+- `mindalle/`: minDALL-E's release layout — `config.yaml`, `stage1_last.ckpt` (VQGAN: encoder,
+  quant conv, codebook, post-quant conv, decoder) and `stage2_last.ckpt` (GPT), each
+  `{"state_dict": …}` under upstream's parameter names, and `tokenizer/bpe-16k-vocab.json` +
+  `bpe-16k-merges.txt` (CharBPE files learned from a few lines);
 - `dvae/decoder.pkl`: a whole pickled module naming `dall_e.decoder.Decoder`,
   `dall_e.decoder.DecoderBlock` and `dall_e.utils.Conv2d` with the attributes OpenAI's classes
   have, as OpenAI's file is (upstream's `torch.load` reads it into their real classes);
@@ -33,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from training.upstream import safe_pickle
-from training.upstream.mindalle import Stage1Decoder
+from training.upstream.mindalle import Stage1Decoder, Stage1Encoder
 
 SIZES = {
     "small": {"gpt": dict(width=64, layers=2, heads=4, vocab_txt=256, vocab_img=256, ctx_txt=64, ctx_img=16),
@@ -125,26 +126,28 @@ def vqgan_hparams(v):
             "pdrop": 0.0}
 
 
+def _random_like(name, t):
+    if ".norm" in name or "norm_out" in name:
+        return (1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(t)
+    if name.endswith("bias"):
+        return 0.05 * torch.randn_like(t)
+    if name == "quantize.embedding.weight":
+        return torch.randn_like(t)
+    return torch.randn_like(t) / math.sqrt(t[0].numel())  # by fan-in
+
+
 def vqgan_state(v, seed):
-    """Upstream's VQGAN names, encoder included (the exporter must skip it), random values with
-    GroupNorm affine parameters near identity so activations stay in range."""
+    """Upstream's VQGAN names, every tensor upstream's VQGAN has, random values with GroupNorm
+    affine parameters near identity so activations stay in range. The decoder's are drawn first
+    (as before the encoder was exported), then the encoder's and the quant conv's."""
     torch.manual_seed(seed)
-    decoder = Stage1Decoder(v["n_embed"], v["embed_dim"], vqgan_hparams(v))
+    hparams = vqgan_hparams(v)
     state = collections.OrderedDict()
-    for name, t in decoder.state_dict().items():
-        if ".norm" in name or "norm_out" in name:
-            value = (1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(t)
-        elif name.endswith("bias"):
-            value = 0.05 * torch.randn_like(t)
-        elif name == "quantize.embedding.weight":
-            value = torch.randn_like(t)
-        else:
-            fan_in = t[0].numel()
-            value = torch.randn_like(t) / math.sqrt(fan_in)
-        state[name] = value
-    # Stand-ins for what a real stage-1 file also holds; the decoder export never reads them.
-    state["encoder.conv_in.weight"] = torch.randn(v["ch"], 3, 3, 3)
-    state["quant_conv.weight"] = torch.randn(v["embed_dim"], v["z_channels"], 1, 1)
+    for name, t in Stage1Decoder(v["n_embed"], v["embed_dim"], hparams).state_dict().items():
+        state[name] = _random_like(name, t)
+    for name, t in Stage1Encoder(v["n_embed"], v["embed_dim"], hparams).state_dict().items():
+        if name not in state:  # the codebook is shared
+            state[name] = _random_like(name, t)
     return state
 
 

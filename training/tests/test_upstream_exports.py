@@ -1,6 +1,8 @@
 """The minDALL-E and dVAE exporters against upstream's own answers (fixtures/upstream-small.json,
 written by make_upstream_fixtures.py from Kakao Brain's and OpenAI's code on the seeded random
-checkpoints of make_upstream_checkpoints.py)."""
+checkpoints of make_upstream_checkpoints.py). The exported graphs run under onnxruntime against the
+same fixture in test/training/mindalle.test.ts (training/check_upstream.mjs): onnxruntime is in
+Node here, not in this Python."""
 import base64
 import json
 import os
@@ -13,6 +15,7 @@ import unittest
 from unittest import mock
 
 import numpy as np
+import onnx
 import torch
 
 from training.export import mindalle_pack
@@ -61,7 +64,7 @@ class UpstreamExportTest(unittest.TestCase):
 
     def test_generator_matches_upstream_prefill_and_step_logits(self):
         config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
-        gpt, _ = mindalle_pack.build_models(config, stage1, stage2)
+        gpt, _, _ = mindalle_pack.build_models(config, stage1, stage2)
         texts = torch.tensor([self.fixture["token_ids"][i] for i in self.fixture["text_tokens_rows"]])
         path = torch.tensor(self.fixture["image_path"])
         with torch.no_grad():
@@ -75,7 +78,7 @@ class UpstreamExportTest(unittest.TestCase):
 
     def test_decoder_matches_upstream_pixels(self):
         config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
-        _, vqgan = mindalle_pack.build_models(config, stage1, stage2)
+        _, vqgan, _ = mindalle_pack.build_models(config, stage1, stage2)
         with torch.no_grad():
             pixels = vqgan(torch.tensor(self.fixture["image_path"])).numpy().astype(int)
         expected = pixels_of(self.fixture["decoder_pixels"]).astype(int)
@@ -90,6 +93,33 @@ class UpstreamExportTest(unittest.TestCase):
         expected = pixels_of(self.fixture["dvae_pixels"]).astype(int)
         self.assertEqual(pixels.shape, expected.shape)
         self.assertLessEqual(np.abs(pixels - expected).max(), 1)
+
+    def test_vqgan_encoder_gives_upstreams_codes(self):
+        # Codes, not distances: an argmin is exact or wrong (the fixture's nearest two codes are at
+        # least 0.1 apart in squared distance, far above float32 noise).
+        config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
+        _, vqgan, encoder = mindalle_pack.build_models(config, stage1, stage2)
+        self.assertEqual(encoder.quantize.embedding.weight.data_ptr(), vqgan.quantize.embedding.weight.data_ptr(),
+                         "one codebook, held once")
+        with torch.no_grad():
+            codes = encoder(torch.from_numpy(pixels_of(self.fixture["encoder_images"]).copy()))
+        self.assertEqual(codes.dtype, torch.int64)
+        self.assertEqual(codes.tolist(), self.fixture["encoder_codes"])
+
+    def test_encoder_graph_takes_uint8_pixels_and_gives_codes(self):
+        config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
+        _, _, encoder = mindalle_pack.build_models(config, stage1, stage2)
+        os.makedirs(self.path("graphs"), exist_ok=True)
+        mindalle_pack.export_encoder(encoder, self.path("graphs"))
+        for name, size, cells in (("encoder.onnx", 64, 16),):
+            graph = onnx.load(self.path("graphs", name)).graph
+            (pixels,), (tokens,) = graph.input, graph.output
+            shape = [d.dim_value or d.dim_param for d in pixels.type.tensor_type.shape.dim]
+            self.assertEqual((pixels.name, pixels.type.tensor_type.elem_type, shape),
+                             ("pixels", onnx.TensorProto.UINT8, ["B", size, size, 3]), name)
+            shape = [d.dim_value or d.dim_param for d in tokens.type.tensor_type.shape.dim]
+            self.assertEqual((tokens.name, tokens.type.tensor_type.elem_type, shape),
+                             ("image_tokens", onnx.TensorProto.INT64, ["B", cells]), name)
 
     def test_pickle_that_would_run_code_is_refused_without_running_it(self):
         class Payload:
@@ -137,6 +167,9 @@ class UpstreamExportTest(unittest.TestCase):
         self.assertEqual(manifest["geometry"]["image_grid"], [4, 4])
         self.assertEqual(manifest["generator"]["text_pad_id"], self.fixture["token_ids"][-1][0])
         self.assertNotIn("clip", manifest)
+        self.assertEqual(manifest["encoder"], {"graph": "encoder.onnx"})
+        self.assertEqual(list(manifest)[list(manifest).index("decoder") + 1], "encoder")
+        self.assertIn("encoder.onnx", manifest["files"])
         self.assertIn(mindalle_pack.WEIGHTS_FILE, manifest["files"])
         # Every generator tensor lives once in the shared file: no graph holds the large ones.
         graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"]
