@@ -1,8 +1,8 @@
-// Checks an exported minDALL-E pack (and optionally a dVAE decoder graph) with onnxruntime-node
-// against upstream's answers (training/tests/make_upstream_fixtures.py): the pack's tokenizer.json
-// gives upstream's ids, prefill and step give upstream's logits, the decoder upstream's pixels,
-// the encoder upstream's codes (every one: an argmin has no tolerance).
-// Usage: node training/check_upstream.mjs PACK FIXTURE.json [--dvae decoder.onnx] [--fp16]
+// Checks an exported minDALL-E pack (and optionally dVAE decoder and encoder graphs) with
+// onnxruntime-node against upstream's answers (training/tests/make_upstream_fixtures.py): the pack's
+// tokenizer.json gives upstream's ids, prefill and step give upstream's logits, the decoder
+// upstream's pixels, the encoder upstream's codes (every one: an argmin or argmax has no tolerance).
+// Usage: node training/check_upstream.mjs PACK FIXTURE.json [--dvae decoder.onnx] [--dvae-encoder encoder.onnx] [--fp16]
 // (--fp16: a pack exported with float16 weights; its logits may differ by 1e-2)
 // Prints one JSON line of the largest differences and the count of codes that differ; exits 1 when
 // any is over its tolerance, or when the pack has no encoder.
@@ -14,6 +14,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const [packDir, fixturePath, ...rest] = process.argv.slice(2);
 const option = (name) => (rest.includes(name) ? rest[rest.indexOf(name) + 1] : undefined);
 const dvaeGraph = option('--dvae');
+const dvaeEncoderGraph = option('--dvae-encoder');
 const manifest = JSON.parse(readFileSync(join(packDir, 'manifest.json'), 'utf8'));
 const fixture = JSON.parse(readFileSync(fixturePath, 'utf8'));
 const LOGIT_TOLERANCE = rest.includes('--fp16') ? 1e-2 : 1e-3;
@@ -67,13 +68,19 @@ async function main() {
     const dvaePixels = (await dvae.run({ image_tokens: int64(fixture.dvae_codes) })).pixels.data;
     report.dvae = maxDiff(Array.from(dvaePixels), Array.from(pixelsOf(fixture.dvae_pixels)));
   }
+  if (dvaeEncoderGraph) {
+    const encoder = await session(dvaeEncoderGraph);
+    const codes = (await encoder.run({ pixels: uint8(fixture.dvae_encoder_images) })).image_tokens.data;
+    report.dvae_encoder = differing(codes, fixture.dvae_encoder_codes);
+  }
   const ok =
     report.tokenizer_mismatches.length === 0 &&
     report.prefill <= LOGIT_TOLERANCE &&
     report.step <= LOGIT_TOLERANCE &&
     report.decoder <= PIXEL_TOLERANCE &&
     report.encoder === 0 &&
-    (report.dvae ?? 0) <= PIXEL_TOLERANCE;
+    (report.dvae ?? 0) <= PIXEL_TOLERANCE &&
+    (report.dvae_encoder ?? 0) === 0;
   console.log(JSON.stringify({ ok, ...report }));
   process.exit(ok ? 0 : 1);
 }

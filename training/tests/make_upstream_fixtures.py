@@ -1,9 +1,9 @@
 """Upstream's own answers on the checkpoints of make_upstream_checkpoints.py, as numbers.
 
 Runs Kakao Brain's minDALL-E modules (`Transformer1d.sampling`, `VQGAN.decode_code`,
-`VQGAN.get_codes`) and OpenAI's `dall_e` decoder (loaded from the pickle with upstream's classes)
-from their source folders, which are read, never copied here. Needs no package beyond torch, yaml
-and attr: `omegaconf`, which those modules import but never call on these paths,
+`VQGAN.get_codes`) and OpenAI's `dall_e` decoder and encoder (loaded from the pickles with
+upstream's classes) from their source folders, which are read, never copied here. Needs no package
+beyond torch, yaml and attr: `omegaconf`, which those modules import but never call on these paths,
 gets an inert stand-in; `einops.rearrange`, which the VQGAN's quantizer calls to move axes, a
 stand-in that moves axes and refuses any other pattern.
 
@@ -42,8 +42,8 @@ PROMPTS = [
     "",
 ]
 STEPS = 5
-# Images encoded: few, as the fixture stores their pixels.
-ENCODED_IMAGES = {"vqgan": 2}
+# Images encoded: few, as the fixture stores their pixels (the dVAE's are a quarter the size).
+ENCODED_IMAGES = {"vqgan": 2, "dvae": 3}
 
 
 class AttrDict(dict):
@@ -83,6 +83,7 @@ def import_upstream(mindalle_src, dalle_src):
     vqgan = importlib.import_module("dalle.models.stage1.vqgan")
     transformer = importlib.import_module("dalle.models.stage2.transformer")
     importlib.import_module("dall_e.decoder")  # torch.load finds the classes by name
+    importlib.import_module("dall_e.encoder")
     utils = importlib.import_module("dall_e.utils")
     return vqgan.VQGAN, transformer.Transformer1d, utils
 
@@ -159,6 +160,14 @@ def dvae_pixels(utils, decoder_path, codes):
     return (pixels * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
+def dvae_codes(utils, encoder_path, images):
+    """As DALL·E 1's usage: `argmax(enc(map_pixels(x)), axis=1)` on pixels scaled 0 to 1; and the
+    smallest gap between a cell's two largest logits."""
+    model = torch.load(encoder_path, map_location="cpu")
+    with torch.no_grad():
+        logits = model(utils.map_pixels(images.permute(0, 3, 1, 2).float() / 255))
+    top = logits.topk(2, dim=1).values
+    return torch.argmax(logits, axis=1).flatten(1), float((top[:, 0] - top[:, 1]).min())
 
 
 def b64(pixels):
@@ -193,14 +202,18 @@ def main():
     vqgan = load_vqgan(VQGAN, config, os.path.join(root, "stage1_last.ckpt"))
     resolution = config["stage1"]["hparams"]["resolution"]
     images = sample_images(ENCODED_IMAGES["vqgan"], resolution, 11)
+    dvae_images = sample_images(ENCODED_IMAGES["dvae"], dvae_grid * 8, 12)  # the dVAE encoder pools 3 times
     codes, gap = vqgan_codes(vqgan, images)
+    dvae_encoded, dvae_gap = dvae_codes(utils, os.path.join(args.checkpoints, "dvae", "encoder.pkl"), dvae_images)
     # How far each cell's answer is from a tie: the exports must agree however close it is, and
-    # this says how much arithmetic noise that tolerates.
-    print(json.dumps({"vqgan_nearest_two_min_gap": gap, "distinct_codes": len(codes.unique())}))
+    # these say how much arithmetic noise that tolerates.
+    print(json.dumps({"vqgan_nearest_two_min_gap": gap, "dvae_top_two_logits_min_gap": dvae_gap,
+                      "distinct_codes": [len(codes.unique()), len(dvae_encoded.unique())]}))
     fixture = {
         "about": "upstream's answers on the checkpoints of training/tests/make_upstream_checkpoints.py",
         "digests": {name: state_digest(os.path.join(args.checkpoints, *name.split("/"))) for name in
-                    ("mindalle/stage1_last.ckpt", "mindalle/stage2_last.ckpt", "dvae/decoder.pkl")},
+                    ("mindalle/stage1_last.ckpt", "mindalle/stage2_last.ckpt", "dvae/decoder.pkl",
+                     "dvae/encoder.pkl")},
         "prompts": PROMPTS,
         "token_ids": ids,
         "text_tokens_rows": [0, 1],
@@ -211,6 +224,8 @@ def main():
         "encoder_codes": codes.tolist(),
         "dvae_codes": random_codes.tolist(),
         "dvae_pixels": b64(dvae_pixels(utils, dvae_path, random_codes)),
+        "dvae_encoder_images": b64(dvae_images),
+        "dvae_encoder_codes": dvae_encoded.tolist(),
     }
     with open(args.out, "w") as f:
         json.dump(fixture, f)
