@@ -1,8 +1,9 @@
 // The minDALL-E and dVAE exporters end to end: seeded random checkpoints in upstream's layouts
 // (training/tests/make_upstream_checkpoints.py) are exported by the command lines a user runs;
-// onnxruntime must give upstream's token ids, logits and pixels (the committed fixture), and the
-// engine must generate with both packs: minDALL-E's geometry with its weights in one shared
-// external-data file, and the dVAE decoder paired with the micro pack's DALL·E 1 generator.
+// onnxruntime must give upstream's token ids, logits, pixels and encoder codes (the committed
+// fixture), and the engine must generate and complete images with both packs: minDALL-E's geometry
+// with its weights in one shared external-data file, and the dVAE decoder and encoder paired with
+// the micro pack's DALL·E 1 generator.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createEngine, type Engine, silentLog } from '../../src/models/index.js';
+import type { CompletionInput } from '../../src/models/types.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -34,11 +36,16 @@ describe('exported minDALL-E and dVAE packs', () => {
     );
     await python(
       ...['-m', 'training.export.dvae_decoder', '--checkpoint', join(dir, 'dvae-dalle1', 'decoder.pkl')],
+      ...['--encoder-checkpoint', join(dir, 'dvae-dalle1', 'encoder.pkl')],
       ...['--base', join(root, 'packs', 'micro-dalle1'), '--out', join(dir, 'packs', 'micro-dalle1-dvae')],
     );
     await python(
       ...['-m', 'training.export.dvae_decoder', '--checkpoint', join(dir, 'dvae', 'decoder.pkl')],
       ...['--grid', '4', '--out', join(dir, 'dvae-small.onnx')],
+    );
+    await python(
+      ...['-m', 'training.export.dvae_encoder', '--checkpoint', join(dir, 'dvae', 'encoder.pkl')],
+      ...['--size', '32', '--out', join(dir, 'dvae-small-encoder.onnx')],
     );
     engine = await createEngine({ modelsDir: join(dir, 'packs'), logger: silentLog, sampleBatch: 4, clipBatch: 4 });
   });
@@ -48,15 +55,15 @@ describe('exported minDALL-E and dVAE packs', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test("onnxruntime gives upstream's token ids, prefill and step logits and decoder pixels", async () => {
+  test("onnxruntime gives upstream's token ids, prefill and step logits, decoder pixels and encoder codes", async () => {
     const { stdout } = await run(
       process.execPath,
       [
         'training/check_upstream.mjs',
         join(dir, 'packs', 'mindalle-tiny'),
         fixture,
-        '--dvae',
-        join(dir, 'dvae-small.onnx'),
+        ...['--dvae', join(dir, 'dvae-small.onnx')],
+        ...['--dvae-encoder', join(dir, 'dvae-small-encoder.onnx')],
       ],
       { cwd: root },
     );
@@ -65,9 +72,14 @@ describe('exported minDALL-E and dVAE packs', () => {
       tokenizer_mismatches: unknown[];
       prefill: number;
       dvae: number;
+      encoder: number | null;
+      dvae_encoder: number;
     };
     assert.equal(report.ok, true, stdout);
     assert.deepEqual(report.tokenizer_mismatches, []);
+    // Every code of upstream's VQGAN.get_codes and of dall_e's encoder argmax, none missing.
+    assert.equal(report.encoder, 0, stdout);
+    assert.equal(report.dvae_encoder, 0, stdout);
   });
 
   test('with --fp16 the weights take half the bytes and the logits stay within 1e-2 of upstream', async () => {
@@ -132,6 +144,42 @@ describe('exported minDALL-E and dVAE packs', () => {
     const result = await engine.generate({ prompt: long, seed: 1, candidates: 1, n: 1, model: 'mindalle-tiny' });
     assert.equal(result.truncated, true);
     assert.ok(result.promptTokens > 64, `${result.promptTokens} tokens`);
+  });
+
+  test("both packs complete images: kept cells hold the encoder's codes, upstream's on minDALL-E", async () => {
+    const packs = engine.packs();
+    for (const name of ['mindalle-tiny', 'micro-dalle1-dvae'])
+      assert.equal(packs.find((p) => p.name === name)?.generation?.completes, true, name);
+    const images = JSON.parse(await readFile(fixture, 'utf8')) as {
+      encoder_images: { shape: number[]; base64: string };
+      encoder_codes: number[][];
+    };
+    const [, height, width] = images.encoder_images.shape;
+    const first = Buffer.from(images.encoder_images.base64, 'base64').subarray(0, height * width * 3);
+    // minDALL-E's 4×4 grid: the top half kept. The micro pack's 32×32 grid at 256×256 px: a
+    // left-to-right gradient, its top 8 rows kept.
+    const gradient = new Uint8Array(256 * 256 * 3).map((_, i) => Math.floor((i / 3) % 256));
+    const cases: [string, CompletionInput, number[] | undefined][] = [
+      [
+        'mindalle-tiny',
+        { pixels: new Uint8Array(first), keepCells: new Uint8Array(16).fill(1, 0, 8) },
+        images.encoder_codes[0],
+      ],
+      ['micro-dalle1-dvae', { pixels: gradient, keepCells: new Uint8Array(1024).fill(1, 0, 256) }, undefined],
+    ];
+    for (const [model, completion, upstream] of cases) {
+      const result = await engine.runChunk({
+        model,
+        parts: [{ key: 'c', prompt: 'a red apple', seed: 4, first: 0, count: 3, n: 3, completion }],
+      });
+      const [outcome] = result.parts;
+      assert.ok(outcome.ok, JSON.stringify(outcome));
+      const kept = (tokens: Int32Array) => Array.from(tokens).filter((_, i) => completion.keepCells[i]);
+      const codes = kept(outcome.images[0].tokens);
+      for (const image of outcome.images) assert.deepEqual(kept(image.tokens), codes, `${model}: kept cells`);
+      if (upstream) assert.deepEqual(codes, upstream.slice(0, 8), "upstream's codes of the image's top half");
+      else assert.ok(new Set(codes).size > 8, `${model}: ${new Set(codes).size} distinct codes along a gradient`);
+    }
   });
 
   test("the dVAE decoder pairs with the micro pack's DALL·E 1 generator: 256×256 images", async () => {

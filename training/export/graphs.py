@@ -106,9 +106,10 @@ def export_clip(clip, out_dir):
             ["input_ids"], ["text_embeds"], {"input_ids": {0: "B"}, "text_embeds": {0: "B"}})
 
 
-def export_all(generator, vqvae, clip, out_dir, with_loop=True):
+def export_all(generator, vqvae, clip, out_dir, with_loop=True, with_encoder=True):
     os.makedirs(out_dir, exist_ok=True)
     export_generator(generator, out_dir, with_loop)
     export_decoder(vqvae, out_dir)
-    export_encoder(vqvae, out_dir)
+    if with_encoder:
+        export_encoder(vqvae, out_dir)
     export_clip(clip, out_dir)

@@ -7,15 +7,18 @@
 `stage1_last.ckpt` (VQGAN), `stage2_last.ckpt` (GPT) and `tokenizer/bpe-16k-{vocab.json,merges.txt}`.
 Checkpoints are read for their tensors only (training/upstream/safe_pickle.py). The pack gets prefill,
 step and sample_loop (training/export/sample_loop.py, per-row sampling settings), the decoder (codebook
-lookup → post-quant conv → VQGAN decoder → uint8), the tokenizer as a tokenizer.json
+lookup → post-quant conv → VQGAN decoder → uint8), the encoder that completes images (uint8 → VQGAN
+encoder → quant conv → nearest code, as upstream's `VQGAN.get_codes`), the tokenizer as a tokenizer.json
 (training/upstream/mindalle_tokenizer.py) and, from `--clip-*`, OpenAI CLIP for reranking
 (training/export/openai_clip_pack.py). Without `--clip-*` the folder lacks the CLIP every servable pack has:
 finish it with `python3 -m training.export.openai_clip_pack --base OUT --out FINAL ...`.
 
 `--fp16` stores the weights as float16 with a Cast to float32 in the graph (half the files; the
-arithmetic and the contract's tensors stay float32). The generator's graphs keep their weights in
-one shared file (`generator.weights`, ONNX external data) when they would pass protobuf's 2 GB,
-or with `--external-data`: prefill, step and sample_loop then point at the same bytes.
+arithmetic and the contract's tensors stay float32), except the encoder's: its codes are an argmin
+over distances that float16 weights would move, and it is a small part of the pack. The generator's
+graphs keep their weights in one shared file (`generator.weights`, ONNX external data) when they
+would pass protobuf's 2 GB, or with `--external-data`: prefill, step and sample_loop then point at
+the same bytes.
 """
 import argparse
 import json
@@ -36,7 +39,7 @@ from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, writ
 from training.upstream import mindalle_tokenizer as tok
 from training.upstream import openai_clip as oc
 from training.upstream import safe_pickle
-from training.upstream.mindalle import Stage1Decoder, Stage2
+from training.upstream.mindalle import Stage1Decoder, Stage1Encoder, Stage2
 
 LICENSE = "CC-BY-NC-SA-4.0 (minDALL-E weights, Kakao Brain; code Apache-2.0)"
 TOKENIZER_FILE, WEIGHTS_FILE = "tokenizer.json", "generator.weights"
@@ -71,11 +74,13 @@ def build_models(config, stage1, stage2):
     gpt = Stage2.from_state(stage2, heads=hp2.get("n_heads", 24), approximate_gelu=hp2.get("gelu_use_approx", False))
     hparams = {**STAGE1_DEFAULTS, **config["stage1"].get("hparams", {})}
     vqgan = Stage1Decoder.from_state(stage1, hparams)
+    # The codebook is one tensor in both: build_on_state makes it the parameter, not a copy.
+    encoder = Stage1Encoder.from_state(stage1, hparams)
     if vqgan.grid ** 2 != gpt.image_tokens:
         raise SystemExit(f"stage 1 decodes a {vqgan.grid}×{vqgan.grid} grid, stage 2 samples {gpt.image_tokens} tokens")
     if vqgan.quantize.embedding.num_embeddings != gpt.tok_emb_img.num_embeddings:
         raise SystemExit("stage 1's codebook and stage 2's image vocabulary differ in size")
-    return gpt, vqgan
+    return gpt, vqgan, encoder
 
 
 # --- ONNX ---
@@ -228,6 +233,15 @@ def export_decoder(vqgan, out_dir, fp16=False):
     return [GRAPH_FILES["decoder"]]
 
 
+def export_encoder(encoder, out_dir):
+    """pixels uint8 [B, H, W, 3] -> image_tokens [B, N], float32 weights whatever --fp16 says."""
+    size = encoder.resolution
+    pixels = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+    _export(encoder, (pixels,), os.path.join(out_dir, GRAPH_FILES["encoder"]), ["pixels"], ["image_tokens"],
+            {"pixels": {0: "B"}, "image_tokens": {0: "B"}})
+    return [GRAPH_FILES["encoder"]]
+
+
 # --- The pack ---
 
 def generation_sections(gpt, vqgan, pad_id):
@@ -251,6 +265,7 @@ def generation_sections(gpt, vqgan, pad_id):
                                   "top_k": min(SAMPLING_DEFAULTS["top_k"], gpt.tok_emb_img.num_embeddings)},
         },
         "decoder": {"graph": GRAPH_FILES["decoder"]},
+        "encoder": {"graph": GRAPH_FILES["encoder"]},
     }
 
 
@@ -261,13 +276,14 @@ def export_pack(checkpoint, out, clip_checkpoint=None, clip_bpe=None, fp16=False
     if (clip_checkpoint is None) != (clip_bpe is None):
         raise SystemExit("--clip-checkpoint and --clip-bpe come together")
     config, stage1, stage2, vocab, merges = read_release(checkpoint)
-    gpt, vqgan = build_models(config, stage1, stage2)
-    del stage1, stage2  # the modules hold the tensors they use; the rest (stage 1's encoder) goes
+    gpt, vqgan, encoder = build_models(config, stage1, stage2)
+    del stage1, stage2  # the modules hold the tensors they use; the rest (stage 2's text head) goes
     _, pad_id = tok.special_ids(vocab)
     if pad_id >= gpt.tok_emb_txt.num_embeddings:
         raise SystemExit(f"[PAD] is id {pad_id}, outside stage 2's {gpt.tok_emb_txt.num_embeddings} text embeddings")
     os.makedirs(out)
     files = export_generator(gpt, out, fp16, external) + export_decoder(vqgan, out, fp16)
+    files += export_encoder(encoder, out)
     with open(os.path.join(out, TOKENIZER_FILE), "w", encoding="utf-8") as f:
         json.dump(tok.tokenizer_json(vocab, merges), f, ensure_ascii=False)
     files.append(TOKENIZER_FILE)
@@ -277,7 +293,7 @@ def export_pack(checkpoint, out, clip_checkpoint=None, clip_bpe=None, fp16=False
         "name": name or f"mindalle-{release.lower()}"[:64],
         "version": version or release[:64],
         "description": f"minDALL-E {release} (Kakao Brain): {gpt.layers} layers, width {gpt.heads * gpt.head_dim}, "
-                       f"{gpt.text_length} text + {gpt.image_tokens} image tokens, VQGAN f16 decoder.",
+                       f"{gpt.text_length} text + {gpt.image_tokens} image tokens, VQGAN f16 decoder and encoder.",
         "license": LICENSE,
         **generation_sections(gpt, vqgan, pad_id),
     }

@@ -1,13 +1,15 @@
 """Seeded random checkpoints in the upstream files' layouts, for the exporters' checks.
 
 Writes into OUT:
-- `mindalle/`: minDALL-E's release layout — `config.yaml`, `stage1_last.ckpt` (VQGAN) and
-  `stage2_last.ckpt` (GPT), each `{"state_dict": …}` under upstream's parameter names, and
-  `tokenizer/bpe-16k-vocab.json` + `bpe-16k-merges.txt` (CharBPE files learned from a few lines);
-- `dvae/decoder.pkl`: a whole pickled module naming `dall_e.decoder.Decoder`,
-  `dall_e.decoder.DecoderBlock` and `dall_e.utils.Conv2d` with the attributes OpenAI's classes
-  have, as OpenAI's file is (upstream's `torch.load` reads it into their real classes);
-- `dvae-dalle1/decoder.pkl` with `--with-dalle1-dvae`: a narrow dVAE decoder on DALL·E 1's
+- `mindalle/`: minDALL-E's release layout — `config.yaml`, `stage1_last.ckpt` (VQGAN: encoder,
+  quant conv, codebook, post-quant conv, decoder) and `stage2_last.ckpt` (GPT), each
+  `{"state_dict": …}` under upstream's parameter names, and `tokenizer/bpe-16k-vocab.json` +
+  `bpe-16k-merges.txt` (CharBPE files learned from a few lines);
+- `dvae/decoder.pkl` and `dvae/encoder.pkl`: whole pickled modules naming `dall_e.decoder.Decoder`,
+  `dall_e.decoder.DecoderBlock`, `dall_e.encoder.Encoder`, `dall_e.encoder.EncoderBlock` and
+  `dall_e.utils.Conv2d` with the attributes OpenAI's classes have, as OpenAI's files are
+  (upstream's `torch.load` reads them into their real classes);
+- `dvae-dalle1/decoder.pkl` and `encoder.pkl` with `--with-dalle1-dvae`: a narrow dVAE on DALL·E 1's
   geometry, for `training.export.dvae_decoder --base packs/micro-dalle1`.
 The OpenAI CLIP that minDALL-E reranks with comes from make_openai_clip_case.py --checkpoint-only.
 
@@ -15,8 +17,8 @@ The OpenAI CLIP that minDALL-E reranks with comes from make_openai_clip_case.py 
 
 `small` (committed fixtures): GPT 2 layers, width 64, 4 heads, 64 text + 16 image tokens,
 256 codes; VQGAN with 32 channels at minDALL-E's f16 layout (64×64 pixels); dVAE with 512 codes
-on a 4×4 grid. `layer`: one GPT layer at minDALL-E's width (1536, 24 heads, 16,384 + 16,384
-vocabulary, 64 + 256 positions), minDALL-E's VQGAN and OpenAI's dVAE decoder at their real sizes.
+on a 4×4 grid (32×32 pixels). `layer`: one GPT layer at minDALL-E's width (1536, 24 heads, 16,384 + 16,384
+vocabulary, 64 + 256 positions), minDALL-E's VQGAN and OpenAI's dVAE decoder and encoder at their real sizes.
 `full`: as `layer` with minDALL-E's 42 layers (1.3B parameters, a 5.3 GB stage-2 file; the tensors
 are held once, about 5.5 GB of memory).
 """
@@ -33,7 +35,8 @@ import torch
 import torch.nn as nn
 
 from training.upstream import safe_pickle
-from training.upstream.mindalle import Stage1Decoder
+from training.upstream.dvae import DVAEEncoder
+from training.upstream.mindalle import Stage1Decoder, Stage1Encoder
 
 SIZES = {
     "small": {"gpt": dict(width=64, layers=2, heads=4, vocab_txt=256, vocab_img=256, ctx_txt=64, ctx_img=16),
@@ -125,26 +128,28 @@ def vqgan_hparams(v):
             "pdrop": 0.0}
 
 
+def _random_like(name, t):
+    if ".norm" in name or "norm_out" in name:
+        return (1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(t)
+    if name.endswith("bias"):
+        return 0.05 * torch.randn_like(t)
+    if name == "quantize.embedding.weight":
+        return torch.randn_like(t)
+    return torch.randn_like(t) / math.sqrt(t[0].numel())  # by fan-in
+
+
 def vqgan_state(v, seed):
-    """Upstream's VQGAN names, encoder included (the exporter must skip it), random values with
-    GroupNorm affine parameters near identity so activations stay in range."""
+    """Upstream's VQGAN names, every tensor upstream's VQGAN has, random values with GroupNorm
+    affine parameters near identity so activations stay in range. The decoder's are drawn first
+    (as before the encoder was exported), then the encoder's and the quant conv's."""
     torch.manual_seed(seed)
-    decoder = Stage1Decoder(v["n_embed"], v["embed_dim"], vqgan_hparams(v))
+    hparams = vqgan_hparams(v)
     state = collections.OrderedDict()
-    for name, t in decoder.state_dict().items():
-        if ".norm" in name or "norm_out" in name:
-            value = (1.0 if name.endswith("weight") else 0.0) + 0.1 * torch.randn_like(t)
-        elif name.endswith("bias"):
-            value = 0.05 * torch.randn_like(t)
-        elif name == "quantize.embedding.weight":
-            value = torch.randn_like(t)
-        else:
-            fan_in = t[0].numel()
-            value = torch.randn_like(t) / math.sqrt(fan_in)
-        state[name] = value
-    # Stand-ins for what a real stage-1 file also holds; the decoder export never reads them.
-    state["encoder.conv_in.weight"] = torch.randn(v["ch"], 3, 3, 3)
-    state["quant_conv.weight"] = torch.randn(v["embed_dim"], v["z_channels"], 1, 1)
+    for name, t in Stage1Decoder(v["n_embed"], v["embed_dim"], hparams).state_dict().items():
+        state[name] = _random_like(name, t)
+    for name, t in Stage1Encoder(v["n_embed"], v["embed_dim"], hparams).state_dict().items():
+        if name not in state:  # the codebook is shared
+            state[name] = _random_like(name, t)
     return state
 
 
@@ -247,10 +252,56 @@ class Decoder(nn.Module):
         self.blocks = nn.Sequential(collections.OrderedDict(groups))
 
 
-def write_dvae(out, size, seed=8192):
+class EncoderBlock(nn.Module):
+    def __init__(self, n_in, n_out, n_layers):
+        super().__init__()
+        self.n_in, self.n_out, self.n_layers = n_in, n_out, n_layers
+        self.device, self.requires_grad = torch.device("cpu"), False
+        self.n_hid, self.post_gain = n_out // 4, 1 / (n_layers ** 2)
+        self.id_path = Conv2d(n_in, n_out, 1) if n_in != n_out else nn.Identity()
+        self.res_path = nn.Sequential(collections.OrderedDict([
+            ("relu_1", nn.ReLU()), ("conv_1", Conv2d(n_in, self.n_hid, 3)),
+            ("relu_2", nn.ReLU()), ("conv_2", Conv2d(self.n_hid, self.n_hid, 3)),
+            ("relu_3", nn.ReLU()), ("conv_3", Conv2d(self.n_hid, self.n_hid, 3)),
+            ("relu_4", nn.ReLU()), ("conv_4", Conv2d(self.n_hid, n_out, 1))]))
+
+
+class Encoder(nn.Module):
+    def __init__(self, n_hid, n_blk_per_group, vocab_size, input_channels=3):
+        super().__init__()
+        self.group_count, self.n_hid, self.n_blk_per_group = 4, n_hid, n_blk_per_group
+        self.input_channels, self.vocab_size = input_channels, vocab_size
+        self.device, self.requires_grad, self.use_mixed_precision = torch.device("cpu"), False, True
+        n_layers = self.group_count * n_blk_per_group
+        widths = [n_hid, n_hid, 2 * n_hid, 4 * n_hid, 8 * n_hid]
+        groups = [("input", Conv2d(input_channels, n_hid, 7))]
+        for g in range(4):
+            blocks = [(f"block_{i + 1}", EncoderBlock(widths[g] if i == 0 else widths[g + 1], widths[g + 1], n_layers))
+                      for i in range(n_blk_per_group)]
+            if g < 3:
+                blocks.append(("pool", nn.MaxPool2d(kernel_size=2)))
+            groups.append((f"group_{g + 1}", nn.Sequential(collections.OrderedDict(blocks))))
+        groups.append(("output", nn.Sequential(collections.OrderedDict([
+            ("relu", nn.ReLU()), ("conv", Conv2d(8 * n_hid, vocab_size, 1, use_float16=False))]))))
+        self.blocks = nn.Sequential(collections.OrderedDict(groups))
+
+
+def center_code_logits(encoder):
+    """Random weights give every cell nearly the same logits, one code winning almost everywhere
+    (the activations' mean, the same in every cell, dominates). Each code's output bias is moved so
+    that its logit on a mid-grey image is 0: then the image decides the code, as in a trained encoder."""
+    grey = torch.full((1, 64, 64, 3), 128, dtype=torch.uint8)
+    with torch.no_grad():
+        # In float64, so that the bias's float32 bits do not depend on how many threads summed it.
+        logits = DVAEEncoder(encoder.state_dict(), image_size=64).double().logits(grey)
+        encoder.blocks.output.conv.b -= logits.mean(dim=(0, 2, 3)).float()
+
+
+def write_dvae(out, size, seed=8192, encoder_seed=8193):
     d = DALLE1_DVAE if size == "dalle1" else SIZES[size]["dvae"]
     fakes = {"dall_e": types.ModuleType("dall_e"), "dall_e.utils": _fake_module("dall_e.utils", [Conv2d]),
-             "dall_e.decoder": _fake_module("dall_e.decoder", [DecoderBlock, Decoder])}
+             "dall_e.decoder": _fake_module("dall_e.decoder", [DecoderBlock, Decoder]),
+             "dall_e.encoder": _fake_module("dall_e.encoder", [EncoderBlock, Encoder])}
     saved = {name: sys.modules.get(name) for name in fakes}
     sys.modules.update(fakes)
     try:
@@ -258,6 +309,10 @@ def write_dvae(out, size, seed=8192):
         model = Decoder(d["n_init"], d["n_hid"], d["n_blk_per_group"], d["vocab_size"])
         os.makedirs(out, exist_ok=True)
         torch.save(model, os.path.join(out, "decoder.pkl"))
+        torch.manual_seed(encoder_seed)
+        encoder = Encoder(d["n_hid"], d["n_blk_per_group"], d["vocab_size"])
+        center_code_logits(encoder)
+        torch.save(encoder, os.path.join(out, "encoder.pkl"))
     finally:
         for name, module in saved.items():
             if module is None:

@@ -1,6 +1,8 @@
 """The minDALL-E and dVAE exporters against upstream's own answers (fixtures/upstream-small.json,
 written by make_upstream_fixtures.py from Kakao Brain's and OpenAI's code on the seeded random
-checkpoints of make_upstream_checkpoints.py)."""
+checkpoints of make_upstream_checkpoints.py). The exported graphs run under onnxruntime against the
+same fixture in test/training/mindalle.test.ts (training/check_upstream.mjs): onnxruntime is in
+Node here, not in this Python."""
 import base64
 import json
 import os
@@ -13,9 +15,10 @@ import unittest
 from unittest import mock
 
 import numpy as np
+import onnx
 import torch
 
-from training.export import mindalle_pack
+from training.export import dvae_decoder, dvae_encoder, mindalle_pack
 from training.tests import make_upstream_checkpoints as make
 from training.upstream import dvae, safe_pickle
 from training.upstream import mindalle_tokenizer as tok
@@ -61,7 +64,7 @@ class UpstreamExportTest(unittest.TestCase):
 
     def test_generator_matches_upstream_prefill_and_step_logits(self):
         config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
-        gpt, _ = mindalle_pack.build_models(config, stage1, stage2)
+        gpt, _, _ = mindalle_pack.build_models(config, stage1, stage2)
         texts = torch.tensor([self.fixture["token_ids"][i] for i in self.fixture["text_tokens_rows"]])
         path = torch.tensor(self.fixture["image_path"])
         with torch.no_grad():
@@ -75,7 +78,7 @@ class UpstreamExportTest(unittest.TestCase):
 
     def test_decoder_matches_upstream_pixels(self):
         config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
-        _, vqgan = mindalle_pack.build_models(config, stage1, stage2)
+        _, vqgan, _ = mindalle_pack.build_models(config, stage1, stage2)
         with torch.no_grad():
             pixels = vqgan(torch.tensor(self.fixture["image_path"])).numpy().astype(int)
         expected = pixels_of(self.fixture["decoder_pixels"]).astype(int)
@@ -90,6 +93,80 @@ class UpstreamExportTest(unittest.TestCase):
         expected = pixels_of(self.fixture["dvae_pixels"]).astype(int)
         self.assertEqual(pixels.shape, expected.shape)
         self.assertLessEqual(np.abs(pixels - expected).max(), 1)
+
+    def test_vqgan_encoder_gives_upstreams_codes(self):
+        # Codes, not distances: an argmin is exact or wrong (the fixture's nearest two codes are at
+        # least 0.1 apart in squared distance, far above float32 noise).
+        config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
+        _, vqgan, encoder = mindalle_pack.build_models(config, stage1, stage2)
+        self.assertEqual(encoder.quantize.embedding.weight.data_ptr(), vqgan.quantize.embedding.weight.data_ptr(),
+                         "one codebook, held once")
+        with torch.no_grad():
+            codes = encoder(torch.from_numpy(pixels_of(self.fixture["encoder_images"]).copy()))
+        self.assertEqual(codes.dtype, torch.int64)
+        self.assertEqual(codes.tolist(), self.fixture["encoder_codes"])
+
+    def test_dvae_encoder_gives_upstreams_codes(self):
+        images = pixels_of(self.fixture["dvae_encoder_images"])
+        model = dvae.load_encoder(self.path("dvae", "encoder.pkl"), images.shape[1])
+        self.assertEqual(model.grid, make.SIZES["small"]["dvae"]["grid"])
+        with torch.no_grad():
+            codes = model(torch.from_numpy(images.copy()))
+        self.assertEqual(codes.tolist(), self.fixture["dvae_encoder_codes"])
+
+    def test_a_dvae_decoder_is_refused_as_an_encoder_and_the_other_way_round(self):
+        with self.assertRaisesRegex(SystemExit, "a dall_e Decoder .decoder.pkl., not a Encoder"):
+            dvae.load_encoder(self.path("dvae", "decoder.pkl"))
+        with self.assertRaisesRegex(SystemExit, "a dall_e Encoder .encoder.pkl., not a Decoder"):
+            dvae.load_decoder(self.path("dvae", "encoder.pkl"))
+
+    def test_encoder_graphs_take_uint8_pixels_and_give_codes(self):
+        config, stage1, stage2, _, _ = mindalle_pack.read_release(self.path("mindalle"))
+        _, _, encoder = mindalle_pack.build_models(config, stage1, stage2)
+        os.makedirs(self.path("graphs"), exist_ok=True)
+        mindalle_pack.export_encoder(encoder, self.path("graphs"))
+        small_dvae = dvae.load_encoder(self.path("dvae", "encoder.pkl"), 32)
+        dvae_encoder.export_graph(small_dvae, self.path("graphs", "dvae-encoder.onnx"))
+        for name, size, cells in (("encoder.onnx", 64, 16), ("dvae-encoder.onnx", 32, 16)):
+            graph = onnx.load(self.path("graphs", name)).graph
+            (pixels,), (tokens,) = graph.input, graph.output
+            shape = [d.dim_value or d.dim_param for d in pixels.type.tensor_type.shape.dim]
+            self.assertEqual((pixels.name, pixels.type.tensor_type.elem_type, shape),
+                             ("pixels", onnx.TensorProto.UINT8, ["B", size, size, 3]), name)
+            shape = [d.dim_value or d.dim_param for d in tokens.type.tensor_type.shape.dim]
+            self.assertEqual((tokens.name, tokens.type.tensor_type.elem_type, shape),
+                             ("image_tokens", onnx.TensorProto.INT64, ["B", cells]), name)
+
+    def test_dvae_pack_gets_the_new_encoder_or_none_never_the_bases(self):
+        # A base on the small dVAE's geometry with an encoder of its own: that encoder's codes are
+        # for the decoder being replaced, so the new pack has the dVAE's encoder or no encoder.
+        base = self.path("base")
+        os.makedirs(base)
+        for name in ("decoder.onnx", "encoder.onnx", "kept.txt"):
+            with open(os.path.join(base, name), "w") as f:
+                f.write(name)
+        geometry = {"image_grid": [4, 4], "codebook_size": 512, "image_size": [32, 32]}
+        with open(os.path.join(base, "manifest.json"), "w") as f:
+            json.dump({"schema_version": 4, "name": "base", "version": "1", "description": "", "geometry": geometry,
+                       "decoder": {"graph": "decoder.onnx"}, "encoder": {"graph": "encoder.onnx"},
+                       "files": {n: {} for n in ("decoder.onnx", "encoder.onnx", "kept.txt")}}, f)
+        decoder = dvae.load_decoder(self.path("dvae", "decoder.pkl"))
+        decoder.grid = 4
+        encoder = dvae.load_encoder(self.path("dvae", "encoder.pkl"), 32)
+        with mock.patch.multiple(dvae_decoder, DALLE1_GRID=[4, 4], DALLE1_PIXELS=[32, 32]):
+            with_encoder = dvae_decoder.onto_base(decoder, base, self.path("with-encoder"), encoder)
+            without = dvae_decoder.onto_base(decoder, base, self.path("without"))
+            with self.assertRaisesRegex(SystemExit, "the dVAE encoder gives a 8×8 grid"):
+                dvae_decoder.onto_base(decoder, base, self.path("wrong"), dvae.load_encoder(
+                    self.path("dvae", "encoder.pkl"), 64))
+        self.assertEqual(list(with_encoder)[list(with_encoder).index("decoder") + 1], "encoder")
+        self.assertEqual(sorted(with_encoder["files"]), ["decoder.onnx", "encoder.onnx", "kept.txt"])
+        graph = onnx.load(self.path("with-encoder", "encoder.onnx")).graph
+        self.assertEqual([i.name for i in graph.input], ["pixels"])
+        self.assertIn("encoder", with_encoder["license"])
+        self.assertNotIn("encoder", without)
+        self.assertEqual(sorted(without["files"]), ["decoder.onnx", "kept.txt"])
+        self.assertFalse(os.path.exists(self.path("without", "encoder.onnx")))
 
     def test_pickle_that_would_run_code_is_refused_without_running_it(self):
         class Payload:
@@ -137,6 +214,9 @@ class UpstreamExportTest(unittest.TestCase):
         self.assertEqual(manifest["geometry"]["image_grid"], [4, 4])
         self.assertEqual(manifest["generator"]["text_pad_id"], self.fixture["token_ids"][-1][0])
         self.assertNotIn("clip", manifest)
+        self.assertEqual(manifest["encoder"], {"graph": "encoder.onnx"})
+        self.assertEqual(list(manifest)[list(manifest).index("decoder") + 1], "encoder")
+        self.assertIn("encoder.onnx", manifest["files"])
         self.assertIn(mindalle_pack.WEIGHTS_FILE, manifest["files"])
         # Every generator tensor lives once in the shared file: no graph holds the large ones.
         graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"]

@@ -2,7 +2,8 @@
 
 Stage 2 is a GPT over [64 text tokens | 256 image codes] with separate text and image token and
 position embeddings and an image-only head (`Transformer1d` upstream); stage 1 is a VQGAN (f16,
-16,384 codes). Parameter names are upstream's, so their `state_dict`s load as they are. The
+16,384 codes), whose decoder draws pixels from codes and whose encoder (image completion) gives
+the codes of pixels. Parameter names are upstream's, so their `state_dict`s load as they are. The
 geometry is read from the tensors; heads and the VQGAN's channel layout from upstream's
 `config.yaml`.
 """
@@ -138,7 +139,7 @@ class Stage2(nn.Module):
         return self.head_img(self.ln_f(x[:, -1])), torch.stack(present)
 
 
-# ---------------------------------------------------------------- stage 1: the VQGAN decoder
+# ---------------------------------------------------------------- stage 1: the VQGAN
 
 def group_norm(channels):
     return nn.GroupNorm(32, channels, eps=1e-6)
@@ -180,6 +181,55 @@ class Upsample(nn.Module):
 
     def forward(self, x):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Downsample(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, stride=2)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (0, 1, 0, 1)))  # upstream's asymmetric padding
+
+
+class Encoder(nn.Module):
+    """taming-transformers' Encoder as minDALL-E configures it (no timestep embedding, no double_z)."""
+
+    def __init__(self, ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, in_channels=3, **_):
+        super().__init__()
+        levels, res = len(ch_mult), resolution
+        self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        block_in = ch
+        for level in range(levels):
+            down = nn.Module()
+            down.block, down.attn = nn.ModuleList(), nn.ModuleList()
+            for _ in range(num_res_blocks):
+                down.block.append(ResnetBlock(block_in, ch * ch_mult[level]))
+                block_in = ch * ch_mult[level]
+                if res in attn_resolutions:
+                    down.attn.append(AttnBlock(block_in))
+            if level != levels - 1:
+                down.downsample = Downsample(block_in)
+                res //= 2
+            self.down.append(down)
+        self.mid = nn.Module()
+        self.mid.block_1, self.mid.attn_1, self.mid.block_2 = (
+            ResnetBlock(block_in, block_in), AttnBlock(block_in), ResnetBlock(block_in, block_in))
+        self.norm_out = group_norm(block_in)
+        self.conv_out = nn.Conv2d(block_in, z_channels, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv_in(x)
+        for down in self.down:
+            for i, block in enumerate(down.block):
+                h = block(h)
+                if len(down.attn) > 0:
+                    h = down.attn[i](h)
+            if hasattr(down, "downsample"):
+                h = down.downsample(h)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        return self.conv_out(F.silu(self.norm_out(h)))
 
 
 class Decoder(nn.Module):
@@ -247,3 +297,34 @@ class Stage1Decoder(nn.Module):
         x = self.decoder(self.post_quant_conv(z))
         x = (x * 0.5 + 0.5).clamp(0.0, 1.0)
         return (x * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+class Stage1Encoder(nn.Module):
+    """uint8 [B, H, W, 3] -> codebook indices [B, N], as upstream's `VQGAN.get_codes`: pixels scaled
+    as minDALL-E's examples feed it (`ToTensor`, then `Normalize(0.5, 0.5)`: -1 to 1), VQGAN encoder,
+    quant conv, then the nearest code by upstream's own squared distance (argmin, first on a tie)."""
+
+    def __init__(self, n_embed, embed_dim, hparams):
+        super().__init__()
+        if hparams.get("double_z"):
+            raise ValueError("a VQGAN with double_z has no single latent per cell to quantise")
+        self.encoder = Encoder(**hparams)
+        self.quant_conv = nn.Conv2d(hparams["z_channels"], embed_dim, 1)
+        self.quantize = nn.Module()
+        self.quantize.embedding = nn.Embedding(n_embed, embed_dim)
+        self.grid = hparams["resolution"] // 2 ** (len(hparams["ch_mult"]) - 1)
+        self.resolution = hparams["resolution"]
+
+    @classmethod
+    def from_state(cls, state, hparams):
+        n_embed, embed_dim = state["quantize.embedding.weight"].shape
+        kept = {k: v for k, v in state.items() if k.startswith(("encoder.", "quant_conv.", "quantize."))}
+        return build_on_state(lambda: cls(n_embed, embed_dim, hparams), kept)
+
+    def forward(self, pixels):
+        x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
+        h = self.quant_conv(self.encoder(x))
+        z = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        e = self.quantize.embedding.weight
+        d = (z ** 2).sum(1, keepdim=True) + (e ** 2).sum(1) - 2 * (z @ e.t())
+        return d.argmin(1).view(pixels.shape[0], self.grid ** 2)
