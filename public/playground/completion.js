@@ -234,18 +234,20 @@ function maskOf(cells, [rows, cols], { width, height }) {
 }
 
 /**
- * The multipart parts of a completion, `[field, value, filename?]`: the image and `keep_rows` or
- * `mask`; none without an image. Marks that keep every cell are refused here, as a field error.
+ * The multipart parts of a completion, `[field, value, filename?]`: the image, `keep_rows` or
+ * `mask`, and `rank_by` when CLIP is to rank by likeness to the image; none without an image.
+ * Marks that keep every cell are refused here, as a field error.
  */
 export async function completionParts() {
   if (!source) return [];
-  const image = ['image', source.blob, source.name];
-  if (keepBy() === 'rows') return [image, ['keep_rows', $('keep-rows').value.trim()]];
+  const parts = [['image', source.blob, source.name]];
+  if ($('rank-by-image').checked) parts.push(['rank_by', 'image']);
+  if (keepBy() === 'rows') return [...parts, ['keep_rows', $('keep-rows').value.trim()]];
   const cells = shownCells();
   if (!cells.includes(1)) {
     throw new ProblemError(400, { errors: [{ field: 'mask', message: 'has no cell marked to draw anew' }] });
   }
-  return [image, ['mask', await maskOf(cells, grid, source), 'mask.png']];
+  return [...parts, ['mask', await maskOf(cells, grid, source), 'mask.png']];
 }
 
 export function clearKept() {

@@ -367,8 +367,9 @@ describe('playground', () => {
       await recordForms(page);
       await page.click('#generate');
       await decodedImages(page, 2);
-      const { image, keep_rows: keepRows, mask } = await lastForm(page);
+      const { image, keep_rows: keepRows, mask, rank_by: rankBy } = await lastForm(page);
       assert.equal(keepRows, '3');
+      assert.equal(rankBy, undefined, 'ranked by the prompt unless asked');
       assert.equal(mask, undefined);
       assert.ok(typeof image === 'object');
       assert.equal(image.name, 'candidate-2.png');
@@ -452,11 +453,13 @@ describe('playground', () => {
         ];
         assert.deepEqual(await paintedRows(page), expected);
 
+        await page.check('#rank-by-image');
         await recordForms(page);
         await page.click('#generate');
         await decodedImages(page, 2);
-        const { keep_rows: keepRows, mask } = await lastForm(page);
+        const { keep_rows: keepRows, mask, rank_by: rankBy } = await lastForm(page);
         assert.equal(keepRows, undefined);
+        assert.equal(rankBy, 'image');
         assert.ok(typeof mask === 'object');
         // Alpha 0 exactly in the marked cells, 255 elsewhere, pixel by pixel as the service reads it.
         const { data, info } = await sharp(mask.bytes).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
@@ -475,6 +478,7 @@ describe('playground', () => {
         assert.equal(done.input.completion?.keep_rows, null);
         assert.deepEqual(done.input.completion?.kept, expected);
         assert.equal(done.input.completion?.kept_cells, 59);
+        assert.equal(done.input.rank_by, 'image', 'ranked by likeness to the image');
         assert.match(
           (await page.locator('#progress-label').textContent()) ?? '',
           /; 59 of 64 cells kept from the image$/,
