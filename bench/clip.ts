@@ -44,6 +44,7 @@ const device = parseDevice(values.device);
 const cpu = device.kind === 'cpu';
 const cpuThreads = values.threads ? Number(values.threads) : undefined;
 const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds ${values.rounds}: a whole number ≥ 1`);
 
 interface Reference {
   pack: string;
@@ -280,31 +281,30 @@ async function main(): Promise<void> {
     kinds.forEach((kind, g) => groups[g].rows.push({ label: 'dalle-serve float32', run: float32[kind] }));
     if (int8) kinds.forEach((kind, g) => groups[g].rows.push({ label: 'dalle-serve int8', run: int8[kind] }));
 
-    let library: tjs.TransformersJs | undefined;
+    let peer: tjs.TransformersJs | undefined;
     if (cpu && int8Info) {
       const folder = join(dir, 'transformers-js');
       await tjs.writeModelFolder(folder, floatInfo, int8Info);
-      const [loaded, tjsMs] = await timed(() => tjs.loadTransformersJs(folder, cpuThreads));
-      library = loaded;
-      const same = tjs.tokenize(library, texts, context).every((id, i) => id === ids[i]);
+      const [lib, tjsMs] = await timed(() => tjs.loadTransformersJs(folder, cpuThreads));
+      peer = lib;
+      const same = tjs.tokenize(lib, texts, context).every((id, i) => id === ids[i]);
       // A text past the context: the pack cuts its tokens and keeps the end token, whose position
       // an OpenAI-layout text graph reads the embedding from.
       const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
-      const keepsEnd = tjs.tokenize(library, [long], context).includes(BigInt(clip.eos_id));
+      const keepsEnd = tjs.tokenize(lib, [long], context).includes(BigInt(clip.eos_id));
       console.log(
-        `transformers.js ${tjs.version}: folder and 4 sessions in ${(tjsMs / 1000).toFixed(1)} s; its tokenizer gives ${same ? 'the same ids as the pack' : 'OTHER ids than the pack'} for the ${texts.length} texts; a text past ${context} tokens it cuts ${keepsEnd ? 'keeping' : 'WITHOUT'} the end token (the pack keeps it)`,
+        `transformers.js ${lib.library.env.version}: folder and 4 sessions in ${(tjsMs / 1000).toFixed(1)} s; its tokenizer gives ${same ? 'the same ids as the pack' : 'OTHER ids than the pack'} for the ${texts.length} texts; a text past ${context} tokens it cuts ${keepsEnd ? 'keeping' : 'WITHOUT'} the end token (the pack keeps it)`,
       );
       for (const weights of ['fp32', 'int8'] as const) {
         const name = `transformers.js, ${weights === 'fp32' ? 'float32' : 'int8'} files`;
-        const lib = library;
         groups[0].rows.push({ label: name, run: (b) => tjs.embedEncoded(lib, weights, images.slice(0, b)) });
         groups[1].rows.push({
           label: name,
-          run: (b) => tjs.imageEmbeds(lib.vision[weights], pixels.subarray(0, b * stride), [b, 3, size, size]),
+          run: (b) => tjs.imageEmbeds(lib, weights, pixels.subarray(0, b * stride), [b, 3, size, size]),
         });
         groups[2].rows.push({
           label: name,
-          run: (b) => tjs.textEmbeds(lib.text[weights], ids.subarray(0, b * context), [b, context]),
+          run: (b) => tjs.textEmbeds(lib, weights, ids.subarray(0, b * context), [b, context]),
         });
       }
     }
@@ -335,7 +335,7 @@ async function main(): Promise<void> {
         `for scale, float32 against the next input's embedding: PNGs ${next(out(0, 'dalle-serve float32'))}; texts ${next(out(2, 'dalle-serve float32'))}`,
       );
     }
-    if (library) {
+    if (peer) {
       const same = (g: number, weights: string) =>
         compare(
           out(g, `transformers.js, ${weights} files`),

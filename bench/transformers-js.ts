@@ -6,18 +6,9 @@
 // `input_ids` and reads `image_embeds` / `text_embeds`, the names the packs already use.
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  AutoProcessor,
-  AutoTokenizer,
-  CLIPTextModelWithProjection,
-  CLIPVisionModelWithProjection,
-  env,
-  type PreTrainedModel,
-  type PreTrainedTokenizer,
-  type Processor,
-  RawImage,
-  Tensor,
-} from '@huggingface/transformers';
+// Types only: the library is imported when first loaded, so that the GPU bundle (bench/gpu),
+// which runs bench:clip on CUDA without it, leaves it out.
+import type { PreTrainedModel, PreTrainedTokenizer, Processor, Tensor } from '@huggingface/transformers';
 import type { PackInfo } from '../src/models/index.js';
 import { sessionOptions } from '../src/models/providers.js';
 
@@ -25,8 +16,6 @@ import { sessionOptions } from '../src/models/providers.js';
 export type Weights = 'fp32' | 'int8';
 
 const FOLDER = 'vit-b-32';
-
-export const version: string = env.version;
 
 interface AddedToken {
   id: number;
@@ -108,6 +97,7 @@ export async function writeModelFolder(root: string, float32: PackInfo, int8: Pa
 }
 
 export interface TransformersJs {
+  library: typeof import('@huggingface/transformers');
   vision: Record<Weights, PreTrainedModel>;
   text: Record<Weights, PreTrainedModel>;
   processor: Processor;
@@ -120,6 +110,8 @@ export interface TransformersJs {
  * spins), so that the two differ only in the library around the same runtime.
  */
 export async function loadTransformersJs(root: string, cpuThreads: number | undefined): Promise<TransformersJs> {
+  const library = await import('@huggingface/transformers');
+  const { env, AutoProcessor, AutoTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection } = library;
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
   env.localModelPath = root;
@@ -131,6 +123,7 @@ export async function loadTransformersJs(root: string, cpuThreads: number | unde
     int8: await cls.from_pretrained(FOLDER, options('int8')),
   });
   return {
+    library,
     vision: await load(CLIPVisionModelWithProjection),
     text: await load(CLIPTextModelWithProjection),
     processor: await AutoProcessor.from_pretrained(FOLDER),
@@ -145,19 +138,30 @@ function embeds(out: Record<string, Tensor>, name: string): Tensor {
 }
 
 /** Image embeddings [n × E] of prepared pixels [n, 3, S, S], as the library's model returns them. */
-export async function imageEmbeds(model: PreTrainedModel, pixels: Float32Array, dims: number[]): Promise<Float32Array> {
-  return embeds(await model({ pixel_values: new Tensor('float32', pixels, dims) }), 'image_embeds')
-    .data as Float32Array;
+export async function imageEmbeds(
+  tjs: TransformersJs,
+  weights: Weights,
+  pixels: Float32Array,
+  dims: number[],
+): Promise<Float32Array> {
+  const pixel_values = new tjs.library.Tensor('float32', pixels, dims);
+  return embeds(await tjs.vision[weights]({ pixel_values }), 'image_embeds').data as Float32Array;
 }
 
 /** Text embeddings [n × E] of prepared ids [n, context]. */
-export async function textEmbeds(model: PreTrainedModel, ids: BigInt64Array, dims: number[]): Promise<Float32Array> {
-  return embeds(await model({ input_ids: new Tensor('int64', ids, dims) }), 'text_embeds').data as Float32Array;
+export async function textEmbeds(
+  tjs: TransformersJs,
+  weights: Weights,
+  ids: BigInt64Array,
+  dims: number[],
+): Promise<Float32Array> {
+  const input_ids = new tjs.library.Tensor('int64', ids, dims);
+  return embeds(await tjs.text[weights]({ input_ids }), 'text_embeds').data as Float32Array;
 }
 
 /** Encoded images to L2-normalised embeddings [n × E] the library's way: RawImage, the processor, the model. */
 export async function embedEncoded(tjs: TransformersJs, weights: Weights, images: Uint8Array[]): Promise<Float32Array> {
-  const raw = await Promise.all(images.map((bytes) => RawImage.fromBlob(new Blob([bytes]))));
+  const raw = await Promise.all(images.map((bytes) => tjs.library.RawImage.fromBlob(new Blob([bytes]))));
   const { pixel_values } = (await tjs.processor(raw)) as { pixel_values: Tensor };
   const out = (await tjs.vision[weights]({ pixel_values })) as Record<string, Tensor>;
   return embeds(out, 'image_embeds').normalize(2, -1).data as Float32Array;
