@@ -10,11 +10,12 @@ OUT=.gpu-bundle
 DIST="$OUT/dist"
 rm -rf "$OUT"
 mkdir -p "$DIST"
-# onnxruntime-node comes from the kit and sharp is native: both stay outside the bundle.
+# onnxruntime-node comes from the kit and sharp is native: both stay outside the bundle, as does
+# transformers.js, which bench:clip imports only on the CPU.
 # The engine thread is a second entry point next to the benchmark, where engine.ts looks for it.
 npx esbuild bench/models.ts bench/clip.ts bench/gpu/scheduler-sweep.ts bench/gpu/sampler-full.ts src/models/engine-thread.ts --bundle --platform=node --format=esm \
   --target=node20 --outdir="$DIST" --entry-names='[name]' --out-extension:.js=.mjs \
-  --external:onnxruntime-node --external:sharp --log-level=warning \
+  --external:onnxruntime-node --external:sharp --external:@huggingface/transformers --log-level=warning \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
 mv "$DIST/engine-thread.mjs" "$DIST/engine-thread.js"
 mv "$DIST/models.mjs" "$DIST/bench-models.mjs"

@@ -51,7 +51,8 @@ function cudaProvider(settings: ProviderSettings, deviceId: number): ort.Inferen
   } as ort.InferenceSession.ExecutionProviderConfig;
 }
 
-function sessionOptions(
+/** Every session's options (exported for bench:clip, which gives transformers.js the same). */
+export function sessionOptions(
   settings: ProviderSettings,
   providers: ort.InferenceSession.ExecutionProviderConfig[],
 ): ort.InferenceSession.SessionOptions {
