@@ -127,6 +127,11 @@ function sentinelOptions(topology: Extract<RedisTopology, { kind: 'sentinel' }>,
     // A failover announced by the sentinels drops the connection to the old master at once,
     // instead of leaving blocked commands waiting on a server that no longer takes work.
     failoverDetector: true,
+    // The failover detector's own connections to the sentinels are not retried once lost (ioredis
+    // retries them every minute, forever): one whose detector a close raced with leaks and keeps
+    // the process alive. The detector is made anew at each connection, and a missed announcement
+    // still ends in a reconnect, when the sentinels close the demoted master's clients.
+    sentinelReconnectStrategy: () => null,
     // A write that reaches the old master, now a replica, reconnects through the sentinels.
     reconnectOnError: isReadOnlyError,
   };
