@@ -91,22 +91,36 @@ function holderOf(redis: RedisClient, key: string): Redis | undefined {
 }
 
 /**
- * Waits (WAIT) until the writes made so far on the connection that holds `key` reached
- * `replicas` replicas, for at most `timeoutMs`; answers how many did. Redis replicates
- * asynchronously: a write a master acknowledged is lost when a replica that lacks it is
- * promoted, and a master that just lost its replica to a failover still takes writes for a
- * moment, so "no replica to wait for" is no excuse: fewer than asked is in doubt.
+ * The socket that carried a write to `key`, taken as soon as the write's reply arrives (before
+ * anything else can run). WAIT counts the writes of its own socket only: on a socket opened
+ * since, say to the master a failover promoted, it answers at once whatever the earlier write's
+ * fate, so a confirmation counts only on the socket the write went through.
+ */
+export type WriteMark = { readonly socket: unknown };
+
+export function writeMark(redis: RedisClient, key: string): WriteMark {
+  return { socket: holderOf(redis, key)?.stream };
+}
+
+/**
+ * Waits (WAIT) until the writes made through `written`'s socket reached `replicas` replicas, for
+ * at most `timeoutMs`; answers how many did. Redis replicates asynchronously: a write a master
+ * acknowledged is lost when a replica that lacks it is promoted, and a master that just lost its
+ * replica to a failover still takes writes for a moment, so "no replica to wait for" is no
+ * excuse: fewer than asked is in doubt, and so is a write whose socket has been replaced.
  */
 export async function waitForReplicas(
   redis: RedisClient,
   key: string,
   replicas: number,
   timeoutMs: number,
+  written: WriteMark,
 ): Promise<number> {
   if (replicas === 0) return 0;
   const holder = holderOf(redis, key);
-  if (!holder) return 0;
-  return holder.wait(replicas, timeoutMs);
+  if (!holder || holder.stream !== written.socket || written.socket === undefined) return 0;
+  const reached = await holder.wait(replicas, timeoutMs);
+  return holder.stream === written.socket ? reached : 0;
 }
 
 /** Another connection like `redis` (same server or cluster), with `options` for each server. */

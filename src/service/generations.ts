@@ -101,7 +101,7 @@ export class Generations {
     private readonly store: ObjectStore,
   ) {
     this.keys = serviceKeys(config.queuePrefix);
-    const outbox = new WebhookOutbox(queues, this.keys);
+    const outbox = new WebhookOutbox(queues, this.keys, config.redisWaitReplicas);
     const garbage = new StorageGarbage(queues, this.keys, store);
     this.lifecycle = new Lifecycle(
       queues,
@@ -225,10 +225,10 @@ export class Generations {
     }
     // Ids are UUIDv7: one that exists already is a bug, not a race.
     if (created.outcome === 'exists') throw new Error(`generation ${id} exists already`);
-    if (created.outcome === 'replay' && recordKey) {
+    if (created.outcome === 'replay') {
       // Another request with this key won the race between our read and our record.
       await refund();
-      const replay = await this.replay(recordKey, created.value, bodyFingerprint);
+      const replay = recordKey ? await this.replay(recordKey, created.value, bodyFingerprint) : null;
       if (replay) return { accepted: replay, replayed: true };
       throw new ServiceError('service_unavailable', 'a request with this Idempotency-Key was just withdrawn; retry', {
         retryAfterSeconds: 1,
@@ -258,7 +258,7 @@ export class Generations {
         retryAfterSeconds: 1,
       });
     }
-    await this.lifecycle.confirm(id);
+    await this.lifecycle.confirm(id, created.written);
     return { accepted, replayed: false };
   }
 
@@ -291,7 +291,7 @@ export class Generations {
         // for them too. The note is a write of this connection's, and a replica that has it has
         // everything the master wrote before, the record and the job included.
         await this.lifecycle.markEnqueued(id);
-        await this.lifecycle.confirm(id);
+        await this.lifecycle.confirm(id, this.lifecycle.written(id));
         return record.accepted;
       }
       if (Date.now() >= deadline) {

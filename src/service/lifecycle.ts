@@ -29,7 +29,7 @@ import type { WebhookFailure } from '../contracts/schemas.js';
 import { GENERATION_STATUSES, type GenerationProgress, type GenerationStatus } from '../contracts/status.js';
 import type { ServiceKeys } from './redis-keys.js';
 import type { Queues } from '../queue/queues.js';
-import { execReplies, isFieldMap, waitForReplicas } from '../queue/redis.js';
+import { type WriteMark, execReplies, isFieldMap, waitForReplicas, writeMark } from '../queue/redis.js';
 import type { RedisScript, ScriptArg } from '../queue/script.js';
 import { CANCEL, COMMIT, CREATE, DELETE, DISCARD, FAIL, PROGRESS, SET_IF_PRESENT, START } from './lifecycle-scripts.js';
 import { jsonCodec } from './redis-codec.js';
@@ -131,7 +131,8 @@ export interface CreateRequest {
   idempotency?: { key: string; value: string; ttlSeconds: number };
 }
 
-export type CreateOutcome = { outcome: 'created' | 'exists' } | { outcome: 'replay'; value: string };
+export type CreateOutcome =
+  { outcome: 'created'; written: WriteMark } | { outcome: 'exists' } | { outcome: 'replay'; value: string };
 
 interface Reply {
   outcome: string;
@@ -163,15 +164,21 @@ export class Lifecycle {
   ) {}
 
   /**
-   * Returns once `replicas` Redis replicas hold what this connection wrote so far (WAIT): a
-   * master acknowledges writes before any replica has them, and a failover to a replica that
-   * lacks them takes them back. So a 202 or 204, a webhook, a deleted file, act only on what a
-   * failover keeps; otherwise the write is in doubt and the caller is told to retry (a worker's
-   * attempt fails and is retried, a request gets 503).
+   * Returns once `replicas` Redis replicas hold what was written through `written`'s socket
+   * (WAIT): a master acknowledges writes before any replica has them, and a failover to a
+   * replica that lacks them takes them back. So a 202 or 204, a webhook, a deleted file, act
+   * only on what a failover keeps; otherwise the write is in doubt and the caller is told to
+   * retry (a worker's attempt fails and is retried, a request gets 503).
    */
-  async confirm(id: string): Promise<void> {
+  async confirm(id: string, written: WriteMark): Promise<void> {
     if (this.replicas === 0) return;
-    const reached = await waitForReplicas(this.redis, this.keys.generation(id), this.replicas, REPLICA_WAIT_MS);
+    const reached = await waitForReplicas(
+      this.redis,
+      this.keys.generation(id),
+      this.replicas,
+      REPLICA_WAIT_MS,
+      written,
+    );
     if (reached < this.replicas) {
       throw new ServiceError(
         'service_unavailable',
@@ -179,6 +186,11 @@ export class Lifecycle {
         { retryAfterSeconds: 1 },
       );
     }
+  }
+
+  /** The socket a write to this generation just went through; take it right after the write. */
+  written(id: string): WriteMark {
+    return writeMark(this.redis, this.keys.generation(id));
   }
 
   // Read on each use: the connection opens on first use and is replaced after a close.
@@ -238,7 +250,7 @@ export class Lifecycle {
       ...(idempotency ? [idempotency.value, idempotency.ttlSeconds] : []),
     ]);
     if (reply[0] === 'replay') return { outcome: 'replay', value: reply[1] };
-    return { outcome: reply[0] === 'exists' ? 'exists' : 'created' };
+    return reply[0] === 'exists' ? { outcome: 'exists' } : { outcome: 'created', written: this.written(id) };
   }
 
   /** A record for a job an older version queued without one, its job known to be on the queue. */
@@ -270,10 +282,11 @@ export class Lifecycle {
     ];
     const now = Date.now();
     const raw = await script.runList(this.redis, keys, [id, now, this.retentionSeconds, generationPrefix(id), ...args]);
+    const written = this.written(id);
     const webhookCount = Number(raw[2]);
     const owedWebhooks = raw.slice(3, 3 + webhookCount);
     const owedGarbage = raw.slice(3 + webhookCount);
-    await this.confirm(id);
+    await this.confirm(id, written);
     // What the transition owes is kept in Redis until it is done: settled here at once, by
     // the workers' upkeep after a crash.
     await Promise.all([this.outbox.queueOwed(owedWebhooks), this.garbage.deleteOwed(owedGarbage, now)]);

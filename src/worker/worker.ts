@@ -186,7 +186,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const metrics = createWorkerMetrics();
   const cancels = new CancelWatcher(config.redis, queues.redis, keys);
   await cancels.start();
-  const outbox = new WebhookOutbox(queues, keys);
+  const outbox = new WebhookOutbox(queues, keys, config.redisWaitReplicas);
   const garbage = new StorageGarbage(queues, keys, store);
   const lifecycle = new Lifecycle(queues, keys, config.retentionSeconds, outbox, garbage, config.redisWaitReplicas);
   const batcher = new ClassifyBatcher(engine, {
@@ -309,6 +309,27 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
             : undefined,
         )
         .catch((failure: unknown) => logger.warn({ err: failure }, 'lost generation not recorded'));
+    });
+  // A webhook job BullMQ fails by itself (stalled too often), or whose last attempt failed
+  // before it reached the receiver, is recorded given up on like one the receiver refused, so
+  // that no generation's webhook ends neither delivered nor shown failed.
+  workers
+    .find((worker) => worker.name === 'webhooks')
+    ?.on('failed', (job, error) => {
+      if (!job || !isNamed(job, 'webhook')) return;
+      const { generation_id: id, event } = job.data;
+      job
+        .getState()
+        .then((state) =>
+          state === 'failed'
+            ? lifecycle.recordWebhookFailure(id, {
+                event,
+                attempts: Math.max(job.attemptsMade, job.attemptsStarted),
+                last_error: error.message,
+              })
+            : undefined,
+        )
+        .catch((failure: unknown) => logger.warn({ err: failure }, 'webhook failure not recorded'));
     });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 

@@ -5,6 +5,7 @@ import { type Server, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { type Harness, freePort, json, post, startHarness, terminal, waitFor } from './api-harness.js';
 import { type Service, spawnService, until, waitReadyz } from './faults-harness.js';
+import { serviceKeys } from '../../src/service/redis-keys.js';
 
 const BACKOFF_MS = 150;
 const ATTEMPTS = 6;
@@ -130,6 +131,43 @@ describe('fault: webhook receiver down', () => {
       await (await h.services.queues.get('webhooks').getJob(`${accepted.id}-completed`))?.getState(),
       'failed',
     );
+  });
+
+  test('a webhook whose last attempt fails inside the service is shown given up on too', async () => {
+    const attempts: Attempt[] = [];
+    const port = await freePort();
+    const keys = serviceKeys(h.config.queuePrefix);
+    // The first delivery is refused, and meanwhile its event leaves the log: the retry then
+    // fails inside the service (UnrecoverableError), never reaching the receiver.
+    const server = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        const event = JSON.parse(body) as { id: string };
+        attempts.push({ at: Date.now(), status: 503, body: event });
+        void h.services.queues.redis.del(keys.eventIds(event.id)).then(() => response.writeHead(503).end());
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    servers.push(server);
+    const accepted = await json(
+      await post(h.baseUrl, '/generations', {
+        prompt: 'lost event',
+        candidates: 2,
+        n: 1,
+        webhook: `http://127.0.0.1:${port}/hook`,
+        webhook_events_filter: ['completed'],
+      }),
+    );
+    const failed = await waitFor(h.baseUrl, accepted.id, (g) => g.webhook !== null, 30_000);
+    assert.equal(failed.status, 'succeeded');
+    assert.equal(attempts.length, 1, 'the retry never reached the receiver');
+    assert.deepEqual(failed.webhook, {
+      status: 'failed',
+      event: 'completed',
+      attempts: 2,
+      last_error: `event ${accepted.id}-completed is no longer in the log of generation ${accepted.id}`,
+    });
   });
 
   test('a 4xx answer is final at once: a dead letter after one attempt', async () => {

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { ClassifyResponse, GenerationAccepted } from '../../src/contracts/schemas.js';
 import { queueKeyPrefix } from '../../src/queue/queues.js';
-import { createRedis, keySlot as slotOf } from '../../src/queue/redis.js';
+import { createRedis, keySlot as slotOf, waitForReplicas, writeMark } from '../../src/queue/redis.js';
 import { serviceKeys } from '../../src/service/redis-keys.js';
 import {
   type Harness,
@@ -192,6 +192,30 @@ export function topologySuite(kind: 'cluster' | 'sentinel'): void {
             new Promise((_, reject) => setTimeout(() => reject(new Error(`still ${client.status}`)), 10_000)),
           ]);
           assert.equal(await client.ping(), 'PONG');
+        } finally {
+          client.disconnect();
+        }
+      });
+
+    if (kind === 'sentinel')
+      test('a write counts as held by a replica only on the socket it went through', async () => {
+        const client = createRedis(h.config.redis, 'commands', { connectionName: 'dalle-serve:probe' }) as Redis;
+        client.on('error', () => {});
+        const key = `${h.config.queuePrefix}probe:written`;
+        try {
+          await client.set(key, 'first');
+          const written = writeMark(client, key);
+          assert.equal(await waitForReplicas(client, key, 1, 5000, written), 1);
+          await client.set(key, 'second');
+          const second = writeMark(client, key);
+          // As a failover announcement does: the client connects again, maybe to a new master
+          // that lacks the write. WAIT on the new socket would answer at once, whatever became of it.
+          const ready = new Promise((resolve) => client.once('ready', resolve));
+          client.disconnect(true);
+          await ready;
+          assert.equal(await waitForReplicas(client, key, 1, 5000, second), 0, 'in doubt');
+          await client.set(key, 'third');
+          assert.equal(await waitForReplicas(client, key, 1, 5000, writeMark(client, key)), 1);
         } finally {
           client.disconnect();
         }

@@ -94,7 +94,7 @@ export async function check(
     if (generation.canceled && status !== 'canceled') {
       violations[INVARIANTS[9]].push(`${generation.id} got a 202 cancel and ended ${status}`);
     }
-    if (generation.webhook) checkWebhooks(system, generation.id, view, violations);
+    if (generation.webhook) await checkWebhooks(system, generation.id, view, violations);
   }
 
   for (const [id, stored] of files) {
@@ -146,11 +146,17 @@ function eventContent(body: object): string {
   );
 }
 
-function checkWebhooks(system: SoakSystem, id: string, view: FinalView | undefined, violations: Violations): void {
+async function checkWebhooks(
+  system: SoakSystem,
+  id: string,
+  view: FinalView | undefined,
+  violations: Violations,
+): Promise<void> {
   const mine = system.receiver.deliveries.filter((delivery) => delivery.body.id === id);
   const terminal = new Set(mine.filter((d) => d.body.event === 'completed').map((d) => d.body.status));
   if (terminal.size === 0 && view?.body.webhook?.event !== 'completed') {
-    violations[INVARIANTS[3]].push(`${id}: no completed event delivered nor recorded failed`);
+    const trace = await system.webhookTrace(id).catch((error: unknown) => String(error));
+    violations[INVARIANTS[3]].push(`${id}: no completed event delivered nor recorded failed (${trace})`);
   }
   if (terminal.size > 1) violations[INVARIANTS[4]].push(`${id}: completed as ${[...terminal].join(' and ')}`);
   const final = view?.body.status;

@@ -103,6 +103,8 @@ export interface SoakSystem {
   generationExists(id: string): Promise<boolean>;
   /** Generation jobs still waiting, delayed or running: 0 once the system has settled. */
   pendingJobs(): Promise<number>;
+  /** Where a generation's completed webhook stands in Redis: its job, the outbox, the event log; for a report. */
+  webhookTrace(id: string): Promise<string>;
   logs(): string;
   close(): Promise<void>;
 }
@@ -199,6 +201,26 @@ export async function startSystem(dir: string, topology: SoakTopology = 'single'
       try {
         const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized');
         return Object.values(counts).reduce((sum, count) => sum + count, 0);
+      } finally {
+        await queue.close();
+        connection.disconnect();
+      }
+    },
+    async webhookTrace(id) {
+      const connection = createRedis(redisTopology, 'commands');
+      const queue = new Queue('webhooks', { connection, prefix: queueKeyPrefix(loopback.QUEUE_PREFIX, 'webhooks') });
+      const keys = serviceKeys(loopback.QUEUE_PREFIX);
+      const eventId = `${id}-completed`;
+      try {
+        const job = await queue.getJob(eventId);
+        const jobState = job
+          ? `job ${await job.getState()}, ${job.attemptsMade} attempts made, ${job.attemptsStarted} started, failed: ${job.failedReason ?? 'no'}`
+          : 'no job';
+        const owed = await connection.zrange(keys.webhookOutbox, '0', '-1');
+        const listed = owed.some((member) => member.includes(eventId)) ? 'listed in the outbox' : 'not in the outbox';
+        const logged = (await connection.hexists(keys.eventIds(id), eventId)) === 1 ? 'in the log' : 'not in the log';
+        const record = await connection.hmget(keys.generation(id), 'status', 'webhook_failure');
+        return `${jobState}; ${listed}; event ${logged}; record ${JSON.stringify(record)}`;
       } finally {
         await queue.close();
         connection.disconnect();

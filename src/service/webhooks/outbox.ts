@@ -1,11 +1,18 @@
 // Webhooks owed by generation events: a transition lists each one in the outbox in the same
 // script that appends its event (src/service/lifecycle.ts), so no event is written without its
 // webhook. Whoever ran the transition queues them at once; the workers' upkeep queues what a
-// crash left. A webhook job's id is its event id, so queueing one twice delivers it once.
+// crash left. A webhook job's id is its event id, so queueing one twice delivers it once. With
+// replicas asked for (REDIS_WAIT_REPLICAS), one is unlisted only once they hold its job: a job
+// added to a master that a failover has just replaced is lost with that master, while the
+// unlisting may already reach the new one.
 import type { ServiceKeys } from '../redis-keys.js';
 import type { Queues } from '../../queue/queues.js';
 import { OwedWebhook } from '../../contracts/records.js';
 import { jsonCodec } from '../redis-codec.js';
+import { waitForReplicas, writeMark } from '../../queue/redis.js';
+
+/** How long queueing a webhook waits for the replicas before leaving it to the next sweep. */
+const REPLICA_WAIT_MS = 2000;
 
 const owedWebhook = jsonCodec(OwedWebhook);
 
@@ -13,6 +20,8 @@ export class WebhookOutbox {
   constructor(
     private readonly queues: Pick<Queues, 'redis' | 'get'>,
     private readonly keys: ServiceKeys,
+    /** REDIS_WAIT_REPLICAS: replicas that must hold a webhook's job before it is unlisted. */
+    private readonly replicas = 0,
   ) {}
 
   /** Queues the listed webhooks and unlists each once queued; never throws: what fails stays listed. */
@@ -37,7 +46,14 @@ export class WebhookOutbox {
       return false;
     }
     try {
-      await this.queues.get('webhooks').add('webhook', webhook, { jobId: webhook.event_id });
+      const queue = this.queues.get('webhooks');
+      await queue.add('webhook', webhook, { jobId: webhook.event_id });
+      const jobKey = queue.toKey(webhook.event_id);
+      const written = writeMark(this.queues.redis, jobKey);
+      if (this.replicas > 0) {
+        const reached = await waitForReplicas(this.queues.redis, jobKey, this.replicas, REPLICA_WAIT_MS, written);
+        if (reached < this.replicas) return false;
+      }
       await this.queues.redis.zrem(this.keys.webhookOutbox, member);
       return true;
     } catch {
