@@ -282,6 +282,32 @@ export async function startRedisSentinel(dir: string): Promise<RedisTopologyHarn
       200,
     );
 
+  /** Who is what now, for an error: each server's role and each sentinel's master. */
+  const describe = async () => {
+    const roles = await Promise.all(
+      servers
+        .filter((server) => server.command === 'redis-server')
+        .map(
+          async (server) => `${server.port}: ${String(await ask(server.port, 'ROLE').catch((e: Error) => e.message))}`,
+        ),
+    );
+    const masters = await Promise.all(
+      sentinelPorts.map(async (port) =>
+        String(await ask(port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER).catch((e: Error) => e.message)),
+      ),
+    );
+    return `roles ${roles.join('; ')}; sentinels name ${masters.join(' / ')}`;
+  };
+
+  /**
+   * Waits until the master the sentinels name has a replica in sync. Not necessarily the one just
+   * promoted: under load the sentinels may fail over once more by themselves meanwhile.
+   */
+  const inSync = (what: string) =>
+    until(what, async () => hasOnlineReplica(await masterNow()), 60_000, 200).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message} (${await describe()})`, { cause: error });
+    });
+
   return {
     kind: 'sentinel',
     env: {
@@ -290,10 +316,17 @@ export async function startRedisSentinel(dir: string): Promise<RedisTopologyHarn
     },
     async failover() {
       const from = await masterNow();
-      await ask(firstSentinel, 'SENTINEL', 'FAILOVER', SENTINEL_MASTER);
+      // A replica back from a fault only just now is not yet one the sentinels would promote
+      // (NOGOODSLAVE): asked again until it is.
+      await until(
+        'a replica the sentinels would promote',
+        () => ask(firstSentinel, 'SENTINEL', 'FAILOVER', SENTINEL_MASTER).then(() => true),
+        30_000,
+        500,
+      );
       const to = await promoted(from);
       // The sentinels turn the old master into the new one's replica (within about 10 s).
-      await until(`${from} in sync as ${to}'s replica`, () => hasOnlineReplica(to), 60_000, 200);
+      await inSync(`${from} in sync as ${to}'s replica`);
     },
     async killMaster() {
       const from = await masterNow();
@@ -306,7 +339,7 @@ export async function startRedisSentinel(dir: string): Promise<RedisTopologyHarn
       // configuration the sentinels rewrote would (left to them, it takes ten seconds or more).
       const args = [...serverArgs(from, dir), '--replicaof', '127.0.0.1', String(to)];
       servers[index] = startServer(server.command, args, from);
-      await until(`${from} back as ${to}'s replica`, () => hasOnlineReplica(to), 60_000, 200);
+      await inSync(`${from} back as ${to}'s replica`);
     },
     stop,
   };
