@@ -69,11 +69,16 @@ export function jobDefaults(config: Config, name: QueueName) {
 export class Queues {
   private readonly queues: QueueHandles = { generate: new Lazy(), classify: new Lazy(), webhooks: new Lazy() };
   private commandConnection: RedisClient | undefined;
+  private closed = false;
 
   constructor(private readonly config: Config) {}
 
   /** The shared connection for our own keys and BullMQ's producer commands. */
   get redis(): RedisClient {
+    // A timer or a job's last step running on after close would otherwise open a connection
+    // nobody closes, and keep the process from exiting.
+    if (this.closed)
+      throw new ServiceError('service_unavailable', 'the service is shutting down', { retryAfterSeconds: 1 });
     if (!this.commandConnection) {
       this.commandConnection = createRedis(this.config.redis, 'commands');
       this.commandConnection.on('error', () => {}); // reported by the commands that fail
@@ -125,6 +130,7 @@ export class Queues {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const handles = Object.values(this.queues);
     await Promise.allSettled(handles.map((handle) => handle.value?.close()));
     for (const handle of handles) handle.value = undefined;

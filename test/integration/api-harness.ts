@@ -141,6 +141,10 @@ export async function startHarness({
       await services.close();
       await removeQueues(config);
       await rm(dir, { recursive: true, force: true });
+      // A test file that hangs after its tests passed holds something open: say what.
+      setTimeout(() => {
+        console.error(`# still running 60 s after a harness closed: ${process.getActiveResourcesInfo().join(', ')}`);
+      }, 60_000).unref();
     },
   };
   if (worker) {
