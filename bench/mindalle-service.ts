@@ -188,7 +188,7 @@ try {
       first_progress_s: events.firstProgressMs === undefined ? null : seconds(events.firstProgressMs),
       progress_events: events.progressEvents,
       total_s: seconds(Date.parse(generation.completed_at) - Date.parse(generation.created_at)),
-      sample_s_per_candidate: seconds(m.sample_ms / candidates),
+      sample_s_per_candidate: Number((m.sample_ms / candidates / 1000).toFixed(3)),
       metrics_ms: m,
       images,
       images_ok: images.length === keep && images.every((image) => image.status === 200 && image.png),

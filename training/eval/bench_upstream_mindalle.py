@@ -96,6 +96,8 @@ def main():
         "code": f"Kakao Brain minDALL-E from {os.path.abspath(args.mindalle_src)}: Transformer1d.from_ckpt, "
                 f"dalle.utils.sampling.sampling(top_k={TOP_K}, softmax_temperature={TEMPERATURE}, use_fp16=False)",
         "torch": torch.__version__, "threads": torch.get_num_threads(),
+        # torch's matrix products run in OpenBLAS, with threads of its own (bench/mindalle-full.sh sets 1).
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "OpenBLAS's default"),
         "prompt": args.prompt, "prompt_ids": "training.upstream.mindalle_tokenizer (the pack's tokenizer's ids)",
         "layers": hparams.n_layers, "width": hparams.embed_dim,
         "load_s": round(load_s, 1), "peak_rss_gib_after_load": after_load, "rows": runs,
