@@ -1,18 +1,25 @@
 """training.quantize on the committed demo pack: every constant-weight MatMul rewritten (the
 sample loop's body too), the manifest's format and checksums, the committed int8 fixture the
-TypeScript tests serve equal to a fresh build, and CLIP zero-shot within 1 point of float32."""
+TypeScript tests serve equal to a fresh build, the same graphs from a pack whose generator keeps
+its weights in one shared external file (as a full-size export does), and CLIP zero-shot within 1
+point of float32."""
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import unittest
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 
 from training.eval import evaluate
+from training.export.mindalle_pack import WEIGHTS_FILE, save_sharing_weights
 from training.export.quantize import quantize_pack
+from training.pack.manifest import file_entry, write_manifest
 from training.pack.weights import load_pack
 from training.world.bpe import Tokenizer
 
@@ -88,6 +95,30 @@ class QuantizeTest(unittest.TestCase):
         with open(FIXTURE / "manifest.json") as f:
             self.assertEqual(json.load(f), self.manifest, "rebuild it: python3 -m training.quantize packs/demo-shapes "
                                                          "--out test/fixtures/packs/demo-shapes-int8")
+
+    def test_generator_weights_in_one_shared_file_give_the_same_graphs(self):
+        shared = Path(self.tmp.name) / "demo-shapes-shared"
+        shutil.copytree(DEMO, shared)
+        with open(shared / "manifest.json") as f:
+            doc = json.load(f)
+        graphs = list(doc["generator"]["graphs"].values())
+        save_sharing_weights({name: onnx.load(shared / name) for name in graphs}, str(shared))
+        doc["files"] = dict(sorted({**doc["files"], **{name: file_entry(str(shared / name))
+                                                       for name in [*graphs, WEIGHTS_FILE]}}.items()))
+        write_manifest(str(shared), doc)
+        out = Path(self.tmp.name) / "demo-shapes-shared-int8"
+        manifest = quantize_pack(str(shared), str(out))
+        self.assertNotIn(WEIGHTS_FILE, manifest["files"])
+        self.assertFalse((out / WEIGHTS_FILE).exists())
+        for name in graphs:
+            inline, external = onnx.load(self.dst / name).graph, onnx.load(out / name).graph
+            self.assertEqual([n.SerializeToString() for n in external.node],
+                             [n.SerializeToString() for n in inline.node], name)
+            tensors = {t.name: numpy_helper.to_array(t) for t in external.initializer}
+            expected = {t.name: numpy_helper.to_array(t) for t in inline.initializer}
+            self.assertEqual(tensors.keys(), expected.keys(), name)
+            for key, value in expected.items():
+                np.testing.assert_array_equal(tensors[key], value, err_msg=f"{name}: {key}")
 
     def test_clip_zero_shot_within_one_point_of_float32(self):
         float32, int8 = zero_shot(DEMO), zero_shot(self.dst)
