@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import OpenAI, { toFile } from 'openai';
 import sharp from 'sharp';
 import { type Harness, closeSharedEngine, json, startHarness } from './api-harness.js';
+import { waitForGeneration } from '../../src/api/openai/image-generation.js';
 
 const PROMPT = 'a red circle on a blue background';
 const KEY = 'sdk-test-key-0123456789abcdef';
@@ -370,6 +371,33 @@ describe('/v1 keys, limits and waits', () => {
     assert.equal(timeout.headers?.get('x-should-retry'), 'false');
     const native = await fetch(`${h.baseUrl}/generations/${id}`, { headers: { authorization: `Bearer ${KEY}` } });
     assert.equal((await json(native)).status, 'queued');
+  });
+
+  test('the wait ends at OPENAI_WAIT_TIMEOUT_MS even when the process was held up as it began', async () => {
+    const created = await fetch(`${h.baseUrl}/generations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: PROMPT, candidates: 1 }),
+    });
+    const { id } = (await json(created)) as { id: string };
+    const owner = (await h.services.generations.lifecycle.read(id))?.owner ?? '';
+    // The process held up (preempted, a GC pause) just after the wait set its timer: the clock
+    // moves on while the timer's count began before, so the timer may fire before any deadline
+    // read on the clock afterwards. Held up here where the wait listens for the client leaving.
+    const { signal } = new AbortController();
+    const listen = signal.addEventListener.bind(signal);
+    signal.addEventListener = (...args: Parameters<typeof listen>) => {
+      for (const busyUntil = Date.now() + 200; Date.now() < busyUntil;);
+      listen(...args);
+    };
+    const outcome = await Promise.race([
+      waitForGeneration(h.services, id, owner, { signal }).then(
+        () => 'finished',
+        (error: { code?: string }) => error.code,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000).unref()),
+    ]);
+    assert.equal(outcome, 'timeout');
   });
 
   test('past the per-minute limit: RateLimitError with Retry-After', async () => {

@@ -155,15 +155,21 @@ export async function waitForGeneration(
   // Another key's generation is a 404 before anything is followed.
   await services.generations.record(id, owner);
   let finished = false;
+  let timedOut = false;
   let wake = () => {};
   const unsubscribe = services.eventHub.subscribe(id, '0-0', (event) => {
     if (event.event === 'completed') finished = true;
     wake();
   });
-  const timer = setTimeout(() => wake(), timeoutMs);
+  // The timer says when time is up, not a deadline read on the clock: the process held up a
+  // moment after setting the timer puts such a deadline past the timer, which then fires before
+  // it, and nothing would wake the wait again.
+  const timer = setTimeout(() => {
+    timedOut = true;
+    wake();
+  }, timeoutMs);
   const onAbort = () => wake();
   signal?.addEventListener('abort', onAbort, { once: true });
-  const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
       const woken = new Promise<void>((resolve) => (wake = resolve));
@@ -175,7 +181,7 @@ export async function waitForGeneration(
         return generation;
       }
       if (signal?.aborted) throw new ServiceError('timeout', `the client left; generation ${id} goes on`);
-      if (Date.now() >= deadline) {
+      if (timedOut) {
         throw new ServiceError(
           'timeout',
           `generation ${id} did not finish within ${timeoutMs} ms; it goes on: poll ${generationUrls(services.config.publicBaseUrl, id).get}`,
