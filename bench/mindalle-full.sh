@@ -129,7 +129,9 @@ done
 
 if wants upstream; then
   if [ -d "$mindalle_src/dalle" ]; then
-    measured upstream /usr/bin/python3 -m training.eval.bench_upstream_mindalle --mindalle-src "$mindalle_src" \
+    # Both cores for upstream's matrix products too: Debian's PyTorch runs them in OpenBLAS's own
+    # threads, which torch.set_num_threads leaves alone.
+    OPENBLAS_NUM_THREADS=2 measured upstream /usr/bin/python3 -m training.eval.bench_upstream_mindalle --mindalle-src "$mindalle_src" \
       --checkpoint "$work/release/mindalle" --rows "$rows" >"$work/upstream.json"
   else
     echo "== upstream: skipped, $mindalle_src holds no minDALL-E checkout (--mindalle-src DIR)" >&2
