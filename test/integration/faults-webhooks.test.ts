@@ -16,15 +16,22 @@ interface Attempt {
   body: any;
 }
 
-/** A loopback receiver answering each request with `answer()`'s status. */
-async function receiver(port: number, answer: () => number, attempts: Attempt[]): Promise<Server> {
+/** A loopback receiver answering each request with the status `answer(body)` gives. */
+async function receiver(
+  port: number,
+  answer: (body: any) => number | Promise<number>,
+  attempts: Attempt[],
+): Promise<Server> {
   const server = createServer((request, response) => {
     let body = '';
     request.on('data', (chunk) => (body += chunk));
     request.on('end', () => {
-      const status = answer();
-      attempts.push({ at: Date.now(), status, body: JSON.parse(body) });
-      response.writeHead(status).end();
+      const parsed = JSON.parse(body);
+      const at = Date.now();
+      void Promise.resolve(answer(parsed)).then((status) => {
+        attempts.push({ at, status, body: parsed });
+        response.writeHead(status).end();
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -139,17 +146,16 @@ describe('fault: webhook receiver down', () => {
     const keys = serviceKeys(h.config.queuePrefix);
     // The first delivery is refused, and meanwhile its event leaves the log: the retry then
     // fails inside the service (UnrecoverableError), never reaching the receiver.
-    const server = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk) => (body += chunk));
-      request.on('end', () => {
-        const event = JSON.parse(body) as { id: string };
-        attempts.push({ at: Date.now(), status: 503, body: event });
-        void h.services.queues.redis.del(keys.eventIds(event.id)).then(() => response.writeHead(503).end());
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    servers.push(server);
+    servers.push(
+      await receiver(
+        port,
+        async (event: { id: string }) => {
+          await h.services.queues.redis.del(keys.eventIds(event.id));
+          return 503;
+        },
+        attempts,
+      ),
+    );
     const accepted = await json(
       await post(h.baseUrl, '/generations', {
         prompt: 'lost event',
