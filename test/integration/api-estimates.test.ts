@@ -30,13 +30,22 @@ describe('queue position and time left', () => {
     await waitFor(h.baseUrl, warmup, terminal, 60_000);
 
     const running = await submit(h, { prompt: 'a big blue square', candidates: 512, n: 1 });
-    const next = await submit(h, { prompt: 'a green cross', candidates: 16, n: 1 });
-    const last = await submit(h, { prompt: 'a yellow triangle', candidates: 16, n: 1 });
+    const next = await submit(h, { prompt: 'a green cross', candidates: 64, n: 1 });
+    const last = await submit(h, { prompt: 'a yellow triangle', candidates: 64, n: 1 });
     await waitFor(h.baseUrl, running, (g) => g.status === 'processing', 30_000);
     // The worker publishes its rate every 2 s.
     const first = await waitFor(h.baseUrl, next, (g) => g.eta_seconds !== null || terminal(g), 10_000);
     assert.equal(first.status, 'queued', 'the 512-candidate generation still runs');
-    const [runningNow, nextNow, lastNow] = await Promise.all([get(h, running), get(h, next), get(h, last)]);
+    // Read from the back of the queue to the front: the running generation only moves on between
+    // reads, which shortens the later-read estimates, so the order holds at any speed; the rate the
+    // worker republishes every 2 s could still change between two reads, hence a few tries.
+    let runningNow: any, nextNow: any, lastNow: any;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      lastNow = await get(h, last);
+      nextNow = await get(h, next);
+      runningNow = await get(h, running);
+      if (lastNow.eta_seconds > nextNow.eta_seconds && nextNow.eta_seconds > runningNow.eta_seconds) break;
+    }
     assert.equal(runningNow.queue_position, null);
     assert.equal(nextNow.queue_position, 0);
     assert.equal(lastNow.queue_position, 1);
