@@ -541,10 +541,14 @@ export interface components {
                 completes?: boolean;
                 /** @description Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it). */
                 default_candidates?: number;
-                /** @description Bytes one candidate row holds while its batch runs (key/value cache, logits, images; not the weights), from the pack's geometry. */
+                /** @description Bytes one candidate row holds while its batch samples (key/value cache in and out, the step's values, logits, images; not the weights): the pack's measured figure (its manifest's `memory`), else an estimate from its geometry. */
                 row_bytes?: number;
+                /** @description Bytes the pack's decoder holds per image it decodes (its manifest's `memory`); null when the pack does not say, and its decoding is then not budgeted. */
+                decode_image_bytes?: number | null;
                 /** @description Most rows a batch of this pack holds on the workers serving it: GENERATE_BATCH_CANDIDATES, or fewer where GENERATE_MEMORY_BUDGET_MB allows fewer. */
                 max_batch_rows?: number;
+                /** @description Most images of a batch decoded at once within GENERATE_MEMORY_BUDGET_MB (at most a quarter of it, at least one); null when the budget is unbounded or the pack's decoder memory is unknown. */
+                decode_batch_images?: number | null;
                 sampling_defaults: {
                     top_k: number;
                     temperature: number;

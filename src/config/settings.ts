@@ -219,7 +219,7 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       {
         name: 'GENERATE_MEMORY_BUDGET_MB',
-        doc: "Memory a generation batch's rows may hold, in MiB (key/value cache, logits, images; the weights are apart): batches of a pack never hold more rows than fit, and a pack that cannot fit one row stops the worker at start. Default: half the free memory once the packs are loaded on cpu; unbounded on cuda (set it from the card's free memory).",
+        doc: "Memory a generation batch may hold, in MiB, beside the weights: its rows while they sample (key/value cache, the step's values, logits, images) and the images its decoder holds at once, per each pack's measured figures (GET /models: row_bytes, decode_image_bytes). Decoding takes at most a quarter (at least one image), the rows the rest; a pack that cannot fit one row beside one decoded image stops the worker at start. Default: half the free memory once the packs are loaded on cpu; unbounded on cuda (set it from the card's free memory).",
       },
       {
         name: 'GENERATE_BATCH_CANDIDATES',

@@ -434,13 +434,25 @@ export const ModelInfo = Type.Object(
         row_bytes: Type.Optional(
           Type.Integer({
             description:
-              "Bytes one candidate row holds while its batch runs (key/value cache, logits, images; not the weights), from the pack's geometry.",
+              "Bytes one candidate row holds while its batch samples (key/value cache in and out, the step's values, logits, images; not the weights): the pack's measured figure (its manifest's `memory`), else an estimate from its geometry.",
+          }),
+        ),
+        decode_image_bytes: Type.Optional(
+          Nullable(Type.Integer(), {
+            description:
+              "Bytes the pack's decoder holds per image it decodes (its manifest's `memory`); null when the pack does not say, and its decoding is then not budgeted.",
           }),
         ),
         max_batch_rows: Type.Optional(
           Type.Integer({
             description:
               'Most rows a batch of this pack holds on the workers serving it: GENERATE_BATCH_CANDIDATES, or fewer where GENERATE_MEMORY_BUDGET_MB allows fewer.',
+          }),
+        ),
+        decode_batch_images: Type.Optional(
+          Nullable(Type.Integer(), {
+            description:
+              "Most images of a batch decoded at once within GENERATE_MEMORY_BUDGET_MB (at most a quarter of it, at least one); null when the budget is unbounded or the pack's decoder memory is unknown.",
           }),
         ),
         sampling_defaults: Type.Object({

@@ -58,6 +58,8 @@ export interface Manifest extends Partial<GenerationSections> {
   };
   /** Pixels at the decoder's size → codebook indices (schema 4, with the generation sections): image completion. */
   encoder?: { graph: string };
+  /** Bytes a candidate holds beside the weights, measured on the pack's graphs (packs/CONTRACT.md, Memory). */
+  memory?: { sample_row_bytes: number; decode_image_bytes: number };
   clip: {
     tokenizer: string;
     context_length: number;
@@ -88,22 +90,29 @@ export type WeightFormat = 'float32' | 'int8';
 export const weightFormat = (m: Manifest): WeightFormat => m.weights?.format ?? 'float32';
 
 /**
- * Bytes one candidate row holds while its batch runs, from the pack's geometry (float32): the
- * key/value cache at the last position, twice (the sample loop carries it in and out), the
- * logits and their probabilities, the decoded image and CLIP's input for it. The weights are a
- * fixed cost of the pack, not counted here. What a memory budget divides to get a batch's rows.
+ * Bytes one candidate row holds while its batch samples: the step graph's peak at one row
+ * (manifest `memory`, measured on the graphs: the key/value cache in and out, what the step builds
+ * in between, the logits), else an estimate from the geometry in float32 (the cache at the last
+ * position three times: in, out, and each layer's before they are stacked; the logits and their
+ * probabilities); then the decoded image and CLIP's input,
+ * kept for the whole batch. The weights are a fixed cost of the pack, not counted here. What a
+ * memory budget divides to get a batch's rows.
  */
 export function rowBytes(m: GeneratingManifest): number {
   const FLOAT = 4;
   const { text_length, image_grid, codebook_size, image_size } = m.geometry;
   const { layers, heads, head_dim } = m.generator;
+  const image = image_size[0] * image_size[1] * 3 * FLOAT;
+  const clipInput = m.clip.preprocess.size ** 2 * 3 * FLOAT;
+  if (m.memory) return m.memory.sample_row_bytes + image + clipInput;
   const positions = text_length + image_grid[0] * image_grid[1];
   const cache = layers * 2 * positions * heads * head_dim * FLOAT;
   const logits = 2 * codebook_size * FLOAT;
-  const image = image_size[0] * image_size[1] * 3 * FLOAT;
-  const clipInput = m.clip.preprocess.size ** 2 * 3 * FLOAT;
-  return 2 * cache + logits + image + clipInput;
+  return 3 * cache + logits + image + clipInput;
 }
+
+/** Bytes the decoder holds per image it decodes (manifest `memory`); unknown without it. */
+export const decodeImageBytes = (m: GeneratingManifest): number | undefined => m.memory?.decode_image_bytes;
 
 /**
  * Whether the pack completes images: it generates, has an encoder, and its sample_loop (if any)

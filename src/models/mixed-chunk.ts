@@ -132,7 +132,14 @@ function beatsFloor(part: ChunkPart, candidate: number, score: number): boolean 
 }
 
 /** Decodes and scores every row, offering each to its part's best n. */
-async function score(ctx: ChunkContext, pack: Pack, ready: ReadyPart[], tokens: Int32Array, rows: number) {
+async function score(
+  ctx: ChunkContext,
+  pack: Pack,
+  ready: ReadyPart[],
+  tokens: Int32Array,
+  rows: number,
+  decodeImages: number,
+) {
   const g = pack.generating.geometry;
   const N = g.image_grid[0] * g.image_grid[1];
   const clip = ctx.clip(pack);
@@ -141,8 +148,10 @@ async function score(ctx: ChunkContext, pack: Pack, ready: ReadyPart[], tokens: 
   for (const r of ready) partOf.fill(r, r.offset, r.offset + r.part.count);
   let decodeMs = 0;
   let rerankMs = 0;
-  for (let first = 0; first < rows; first += ctx.clipBatch) {
-    const count = Math.min(ctx.clipBatch, rows - first);
+  let decodeRuns = 0;
+  for (let first = 0; first < rows; first += decodeImages) {
+    decodeRuns += 1;
+    const count = Math.min(decodeImages, rows - first);
     let start = performance.now();
     const decoded = await decodeTokens(decoder, tokens.subarray(first * N), count, N);
     decodeMs += elapsed(start);
@@ -168,7 +177,7 @@ async function score(ctx: ChunkContext, pack: Pack, ready: ReadyPart[], tokens: 
     });
     rerankMs += elapsed(start);
   }
-  return { decodeMs, rerankMs };
+  return { decodeMs, rerankMs, decodeRuns };
 }
 
 export async function runMixedChunk(
@@ -185,6 +194,7 @@ export async function runMixedChunk(
       model: chunk.model ?? '',
       sampler: 'host',
       rows: 0,
+      decodeRuns: 0,
       parts: chunk.parts.map((p) => failed(p.key, error)),
       timings: { sampleMs: 0, decodeMs: 0, rerankMs: 0 },
     };
@@ -194,7 +204,8 @@ export async function runMixedChunk(
   const start = performance.now();
   const tokens = rows.length > 0 ? await ctx.sampleRows(pack, rows, sampler, checkpoint) : new Int32Array(0);
   const sampleMs = elapsed(start);
-  const { decodeMs, rerankMs } = await score(ctx, pack, ready, tokens, rows.length);
+  const decodeImages = Math.max(1, Math.min(ctx.clipBatch, chunk.decodeImages ?? ctx.clipBatch));
+  const { decodeMs, rerankMs, decodeRuns } = await score(ctx, pack, ready, tokens, rows.length, decodeImages);
   for (const r of ready) {
     const { key } = r.part;
     const { promptTokens, truncated, promptUsed } = r;
@@ -204,6 +215,7 @@ export async function runMixedChunk(
     model: pack.name,
     sampler,
     rows: rows.length,
+    decodeRuns,
     parts: chunk.parts.map((p) => outcomes.get(p.key)!),
     timings: { sampleMs, decodeMs, rerankMs },
   };

@@ -9,6 +9,7 @@ import {
   completes,
   generates,
   rowBytes,
+  decodeImageBytes,
   generatingManifest,
   graphFile,
   readManifest,
@@ -69,6 +70,7 @@ function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['gene
     codebookSize: m.geometry.codebook_size,
     completes: completes(m),
     rowBytes: rowBytes(m),
+    decodeImageBytes: decodeImageBytes(m) ?? null,
     samplingDefaults: {
       topK: d.top_k,
       temperature: d.temperature,

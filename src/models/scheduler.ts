@@ -35,6 +35,8 @@ export interface SchedulerOptions {
   batchCandidates: number;
   /** Most rows a batch of a pack holds within the memory budget (GENERATE_MEMORY_BUDGET_MB). */
   rowsOf?: (model: string | undefined) => number;
+  /** Most images of a pack decoded at once within that budget; unset: the engine's CLIP batch. */
+  decodeImagesOf?: (model: string | undefined) => number | undefined;
   /** Told as each batch starts. */
   onBatch?: (stats: BatchStats) => void;
   /** Told as each batch ends: how long the engine took over its rows, sampling to reranking. */
@@ -152,7 +154,8 @@ export class GenerationScheduler {
         let outcome: BatchOutcome;
         const started = performance.now();
         try {
-          const chunk = { model: batch.model, parts: batch.parts };
+          const decodeImages = this.options.decodeImagesOf?.(batch.model);
+          const chunk = { model: batch.model, parts: batch.parts, ...(decodeImages !== undefined && { decodeImages }) };
           outcome = { ok: true, result: await this.engine.runChunk(chunk, stop.signal) };
         } catch (error) {
           outcome = { ok: false, error: error instanceof Error ? error : new Error(String(error)) };

@@ -142,6 +142,8 @@ export interface MixedChunk {
   /** Pack name; default the engine's default pack. */
   model?: string;
   parts: ChunkPart[];
+  /** Most images decoded (and scored) at once; default the engine's CLIP batch. */
+  decodeImages?: number;
 }
 
 /** Candidates of a part worth keeping, best first (rank 0: the caller ranks them). */
@@ -154,6 +156,8 @@ export interface ChunkResult {
   sampler: 'host' | 'graph';
   /** Rows sampled: the valid parts' candidates. */
   rows: number;
+  /** Decoder runs the rows took (at most `decodeImages` images each). */
+  decodeRuns: number;
   parts: ChunkPartOutcome[];
   timings: { sampleMs: number; decodeMs: number; rerankMs: number };
 }
@@ -221,6 +225,8 @@ export interface PackSummary {
     completes: boolean;
     /** Bytes one candidate row holds while its batch runs (manifest.ts `rowBytes`). */
     rowBytes: number;
+    /** Bytes the decoder holds per image it decodes; null when the manifest does not say. */
+    decodeImageBytes: number | null;
     samplingDefaults: { topK: number; temperature: number; topP?: number };
   } | null;
   embedDim: number;

@@ -84,47 +84,81 @@ function defaultModels(packs: PackSummary[], config: Config): DefaultModels {
 
 /** Half the memory free once the packs are loaded, on the CPU; on CUDA only a set budget holds. */
 const CPU_FREE_MEMORY_SHARE = 0.5;
+/**
+ * The most of the budget images being decoded may take: the rows get the rest. A decoder runs
+ * about as fast per image a few at a time as many at once, while every row more is a step's
+ * worth of work shared.
+ */
+const DECODE_BUDGET_SHARE = 0.25;
+
+export interface PackBudget {
+  /** Most rows a batch samples at once. */
+  rows: number;
+  /** Most images decoded at once; undefined: the engine's CLIP batch (unbudgeted). */
+  decodeImages?: number;
+}
 
 /**
- * The memory budget of a batch's rows, and the rows it allows per pack. A generating pack that
+ * How a pack's batches fit in `budget` bytes: its decoder's images at once (at most a quarter of
+ * the budget, at least one), then as many rows as the rest holds, both capped at `maxRows`.
+ * Null when not even one row fits beside one decoded image.
+ */
+export function packBudget(
+  generation: { rowBytes: number; decodeImageBytes: number | null },
+  budget: number,
+  maxRows: number,
+): PackBudget | null {
+  const { rowBytes, decodeImageBytes } = generation;
+  if (decodeImageBytes === null) {
+    const rows = Math.min(maxRows, Math.floor(budget / rowBytes));
+    return rows >= 1 ? { rows } : null;
+  }
+  const decodeImages = Math.max(1, Math.min(maxRows, Math.floor((budget * DECODE_BUDGET_SHARE) / decodeImageBytes)));
+  const rows = Math.min(maxRows, Math.floor((budget - decodeImages * decodeImageBytes) / rowBytes));
+  return rows >= 1 ? { rows, decodeImages } : null;
+}
+
+/**
+ * The memory budget of a batch, and how each pack's batches fit in it. A generating pack that
  * cannot fit one row stops the worker: it would fail every generation sent to it.
  */
 function memoryBudget(packs: PackSummary[], config: Config) {
   const budget =
     config.generateMemoryBudgetBytes ??
     (config.device === 'cpu' ? Math.floor(freemem() * CPU_FREE_MEMORY_SHARE) : undefined);
-  const maxRows = new Map<string, number>();
+  const fits = new Map<string, PackBudget>();
   for (const pack of packs) {
     if (!pack.generation) continue;
-    const rows = budget === undefined ? config.generateBatchCandidates : Math.floor(budget / pack.generation.rowBytes);
-    if (rows < 1) {
+    if (budget === undefined) {
+      fits.set(pack.name, { rows: config.generateBatchCandidates });
+      continue;
+    }
+    const fit = packBudget(pack.generation, budget, config.generateBatchCandidates);
+    if (!fit) {
       const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+      const { rowBytes, decodeImageBytes } = pack.generation;
+      const decoder = decodeImageBytes === null ? '' : ` beside ${mib(decodeImageBytes)} to decode one image`;
       throw new ModelError(
         'validation_failed',
-        `pack ${pack.name} needs ${mib(pack.generation.rowBytes)} per candidate row, more than the memory budget of ${mib(budget ?? 0)}: raise GENERATE_MEMORY_BUDGET_MB or serve a smaller pack`,
+        `pack ${pack.name} needs ${mib(rowBytes)} per candidate row${decoder}, more than the memory budget of ${mib(budget)}: raise GENERATE_MEMORY_BUDGET_MB or serve a smaller pack`,
       );
     }
-    maxRows.set(pack.name, Math.min(rows, config.generateBatchCandidates));
+    fits.set(pack.name, fit);
   }
-  return { budget, maxRows };
+  return { budget, fits };
 }
 
 function packVocabularies(packs: PackSummary[]): Map<string, ReadonlySet<string>> {
   return new Map(packs.flatMap((pack) => (pack.vocabulary ? [[pack.name, new Set(pack.vocabulary)] as const] : [])));
 }
 
-function modelInfo(
-  pack: PackSummary,
-  defaults: DefaultModels,
-  defaultCandidates: number,
-  maxBatchRows: number,
-): ModelInfo {
+function modelInfo(pack: PackSummary, defaults: DefaultModels, defaultCandidates: number, fit: PackBudget): ModelInfo {
   return {
     name: pack.name,
     version: pack.version,
     description: pack.description ?? null,
     default_for: (['generations', 'clip'] as const).filter((purpose) => defaults[purpose] === pack.name),
-    generation: generationInfo(pack.generation, defaultCandidates, maxBatchRows),
+    generation: generationInfo(pack.generation, defaultCandidates, fit),
     embed_dim: pack.embedDim,
     vocabulary: pack.vocabulary ?? null,
     examples: pack.examples ?? [],
@@ -136,7 +170,7 @@ function modelInfo(
 function generationInfo(
   generation: PackSummary['generation'],
   defaultCandidates: number,
-  maxBatchRows: number,
+  fit: PackBudget,
 ): ModelInfo['generation'] {
   if (!generation) return null;
   const d = generation.samplingDefaults;
@@ -148,7 +182,9 @@ function generationInfo(
     completes: generation.completes,
     default_candidates: defaultCandidates,
     row_bytes: generation.rowBytes,
-    max_batch_rows: maxBatchRows,
+    decode_image_bytes: generation.decodeImageBytes,
+    max_batch_rows: fit.rows,
+    decode_batch_images: fit.decodeImages ?? null,
     sampling_defaults: { top_k: d.topK, temperature: d.temperature, ...(d.topP !== undefined && { top_p: d.topP }) },
   };
 }
@@ -205,7 +241,8 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   }
   const scheduler = new GenerationScheduler(engine, {
     batchCandidates: config.generateBatchCandidates,
-    rowsOf: (model) => budget.maxRows.get(model ?? defaults.generations) ?? config.generateBatchCandidates,
+    rowsOf: (model) => budget.fits.get(model ?? defaults.generations)?.rows ?? config.generateBatchCandidates,
+    decodeImagesOf: (model) => budget.fits.get(model ?? defaults.generations)?.decodeImages,
     onBatch: ({ rows, jobs, capacity }) => {
       metrics.generationBatchRows.observe(rows);
       metrics.generationBatchJobs.observe(jobs);
@@ -338,7 +375,7 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
       pack,
       defaults,
       config.defaultCandidates,
-      budget.maxRows.get(pack.name) ?? config.generateBatchCandidates,
+      budget.fits.get(pack.name) ?? { rows: config.generateBatchCandidates },
     ),
   );
   const publish = () =>

@@ -52,6 +52,7 @@ function succeeded(batch: Batch, refused: string[] = []): BatchOutcome {
     model: batch.model ?? 'demo',
     sampler: 'graph',
     rows: batch.rows,
+    decodeRuns: 1,
     parts: batch.parts.map((part) =>
       refused.includes(part.key)
         ? { key: part.key, ok: false, error: { code: 'validation_failed', message: `part ${part.key} refused` } }

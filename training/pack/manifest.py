@@ -6,6 +6,7 @@ import os
 import shutil
 
 from training.model.configs import BOS_ID, EOS_ID, PAD_ID, PIXEL_MEAN, PIXEL_STD, TEMPLATES
+from training.pack import memory
 from training.world import phrasing
 
 # The graphs' file names in a pack the exporters here write.
@@ -26,7 +27,9 @@ SCHEMA_VERSION = 4
 
 
 def write_manifest(pack_dir, doc):
-    """manifest.json as every tool here writes it: indented, ending in a newline."""
+    """manifest.json as every tool here writes it: indented, ending in a newline, a generating
+    pack's memory figures measured on the graphs it names (training/pack/memory.py)."""
+    doc = memory.with_memory(pack_dir, doc)
     with open(os.path.join(pack_dir, "manifest.json"), "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
@@ -145,15 +148,30 @@ def write_words(pack_dir, vocabulary, examples):
     write_manifest(pack_dir, doc)
 
 
+def write_memory(pack_dir):
+    """Measure a pack's memory figures into its manifest (training/pack/memory.py); the rest as it was."""
+    path = os.path.join(pack_dir, "manifest.json")
+    with open(path) as f:
+        write_manifest(pack_dir, json.load(f))
+    with open(path) as f:
+        return json.load(f).get("memory")
+
+
 def main():
     parser = argparse.ArgumentParser(
         description="Write the words a pack was trained on and its example prompts into its manifest "
                     "(training.export.demo_pack does this on export). By default the current recipe's "
-                    "(training/world/phrasing.py).")
+                    "(training/world/phrasing.py). With --memory, only its memory figures.")
     parser.add_argument("pack")
     parser.add_argument("--vocabulary", help="a JSON list of words, for a pack made by an earlier recipe")
     parser.add_argument("--examples", help="a JSON list of prompts")
+    parser.add_argument("--memory", action="store_true",
+                        help="measure what a candidate holds on the pack's graphs into its manifest "
+                             "(every exporter here does this), leaving its words alone")
     args = parser.parse_args()
+    if args.memory:
+        print(json.dumps(write_memory(args.pack)))
+        return
 
     def read(path, default):
         if not path:

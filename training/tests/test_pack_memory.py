@@ -1,0 +1,62 @@
+import json
+import os
+import tempfile
+import unittest
+
+import onnx
+from onnx import TensorProto, helper
+
+from training.pack.memory import memory_figures, peak_live_bytes
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+PACKS = [os.path.join(ROOT, "packs", name) for name in ("demo-shapes", "micro-dalle1")] + [
+    os.path.join(ROOT, "test", "fixtures", "packs", "demo-shapes-int8")]
+
+
+class PeakLiveBytesTest(unittest.TestCase):
+    def graph(self, folder):
+        # x [B, 1000] → a = x + x → b = a * a → c = Concat(b, b) [B, 2000] → y = ReduceSum(c) [B, 1]
+        nodes = [helper.make_node("Add", ["x", "x"], ["a"]), helper.make_node("Mul", ["a", "a"], ["b"]),
+                 helper.make_node("Concat", ["b", "b"], ["c"], axis=1),
+                 helper.make_node("ReduceSum", ["c", "axes"], ["y"], keepdims=1)]
+        graph = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 1000])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 1])],
+            [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+        path = os.path.join(folder, "g.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        return path
+
+    def test_values_count_while_a_later_node_reads_them_and_scale_with_the_batch(self):
+        with tempfile.TemporaryDirectory() as folder:
+            path = self.graph(folder)
+            # At Concat: x (4000 B a row, the caller's), b (4000) and c (8000); a freed after Mul.
+            self.assertEqual(peak_live_bytes(path, {"B": 1}), 16000)
+            self.assertEqual(peak_live_bytes(path, {"B": 3}), 48000)
+            with self.assertRaisesRegex(ValueError, "dimension 'B' is not given"):
+                peak_live_bytes(path, {})
+
+
+class PackMemoryTest(unittest.TestCase):
+    def test_each_committed_pack_states_what_its_graphs_measure(self):
+        for pack in PACKS:
+            with open(os.path.join(pack, "manifest.json")) as f:
+                doc = json.load(f)
+            with self.subTest(pack=os.path.basename(pack)):
+                self.assertEqual(doc["memory"], memory_figures(pack, doc))
+
+    def test_a_row_holds_the_key_value_cache_in_out_and_the_layers_updated_caches(self):
+        for pack in PACKS:
+            with open(os.path.join(pack, "manifest.json")) as f:
+                doc = json.load(f)
+            g, gen = doc["geometry"], doc["generator"]
+            positions = g["text_length"] + g["image_grid"][0] * g["image_grid"][1]
+            cache = gen["layers"] * 2 * (positions - 1) * gen["heads"] * gen["head_dim"] * 4
+            with self.subTest(pack=os.path.basename(pack)):
+                self.assertGreaterEqual(doc["memory"]["sample_row_bytes"], 3 * cache)
+                # The decoder's output alone: height × width × 3 bytes (uint8 pixels).
+                self.assertGreater(doc["memory"]["decode_image_bytes"], g["image_size"][0] * g["image_size"][1] * 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
