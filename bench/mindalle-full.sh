@@ -19,8 +19,9 @@
 # service's figures per pack. The peak memory of the Python steps and of the engine's process
 # comes from /usr/bin/time -v, the service's worker's from its /proc status. Not run in CI: at
 # full size it needs about 21 GB of disk while it quantizes (16 GB after; 3 GB more with --fp16),
-# about 18 GB of memory for 32 rows (the sample loop holds 330 MB a row beside the 5 GB of
-# weights) and an hour or more of CPU.
+# memory for the weights (5 GB float32) and the rows (495 MB each while they sample, 134 MB an
+# image decoded: the rows step's 32 rows need about 21 GB, the service's worker takes what its
+# budget allows) and an hour or more of CPU.
 #
 #   bash bench/mindalle-full.sh [--work DIR] [--size small|layer|full] [--fp16] [--rows 1,4,16,32]
 #     [--mindalle-src DIR] [--steps release,export,quantize,serve,rows,service,upstream]
@@ -188,10 +189,10 @@ for run in (upstream or {}).get("rows", []):
     per_candidate.setdefault(str(run["rows"]), {})["upstream_pytorch"] = run["per_candidate_s"]
 
 def service_summary(figures):
-    keys = ("worker_startup_s", "max_batch_rows", "batch_rows", "first_progress_s", "total_s",
-            "sample_s_per_candidate", "images_ok")
+    keys = ("worker_startup_s", "max_batch_rows", "decode_batch_images", "batch_rows", "first_progress_s",
+            "total_s", "sample_s_per_candidate", "images_ok", "budgeted_gib", "grown_gib")
     peak = figures["worker_memory"]["after_generation"]["peak_rss_gib"]
-    return {**{key: figures[key] for key in keys}, "worker_peak_rss_gib": peak}
+    return {**{key: figures.get(key) for key in keys}, "worker_peak_rss_gib": peak}
 
 service = {variant: service_summary(results[variant]["service"]) for variant in variants if results[variant]["service"]}
 results["side_by_side"] = {"sample_s_per_candidate_by_rows": per_candidate, "service": service}

@@ -5,11 +5,13 @@
 // defaults (memory budget, batch size, threads) except an empty checksum cache of its own, so
 // that its start-up is a first start's: every pack file hashed. Measured: the worker's start-up
 // until /readyz answers 200, the rows per batch the scheduler chose (GET /models and the worker's
-// histogram), one POST /generations followed on its event stream (the first progress event
+// histogram) and the images it decodes at once, one POST /generations followed on its event stream (the first progress event
 // comes once the first batch is sampled, decoded and scored), its times by the server's clock
 // and metrics (sampling per candidate: the batches' sampling time over the candidates), the
 // images it stored (fetched: 200 and PNG), and the worker process's peak resident memory
-// (VmHWM of the node process). Prints one JSON line.
+// (VmHWM of the node process), how much it grew past its start-up against what the memory budget
+// let a batch hold (rows × row_bytes + images decoded at once × decode_image_bytes). Prints one
+// JSON line.
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +45,7 @@ const keep = Number(values.n);
 const timeoutMs = Number(values['timeout-min']) * 60_000;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const seconds = (ms: number) => Number((ms / 1000).toFixed(2));
+const gib = (bytes: number) => Number((bytes / 2 ** 30).toFixed(2));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** VmHWM and VmRSS of a process, in GiB; it must be the worker's node process itself. */
@@ -183,7 +186,15 @@ try {
       n: keep,
       worker_startup_s: seconds(workerStartupMs),
       row_bytes: listed.generation.row_bytes,
+      decode_image_bytes: listed.generation.decode_image_bytes,
       max_batch_rows: listed.generation.max_batch_rows,
+      decode_batch_images: listed.generation.decode_batch_images,
+      // What the budget let a batch hold, against what the worker grew by past its start-up.
+      budgeted_gib: gib(
+        (listed.generation.max_batch_rows ?? 0) * (listed.generation.row_bytes ?? 0) +
+          (listed.generation.decode_batch_images ?? 0) * (listed.generation.decode_image_bytes ?? 0),
+      ),
+      grown_gib: Number((workerMemory.after_generation.peak_rss_gib - afterStartup.rss_gib).toFixed(2)),
       batch_rows: await batchRows(metricsUrl),
       first_progress_s: events.firstProgressMs === undefined ? null : seconds(events.firstProgressMs),
       progress_events: events.progressEvents,
