@@ -100,7 +100,8 @@ export interface PackBudget {
 
 /**
  * How a pack's batches fit in `budget` bytes: its decoder's images at once (at most a quarter of
- * the budget, at least one), then as many rows as the rest holds, both capped at `maxRows`.
+ * the budget, at least one), then as many rows as the rest holds, both capped at `maxRows` (and
+ * the images at the rows).
  * Null when not even one row fits beside one decoded image.
  */
 export function packBudget(
@@ -115,7 +116,8 @@ export function packBudget(
   }
   const decodeImages = Math.max(1, Math.min(maxRows, Math.floor((budget * DECODE_BUDGET_SHARE) / decodeImageBytes)));
   const rows = Math.min(maxRows, Math.floor((budget - decodeImages * decodeImageBytes) / rowBytes));
-  return rows >= 1 ? { rows, decodeImages } : null;
+  // A batch never holds more images than rows.
+  return rows >= 1 ? { rows, decodeImages: Math.min(decodeImages, rows) } : null;
 }
 
 /**
