@@ -19,11 +19,11 @@
 # service's figures per pack. The peak memory of the Python steps and of the engine's process
 # comes from /usr/bin/time -v, the service's worker's from its /proc status. Not run in CI: at
 # full size it needs about 21 GB of disk while it quantizes (16 GB after; 3 GB more with --fp16),
-# memory for the weights (5 GB float32) and the rows (495 MB each while they sample, 134 MB an
-# image decoded: the rows step's 32 rows need about 21 GB, the service's worker takes what its
-# budget allows) and an hour or more of CPU.
+# memory for the weights (5 GB float32) and the rows (onnxruntime's arena holds 0.9 to 1.4 GB a
+# row while the cache grows, 126 MB an image decoded: the rows step, unbudgeted, fits 8 rows on
+# 24 GiB and not 16; the service's worker takes what its budget allows) and an hour or more of CPU.
 #
-#   bash bench/mindalle-full.sh [--work DIR] [--size small|layer|full] [--fp16] [--rows 1,4,16,32]
+#   bash bench/mindalle-full.sh [--work DIR] [--size small|layer|full] [--fp16] [--rows 1,2,4,8]
 #     [--mindalle-src DIR] [--steps release,export,quantize,serve,rows,service,upstream]
 #
 # --work: the scratch folder, outside the repository (default /tmp/mindalle-full); a build step
@@ -39,7 +39,7 @@ cd "$(dirname "$0")/.."
 work=/tmp/mindalle-full
 size=full
 fp16=false
-rows=1,4,16,32
+rows=1,2,4,8
 mindalle_src=/tmp/minDALL-E
 steps=release,export,quantize,serve,rows,service,upstream
 usage="usage: bash bench/mindalle-full.sh [--work DIR] [--size small|layer|full] [--fp16] [--rows LIST] [--mindalle-src DIR] [--steps $steps]"

@@ -1,4 +1,4 @@
-// tsx bench/mindalle-full.ts --models-dir DIR [--model NAME] [--candidates 2] [--rows 1,4,16,32] [--threads N]
+// tsx bench/mindalle-full.ts --models-dir DIR [--model NAME] [--candidates 2] [--rows 1,2,4,8] [--threads N]
 // The engine on the CPU with a full-size minDALL-E pack (bench/mindalle-full.sh runs it): the
 // start-up's session creation, then one generation end to end (its candidates sampled in one
 // chunk, decoded and reranked), the process's memory after each, printed as one JSON line.
