@@ -5,8 +5,9 @@
 // defaults (memory budget, batch size, threads) except an empty checksum cache of its own, so
 // that its start-up is a first start's: every pack file hashed. Measured: the worker's start-up
 // until /readyz answers 200, the rows per batch the scheduler chose (GET /models and the worker's
-// histogram) and the images it decodes at once, one POST /generations followed on its event stream (the first progress event
-// comes once the first batch is sampled, decoded and scored), its times by the server's clock
+// histogram) and the images it decodes at once, one POST /generations followed on its event
+// stream (the first progress event comes once the first batch is sampled, decoded and scored),
+// its times by the server's clock
 // and metrics (sampling per candidate: the batches' sampling time over the candidates), the
 // images it stored (fetched: 200 and PNG), and the worker process's peak resident memory
 // (VmHWM of the node process), how much it grew past its start-up against what the memory budget

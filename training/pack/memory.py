@@ -9,8 +9,7 @@ The service's memory budget divides by these figures (packs/CONTRACT.md, "Memory
   maps dominate: 134 MB for minDALL-E's 256×256 VQGAN decoder).
 Each is the peak of a walk over the graph in its node order with every shape inferred, a value
 freed after its last reader (the inputs held throughout: the caller owns them); onnxruntime's
-planner reuses memory the same way. Weights are not
-counted: they are the pack's fixed cost.
+planner reuses memory the same way. Weights are not counted: they are the pack's fixed cost.
 
     python3 -m training.pack.manifest PACK --memory   # writes them into PACK/manifest.json
 """
@@ -92,11 +91,11 @@ _SHAPE_OPS = {"Gather": None, "Unsqueeze": None, "Squeeze": None, "Concat": None
 
 
 def _inferred(model):
-    """`model` with every shape inferred: onnx's inference (this onnx's data propagation misses
-    some) alternated with folding the small shape computations it could not see through into
-    constants, until nothing more folds."""
+    """`model`'s graph with every shape inferred: onnx's inference (this onnx's data propagation
+    misses some) alternated with folding the small shape computations it could not see through
+    into constants, until nothing more folds."""
     while True:
-        graph = shape_inference.infer_shapes(model, data_prop=True).graph
+        graph = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True).graph
         shapes = {}
         for value in [*graph.input, *graph.value_info, *graph.output]:
             dims = value.type.tensor_type.shape.dim
@@ -111,7 +110,7 @@ def _inferred(model):
                 values[node.output[0]] = np.asarray(value)
                 folded.append(node)
         if not folded:
-            return model
+            return graph
         for node in folded:
             model.graph.node.remove(node)
             model.graph.initializer.append(numpy_helper.from_array(values[node.output[0]], node.output[0]))
@@ -130,8 +129,7 @@ def peak_live_bytes(graph_path, dims):
     weights = {init.name for init in model.graph.initializer}
     _fix_dims([value for value in model.graph.input if value.name not in weights], dims, graph_path)
     _fix_dims(model.graph.output, dims, graph_path)
-    model = _inferred(model)
-    graph = shape_inference.infer_shapes(model, strict_mode=True).graph
+    graph = _inferred(model)
     weights = {init.name for init in graph.initializer}
     sizes = {}
     inputs = [value for value in graph.input if value.name not in weights]
