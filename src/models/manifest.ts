@@ -93,17 +93,18 @@ export const weightFormat = (m: Manifest): WeightFormat => m.weights?.format ?? 
  * What onnxruntime's arena holds for a row while the sample loop runs, over the step graph's
  * peak: the key/value cache grows by a position every step, so the chunks the loop frees are
  * always a little too small for the next step's, and the arena grows in doubling regions.
- * Measured on the CPU at minDALL-E's full size (495 MB a row by the graph): 1.8× at 2 rows,
- * 2.6× at 8, 2.8× for each row past 2. The decoder's shapes do not grow: it holds what its graph
- * says (126 MB an image measured, 134 MB by the graph).
+ * Measured on the CPU at minDALL-E's full size (331 MB a row by the graph): 2.8× at 2 rows and
+ * 3.3× at 8 after one run; a session that runs batch after batch settles higher, 4.1× at 5 rows
+ * from its third run on (freed regions fragment); the rest is margin. The decoder's shapes do not
+ * grow: it holds what its graph says (126 MB an image measured, 134 MB by the graph).
  */
-export const SAMPLE_ARENA_GROWTH = 3;
+export const SAMPLE_ARENA_GROWTH = 5;
 
 /**
  * Bytes one candidate row holds while its batch samples: the step graph's peak at one row
  * (manifest `memory`, measured on the graphs: the key/value cache in and out, what the step builds
  * in between, the logits), else an estimate from the geometry in float32 (the cache at the last
- * position three times: in, out, and each layer's before they are stacked; the logits and their
+ * position three times: in, out, and a copy between, as exporters make; the logits and their
  * probabilities), times the arena's growth; then the decoded image and CLIP's input, kept for the
  * whole batch. The weights are a fixed cost of the pack, not counted here. What a memory budget
  * divides to get a batch's rows.

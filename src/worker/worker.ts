@@ -114,7 +114,15 @@ export function packBudget(
     const rows = Math.min(maxRows, Math.floor(budget / rowBytes));
     return rows >= 1 ? { rows } : null;
   }
-  const decodeImages = Math.max(1, Math.min(maxRows, Math.floor((budget * DECODE_BUDGET_SHARE) / decodeImageBytes)));
+  // The quarter never takes the room of the one row a batch needs.
+  const decodeImages = Math.max(
+    1,
+    Math.min(
+      maxRows,
+      Math.floor((budget * DECODE_BUDGET_SHARE) / decodeImageBytes),
+      Math.floor((budget - rowBytes) / decodeImageBytes),
+    ),
+  );
   const rows = Math.min(maxRows, Math.floor((budget - decodeImages * decodeImageBytes) / rowBytes));
   // A batch never holds more images than rows.
   return rows >= 1 ? { rows, decodeImages: Math.min(decodeImages, rows) } : null;

@@ -7,15 +7,24 @@ import { packBudget } from '../../src/worker/worker.js';
 const MB = 2 ** 20;
 
 test('decoding takes at most a quarter of the budget, the rows the rest', () => {
-  // minDALL-E's figures: 472 MiB a row, 128 MiB an image decoded, 8 GiB.
-  const fit = packBudget({ rowBytes: 472 * MB, decodeImageBytes: 128 * MB }, 8192 * MB, 32);
-  assert.deepEqual(fit, { rows: 13, decodeImages: 13 });
-  assert.ok(fit!.rows * 472 + 16 * 128 <= 8192, 'the rows fit beside the 16 images a quarter holds');
+  // About minDALL-E's figures: 1,580 MiB a row (the arena's growth counted), 128 MiB an image decoded, 16 GiB.
+  const fit = packBudget({ rowBytes: 1580 * MB, decodeImageBytes: 128 * MB }, 16384 * MB, 32);
+  assert.deepEqual(fit, { rows: 7, decodeImages: 7 });
+  assert.ok(fit!.rows * 1580 + 32 * 128 <= 16384, 'the rows fit beside the 32 images a quarter holds');
 });
 
 test('one image is decoded at a time when even one takes more than a quarter', () => {
   assert.deepEqual(packBudget({ rowBytes: 10 * MB, decodeImageBytes: 60 * MB }, 100 * MB, 32), {
     rows: 4,
+    decodeImages: 1,
+  });
+});
+
+test('the images decoded at once leave room for one row', () => {
+  // A quarter of 100 MiB holds 12 images of 2 MiB, but then no 90 MiB row would fit: it is
+  // budgeted beside 5 (and a batch of one row decodes one).
+  assert.deepEqual(packBudget({ rowBytes: 90 * MB, decodeImageBytes: 2 * MB }, 100 * MB, 32), {
+    rows: 1,
     decodeImages: 1,
   });
 });

@@ -1,4 +1,12 @@
-"""Export a pack's models to the ONNX graphs of packs/CONTRACT.md (opset 17)."""
+"""Export a pack's models to the ONNX graphs of packs/CONTRACT.md (opset 17).
+
+`python3 -m training.export.graphs packs/P...` exports a pack's generator graphs (prefill, step,
+sample_loop) again from the weights they hold, when the code that exports them changed; the
+manifest's checksums and memory figures follow. An int8 pack is quantized again from its float
+pack instead (training.quantize).
+"""
+import argparse
+import json
 import os
 
 import torch
@@ -6,7 +14,8 @@ import torch.nn as nn
 
 from training.export import sample_loop, weight_layout
 from training.export.opset import OPSET, torchscript_exporter
-from training.pack.manifest import GRAPH_FILES
+from training.pack.manifest import GRAPH_FILES, file_entry, write_manifest
+from training.pack.weights import load_pack
 
 
 class Prefill(nn.Module):
@@ -113,3 +122,31 @@ def export_all(generator, vqvae, clip, out_dir, with_loop=True, with_encoder=Tru
     if with_encoder:
         export_encoder(vqvae, out_dir)
     export_clip(clip, out_dir)
+
+
+def reexport_generator(pack_dir):
+    """Export the pack's generator graphs again from their own weights; the rest as it was."""
+    doc, generator, _, _, _ = load_pack(pack_dir)
+    if doc.get("weights", {}).get("format", "float32") != "float32":
+        raise SystemExit(f"{pack_dir}: {doc['weights']['format']} weights; quantize its float pack again instead")
+    graph_names = doc["generator"]["graphs"]
+    if any(graph_names[g] != GRAPH_FILES[g] for g in graph_names):
+        raise SystemExit(f"{pack_dir}: its generator graphs are not named as this exporter names them")
+    export_generator(generator, pack_dir, with_loop="sample_loop" in graph_names)
+    for graph in graph_names.values():
+        doc["files"][graph] = file_entry(os.path.join(pack_dir, graph))
+    write_manifest(pack_dir, doc)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Export packs' generator graphs again from their own weights.")
+    parser.add_argument("packs", nargs="+")
+    torch.set_num_threads(2)
+    for pack in parser.parse_args().packs:
+        reexport_generator(pack)
+        with open(os.path.join(pack, "manifest.json")) as f:
+            print(f"{pack}: generator graphs exported again; memory {json.load(f).get('memory')}")
+
+
+if __name__ == "__main__":
+    main()

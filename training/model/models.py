@@ -185,7 +185,17 @@ class Attention(nn.Module):
         scores = q @ k.transpose(-1, -2) * (self.head_dim ** -0.5)
         if mask is not None:
             scores = scores + mask
-        y = scores.softmax(-1) @ v
+        return self.merge(scores.softmax(-1) @ v)
+
+    def attend_cached(self, q, k, v, past_k, past_v):
+        """One new position against the cache and itself, reading the cache where it lies:
+        concatenating first would copy every layer's cache on every step."""
+        scale = self.head_dim ** -0.5
+        scores = torch.cat([q @ past_k.transpose(-1, -2) * scale, (q * k).sum(-1, keepdim=True) * scale], -1)
+        weights = scores.softmax(-1)
+        return self.merge(weights[..., :-1] @ past_v + weights[..., -1:] * v)
+
+    def merge(self, y):
         b, _, s, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
@@ -197,14 +207,19 @@ class Block(nn.Module):
         self.attn = Attention(width, heads)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
-    def forward(self, x, mask=None, past=None):
-        """Returns (x, kv) with kv [2, B, H, S_total, D]; past is [2, B, H, P, D] or None."""
+    def forward(self, x, mask=None):
+        """Returns (x, kv) with kv [2, B, H, S, D]."""
         q, k, v = self.attn.project(self.ln1(x))
-        if past is not None:
-            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
         x = x + self.attn.attend(q, k, v, mask)
         x = x + self.mlp(self.ln2(x))
         return x, torch.stack([k, v])
+
+    def step(self, x, past_k, past_v):
+        """One position x [B, 1, W] after the cache's [B, H, P, D]: (x, its k, its v)."""
+        q, k, v = self.attn.project(self.ln1(x))
+        x = x + self.attn.attend_cached(q, k, v, past_k, past_v)
+        x = x + self.mlp(self.ln2(x))
+        return x, k, v
 
 
 def causal_mask(size):
@@ -268,11 +283,13 @@ class Generator(nn.Module):
             cached = cached.to(past_kv.device)
         pos = F.embedding(cached - self.config.text_length, self.image_pos)
         x = self.image_embed(image_token) + pos.unsqueeze(0)
-        present = []
+        caches = past_kv.flatten(0, 1).unbind(0)  # one copy of the cache in onnxruntime, a Split
+        new = []
         for layer, block in enumerate(self.blocks):
-            x, kv = block(x, past=past_kv[layer])
-            present.append(kv)
-        return self.image_logits(x[:, -1]), torch.stack(present)
+            x, k, v = block.step(x, caches[2 * layer], caches[2 * layer + 1])
+            new.append(torch.stack([k, v]))
+        # The cache is written once, grown by a position: no per-layer concatenation.
+        return self.image_logits(x[:, -1]), torch.cat([past_kv, torch.stack(new)], 4)
 
 
 def _init_weights(module):

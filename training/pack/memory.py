@@ -3,8 +3,8 @@
 The service's memory budget divides by these figures (packs/CONTRACT.md, "Memory"):
 - `sample_row_bytes`: the generator's step graph at one row and its last position, the values
   alive together at its peak: the key/value cache it is given, the one it returns, and what
-  the graph builds in between (each layer's updated cache before they are stacked: about three
-  caches in all, 495 MB a row for minDALL-E);
+  the graph builds in between (each layer's cache apart, read where it lies: about two caches
+  in all);
 - `decode_image_bytes`: the decoder graph at one image, likewise (its full-resolution feature
   maps dominate: 134 MB for minDALL-E's 256×256 VQGAN decoder).
 Each is the peak of a walk over the graph in its node order with every shape inferred, a value
@@ -120,11 +120,10 @@ def _inferred(model):
 _FOLD_LIMIT = 64
 
 
-def peak_live_bytes(graph_path, dims):
-    """Peak bytes of the values a graph holds at once when run in node order, its inputs' and
-    outputs' named dimensions set from `dims` (the contract names the batch `B`, the step's past
-    `P` and `P_next`). Raises when a value's shape cannot be inferred: a peak that leaves values
-    out would be low."""
+def value_bytes(graph_path, dims):
+    """(the graph with every shape inferred, {value name: bytes} of its inputs and every value its
+    nodes make), its inputs' and outputs' named dimensions set from `dims` (the contract names the
+    batch `B`, the step's past `P` and `P_next`). Raises when a value's shape cannot be inferred."""
     model = onnx.load(graph_path, load_external_data=False)
     weights = {init.name for init in model.graph.initializer}
     _fix_dims([value for value in model.graph.input if value.name not in weights], dims, graph_path)
@@ -145,21 +144,52 @@ def peak_live_bytes(graph_path, dims):
     if missing:
         raise ValueError(f"{graph_path}: the shapes of {len(missing)} values could not be inferred "
                          f"({missing[0]}, …)")
-    last_reader = {}
+    return graph, sizes
+
+
+def peak_live_bytes(graph_path, dims):
+    """Peak bytes of the values a graph holds at once when run in node order (`dims` as for
+    value_bytes). A value whose shape cannot be inferred raises: a peak that left it out would
+    be low."""
+    graph, sizes = value_bytes(graph_path, dims)
+    weights = {init.name for init in graph.initializer}
+    inputs = [value.name for value in graph.input if value.name not in weights]
+    # A value is held in a buffer; an alias op's output is its input's buffer seen in another
+    # shape (onnxruntime copies nothing), and a buffer is freed after the last reader of any
+    # value it holds.
+    buffer = {name: name for name in inputs}
+    last_use = {name: -1 for name in inputs}
     for index, node in enumerate(graph.node):
         for name in node.input:
-            last_reader[name] = index
+            if name in buffer:
+                last_use[buffer[name]] = index
+        source = node.input[0] if node.input else ""
+        for out in node.output:
+            if not out:
+                continue
+            if node.op_type in _ALIASES and source in weights:
+                weights.add(out)
+            elif node.op_type in _ALIASES and source in buffer:
+                buffer[out] = buffer[source]
+            else:
+                buffer[out] = out
+                last_use[out] = index
     # The caller holds the inputs for the whole run (a Loop its carried cache), the outputs after.
-    kept = {value.name for value in [*graph.output, *inputs]}
-    live = sum(sizes[value.name] for value in inputs)
+    kept = {buffer[name] for name in [*inputs, *(value.name for value in graph.output)]}
+    live = sum(sizes[name] for name in inputs)
     peak = live
     for index, node in enumerate(graph.node):
-        live += sum(sizes[out] for out in node.output if out)
+        live += sum(sizes[out] for out in node.output if out and buffer.get(out) == out)
         peak = max(peak, live)
-        for name in set(node.input):
-            if name in sizes and last_reader[name] == index and name not in kept and name not in weights:
+        touched = {buffer[name] for name in [*node.input, *node.output] if name in buffer}
+        for name in touched:
+            if last_use[name] == index and name not in kept:
                 live -= sizes[name]
     return peak
+
+
+# Ops whose output is their first input's buffer in onnxruntime.
+_ALIASES = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
 
 
 def memory_figures(pack_dir, doc):

@@ -62,19 +62,26 @@ class SelfAttention(nn.Module):
         b, t, c = x.shape
         return x.view(b, t, self.heads, c // self.heads).transpose(1, 2)  # [B, H, T, D]
 
-    def forward(self, x, past=None):
-        """Returns (y, kv [2, B, H, S, D]); causal over the text when there is no past, and a
-        single new position attending to all of the past otherwise (as upstream samples)."""
+    def forward(self, x):
+        """Returns (y, kv [2, B, H, S, D]), causal over the text (as upstream samples)."""
         q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
-        if past is not None:
-            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
         att = q @ (k.transpose(-2, -1) * (1.0 / math.sqrt(k.shape[-1])))
-        if past is None:
-            t = x.shape[1]
-            att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+        t = x.shape[1]
+        att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
         y = att.softmax(-1) @ v
         y = y.transpose(1, 2).reshape(x.shape)
         return self.proj(y), torch.stack([k, v])
+
+    def step(self, x, past_k, past_v):
+        """One position x [B, 1, W] after the cache's [B, H, P, D]: (y, its k, its v). The
+        cache is read where it lies: concatenating first would copy it on every step. The
+        scale goes on q, not on the whole cache (a power of two at upstream's head sizes, so
+        moving it rounds nothing)."""
+        q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
+        q = q * (1.0 / math.sqrt(k.shape[-1]))
+        att = torch.cat([q @ past_k.transpose(-2, -1), (q * k).sum(-1, keepdim=True)], -1).softmax(-1)
+        y = att[..., :-1] @ past_v + att[..., -1:] * v
+        return self.proj(y.transpose(1, 2).reshape(x.shape)), k, v
 
 
 class Block(nn.Module):
@@ -85,12 +92,18 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
         self.approximate_gelu = approximate_gelu
 
-    def forward(self, x, past=None):
-        y, kv = self.attn(self.ln1(x), past)
-        x = x + y
+    def forward(self, x):
+        y, kv = self.attn(self.ln1(x))
+        return self.feed_forward(x + y), kv
+
+    def step(self, x, past_k, past_v):
+        y, k, v = self.attn.step(self.ln1(x), past_k, past_v)
+        return self.feed_forward(x + y), k, v
+
+    def feed_forward(self, x):
         h = self.mlp[0](self.ln2(x))
         h = h * torch.sigmoid(1.702 * h) if self.approximate_gelu else F.gelu(h)
-        return x + self.mlp[2](h), kv
+        return x + self.mlp[2](h)
 
 
 class Stage2(nn.Module):
@@ -132,11 +145,13 @@ class Stage2(nn.Module):
         if cached.device != past_kv.device:
             cached = cached.to(past_kv.device)
         x = self.tok_emb_img(image_token) + self.pos_emb_img(cached - self.text_length).unsqueeze(0)
-        present = []
+        caches = past_kv.flatten(0, 1).unbind(0)  # one copy of the cache in onnxruntime, a Split
+        new = []
         for layer, block in enumerate(self.blocks):
-            x, kv = block(x, past_kv[layer])
-            present.append(kv)
-        return self.head_img(self.ln_f(x[:, -1])), torch.stack(present)
+            x, k, v = block.step(x, caches[2 * layer], caches[2 * layer + 1])
+            new.append(torch.stack([k, v]))
+        # The cache is written once, grown by a position: no per-layer concatenation.
+        return self.head_img(self.ln_f(x[:, -1])), torch.cat([past_kv, torch.stack(new)], 4)
 
 
 # ---------------------------------------------------------------- stage 1: the VQGAN
