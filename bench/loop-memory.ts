@@ -50,6 +50,10 @@ const [, runMs] = await timed(() =>
     top_k: int64(rows, manifest.generator.sampling_defaults.top_k),
     temperature: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
     top_p: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
+    // No token kept: every position sampled (a graph from before schema 4 takes no `keep`).
+    ...(session.inputNames.includes('keep')
+      ? { keep: new ort.Tensor('int64', new BigInt64Array(rows * tokens).fill(-1n), [rows, tokens]) }
+      : {}),
   }),
 );
 const ran = rss();
