@@ -417,7 +417,11 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const stop = async () => {
     clearInterval(modelsTimer);
     clearInterval(throughputTimer);
-    await throughput.withdraw().catch((error) => logger.warn({ err: error }, 'throughput withdrawal failed'));
+    // Best effort within the shutdown's time: a rate left behind expires with its TTL.
+    const withdrawn = throughput
+      .withdraw()
+      .catch((error) => logger.warn({ err: error }, 'throughput withdrawal failed'));
+    await Promise.race([withdrawn, new Promise((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref())]);
     stopSweeper();
     stopUpkeep();
     const closing = Promise.all(workers.map((worker) => worker.close()));

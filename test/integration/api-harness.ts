@@ -136,10 +136,19 @@ export async function startHarness({
       return runtime;
     },
     async close() {
+      // A close that hangs says where and what it holds open, not only that the file timed out.
+      let step = 'the workers';
+      const watchdog = setInterval(() => {
+        console.error(`# harness still closing ${step}: ${process.getActiveResourcesInfo().join(', ')}`);
+      }, 20_000).unref();
       for (const runtime of workers) await runtime.stop();
+      step = 'the API';
       await app.close();
+      step = 'the services';
       await services.close();
+      step = 'removing the queues';
       await removeQueues(config);
+      clearInterval(watchdog);
       await rm(dir, { recursive: true, force: true });
       // A test file that hangs after its tests passed holds something open: say what.
       setTimeout(() => {

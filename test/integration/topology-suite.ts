@@ -84,9 +84,17 @@ export function topologySuite(kind: 'cluster' | 'sentinel'): void {
       receiver = await startWebhookReceiver();
     });
     after(async () => {
+      // A teardown that hangs says which step and what it holds open, not only that the file timed out.
+      let step = 'the webhook receiver';
+      const watchdog = setInterval(() => {
+        console.error(`# teardown still closing ${step}: ${process.getActiveResourcesInfo().join(', ')}`);
+      }, 20_000).unref();
       await receiver?.close();
+      step = 'the harness';
       await h?.close();
+      step = `the ${kind}`;
       await topology?.stop();
+      clearInterval(watchdog);
       await rm(dir, { recursive: true, force: true });
       await closeSharedEngine();
     });
