@@ -417,18 +417,20 @@ export async function startWorker(config: Config, logger: Logger, options: Worke
   const stop = async () => {
     clearInterval(modelsTimer);
     clearInterval(throughputTimer);
-    // Best effort within the shutdown's time: a rate left behind expires with its TTL.
-    const withdrawn = throughput
-      .withdraw()
-      .catch((error) => logger.warn({ err: error }, 'throughput withdrawal failed'));
-    await Promise.race([withdrawn, new Promise((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref())]);
+    /** `work`'s result, or 'timeout' once the shutdown's time has passed. */
+    const withinShutdown = <T>(work: Promise<T>) =>
+      Promise.race([
+        work,
+        new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref()),
+      ]);
+    // Best effort: a rate left behind expires with its TTL.
+    await withinShutdown(
+      throughput.withdraw().catch((error) => logger.warn({ err: error }, 'throughput withdrawal failed')),
+    );
     stopSweeper();
     stopUpkeep();
     const closing = Promise.all(workers.map((worker) => worker.close()));
-    const timeout = new Promise<'timeout'>((resolve) =>
-      setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref(),
-    );
-    if ((await Promise.race([closing, timeout])) === 'timeout') {
+    if ((await withinShutdown(closing)) === 'timeout') {
       logger.warn('shutdown timeout: returning running jobs to the queue');
       cancels.abortAll(SHUTDOWN);
       await closing;

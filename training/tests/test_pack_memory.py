@@ -59,7 +59,7 @@ class PackMemoryTest(unittest.TestCase):
 
     def test_a_row_holds_the_key_value_cache_it_is_given_and_the_one_it_returns(self):
         for pack in PACKS:
-            doc, cache = pack_cache(pack)
+            doc, cache, _ = pack_cache(pack)
             g = doc["geometry"]
             with self.subTest(pack=os.path.basename(pack)):
                 self.assertGreaterEqual(doc["memory"]["sample_row_bytes"], 2 * cache)
@@ -83,21 +83,19 @@ COPIES = {"Concat", "Split", "Gather", "Slice", "Expand", "Tile"}
 
 def step_copies(pack):
     """(bytes a pack's step graph copies at one row and its last position, bytes of that row's cache)."""
-    doc, cache = pack_cache(pack)
-    g = doc["geometry"]
-    positions = g["text_length"] + g["image_grid"][0] * g["image_grid"][1]
+    doc, cache, positions = pack_cache(pack)
     graph, sizes = value_bytes(os.path.join(pack, doc["generator"]["graphs"]["step"]),
                                {"B": 1, "P": positions - 1, "P_next": positions})
     return sum(sizes[out] for node in graph.node if node.op_type in COPIES for out in node.output if out), cache
 
 
 def pack_cache(pack):
-    """(manifest, bytes of one row's key/value cache at the last step)."""
+    """(manifest, bytes of one row's key/value cache at the last step, positions in all)."""
     with open(os.path.join(pack, "manifest.json")) as f:
         doc = json.load(f)
     g, gen = doc["geometry"], doc["generator"]
     positions = g["text_length"] + g["image_grid"][0] * g["image_grid"][1]
-    return doc, gen["layers"] * 2 * (positions - 1) * gen["heads"] * gen["head_dim"] * 4
+    return doc, gen["layers"] * 2 * (positions - 1) * gen["heads"] * gen["head_dim"] * 4, positions
 
 
 if __name__ == "__main__":
