@@ -140,7 +140,8 @@ describe('the model registry across workers', () => {
   test('a worker that stops reporting drops out when its entry expires', async () => {
     const keys = serviceKeys(h.config.queuePrefix);
     const [served] = (await json(await fetch(`${h.baseUrl}/models`))).data as ModelInfo[];
-    await publishModels(h.services.queues.redis, keys, [{ ...served, name: 'short-lived', default_for: [] }], 1);
+    // Long enough that the read just after sees it on a busy machine, short enough to wait out.
+    await publishModels(h.services.queues.redis, keys, [{ ...served, name: 'short-lived', default_for: [] }], 5);
     assert.ok(
       ((await json(await fetch(`${h.baseUrl}/models`))).data as ModelInfo[]).some((m) => m.name === 'short-lived'),
     );
