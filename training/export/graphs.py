@@ -8,6 +8,7 @@ pack instead (training.quantize).
 import argparse
 import json
 import os
+import tempfile
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,44 @@ class Step(nn.Module):
 
     def forward(self, image_token, past_kv):
         return self.generator.step(image_token, past_kv)
+
+
+class LoopStep(nn.Module):
+    """sample_loop's Loop body: the step with each layer's cache in two parts, the text's but
+    its last position (the same for the whole image: read from outside the Loop, never copied)
+    and the rest (carried from one iteration to the next and grown by the new position), so a
+    step copies only the part it grows. The last text position starts the grown part, so that
+    it is never empty. Inputs and outputs are named by sample_loop.loop_step_names."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image_token, *caches):
+        layers = len(caches) // 4
+        text, past = caches[:2 * layers], caches[2 * layers:]
+        parts = [[(text[2 * i], text[2 * i + 1]), (past[2 * i], past[2 * i + 1])] for i in range(layers)]
+        logits, new = self.generator.step_layers(image_token, parts)
+        present = []
+        for i, (k, v) in enumerate(new):
+            present += [torch.cat([past[2 * i], k], 2), torch.cat([past[2 * i + 1], v], 2)]
+        return (logits, *present)
+
+
+def loop_step_export(present_kv, text_length):
+    """(args, input names, output names, dynamic axes) to export LoopStep, given a prefill's
+    present_kv [L, 2, B, H, T, D]."""
+    layers = present_kv.shape[0]
+    inputs, outputs = sample_loop.loop_step_names(layers)
+    text = [present_kv[i, j, :, :, :text_length - 1] for i in range(layers) for j in range(2)]
+    past = [present_kv[i, j, :, :, text_length - 1:] for i in range(layers) for j in range(2)]
+    token = torch.zeros(present_kv.shape[2], 1, dtype=torch.long)
+    axes = {name: {0: "B"} for name in inputs + outputs}
+    for name in inputs[1 + 2 * layers:]:
+        axes[name][2] = "P"
+    for name in outputs[1:]:
+        axes[name][2] = "P_next"
+    return (token, *text, *past), inputs, outputs, axes
 
 
 class PixelDecoder(nn.Module):
@@ -86,8 +125,12 @@ def export_generator(generator, out_dir, with_loop=True):
     # The files too, not only sample_loop's copy of them: every graph reads its matrices as stored.
     weight_layout.rewrite_files([prefill_path, step_path])
     if with_loop:
-        loop_path = os.path.join(out_dir, GRAPH_FILES["sample_loop"])
-        sample_loop.build(prefill_path, step_path, c.image_tokens, loop_path)
+        args, inputs, outputs, axes = loop_step_export(kv, c.text_length)
+        with tempfile.TemporaryDirectory() as work:  # the body lives inside sample_loop only
+            body_path = os.path.join(work, "loop-step.onnx")
+            _export(LoopStep(generator), args, body_path, inputs, outputs, axes)
+            loop_path = os.path.join(out_dir, GRAPH_FILES["sample_loop"])
+            sample_loop.build(prefill_path, body_path, c.image_tokens, loop_path)
 
 
 def export_decoder(vqvae, out_dir):

@@ -33,7 +33,7 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 from training.export import openai_clip_pack, sample_loop, weight_layout
-from training.export.graphs import Prefill, Step
+from training.export.graphs import LoopStep, Prefill, Step, loop_step_export
 from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 from training.upstream import mindalle_tokenizer as tok
@@ -198,14 +198,17 @@ def export_generator(gpt, out_dir, fp16=False, external=None):
             ["image_token", "past_kv"], ["logits", "present_kv"],
             {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"}, "logits": {0: "B"},
              "present_kv": {2: "B", 4: "P_next"}}, weights)
-        spilled = prefill_spilled or step_spilled
+        args, inputs, outputs, axes = loop_step_export(kv, gpt.text_length)  # sample_loop's body
+        body, body_spilled = _export_graph(
+            LoopStep(gpt), args, os.path.join(work, "loop-step.onnx"), inputs, outputs, axes, weights)
+        spilled = prefill_spilled or step_spilled or body_spilled
         # Before fp16, whose Casts would stand between the weights and their Transposes.
-        for part in (prefill, step):
+        for part in (prefill, step, body):
             weight_layout.store_as_consumed(part, work)
         if fp16:
-            weights_to_fp16(prefill, base_dir=work)
-            weights_to_fp16(step, base_dir=work)
-        loop = sample_loop.build_model(prefill, step, gpt.image_tokens, work)
+            for part in (prefill, step, body):
+                weights_to_fp16(part, base_dir=work)
+        loop = sample_loop.build_model(prefill, body, gpt.image_tokens, work)
         models = {GRAPH_FILES["prefill"]: prefill, GRAPH_FILES["step"]: step, GRAPH_FILES["sample_loop"]: loop}
         if external is None:
             external = spilled or max(m.ByteSize() for m in models.values()) > PROTOBUF_LIMIT

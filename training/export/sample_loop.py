@@ -1,23 +1,27 @@
-"""Build the contract's `sample_loop` graph: prefill, then an ONNX Loop around the step graph.
+"""Build the contract's `sample_loop` graph: prefill, then an ONNX Loop around a step graph.
+
+The Loop's step is not the contract's `step` but the same computation with each layer's cache
+in parts (training.export.graphs.LoopStep): the text's, read from outside the Loop, and the
+part the image grows, carried per layer. A step then copies only that part once (the grown
+cache's Concat), where a stacked [L, 2, B, H, P, D] cache is taken apart and written again
+whole on every step. So the graph is built from the generator's modules, not from a pack's
+files: `python3 -m training.export.graphs PACK` builds it again.
 
 Each iteration applies the contract's sampling rule to the step's logits with that token's
 uniform, so the KV cache stays inside the execution provider for the whole image. A token the
 row keeps (`keep` >= 0 at its position) replaces the sampled one before the next step reads it,
 so what follows conditions on it; its uniform is drawn and left unused, so every other
 position reads the uniform it always did.
-Weights shared by prefill and step are stored once (matched by content). Graphs may keep
+Weights shared by prefill and the Loop's step are stored once (matched by content). Graphs may keep
 their weights in external data (over 2 GB): their bytes are read one tensor at a time.
 """
-import argparse
 import hashlib
-import json
 import os
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from training.export import weight_layout
-from training.pack.manifest import SCHEMA_VERSION, file_entry, write_manifest
 
 SAMPLING_INPUTS = ["top_k", "temperature", "top_p"]
 
@@ -168,9 +172,23 @@ def forced_nodes(prefix, sampled, position, token):
     ]
 
 
-def _loop_body(step_graph, weight_names):
-    step_nodes, step_out = _rename_graph(
-        step_graph, "step/", {"image_token": "token_in", "past_kv": "kv_in"}, weight_names)
+def loop_step_names(layers):
+    """(inputs, outputs) of the Loop body's step graph (training.export.graphs.LoopStep): the
+    token, each layer's text keys and values (all but the last text position), then its grown
+    keys and values; logits and each layer's grown keys and values, a position longer."""
+    def per_layer(prefix):
+        return [f"{prefix}_{kv}_{layer}" for layer in range(layers) for kv in ("k", "v")]
+    return ["image_token"] + per_layer("text") + per_layer("past"), ["logits"] + per_layer("present")
+
+
+def _loop_body(body_graph, weight_names, layers):
+    inputs, outputs = loop_step_names(layers)
+    carried = [f"carried_{name}" for name in inputs[1 + 2 * layers:]]
+    # The text parts are the main graph's values, read from the outer scope; the rest is carried.
+    input_map = {"image_token": "token_in", **{name: name for name in inputs[1:1 + 2 * layers]},
+                 **dict(zip(inputs[1 + 2 * layers:], carried))}
+    step_nodes, step_out = _rename_graph(body_graph, "step/", input_map, weight_names)
+    grown = [f"grown_{name}" for name in outputs[1:]]
     nodes = step_nodes + [
         _const("uniform_offset", 1),
         helper.make_node("Add", ["iteration", "uniform_offset"], ["uniform_index"]),
@@ -180,38 +198,55 @@ def _loop_body(step_graph, weight_names):
         helper.make_node("Unsqueeze", ["uniform_index", "keep_axes"], ["keep_index"]),
         *forced_nodes("force/", "sampled_out", "keep_index", "token_out"),
         helper.make_node("Identity", ["condition_in"], ["condition_out"]),
-        helper.make_node("Identity", [step_out["present_kv"]], ["kv_out"]),
+        *(helper.make_node("Identity", [step_out[name]], [out]) for name, out in zip(outputs[1:], grown)),
         helper.make_node("Identity", ["token_out"], ["token_scan"]),
     ]
-    kv_type = helper.make_tensor_value_info
-    inputs = [kv_type("iteration", TensorProto.INT64, []),
-              kv_type("condition_in", TensorProto.BOOL, []),
-              kv_type("kv_in", TensorProto.FLOAT, None),
-              kv_type("token_in", TensorProto.INT64, None)]
-    outputs = [kv_type("condition_out", TensorProto.BOOL, []),
-               kv_type("kv_out", TensorProto.FLOAT, None),
-               kv_type("token_out", TensorProto.INT64, None),
-               kv_type("token_scan", TensorProto.INT64, None)]
-    return helper.make_graph(nodes, "sample_step", inputs, outputs)
+    vi = helper.make_tensor_value_info
+    body_inputs = ([vi("iteration", TensorProto.INT64, []), vi("condition_in", TensorProto.BOOL, [])]
+                   + [vi(name, TensorProto.FLOAT, None) for name in carried]
+                   + [vi("token_in", TensorProto.INT64, None)])
+    body_outputs = ([vi("condition_out", TensorProto.BOOL, [])]
+                    + [vi(name, TensorProto.FLOAT, None) for name in grown]
+                    + [vi("token_out", TensorProto.INT64, None), vi("token_scan", TensorProto.INT64, None)])
+    return helper.make_graph(nodes, "sample_step", body_inputs, body_outputs)
 
 
-def build(prefill_path, step_path, image_tokens, out_path):
-    model = build_model(onnx.load(prefill_path), onnx.load(step_path), image_tokens)
+def _cache_parts(present_kv, layers, text_length):
+    """Nodes that take the prefill's present_kv [L, 2, B, H, T, D] apart, once per image: each
+    layer's keys and values [B, H, ., D], split at the last text position (loop_step_names)."""
+    nodes = [_const("text_split", [text_length - 1, 1], dims=[2]),
+             helper.make_node("Split", [present_kv, "text_split"], ["kv_text", "kv_last"], axis=4)]
+    for layer in range(layers):
+        nodes.append(_const(f"layer_{layer}", layer))
+        for source, part in (("kv_text", "text"), ("kv_last", "past")):
+            pair = f"{source}_{layer}"
+            nodes.append(helper.make_node("Gather", [source, f"layer_{layer}"], [pair], axis=0))
+            nodes += [helper.make_node("Gather", [pair, f"kv_index_{j}"], [f"{part}_{kv}_{layer}"], axis=0)
+                      for j, kv in enumerate(("k", "v"))]
+    return [_const("kv_index_0", 0), _const("kv_index_1", 1)] + nodes
+
+
+def build(prefill_path, body_path, image_tokens, out_path):
+    model = build_model(onnx.load(prefill_path), onnx.load(body_path), image_tokens)
     onnx.checker.check_model(model)
     onnx.save(model, out_path)
 
 
-def build_model(prefill_model, step_model, image_tokens, base_dir=None):
-    """The sample_loop ModelProto from prefill's and step's (in memory, so that a caller can
-    store weights outside the graphs before saving). Their external data, if any, is under
-    `base_dir`, and the loop's initializers point at the same files."""
-    for part in (prefill_model, step_model):  # rewritten in place: one initializer per matrix, no Transpose
+def build_model(prefill_model, body_model, image_tokens, base_dir=None):
+    """The sample_loop ModelProto from the prefill's and the Loop body's (training.export.graphs
+    .LoopStep) graphs, in memory, so that a caller can store weights outside the graphs before
+    saving. Their external data, if any, is under `base_dir`, and the loop's initializers point
+    at the same files."""
+    for part in (prefill_model, body_model):  # rewritten in place: one initializer per matrix, no Transpose
         weight_layout.store_as_consumed(part, base_dir)
-    prefill, step = prefill_model.graph, step_model.graph
-    initializers, (prefill_names, step_names) = _shared_weights([prefill, step], ["prefill/", "step/"], base_dir)
+    prefill, body = prefill_model.graph, body_model.graph
+    layers = (len(body.input) - 1) // 4
+    text_length = prefill.input[0].type.tensor_type.shape.dim[1].dim_value
+    initializers, (prefill_names, body_names) = _shared_weights([prefill, body], ["prefill/", "step/"], base_dir)
     prefill_nodes, prefill_out = _rename_graph(prefill, "prefill/", {"text_tokens": "text_tokens"}, prefill_names)
-    body = _loop_body(step, step_names)
-    nodes = prefill_nodes + [
+    body_inputs, _ = loop_step_names(layers)
+    loop_body = _loop_body(body, body_names, layers)
+    nodes = prefill_nodes + _cache_parts(prefill_out["present_kv"], layers, text_length) + [
         _const("first", 0),
         helper.make_node("Gather", ["uniforms", "first"], ["uniform_0"], axis=1),
         *sampling_nodes("sample0/", prefill_out["logits"], "uniform_0", "sampled_0"),
@@ -219,15 +254,15 @@ def build_model(prefill_model, step_model, image_tokens, base_dir=None):
         *forced_nodes("force0/", "sampled_0", "first_column", "token_0"),
         _const("steps", image_tokens - 1),
         _const("keep_going", True, TensorProto.BOOL),
-        helper.make_node("Loop", ["steps", "keep_going", prefill_out["present_kv"], "token_0"],
-                         ["kv_final", "token_final", "tokens_scanned"], body=body),
+        helper.make_node("Loop", ["steps", "keep_going", *body_inputs[1 + 2 * layers:], "token_0"],
+                         [*(f"final_{name}" for name in body_inputs[1 + 2 * layers:]),
+                          "token_final", "tokens_scanned"], body=loop_body),
         _const("scan_axes", [2], dims=[1]),
         helper.make_node("Squeeze", ["tokens_scanned", "scan_axes"], ["tokens_by_step"]),
         helper.make_node("Transpose", ["tokens_by_step"], ["tokens_rest"], perm=[1, 0]),
         helper.make_node("Concat", ["token_0", "tokens_rest"], ["image_tokens"], axis=1),
     ]
     vi = helper.make_tensor_value_info
-    text_length = prefill.input[0].type.tensor_type.shape.dim[1].dim_value
     inputs = [vi("text_tokens", TensorProto.INT64, ["B", text_length]),
               vi("uniforms", TensorProto.FLOAT, ["B", image_tokens]),
               vi("top_k", TensorProto.INT64, ["B"]),
@@ -240,31 +275,3 @@ def build_model(prefill_model, step_model, image_tokens, base_dir=None):
                               producer_name="dalle-serve-training")
     model.ir_version = 8
     return model
-
-
-def rebuild_pack(pack_dir):
-    """Rebuild a pack's sample_loop from its own prefill and step graphs (no retraining) and
-    bring its manifest to the current schema with the new file's checksum."""
-    manifest_path = os.path.join(pack_dir, "manifest.json")
-    with open(manifest_path) as f:
-        doc = json.load(f)
-    graphs = doc["generator"]["graphs"]
-    rows, cols = doc["geometry"]["image_grid"]
-    loop = graphs["sample_loop"]
-    build(os.path.join(pack_dir, graphs["prefill"]), os.path.join(pack_dir, graphs["step"]),
-          rows * cols, os.path.join(pack_dir, loop))
-    doc["schema_version"] = SCHEMA_VERSION
-    doc["files"][loop] = file_entry(os.path.join(pack_dir, loop))
-    write_manifest(pack_dir, doc)
-
-
-def main():
-    parser = argparse.ArgumentParser(description="Rebuild packs' sample_loop graphs from their prefill and step.")
-    parser.add_argument("packs", nargs="+")
-    for pack in parser.parse_args().packs:
-        rebuild_pack(pack)
-        print(f"{pack}: sample_loop rebuilt")
-
-
-if __name__ == "__main__":
-    main()

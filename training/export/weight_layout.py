@@ -7,23 +7,21 @@ each copy beside the initializer both share, so a session held about twice the w
 full size on this machine"). Here W is stored transposed instead, as the initializer `W.T` ([in,
 out]) that the MatMul reads directly (a Gemm loses its transB); the Transpose node goes, and so does
 W unless something else reads it (a head tied to an embedding table keeps W for its Gather and gets
-W.T beside it). sample_loop.build_model runs this on prefill and step before it shares their
-initializers, so the main graph and the Loop body read one `W.T`.
+W.T beside it). sample_loop.build_model runs this on prefill and the Loop body's step before it
+shares their initializers, so the main graph and the Loop body read one `W.T`. An older pack
+gets the layout by exporting its generator graphs again (training.export.graphs).
 
 The name records the layout: `P.T` is parameter P transposed (training/pack/weights.py turns it
 back; an int8 pack's `P.T.int8` and `P.T.scale` follow from it, training/export/quantize.py).
 An initializer in external data is transposed one tensor at a time into a file beside its own
 (`<location>.T`), written once for every graph that points at the same bytes.
 """
-import argparse
-import json
 import os
 
 import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from training.pack.manifest import file_entry, write_manifest
 from training.pack.weights import TRANSPOSED
 
 
@@ -149,30 +147,3 @@ def rewrite_files(paths):
         if counts[path]:
             onnx.save(model, path)
     return counts
-
-
-def rewrite_pack(pack_dir):
-    """A pack's prefill and step rewritten in place, their checksums renewed in its manifest;
-    -> matrices per file. Its sample_loop is rebuilt from them by training.export.sample_loop."""
-    manifest_path = os.path.join(pack_dir, "manifest.json")
-    with open(manifest_path) as f:
-        doc = json.load(f)
-    files = [doc["generator"]["graphs"][key] for key in ("prefill", "step")]
-    counts = rewrite_files([os.path.join(pack_dir, file) for file in files])
-    for file in files:
-        doc["files"][file] = file_entry(os.path.join(pack_dir, file))
-    write_manifest(pack_dir, doc)
-    return {file: count for file, count in zip(files, counts.values())}
-
-
-def main():
-    parser = argparse.ArgumentParser(
-        description="Store packs' generator matrices as their MatMuls read them (prefill and step, in place); "
-                    "then rebuild each sample_loop: python3 -m training.export.sample_loop PACK...")
-    parser.add_argument("packs", nargs="+")
-    for pack in parser.parse_args().packs:
-        print(json.dumps({"pack": pack, "transposed": rewrite_pack(pack)}))
-
-
-if __name__ == "__main__":
-    main()

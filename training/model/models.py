@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from training.kvcache.parts import cached_positions, weights_over_parts
+
 MASK_VALUE = -1e9
 
 
@@ -187,13 +189,14 @@ class Attention(nn.Module):
             scores = scores + mask
         return self.merge(scores.softmax(-1) @ v)
 
-    def attend_cached(self, q, k, v, past_k, past_v):
-        """One new position against the cache and itself, reading the cache where it lies:
-        concatenating first would copy every layer's cache on every step."""
+    def attend_cached(self, q, k, v, parts):
+        """One new position against the cache and itself, reading the cache where it lies, in
+        `parts` [(past_k, past_v), ...] along the positions: concatenating first would copy
+        every layer's cache on every step."""
         scale = self.head_dim ** -0.5
-        scores = torch.cat([q @ past_k.transpose(-1, -2) * scale, (q * k).sum(-1, keepdim=True) * scale], -1)
-        weights = scores.softmax(-1)
-        return self.merge(weights[..., :-1] @ past_v + weights[..., -1:] * v)
+        scores = [q @ past_k.transpose(-1, -2) * scale for past_k, _ in parts]
+        weights = torch.cat(scores + [(q * k).sum(-1, keepdim=True) * scale], -1).softmax(-1)
+        return self.merge(weights_over_parts(weights, parts) + weights[..., -1:] * v)
 
     def merge(self, y):
         b, _, s, _ = y.shape
@@ -214,10 +217,11 @@ class Block(nn.Module):
         x = x + self.mlp(self.ln2(x))
         return x, torch.stack([k, v])
 
-    def step(self, x, past_k, past_v):
-        """One position x [B, 1, W] after the cache's [B, H, P, D]: (x, its k, its v)."""
+    def step(self, x, parts):
+        """One position x [B, 1, W] after the cache's parts [(k, v), ...], each [B, H, P_i, D]:
+        (x, its k, its v)."""
         q, k, v = self.attn.project(self.ln1(x))
-        x = x + self.attn.attend_cached(q, k, v, past_k, past_v)
+        x = x + self.attn.attend_cached(q, k, v, parts)
         x = x + self.mlp(self.ln2(x))
         return x, k, v
 
@@ -276,20 +280,24 @@ class Generator(nn.Module):
 
     def step(self, image_token, past_kv):
         """image_token [B, 1] (code), past_kv [L, 2, B, H, P, D] -> (logits [B, K], present)."""
-        # The new token sits at position P; reading P from the cache shape keeps the
-        # graph free of a position input.
-        cached = torch._shape_as_tensor(past_kv)[4:5]
-        if cached.device != past_kv.device:  # on a GPU; exported on the CPU, so no op in the graph
-            cached = cached.to(past_kv.device)
-        pos = F.embedding(cached - self.config.text_length, self.image_pos)
-        x = self.image_embed(image_token) + pos.unsqueeze(0)
         caches = past_kv.flatten(0, 1).unbind(0)  # one copy of the cache in onnxruntime, a Split
-        new = []
-        for layer, block in enumerate(self.blocks):
-            x, k, v = block.step(x, caches[2 * layer], caches[2 * layer + 1])
-            new.append(torch.stack([k, v]))
+        layers = [[(caches[2 * i], caches[2 * i + 1])] for i in range(len(self.blocks))]
+        logits, new = self.step_layers(image_token, layers)
         # The cache is written once, grown by a position: no per-layer concatenation.
-        return self.image_logits(x[:, -1]), torch.cat([past_kv, torch.stack(new)], 4)
+        return logits, torch.cat([past_kv, torch.stack([torch.stack(kv) for kv in new])], 4)
+
+    def step_layers(self, image_token, caches):
+        """image_token [B, 1] (code) after caches[l], layer l's cache as parts [(k, v), ...]
+        along the positions -> (logits [B, K], [(k, v)] of the new position per layer)."""
+        # The new token sits at position P; reading P from the cache shapes keeps the
+        # graph free of a position input.
+        pos = F.embedding(cached_positions(caches[0]) - self.config.text_length, self.image_pos)
+        x = self.image_embed(image_token) + pos.unsqueeze(0)
+        new = []
+        for block, parts in zip(self.blocks, caches):
+            x, k, v = block.step(x, parts)
+            new.append((k, v))
+        return self.image_logits(x[:, -1]), new
 
 
 def _init_weights(module):

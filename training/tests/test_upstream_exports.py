@@ -20,7 +20,7 @@ import torch
 
 from training.export import dvae_decoder, dvae_encoder, mindalle_pack
 from training.tests import make_upstream_checkpoints as make
-from training.tests.test_pack_memory import step_copies
+from training.tests.test_pack_memory import loop_cache_copies, step_copies
 from training.upstream import dvae, safe_pickle
 from training.upstream import mindalle_tokenizer as tok
 
@@ -227,12 +227,13 @@ class UpstreamExportTest(unittest.TestCase):
                      if not k.startswith("head_txt."))
         self.assertLess(manifest["files"][mindalle_pack.WEIGHTS_FILE]["bytes"], params * 4 * 1.1)
 
-    def test_the_exported_step_writes_the_cache_twice_at_most(self):
+    def test_the_exported_step_writes_the_cache_twice_at_most_and_the_loop_once(self):
         # Upstream's attention, exported: each layer's past read where it lies (test_pack_memory.py).
         out = self.path("pack-copies")
         mindalle_pack.export_pack(self.path("mindalle"), out, name="mindalle-tiny")
         copied, cache = step_copies(out)
         self.assertLess(copied, 2.2 * cache)
+        self.assertEqual(loop_cache_copies(out), [])
 
     def test_weights_past_2_gb_go_through_files_one_tensor_at_a_time_into_the_same_pack(self):
         # minDALL-E's 5 GB: with the limit lowered, this small export takes that path.

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from training.kvcache.parts import cached_positions, weights_over_parts
+
 
 @contextlib.contextmanager
 def _parameters_on_meta():
@@ -72,15 +74,16 @@ class SelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(x.shape)
         return self.proj(y), torch.stack([k, v])
 
-    def step(self, x, past_k, past_v):
-        """One position x [B, 1, W] after the cache's [B, H, P, D]: (y, its k, its v). The
-        cache is read where it lies: concatenating first would copy it on every step. The
-        scale goes on q, not on the whole cache (a power of two at upstream's head sizes, so
-        moving it rounds nothing)."""
+    def step(self, x, parts):
+        """One position x [B, 1, W] after the cache's parts [(k, v), ...], each [B, H, P_i, D]:
+        (y, its k, its v). The cache is read where it lies: concatenating first would copy it
+        on every step. The scale goes on q, not on the whole cache (a power of two at
+        upstream's head sizes, so the scaling rounds nothing)."""
         q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
         q = q * (1.0 / math.sqrt(k.shape[-1]))
-        att = torch.cat([q @ past_k.transpose(-2, -1), (q * k).sum(-1, keepdim=True)], -1).softmax(-1)
-        y = att[..., :-1] @ past_v + att[..., -1:] * v
+        scores = [q @ past_k.transpose(-2, -1) for past_k, _ in parts]
+        att = torch.cat(scores + [(q * k).sum(-1, keepdim=True)], -1).softmax(-1)
+        y = weights_over_parts(att, parts) + att[..., -1:] * v
         return self.proj(y.transpose(1, 2).reshape(x.shape)), k, v
 
 
@@ -96,8 +99,8 @@ class Block(nn.Module):
         y, kv = self.attn(self.ln1(x))
         return self.feed_forward(x + y), kv
 
-    def step(self, x, past_k, past_v):
-        y, k, v = self.attn.step(self.ln1(x), past_k, past_v)
+    def step(self, x, parts):
+        y, k, v = self.attn.step(self.ln1(x), parts)
         return self.feed_forward(x + y), k, v
 
     def feed_forward(self, x):
@@ -140,18 +143,22 @@ class Stage2(nn.Module):
 
     def step(self, image_token, past_kv):
         """image_token [B, 1], past_kv [L, 2, B, H, P, D] -> (logits [B, K], present [.., P+1, D])."""
-        # The new token's image position is P - T, read from the cache's shape inside the graph.
-        cached = torch._shape_as_tensor(past_kv)[4:5]
-        if cached.device != past_kv.device:
-            cached = cached.to(past_kv.device)
-        x = self.tok_emb_img(image_token) + self.pos_emb_img(cached - self.text_length).unsqueeze(0)
         caches = past_kv.flatten(0, 1).unbind(0)  # one copy of the cache in onnxruntime, a Split
-        new = []
-        for layer, block in enumerate(self.blocks):
-            x, k, v = block.step(x, caches[2 * layer], caches[2 * layer + 1])
-            new.append(torch.stack([k, v]))
+        logits, new = self.step_layers(image_token, [[(caches[2 * i], caches[2 * i + 1])] for i in range(self.layers)])
         # The cache is written once, grown by a position: no per-layer concatenation.
-        return self.head_img(self.ln_f(x[:, -1])), torch.cat([past_kv, torch.stack(new)], 4)
+        return logits, torch.cat([past_kv, torch.stack([torch.stack(kv) for kv in new])], 4)
+
+    def step_layers(self, image_token, caches):
+        """image_token [B, 1] after caches[l], layer l's cache as parts [(k, v), ...] along the
+        positions -> (logits [B, K], [(k, v)] of the new position per layer)."""
+        # The new token's image position is P - T, read from the cache shapes inside the graph.
+        position = cached_positions(caches[0]) - self.text_length
+        x = self.tok_emb_img(image_token) + self.pos_emb_img(position).unsqueeze(0)
+        new = []
+        for block, parts in zip(self.blocks, caches):
+            x, k, v = block.step(x, parts)
+            new.append((k, v))
+        return self.head_img(self.ln_f(x[:, -1])), new
 
 
 # ---------------------------------------------------------------- stage 1: the VQGAN
