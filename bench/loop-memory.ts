@@ -1,7 +1,8 @@
-// tsx bench/loop-memory.ts PACK_DIR [--threads N] [--rows 2]
+// tsx bench/loop-memory.ts PACK_DIR [--threads N] [--rows 2] [--runs 1]
 // Resident memory of a pack's sample_loop session, created as the engine creates it on the CPU,
 // against the bytes of the weights it reads (the graph and its external-data files): after
-// creation and after one run of `rows` images. One JSON line. A process holds only this session,
+// creation and after each of `runs` runs of `rows` images (onnxruntime's arena settles higher
+// after a few, as in a worker that runs batch after batch). One JSON line. A process holds only this session,
 // so the difference from `baselineMiB` (the process before it) is the session's.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,10 +14,14 @@ import { timed } from './timing.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { threads: { type: 'string' }, rows: { type: 'string', default: '2' } },
+  options: {
+    threads: { type: 'string' },
+    rows: { type: 'string', default: '2' },
+    runs: { type: 'string', default: '1' },
+  },
 });
 const [packDir] = positionals;
-if (!packDir) throw new Error('usage: tsx bench/loop-memory.ts PACK_DIR [--threads N] [--rows 2]');
+if (!packDir) throw new Error('usage: tsx bench/loop-memory.ts PACK_DIR [--threads N] [--rows 2] [--runs 1]');
 const manifest = JSON.parse(readFileSync(join(packDir, 'manifest.json'), 'utf8'));
 const loop: string = manifest.generator.graphs.sample_loop;
 // The graph and every file it points into (generator.weights and the like); the manifest lists them.
@@ -43,20 +48,24 @@ const rows = Number(values.rows);
 const { text_length: textLength, image_grid: grid } = manifest.geometry;
 const tokens = grid[0] * grid[1];
 const int64 = (n: number, value: number) => new ort.Tensor('int64', new BigInt64Array(n).fill(BigInt(value)), [n]);
-const [, runMs] = await timed(() =>
-  session.run({
-    text_tokens: new ort.Tensor('int64', new BigInt64Array(rows * textLength), [rows, textLength]),
-    uniforms: new ort.Tensor('float32', new Float32Array(rows * tokens).fill(0.5), [rows, tokens]),
-    top_k: int64(rows, manifest.generator.sampling_defaults.top_k),
-    temperature: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
-    top_p: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
-    // No token kept: every position sampled (a graph from before schema 4 takes no `keep`).
-    ...(session.inputNames.includes('keep')
-      ? { keep: new ort.Tensor('int64', new BigInt64Array(rows * tokens).fill(-1n), [rows, tokens]) }
-      : {}),
-  }),
-);
-const ran = rss();
+const feeds = {
+  text_tokens: new ort.Tensor('int64', new BigInt64Array(rows * textLength), [rows, textLength]),
+  uniforms: new ort.Tensor('float32', new Float32Array(rows * tokens).fill(0.5), [rows, tokens]),
+  top_k: int64(rows, manifest.generator.sampling_defaults.top_k),
+  temperature: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
+  top_p: new ort.Tensor('float32', new Float32Array(rows).fill(1), [rows]),
+  // No token kept: every position sampled (a graph from before schema 4 takes no `keep`).
+  ...(session.inputNames.includes('keep')
+    ? { keep: new ort.Tensor('int64', new BigInt64Array(rows * tokens).fill(-1n), [rows, tokens]) }
+    : {}),
+};
+const runsMs: number[] = [];
+const afterRunsMiB: number[] = [];
+for (let run = 0; run < Number(values.runs); run += 1) {
+  const [, ms] = await timed(() => session.run(feeds));
+  runsMs.push(Math.round(ms));
+  afterRunsMiB.push(mib(rss()));
+}
 console.log(
   JSON.stringify({
     pack: manifest.name,
@@ -68,8 +77,9 @@ console.log(
     sessionMiB: mib(created - baseline),
     sessionPerWeight: Number(((created - baseline) / weightBytes).toFixed(2)),
     rows,
-    runMs: Math.round(runMs),
-    afterRunMiB: mib(ran),
+    runMs: runsMs[0],
+    afterRunMiB: afterRunsMiB[0],
+    ...(runsMs.length > 1 ? { runsMs, afterRunsMiB } : {}),
     peakMiB: mib(process.resourceUsage().maxRSS * 1024),
   }),
 );

@@ -219,7 +219,7 @@ export const SETTING_GROUPS: readonly SettingGroup[] = [
       },
       {
         name: 'GENERATE_MEMORY_BUDGET_MB',
-        doc: "Memory a generation batch may hold, in MiB, beside the weights: its rows while they sample (key/value cache, the step's values, logits, images) and the images its decoder holds at once, per each pack's measured figures (GET /models: row_bytes, decode_image_bytes). Decoding takes at most a quarter (at least one image), the rows the rest; a pack that cannot fit one row beside one decoded image stops the worker at start. Default: half the free memory once the packs are loaded on cpu; unbounded on cuda (set it from the card's free memory).",
+        doc: "Memory a generation batch may hold, in MiB, beside the weights: its rows while they sample (key/value cache, the step's values, logits, images) and the images its decoder holds at once, per each pack's measured figures (GET /models: row_bytes, decode_image_bytes). Each row brings the room to decode its image, up to a quarter of the budget for images (at least one), past which rows share it; a pack that cannot fit one row beside one decoded image stops the worker at start. Default: half the free memory once the packs are loaded on cpu; unbounded on cuda (set it from the card's free memory).",
       },
       {
         name: 'GENERATE_BATCH_CANDIDATES',

@@ -434,7 +434,7 @@ export const ModelInfo = Type.Object(
         row_bytes: Type.Optional(
           Type.Integer({
             description:
-              "Bytes one candidate row holds while its batch samples (key/value cache in and out, the step's values, logits, images; not the weights): the pack's measured figure (its manifest's `memory`, else an estimate from its geometry) five times over for the runtime's arena, which holds 2.8–4.1× it while the cache grows.",
+              "Bytes one candidate row holds while its batch samples (key/value cache in and out, the step's values, logits, images; not the weights): the pack's measured figure (its manifest's `memory`, else an estimate from its geometry) 3.5 times over for the runtime's arena, which holds 1.5–2.8× it while the cache grows.",
           }),
         ),
         decode_image_bytes: Type.Optional(

@@ -93,12 +93,14 @@ export const weightFormat = (m: Manifest): WeightFormat => m.weights?.format ?? 
  * What onnxruntime's arena holds for a row while the sample loop runs, over the step graph's
  * peak: the key/value cache grows by a position every step, so the chunks the loop frees are
  * always a little too small for the next step's, and the arena grows in doubling regions.
- * Measured on the CPU at minDALL-E's full size (331 MB a row by the graph): 2.8× at 2 rows and
- * 3.3× at 8 after one run; a session that runs batch after batch settles higher, 4.1× at 5 rows
- * from its third run on (freed regions fragment); the rest is margin. The decoder's shapes do not
- * grow: it holds what its graph says (126 MB an image measured, 134 MB by the graph).
+ * Measured on the CPU at minDALL-E's full size (331 MB a row by the graph), the Loop carrying each
+ * layer's cache apart: 1.5× at 8 and 16 rows after one run; a session that runs batch after batch
+ * settles higher, 2.2× at 16 rows from its second run on (freed regions fragment), and a worker's
+ * batches of 7 rows held about 2.8× (the arena's regions double, so the ratio moves with the
+ * rows); the rest is margin. The decoder's shapes do not grow: it holds what its graph says (126 MB an image
+ * measured, 134 MB by the graph).
  */
-export const SAMPLE_ARENA_GROWTH = 5;
+export const SAMPLE_ARENA_GROWTH = 3.5;
 
 /**
  * Bytes one candidate row holds while its batch samples: the step graph's peak at one row

@@ -99,10 +99,10 @@ export interface PackBudget {
 }
 
 /**
- * How a pack's batches fit in `budget` bytes: its decoder's images at once (at most a quarter of
- * the budget, at least one), then as many rows as the rest holds, both capped at `maxRows` (and
- * the images at the rows).
- * Null when not even one row fits beside one decoded image.
+ * How a pack's batches fit in `budget` bytes: as many rows as fit, each with the room to decode
+ * its image, up to the images a quarter of the budget holds (at least one); past that the rows
+ * share those images' room. Both capped at `maxRows`: a batch never decodes more images than it
+ * has rows. Null when not even one row fits beside one decoded image.
  */
 export function packBudget(
   generation: { rowBytes: number; decodeImageBytes: number | null },
@@ -114,18 +114,13 @@ export function packBudget(
     const rows = Math.min(maxRows, Math.floor(budget / rowBytes));
     return rows >= 1 ? { rows } : null;
   }
-  // The quarter never takes the room of the one row a batch needs.
-  const decodeImages = Math.max(
-    1,
-    Math.min(
-      maxRows,
-      Math.floor((budget * DECODE_BUDGET_SHARE) / decodeImageBytes),
-      Math.floor((budget - rowBytes) / decodeImageBytes),
-    ),
-  );
-  const rows = Math.min(maxRows, Math.floor((budget - decodeImages * decodeImageBytes) / rowBytes));
-  // A batch never holds more images than rows.
-  return rows >= 1 ? { rows, decodeImages: Math.min(decodeImages, rows) } : null;
+  const imageCap = Math.max(1, Math.min(maxRows, Math.floor((budget * DECODE_BUDGET_SHARE) / decodeImageBytes)));
+  const rowsWithTheirImages = Math.min(maxRows, Math.floor(budget / (rowBytes + decodeImageBytes)));
+  const rows =
+    rowsWithTheirImages < imageCap
+      ? rowsWithTheirImages
+      : Math.min(maxRows, Math.floor((budget - imageCap * decodeImageBytes) / rowBytes));
+  return rows >= 1 ? { rows, decodeImages: Math.min(imageCap, rows) } : null;
 }
 
 /**

@@ -1,8 +1,8 @@
 // The memory budget of a generation batch (GENERATE_MEMORY_BUDGET_MB): a pack's batches never
 // hold more rows, nor decode more images at once, than fit; GET /models says how many, and a pack
 // that cannot fit one row beside one decoded image stops the worker at start with the figures.
-// Per its manifest's `memory` (a row's sampling peak five times over, for the arena's growth),
-// demo-shapes holds 3.7 MiB a row and 97 KiB an image decoded, micro-dalle1 3.3 MiB and 1.5 MiB.
+// Per its manifest's `memory` (a row's sampling peak 3.5 times over, for the arena's growth),
+// demo-shapes holds 2.6 MiB a row and 97 KiB an image decoded, micro-dalle1 2.7 MiB and 1.5 MiB.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Harness, closeSharedEngine, json, post, startHarness, terminal, waitFor } from './api-harness.js';
@@ -19,24 +19,24 @@ describe('generation memory budget', () => {
 
   test('a pack that cannot fit one row stops the worker at start, naming it and the figures', async () => {
     await assert.rejects(
-      h.startWorker({ GENERATE_MEMORY_BUDGET_MB: '4' }),
-      /pack micro-dalle1 needs 3\.3 MiB per candidate row beside 1\.5 MiB to decode one image, more than the memory budget of 4\.0 MiB: raise GENERATE_MEMORY_BUDGET_MB/,
+      h.startWorker({ GENERATE_MEMORY_BUDGET_MB: '3' }),
+      /pack micro-dalle1 needs 2\.7 MiB per candidate row beside 1\.5 MiB to decode one image, more than the memory budget of 3\.0 MiB: raise GENERATE_MEMORY_BUDGET_MB/,
     );
   });
 
   test('batches hold no more rows than the budget allows; GET /models shows them', async () => {
-    const { metricsPort } = await h.startWorker({ GENERATE_MEMORY_BUDGET_MB: '16' });
+    const { metricsPort } = await h.startWorker({ GENERATE_MEMORY_BUDGET_MB: '11' });
     const models = await json(await fetch(`${h.baseUrl}/models`));
     const byName = new Map(models.data.map((m: any) => [m.name, m.generation]));
     const demo: any = byName.get('demo-shapes');
     const micro: any = byName.get('micro-dalle1');
-    // A quarter of 16 MiB keeps room for 8 demo images decoded at once (42 fit, the rows limit is
-    // 8), the rest holds 4 rows, so 4 images at most; 2 micro-dalle1 images fit in the quarter,
+    // A quarter of 11 MiB keeps room for 8 demo images decoded at once (29 fit, the rows limit is
+    // 8), the rest holds 4 rows, so 4 images at most; 1 micro-dalle1 image fits in the quarter,
     // and 3 rows in the rest.
     assert.deepEqual([demo.decode_image_bytes, micro.decode_image_bytes], [98_816, 1_581_056]);
-    assert.deepEqual([demo.decode_batch_images, micro.decode_batch_images], [4, 2]);
+    assert.deepEqual([demo.decode_batch_images, micro.decode_batch_images], [4, 1]);
     assert.deepEqual([demo.max_batch_rows, micro.max_batch_rows], [4, 3]);
-    assert.equal(demo.max_batch_rows, Math.floor((16 * 2 ** 20 - 8 * demo.decode_image_bytes) / demo.row_bytes));
+    assert.equal(demo.max_batch_rows, Math.floor((11 * 2 ** 20) / (demo.row_bytes + demo.decode_image_bytes)));
 
     const accepted = await json(
       await post(h.baseUrl, '/generations', { prompt: 'a red circle', model: 'demo-shapes', candidates: 12, n: 1 }),
