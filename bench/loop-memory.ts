@@ -2,8 +2,8 @@
 // Resident memory of a pack's sample_loop session, created as the engine creates it on the CPU,
 // against the bytes of the weights it reads (the graph and its external-data files): after
 // creation and after each of `runs` runs of `rows` images (onnxruntime's arena settles higher
-// after a few, as in a worker that runs batch after batch). One JSON line. A process holds only this session,
-// so the difference from `baselineMiB` (the process before it) is the session's.
+// after a few, as in a worker that runs batch after batch). One JSON line. A process holds only
+// this session, so the difference from `baselineMiB` (the process before it) is the session's.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';

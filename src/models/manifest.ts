@@ -97,8 +97,8 @@ export const weightFormat = (m: Manifest): WeightFormat => m.weights?.format ?? 
  * layer's cache apart: 1.5× at 8 and 16 rows after one run; a session that runs batch after batch
  * settles higher, 2.2× at 16 rows from its second run on (freed regions fragment), and a worker's
  * batches of 7 rows held about 2.8× (the arena's regions double, so the ratio moves with the
- * rows); the rest is margin. The decoder's shapes do not grow: it holds what its graph says (126 MB an image
- * measured, 134 MB by the graph).
+ * rows); the rest is margin. The decoder's shapes do not grow: it holds what its graph says
+ * (126 MB an image measured, 134 MB by the graph).
  */
 export const SAMPLE_ARENA_GROWTH = 3.5;
 
