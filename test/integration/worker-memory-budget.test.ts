@@ -30,9 +30,8 @@ describe('generation memory budget', () => {
     const byName = new Map(models.data.map((m: any) => [m.name, m.generation]));
     const demo: any = byName.get('demo-shapes');
     const micro: any = byName.get('micro-dalle1');
-    // A quarter of 11 MiB keeps room for 8 demo images decoded at once (29 fit, the rows limit is
-    // 8), the rest holds 4 rows, so 4 images at most; 1 micro-dalle1 image fits in the quarter,
-    // and 3 rows in the rest.
+    // 11 MiB holds 4 demo rows, each with the room to decode its image (a quarter would hold 29
+    // images); a quarter holds 1 micro-dalle1 image, and the rest 3 rows that share its room.
     assert.deepEqual([demo.decode_image_bytes, micro.decode_image_bytes], [98_816, 1_581_056]);
     assert.deepEqual([demo.decode_batch_images, micro.decode_batch_images], [4, 1]);
     assert.deepEqual([demo.max_batch_rows, micro.max_batch_rows], [4, 3]);

@@ -25,3 +25,13 @@ def weights_over_parts(weights, parts):
         part = weights[..., start:end] @ past_v
         y, start = (part if y is None else y + part), end
     return y
+
+
+def step_on_stacked(step_layers, image_token, past_kv):
+    """The contract's step from a generator's `step_layers`: past_kv [L, 2, B, H, P, D] taken apart
+    once (one Split in onnxruntime), each layer's cache one part, and written once, grown by the
+    new position (no per-layer concatenation) -> (logits [B, K], present [L, 2, B, H, P + 1, D])."""
+    caches = past_kv.flatten(0, 1).unbind(0)
+    layers = [[(caches[2 * i], caches[2 * i + 1])] for i in range(past_kv.shape[0])]
+    logits, new = step_layers(image_token, layers)
+    return logits, torch.cat([past_kv, torch.stack([torch.stack(kv) for kv in new])], 4)

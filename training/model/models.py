@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.kvcache.parts import cached_positions, weights_over_parts
+from training.kvcache.parts import cached_positions, step_on_stacked, weights_over_parts
 
 MASK_VALUE = -1e9
 
@@ -280,11 +280,7 @@ class Generator(nn.Module):
 
     def step(self, image_token, past_kv):
         """image_token [B, 1] (code), past_kv [L, 2, B, H, P, D] -> (logits [B, K], present)."""
-        caches = past_kv.flatten(0, 1).unbind(0)  # one copy of the cache in onnxruntime, a Split
-        layers = [[(caches[2 * i], caches[2 * i + 1])] for i in range(len(self.blocks))]
-        logits, new = self.step_layers(image_token, layers)
-        # The cache is written once, grown by a position: no per-layer concatenation.
-        return logits, torch.cat([past_kv, torch.stack([torch.stack(kv) for kv in new])], 4)
+        return step_on_stacked(self.step_layers, image_token, past_kv)
 
     def step_layers(self, image_token, caches):
         """image_token [B, 1] (code) after caches[l], layer l's cache as parts [(k, v), ...]

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.kvcache.parts import cached_positions, weights_over_parts
+from training.kvcache.parts import cached_positions, step_on_stacked, weights_over_parts
 
 
 @contextlib.contextmanager
@@ -143,10 +143,7 @@ class Stage2(nn.Module):
 
     def step(self, image_token, past_kv):
         """image_token [B, 1], past_kv [L, 2, B, H, P, D] -> (logits [B, K], present [.., P+1, D])."""
-        caches = past_kv.flatten(0, 1).unbind(0)  # one copy of the cache in onnxruntime, a Split
-        logits, new = self.step_layers(image_token, [[(caches[2 * i], caches[2 * i + 1])] for i in range(self.layers)])
-        # The cache is written once, grown by a position: no per-layer concatenation.
-        return logits, torch.cat([past_kv, torch.stack([torch.stack(kv) for kv in new])], 4)
+        return step_on_stacked(self.step_layers, image_token, past_kv)
 
     def step_layers(self, image_token, caches):
         """image_token [B, 1] after caches[l], layer l's cache as parts [(k, v), ...] along the
