@@ -18,7 +18,8 @@ import { pino } from 'pino';
 import { createEngine, loadPack, parseDevice, type DeviceName, silentLog } from '../src/models/index.js';
 import { Pack } from '../src/models/packs.js';
 import { candidateSeed } from '../src/models/rng.js';
-import { rowsOf, sampleChunkHost, sampleChunkLoop } from '../src/models/sampler.js';
+import { rowsOf, sampleChunkHost, sampleChunkKv, sampleChunkLoop } from '../src/models/sampler.js';
+import type { SamplerPath } from '../src/models/types.js';
 import { generatorText } from '../src/models/tokenizers.js';
 import { type PythonRun, runPythonReference, savePackState } from './python-reference.js';
 import { compareInt8 } from './int8.js';
@@ -48,24 +49,24 @@ const cpuThreads = values.threads ? Number(values.threads) : undefined;
 // On CUDA, one profiled run per session shows where its kernels really ran.
 const settings = { device, allowCpuFallback: false, cpuThreads, probePlacement: device.kind === 'cuda' };
 
-async function samplerTokensPerSecond(pack: Pack, path: 'host' | 'graph'): Promise<number> {
+async function samplerTokensPerSecond(pack: Pack, path: SamplerPath): Promise<number> {
   const m = pack.generating;
   const N = m.geometry.image_grid[0] * m.geometry.image_grid[1];
   const d = m.generator.sampling_defaults;
-  const sessions = {
-    prefill: await pack.session('prefill'),
-    step: await pack.session('step'),
-    ...(path === 'graph' ? { sampleLoop: await pack.session('sample_loop') } : {}),
-  };
+  const sample =
+    path === 'kv'
+      ? sampleChunkKv.bind(null, { kvStep: await pack.session('kv_step') })
+      : path === 'graph'
+        ? sampleChunkLoop.bind(null, { sampleLoop: await pack.session('sample_loop') })
+        : sampleChunkHost.bind(null, { prefill: await pack.session('prefill'), step: await pack.session('step') });
   const text = generatorText(
     await pack.tokenizer('generator'),
     'a red circle above a blue square',
     m.geometry.text_length,
     m.generator.text_pad_id,
   );
-  const run = path === 'host' ? sampleChunkHost : sampleChunkLoop;
   const chunk = (seed: number) =>
-    run(sessions, {
+    sample({
       rows: rowsOf(
         text.ids,
         Array.from({ length: SAMPLER_BATCH }, (_, i) => candidateSeed(seed, i)),
@@ -151,9 +152,10 @@ async function main(): Promise<void> {
   );
 
   const host = await samplerTokensPerSecond(pack, 'host');
+  const kv = pack.hasGraph('kv_step') ? await samplerTokensPerSecond(pack, 'kv') : undefined;
   const graph = pack.hasGraph('sample_loop') ? await samplerTokensPerSecond(pack, 'graph') : undefined;
   console.log(
-    `sampler, batch ${SAMPLER_BATCH}: host loop ${fmt(host)} tokens/s${graph ? `, sample_loop graph ${fmt(graph)} tokens/s` : ''}`,
+    `sampler, batch ${SAMPLER_BATCH}: host loop ${fmt(host)} tokens/s${kv ? `, kv_step ${fmt(kv)} tokens/s` : ''}${graph ? `, sample_loop graph ${fmt(graph)} tokens/s` : ''}`,
   );
   const clip = await clipImagesPerSecond(pack);
   console.log(`CLIP image encoder: ${CLIP_BATCHES.map((b) => `batch ${b} ${fmt(clip[b])} images/s`).join(', ')}`);

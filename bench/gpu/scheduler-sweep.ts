@@ -46,7 +46,7 @@ async function sweep(): Promise<void> {
     const { ms, tokensPerS } = await timeSampleLoop(sampleLoop, m, text.ids, rows);
     log({ sweep: values.pack, device: values.device, rows, ms: Math.round(ms), tokens_per_s: Math.round(tokensPerS) });
   }
-  log({ providers: pack.summary().providers });
+  log({ providers: pack.providers });
   await pack.release();
 }
 

@@ -541,7 +541,7 @@ export interface components {
                 completes?: boolean;
                 /** @description Candidates a generation on this model samples when its request names none (DEFAULT_CANDIDATES of the workers serving it). */
                 default_candidates?: number;
-                /** @description Bytes one candidate row holds while its batch samples (key/value cache in and out, the step's values, logits, images; not the weights): the pack's measured figure (its manifest's `memory`, else an estimate from its geometry) 3.5 times over for the runtime's arena, which holds 1.5–2.8× it while the cache grows. */
+                /** @description Bytes one candidate row holds while its batch samples (its key/value cache, the step's values, logits, images; not the weights). On the CPU with a kv_step graph: its cache buffers, sized once from the geometry. Else the pack's measured figure (its manifest's `memory`, else an estimate from its geometry) 3.5 times over for the runtime's arena, which holds 1.5–2.8× it while the cache grows. */
                 row_bytes?: number;
                 /** @description Bytes the pack's decoder holds per image it decodes (its manifest's `memory`); null when the pack does not say, and its decoding is then not budgeted. */
                 decode_image_bytes?: number | null;

@@ -434,7 +434,7 @@ export const ModelInfo = Type.Object(
         row_bytes: Type.Optional(
           Type.Integer({
             description:
-              "Bytes one candidate row holds while its batch samples (key/value cache in and out, the step's values, logits, images; not the weights): the pack's measured figure (its manifest's `memory`, else an estimate from its geometry) 3.5 times over for the runtime's arena, which holds 1.5–2.8× it while the cache grows.",
+              "Bytes one candidate row holds while its batch samples (its key/value cache, the step's values, logits, images; not the weights). On the CPU with a kv_step graph: its cache buffers, sized once from the geometry. Else the pack's measured figure (its manifest's `memory`, else an estimate from its geometry) 3.5 times over for the runtime's arena, which holds 1.5–2.8× it while the cache grows.",
           }),
         ),
         decode_image_bytes: Type.Optional(

@@ -47,6 +47,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
     {
       clipBatch: options.clipBatch ?? 64,
       samplerMode: options.samplerMode ?? 'auto',
+      device: device.kind,
       maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
     },
     log,
@@ -66,7 +67,7 @@ async function start(options: ThreadOptions): Promise<Pipeline> {
   return pipeline;
 }
 
-const summaries = () => [...packs.values()].map((p) => p.summary());
+const summaries = (pipeline: Pipeline) => [...packs.values()].map((p) => p.summary(pipeline.samplerFor(p)));
 
 // Set by close: a running chunk stops at its next checkpoint before sessions are released.
 let closing = false;
@@ -78,7 +79,8 @@ function hooksFor(cancel: SharedArrayBuffer | undefined): JobHooks {
   return {
     checkpoint: () => {
       if (flag && Atomics.load(flag, 0) !== 0) throw new AbortError('generation canceled');
-      if (closing) throw new AbortError('the engine is closing');
+      // Not a cancel: the work was not done, and another engine may do it.
+      if (closing) throw new ModelError('engine_closed', 'the engine is closing');
     },
   };
 }
@@ -119,7 +121,7 @@ async function main(): Promise<void> {
     send({ type: 'init-error', error: serializeError(error) });
     return;
   }
-  send({ type: 'ready', packs: summaries() });
+  send({ type: 'ready', packs: summaries(pipeline) });
   // eslint-disable-next-line @typescript-eslint/no-misused-promises -- a call's errors are answered inside; one on close ends the thread, which the engine reports as engine_closed
   port.on('message', async (message: ToThread) => {
     if (message.type === 'close') {
@@ -135,9 +137,9 @@ async function main(): Promise<void> {
     inFlight.add(running);
     try {
       const answer = await running;
-      send({ type: 'result', id, ...answer, packs: summaries() }, transferablesOf(answer.result));
+      send({ type: 'result', id, ...answer, packs: summaries(pipeline) }, transferablesOf(answer.result));
     } catch (error) {
-      send({ type: 'error', id, error: serializeError(error), packs: summaries() });
+      send({ type: 'error', id, error: serializeError(error), packs: summaries(pipeline) });
     } finally {
       inFlight.delete(running);
     }

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { ChecksumRecords, type VerifyOptions } from './checksum-cache.js';
 import { ModelError } from './errors.js';
+import type { SamplerPath } from './types.js';
 
 /** The sections that make a pack generate: present together or not at all. */
 export interface GenerationSections {
@@ -25,7 +26,7 @@ export interface GenerationSections {
     layers: number;
     heads: number;
     head_dim: number;
-    graphs: { prefill: string; step: string; sample_loop?: string };
+    graphs: { prefill: string; step: string; sample_loop?: string; kv_step?: string };
     sampling_defaults: { top_k: number; temperature: number; top_p?: number };
   };
   decoder: { graph: string };
@@ -34,11 +35,12 @@ export interface GenerationSections {
 /** A pack's manifest. Without the generation sections the pack serves CLIP only. */
 export interface Manifest extends Partial<GenerationSections> {
   /**
+   * 5: as 4, with an optional kv_step graph (prefill and step over a cache the caller holds);
    * 4: as 3, with an optional image encoder and sample_loop's `keep` (forced tokens); 3: as 2, with
    * an optional license; 2: sample_loop takes its settings per row; 1: one setting per run
    * (packs/CONTRACT.md).
    */
-  schema_version: 1 | 2 | 3 | 4;
+  schema_version: 1 | 2 | 3 | 4 | 5;
   name: string;
   version: string;
   description?: string;
@@ -103,24 +105,47 @@ export const weightFormat = (m: Manifest): WeightFormat => m.weights?.format ?? 
 export const SAMPLE_ARENA_GROWTH = 3.5;
 
 /**
- * Bytes one candidate row holds while its batch samples: the step graph's peak at one row
- * (manifest `memory`, measured on the graphs: the key/value cache in and out, what the step builds
- * in between, the logits), else an estimate from the geometry in float32 (the cache at the last
- * position three times: in, out, and a copy between, as exporters make; the logits and their
- * probabilities), times the arena's growth; then the decoded image and CLIP's input, kept for the
- * whole batch. The weights are a fixed cost of the pack, not counted here. What a memory budget
- * divides to get a batch's rows.
+ * Bytes one candidate row holds while its batch samples on `sampler`, then the decoded image and
+ * CLIP's input, kept for the whole batch. The weights are a fixed cost of the pack, not counted
+ * here. What a memory budget divides to get a batch's rows.
+ *
+ * kv_step (`kv`): what the chunk's buffers hold, known exactly (kvRowBytes). sample_loop and the
+ * prefill/step loop: the step graph's peak at one row (manifest `memory`, measured on the graphs:
+ * the key/value cache in and out, what the step builds in between, the logits), else an estimate
+ * from the geometry in float32 (the cache at the last position three times: in, out, and a copy
+ * between, as exporters make; the logits and their probabilities), times the arena's growth.
  */
-export function rowBytes(m: GeneratingManifest): number {
+export function rowBytes(m: GeneratingManifest, sampler: SamplerPath): number {
   const FLOAT = 4;
   const { text_length, image_grid, codebook_size, image_size } = m.geometry;
   const { layers, heads, head_dim } = m.generator;
   const image = image_size[0] * image_size[1] * 3 * FLOAT;
   const clipInput = m.clip.preprocess.size ** 2 * 3 * FLOAT;
+  if (sampler === 'kv') return kvRowBytes(m) + image + clipInput;
   const positions = text_length + image_grid[0] * image_grid[1];
   const estimate = () => 3 * layers * 2 * positions * heads * head_dim * FLOAT + 2 * codebook_size * FLOAT;
   const step = m.memory?.sample_row_bytes ?? estimate();
   return SAMPLE_ARENA_GROWTH * step + image + clipInput;
+}
+
+/**
+ * What a row holds on kv_step (sampler.ts): its keys and values for every position read (T + N − 1,
+ * in float32), the prompt's cache and each step's new position and logits twice (as kv_step returns
+ * them and as copied into this process), and each step's values per layer (the row's width a few
+ * times over, and its attention over the positions). onnxruntime's arena holds only the last two,
+ * whose sizes barely change from step to step.
+ */
+export function kvRowBytes(m: GeneratingManifest): number {
+  const FLOAT = 4;
+  const { text_length: T, image_grid, codebook_size } = m.geometry;
+  const { layers, heads, head_dim } = m.generator;
+  const N = image_grid[0] * image_grid[1];
+  const position = 2 * layers * heads * head_dim * FLOAT;
+  const buffers = (T + N - 1) * position;
+  const returned = 2 * (T * position + position + codebook_size * FLOAT);
+  const width = heads * head_dim;
+  const stepValues = (8 * width + heads * (T + N)) * FLOAT;
+  return buffers + returned + stepValues;
 }
 
 /** Bytes the decoder holds per image it decodes (manifest `memory`); unknown without it. */
@@ -212,6 +237,7 @@ export function namedFiles(m: Manifest): [string, string][] {
     ['generator.graphs.prefill', m.generator?.graphs.prefill],
     ['generator.graphs.step', m.generator?.graphs.step],
     ['generator.graphs.sample_loop', m.generator?.graphs.sample_loop],
+    ['generator.graphs.kv_step', m.generator?.graphs.kv_step],
     ['decoder.graph', m.decoder?.graph],
     ['encoder.graph', m.encoder?.graph],
     ['clip.tokenizer', m.clip.tokenizer],
@@ -221,7 +247,8 @@ export function namedFiles(m: Manifest): [string, string][] {
   return entries.filter((e): e is [string, string] => e[1] !== undefined);
 }
 
-export type GraphName = 'prefill' | 'step' | 'sample_loop' | 'decoder' | 'encoder' | 'clip_image' | 'clip_text';
+export type GraphName =
+  'prefill' | 'step' | 'sample_loop' | 'kv_step' | 'decoder' | 'encoder' | 'clip_image' | 'clip_text';
 
 export function graphFile(m: Manifest, graph: GraphName): string | undefined {
   switch (graph) {
@@ -231,6 +258,8 @@ export function graphFile(m: Manifest, graph: GraphName): string | undefined {
       return m.generator?.graphs.step;
     case 'sample_loop':
       return m.generator?.graphs.sample_loop;
+    case 'kv_step':
+      return m.generator?.graphs.kv_step;
     case 'decoder':
       return m.decoder?.graph;
     case 'encoder':

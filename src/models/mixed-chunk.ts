@@ -14,14 +14,22 @@ import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
 import type { SampleRow } from './sampler.js';
 import { generatorText } from './tokenizers.js';
-import type { ChunkPart, ChunkPartOutcome, ChunkResult, CompletionInput, GeneratedImage, MixedChunk } from './types.js';
+import type {
+  ChunkPart,
+  ChunkPartOutcome,
+  ChunkResult,
+  CompletionInput,
+  GeneratedImage,
+  MixedChunk,
+  SamplerPath,
+} from './types.js';
 
 /** What the chunk needs from the pipeline (kept structural: no import cycle). */
 export interface ChunkContext {
   pack(name: string | undefined): Pack;
   clip(pack: Pack): Clip;
-  samplerFor(pack: Pack): 'host' | 'graph';
-  sampleRows(pack: Pack, rows: SampleRow[], sampler: 'host' | 'graph', checkpoint: () => void): Promise<Int32Array>;
+  samplerFor(pack: Pack): SamplerPath;
+  sampleRows(pack: Pack, rows: SampleRow[], sampler: SamplerPath, checkpoint: () => void): Promise<Int32Array>;
   embedDecoded(clip: Clip, decoded: DecodedChunk, count: number, p: Preprocess): Promise<Float32Array[]>;
   readonly clipBatch: number;
 }

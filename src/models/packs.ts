@@ -21,7 +21,7 @@ import {
 import { probeFeeds } from './placement.js';
 import { createSession, type ProviderSettings } from './providers.js';
 import { TextTokenizer } from './tokenizers.js';
-import type { PackSummary } from './types.js';
+import type { PackSummary, SamplerPath } from './types.js';
 
 export type { GraphName } from './manifest.js';
 
@@ -61,7 +61,7 @@ export async function listPacks(modelsDir: string, options: VerifyOptions = {}):
   return packs.sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
 }
 
-function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['generation']> {
+function generationSummary(m: GeneratingManifest, sampler: SamplerPath): NonNullable<PackSummary['generation']> {
   const d = m.generator.sampling_defaults;
   return {
     textLength: m.geometry.text_length,
@@ -69,7 +69,7 @@ function generationSummary(m: GeneratingManifest): NonNullable<PackSummary['gene
     imageGrid: m.geometry.image_grid,
     codebookSize: m.geometry.codebook_size,
     completes: completes(m),
-    rowBytes: rowBytes(m),
+    rowBytes: rowBytes(m, sampler),
     decodeImageBytes: decodeImageBytes(m) ?? null,
     samplingDefaults: {
       topK: d.top_k,
@@ -89,13 +89,14 @@ export const ALL_GRAPHS: readonly GraphName[] = [
   'prefill',
   'step',
   'sample_loop',
+  'kv_step',
   'decoder',
   'encoder',
   'clip_image',
   'clip_text',
 ];
 export const CLIP_GRAPHS: readonly GraphName[] = ['clip_image', 'clip_text'];
-const SAMPLER_GRAPHS: readonly GraphName[] = ['prefill', 'step', 'sample_loop'];
+const SAMPLER_GRAPHS: readonly GraphName[] = ['prefill', 'step', 'sample_loop', 'kv_step'];
 
 /** A pack with its sessions, created once on first use (or all at start-up with `createAll`). */
 export class Pack {
@@ -168,7 +169,8 @@ export class Pack {
     for (const pending of all) await (await pending.catch(() => undefined))?.release();
   }
 
-  summary(): PackSummary {
+  /** What the pack serves; a row's bytes as `sampler` holds them (the pipeline's choice for it). */
+  summary(sampler: SamplerPath): PackSummary {
     const m = this.manifest;
     return {
       name: m.name,
@@ -177,7 +179,7 @@ export class Pack {
       ...(m.vocabulary !== undefined ? { vocabulary: [...m.vocabulary] } : {}),
       ...(m.examples !== undefined ? { examples: [...m.examples] } : {}),
       ...(m.license !== undefined ? { license: m.license } : {}),
-      generation: generates(m) ? generationSummary(m) : null,
+      generation: generates(m) ? generationSummary(m, sampler) : null,
       embedDim: m.clip.embed_dim,
       weights: { format: weightFormat(m), source: m.weights?.source ?? null },
       providers: { ...this.providers },

@@ -8,12 +8,15 @@ import { completes } from './manifest.js';
 import { CLIP_GRAPHS, type GraphName, type Pack } from './packs.js';
 import { preprocessRaw, type Preprocess } from './preprocess.js';
 import { runMixedChunk } from './mixed-chunk.js';
-import { sampleChunkHost, sampleChunkLoop, type SampleRow } from './sampler.js';
-import type { ChunkResult, ClassifyOutcome, ClassifyRequest, MixedChunk, LabelScore } from './types.js';
+import type { Device } from './providers.js';
+import { sampleChunkHost, sampleChunkKv, sampleChunkLoop, type SampleRow } from './sampler.js';
+import type { ChunkResult, ClassifyOutcome, ClassifyRequest, MixedChunk, LabelScore, SamplerPath } from './types.js';
 
 export interface PipelineSettings {
   clipBatch: number;
   samplerMode: 'auto' | 'host' | 'graph';
+  /** Where the sessions run: `auto` picks the sampler for it. */
+  device: Device['kind'];
   maxImagePixels: number;
 }
 
@@ -56,28 +59,35 @@ export class Pipeline {
   }
 
   /**
-   * `graph` whenever the pack has a sample_loop graph, unless `host` is asked for: it keeps
-   * the KV cache inside the execution provider and, measured on the CPU EP too, samples
-   * 1.2–2.5× faster than the host loop (per-run overhead of the Node binding dominates the
-   * small steps). The host loop checks cancellation every few steps instead of per chunk.
+   * On the CPU, kv_step when the pack has it: the cache lies in buffers sized once for the
+   * chunk, read in place (sample_loop's Loop copies the part it grows every step, and
+   * onnxruntime's arena holds 1.5–2.8× what the cache needs), so a batch holds what it was
+   * budgeted; as fast as sample_loop at the demo's size and at minDALL-E's (README). On CUDA,
+   * sample_loop: the cache stays on the device. The prefill/step loop only for a pack with
+   * neither (it copies the whole cache through this process every step).
    */
-  samplerFor(pack: Pack): 'host' | 'graph' {
+  samplerFor(pack: Pack): SamplerPath {
     const mode = this.settings.samplerMode;
-    if (mode === 'host') return 'host';
+    const kv = pack.hasGraph('kv_step');
+    if (mode === 'host') return kv ? 'kv' : 'host';
+    if (mode === 'graph' && !pack.hasGraph('sample_loop'))
+      throw new ModelError('validation_failed', `pack ${pack.name} has no sample_loop graph`);
+    if (mode === 'auto' && kv && this.settings.device === 'cpu') return 'kv';
     if (pack.hasGraph('sample_loop')) return 'graph';
-    if (mode === 'graph') throw new ModelError('validation_failed', `pack ${pack.name} has no sample_loop graph`);
-    return 'host';
+    return kv ? 'kv' : 'host';
   }
 
   /** The graphs a generation on `pack` runs, sessions only for its sampler's (at full size each holds GBs). */
   generationGraphs(pack: Pack): GraphName[] {
-    const sampling: GraphName[] = this.samplerFor(pack) === 'graph' ? ['sample_loop'] : ['prefill', 'step'];
+    const sampler = this.samplerFor(pack);
+    const sampling: GraphName[] =
+      sampler === 'graph' ? ['sample_loop'] : sampler === 'kv' ? ['kv_step'] : ['prefill', 'step'];
     const encoder: GraphName[] = completes(pack.manifest) ? ['encoder'] : [];
     return [...sampling, 'decoder', ...encoder, ...CLIP_GRAPHS];
   }
 
   /** Codebook indices of `rows` ([rows × N]) in one sampler call; rows may mix generations. */
-  async sampleRows(pack: Pack, rows: SampleRow[], sampler: 'host' | 'graph', checkpoint: () => void) {
+  async sampleRows(pack: Pack, rows: SampleRow[], sampler: SamplerPath, checkpoint: () => void) {
     const g = pack.generating.geometry;
     const chunk = {
       rows,
@@ -87,6 +97,7 @@ export class Pipeline {
       checkpoint,
     };
     if (sampler === 'graph') return sampleChunkLoop({ sampleLoop: await pack.session('sample_loop') }, chunk);
+    if (sampler === 'kv') return sampleChunkKv({ kvStep: await pack.session('kv_step') }, chunk);
     return sampleChunkHost({ prefill: await pack.session('prefill'), step: await pack.session('step') }, chunk);
   }
 

@@ -40,6 +40,20 @@ export function probeFeeds(m: Manifest, graph: GraphName): Record<string, ort.Te
         top_p: new ort.Tensor('float32', Float32Array.of(1), [1]),
         ...(m.schema_version >= 4 ? { keep: int64(new Array<number>(N).fill(-1), [1, N]) } : {}),
       };
+    case 'kv_step': {
+      // The prompt half on one prompt, the step half on one row at the first image position.
+      const cache = zeros([1, generator.heads, 1, generator.head_dim]);
+      const caches = Array.from({ length: generator.layers }, (_, l) => [
+        [`k_${l}`, cache],
+        [`v_${l}`, cache],
+      ]).flat() as [string, ort.Tensor][];
+      return {
+        text_tokens: text,
+        image_token: int64([0], [1, 1]),
+        position: int64([T], [1]),
+        ...Object.fromEntries(caches),
+      };
+    }
     case 'decoder':
       return { image_tokens: int64(new Array<number>(N).fill(0), [1, N]) };
     case 'encoder': {

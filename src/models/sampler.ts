@@ -1,6 +1,7 @@
-// Image-token sampling: the host loop (prefill + one step per token with the KV cache fed
-// back) and the device-resident path (the pack's sample_loop graph). Both draw candidate b's
-// token k with uniformAt(seed_b, k), so their tokens agree and chunking changes nothing.
+// Image-token sampling: the host loops (kv_step over key/value buffers this process holds, or
+// prefill + one step per token with the KV cache fed back) and the device-resident path (the
+// pack's sample_loop graph). All draw candidate b's token k with uniformAt(seed_b, k), so their
+// tokens agree and chunking changes nothing.
 // Every row carries its own prompt and sampling settings, so one chunk may mix generations.
 // A row may keep tokens (image completion): at a kept position the kept token is emitted
 // instead of the sampled one, so later positions condition on it; its uniform is still drawn,
@@ -9,10 +10,11 @@ import * as ort from 'onnxruntime-node';
 import { fillUniforms, uniformAt } from './rng.js';
 import { RowScratch, sampleRow, type SamplingParams } from './sampling.js';
 
-/** The host loop runs prefill and step; the graph path only sample_loop. */
+/** The host loops run kv_step, or prefill and step; the graph path only sample_loop. */
 export interface GeneratorSessions {
   prefill: ort.InferenceSession;
   step: ort.InferenceSession;
+  kvStep: ort.InferenceSession;
   sampleLoop?: ort.InferenceSession;
 }
 
@@ -137,6 +139,142 @@ export async function sampleChunkHost(
     kv = out.present_kv;
   }
   return tokens;
+}
+
+/** Positions a kv_step buffer's rows grow by at a time (each growth moves the filled ones once). */
+const BUFFER_GROWTH = 32;
+
+/**
+ * One layer's keys or values for a whole chunk, held here and read by kv_step where they lie:
+ * [B, H, stride, D] in a buffer sized once for every position the image needs, the stride
+ * growing by BUFFER_GROWTH positions as the image does, so each run reads the filled positions
+ * and at most BUFFER_GROWTH - 1 more (masked in the graph).
+ */
+class KvBuffers {
+  readonly buffers: Float32Array[];
+  stride: number;
+
+  constructor(
+    private readonly dims: { layers: number; batch: number; heads: number; headDim: number },
+    private readonly capacity: number,
+    filled: number,
+  ) {
+    const { layers, batch, heads, headDim } = dims;
+    this.buffers = Array.from({ length: 2 * layers }, () => new Float32Array(batch * heads * capacity * headDim));
+    this.stride = Math.min(capacity, filled + BUFFER_GROWTH);
+  }
+
+  /** Room for position `position`: rows moved apart (last first, so none is overwritten unread). */
+  reserve(position: number): void {
+    if (position < this.stride) return;
+    const next = Math.min(this.capacity, this.stride + BUFFER_GROWTH);
+    const { batch, heads, headDim } = this.dims;
+    const rowFloats = this.stride * headDim;
+    for (const buffer of this.buffers) {
+      for (let row = batch * heads - 1; row > 0; row--) {
+        buffer.copyWithin(row * next * headDim, row * rowFloats, row * rowFloats + rowFloats);
+      }
+    }
+    this.stride = next;
+  }
+
+  /** kv_step's cache inputs, views of the buffers at the current stride. */
+  feeds(): Record<string, ort.Tensor> {
+    const { batch, heads, headDim } = this.dims;
+    const dims = [batch, heads, this.stride, headDim];
+    const size = batch * heads * this.stride * headDim;
+    const feeds: Record<string, ort.Tensor> = {};
+    this.buffers.forEach((buffer, i) => {
+      feeds[`${i % 2 ? 'v' : 'k'}_${i >> 1}`] = new ort.Tensor('float32', buffer.subarray(0, size), dims);
+    });
+    return feeds;
+  }
+
+  /**
+   * Writes `kv` [L, 2, P, H, S, D] at positions [position, position + S) of each row, row b
+   * taking source row `source(b)`.
+   */
+  write(kv: ort.Tensor, position: number, source: (b: number) => number): void {
+    const [, , sources, heads, length, headDim] = kv.dims;
+    const data = kv.data as Float32Array;
+    const block = length * headDim;
+    const { batch } = this.dims;
+    this.buffers.forEach((buffer, i) => {
+      for (let b = 0; b < batch; b++) {
+        for (let h = 0; h < heads; h++) {
+          const from = ((i * sources + source(b)) * heads + h) * block;
+          buffer.set(data.subarray(from, from + block), ((b * heads + h) * this.stride + position) * headDim);
+        }
+      }
+    });
+  }
+}
+
+/**
+ * Host loop over kv_step: one run on the distinct prompts (their cache written into every row's
+ * buffers), then one run per token on the rows, each reading the buffers in place and returning
+ * only the new position's keys and values. Nothing grows but the buffers' stride: the memory a
+ * chunk holds is its buffers, known before it starts. Returns [B × N].
+ */
+export async function sampleChunkKv(
+  sessions: Pick<GeneratorSessions, 'kvStep'>,
+  req: ChunkRequest,
+): Promise<Int32Array> {
+  const { kvStep } = sessions;
+  const batch = req.rows.length;
+  const N = req.imageTokens;
+  const tokens = new Int32Array(batch * N);
+  const picker = new Picker(req, tokens);
+  const { prompts, ofRow } = distinctPrompts(req.rows);
+  const T = prompts[0].length;
+  const int64 = (values: BigInt64Array, dims: number[]) => new ort.Tensor('int64', values, dims);
+  const layers = kvStep.inputNames.filter((name) => name.startsWith('k_')).length;
+  // The prompts alone; the step half runs on one row of one position at the first image position
+  // (zero rows would do, but the exported reshapes of that half cannot take them), and is not read.
+  const first = await kvStep.run(
+    {
+      text_tokens: stackText(prompts),
+      image_token: int64(new BigInt64Array(1), [1, 1]),
+      position: int64(BigInt64Array.of(BigInt(T)), [1]),
+      ...emptyCaches(kvStep, layers),
+    },
+    ['prompt_logits', 'prompt_kv'],
+  );
+  let picked = picker.pick(first.prompt_logits.data as Float32Array, 0, (b) => ofRow[b]);
+  const [, , , heads, , headDim] = first.prompt_kv.dims;
+  // The last token's keys and values are never read: T + N - 1 positions hold every one read.
+  const cache = new KvBuffers({ layers, batch, heads, headDim }, T + N - 1, T);
+  cache.write(first.prompt_kv, 0, (b) => ofRow[b]);
+  const noText = int64(new BigInt64Array(0), [0, T]);
+  for (let step = 1; step < N; step++) {
+    if (step % STEPS_PER_CHECK === 0) req.checkpoint();
+    const position = T + step - 1;
+    cache.reserve(position);
+    const out = await kvStep.run(
+      {
+        text_tokens: noText,
+        image_token: int64(picked, [batch, 1]),
+        position: int64(BigInt64Array.of(BigInt(position)), [1]),
+        ...cache.feeds(),
+      },
+      ['logits', 'new_kv'],
+    );
+    picked = picker.pick(out.logits.data as Float32Array, step, (b) => b);
+    if (step < N - 1) cache.write(out.new_kv, position, (b) => b);
+  }
+  return tokens;
+}
+
+/** kv_step's cache inputs for a run of its prompt half: one row, one position of zeros. */
+function emptyCaches(kvStep: ort.InferenceSession, layers: number): Record<string, ort.Tensor> {
+  const meta = kvStep.inputMetadata.find((m) => m.name === 'k_0');
+  const dims = meta && meta.isTensor ? meta.shape : [];
+  const heads = Number(dims[1]);
+  const headDim = Number(dims[3]);
+  const empty = new ort.Tensor('float32', new Float32Array(heads * headDim), [1, heads, 1, headDim]);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (let l = 0; l < layers; l++) feeds[`k_${l}`] = feeds[`v_${l}`] = empty;
+  return feeds;
 }
 
 const settingKey = (p: SamplingParams) => `${p.topK}/${p.temperature}/${p.topP}`;

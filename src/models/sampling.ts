@@ -15,10 +15,17 @@ export class RowScratch {
   readonly values: Float32Array;
   readonly indices: Int32Array;
   readonly probs: Float32Array;
+  private work?: Float32Array;
   constructor(readonly k: number) {
     this.values = new Float32Array(k);
     this.indices = new Int32Array(k);
     this.probs = new Float32Array(k);
+  }
+
+  /** A scratch row of `size` values (reused). */
+  row(size: number): Float32Array {
+    if (this.work?.length !== size) this.work = new Float32Array(size);
+    return this.work;
   }
 }
 
@@ -41,14 +48,51 @@ function topKInsertion(z: Float32Array, start: number, size: number, s: RowScrat
   }
 }
 
-// Large k: sort the indices of the whole row (value descending, index ascending).
-function topKSorted(z: Float32Array, start: number, size: number, s: RowScratch): void {
-  const order = Array.from({ length: size }, (_, i) => i);
-  order.sort((a, b) => z[start + b] - z[start + a] || a - b);
-  for (let j = 0; j < s.k; j++) {
-    s.indices[j] = order[j];
-    s.values[j] = z[start + order[j]];
+// Large k: the k-th largest value found by selection on a copy of the row, then the values
+// above it and the lowest-indexed ties at it, sorted (value descending, index ascending). Sorting
+// the whole row instead costs more than the model's step at minDALL-E's top_k of 256.
+function topKSelected(z: Float32Array, start: number, size: number, s: RowScratch): void {
+  const { k, values, indices } = s;
+  const work = s.row(size);
+  work.set(z.subarray(start, start + size));
+  const kth = kthLargest(work, k - 1);
+  let count = 0;
+  for (let i = 0; i < size && count < k; i++) {
+    if (z[start + i] > kth) indices[count++] = i;
   }
+  for (let i = 0; i < size && count < k; i++) {
+    if (z[start + i] === kth) indices[count++] = i;
+  }
+  const order = Array.from(indices.subarray(0, k));
+  order.sort((a, b) => z[start + b] - z[start + a] || a - b);
+  for (let j = 0; j < k; j++) {
+    indices[j] = order[j];
+    values[j] = z[start + order[j]];
+  }
+}
+
+/** The value at `rank` (0 = largest) of `a`, which it reorders (quickselect). */
+function kthLargest(a: Float32Array, rank: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] > pivot) i++;
+      while (a[j] < pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    }
+    if (rank <= j) hi = j;
+    else if (rank >= i) lo = i;
+    else return a[rank];
+  }
+  return a[rank];
 }
 
 /**
@@ -65,7 +109,7 @@ export function sampleRow(
 ): number {
   const { k, values, indices, probs } = s;
   if (k <= 64) topKInsertion(z, start, size, s);
-  else topKSorted(z, start, size, s);
+  else topKSelected(z, start, size, s);
   // Dividing after the selection is the same order: x ↦ x/t is monotonic for t > 0.
   const t = f32(params.temperature);
   for (let j = 0; j < k; j++) values[j] = f32(values[j] / t);

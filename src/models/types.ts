@@ -35,10 +35,11 @@ export interface EngineOptions {
   /** Images per CLIP forward pass. Default 64. */
   clipBatch?: number;
   /**
-   * Sampling path: `graph` runs the pack's sample_loop graph (the KV cache stays on the
-   * device), `host` the prefill/step loop driven from JavaScript (cancellation checked every
-   * few steps rather than per chunk). Default `auto`: `graph` when the pack has one (faster
-   * on CUDA and, measured, on the CPU too), `host` otherwise. Both give the same tokens.
+   * Sampling path (SamplerPath): `graph` runs the pack's sample_loop graph (the KV cache stays
+   * on the device), `host` a loop driven from JavaScript: over kv_step when the pack has it (the
+   * cache in buffers this process holds), else prefill/step (cancellation checked every few
+   * steps rather than per chunk). Default `auto`: on the CPU kv_step when the pack has it, on
+   * CUDA sample_loop; `host` otherwise. All give the same tokens.
    */
   samplerMode?: 'auto' | 'host' | 'graph';
   /**
@@ -151,9 +152,15 @@ export type ChunkPartOutcome =
   | { key: string; ok: true; promptTokens: number; truncated: boolean; promptUsed: string; images: GeneratedImage[] }
   | { key: string; ok: false; error: { code: 'validation_failed' | 'unknown_model'; message: string } };
 
+/**
+ * How a chunk's tokens were sampled: `kv` the host loop over kv_step (the cache in this
+ * process's buffers), `host` the prefill/step loop, `graph` the pack's sample_loop.
+ */
+export type SamplerPath = 'kv' | 'host' | 'graph';
+
 export interface ChunkResult {
   model: string;
-  sampler: 'host' | 'graph';
+  sampler: SamplerPath;
   /** Rows sampled: the valid parts' candidates. */
   rows: number;
   /** Decoder runs the rows took (at most `decodeImages` images each). */
@@ -172,7 +179,7 @@ export interface GenerateResult {
   promptUsed: string;
   images: GeneratedImage[];
   /** Which sampling path ran. */
-  sampler: 'host' | 'graph';
+  sampler: SamplerPath;
   timings: { sampleMs: number; decodeMs: number; rerankMs: number };
 }
 

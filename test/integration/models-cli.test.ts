@@ -29,7 +29,7 @@ test('generate writes the kept images and a contact sheet, and prints a summary'
       '--model',
       'demo-shapes',
     ]);
-    assert.match(stdout, /model demo-shapes, seed 9, sampler graph, prompt tokens \d+/);
+    assert.match(stdout, /model demo-shapes, seed 9, sampler kv, prompt tokens \d+/);
     assert.match(stdout, /#1 {2}score -?\d+\.\d{3} {2}candidate \d/);
     const files = (await readdir(out)).sort();
     assert.equal(files.length, 3);

@@ -29,7 +29,7 @@ describe('engine on the committed packs', () => {
   before(async () => (engine = await createEngine({ modelsDir, logger: silentLog, sampleBatch: 4, clipBatch: 8 })));
   after(() => engine.close());
 
-  test('lists both packs with the provider of every session, created for the graph sampler only', () => {
+  test('lists both packs with the provider of every session, created for the CPU sampler only', () => {
     const packs = engine.packs();
     assert.deepEqual(
       packs.map((p) => p.name),
@@ -38,15 +38,9 @@ describe('engine on the committed packs', () => {
     const demo = packs[0];
     assert.equal(demo.generation?.textLength, 24);
     assert.deepEqual(demo.generation?.imageSize, [64, 64]);
-    // The sample_loop graph samples alone: no prefill and step sessions (GBs each at full size);
-    // the encoder completes images.
-    assert.deepEqual(Object.keys(demo.providers).sort(), [
-      'clip_image',
-      'clip_text',
-      'decoder',
-      'encoder',
-      'sample_loop',
-    ]);
+    // On the CPU kv_step samples alone: no prefill, step and sample_loop sessions (GBs each at
+    // full size); the encoder completes images.
+    assert.deepEqual(Object.keys(demo.providers).sort(), ['clip_image', 'clip_text', 'decoder', 'encoder', 'kv_step']);
     assert.equal(demo.generation?.completes, true);
     assert.equal(packs[1].generation?.completes, false, 'micro-dalle1 has no encoder');
     assert.ok(Object.values(demo.providers).every((p) => p === 'cpu'));
@@ -57,7 +51,7 @@ describe('engine on the committed packs', () => {
     const request = { prompt: PROMPT, seed: 11, candidates: 6, n: 3, model: 'demo-shapes' };
     const first = await engine.generate({ ...request, batch: 6, onProgress: (p) => progress.push(p) });
     assert.equal(first.model, 'demo-shapes');
-    assert.equal(first.sampler, 'graph');
+    assert.equal(first.sampler, 'kv');
     assert.equal(first.truncated, false);
     assert.deepEqual(
       first.images.map((i) => i.rank),
@@ -271,11 +265,12 @@ describe('engine with the host sampling loop', () => {
   test('gives the same images as the sample_loop graph', async () => {
     const request = { prompt: PROMPT, seed: 21, candidates: 4, n: 4, batch: 2, model: 'demo-shapes' };
     const [a, b] = [await host.generate(request), await graph.generate(request)];
-    assert.equal(a.sampler, 'host');
+    // The host loop over kv_step, which the pack has.
+    assert.equal(a.sampler, 'kv');
     assert.equal(b.sampler, 'graph');
     // Each created the sessions of its own sampler and no other.
     const sessions = (engine: Engine) => Object.keys(engine.packs()[0].providers).sort();
-    assert.deepEqual(sessions(host), ['clip_image', 'clip_text', 'decoder', 'prefill', 'step']);
+    assert.deepEqual(sessions(host), ['clip_image', 'clip_text', 'decoder', 'kv_step']);
     assert.deepEqual(sessions(graph), ['clip_image', 'clip_text', 'decoder', 'sample_loop']);
     assert.deepEqual(
       a.images.map((i) => [i.candidate, i.score]),
@@ -350,8 +345,8 @@ describe('engine start-up', () => {
 
   test("a placement probe reports where each session's kernels ran, at start-up for the chosen sampler's", async () => {
     for (const [samplerMode, sampling] of [
-      ['auto', ['sample_loop']],
-      ['host', ['prefill', 'step']],
+      ['auto', ['kv_step']],
+      ['graph', ['sample_loop']],
     ] as const) {
       const engine = await createEngine({ modelsDir, logger: silentLog, probePlacement: true, samplerMode });
       try {

@@ -1,6 +1,7 @@
 // The sampler on the committed packs with real onnxruntime: reproducible per seed, independent
 // of the chunk size, greedy at top_k = 1, and the same tokens from the sample_loop graph as from
-// the host loop given the same uniforms; kept tokens (image completion) forced on both paths.
+// the host loops (kv_step over buffers held here; prefill + step) given the same uniforms; kept
+// tokens (image completion) forced on every path.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -11,7 +12,13 @@ import * as ort from 'onnxruntime-node';
 import { loadPack, silentLog } from '../../src/models/index.js';
 import { Pack } from '../../src/models/packs.js';
 import { candidateSeed } from '../../src/models/rng.js';
-import { rowsOf, sampleChunkHost, sampleChunkLoop, type GeneratorSessions } from '../../src/models/sampler.js';
+import {
+  rowsOf,
+  sampleChunkHost,
+  sampleChunkKv,
+  sampleChunkLoop,
+  type GeneratorSessions,
+} from '../../src/models/sampler.js';
 import type { SamplingParams } from '../../src/models/sampling.js';
 import { generatorText } from '../../src/models/tokenizers.js';
 
@@ -49,6 +56,7 @@ async function open(name: string): Promise<Loaded> {
     prefill: await pack.session('prefill'),
     step: await pack.session('step'),
     sampleLoop: await pack.session('sample_loop'),
+    kvStep: await pack.session('kv_step'),
   };
   const text = generatorText(
     await pack.tokenizer('generator'),
@@ -82,7 +90,8 @@ function olderLoop(name: string): Buffer | undefined {
   return undefined;
 }
 
-type Path = 'host' | 'graph';
+type Path = 'host' | 'kv' | 'graph';
+const RUNS = { host: sampleChunkHost, kv: sampleChunkKv, graph: sampleChunkLoop } as const;
 
 /** Tokens of candidates 0 … count-1 of job `seed`, sampled in chunks of `batch`. */
 async function sampleAll(
@@ -94,7 +103,7 @@ async function sampleAll(
   path: Path = 'host',
 ): Promise<Int32Array> {
   const out = new Int32Array(count * l.N);
-  const run = path === 'host' ? sampleChunkHost : sampleChunkLoop;
+  const run = RUNS[path];
   for (let start = 0; start < count; start += batch) {
     const seeds = Array.from({ length: Math.min(batch, count - start) }, (_, i) => candidateSeed(seed, start + i));
     out.set(
@@ -175,15 +184,20 @@ describe('demo-shapes sampler', () => {
     assert.deepEqual(Array.from(tokens.subarray(l.N)), expected);
   });
 
-  test('the sample_loop graph gives the host loop tokens from the same uniforms', async (t) => {
-    for (const params of [defaults, { topK: 16, temperature: 0.8, topP: 0.9 }]) {
+  test('the sample_loop graph and kv_step give the host loop tokens from the same uniforms', async (t) => {
+    for (const params of [
+      defaults,
+      { topK: 16, temperature: 0.8, topP: 0.9 },
+      { topK: 100, temperature: 1, topP: 1 },
+    ]) {
       const host = await sampleAll(l, 2024, 6, 3, params, 'host');
-      const graph = await sampleAll(l, 2024, 6, 3, params, 'graph');
-      const diff = differing(host, graph);
-      t.diagnostic(
-        `${JSON.stringify(params)}: ${diff} of ${host.length} tokens differ between the host loop and sample_loop`,
-      );
-      assert.equal(diff, 0);
+      for (const path of ['graph', 'kv'] as const) {
+        const diff = differing(host, await sampleAll(l, 2024, 6, 3, params, path));
+        t.diagnostic(
+          `${JSON.stringify(params)}: ${diff} of ${host.length} tokens differ between the host loop and ${path}`,
+        );
+        assert.equal(diff, 0, path);
+      }
     }
   });
 
@@ -199,10 +213,7 @@ describe('demo-shapes sampler', () => {
     ];
     const rows = jobs.flatMap((j) => rowsOf(j.textIds, [candidateSeed(j.seed, 0), candidateSeed(j.seed, 1)], j.params));
     const request = { imageTokens: l.N, codebookSize: l.V, checkpoint() {} };
-    for (const [path, run] of [
-      ['host', sampleChunkHost],
-      ['graph', sampleChunkLoop],
-    ] as const) {
+    for (const [path, run] of Object.entries(RUNS)) {
       const mixed = await run(l.sessions, { ...request, rows });
       // A schema-1 loop takes one setting per run: the sampler splits the chunk by setting.
       const grouped = await run(l.sessions, { ...request, rows, perRowSettings: false });
@@ -217,7 +228,7 @@ describe('demo-shapes sampler', () => {
   test('a row that keeps nothing draws, on both paths, what the packs drew before kept tokens existed', async () => {
     for (const { seed, params, candidates, tokens } of golden['demo-shapes'].cases) {
       assert.equal(golden['demo-shapes'].prompt, PROMPT);
-      for (const path of ['host', 'graph'] as const)
+      for (const path of ['host', 'kv', 'graph'] as const)
         assert.deepEqual(Array.from(await sampleAll(l, seed, candidates, candidates, params, path)), tokens, path);
     }
   });
@@ -234,6 +245,11 @@ describe('demo-shapes sampler', () => {
     const host = await sampleChunkHost(l.sessions, { ...request, rows });
     const graph = await sampleChunkLoop(l.sessions, { ...request, rows });
     assert.deepEqual(graph, host, 'the graph forces as the host loop does');
+    assert.deepEqual(
+      await sampleChunkKv(l.sessions, { ...request, rows }),
+      host,
+      'kv_step forces as the host loop does',
+    );
     for (let b = 0; b < rows.length; b++) {
       const row = graph.subarray(b * l.N, (b + 1) * l.N);
       for (let k = 0; k < l.N / 2; k++) assert.equal(row[k], keep[k], `row ${b}, kept position ${k}`);
@@ -251,7 +267,7 @@ describe('demo-shapes sampler', () => {
       ...rowsOf(l.textIds, [candidateSeed(6, 1)], defaults).map((r) => ({ ...r, keep })),
     ];
     const request = { imageTokens: l.N, codebookSize: l.V, checkpoint() {} };
-    for (const run of [sampleChunkHost, sampleChunkLoop]) {
+    for (const run of Object.values(RUNS)) {
       const mixed = await run(l.sessions, { ...request, rows });
       for (const [i, row] of rows.entries())
         assert.deepEqual(mixed.subarray(i * l.N, (i + 1) * l.N), await run(l.sessions, { ...request, rows: [row] }));
@@ -288,16 +304,18 @@ describe('micro-dalle1 sampler at DALL·E 1 geometry', () => {
   before(async () => (l = await open('micro-dalle1')));
   after(() => l.pack.release());
 
-  test('1024 tokens per candidate, the same from sample_loop as from the host loop', async (t) => {
+  test('1024 tokens per candidate, the same from sample_loop and kv_step as from the host loop', async (t) => {
     assert.equal(l.N, 1024);
     const d = l.pack.generating.generator.sampling_defaults;
     const params = { topK: d.top_k, temperature: d.temperature, topP: d.top_p ?? 1 };
     const host = await sampleAll(l, 7, 2, 2, params, 'host');
-    const graph = await sampleAll(l, 7, 2, 2, params, 'graph');
     assert.ok(host.every((token) => token >= 0 && token < l.V));
-    const diff = differing(host, graph);
-    t.diagnostic(`${diff} of ${host.length} tokens differ between the host loop and sample_loop`);
-    assert.equal(diff, 0);
+    // kv_step's buffers grow 32 positions at a time: 1024 tokens move them about 30 times.
+    for (const path of ['graph', 'kv'] as const) {
+      const diff = differing(host, await sampleAll(l, 7, 2, 2, params, path));
+      t.diagnostic(`${diff} of ${host.length} tokens differ between the host loop and ${path}`);
+      assert.equal(diff, 0, path);
+    }
   });
 
   test('a row that keeps nothing draws what the pack drew before kept tokens existed', async () => {

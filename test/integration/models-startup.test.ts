@@ -52,8 +52,8 @@ test('every generator, decoder, encoder and CLIP-only graph is created once per 
     const counts: Record<string, number> = {};
     for (const label of created) counts[label] = (counts[label] ?? 0) + 1;
     assert.deepEqual(counts, {
-      // The graph sampler alone samples: prefill and step are never created.
-      'demo-shapes/sample_loop': 1,
+      // On the CPU kv_step alone samples: prefill, step and sample_loop are never created.
+      'demo-shapes/kv_step': 1,
       'demo-shapes/decoder': 1,
       'demo-shapes/encoder': 1,
       // Reranking on the generation thread, classification on the CLIP thread: onnxruntime

@@ -104,11 +104,11 @@ describe('exported minDALL-E and dVAE packs', () => {
       license: string;
       files: Record<string, { bytes: number }>;
     };
-    assert.equal(manifest.schema_version, 4);
+    assert.equal(manifest.schema_version, 5);
     assert.match(manifest.license, /CC-BY-NC-SA-4\.0/);
     // The engine reports it with the pack, for GET /models.
     assert.equal(engine.packs().find((pack) => pack.name === 'mindalle-tiny')?.license, manifest.license);
-    const graphs = ['generator-prefill.onnx', 'generator-step.onnx', 'generator-sample-loop.onnx'];
+    const graphs = ['generator-prefill.onnx', 'generator-step.onnx', 'generator-sample-loop.onnx', 'generator-kv-step.onnx'];
     const inGraphs = graphs.reduce((sum, g) => sum + manifest.files[g].bytes, 0);
     assert.ok(inGraphs < manifest.files['generator.weights'].bytes, `${inGraphs} bytes in the graphs themselves`);
   });
@@ -124,6 +124,7 @@ describe('exported minDALL-E and dVAE packs', () => {
       model: 'mindalle-tiny',
     };
     const first = await engine.generate(request);
+    assert.equal(first.sampler, 'kv');
     assert.equal(first.truncated, false);
     assert.equal(first.images.length, 2);
     for (const image of first.images) {
@@ -137,6 +138,18 @@ describe('exported minDALL-E and dVAE packs', () => {
       other.images.map((i) => Buffer.from(i.pixels).toString('base64')),
       first.images.map((i) => Buffer.from(i.pixels).toString('base64')),
     );
+  });
+
+  test("kv_step draws sample_loop's images", async () => {
+    const graph = await createEngine({ modelsDir: join(dir, 'packs'), logger: silentLog, samplerMode: 'graph' });
+    try {
+      const request = { prompt: 'a bird on a branch', seed: 3, candidates: 4, n: 4, model: 'mindalle-tiny' };
+      const [kv, loop] = [await engine.generate(request), await graph.generate(request)];
+      assert.deepEqual([kv.sampler, loop.sampler], ['kv', 'graph']);
+      kv.images.forEach((image, i) => assert.deepEqual(image.pixels, loop.images[i].pixels, `image ${i}`));
+    } finally {
+      await graph.close();
+    }
   });
 
   test('a prompt over 64 tokens is truncated and says so', async () => {

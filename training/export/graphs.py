@@ -1,7 +1,7 @@
 """Export a pack's models to the ONNX graphs of packs/CONTRACT.md (opset 17).
 
 `python3 -m training.export.graphs packs/P...` exports a pack's generator graphs (prefill, step,
-sample_loop) again from the weights they hold, when the code that exports them changed; the
+sample_loop, kv_step) again from the weights they hold, when the code that exports them changed; the
 manifest's checksums and memory figures follow. An int8 pack is quantized again from its float
 pack instead (training.quantize).
 """
@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from training.export import sample_loop, weight_layout
 from training.export.opset import OPSET, torchscript_exporter
-from training.pack.manifest import GRAPH_FILES, file_entry, write_manifest
+from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 from training.pack.weights import load_pack
 
 
@@ -57,6 +57,51 @@ class LoopStep(nn.Module):
         for i, (k, v) in enumerate(new):
             present += [torch.cat([past[2 * i], k], 2), torch.cat([past[2 * i + 1], v], 2)]
         return (logits, *present)
+
+
+class KvStep(nn.Module):
+    """kv_step: prefill and step in one graph over a cache the caller holds. The prompts'
+    rows (text_tokens [P, T]) come out as prefill's (logits, present_kv [L, 2, P, H, T, D]); the
+    image rows (image_token [B, 1]) read each layer's keys and values from buffers [B, H, S, D]
+    of which the first `position` [1] positions are filled, and return the new position's
+    (logits [B, K], new_kv [L, 2, B, H, 1, D]), which the caller writes into its buffers at
+    `position`. Nothing is copied or grown: the buffers are read where they lie. A run feeds
+    zero rows to the half it does not need. One graph, so each weight is one initializer read
+    by both halves (onnxruntime prepacks it once; a second session would hold it again)."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, text_tokens, image_token, position, *caches):
+        prompt_logits, prompt_kv = self.generator.prefill(text_tokens)
+        layers = [[(caches[2 * i], caches[2 * i + 1], position)] for i in range(len(caches) // 2)]
+        logits, new = self.generator.step_layers(image_token, layers)
+        return prompt_logits, prompt_kv, logits, torch.stack([torch.stack(kv) for kv in new])
+
+
+def kv_step_names(layers):
+    """(input names, output names) of kv_step."""
+    caches = [f"{kind}_{i}" for i in range(layers) for kind in ("k", "v")]
+    return (["text_tokens", "image_token", "position", *caches],
+            ["prompt_logits", "prompt_kv", "logits", "new_kv"])
+
+
+def kv_step_export(present_kv, text_length):
+    """(args, input names, output names, dynamic axes) to export KvStep, given a prefill's
+    present_kv [L, 2, B, H, T, D]: buffers of T + 2 positions, T filled."""
+    layers, _, batch, heads, _, head_dim = present_kv.shape
+    inputs, outputs = kv_step_names(layers)
+    text = torch.zeros(batch, text_length, dtype=torch.long)
+    token = torch.zeros(batch, 1, dtype=torch.long)
+    position = torch.tensor([text_length])
+    caches = [torch.zeros(batch, heads, text_length + 2, head_dim) for _ in range(2 * layers)]
+    caches = [torch.cat([present_kv[i // 2, i % 2], c[:, :, text_length:]], 2) for i, c in enumerate(caches)]
+    axes = {"text_tokens": {0: "P"}, "image_token": {0: "B"}, "prompt_logits": {0: "P"},
+            "prompt_kv": {2: "P"}, "logits": {0: "B"}, "new_kv": {2: "B"}}
+    for name in inputs[3:]:
+        axes[name] = {0: "B", 2: "S"}
+    return (text, token, position, *caches), inputs, outputs, axes
 
 
 def loop_step_export(present_kv, text_length):
@@ -122,8 +167,11 @@ def export_generator(generator, out_dir, with_loop=True):
     _export(Step(generator), (token, kv), step_path, ["image_token", "past_kv"], ["logits", "present_kv"],
             {"image_token": {0: "B"}, "past_kv": {2: "B", 4: "P"},
              "logits": {0: "B"}, "present_kv": {2: "B", 4: "P_next"}})
+    kv_step_path = os.path.join(out_dir, GRAPH_FILES["kv_step"])
+    args, inputs, outputs, axes = kv_step_export(kv, c.text_length)
+    _export(KvStep(generator), args, kv_step_path, inputs, outputs, axes)
     # The files too, not only sample_loop's copy of them: every graph reads its matrices as stored.
-    weight_layout.rewrite_files([prefill_path, step_path])
+    weight_layout.rewrite_files([prefill_path, step_path, kv_step_path])
     if with_loop:
         args, inputs, outputs, axes = loop_step_export(kv, c.text_length)
         with tempfile.TemporaryDirectory() as work:  # the body lives inside sample_loop only
@@ -176,6 +224,9 @@ def reexport_generator(pack_dir):
     if any(graph_names[g] != GRAPH_FILES[g] for g in graph_names):
         raise SystemExit(f"{pack_dir}: its generator graphs are not named as this exporter names them")
     export_generator(generator, pack_dir, with_loop="sample_loop" in graph_names)
+    # The graphs are this exporter's now, kv_step among them: the pack is of its schema.
+    graph_names["kv_step"] = GRAPH_FILES["kv_step"]
+    doc["schema_version"] = SCHEMA_VERSION
     for graph in graph_names.values():
         doc["files"][graph] = file_entry(os.path.join(pack_dir, graph))
     write_manifest(pack_dir, doc)

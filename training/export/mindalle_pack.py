@@ -33,7 +33,7 @@ import yaml
 from onnx import TensorProto, helper, numpy_helper
 
 from training.export import openai_clip_pack, sample_loop, weight_layout
-from training.export.graphs import LoopStep, Prefill, Step, loop_step_export
+from training.export.graphs import KvStep, LoopStep, Prefill, Step, kv_step_export, loop_step_export
 from training.export.opset import OPSET, torchscript_exporter
 from training.pack.manifest import GRAPH_FILES, SCHEMA_VERSION, file_entry, write_manifest
 from training.upstream import mindalle_tokenizer as tok
@@ -177,7 +177,7 @@ def _export_graph(module, args, path, inputs, outputs, dynamic_axes, weights_dir
 
 
 def export_generator(gpt, out_dir, fp16=False, external=None):
-    """prefill, step and sample_loop into out_dir; returns the files written.
+    """prefill, step, sample_loop and kv_step into out_dir; returns the files written.
 
     Over 2 GB, the weights go to one file per tensor in a work folder (_export_graph) and are
     read back one at a time (fp16, deduplication, the shared file), so they are held in memory
@@ -201,15 +201,19 @@ def export_generator(gpt, out_dir, fp16=False, external=None):
         args, inputs, outputs, axes = loop_step_export(kv, gpt.text_length)  # sample_loop's body
         body, body_spilled = _export_graph(
             LoopStep(gpt), args, os.path.join(work, "loop-step.onnx"), inputs, outputs, axes, weights)
-        spilled = prefill_spilled or step_spilled or body_spilled
+        args, inputs, outputs, axes = kv_step_export(kv, gpt.text_length)
+        kv_step, kv_step_spilled = _export_graph(
+            KvStep(gpt), args, os.path.join(work, "kv-step.onnx"), inputs, outputs, axes, weights)
+        spilled = prefill_spilled or step_spilled or body_spilled or kv_step_spilled
         # Before fp16, whose Casts would stand between the weights and their Transposes.
-        for part in (prefill, step, body):
+        for part in (prefill, step, body, kv_step):
             weight_layout.store_as_consumed(part, work)
         if fp16:
-            for part in (prefill, step, body):
+            for part in (prefill, step, body, kv_step):
                 weights_to_fp16(part, base_dir=work)
         loop = sample_loop.build_model(prefill, body, gpt.image_tokens, work)
-        models = {GRAPH_FILES["prefill"]: prefill, GRAPH_FILES["step"]: step, GRAPH_FILES["sample_loop"]: loop}
+        models = {GRAPH_FILES["prefill"]: prefill, GRAPH_FILES["step"]: step, GRAPH_FILES["sample_loop"]: loop,
+                  GRAPH_FILES["kv_step"]: kv_step}
         if external is None:
             external = spilled or max(m.ByteSize() for m in models.values()) > PROTOBUF_LIMIT
         if spilled and not external:
@@ -263,7 +267,7 @@ def generation_sections(gpt, vqgan, pad_id):
             "layers": gpt.layers,
             "heads": gpt.heads,
             "head_dim": gpt.head_dim,
-            "graphs": {k: GRAPH_FILES[k] for k in ("prefill", "step", "sample_loop")},
+            "graphs": {k: GRAPH_FILES[k] for k in ("prefill", "step", "sample_loop", "kv_step")},
             "sampling_defaults": {**SAMPLING_DEFAULTS,
                                   "top_k": min(SAMPLING_DEFAULTS["top_k"], gpt.tok_emb_img.num_embeddings)},
         },

@@ -46,10 +46,10 @@ from training.pack.manifest import file_entry, with_weights, write_manifest
 
 # The graphs rewritten, by manifest key: the decoder is convolutions and stays float32.
 GRAPHS = (("generator", "prefill"), ("generator", "step"), ("generator", "sample_loop"),
-          ("clip", "image"), ("clip", "text"))
+          ("generator", "kv_step"), ("clip", "image"), ("clip", "text"))
 GRAPH_NAMES = {("generator", "prefill"): "prefill", ("generator", "step"): "step",
-               ("generator", "sample_loop"): "sample_loop", ("clip", "image"): "clip_image",
-               ("clip", "text"): "clip_text"}
+               ("generator", "sample_loop"): "sample_loop", ("generator", "kv_step"): "kv_step",
+               ("clip", "image"): "clip_image", ("clip", "text"): "clip_text"}
 # Protobuf's limit is 2 GB; past this the weights go to an external data file.
 INLINE_LIMIT = 1_800_000_000
 SHARED = "int8/"  # prefix of the constants every rewritten MatMul shares

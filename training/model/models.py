@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.kvcache.parts import cached_positions, step_on_stacked, weights_over_parts
+from training.kvcache.parts import cached_positions, part_scores, step_on_stacked, weights_over_parts
 
 MASK_VALUE = -1e9
 
@@ -194,13 +194,16 @@ class Attention(nn.Module):
         `parts` [(past_k, past_v), ...] along the positions: concatenating first would copy
         every layer's cache on every step."""
         scale = self.head_dim ** -0.5
-        scores = [q @ past_k.transpose(-1, -2) * scale for past_k, _ in parts]
+        scores = part_scores(q, parts, scale)
         weights = torch.cat(scores + [(q * k).sum(-1, keepdim=True) * scale], -1).softmax(-1)
         return self.merge(weights_over_parts(weights, parts) + weights[..., -1:] * v)
 
     def merge(self, y):
-        b, _, s, _ = y.shape
-        return self.out(y.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+        # The sizes read from the tensor reshaped: onnxruntime then reshapes with its dims as
+        # they are, where a size read elsewhere becomes -1, which a run of zero rows cannot
+        # resolve (kv_step runs its prefill half on zero rows).
+        y = y.transpose(1, 2)
+        return self.out(y.reshape(y.shape[0], y.shape[1], self.heads * self.head_dim))
 
 
 class Block(nn.Module):

@@ -14,6 +14,7 @@ GRAPH_FILES = {
     "prefill": "generator-prefill.onnx",
     "step": "generator-step.onnx",
     "sample_loop": "generator-sample-loop.onnx",
+    "kv_step": "generator-kv-step.onnx",
     "decoder": "decoder.onnx",
     "encoder": "encoder.onnx",
     "clip_image": "clip-image.onnx",
@@ -22,8 +23,9 @@ GRAPH_FILES = {
 TOKENIZER_FILE = "tokenizer.json"
 # 2: sample_loop takes top_k, temperature and top_p per row ([B]); 3: a manifest may state its
 # weights' `license`; 4: an optional `encoder` graph, and sample_loop takes `keep` (forced
-# tokens); see packs/CONTRACT.md.
-SCHEMA_VERSION = 4
+# tokens); 5: an optional `kv_step` graph (prefill and step over a cache the caller holds); see
+# packs/CONTRACT.md.
+SCHEMA_VERSION = 5
 
 
 def write_manifest(pack_dir, doc):
@@ -45,7 +47,7 @@ def file_entry(path):
 
 def manifest(name, version, description, gpt, vq, clip, logit_scale, sampling_defaults, with_loop,
              vocabulary=None, examples=None, with_encoder_graph=True):
-    graphs = {"prefill": GRAPH_FILES["prefill"], "step": GRAPH_FILES["step"]}
+    graphs = {"prefill": GRAPH_FILES["prefill"], "step": GRAPH_FILES["step"], "kv_step": GRAPH_FILES["kv_step"]}
     if with_loop:
         graphs["sample_loop"] = GRAPH_FILES["sample_loop"]
     doc = {

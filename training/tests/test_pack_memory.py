@@ -82,6 +82,13 @@ class PackMemoryTest(unittest.TestCase):
             with self.subTest(pack=os.path.basename(pack)):
                 self.assertEqual(loop_cache_copies(pack), [])
 
+    def test_kv_step_reads_the_callers_buffers_in_place(self):
+        # kv_step's point: the caller's buffers are only read (no Concat grows them, nothing
+        # takes them apart), so a step copies nothing of the cache.
+        for pack in PACKS:
+            with self.subTest(pack=os.path.basename(pack)):
+                self.assertEqual(kv_step_cache_copies(pack), [])
+
 
 # Ops that write their input's bytes elsewhere; a Transpose before a MatMul is fused away by
 # onnxruntime, the past's keys are read transposed where they lie.
@@ -126,6 +133,28 @@ def loop_cache_copies(pack):
             if node.op_type == "Transpose" and any(r.op_type != "MatMul" for r in readers.get(node.output[0], [])):
                 copies.append(f"{name}: Transpose not into a MatMul")
             elif node.op_type not in _READS_IN_PLACE | {"Concat"}:
+                copies.append(f"{name}: {node.op_type}")
+    return copies
+
+
+def kv_step_cache_copies(pack):
+    """What reads a pack's kv_step buffers other than in place: ["<input>: <op>", ...]."""
+    with open(os.path.join(pack, "manifest.json")) as f:
+        doc = json.load(f)
+    graph = onnx.load(os.path.join(pack, doc["generator"]["graphs"]["kv_step"]), load_external_data=False).graph
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    buffers = [value.name for value in graph.input if value.name.startswith(("k_", "v_"))]
+    if len(buffers) != 2 * doc["generator"]["layers"]:
+        return [f"{len(buffers)} buffer inputs"]
+    copies = []
+    for name in buffers:
+        for node in readers.get(name, []):
+            if node.op_type == "Transpose" and any(r.op_type != "MatMul" for r in readers.get(node.output[0], [])):
+                copies.append(f"{name}: Transpose not into a MatMul")
+            elif node.op_type not in _READS_IN_PLACE:
                 copies.append(f"{name}: {node.op_type}")
     return copies
 

@@ -81,7 +81,8 @@ class QuantizeTest(unittest.TestCase):
         m = self.manifest
         self.assertEqual(m["name"], "demo-shapes-int8")
         self.assertEqual(m["weights"], {"format": "int8", "source": "demo-shapes",
-                                        "graphs": ["prefill", "step", "sample_loop", "clip_image", "clip_text"]})
+                                        "graphs": ["prefill", "step", "sample_loop", "kv_step", "clip_image",
+                                                   "clip_text"]})
         for name, entry in m["files"].items():
             data = (self.dst / name).read_bytes()
             self.assertEqual(entry, {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}, name)

@@ -20,7 +20,7 @@ import torch
 
 from training.export import dvae_decoder, dvae_encoder, mindalle_pack
 from training.tests import make_upstream_checkpoints as make
-from training.tests.test_pack_memory import loop_cache_copies, step_copies
+from training.tests.test_pack_memory import kv_step_cache_copies, loop_cache_copies, step_copies
 from training.upstream import dvae, safe_pickle
 from training.upstream import mindalle_tokenizer as tok
 
@@ -210,7 +210,7 @@ class UpstreamExportTest(unittest.TestCase):
         out = self.path("pack")
         manifest = mindalle_pack.export_pack(self.path("mindalle"), out, external=True, name="mindalle-tiny")
         self.assertEqual(manifest["license"], mindalle_pack.LICENSE)
-        self.assertEqual(manifest["schema_version"], 4)
+        self.assertEqual(manifest["schema_version"], 5)
         self.assertEqual(manifest["geometry"]["text_length"], 64)
         self.assertEqual(manifest["geometry"]["image_grid"], [4, 4])
         self.assertEqual(manifest["generator"]["text_pad_id"], self.fixture["token_ids"][-1][0])
@@ -221,7 +221,7 @@ class UpstreamExportTest(unittest.TestCase):
         self.assertIn(mindalle_pack.WEIGHTS_FILE, manifest["files"])
         # Every generator tensor lives once in the shared file: no graph holds the large ones.
         graphs = sum(manifest["files"][manifest["generator"]["graphs"][g]]["bytes"]
-                     for g in ("prefill", "step", "sample_loop"))
+                     for g in ("prefill", "step", "sample_loop", "kv_step"))
         self.assertLess(graphs, manifest["files"][mindalle_pack.WEIGHTS_FILE]["bytes"] / 2)
         params = sum(t.numel() for k, t in torch.load(self.path("mindalle", "stage2_last.ckpt"))["state_dict"].items()
                      if not k.startswith("head_txt."))
@@ -234,6 +234,7 @@ class UpstreamExportTest(unittest.TestCase):
         copied, cache = step_copies(out)
         self.assertLess(copied, 2.2 * cache)
         self.assertEqual(loop_cache_copies(out), [])
+        self.assertEqual(kv_step_cache_copies(out), [])
 
     def test_weights_past_2_gb_go_through_files_one_tensor_at_a_time_into_the_same_pack(self):
         # minDALL-E's 5 GB: with the limit lowered, this small export takes that path.

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from training.kvcache.parts import cached_positions, step_on_stacked, weights_over_parts
+from training.kvcache.parts import cached_positions, part_scores, step_on_stacked, weights_over_parts
 
 
 @contextlib.contextmanager
@@ -57,12 +57,14 @@ def build_on_state(build, state):
 class SelfAttention(nn.Module):
     def __init__(self, width, heads):
         super().__init__()
-        self.heads = heads
+        self.heads, self.head_dim = heads, width // heads
         self.key, self.query, self.value, self.proj = (nn.Linear(width, width) for _ in range(4))
 
     def split(self, x):
-        b, t, c = x.shape
-        return x.view(b, t, self.heads, c // self.heads).transpose(1, 2)  # [B, H, T, D]
+        # The head size a constant: read from the shape, onnxruntime reshapes to -1 there, which a
+        # run of zero rows cannot resolve (kv_step runs its prefill half on zero rows).
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
 
     def forward(self, x):
         """Returns (y, kv [2, B, H, S, D]), causal over the text (as upstream samples)."""
@@ -70,9 +72,7 @@ class SelfAttention(nn.Module):
         att = q @ (k.transpose(-2, -1) * (1.0 / math.sqrt(k.shape[-1])))
         t = x.shape[1]
         att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
-        y = att.softmax(-1) @ v
-        y = y.transpose(1, 2).reshape(x.shape)
-        return self.proj(y), torch.stack([k, v])
+        return self.proj(self.merge(att.softmax(-1) @ v)), torch.stack([k, v])
 
     def step(self, x, parts):
         """One position x [B, 1, W] after the cache's parts [(k, v), ...], each [B, H, P_i, D]:
@@ -81,10 +81,15 @@ class SelfAttention(nn.Module):
         upstream's head sizes, so the scaling rounds nothing)."""
         q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
         q = q * (1.0 / math.sqrt(k.shape[-1]))
-        scores = [q @ past_k.transpose(-2, -1) for past_k, _ in parts]
+        scores = part_scores(q, parts)
         att = torch.cat(scores + [(q * k).sum(-1, keepdim=True)], -1).softmax(-1)
         y = weights_over_parts(att, parts) + att[..., -1:] * v
-        return self.proj(y.transpose(1, 2).reshape(x.shape)), k, v
+        return self.proj(self.merge(y)), k, v
+
+    def merge(self, y):
+        """[B, H, T, D] -> [B, T, H * D], the sizes read from the tensor reshaped (see split)."""
+        y = y.transpose(1, 2)
+        return y.reshape(y.shape[0], y.shape[1], self.heads * self.head_dim)
 
 
 class Block(nn.Module):
