@@ -19,7 +19,7 @@ import { createEngine, loadPack, parseDevice, type DeviceName, silentLog } from 
 import { Pack } from '../src/models/packs.js';
 import { candidateSeed } from '../src/models/rng.js';
 import { rowsOf, sampleChunkHost, sampleChunkKv, sampleChunkLoop } from '../src/models/sampler.js';
-import type { SamplerPath } from '../src/models/types.js';
+import type { SamplerPath } from '../src/models/manifest.js';
 import { generatorText } from '../src/models/tokenizers.js';
 import { type PythonRun, runPythonReference, savePackState } from './python-reference.js';
 import { compareInt8 } from './int8.js';

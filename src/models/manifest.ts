@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { ChecksumRecords, type VerifyOptions } from './checksum-cache.js';
 import { ModelError } from './errors.js';
-import type { SamplerPath } from './types.js';
 
 /** The sections that make a pack generate: present together or not at all. */
 export interface GenerationSections {
@@ -84,6 +83,12 @@ export interface Manifest extends Partial<GenerationSections> {
 }
 
 export type GeneratingManifest = Manifest & GenerationSections;
+
+/**
+ * How a chunk's tokens were sampled: `kv` the host loop over kv_step (the cache in this
+ * process's buffers), `host` the prefill/step loop, `graph` the pack's sample_loop.
+ */
+export type SamplerPath = 'kv' | 'host' | 'graph';
 
 /** `int8`: MatMul weights int8 with a scale per output column, activations quantized per row at run time. */
 export type WeightFormat = 'float32' | 'int8';

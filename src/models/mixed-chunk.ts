@@ -7,22 +7,14 @@ import { decodeTokens, type DecodedChunk } from './decoder.js';
 import { encodePixels, keptTokens } from './encoder.js';
 import { ModelError } from './errors.js';
 import { checkPromptAndSeed, checkSeed, resolveSampling } from './generate-options.js';
-import { completes } from './manifest.js';
+import { completes, type SamplerPath } from './manifest.js';
 import type { Pack } from './packs.js';
 import type { Preprocess } from './preprocess.js';
 import { BestN } from './rerank.js';
 import { candidateSeed } from './rng.js';
 import type { SampleRow } from './sampler.js';
 import { generatorText } from './tokenizers.js';
-import type {
-  ChunkPart,
-  ChunkPartOutcome,
-  ChunkResult,
-  CompletionInput,
-  GeneratedImage,
-  MixedChunk,
-  SamplerPath,
-} from './types.js';
+import type { ChunkPart, ChunkPartOutcome, ChunkResult, CompletionInput, GeneratedImage, MixedChunk } from './types.js';
 
 /** What the chunk needs from the pipeline (kept structural: no import cycle). */
 export interface ChunkContext {

@@ -17,11 +17,12 @@ import {
   type GraphName,
   type Manifest,
   weightFormat,
+  type SamplerPath,
 } from './manifest.js';
 import { probeFeeds } from './placement.js';
 import { createSession, type ProviderSettings } from './providers.js';
 import { TextTokenizer } from './tokenizers.js';
-import type { PackSummary, SamplerPath } from './types.js';
+import type { PackSummary } from './types.js';
 
 export type { GraphName } from './manifest.js';
 

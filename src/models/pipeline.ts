@@ -4,13 +4,13 @@ import { Clip } from './clip.js';
 import type { DecodedChunk } from './decoder.js';
 import { InvalidImageError, ModelError } from './errors.js';
 import type { Log } from './log.js';
-import { completes } from './manifest.js';
+import { completes, type SamplerPath } from './manifest.js';
 import { CLIP_GRAPHS, type GraphName, type Pack } from './packs.js';
 import { preprocessRaw, type Preprocess } from './preprocess.js';
 import { runMixedChunk } from './mixed-chunk.js';
 import type { Device } from './providers.js';
 import { sampleChunkHost, sampleChunkKv, sampleChunkLoop, type SampleRow } from './sampler.js';
-import type { ChunkResult, ClassifyOutcome, ClassifyRequest, MixedChunk, LabelScore, SamplerPath } from './types.js';
+import type { ChunkResult, ClassifyOutcome, ClassifyRequest, MixedChunk, LabelScore } from './types.js';
 
 export interface PipelineSettings {
   clipBatch: number;

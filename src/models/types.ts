@@ -1,7 +1,7 @@
 // The inference core's public surface: what the worker (and the CLIs, benchmarks) call.
 // Tensors in, tensors out: nothing here knows about Redis, HTTP or storage.
 import type { Log } from './log.js';
-import type { WeightFormat } from './manifest.js';
+import type { SamplerPath, WeightFormat } from './manifest.js';
 
 /** `cpu`, `cuda` (device 0) or `cuda:N`. */
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -151,12 +151,6 @@ export interface MixedChunk {
 export type ChunkPartOutcome =
   | { key: string; ok: true; promptTokens: number; truncated: boolean; promptUsed: string; images: GeneratedImage[] }
   | { key: string; ok: false; error: { code: 'validation_failed' | 'unknown_model'; message: string } };
-
-/**
- * How a chunk's tokens were sampled: `kv` the host loop over kv_step (the cache in this
- * process's buffers), `host` the prefill/step loop, `graph` the pack's sample_loop.
- */
-export type SamplerPath = 'kv' | 'host' | 'graph';
 
 export interface ChunkResult {
   model: string;
