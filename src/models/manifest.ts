@@ -229,6 +229,8 @@ export function validateManifest(data: unknown, source = 'manifest.json'): Manif
   }
   // Completion forces tokens in sample_loop, whose `keep` input came with schema 4.
   if (m.encoder !== undefined && m.schema_version < 4) fail('encoder', 'needs schema_version 4 or later');
+  if (m.generator?.graphs.kv_step !== undefined && m.schema_version < 5)
+    fail('generator.graphs.kv_step', 'needs schema_version 5 or later');
   for (const [field, file] of namedFiles(m)) {
     if (!(file in m.files)) fail(field, `names "${file}", which is missing from files`);
   }

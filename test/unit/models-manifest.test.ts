@@ -68,16 +68,25 @@ test('a malformed manifest names the field', async () => {
   }
 });
 
-test('schemas 1 to 4 load (4 adds the encoder and forced tokens, 3 license, 2 per-row settings); others are refused', async () => {
+test('schemas 1 to 5 load (5 adds kv_step, 4 the encoder and forced tokens, 3 license, 2 per-row settings); others are refused', async () => {
   const current = await manifestOf(demoDir);
-  assert.equal(validateManifest(current).schema_version, 4);
-  const { encoder, ...textOnly } = current;
+  assert.equal(validateManifest(current).schema_version, 5);
+  await rejectsWith(
+    () => validateManifest({ ...current, schema_version: 4 }),
+    'pack_invalid_manifest',
+    /generator\.graphs\.kv_step needs schema_version 5 or later/,
+  );
+  const { kv_step, ...graphs } = current.generator.graphs;
+  assert.equal(kv_step, 'generator-kv-step.onnx');
+  const withoutKv: Record<string, any> = { ...current, generator: { ...current.generator, graphs } };
+  assert.equal(validateManifest({ ...withoutKv, schema_version: 4 }).schema_version, 4);
+  const { encoder, ...textOnly } = withoutKv;
   assert.deepEqual(encoder, { graph: 'encoder.onnx' });
   assert.equal(validateManifest({ ...textOnly, schema_version: 3 }).schema_version, 3);
   assert.equal(validateManifest({ ...textOnly, schema_version: 2 }).schema_version, 2);
   assert.equal(validateManifest({ ...textOnly, schema_version: 1 }).schema_version, 1);
   await rejectsWith(
-    () => validateManifest({ ...current, schema_version: 3 }),
+    () => validateManifest({ ...withoutKv, schema_version: 3 }),
     'pack_invalid_manifest',
     /encoder needs schema_version 4 or later/,
   );
@@ -90,9 +99,9 @@ test('schemas 1 to 4 load (4 adds the encoder and forced tokens, 3 license, 2 pe
     'pack_invalid_manifest',
     /geometry is required with encoder \(an encoder completes the generations of a pack that generates\)/,
   );
-  assert.equal(validateManifest({ ...current, license: 'CC-BY-NC-SA-4.0' }).schema_version, 4);
+  assert.equal(validateManifest({ ...current, license: 'CC-BY-NC-SA-4.0' }).schema_version, 5);
   await rejectsWith(
-    () => validateManifest({ ...current, schema_version: 5 }),
+    () => validateManifest({ ...current, schema_version: 6 }),
     'pack_invalid_manifest',
     /schema_version must be equal to one of/,
   );
@@ -102,6 +111,7 @@ test('vocabulary and examples are optional in every schema version, and checked 
   const current = await manifestOf(demoDir);
   assert.ok(current.vocabulary.includes('circle'), 'the demo pack lists the words it was trained on');
   assert.ok(current.examples.length > 0);
+  delete current.generator.graphs.kv_step;
   for (const schema_version of [1, 2, 3, 4]) {
     if (schema_version < 4) delete current.encoder;
     const listed = validateManifest({ ...current, schema_version });

@@ -112,7 +112,7 @@ class Rewriter:
         root = Scope(self.model.graph, None)
         shared = {"inv127": np.array(INV_127, np.float32), "min_scale": np.array(MIN_SCALE, np.float32),
                   "offset": np.array(128, np.float32), "zero_point": np.array(128, np.uint8),
-                  "axes": np.array([-1], np.int64)}
+                  "axes": np.array([-1], np.int64), "one": np.array([1], np.int64)}
         self.model.graph.initializer.extend(numpy_helper.from_array(v, SHARED + k) for k, v in shared.items())
         self._graph(root)
         _drop_unused(self.model.graph)
@@ -151,11 +151,18 @@ class Rewriter:
         a = node.input[0]
         if a not in scope.activations:
             n = self._name
-            absolute, peak, raw, s, scaled, rounded, shifted, a_q = (
-                n("abs"), n("max"), n("raw_scale"), n("scale"), n("scaled"), n("round"), n("shift"), n("a_q"))
-            reduce = (helper.make_node("ReduceMax", [absolute, SHARED + "axes"], [peak], keepdims=1)
-                      if self.opset >= 18 else helper.make_node("ReduceMax", [absolute], [peak], axes=[-1], keepdims=1))
+            absolute, reduced, rows, row_shape, peak, raw, s, scaled, rounded, shifted, a_q = (
+                n("abs"), n("reduced"), n("rows"), n("row_shape"), n("max"), n("raw_scale"), n("scale"),
+                n("scaled"), n("round"), n("shift"), n("a_q"))
+            reduce = (helper.make_node("ReduceMax", [absolute, SHARED + "axes"], [reduced], keepdims=1)
+                      if self.opset >= 18
+                      else helper.make_node("ReduceMax", [absolute], [reduced], axes=[-1], keepdims=1))
+            # onnxruntime reduces an empty tensor (zero rows: kv_step's idle half) to its own
+            # shape, not [..., 1]; the Reshape, a no-op otherwise, gives it the row shape.
             nodes += [helper.make_node("Abs", [a], [absolute]), reduce,
+                      helper.make_node("Shape", [a], [rows], end=-1),
+                      helper.make_node("Concat", [rows, SHARED + "one"], [row_shape], axis=0),
+                      helper.make_node("Reshape", [reduced, row_shape], [peak]),
                       helper.make_node("Mul", [peak, SHARED + "inv127"], [raw]),
                       helper.make_node("Max", [raw, SHARED + "min_scale"], [s]),
                       helper.make_node("Div", [a, s], [scaled]),
