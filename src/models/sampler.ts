@@ -145,8 +145,8 @@ export async function sampleChunkHost(
 const BUFFER_GROWTH = 32;
 
 /**
- * One layer's keys or values for a whole chunk, held here and read by kv_step where they lie:
- * [B, H, stride, D] in a buffer sized once for every position the image needs, the stride
+ * Every layer's keys and values for a whole chunk, held here and read by kv_step where they lie:
+ * each [B, H, stride, D] in a buffer sized once for every position the image needs, the stride
  * growing by BUFFER_GROWTH positions as the image does, so each run reads the filled positions
  * and at most BUFFER_GROWTH - 1 more (masked in the graph).
  */
@@ -229,8 +229,8 @@ export async function sampleChunkKv(
   const T = prompts[0].length;
   const int64 = (values: BigInt64Array, dims: number[]) => new ort.Tensor('int64', values, dims);
   const layers = kvStep.inputNames.filter((name) => name.startsWith('k_')).length;
-  // The prompts alone; the step half runs on one row of one position at the first image position
-  // (zero rows would do, but the exported reshapes of that half cannot take them), and is not read.
+  // The prompts; the step half, which a run cannot skip, on one row of one zero position at the
+  // first image position, its outputs not fetched.
   const first = await kvStep.run(
     {
       text_tokens: stackText(prompts),
