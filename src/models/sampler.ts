@@ -228,7 +228,7 @@ export async function sampleChunkKv(
   const { prompts, ofRow } = distinctPrompts(req.rows);
   const T = prompts[0].length;
   const int64 = (values: BigInt64Array, dims: number[]) => new ort.Tensor('int64', values, dims);
-  const layers = kvStep.inputNames.filter((name) => name.startsWith('k_')).length;
+  const shape = cacheShape(kvStep);
   // The prompts; the step half, which a run cannot skip, on one row of one zero position at the
   // first image position, its outputs not fetched.
   const first = await kvStep.run(
@@ -236,14 +236,13 @@ export async function sampleChunkKv(
       text_tokens: stackText(prompts),
       image_token: int64(new BigInt64Array(1), [1, 1]),
       position: int64(BigInt64Array.of(BigInt(T)), [1]),
-      ...emptyCaches(kvStep, layers),
+      ...new KvBuffers({ ...shape, batch: 1 }, 1, 0).feeds(),
     },
     ['prompt_logits', 'prompt_kv'],
   );
   let picked = picker.pick(first.prompt_logits.data as Float32Array, 0, (b) => ofRow[b]);
-  const [, , , heads, , headDim] = first.prompt_kv.dims;
   // The last token's keys and values are never read: T + N - 1 positions hold every one read.
-  const cache = new KvBuffers({ layers, batch, heads, headDim }, T + N - 1, T);
+  const cache = new KvBuffers({ ...shape, batch }, T + N - 1, T);
   cache.write(first.prompt_kv, 0, (b) => ofRow[b]);
   const noText = int64(new BigInt64Array(0), [0, T]);
   for (let step = 1; step < N; step++) {
@@ -265,16 +264,15 @@ export async function sampleChunkKv(
   return tokens;
 }
 
-/** kv_step's cache inputs for a run of its prompt half: one row, one position of zeros. */
-function emptyCaches(kvStep: ort.InferenceSession, layers: number): Record<string, ort.Tensor> {
+/** Layers, heads and head size of kv_step's cache inputs (`k_l`, `v_l`: [B, H, S, D]). */
+function cacheShape(kvStep: ort.InferenceSession): { layers: number; heads: number; headDim: number } {
   const meta = kvStep.inputMetadata.find((m) => m.name === 'k_0');
-  const dims = meta && meta.isTensor ? meta.shape : [];
-  const heads = Number(dims[1]);
-  const headDim = Number(dims[3]);
-  const empty = new ort.Tensor('float32', new Float32Array(heads * headDim), [1, heads, 1, headDim]);
-  const feeds: Record<string, ort.Tensor> = {};
-  for (let l = 0; l < layers; l++) feeds[`k_${l}`] = feeds[`v_${l}`] = empty;
-  return feeds;
+  const dims = meta?.isTensor ? meta.shape : [];
+  return {
+    layers: kvStep.inputNames.filter((name) => name.startsWith('k_')).length,
+    heads: Number(dims[1]),
+    headDim: Number(dims[3]),
+  };
 }
 
 const settingKey = (p: SamplingParams) => `${p.topK}/${p.temperature}/${p.topP}`;

@@ -95,8 +95,8 @@ def kv_step_export(present_kv, text_length):
     text = torch.zeros(batch, text_length, dtype=torch.long)
     token = torch.zeros(batch, 1, dtype=torch.long)
     position = torch.tensor([text_length])
-    caches = [torch.zeros(batch, heads, text_length + 2, head_dim) for _ in range(2 * layers)]
-    caches = [torch.cat([present_kv[i // 2, i % 2], c[:, :, text_length:]], 2) for i, c in enumerate(caches)]
+    unfilled = present_kv.new_zeros(batch, heads, 2, head_dim)
+    caches = [torch.cat([present_kv[i // 2, i % 2], unfilled], 2) for i in range(2 * layers)]
     axes = {"text_tokens": {0: "P"}, "image_token": {0: "B"}, "prompt_logits": {0: "P"},
             "prompt_kv": {2: "P"}, "logits": {0: "B"}, "new_kv": {2: "B"}}
     for name in inputs[3:]:
